@@ -1,0 +1,679 @@
+//! The docker-compatible command line. Turns words into request structs,
+//! calls one `Engine` method, renders the result.
+
+pub mod table;
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+
+use crate::container::{RestartPolicy, RunSpec};
+use crate::engine::{Attach, Engine, EngineError};
+use crate::runtime::exec::ExecOptions;
+
+#[derive(Parser)]
+#[command(name = "berth", version, about = "A container engine whose first interface is a script", disable_help_subcommand = true)]
+pub struct Cli {
+    /// State directory (default /var/lib/berth, or $BERTH_ROOT)
+    #[arg(long, global = true)]
+    root: Option<PathBuf>,
+    #[command(subcommand)]
+    cmd: Option<Cmd>,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run a command in a new container, or a .rhai script
+    Run(RunArgs),
+    /// Create a new container
+    Create(RunArgs),
+    /// Start stopped containers
+    Start(StartArgs),
+    /// Stop running containers
+    Stop(StopArgs),
+    /// Restart containers
+    Restart(StopArgs),
+    /// Kill running containers
+    Kill(KillArgs),
+    /// Pause all processes within containers
+    Pause(Names),
+    /// Unpause all processes within containers
+    Unpause(Names),
+    /// Block until containers stop, then print their exit codes
+    Wait(Names),
+    /// Remove containers
+    Rm(RmArgs),
+    /// Rename a container
+    Rename { old: String, new: String },
+    /// List containers
+    Ps(PsArgs),
+    /// Display detailed information on containers or images
+    Inspect(InspectArgs),
+    /// Fetch the logs of a container
+    Logs(LogsArgs),
+    /// Run a command in a running container
+    Exec(ExecArgs),
+    /// Display the running processes of a container
+    Top { container: String },
+    /// Copy files between a container and the local filesystem
+    Cp { src: String, dst: String },
+    /// Manage containers
+    #[command(subcommand)]
+    Container(ContainerCmd),
+    /// Manage images
+    #[command(subcommand)]
+    Image(ImageCmd),
+    /// List images
+    Images(ImagesArgs),
+    /// Remove images
+    Rmi(RmiArgs),
+    /// Import a filesystem tarball as an image
+    Import(ImportArgs),
+    /// Interactive Rhai session
+    Repl,
+    /// Run .rhai test files
+    Test(TestArgs),
+    #[command(hide = true)]
+    Monitor { id: String },
+}
+
+#[derive(Subcommand)]
+enum ContainerCmd {
+    #[command(alias = "list")]
+    Ls(PsArgs),
+    Run(RunArgs),
+    Create(RunArgs),
+    Start(StartArgs),
+    Stop(StopArgs),
+    Restart(StopArgs),
+    Kill(KillArgs),
+    Pause(Names),
+    Unpause(Names),
+    Wait(Names),
+    #[command(alias = "remove")]
+    Rm(RmArgs),
+    Rename { old: String, new: String },
+    Inspect(InspectArgs),
+    Logs(LogsArgs),
+    Exec(ExecArgs),
+    Top { container: String },
+    Cp { src: String, dst: String },
+}
+
+#[derive(Subcommand)]
+enum ImageCmd {
+    #[command(alias = "list")]
+    Ls(ImagesArgs),
+    #[command(alias = "remove")]
+    Rm(RmiArgs),
+    Inspect(InspectArgs),
+    Import(ImportArgs),
+    History { image: String },
+}
+
+#[derive(Args, Clone)]
+struct RunArgs {
+    #[arg(short = 'd', long)]
+    detach: bool,
+    #[arg(short = 'i', long)]
+    interactive: bool,
+    #[arg(short = 't', long)]
+    tty: bool,
+    #[arg(long)]
+    rm: bool,
+    #[arg(long)]
+    name: Option<String>,
+    #[arg(short = 'e', long = "env")]
+    env: Vec<String>,
+    #[arg(short = 'w', long = "workdir")]
+    workdir: Option<String>,
+    #[arg(long)]
+    hostname: Option<String>,
+    #[arg(short = 'u', long)]
+    user: Option<String>,
+    #[arg(long)]
+    entrypoint: Option<String>,
+    #[arg(short = 'l', long = "label")]
+    label: Vec<String>,
+    #[arg(short = 'm', long)]
+    memory: Option<String>,
+    #[arg(long)]
+    cpus: Option<f64>,
+    #[arg(long = "pids-limit")]
+    pids_limit: Option<i64>,
+    #[arg(long, default_value = "no")]
+    restart: String,
+    #[arg(long = "cap-add")]
+    cap_add: Vec<String>,
+    #[arg(long = "cap-drop")]
+    cap_drop: Vec<String>,
+    #[arg(long = "sysctl")]
+    sysctl: Vec<String>,
+    #[arg(long)]
+    privileged: bool,
+    #[arg(long = "network", alias = "net")]
+    network: Option<String>,
+    #[arg(long = "stop-signal")]
+    stop_signal: Option<String>,
+    #[arg(long = "stop-timeout")]
+    stop_timeout: Option<u64>,
+    /// Image, then the command and its arguments
+    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, num_args = 1..)]
+    image_and_cmd: Vec<String>,
+}
+
+#[derive(Args)]
+struct StartArgs {
+    #[arg(short = 'i', long)]
+    interactive: bool,
+    #[arg(short = 'a', long)]
+    attach: bool,
+    #[arg(required = true)]
+    containers: Vec<String>,
+}
+
+#[derive(Args)]
+struct StopArgs {
+    #[arg(short = 't', long = "time", alias = "timeout")]
+    time: Option<u64>,
+    #[arg(required = true)]
+    containers: Vec<String>,
+}
+
+#[derive(Args)]
+struct KillArgs {
+    #[arg(short = 's', long, default_value = "KILL")]
+    signal: String,
+    #[arg(required = true)]
+    containers: Vec<String>,
+}
+
+#[derive(Args)]
+struct Names {
+    #[arg(required = true)]
+    containers: Vec<String>,
+}
+
+#[derive(Args)]
+struct RmArgs {
+    #[arg(short = 'f', long)]
+    force: bool,
+    #[arg(short = 'v', long)]
+    volumes: bool,
+    containers: Vec<String>,
+}
+
+#[derive(Args)]
+struct PsArgs {
+    #[arg(short = 'a', long)]
+    all: bool,
+    #[arg(short = 'q', long)]
+    quiet: bool,
+    #[arg(long)]
+    format: Option<String>,
+}
+
+#[derive(Args)]
+struct ImagesArgs {
+    #[arg(short = 'q', long)]
+    quiet: bool,
+    #[arg(long)]
+    format: Option<String>,
+}
+
+#[derive(Args)]
+struct RmiArgs {
+    #[arg(short = 'f', long)]
+    force: bool,
+    images: Vec<String>,
+}
+
+#[derive(Args)]
+struct InspectArgs {
+    #[arg(long, short = 'f')]
+    format: Option<String>,
+    #[arg(required = true)]
+    names: Vec<String>,
+}
+
+#[derive(Args)]
+struct LogsArgs {
+    #[arg(short = 'f', long)]
+    follow: bool,
+    #[arg(short = 't', long)]
+    timestamps: bool,
+    container: String,
+}
+
+#[derive(Args)]
+struct ExecArgs {
+    #[arg(short = 'i', long)]
+    interactive: bool,
+    #[arg(short = 't', long)]
+    tty: bool,
+    #[arg(short = 'd', long)]
+    detach: bool,
+    #[arg(short = 'e', long = "env")]
+    env: Vec<String>,
+    #[arg(short = 'w', long = "workdir")]
+    workdir: Option<String>,
+    #[arg(short = 'u', long)]
+    user: Option<String>,
+    #[arg(long)]
+    privileged: bool,
+    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, num_args = 2..)]
+    container_and_cmd: Vec<String>,
+}
+
+#[derive(Args)]
+struct ImportArgs {
+    /// Tarball path, or - for standard input
+    file: String,
+    reference: Option<String>,
+    #[arg(short = 'c', long = "change")]
+    change: Vec<String>,
+}
+
+#[derive(Args)]
+struct TestArgs {
+    paths: Vec<String>,
+    #[arg(long, default_value_t = 1)]
+    jobs: usize,
+    #[arg(long)]
+    filter: Option<String>,
+    #[arg(long)]
+    junit: Option<String>,
+    #[arg(long = "keep-on-failure")]
+    keep_on_failure: bool,
+}
+
+/// Parses `64m`, `1g`, `512k`, `1048576`: docker's --memory units.
+pub fn parse_bytes(s: &str) -> Result<i64, String> {
+    let t = s.trim().to_ascii_lowercase();
+    let t = t.strip_suffix('b').unwrap_or(&t);
+    let (num, mult) = match t.chars().last() {
+        Some('k') => (&t[..t.len() - 1], 1i64 << 10),
+        Some('m') => (&t[..t.len() - 1], 1 << 20),
+        Some('g') => (&t[..t.len() - 1], 1 << 30),
+        _ => (t, 1),
+    };
+    let v: f64 = num.parse().map_err(|_| format!("invalid size {s:?}: use a number with an optional unit b, k, m or g (e.g. 64m)"))?;
+    if v <= 0.0 {
+        return Err(format!("invalid size {s:?}: must be positive"));
+    }
+    let bytes = (v * mult as f64) as i64;
+    if bytes < 6 << 20 {
+        return Err(format!("invalid size {s:?}: the minimum memory limit is 6m"));
+    }
+    Ok(bytes)
+}
+
+pub fn parse_kv(items: &[String], what: &str) -> anyhow::Result<BTreeMap<String, String>> {
+    let mut m = BTreeMap::new();
+    for i in items {
+        let (k, v) = i.split_once('=').with_context(|| format!("invalid {what} {i:?}: expected KEY=VALUE"))?;
+        m.insert(k.to_string(), v.to_string());
+    }
+    Ok(m)
+}
+
+impl RunArgs {
+    fn to_spec(&self) -> anyhow::Result<RunSpec> {
+        let mut it = self.image_and_cmd.iter();
+        let image = it.next().cloned().context("an image name is required")?;
+        let cmd: Vec<String> = it.cloned().collect();
+        let env = self.env.iter().map(|e| if e.contains('=') { e.clone() } else { format!("{e}={}", std::env::var(e).unwrap_or_default()) }).collect();
+        Ok(RunSpec {
+            image,
+            name: self.name.clone(),
+            cmd: (!cmd.is_empty()).then_some(cmd),
+            entrypoint: self.entrypoint.as_ref().map(|e| if e.is_empty() { vec![] } else { vec![e.clone()] }),
+            env,
+            workdir: self.workdir.clone(),
+            hostname: self.hostname.clone(),
+            user: self.user.clone(),
+            labels: parse_kv(&self.label.iter().map(|l| if l.contains('=') { l.clone() } else { format!("{l}=") }).collect::<Vec<_>>(), "label")?,
+            tty: self.tty,
+            interactive: self.interactive,
+            rm: self.rm,
+            memory: self.memory.as_deref().map(parse_bytes).transpose().map_err(anyhow::Error::msg)?,
+            cpus: self.cpus,
+            pids_limit: self.pids_limit,
+            restart: RestartPolicy::parse(&self.restart)?,
+            cap_add: self.cap_add.clone(),
+            cap_drop: self.cap_drop.clone(),
+            sysctls: parse_kv(&self.sysctl, "sysctl")?,
+            privileged: self.privileged,
+            network: self.network.clone(),
+            stop_signal: self.stop_signal.clone(),
+            stop_timeout: self.stop_timeout,
+        })
+    }
+}
+
+/// An error on its way out, with the exit code docker would give.
+pub struct Exit(pub i32);
+
+pub fn main() -> i32 {
+    let args: Vec<String> = std::env::args().collect();
+    // Hidden monitor entry: no clap, no logging set-up: it must start fast.
+    if args.get(1).map(String::as_str) == Some("monitor") {
+        let paths = crate::store::Paths::from_env(None);
+        return crate::runtime::monitor::main(paths, args.get(2).map(String::as_str).unwrap_or(""), crate::runtime::monitor::inherited_socket());
+    }
+    init_tracing();
+    let cli = match Cli::try_parse_from(&args) {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { 125 } else { 0 };
+            let _ = e.print();
+            return code;
+        }
+    };
+    match dispatch(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            let code = e.downcast_ref::<EngineError>().map(|x| x.exit_code()).unwrap_or(125);
+            eprintln!("berth: {e:#}");
+            code
+        }
+    }
+}
+
+fn init_tracing() {
+    if let Ok(f) = std::env::var("BERTH_LOG") {
+        let _ = tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::new(f)).with_writer(std::io::stderr).try_init();
+    }
+}
+
+fn dispatch(cli: Cli) -> anyhow::Result<i32> {
+    let root = cli.root.clone();
+    let engine = || Engine::open(root.clone()).map_err(anyhow::Error::from);
+    let Some(cmd) = cli.cmd else {
+        if crate::sys::pty::is_tty(0) {
+            return crate::script::repl::run(engine()?);
+        }
+        bail!("no command given; try `berth --help`, or `berth repl`");
+    };
+    let cmd = match cmd {
+        Cmd::Container(c) => match c {
+            ContainerCmd::Ls(a) => Cmd::Ps(a),
+            ContainerCmd::Run(a) => Cmd::Run(a),
+            ContainerCmd::Create(a) => Cmd::Create(a),
+            ContainerCmd::Start(a) => Cmd::Start(a),
+            ContainerCmd::Stop(a) => Cmd::Stop(a),
+            ContainerCmd::Restart(a) => Cmd::Restart(a),
+            ContainerCmd::Kill(a) => Cmd::Kill(a),
+            ContainerCmd::Pause(a) => Cmd::Pause(a),
+            ContainerCmd::Unpause(a) => Cmd::Unpause(a),
+            ContainerCmd::Wait(a) => Cmd::Wait(a),
+            ContainerCmd::Rm(a) => Cmd::Rm(a),
+            ContainerCmd::Rename { old, new } => Cmd::Rename { old, new },
+            ContainerCmd::Inspect(a) => Cmd::Inspect(a),
+            ContainerCmd::Logs(a) => Cmd::Logs(a),
+            ContainerCmd::Exec(a) => Cmd::Exec(a),
+            ContainerCmd::Top { container } => Cmd::Top { container },
+            ContainerCmd::Cp { src, dst } => Cmd::Cp { src, dst },
+        },
+        Cmd::Image(c) => match c {
+            ImageCmd::Ls(a) => Cmd::Images(a),
+            ImageCmd::Rm(a) => Cmd::Rmi(a),
+            ImageCmd::Inspect(a) => return inspect(&engine()?, a, true),
+            ImageCmd::Import(a) => Cmd::Import(a),
+            ImageCmd::History { image } => return history(&engine()?, &image),
+        },
+        other => other,
+    };
+    let e = engine()?;
+    let out = &mut std::io::stdout();
+    match cmd {
+        Cmd::Run(a) => {
+            if a.image_and_cmd[0].ends_with(".rhai") {
+                return crate::script::run_file(e, &a.image_and_cmd[0], &a.image_and_cmd[1..]);
+            }
+            let spec = a.to_spec()?;
+            let attach = if a.detach { Attach::Detached } else { Attach::Stdio { stdin: a.interactive, tty: a.tty } };
+            let (c, o) = e.run(&spec, attach)?;
+            if a.detach {
+                writeln!(out, "{}", c.id)?;
+            }
+            Ok(o.code)
+        }
+        Cmd::Create(a) => {
+            let c = e.create(&a.to_spec()?)?;
+            writeln!(out, "{}", c.id)?;
+            Ok(0)
+        }
+        Cmd::Start(a) => {
+            if a.interactive || a.attach {
+                let c = e.container(&a.containers[0])?;
+                let o = e.start_attached(&c.id, Attach::Stdio { stdin: a.interactive, tty: c.spec.tty })?;
+                return Ok(o.code);
+            }
+            each(&a.containers, |n| e.start(n).map(|_| n.to_string()))
+        }
+        Cmd::Stop(a) => each(&a.containers, |n| e.stop(n, a.time).map(|_| n.to_string())),
+        Cmd::Restart(a) => each(&a.containers, |n| e.restart(n, a.time).map(|_| n.to_string())),
+        Cmd::Kill(a) => each(&a.containers, |n| e.kill(n, &a.signal).map(|_| n.to_string())),
+        Cmd::Pause(a) => each(&a.containers, |n| e.pause(n).map(|_| n.to_string())),
+        Cmd::Unpause(a) => each(&a.containers, |n| e.unpause(n).map(|_| n.to_string())),
+        Cmd::Wait(a) => each(&a.containers, |n| e.wait(n).map(|c| c.to_string())),
+        Cmd::Rm(a) => {
+            if a.containers.is_empty() {
+                bail!("\"rm\" requires at least 1 argument: berth rm [-f] CONTAINER...");
+            }
+            each(&a.containers, |n| e.remove(n, a.force).map(|_| n.to_string()))
+        }
+        Cmd::Rename { old, new } => {
+            e.rename(&old, &new)?;
+            Ok(0)
+        }
+        Cmd::Ps(a) => {
+            let list = e.containers(a.all)?;
+            if a.quiet {
+                for c in &list {
+                    writeln!(out, "{}", c.short_id())?;
+                }
+            } else if a.format.as_deref() == Some("json") {
+                for c in &list {
+                    writeln!(out, "{}", serde_json::json!({"ID": c.short_id(), "Image": c.image_ref, "Command": c.command.join(" "), "CreatedAt": c.created, "State": c.state, "Status": table::status(c), "Names": c.name, "Labels": c.spec.labels}))?;
+                }
+            } else {
+                write!(out, "{}", table::containers(&list))?;
+            }
+            Ok(0)
+        }
+        Cmd::Images(a) => {
+            let list = e.images()?;
+            if a.quiet {
+                for i in &list {
+                    writeln!(out, "{}", i.short_id())?;
+                }
+            } else if a.format.as_deref() == Some("json") {
+                for i in &list {
+                    writeln!(out, "{}", serde_json::json!({"ID": i.short_id(), "Repository": i.tags.first().map(|t| t.rsplit_once(':').map(|x| x.0).unwrap_or(t)).unwrap_or("<none>"), "Tag": i.tags.first().and_then(|t| t.rsplit_once(':').map(|x| x.1)).unwrap_or("<none>"), "CreatedAt": i.created, "Size": table::human_size(i.size)}))?;
+                }
+            } else {
+                write!(out, "{}", table::images(&list))?;
+            }
+            Ok(0)
+        }
+        Cmd::Rmi(a) => {
+            if a.images.is_empty() {
+                bail!("\"rmi\" requires at least 1 argument: berth rmi [-f] IMAGE...");
+            }
+            let mut code = 0;
+            for i in &a.images {
+                match e.image_remove(i, a.force) {
+                    Ok(r) => {
+                        for t in r.untagged {
+                            writeln!(out, "Untagged: {t}")?;
+                        }
+                        for d in r.deleted {
+                            writeln!(out, "Deleted: {d}")?;
+                        }
+                    }
+                    Err(err) => {
+                        eprintln!("berth: {err}");
+                        code = 1;
+                    }
+                }
+            }
+            Ok(code)
+        }
+        Cmd::Import(a) => {
+            let img = e.import_file(&a.file, a.reference.as_deref(), &a.change)?;
+            writeln!(out, "{}", img.id)?;
+            Ok(0)
+        }
+        Cmd::Inspect(a) => inspect(&e, a, false),
+        Cmd::Logs(a) => {
+            let mut print = |l: &crate::engine::LogLine| {
+                let text = if a.timestamps { format!("{} {}", l.time, l.text) } else { l.text.clone() };
+                if l.stream == "stderr" {
+                    let _ = std::io::stderr().write_all(text.as_bytes());
+                } else {
+                    let mut o = std::io::stdout();
+                    let _ = o.write_all(text.as_bytes());
+                    let _ = o.flush();
+                }
+            };
+            if a.follow {
+                e.follow_logs(&a.container, &mut print)?;
+            } else {
+                for l in e.logs(&a.container)? {
+                    print(&l);
+                }
+            }
+            Ok(0)
+        }
+        Cmd::Exec(a) => {
+            let mut it = a.container_and_cmd.into_iter();
+            let c = it.next().unwrap();
+            let env = a.env.iter().map(|e| if e.contains('=') { e.clone() } else { format!("{e}={}", std::env::var(e).unwrap_or_default()) }).collect();
+            let opts = ExecOptions { args: it.collect(), env, workdir: a.workdir, user: a.user, tty: a.tty, privileged: a.privileged };
+            let o = e.exec(&c, opts, false)?;
+            Ok(o.code)
+        }
+        Cmd::Top { container } => {
+            let procs = e.top(&container)?;
+            let hz = 100.0;
+            let boot = boot_time();
+            let rows: Vec<Vec<String>> = procs
+                .iter()
+                .map(|p| {
+                    let start = boot + p.start_ticks as f64 / hz;
+                    let st = crate::store::rfc3339(start as i64, 0);
+                    let t = p.cpu_ticks / 100;
+                    vec![uid_name(p.uid), p.pid.to_string(), p.ppid.to_string(), "0".into(), st[11..16].to_string(), p.tty.clone(), format!("{:02}:{:02}:{:02}", t / 3600, t / 60 % 60, t % 60), p.cmd.clone()]
+                })
+                .collect();
+            write!(out, "{}", table::render(&["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"], &rows))?;
+            Ok(0)
+        }
+        Cmd::Cp { src, dst } => {
+            e.copy(&src, &dst)?;
+            Ok(0)
+        }
+        Cmd::Repl => crate::script::repl::run(e),
+        Cmd::Test(a) => crate::script::test_runner(e, &a.paths, a.jobs, a.filter.as_deref(), a.junit.as_deref(), a.keep_on_failure),
+        Cmd::Monitor { .. } | Cmd::Container(_) | Cmd::Image(_) => unreachable!(),
+    }
+}
+
+fn boot_time() -> f64 {
+    std::fs::read_to_string("/proc/stat").ok().and_then(|s| s.lines().find_map(|l| l.strip_prefix("btime ")?.trim().parse().ok())).unwrap_or(0.0)
+}
+
+fn uid_name(uid: u32) -> String {
+    std::fs::read_to_string("/etc/passwd")
+        .ok()
+        .and_then(|p| p.lines().find_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            (f.len() > 2 && f[2] == uid.to_string()).then(|| f[0].to_string())
+        }))
+        .unwrap_or_else(|| uid.to_string())
+}
+
+/// Applies `f` to each name, printing its result; docker's exit code 1 if
+/// any failed.
+fn each(names: &[String], f: impl Fn(&str) -> Result<String, EngineError>) -> anyhow::Result<i32> {
+    let mut code = 0;
+    for n in names {
+        match f(n) {
+            Ok(s) => println!("{s}"),
+            Err(e) => {
+                eprintln!("berth: {e}");
+                code = 1;
+            }
+        }
+    }
+    Ok(code)
+}
+
+fn inspect(e: &Engine, a: InspectArgs, images_only: bool) -> anyhow::Result<i32> {
+    let mut all = Vec::new();
+    let mut code = 0;
+    for n in &a.names {
+        let v = if images_only {
+            e.image(n).map(|i| crate::image::inspect_json(&i))
+        } else {
+            match e.container(n) {
+                Ok(c) => Ok(crate::container::inspect_json(&e.paths, &c)),
+                Err(_) => e.image(n).map(|i| crate::image::inspect_json(&i)),
+            }
+        };
+        match v {
+            Ok(v) => all.push(v),
+            Err(_) => {
+                eprintln!("Error: No such object: {n}");
+                code = 1;
+            }
+        }
+    }
+    match a.format.as_deref() {
+        None | Some("json") => println!("{}", serde_json::to_string_pretty(&all)?),
+        Some(f) => {
+            for v in &all {
+                println!("{}", format_template(f, v));
+            }
+        }
+    }
+    Ok(code)
+}
+
+/// The common `{{.State.Status}}`-style templates: dotted paths only.
+fn format_template(f: &str, v: &serde_json::Value) -> String {
+    let mut out = String::new();
+    let mut rest = f;
+    while let Some(i) = rest.find("{{") {
+        out.push_str(&rest[..i]);
+        let Some(j) = rest[i..].find("}}") else { break };
+        let expr = rest[i + 2..i + j].trim();
+        let expr = expr.strip_prefix("json ").unwrap_or(expr).trim();
+        let mut cur = v;
+        for part in expr.trim_start_matches('.').split('.').filter(|p| !p.is_empty()) {
+            cur = &cur[part];
+        }
+        match cur {
+            serde_json::Value::String(s) => out.push_str(s),
+            other => out.push_str(&other.to_string()),
+        }
+        rest = &rest[i + j + 2..];
+    }
+    out.push_str(rest);
+    out
+}
+
+fn history(e: &Engine, name: &str) -> anyhow::Result<i32> {
+    let img = e.image(name)?;
+    let mut rows = Vec::new();
+    for h in img.config.history.iter().rev() {
+        rows.push(vec![if rows.is_empty() { img.short_id().to_string() } else { "<missing>".into() }, table::ago(&h.created), h.created_by.clone(), if h.empty_layer { "0B".into() } else { table::human_size(img.size) }, h.comment.clone()]);
+    }
+    print!("{}", table::render(&["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"], &rows));
+    Ok(0)
+}

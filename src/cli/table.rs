@@ -1,0 +1,119 @@
+//! Docker-style tables and human-readable figures, shared by the CLI and
+//! the REPL's printing of engine objects.
+
+use crate::container::Container;
+use crate::image::Image;
+use crate::store;
+
+/// Left-aligned columns separated by at least three spaces, as docker prints.
+pub fn render(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut w: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for r in rows {
+        for (i, c) in r.iter().enumerate() {
+            if i < w.len() {
+                w[i] = w[i].max(c.chars().count());
+            }
+        }
+    }
+    let mut out = String::new();
+    let line = |cells: Vec<&str>, out: &mut String| {
+        let n = cells.len();
+        for (i, c) in cells.into_iter().enumerate() {
+            out.push_str(c);
+            if i + 1 < n {
+                out.push_str(&" ".repeat(w[i] - c.chars().count() + 3));
+            }
+        }
+        out.push('\n');
+    };
+    line(header.to_vec(), &mut out);
+    for r in rows {
+        line(r.iter().map(|s| s.as_str()).collect(), &mut out);
+    }
+    out
+}
+
+pub fn human_size(b: u64) -> String {
+    let b = b as f64;
+    if b < 1000.0 {
+        return format!("{b}B");
+    }
+    for (i, u) in ["kB", "MB", "GB", "TB"].iter().enumerate() {
+        let v = b / 1000f64.powi(i as i32 + 1);
+        if v < 1000.0 {
+            return if v < 10.0 { format!("{v:.2}{u}") } else if v < 100.0 { format!("{v:.1}{u}") } else { format!("{v:.0}{u}") };
+        }
+    }
+    format!("{b}B")
+}
+
+/// "5 seconds", "About a minute", "3 hours": docker's units.
+pub fn human_duration(secs: f64) -> String {
+    let s = secs.max(0.0) as u64;
+    match s {
+        0 => "Less than a second".into(),
+        1 => "1 second".into(),
+        2..=59 => format!("{s} seconds"),
+        60..=119 => "About a minute".into(),
+        120..=3599 => format!("{} minutes", s / 60),
+        3600..=7199 => "About an hour".into(),
+        7200..=172799 => format!("{} hours", s / 3600),
+        _ => format!("{} days", s / 86400),
+    }
+}
+
+fn now() -> f64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
+}
+
+pub fn ago(ts: &str) -> String {
+    match store::parse_rfc3339(ts) {
+        Some(t) => format!("{} ago", human_duration(now() - t)),
+        None => String::new(),
+    }
+}
+
+pub fn status(c: &Container) -> String {
+    let since = |ts: &str| store::parse_rfc3339(ts).map(|t| human_duration(now() - t)).unwrap_or_default();
+    match c.state.as_str() {
+        "running" => format!("Up {}", since(&c.started_at)),
+        "paused" => format!("Up {} (Paused)", since(&c.started_at)),
+        "restarting" => format!("Restarting ({}) {} ago", c.exit_code, since(&c.finished_at)),
+        "exited" if c.finished_at.is_empty() => "Created".into(),
+        "exited" => format!("Exited ({}) {} ago", c.exit_code, since(&c.finished_at)),
+        "created" => "Created".into(),
+        other => other.to_string(),
+    }
+}
+
+fn quote_cmd(c: &Container) -> String {
+    let s = c.command.join(" ");
+    let s = if s.chars().count() > 20 { format!("{}…", s.chars().take(19).collect::<String>()) } else { s };
+    format!("\"{s}\"")
+}
+
+pub fn containers(list: &[Container]) -> String {
+    let rows: Vec<Vec<String>> = list
+        .iter()
+        .map(|c| vec![c.short_id().to_string(), c.image_ref.clone(), quote_cmd(c), ago(&c.created), status(c), String::new(), c.name.clone()])
+        .collect();
+    render(&["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"], &rows)
+}
+
+pub fn images(list: &[Image]) -> String {
+    let mut rows = Vec::new();
+    for i in list {
+        let tags: Vec<(String, String)> = if i.tags.is_empty() {
+            vec![("<none>".into(), "<none>".into())]
+        } else {
+            i.tags.iter().map(|t| {
+                let (r, tag) = t.rsplit_once(':').unwrap_or((t, "latest"));
+                (r.to_string(), tag.to_string())
+            }).collect()
+        };
+        for (r, t) in tags {
+            rows.push(vec![r, t, i.short_id().to_string(), ago(&i.created), human_size(i.size)]);
+        }
+    }
+    render(&["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"], &rows)
+}

@@ -1,0 +1,409 @@
+//! Containers: the user's options (`RunSpec`), their records in the store,
+//! the OCI spec built from them, and the lifecycle operations.
+
+pub mod spec;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use rusqlite::OptionalExtension;
+use serde::{Deserialize, Serialize};
+
+use crate::image::{self, ImageError};
+use crate::store::{self, Db, Paths, StoreError};
+
+#[derive(thiserror::Error, Debug)]
+pub enum ContainerError {
+    #[error("No such container: {0}")]
+    NotFound(String),
+    #[error("Conflict. The container name \"/{0}\" is already in use. Remove that container or choose another name.")]
+    NameInUse(String),
+    #[error("invalid container name {0:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")]
+    BadName(String),
+    #[error("no command specified: image {0} has no CMD or ENTRYPOINT; give one after the image name")]
+    NoCommand(String),
+    #[error("{0}")]
+    BadOption(String),
+    #[error("container {name} is {state}: {what}")]
+    BadState { name: String, state: String, what: String },
+    #[error("{0} is not supported yet (it arrives with {1})")]
+    NotYet(String, &'static str),
+    #[error(transparent)]
+    Image(#[from] ImageError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Runtime(String),
+    #[error("{context}: {source}")]
+    Io { context: String, source: std::io::Error },
+}
+
+pub type Result<T> = std::result::Result<T, ContainerError>;
+
+pub fn io_ctx(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> ContainerError {
+    let context = context.into();
+    move |source| ContainerError::Io { context, source }
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+pub enum RestartPolicy {
+    #[default]
+    No,
+    Always,
+    UnlessStopped,
+    OnFailure(u32),
+}
+
+impl RestartPolicy {
+    pub fn parse(s: &str) -> Result<RestartPolicy> {
+        let bad = || ContainerError::BadOption(format!("invalid restart policy {s:?}: use no, always, unless-stopped or on-failure[:N]"));
+        Ok(match s.split_once(':') {
+            None => match s {
+                "" | "no" => RestartPolicy::No,
+                "always" => RestartPolicy::Always,
+                "unless-stopped" => RestartPolicy::UnlessStopped,
+                "on-failure" => RestartPolicy::OnFailure(0),
+                _ => return Err(bad()),
+            },
+            Some(("on-failure", n)) => RestartPolicy::OnFailure(n.parse().map_err(|_| bad())?),
+            _ => return Err(bad()),
+        })
+    }
+    pub fn name(&self) -> String {
+        match self {
+            RestartPolicy::No => "no".into(),
+            RestartPolicy::Always => "always".into(),
+            RestartPolicy::UnlessStopped => "unless-stopped".into(),
+            RestartPolicy::OnFailure(_) => "on-failure".into(),
+        }
+    }
+}
+
+/// What a user asks for with `run`/`create` (or a script's option map).
+#[derive(Serialize, Deserialize, Clone, Debug, Default)]
+#[serde(default)]
+pub struct RunSpec {
+    pub image: String,
+    pub name: Option<String>,
+    pub cmd: Option<Vec<String>>,
+    pub entrypoint: Option<Vec<String>>,
+    pub env: Vec<String>,
+    pub workdir: Option<String>,
+    pub hostname: Option<String>,
+    pub user: Option<String>,
+    pub labels: BTreeMap<String, String>,
+    pub tty: bool,
+    pub interactive: bool,
+    pub rm: bool,
+    pub memory: Option<i64>,
+    pub cpus: Option<f64>,
+    pub pids_limit: Option<i64>,
+    pub restart: RestartPolicy,
+    pub cap_add: Vec<String>,
+    pub cap_drop: Vec<String>,
+    pub sysctls: BTreeMap<String, String>,
+    pub privileged: bool,
+    pub network: Option<String>,
+    pub stop_signal: Option<String>,
+    pub stop_timeout: Option<u64>,
+}
+
+/// A container as recorded in the store.
+#[derive(Serialize, Clone, Debug)]
+pub struct Container {
+    pub id: String,
+    pub name: String,
+    pub image_id: String,
+    pub image_ref: String,
+    pub created: String,
+    pub spec: RunSpec,
+    pub command: Vec<String>,
+    pub state: String,
+    pub pid: i32,
+    pub monitor_pid: i32,
+    pub exit_code: i32,
+    pub started_at: String,
+    pub finished_at: String,
+    pub oom_killed: bool,
+    pub restart_count: i64,
+    pub error: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Stored {
+    spec: RunSpec,
+    command: Vec<String>,
+}
+
+impl Container {
+    pub fn short_id(&self) -> &str {
+        &self.id[..12]
+    }
+    pub fn running(&self) -> bool {
+        self.state == "running" || self.state == "paused"
+    }
+}
+
+const COLS: &str = "id, name, image_id, image_ref, created, config, state, pid, monitor_pid, exit_code, started_at, finished_at, oom_killed, restart_count, error";
+
+fn from_row(r: &rusqlite::Row) -> rusqlite::Result<Container> {
+    let stored: String = r.get(5)?;
+    let st: Stored = serde_json::from_str(&stored).unwrap_or(Stored { spec: RunSpec::default(), command: vec![] });
+    Ok(Container {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        image_id: r.get(2)?,
+        image_ref: r.get(3)?,
+        created: r.get(4)?,
+        spec: st.spec,
+        command: st.command,
+        state: r.get(6)?,
+        pid: r.get(7)?,
+        monitor_pid: r.get(8)?,
+        exit_code: r.get(9)?,
+        started_at: r.get(10)?,
+        finished_at: r.get(11)?,
+        oom_killed: r.get::<_, i64>(12)? != 0,
+        restart_count: r.get(13)?,
+        error: r.get(14)?,
+    })
+}
+
+/// Finds a container by name, full id or unique id prefix.
+pub fn get(db: &Db, key: &str) -> Result<Container> {
+    let key = key.trim_start_matches('/');
+    let by_name = db.conn.query_row(&format!("SELECT {COLS} FROM containers WHERE name=?1 OR id=?1"), [key], from_row).optional().map_err(StoreError::from)?;
+    if let Some(c) = by_name {
+        return Ok(c);
+    }
+    if !key.is_empty() && key.bytes().all(|b| b.is_ascii_hexdigit()) {
+        let mut st = db.conn.prepare(&format!("SELECT {COLS} FROM containers WHERE id LIKE ?1")).map_err(StoreError::from)?;
+        let found: Vec<Container> = st.query_map([format!("{key}%")], from_row).map_err(StoreError::from)?.filter_map(|r| r.ok()).collect();
+        if found.len() == 1 {
+            return Ok(found.into_iter().next().unwrap());
+        }
+    }
+    Err(ContainerError::NotFound(key.to_string()))
+}
+
+pub fn list(db: &Db) -> Result<Vec<Container>> {
+    let mut st = db.conn.prepare(&format!("SELECT {COLS} FROM containers ORDER BY created DESC")).map_err(StoreError::from)?;
+    let v = st.query_map([], from_row).map_err(StoreError::from)?.filter_map(|r| r.ok()).collect();
+    Ok(v)
+}
+
+/// Names of containers that use an image (for `image rm`).
+pub fn users_of_image(db: &Db, image_id: &str) -> Result<Vec<String>> {
+    let mut st = db.conn.prepare("SELECT name FROM containers WHERE image_id=?1").map_err(StoreError::from)?;
+    let v = st.query_map([image_id], |r| r.get(0)).map_err(StoreError::from)?.filter_map(|r| r.ok()).collect();
+    Ok(v)
+}
+
+fn valid_name(n: &str) -> bool {
+    let b = n.as_bytes();
+    !b.is_empty() && b[0].is_ascii_alphanumeric() && b.iter().all(|c| c.is_ascii_alphanumeric() || b"_.-".contains(c))
+}
+
+/// Docker-style generated names: adjective_scientist.
+fn generate_name(db: &Db) -> String {
+    const A: &[&str] = &["brave", "calm", "eager", "fond", "gentle", "happy", "keen", "lucid", "merry", "nifty", "proud", "quiet", "sharp", "tender", "vivid", "witty", "zen", "bold", "clever", "dreamy"];
+    const B: &[&str] = &["hopper", "lovelace", "turing", "curie", "noether", "ritchie", "thompson", "torvalds", "knuth", "dijkstra", "hamilton", "liskov", "shannon", "babbage", "kay", "lamport", "perlman", "wozniak", "allen", "goldberg"];
+    loop {
+        let mut r = [0u8; 3];
+        store::getrandom(&mut r);
+        let mut n = format!("{}_{}", A[r[0] as usize % A.len()], B[r[1] as usize % B.len()]);
+        if r[2] % 4 == 0 {
+            n.push_str(&(r[2] % 10).to_string());
+        }
+        if get(db, &n).is_err() {
+            return n;
+        }
+    }
+}
+
+/// Creates the container: record (the name is claimed atomically by the
+/// UNIQUE constraint), directories, config.json, hosts files.
+pub fn create(paths: &Paths, db: &mut Db, spec: &RunSpec) -> Result<Container> {
+    if let Some(n) = &spec.network {
+        if n != "none" {
+            return Err(ContainerError::NotYet(format!("--network {n}"), "issue 5 (networks); only --network none works now"));
+        }
+    }
+    let img = image::resolve(db, &spec.image)?;
+    let lower = image::layer_links(db, &img)?;
+    let id = store::new_id();
+    let name = match &spec.name {
+        Some(n) if !valid_name(n) => return Err(ContainerError::BadName(n.clone())),
+        Some(n) => n.clone(),
+        None => generate_name(db),
+    };
+    let dir = paths.container_dir(&id);
+    let config = spec::build(&id, &dir, spec, &img, &lower, &paths.layers())?;
+    let command = config["process"]["args"].as_array().map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect()).unwrap_or_default();
+    let stored = serde_json::to_string(&Stored { spec: spec.clone(), command }).unwrap();
+    let created = store::now_rfc3339();
+    // Intent first: the row exists (state "creating" is never shown) before
+    // the files, so a crash leaves something `system check` can find.
+    db.write(|tx| {
+        tx.execute(
+            "INSERT INTO containers(id, name, image_id, image_ref, created, config, state) VALUES(?1,?2,?3,?4,?5,?6,'created')",
+            rusqlite::params![id, name, img.id, spec.image, created, stored],
+        )?;
+        Ok(())
+    })
+    .map_err(|e| match e {
+        StoreError::Sql(rusqlite::Error::SqliteFailure(f, _)) if f.code == rusqlite::ErrorCode::ConstraintViolation => ContainerError::NameInUse(name.clone()),
+        e => e.into(),
+    })?;
+    let made = (|| -> std::io::Result<()> {
+        for d in ["upper", "work", "merged"] {
+            std::fs::create_dir_all(dir.join(d))?;
+        }
+        let hostname = config["hostname"].as_str().unwrap_or("localhost").to_string();
+        std::fs::write(dir.join("hostname"), format!("{hostname}\n"))?;
+        std::fs::write(
+            dir.join("hosts"),
+            format!("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n"),
+        )?;
+        // With only a loopback there is no resolver to reach; the file is
+        // still there, as in Docker's --network none.
+        std::fs::write(dir.join("resolv.conf"), "")?;
+        std::fs::write(dir.join("config.json"), serde_json::to_vec_pretty(&config).unwrap())?;
+        Ok(())
+    })();
+    if let Err(e) = made {
+        let _ = std::fs::remove_dir_all(&dir);
+        let _ = db.write(|tx| Ok(tx.execute("DELETE FROM containers WHERE id=?1", [&id])?));
+        return Err(io_ctx(format!("creating container {name}"))(e));
+    }
+    get(db, &id)
+}
+
+pub fn set_state(db: &mut Db, id: &str, state: &str) -> Result<()> {
+    db.write(|tx| Ok(tx.execute("UPDATE containers SET state=?2 WHERE id=?1", rusqlite::params![id, state])?))?;
+    Ok(())
+}
+
+pub fn record_started(db: &mut Db, id: &str, pid: i32, monitor_pid: i32, restart: bool) -> Result<()> {
+    let now = store::now_rfc3339();
+    db.write(|tx| {
+        tx.execute(
+            "UPDATE containers SET state='running', pid=?2, monitor_pid=?3, started_at=?4, exit_code=0, oom_killed=0, error='', finished_at='', restart_count=restart_count+?5 WHERE id=?1",
+            rusqlite::params![id, pid, monitor_pid, now, restart as i64],
+        )?;
+        Ok(())
+    })?;
+    Ok(())
+}
+
+pub fn record_exited(db: &mut Db, id: &str, code: i32, oom: bool, error: &str) -> Result<()> {
+    let now = store::now_rfc3339();
+    db.write(|tx| {
+        tx.execute(
+            "UPDATE containers SET state='exited', pid=0, exit_code=?2, oom_killed=?3, finished_at=?4, error=?5 WHERE id=?1",
+            rusqlite::params![id, code, oom as i64, now, error],
+        )?;
+        Ok(())
+    })?;
+    Ok(())
+}
+
+pub fn record_monitor_gone(db: &mut Db, id: &str) -> Result<()> {
+    db.write(|tx| Ok(tx.execute("UPDATE containers SET monitor_pid=0 WHERE id=?1", [id])?))?;
+    Ok(())
+}
+
+pub fn rename(db: &mut Db, key: &str, new: &str) -> Result<()> {
+    let c = get(db, key)?;
+    if !valid_name(new) {
+        return Err(ContainerError::BadName(new.to_string()));
+    }
+    db.write(|tx| Ok(tx.execute("UPDATE containers SET name=?2 WHERE id=?1", rusqlite::params![c.id, new])?)).map_err(|e| match e {
+        StoreError::Sql(rusqlite::Error::SqliteFailure(f, _)) if f.code == rusqlite::ErrorCode::ConstraintViolation => ContainerError::NameInUse(new.to_string()),
+        e => e.into(),
+    })?;
+    Ok(())
+}
+
+/// Deletes the record and files of a container that is not running.
+pub fn delete(paths: &Paths, db: &mut Db, c: &Container) -> Result<()> {
+    let dir = paths.container_dir(&c.id);
+    let merged = dir.join("merged");
+    if crate::sys::mount::is_mounted(&merged) {
+        let _ = crate::sys::mount::umount_detach(&merged);
+    }
+    let cg = crate::sys::cgroup::Cgroup::load(&format!("berth/{}", c.id));
+    if cg.exists() {
+        let _ = cg.delete();
+    }
+    let _ = std::fs::remove_dir_all(paths.container_run(&c.id));
+    std::fs::remove_dir_all(&dir).or_else(|e| if e.kind() == std::io::ErrorKind::NotFound { Ok(()) } else { Err(e) }).map_err(io_ctx(format!("removing {}", dir.display())))?;
+    db.write(|tx| Ok(tx.execute("DELETE FROM containers WHERE id=?1", [&c.id])?))?;
+    Ok(())
+}
+
+pub fn log_path(paths: &Paths, id: &str) -> PathBuf {
+    paths.container_dir(id).join("log.jsonl")
+}
+
+/// The data of `berth inspect`, in docker's shape.
+pub fn inspect_json(paths: &Paths, c: &Container) -> serde_json::Value {
+    let s = &c.spec;
+    let (max_retry, policy) = match &s.restart {
+        RestartPolicy::OnFailure(n) => (*n, "on-failure"),
+        other => (0, if *other == RestartPolicy::Always { "always" } else if *other == RestartPolicy::UnlessStopped { "unless-stopped" } else { "no" }),
+    };
+    let cfg: serde_json::Value = std::fs::read(paths.container_dir(&c.id).join("config.json")).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
+    serde_json::json!({
+        "Id": c.id,
+        "Created": c.created,
+        "Path": c.command.first().cloned().unwrap_or_default(),
+        "Args": c.command.iter().skip(1).collect::<Vec<_>>(),
+        "State": {
+            "Status": c.state,
+            "Running": c.state == "running" || c.state == "paused",
+            "Paused": c.state == "paused",
+            "Restarting": c.state == "restarting",
+            "OOMKilled": c.oom_killed,
+            "Dead": false,
+            "Pid": c.pid,
+            "ExitCode": c.exit_code,
+            "Error": c.error,
+            "StartedAt": c.started_at,
+            "FinishedAt": c.finished_at,
+        },
+        "Image": c.image_id,
+        "Name": format!("/{}", c.name),
+        "RestartCount": c.restart_count,
+        "LogPath": log_path(paths, &c.id),
+        "HostnamePath": paths.container_dir(&c.id).join("hostname"),
+        "HostsPath": paths.container_dir(&c.id).join("hosts"),
+        "ResolvConfPath": paths.container_dir(&c.id).join("resolv.conf"),
+        "HostConfig": {
+            "Memory": s.memory.unwrap_or(0),
+            "NanoCpus": s.cpus.map(|c| (c * 1e9) as i64).unwrap_or(0),
+            "PidsLimit": s.pids_limit,
+            "RestartPolicy": { "Name": policy, "MaximumRetryCount": max_retry },
+            "AutoRemove": s.rm,
+            "CapAdd": s.cap_add,
+            "CapDrop": s.cap_drop,
+            "Privileged": s.privileged,
+            "Sysctls": s.sysctls,
+            "NetworkMode": s.network.clone().unwrap_or_else(|| "none".into()),
+        },
+        "Config": {
+            "Hostname": cfg["hostname"],
+            "User": cfg["annotations"]["berth.user"],
+            "Env": cfg["process"]["env"],
+            "Cmd": s.cmd,
+            "Entrypoint": s.entrypoint,
+            "Image": c.image_ref,
+            "WorkingDir": cfg["process"]["cwd"],
+            "Labels": s.labels,
+            "Tty": s.tty,
+            "OpenStdin": s.interactive,
+            "StopSignal": cfg["annotations"]["berth.stop-signal"],
+        },
+        "GraphDriver": { "Name": "overlay2", "Data": { "UpperDir": paths.container_dir(&c.id).join("upper"), "WorkDir": paths.container_dir(&c.id).join("work") } },
+    })
+}

@@ -1,0 +1,584 @@
+//! `Engine`: the only door into the core. Fronts build request structs,
+//! call one method and render the typed result.
+
+use std::io::{Read, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use crate::container::{self, Container, ContainerError, RunSpec};
+use crate::image::{self, Image, ImageError};
+use crate::runtime::{self, attach};
+use crate::store::{self, Db, Paths, StoreError};
+use crate::sys::{cgroup::Cgroup, proc, pty};
+
+#[derive(thiserror::Error, Debug)]
+pub enum EngineError {
+    #[error(transparent)]
+    Container(#[from] ContainerError),
+    #[error(transparent)]
+    Image(#[from] ImageError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A start that failed before the user's command ran: docker's
+    /// 125 / 126 / 127.
+    #[error("{msg}")]
+    Start { code: i32, msg: String },
+    #[error("{0}")]
+    Other(String),
+}
+
+impl EngineError {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            EngineError::Start { code, .. } => *code,
+            _ => runtime::EXIT_ENGINE,
+        }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, EngineError>;
+
+fn other(context: &str) -> impl FnOnce(std::io::Error) -> EngineError + '_ {
+    move |e| EngineError::Other(format!("{context}: {e}"))
+}
+
+/// How a client follows a container it starts.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Attach {
+    /// Print the id and leave it running.
+    Detached,
+    /// Relay this process's stdio (and terminal) until it exits.
+    Stdio { stdin: bool, tty: bool },
+    /// Collect stdout and stderr until it exits (scripts' run_once).
+    Capture,
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct Output {
+    pub code: i32,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
+pub struct LogLine {
+    pub stream: String,
+    pub text: String,
+    pub time: String,
+}
+
+pub struct Engine {
+    pub paths: Paths,
+    db: Mutex<Db>,
+}
+
+impl Engine {
+    pub fn open(root: Option<PathBuf>) -> Result<Engine> {
+        let paths = Paths::from_env(root);
+        store::ensure_dirs(&paths)?;
+        let db = Db::open(&paths)?;
+        Ok(Engine { paths, db: Mutex::new(db) })
+    }
+
+    fn db(&self) -> std::sync::MutexGuard<'_, Db> {
+        self.db.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    // ---- images ----
+
+    pub fn import(&self, src: &mut dyn Read, source_name: &str, tag: Option<&str>, changes: &[String]) -> Result<Image> {
+        Ok(image::import(&self.paths, &mut self.db(), src, source_name, tag, changes)?)
+    }
+
+    pub fn import_file(&self, path: &str, tag: Option<&str>, changes: &[String]) -> Result<Image> {
+        if path == "-" {
+            return self.import(&mut std::io::stdin().lock(), "-", tag, changes);
+        }
+        let mut f = std::fs::File::open(path).map_err(|e| EngineError::Other(format!("open {path}: {e}")))?;
+        self.import(&mut f, path, tag, changes)
+    }
+
+    pub fn images(&self) -> Result<Vec<Image>> {
+        Ok(image::list(&self.db())?)
+    }
+
+    pub fn image(&self, name: &str) -> Result<Image> {
+        Ok(image::resolve(&self.db(), name)?)
+    }
+
+    pub fn image_remove(&self, name: &str, force: bool) -> Result<image::Removed> {
+        let mut db = self.db();
+        let img = image::resolve(&db, name)?;
+        let users = container::users_of_image(&db, &img.id)?;
+        Ok(image::remove(&self.paths, &mut db, name, force, &users)?)
+    }
+
+    // ---- containers ----
+
+    pub fn create(&self, spec: &RunSpec) -> Result<Container> {
+        Ok(container::create(&self.paths, &mut self.db(), spec)?)
+    }
+
+    /// Finds a container and brings its recorded state up to date: a
+    /// container whose monitor died is no longer running.
+    pub fn container(&self, key: &str) -> Result<Container> {
+        let mut db = self.db();
+        let c = container::get(&db, key)?;
+        Ok(self.refresh(&mut db, c))
+    }
+
+    fn refresh(&self, db: &mut Db, c: Container) -> Container {
+        if matches!(c.state.as_str(), "running" | "paused" | "restarting") && !proc::is_alive(c.monitor_pid, None) {
+            let _ = container::record_exited(db, &c.id, if c.exit_code != 0 { c.exit_code } else { 255 }, false, "monitor process died");
+            return container::get(db, &c.id).unwrap_or(c);
+        }
+        c
+    }
+
+    pub fn containers(&self, all: bool) -> Result<Vec<Container>> {
+        let mut db = self.db();
+        let list = container::list(&db)?;
+        Ok(list.into_iter().map(|c| self.refresh(&mut db, c)).filter(|c| all || c.running() || c.state == "restarting").collect())
+    }
+
+    pub fn run(&self, spec: &RunSpec, attach: Attach) -> Result<(Container, Output)> {
+        let c = self.create(spec)?;
+        let out = self.start_attached(&c.id, attach)?;
+        let c = self.container(&c.id).unwrap_or(c);
+        Ok((c, out))
+    }
+
+    pub fn start(&self, key: &str) -> Result<Container> {
+        let c = self.container(key)?;
+        if c.running() {
+            return Ok(c);
+        }
+        self.start_attached(&c.id, Attach::Detached)?;
+        self.container(&c.id)
+    }
+
+    /// Spawns the monitor and follows the container as `attach` says.
+    pub fn start_attached(&self, key: &str, attach: Attach) -> Result<Output> {
+        let c = self.container(key)?;
+        if c.running() {
+            return Err(ContainerError::BadState { name: c.name, state: c.state, what: "it is already running".into() }.into());
+        }
+        let (mut ours, theirs) = UnixStream::pair().map_err(other("socketpair"))?;
+        // The first frame tells the monitor the terminal size, before the
+        // container's pty exists.
+        let size = if let Attach::Stdio { tty: true, .. } = attach { pty::get_size(0) } else { None };
+        let (rows, cols) = size.unwrap_or((24, 80));
+        let mut p = rows.to_be_bytes().to_vec();
+        p.extend(cols.to_be_bytes());
+        attach::write_frame(&mut ours, attach::RESIZE, &p).map_err(other("attach"))?;
+        let exe = std::env::current_exe().map_err(other("finding the berth binary"))?;
+        let mut cmd = std::process::Command::new(exe);
+        cmd.arg("monitor").arg(&c.id).env("BERTH_ROOT", &self.paths.root).env("BERTH_RUN", &self.paths.run);
+        cmd.stdin(std::process::Stdio::null()).stdout(std::process::Stdio::null());
+        let mlog = self.paths.container_dir(&c.id).join("monitor.log");
+        match std::fs::OpenOptions::new().create(true).append(true).open(&mlog) {
+            Ok(f) => cmd.stderr(f),
+            Err(_) => cmd.stderr(std::process::Stdio::null()),
+        };
+        let mut child = proc::spawn_with_fd3(&mut cmd, theirs.as_raw_fd()).map_err(other("starting the monitor"))?;
+        drop(theirs);
+        let _ = child.wait();
+        self.follow(&mut ours, attach)
+    }
+
+    fn follow(&self, sock: &mut UnixStream, attach: Attach) -> Result<Output> {
+        let mut out = Output::default();
+        // Until STARTED or ERROR arrives the start may still fail.
+        loop {
+            match attach::read_frame(sock).map_err(other("attach"))? {
+                None => return Err(EngineError::Start { code: runtime::EXIT_ENGINE, msg: "the container's monitor exited before starting it (see monitor.log in its directory)".into() }),
+                Some((attach::STARTED, _)) => break,
+                Some((attach::ERROR, p)) => {
+                    let (code, msg) = attach::parse_error(&p);
+                    return Err(EngineError::Start { code, msg });
+                }
+                Some(_) => {}
+            }
+        }
+        match attach {
+            Attach::Detached => Ok(out),
+            Attach::Capture => {
+                attach::write_frame(sock, attach::HELLO, &[attach::WANT_OUTPUT]).map_err(other("attach"))?;
+                while let Some((k, p)) = attach::read_frame(sock).map_err(other("attach"))? {
+                    match k {
+                        attach::STDOUT => out.stdout.extend(p),
+                        attach::STDERR => out.stderr.extend(p),
+                        attach::EXIT => {
+                            out.code = attach::payload_i32(&p);
+                            return Ok(out);
+                        }
+                        attach::ERROR => {
+                            let (code, msg) = attach::parse_error(&p);
+                            return Err(EngineError::Start { code, msg });
+                        }
+                        _ => {}
+                    }
+                }
+                Ok(out)
+            }
+            Attach::Stdio { stdin, tty } => {
+                attach::write_frame(sock, attach::HELLO, &[attach::WANT_OUTPUT | if stdin { attach::SENDS_STDIN } else { 0 }]).map_err(other("attach"))?;
+                out.code = relay_attached(sock, stdin, tty)?;
+                Ok(out)
+            }
+        }
+    }
+
+    fn connect(&self, c: &Container) -> Option<UnixStream> {
+        UnixStream::connect(self.paths.attach_socket(&c.id)).ok()
+    }
+
+    /// Sends a control frame and waits until the monitor closes the
+    /// connection (it has exited) or `timeout` passes.
+    fn control_and_wait(&self, c: &Container, kind: u8, arg: i32, timeout: Option<Duration>) -> Result<()> {
+        let Some(mut s) = self.connect(c) else { return Ok(()) };
+        attach::write_frame(&mut s, attach::HELLO, &[0]).map_err(other("attach"))?;
+        attach::write_frame(&mut s, kind, &attach::i32_payload(arg)).map_err(other("attach"))?;
+        if let Some(t) = timeout {
+            let _ = s.set_read_timeout(Some(t));
+        }
+        let mut buf = [0u8; 256];
+        while let Ok(n) = s.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    pub fn stop(&self, key: &str, timeout: Option<u64>) -> Result<Container> {
+        let c = self.container(key)?;
+        let t = timeout.or(c.spec.stop_timeout).unwrap_or(10);
+        if c.running() || c.state == "restarting" {
+            self.control_and_wait(&c, attach::STOP, t as i32, None)?;
+        }
+        self.container(&c.id)
+    }
+
+    pub fn kill(&self, key: &str, signal: &str) -> Result<Container> {
+        let c = self.container(key)?;
+        let sig = proc::signal_number(signal).ok_or_else(|| EngineError::Other(format!("invalid signal: {signal}")))?;
+        if !c.running() {
+            return Err(ContainerError::BadState { name: c.name, state: c.state, what: "cannot kill a container that is not running".into() }.into());
+        }
+        let wait = if sig == libc::SIGKILL { Some(Duration::from_secs(10)) } else { Some(Duration::from_millis(1)) };
+        self.control_and_wait(&c, attach::KILL, sig, wait)?;
+        self.container(&c.id)
+    }
+
+    pub fn restart(&self, key: &str, timeout: Option<u64>) -> Result<Container> {
+        let c = self.stop(key, timeout)?;
+        self.start(&c.id)
+    }
+
+    pub fn pause(&self, key: &str) -> Result<Container> {
+        let c = self.container(key)?;
+        if c.state != "running" {
+            return Err(ContainerError::BadState { name: c.name, state: c.state, what: "only a running container can be paused".into() }.into());
+        }
+        Cgroup::load(&format!("berth/{}", c.id)).freeze().map_err(other("pause"))?;
+        container::set_state(&mut self.db(), &c.id, "paused")?;
+        self.container(&c.id)
+    }
+
+    pub fn unpause(&self, key: &str) -> Result<Container> {
+        let c = self.container(key)?;
+        if c.state != "paused" {
+            return Err(ContainerError::BadState { name: c.name, state: c.state, what: "it is not paused".into() }.into());
+        }
+        Cgroup::load(&format!("berth/{}", c.id)).thaw().map_err(other("unpause"))?;
+        container::set_state(&mut self.db(), &c.id, "running")?;
+        self.container(&c.id)
+    }
+
+    /// Blocks until the container stops; returns its exit code.
+    pub fn wait(&self, key: &str) -> Result<i32> {
+        let c = self.container(key)?;
+        if let Some(mut s) = self.connect(&c) {
+            let _ = attach::write_frame(&mut s, attach::HELLO, &[0]);
+            while let Ok(Some((k, p))) = attach::read_frame(&mut s) {
+                if k == attach::EXIT {
+                    return Ok(attach::payload_i32(&p));
+                }
+            }
+        }
+        match self.container(&c.id) {
+            Ok(c) => Ok(c.exit_code),
+            // Removed by --rm meanwhile.
+            Err(_) => Ok(0),
+        }
+    }
+
+    pub fn remove(&self, key: &str, force: bool) -> Result<String> {
+        let c = self.container(key)?;
+        if c.running() || c.state == "restarting" {
+            if !force {
+                return Err(ContainerError::BadState {
+                    name: c.name,
+                    state: c.state,
+                    what: "cannot remove a running container; stop it first or use rm -f".into(),
+                }
+                .into());
+            }
+            self.control_and_wait(&c, attach::KILL, libc::SIGKILL, Some(Duration::from_secs(10)))?;
+        }
+        let mut db = self.db();
+        match container::get(&db, &c.id) {
+            Ok(c) => container::delete(&self.paths, &mut db, &c)?,
+            Err(ContainerError::NotFound(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+        Ok(c.name)
+    }
+
+    pub fn rename(&self, key: &str, new: &str) -> Result<()> {
+        Ok(container::rename(&mut self.db(), key, new)?)
+    }
+
+    pub fn logs(&self, key: &str) -> Result<Vec<LogLine>> {
+        let c = self.container(key)?;
+        let text = std::fs::read_to_string(container::log_path(&self.paths, &c.id)).unwrap_or_default();
+        Ok(text.lines().filter_map(parse_log_line).collect())
+    }
+
+    /// Calls `each` for every log line, then for new ones until the
+    /// container stops.
+    pub fn follow_logs(&self, key: &str, each: &mut dyn FnMut(&LogLine)) -> Result<()> {
+        let c = self.container(key)?;
+        let path = container::log_path(&self.paths, &c.id);
+        let mut f = std::fs::File::open(&path).map_err(other("opening the log"))?;
+        let mut pending = String::new();
+        loop {
+            let mut chunk = String::new();
+            f.read_to_string(&mut chunk).map_err(other("reading the log"))?;
+            pending.push_str(&chunk);
+            while let Some(i) = pending.find('\n') {
+                let line: String = pending.drain(..=i).collect();
+                if let Some(l) = parse_log_line(line.trim_end()) {
+                    each(&l);
+                }
+            }
+            if chunk.is_empty() {
+                let running = self.container(&c.id).map(|c| c.running() || c.state == "restarting").unwrap_or(false);
+                if !running {
+                    return Ok(());
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+
+    /// Runs a command in a running container. In a single-threaded process
+    /// with `capture == false` it enters directly; otherwise through a
+    /// re-executed `berth exec`, whose output is captured.
+    pub fn exec(&self, key: &str, opts: runtime::exec::ExecOptions, capture: bool) -> Result<Output> {
+        let c = self.container(key)?;
+        if c.state != "running" {
+            return Err(ContainerError::BadState { name: c.name, state: c.state, what: "exec needs a running container".into() }.into());
+        }
+        if !capture && proc::thread_count() == 1 {
+            let spec = runtime::load_spec(&self.paths.container_dir(&c.id)).map_err(other("reading config.json"))?;
+            let code = runtime::exec::exec(&spec, c.pid, &format!("berth/{}", c.id), opts).map_err(|e| EngineError::Start { code: e.code, msg: e.msg })?;
+            return Ok(Output { code, ..Default::default() });
+        }
+        let exe = std::env::current_exe().map_err(other("finding the berth binary"))?;
+        let mut cmd = std::process::Command::new(exe);
+        cmd.arg("exec").env("BERTH_ROOT", &self.paths.root).env("BERTH_RUN", &self.paths.run);
+        for e in &opts.env {
+            cmd.arg("-e").arg(e);
+        }
+        if let Some(w) = &opts.workdir {
+            cmd.arg("-w").arg(w);
+        }
+        if let Some(u) = &opts.user {
+            cmd.arg("-u").arg(u);
+        }
+        if opts.privileged {
+            cmd.arg("--privileged");
+        }
+        cmd.arg(&c.id).args(&opts.args).stdin(std::process::Stdio::null());
+        let o = cmd.output().map_err(other("running berth exec"))?;
+        let code = o.status.code().unwrap_or(runtime::EXIT_ENGINE);
+        if code >= 125 && o.stdout.is_empty() {
+            let msg = String::from_utf8_lossy(&o.stderr).trim().trim_start_matches("berth: ").to_string();
+            if msg.starts_with("exec:") || msg.contains("not running") {
+                return Err(EngineError::Start { code, msg });
+            }
+        }
+        Ok(Output { code, stdout: o.stdout, stderr: o.stderr })
+    }
+
+    /// Processes of a container: (pid, ppid, uid, start ticks, cpu ticks, tty nr, command).
+    pub fn top(&self, key: &str) -> Result<Vec<ProcInfo>> {
+        let c = self.container(key)?;
+        if !c.running() {
+            return Err(ContainerError::BadState { name: c.name, state: c.state, what: "top needs a running container".into() }.into());
+        }
+        let mut v: Vec<ProcInfo> = Cgroup::load(&format!("berth/{}", c.id)).procs().into_iter().filter_map(proc_info).collect();
+        v.sort_by_key(|p| p.pid);
+        Ok(v)
+    }
+
+    /// `berth cp`: one of src/dst is `CONTAINER:PATH`.
+    pub fn copy(&self, src: &str, dst: &str) -> Result<()> {
+        let split = |s: &str| -> Option<(String, String)> {
+            let (c, p) = s.split_once(':')?;
+            (!c.contains('/') && !c.is_empty()).then(|| (c.to_string(), p.to_string()))
+        };
+        match (split(src), split(dst)) {
+            (Some((c, p)), None) => self.with_root(&c, |root| {
+                let from = runtime::init::in_root(root, Path::new(&p)).map_err(|e| EngineError::Other(e.msg))?;
+                copy_tree(&from, Path::new(dst)).map_err(|e| EngineError::Other(format!("copying {src} to {dst}: {e}")))
+            }),
+            (None, Some((c, p))) => self.with_root(&c, |root| {
+                let mut to = runtime::init::in_root(root, Path::new(&p)).map_err(|e| EngineError::Other(e.msg))?;
+                if to.is_dir() {
+                    to = to.join(Path::new(src).file_name().unwrap_or_default());
+                }
+                copy_tree(Path::new(src), &to).map_err(|e| EngineError::Other(format!("copying {src} to {dst}: {e}")))
+            }),
+            _ => Err(EngineError::Other("cp: exactly one of SRC and DST must be CONTAINER:PATH".into())),
+        }
+    }
+
+    /// Gives `f` the container's root: /proc/PID/root while it runs, else a
+    /// short-lived overlay mount of its layers.
+    fn with_root(&self, key: &str, f: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+        let c = self.container(key)?;
+        if c.running() {
+            return f(&PathBuf::from(format!("/proc/{}/root", c.pid)));
+        }
+        let dir = self.paths.container_dir(&c.id);
+        let spec = runtime::load_spec(&dir).map_err(other("reading config.json"))?;
+        let m = spec.mounts().clone().unwrap_or_default().into_iter().find(|m| m.destination() == Path::new("/")).ok_or_else(|| EngineError::Other("no root mount".into()))?;
+        let opts: Vec<String> = m.options().clone().unwrap_or_default();
+        let lower: Vec<String> = opts
+            .iter()
+            .find_map(|o| o.strip_prefix("lowerdir="))
+            .unwrap_or("")
+            .split(':')
+            .map(|l| self.paths.layers().join(l).to_string_lossy().into_owned())
+            .collect();
+        let data = format!("lowerdir={},upperdir={},workdir={}", lower.join(":"), dir.join("upper").display(), dir.join("work").display());
+        let merged = dir.join("merged");
+        crate::sys::mount::mount(Some("overlay"), &merged, Some("overlay"), crate::sys::mount::MsFlags::empty(), Some(&data)).map_err(other("mounting the container's filesystem"))?;
+        let r = f(&merged);
+        let _ = crate::sys::mount::umount_detach(&merged);
+        r
+    }
+}
+
+pub struct ProcInfo {
+    pub pid: i32,
+    pub ppid: i32,
+    pub uid: u32,
+    pub start_ticks: u64,
+    pub cpu_ticks: u64,
+    pub tty: String,
+    pub cmd: String,
+}
+
+fn proc_info(pid: i32) -> Option<ProcInfo> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split(' ').collect();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let uid = status.lines().find_map(|l| l.strip_prefix("Uid:")).and_then(|v| v.split_whitespace().next()?.parse().ok()).unwrap_or(0);
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    let cmd = cmdline.split(|b| *b == 0).filter(|s| !s.is_empty()).map(|s| String::from_utf8_lossy(s).into_owned()).collect::<Vec<_>>().join(" ");
+    let tty_nr: u64 = f.get(4)?.parse().ok()?;
+    let tty = if tty_nr == 0 { "?".to_string() } else { format!("pts/{}", (tty_nr & 0xff) | ((tty_nr >> 12) & 0xfff00)) };
+    Some(ProcInfo {
+        pid,
+        ppid: f.get(1)?.parse().ok()?,
+        uid,
+        start_ticks: f.get(19)?.parse().ok()?,
+        cpu_ticks: f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?,
+        tty,
+        cmd,
+    })
+}
+
+fn parse_log_line(l: &str) -> Option<LogLine> {
+    let v: serde_json::Value = serde_json::from_str(l).ok()?;
+    Some(LogLine { stream: v["stream"].as_str()?.to_string(), text: v["log"].as_str()?.to_string(), time: v["time"].as_str().unwrap_or("").to_string() })
+}
+
+/// Copies a file, symlink or directory tree, keeping modes.
+fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+    let md = std::fs::symlink_metadata(from)?;
+    if md.file_type().is_symlink() {
+        let t = std::fs::read_link(from)?;
+        let _ = std::fs::remove_file(to);
+        return std::os::unix::fs::symlink(t, to);
+    }
+    if md.is_dir() {
+        std::fs::create_dir_all(to)?;
+        std::fs::set_permissions(to, md.permissions())?;
+        for e in std::fs::read_dir(from)? {
+            let e = e?;
+            copy_tree(&e.path(), &to.join(e.file_name()))?;
+        }
+        return Ok(());
+    }
+    std::fs::copy(from, to)?;
+    Ok(())
+}
+
+/// Relays this process's stdin/stdout/stderr over the attach socket until
+/// the EXIT frame; returns the exit code.
+fn relay_attached(sock: &mut UnixStream, stdin: bool, tty: bool) -> Result<i32> {
+    let _raw = if tty && pty::is_tty(0) { pty::RawMode::enter(std::io::stdin()).ok() } else { None };
+    let s = sock.as_raw_fd();
+    let mut buf = vec![0u8; 65536];
+    let mut pending = Vec::new();
+    let mut stdin_open = stdin;
+    let mut out = std::io::stdout();
+    let mut err = std::io::stderr();
+    let started = Instant::now();
+    loop {
+        let mut fds = vec![(s, libc::POLLIN)];
+        if stdin_open {
+            fds.push((0, libc::POLLIN));
+        }
+        let rev = proc::poll(&fds, -1).map_err(other("poll"))?;
+        if rev[0] != 0 {
+            let n = proc::read_fd(s, &mut buf).map_err(other("attach"))?;
+            if n == 0 {
+                return Err(EngineError::Other(format!("lost the connection to the container's monitor after {:?}", started.elapsed())));
+            }
+            pending.extend_from_slice(&buf[..n]);
+            for (k, p) in attach::take_frames(&mut pending) {
+                match k {
+                    attach::STDOUT => {
+                        let _ = out.write_all(&p);
+                        let _ = out.flush();
+                    }
+                    attach::STDERR => {
+                        let _ = err.write_all(&p);
+                    }
+                    attach::EXIT => return Ok(attach::payload_i32(&p)),
+                    _ => {}
+                }
+            }
+        }
+        if stdin_open && rev.get(1).copied().unwrap_or(0) != 0 {
+            match proc::read_fd(0, &mut buf) {
+                Ok(0) | Err(_) => {
+                    stdin_open = false;
+                    let _ = attach::write_frame(sock, attach::STDIN_EOF, &[]);
+                }
+                Ok(n) => {
+                    let _ = attach::write_frame(sock, attach::STDIN, &buf[..n]);
+                }
+            }
+        }
+    }
+}

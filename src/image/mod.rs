@@ -1,0 +1,541 @@
+//! The image store: an OCI image layout (`oci-layout`, `index.json`,
+//! `blobs/sha256`) plus unpacked layers under `layers/<chain-id>/diff`.
+
+pub mod reference;
+pub mod tar;
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::store::{self, Db, Paths, StoreError};
+pub use reference::Reference;
+
+#[derive(thiserror::Error, Debug)]
+pub enum ImageError {
+    #[error("No such image: {0}")]
+    NotFound(String),
+    #[error(transparent)]
+    Reference(#[from] reference::ReferenceError),
+    #[error("importing {source_name}: {err}")]
+    Import { source_name: String, err: tar::TarError },
+    #[error("importing {source_name}: {err}")]
+    ImportIo { source_name: String, err: std::io::Error },
+    #[error("unable to remove image {image}: it is used by container {container} (stop and remove it first, or use -f)")]
+    InUse { image: String, container: String },
+    #[error("conflict: image {image} is referenced by several tags ({tags}); remove the tags one by one or use -f")]
+    MultipleTags { image: String, tags: String },
+    #[error("invalid --change {change:?}: {reason}")]
+    BadChange { change: String, reason: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("image config of {0} is unreadable: {1}")]
+    BadConfig(String, serde_json::Error),
+}
+
+pub type Result<T> = std::result::Result<T, ImageError>;
+
+/// The runnable part of an image config, with Docker's field names.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+pub struct RunConfig {
+    #[serde(rename = "User", default, skip_serializing_if = "String::is_empty")]
+    pub user: String,
+    #[serde(rename = "ExposedPorts", default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub exposed_ports: BTreeMap<String, serde_json::Value>,
+    #[serde(rename = "Env", default, skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<String>,
+    #[serde(rename = "Entrypoint", default, skip_serializing_if = "Option::is_none")]
+    pub entrypoint: Option<Vec<String>>,
+    #[serde(rename = "Cmd", default, skip_serializing_if = "Option::is_none")]
+    pub cmd: Option<Vec<String>>,
+    #[serde(rename = "Volumes", default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub volumes: BTreeMap<String, serde_json::Value>,
+    #[serde(rename = "WorkingDir", default, skip_serializing_if = "String::is_empty")]
+    pub working_dir: String,
+    #[serde(rename = "Labels", default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    #[serde(rename = "StopSignal", default, skip_serializing_if = "String::is_empty")]
+    pub stop_signal: String,
+    #[serde(rename = "Healthcheck", default, skip_serializing_if = "Option::is_none")]
+    pub healthcheck: Option<serde_json::Value>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default)]
+pub struct RootFs {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub diff_ids: Vec<String>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default)]
+pub struct History {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub created: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub created_by: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub comment: String,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub empty_layer: bool,
+}
+
+/// The OCI image config (application/vnd.oci.image.config.v1+json).
+#[derive(Serialize, Deserialize, Clone, Debug, Default)]
+pub struct ImageConfig {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub created: String,
+    pub architecture: String,
+    pub os: String,
+    #[serde(default)]
+    pub config: RunConfig,
+    pub rootfs: RootFs,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<History>,
+}
+
+/// An image as the store knows it.
+#[derive(Clone, Debug, Serialize)]
+pub struct Image {
+    pub id: String,
+    pub tags: Vec<String>,
+    pub manifest: String,
+    pub created: String,
+    pub size: u64,
+    pub config: ImageConfig,
+    /// Chain ids, bottom layer first.
+    pub layers: Vec<String>,
+}
+
+impl Image {
+    pub fn short_id(&self) -> &str {
+        let h = self.id.trim_start_matches("sha256:");
+        &h[..12.min(h.len())]
+    }
+}
+
+pub fn host_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    }
+}
+
+fn load_image(conn: &rusqlite::Connection, id: &str) -> Result<Option<Image>> {
+    let row = conn
+        .query_row("SELECT manifest, created, size, config, layers FROM images WHERE id=?1", [id], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?, r.get::<_, String>(3)?, r.get::<_, String>(4)?))
+        })
+        .map(Some)
+        .or_else(|e| if e == rusqlite::Error::QueryReturnedNoRows { Ok(None) } else { Err(e) })
+        .map_err(StoreError::from)?;
+    let Some((manifest, created, size, config, layers)) = row else { return Ok(None) };
+    let config: ImageConfig = serde_json::from_str(&config).map_err(|e| ImageError::BadConfig(id.to_string(), e))?;
+    let layers: Vec<String> = serde_json::from_str(&layers).map_err(|e| ImageError::BadConfig(id.to_string(), e))?;
+    let mut st = conn.prepare_cached("SELECT name FROM tags WHERE image_id=?1 ORDER BY name").map_err(StoreError::from)?;
+    let tags = st.query_map([id], |r| r.get(0)).map_err(StoreError::from)?.collect::<std::result::Result<Vec<String>, _>>().map_err(StoreError::from)?;
+    Ok(Some(Image { id: id.to_string(), tags, manifest, created, size: size as u64, config, layers }))
+}
+
+/// Finds an image by tag, full or short id (with or without `sha256:`).
+pub fn resolve(db: &Db, name: &str) -> Result<Image> {
+    let conn = &db.conn;
+    if let Ok(r) = Reference::parse(name) {
+        if let Some(key) = r.tag_key() {
+            if let Some(id) = store::get_opt::<String>(conn, "SELECT image_id FROM tags WHERE name=?1", [&key])? {
+                if let Some(img) = load_image(conn, &id)? {
+                    return Ok(img);
+                }
+            }
+        }
+    }
+    let hex = name.trim_start_matches("sha256:");
+    if !hex.is_empty() && hex.len() <= 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        let pattern = format!("sha256:{hex}%");
+        let ids: Vec<String> = {
+            let mut st = conn.prepare("SELECT id FROM images WHERE id LIKE ?1").map_err(StoreError::from)?;
+            st.query_map([&pattern], |r| r.get(0)).map_err(StoreError::from)?.filter_map(|r| r.ok()).collect()
+        };
+        if ids.len() == 1 {
+            if let Some(img) = load_image(conn, &ids[0])? {
+                return Ok(img);
+            }
+        }
+    }
+    Err(ImageError::NotFound(name.to_string()))
+}
+
+pub fn list(db: &Db) -> Result<Vec<Image>> {
+    let ids: Vec<String> = {
+        let mut st = db.conn.prepare("SELECT id FROM images ORDER BY created DESC").map_err(StoreError::from)?;
+        st.query_map([], |r| r.get(0)).map_err(StoreError::from)?.filter_map(|r| r.ok()).collect()
+    };
+    let mut out = Vec::new();
+    for id in ids {
+        if let Some(i) = load_image(&db.conn, &id)? {
+            out.push(i);
+        }
+    }
+    Ok(out)
+}
+
+/// A reader that hashes and counts what passes through it.
+struct Hashing<R> {
+    inner: R,
+    hash: Sha256,
+    n: u64,
+    copy: Option<std::fs::File>,
+}
+
+impl<R: Read> Read for Hashing<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hash.update(&buf[..n]);
+        self.n += n as u64;
+        if let Some(f) = &mut self.copy {
+            f.write_all(&buf[..n])?;
+        }
+        Ok(n)
+    }
+}
+
+fn digest_of(h: Sha256) -> String {
+    format!("sha256:{}", hex::encode(h.finalize()))
+}
+
+/// Where a half-done import lives until it is committed; removed on drop
+/// unless committed, so a refused archive leaves nothing behind.
+struct Scratch(Option<PathBuf>);
+
+impl Scratch {
+    fn new(paths: &Paths) -> Result<Scratch> {
+        let p = paths.tmp().join(format!("import-{}", &store::new_id()[..16]));
+        std::fs::create_dir_all(p.join("diff")).map_err(store::io_err(&p))?;
+        Ok(Scratch(Some(p)))
+    }
+    fn path(&self) -> &Path {
+        self.0.as_deref().unwrap()
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            let _ = std::fs::remove_dir_all(&p);
+        }
+    }
+}
+
+fn write_blob(paths: &Paths, bytes: &[u8]) -> Result<String> {
+    let digest = format!("sha256:{}", hex::encode(Sha256::digest(bytes)));
+    let path = paths.blob(&digest);
+    if !path.exists() {
+        let tmp = paths.tmp().join(format!("blob-{}", &store::new_id()[..16]));
+        std::fs::write(&tmp, bytes).map_err(store::io_err(&tmp))?;
+        std::fs::rename(&tmp, &path).map_err(store::io_err(&path))?;
+    }
+    Ok(digest)
+}
+
+pub fn chain_id(parent: Option<&str>, diff_id: &str) -> String {
+    match parent {
+        None => diff_id.to_string(),
+        Some(p) => format!("sha256:{}", hex::encode(Sha256::digest(format!("{p} {diff_id}").as_bytes()))),
+    }
+}
+
+/// Docker's `import --change`: the Dockerfile instructions that only touch
+/// the config (CMD, ENTRYPOINT, ENV, WORKDIR, USER, EXPOSE, LABEL, STOPSIGNAL).
+pub fn apply_change(cfg: &mut RunConfig, change: &str) -> Result<()> {
+    let bad = |reason: &str| ImageError::BadChange { change: change.to_string(), reason: reason.to_string() };
+    let (instr, rest) = change.trim().split_once(char::is_whitespace).ok_or_else(|| bad("expected INSTRUCTION ARGS"))?;
+    let rest = rest.trim();
+    let words = || -> Result<Vec<String>> {
+        if rest.starts_with('[') {
+            serde_json::from_str(rest).map_err(|e| bad(&format!("bad JSON array: {e}")))
+        } else {
+            Ok(vec!["/bin/sh".into(), "-c".into(), rest.to_string()])
+        }
+    };
+    match instr.to_ascii_uppercase().as_str() {
+        "CMD" => cfg.cmd = Some(words()?),
+        "ENTRYPOINT" => cfg.entrypoint = Some(words()?),
+        "WORKDIR" => cfg.working_dir = rest.to_string(),
+        "USER" => cfg.user = rest.to_string(),
+        "STOPSIGNAL" => cfg.stop_signal = rest.to_string(),
+        "ENV" => {
+            let (k, v) = rest.split_once(['=', ' ']).ok_or_else(|| bad("expected ENV KEY=VALUE"))?;
+            cfg.env.retain(|e| !e.starts_with(&format!("{k}=")));
+            cfg.env.push(format!("{k}={}", v.trim()));
+        }
+        "EXPOSE" => {
+            for p in rest.split_whitespace() {
+                let p = if p.contains('/') { p.to_string() } else { format!("{p}/tcp") };
+                cfg.exposed_ports.insert(p, serde_json::json!({}));
+            }
+        }
+        "LABEL" => {
+            let (k, v) = rest.split_once('=').ok_or_else(|| bad("expected LABEL KEY=VALUE"))?;
+            cfg.labels.insert(k.trim().to_string(), v.trim().trim_matches('"').to_string());
+        }
+        other => return Err(bad(&format!("{other} cannot be used with --change"))),
+    }
+    Ok(())
+}
+
+/// Imports a root filesystem tarball (plain or gzip) as a one-layer image,
+/// streaming: the blob is stored, hashed and unpacked in one pass.
+pub fn import(paths: &Paths, db: &mut Db, src: &mut dyn Read, source_name: &str, tag: Option<&str>, changes: &[String]) -> Result<Image> {
+    let tag_key = match tag {
+        Some(t) => Some(Reference::parse(t)?.tag_key().ok_or_else(|| ImageError::NotFound(t.to_string()))?),
+        None => None,
+    };
+    let mut run_config = RunConfig::default();
+    for c in changes {
+        apply_change(&mut run_config, c)?;
+    }
+    store::ensure_dirs(paths)?;
+    let scratch = Scratch::new(paths)?;
+    let blob_tmp = scratch.path().join("blob");
+    let copy = std::fs::File::create(&blob_tmp).map_err(store::io_err(&blob_tmp))?;
+    let mut compressed = Hashing { inner: src, hash: Sha256::new(), n: 0, copy: Some(copy) };
+    let io = |err| ImageError::ImportIo { source_name: source_name.to_string(), err };
+    let (diff_id, stats) = {
+        let decoded = tar::decompressed(&mut compressed).map_err(|err| ImageError::Import { source_name: source_name.to_string(), err })?;
+        let mut plain = Hashing { inner: decoded, hash: Sha256::new(), n: 0, copy: None };
+        let stats = tar::unpack(&mut plain, &scratch.path().join("diff")).map_err(|err| ImageError::Import { source_name: source_name.to_string(), err })?;
+        // The tar reader stops at the end-of-archive marker; the digest is
+        // over the whole stream, padding included.
+        std::io::copy(&mut plain, &mut std::io::sink()).map_err(io)?;
+        (digest_of(plain.hash), stats)
+    };
+    std::io::copy(&mut compressed, &mut std::io::sink()).map_err(io)?;
+    let blob_digest = digest_of(compressed.hash);
+    let blob_size = compressed.n;
+    let now = store::now_rfc3339();
+    let config = ImageConfig {
+        created: now.clone(),
+        architecture: host_arch().to_string(),
+        os: "linux".into(),
+        config: run_config,
+        rootfs: RootFs { kind: "layers".into(), diff_ids: vec![diff_id.clone()] },
+        history: vec![History { created: now.clone(), created_by: format!("berth import {source_name}"), comment: "Imported from a filesystem archive".into(), empty_layer: false }],
+    };
+    commit_layer(paths, db, &scratch, &blob_tmp, &blob_digest, None, &diff_id, stats.bytes)?;
+    // Dropping the scratch dir removes what commit_layer did not move.
+    drop(scratch);
+    let layer_desc = serde_json::json!({
+        "mediaType": if is_gzip(&paths.blob(&blob_digest)) { "application/vnd.oci.image.layer.v1.tar+gzip" } else { "application/vnd.oci.image.layer.v1.tar" },
+        "digest": blob_digest, "size": blob_size });
+    let img = commit_image(paths, db, &config, vec![layer_desc], vec![diff_id], tag_key.as_deref())?;
+    Ok(img)
+}
+
+fn is_gzip(p: &Path) -> bool {
+    let mut b = [0u8; 2];
+    std::fs::File::open(p).and_then(|mut f| f.read_exact(&mut b)).map(|_| b == [0x1f, 0x8b]).unwrap_or(false)
+}
+
+/// Moves an unpacked layer and its blob into the store, unless the same
+/// layer is there already (then ours is dropped: a shared layer is kept once).
+#[allow(clippy::too_many_arguments)]
+fn commit_layer(paths: &Paths, db: &mut Db, scratch: &Scratch, blob_tmp: &Path, blob_digest: &str, parent: Option<&str>, diff_id: &str, size: u64) -> Result<String> {
+    let chain = chain_id(parent, diff_id);
+    let blob_path = paths.blob(blob_digest);
+    if !blob_path.exists() {
+        std::fs::rename(blob_tmp, &blob_path).map_err(store::io_err(&blob_path))?;
+    }
+    let dir = paths.layer_dir(&chain);
+    if !dir.exists() {
+        std::fs::create_dir_all(&dir).map_err(store::io_err(&dir))?;
+        let target = dir.join("diff");
+        if let Err(e) = std::fs::rename(scratch.path().join("diff"), &target) {
+            // Another process committed the same layer first: keep theirs.
+            if !target.exists() {
+                return Err(store::io_err(&target)(e).into());
+            }
+        }
+    }
+    let short = short_link(paths, &chain)?;
+    db.write(|tx| {
+        tx.execute(
+            "INSERT OR IGNORE INTO layers(chain_id, diff_id, blob, short, size) VALUES(?1,?2,?3,?4,?5)",
+            rusqlite::params![chain, diff_id, blob_digest, short, size as i64],
+        )?;
+        Ok(())
+    })?;
+    Ok(chain)
+}
+
+/// Overlay mount options must fit a page; a 10-char link per layer keeps
+/// 100+ lower dirs within it.
+fn short_link(paths: &Paths, chain: &str) -> Result<String> {
+    let hex = chain.trim_start_matches("sha256:");
+    let short = format!("L{}", &hex[..10]);
+    let ldir = paths.layers().join("l");
+    std::fs::create_dir_all(&ldir).map_err(store::io_err(&ldir))?;
+    let link = ldir.join(&short);
+    if std::fs::symlink_metadata(&link).is_err() {
+        let _ = std::os::unix::fs::symlink(format!("../{hex}/diff"), &link);
+    }
+    Ok(short)
+}
+
+/// Writes config and manifest blobs, records the image and its tag, and
+/// refreshes index.json.
+pub fn commit_image(paths: &Paths, db: &mut Db, config: &ImageConfig, layer_descs: Vec<serde_json::Value>, diff_ids: Vec<String>, tag_key: Option<&str>) -> Result<Image> {
+    let config_bytes = serde_json::to_vec(config).expect("config serialises");
+    let config_digest = write_blob(paths, &config_bytes)?;
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": { "mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": config_bytes.len() },
+        "layers": layer_descs,
+    });
+    let manifest_bytes = serde_json::to_vec(&manifest).expect("manifest serialises");
+    let manifest_digest = write_blob(paths, &manifest_bytes)?;
+    let mut chains = Vec::new();
+    let mut parent: Option<String> = None;
+    for d in &diff_ids {
+        let c = chain_id(parent.as_deref(), d);
+        chains.push(c.clone());
+        parent = Some(c);
+    }
+    let size: i64 = {
+        let mut total = 0i64;
+        for c in &chains {
+            total += store::get_opt::<i64>(&db.conn, "SELECT size FROM layers WHERE chain_id=?1", [c])?.unwrap_or(0);
+        }
+        total
+    };
+    let id = config_digest.clone();
+    let layers_json = serde_json::to_string(&chains).unwrap();
+    let config_json = String::from_utf8(config_bytes).unwrap();
+    db.write(|tx| {
+        tx.execute(
+            "INSERT OR REPLACE INTO images(id, manifest, created, size, config, layers) VALUES(?1,?2,?3,?4,?5,?6)",
+            rusqlite::params![id, manifest_digest, config.created, size, config_json, layers_json],
+        )?;
+        if let Some(t) = tag_key {
+            tx.execute("INSERT OR REPLACE INTO tags(name, image_id) VALUES(?1, ?2)", rusqlite::params![t, id])?;
+        }
+        Ok(())
+    })?;
+    write_index(paths, db)?;
+    resolve(db, &id)
+}
+
+/// Regenerates index.json from the database, so tools that read OCI
+/// layouts (skopeo, umoci) see every tagged image.
+pub fn write_index(paths: &Paths, db: &Db) -> Result<()> {
+    let _lock = store::FileLock::exclusive(&paths.index_lock())?;
+    let mut manifests = Vec::new();
+    let mut st = db.conn.prepare("SELECT tags.name, images.manifest FROM tags JOIN images ON images.id = tags.image_id ORDER BY tags.name").map_err(StoreError::from)?;
+    let rows: Vec<(String, String)> = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).map_err(StoreError::from)?.filter_map(|r| r.ok()).collect();
+    for (name, digest) in rows {
+        let size = std::fs::metadata(paths.blob(&digest)).map(|m| m.len()).unwrap_or(0);
+        manifests.push(serde_json::json!({
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": digest, "size": size,
+            "annotations": { "org.opencontainers.image.ref.name": name }
+        }));
+    }
+    let index = serde_json::json!({ "schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": manifests });
+    let tmp = paths.root.join("index.json.tmp");
+    std::fs::write(&tmp, serde_json::to_vec_pretty(&index).unwrap()).map_err(store::io_err(&tmp))?;
+    let dst = paths.root.join("index.json");
+    std::fs::rename(&tmp, &dst).map_err(store::io_err(&dst))?;
+    Ok(())
+}
+
+/// Short names of the layer dirs, bottom first, for the overlay lowerdir.
+pub fn layer_links(db: &Db, img: &Image) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for c in &img.layers {
+        let s = store::get_opt::<String>(&db.conn, "SELECT short FROM layers WHERE chain_id=?1", [c])?
+            .ok_or_else(|| ImageError::NotFound(format!("layer {c} of image {}", img.id)))?;
+        out.push(s);
+    }
+    Ok(out)
+}
+
+pub struct Removed {
+    pub untagged: Vec<String>,
+    pub deleted: Vec<String>,
+}
+
+/// Removes a tag, or the image with its unshared layers when no tag is left.
+/// `users` are the containers that use the image.
+pub fn remove(paths: &Paths, db: &mut Db, name: &str, force: bool, users: &[String]) -> Result<Removed> {
+    let img = resolve(db, name)?;
+    let by_tag = Reference::parse(name).ok().and_then(|r| r.tag_key()).filter(|k| img.tags.contains(k));
+    let mut removed = Removed { untagged: vec![], deleted: vec![] };
+    if let Some(key) = &by_tag {
+        if img.tags.len() > 1 {
+            db.write(|tx| Ok(tx.execute("DELETE FROM tags WHERE name=?1", [key])?))?;
+            removed.untagged.push(key.clone());
+            write_index(paths, db)?;
+            return Ok(removed);
+        }
+    } else if img.tags.len() > 1 && !force {
+        return Err(ImageError::MultipleTags { image: img.short_id().to_string(), tags: img.tags.join(", ") });
+    }
+    if !force {
+        if let Some(c) = users.first() {
+            return Err(ImageError::InUse { image: name.to_string(), container: c.clone() });
+        }
+    }
+    removed.untagged = img.tags.clone();
+    let id = img.id.clone();
+    let layers = img.layers.clone();
+    if !users.is_empty() {
+        // Forced while containers use it: only untag, as docker does, so
+        // the containers keep their layers.
+        db.write(|tx| Ok(tx.execute("DELETE FROM tags WHERE image_id=?1", [&id])?))?;
+        write_index(paths, db)?;
+        return Ok(removed);
+    }
+    let orphans: Vec<String> = db.write(|tx| {
+        tx.execute("DELETE FROM tags WHERE image_id=?1", [&id])?;
+        tx.execute("DELETE FROM images WHERE id=?1", [&id])?;
+        let mut orphans = Vec::new();
+        let mut st = tx.prepare("SELECT layers FROM images")?;
+        let still: Vec<String> = st.query_map([], |r| r.get::<_, String>(0))?.filter_map(|r| r.ok()).collect();
+        for l in &layers {
+            if !still.iter().any(|s| s.contains(l.as_str())) {
+                orphans.push(l.clone());
+            }
+        }
+        for l in &orphans {
+            tx.execute("DELETE FROM layers WHERE chain_id=?1", [l])?;
+        }
+        Ok(orphans)
+    })?;
+    for l in &orphans {
+        let hex = l.trim_start_matches("sha256:");
+        let _ = std::fs::remove_file(paths.layers().join("l").join(format!("L{}", &hex[..10])));
+        let _ = std::fs::remove_dir_all(paths.layer_dir(l));
+    }
+    removed.deleted.push(id);
+    write_index(paths, db)?;
+    Ok(removed)
+}
+
+/// The data of `berth image inspect`, in docker's shape.
+pub fn inspect_json(img: &Image) -> serde_json::Value {
+    serde_json::json!({
+        "Id": img.id,
+        "RepoTags": img.tags,
+        "RepoDigests": [],
+        "Created": img.created,
+        "Architecture": img.config.architecture,
+        "Os": img.config.os,
+        "Size": img.size,
+        "Config": img.config.config,
+        "RootFS": { "Type": "layers", "Layers": img.config.rootfs.diff_ids },
+        "Metadata": { "Manifest": img.manifest, "ChainIds": img.layers },
+    })
+}

@@ -1,0 +1,15 @@
+//! berth: a container engine whose first interface is a script.
+//!
+//! One `Engine` (engine.rs) is the only door into the core; the fronts
+//! (cli/, script/) turn words into request structs and render results.
+
+pub mod cli;
+pub mod container;
+pub mod engine;
+pub mod image;
+pub mod runtime;
+pub mod script;
+pub mod store;
+pub mod sys;
+
+pub use engine::Engine;

@@ -1,0 +1,158 @@
+//! Entering a running container: setns into its namespaces, join its
+//! cgroup, and exec with the container's privileges. Must run in a
+//! single-threaded process (the `berth exec` client is one); scripts reach
+//! it through a freshly re-executed `berth exec`.
+
+use std::os::fd::{AsRawFd, OwnedFd};
+
+use oci_spec::runtime::Spec;
+
+use super::init::{self, ProcessPlan, Stdio};
+use super::{EXIT_ENGINE, EXIT_CANNOT_INVOKE};
+use crate::sys::cgroup::Cgroup;
+use crate::sys::{proc, pty};
+
+pub struct ExecOptions {
+    pub args: Vec<String>,
+    pub env: Vec<String>,
+    pub workdir: Option<String>,
+    pub user: Option<String>,
+    pub tty: bool,
+    pub privileged: bool,
+}
+
+#[derive(Debug)]
+pub struct ExecError {
+    pub code: i32,
+    pub msg: String,
+}
+
+/// Runs the process to completion with this process's stdio (or a pty
+/// relayed to it) and returns its exit code.
+pub fn exec(spec: &Spec, init_pid: i32, cgroup_path: &str, o: ExecOptions) -> Result<i32, ExecError> {
+    let fail = |code: i32, msg: String| ExecError { code, msg };
+    if proc::thread_count() > 1 {
+        return Err(fail(EXIT_ENGINE, "exec must run in a single-threaded process (use `berth exec`)".into()));
+    }
+    let mut plan = ProcessPlan::from_spec(spec).map_err(|e| fail(e.code, e.msg))?;
+    plan.args = o.args;
+    for kv in o.env {
+        let key = kv.split('=').next().unwrap_or("").to_string();
+        plan.env.retain(|e| e.split('=').next() != Some(&key));
+        plan.env.push(kv);
+    }
+    if let Some(w) = o.workdir {
+        plan.cwd = w;
+    }
+    if let Some(u) = o.user {
+        plan.user = u;
+    }
+    if o.privileged {
+        plan.caps = crate::sys::caps::host_bounding();
+        plan.seccomp = None;
+        plan.no_new_privs = false;
+    }
+    // Open the namespaces before forking so a vanished container is a
+    // clear error here.
+    let mut nss = Vec::new();
+    for (name, flag) in [("ipc", libc::CLONE_NEWIPC), ("uts", libc::CLONE_NEWUTS), ("net", libc::CLONE_NEWNET), ("pid", libc::CLONE_NEWPID), ("mnt", libc::CLONE_NEWNS)] {
+        let f = proc::open_ns(init_pid, name).map_err(|e| fail(EXIT_ENGINE, format!("container is not running (opening its {name} namespace: {e})")))?;
+        nss.push((f, flag));
+    }
+    let pty = if o.tty {
+        Some(pty::open(pty::get_size(0)).map_err(|e| fail(EXIT_ENGINE, format!("allocating a pty: {e}")))?)
+    } else {
+        None
+    };
+    let (err_r, err_w) = proc::pipe().map_err(|e| fail(EXIT_ENGINE, e.to_string()))?;
+    let child = proc::fork().map_err(|e| fail(EXIT_ENGINE, format!("fork: {e}")))?;
+    let Some(child) = child else {
+        // Intermediate: join, then fork once more so the pid namespace
+        // applies to the process that execs.
+        drop(err_r);
+        let errfd = err_w.as_raw_fd();
+        std::mem::forget(err_w);
+        let r = (|| -> Result<i32, init::InitError> {
+            let e = |m: String| init::InitError { code: EXIT_ENGINE, msg: m };
+            Cgroup::load(cgroup_path).add(proc::getpid()).map_err(|x| e(x.to_string()))?;
+            for (f, flag) in &nss {
+                proc::setns(f, *flag).map_err(|x| e(format!("setns: {x}")))?;
+            }
+            match proc::fork().map_err(|x| e(format!("fork: {x}")))? {
+                None => {
+                    let stdio = match &pty {
+                        Some(p) => Stdio::Pty { slave: p.slave.as_raw_fd() },
+                        None => Stdio::Inherit,
+                    };
+                    let never = init::start_process(&plan, stdio, errfd, false);
+                    let err = match never {
+                        Ok(n) => match n {},
+                        Err(err) => err,
+                    };
+                    init::report(errfd, &err);
+                    proc::exit_now(1)
+                }
+                Some(pid) => {
+                    drop(pty);
+                    proc::close_fds_from(errfd, &[]);
+                    Ok(proc::wait_pid(pid).map(|s| s.code()).unwrap_or(EXIT_ENGINE))
+                }
+            }
+        })();
+        match r {
+            Ok(code) => proc::exit_now(code),
+            Err(err) => {
+                init::report(errfd, &err);
+                proc::exit_now(1)
+            }
+        }
+    };
+    drop(err_w);
+    let master = pty.map(|p| {
+        drop(p.slave);
+        p.master
+    });
+    if let Some(err) = init::read_report(err_r) {
+        let _ = proc::wait_pid(child);
+        return Err(fail(err.code, err.msg));
+    }
+    if let Some(m) = master {
+        relay(&m);
+    }
+    let code = proc::wait_pid(child).map(|s| s.code()).unwrap_or(EXIT_CANNOT_INVOKE);
+    Ok(code)
+}
+
+/// Copies the user's terminal to the pty and back until the process ends.
+pub fn relay(master: &OwnedFd) {
+    let raw = if pty::is_tty(0) { crate::sys::pty::RawMode::enter(std::io::stdin()).ok() } else { None };
+    let m = master.as_raw_fd();
+    let mut buf = vec![0u8; 16384];
+    let mut stdin_open = true;
+    loop {
+        let mut fds = vec![(m, libc::POLLIN)];
+        if stdin_open {
+            fds.push((0, libc::POLLIN));
+        }
+        let Ok(rev) = proc::poll(&fds, -1) else { break };
+        if rev[0] != 0 {
+            match proc::read_fd(m, &mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if proc::write_all_fd(1, &buf[..n]).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+        if stdin_open && rev.get(1).copied().unwrap_or(0) != 0 {
+            match proc::read_fd(0, &mut buf) {
+                Ok(0) | Err(_) => stdin_open = false,
+                Ok(n) => {
+                    let _ = proc::write_all_fd(m, &buf[..n]);
+                }
+            }
+        }
+    }
+    drop(raw);
+}

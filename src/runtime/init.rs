@@ -1,0 +1,458 @@
+//! The container's init: runs in the freshly cloned child (pid 1 of new
+//! namespaces), builds the root filesystem, drops privileges and execs the
+//! user's command. Every failure before exec travels back to the monitor as
+//! (exit code, message) over a close-on-exec pipe.
+
+use std::ffi::CString;
+use std::io::{Read, Write};
+use std::os::fd::{FromRawFd, RawFd};
+use std::path::{Component, Path, PathBuf};
+
+use oci_spec::runtime::Spec;
+
+use super::{EXIT_CANNOT_INVOKE, EXIT_ENGINE, EXIT_NOT_FOUND};
+use crate::sys::mount::{self, MsFlags};
+use crate::sys::{caps, net, proc, pty, seccomp};
+
+pub struct InitError {
+    pub code: i32,
+    pub msg: String,
+}
+
+fn fail(msg: impl std::fmt::Display) -> InitError {
+    InitError { code: EXIT_ENGINE, msg: msg.to_string() }
+}
+
+type R<T> = Result<T, InitError>;
+
+pub enum Stdio {
+    Pty { slave: RawFd },
+    Pipes { stdin: RawFd, stdout: RawFd, stderr: RawFd },
+    /// Use the descriptors 0, 1, 2 we already have (exec without a tty).
+    Inherit,
+}
+
+/// What the process to exec looks like, shared by init and exec.
+pub struct ProcessPlan {
+    pub args: Vec<String>,
+    pub env: Vec<String>,
+    pub cwd: String,
+    pub user: String,
+    pub caps: Vec<String>,
+    pub no_new_privs: bool,
+    pub seccomp: Option<seccomp::Program>,
+}
+
+impl ProcessPlan {
+    pub fn from_spec(spec: &Spec) -> R<ProcessPlan> {
+        let p = spec.process().as_ref().ok_or_else(|| fail("config.json has no process"))?;
+        let caps: Vec<String> = p
+            .capabilities()
+            .as_ref()
+            .and_then(|c| c.bounding().as_ref())
+            .map(|s| s.iter().filter_map(|c| serde_json::to_value(c).ok()?.as_str().map(String::from)).collect())
+            .unwrap_or_default();
+        let seccomp = match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
+            Some(s) => Some(seccomp::compile(s).map_err(|e| fail(format!("seccomp profile: {e}")))?),
+            None => None,
+        };
+        let user = spec.annotations().as_ref().and_then(|a| a.get("berth.user").cloned()).unwrap_or_default();
+        Ok(ProcessPlan {
+            args: p.args().clone().unwrap_or_default(),
+            env: p.env().clone().unwrap_or_default(),
+            cwd: p.cwd().to_string_lossy().into_owned(),
+            user,
+            caps,
+            no_new_privs: p.no_new_privileges().unwrap_or(true),
+            seccomp,
+        })
+    }
+}
+
+/// Entry point in the cloned child. Never returns.
+pub fn run(spec: &Spec, stdio: Stdio, go: RawFd, errfd: RawFd) -> ! {
+    let r = prepare(spec, go).and_then(|_| {
+        let plan = ProcessPlan::from_spec(spec)?;
+        start_process(&plan, stdio, errfd, true)
+    });
+    let e = match r {
+        Ok(never) => match never {},
+        Err(e) => e,
+    };
+    report(errfd, &e);
+    proc::exit_now(1)
+}
+
+pub fn report(errfd: RawFd, e: &InitError) {
+    // SAFETY: errfd is the write end handed to us; we are about to exit.
+    let mut f = unsafe { std::fs::File::from_raw_fd(errfd) };
+    let _ = f.write_all(&super::attach::error_payload(e.code, &e.msg));
+    std::mem::forget(f);
+}
+
+/// Reads what `report` wrote; None when the pipe closed empty (exec worked).
+pub fn read_report(fd: std::os::fd::OwnedFd) -> Option<InitError> {
+    let mut f = std::fs::File::from(fd);
+    let mut buf = Vec::new();
+    let _ = f.read_to_end(&mut buf);
+    if buf.is_empty() {
+        return None;
+    }
+    let (code, msg) = super::attach::parse_error(&buf);
+    Some(InitError { code, msg })
+}
+
+fn prepare(spec: &Spec, go: RawFd) -> R<()> {
+    // Wait until the monitor has put us in our cgroup.
+    // SAFETY: go is the read end given by the monitor, owned by us now.
+    let mut g = unsafe { std::fs::File::from_raw_fd(go) };
+    let mut b = [0u8; 1];
+    if g.read(&mut b).map_err(fail)? == 0 {
+        return Err(fail("monitor went away before start"));
+    }
+    drop(g);
+    if let Some(h) = spec.hostname() {
+        proc::sethostname(h).map_err(|e| fail(format!("sethostname: {e}")))?;
+    }
+    // Nothing we mount may propagate back to the host.
+    mount::make_private(Path::new("/"), true).map_err(fail)?;
+    let root = spec.root().as_ref().ok_or_else(|| fail("config.json has no root"))?.path().clone();
+    let mounts = spec.mounts().clone().unwrap_or_default();
+    for m in &mounts {
+        if m.destination() == Path::new("/") {
+            mount_root(m, &root)?;
+        }
+    }
+    for m in &mounts {
+        if m.destination() != Path::new("/") {
+            do_mount(m, &root)?;
+        }
+    }
+    if let Some(linux) = spec.linux() {
+        for d in linux.devices().clone().unwrap_or_default() {
+            let target = in_root(&root, d.path())?;
+            let kind = match d.typ() {
+                oci_spec::runtime::LinuxDeviceType::B => 'b',
+                oci_spec::runtime::LinuxDeviceType::P => 'p',
+                _ => 'c',
+            };
+            let _ = std::fs::remove_file(&target);
+            mount::mknod(&target, kind, d.major() as u64, d.minor() as u64, d.file_mode().unwrap_or(0o666)).map_err(fail)?;
+            // mknod applies the umask; set the mode the spec asks for.
+            set_mode(&target, d.file_mode().unwrap_or(0o666))?;
+            mount::chown(&target, d.uid().unwrap_or(0), d.gid().unwrap_or(0)).map_err(fail)?;
+        }
+    }
+    for (link, target) in [("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2"), ("ptmx", "pts/ptmx")] {
+        let p = root.join("dev").join(link);
+        let _ = std::fs::remove_file(&p);
+        std::os::unix::fs::symlink(target, &p).map_err(|e| fail(format!("symlink /dev/{link}: {e}")))?;
+    }
+    if let Some(linux) = spec.linux() {
+        for (k, v) in linux.sysctl().clone().unwrap_or_default() {
+            let p = root.join("proc/sys").join(k.replace('.', "/"));
+            std::fs::write(&p, &v).map_err(|e| fail(format!("sysctl {k}={v}: {e}")))?;
+        }
+    }
+    let has_netns = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .is_some_and(|ns| ns.iter().any(|n| n.typ() == oci_spec::runtime::LinuxNamespaceType::Network && n.path().is_none()));
+    if has_netns {
+        net::link_up("lo").map_err(|e| fail(format!("bringing up lo: {e}")))?;
+    }
+    mount::pivot_into(&root).map_err(fail)?;
+    if let Some(linux) = spec.linux() {
+        for p in linux.masked_paths().clone().unwrap_or_default() {
+            mask(Path::new(&p))?;
+        }
+        for p in linux.readonly_paths().clone().unwrap_or_default() {
+            let path = Path::new(&p);
+            if !path.exists() {
+                continue;
+            }
+            mount::bind(path, path, true).map_err(fail)?;
+            mount::remount_ro(path, MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC).map_err(fail)?;
+        }
+    }
+    Ok(())
+}
+
+fn set_mode(p: &Path, mode: u32) -> R<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).map_err(|e| fail(format!("chmod {}: {e}", p.display())))
+}
+
+/// Hides a path: /dev/null over a file, an empty read-only tmpfs over a
+/// directory.
+fn mask(p: &Path) -> R<()> {
+    match std::fs::metadata(p) {
+        Err(_) => Ok(()),
+        Ok(m) if m.is_dir() => mount::mount(Some("tmpfs"), p, Some("tmpfs"), MsFlags::MS_RDONLY, None).map_err(fail),
+        Ok(_) => mount::bind(Path::new("/dev/null"), p, false).map_err(fail),
+    }
+}
+
+fn mount_root(m: &oci_spec::runtime::Mount, root: &Path) -> R<()> {
+    let opts = m.options().clone().unwrap_or_default();
+    let mut data = Vec::new();
+    for o in &opts {
+        if let Some(dir) = o.strip_prefix("berth.chdir=") {
+            // Lower dirs are given relative to the layers directory, which
+            // keeps the option string short.
+            proc::chdir(Path::new(dir)).map_err(|e| fail(format!("chdir {dir}: {e}")))?;
+        } else {
+            data.push(o.as_str());
+        }
+    }
+    let data = data.join(",");
+    mount::mount(Some("overlay"), root, Some("overlay"), MsFlags::empty(), Some(&data)).map_err(fail)
+}
+
+fn flags_and_data(opts: &[String]) -> (MsFlags, bool, String) {
+    let mut f = MsFlags::empty();
+    let mut ro = false;
+    let mut data = Vec::new();
+    for o in opts {
+        match o.as_str() {
+            "ro" => ro = true,
+            "rw" | "rprivate" | "private" | "rslave" | "slave" => {}
+            "nosuid" => f |= MsFlags::MS_NOSUID,
+            "noexec" => f |= MsFlags::MS_NOEXEC,
+            "nodev" => f |= MsFlags::MS_NODEV,
+            "strictatime" => f |= MsFlags::MS_STRICTATIME,
+            "relatime" => f |= MsFlags::MS_RELATIME,
+            "noatime" => f |= MsFlags::MS_NOATIME,
+            "bind" => f |= MsFlags::MS_BIND,
+            "rbind" => f |= MsFlags::MS_BIND | MsFlags::MS_REC,
+            other => data.push(other),
+        }
+    }
+    (f, ro, data.join(","))
+}
+
+fn do_mount(m: &oci_spec::runtime::Mount, root: &Path) -> R<()> {
+    let target = in_root(root, m.destination())?;
+    let opts = m.options().clone().unwrap_or_default();
+    let (flags, ro, data) = flags_and_data(&opts);
+    let typ = m.typ().clone().unwrap_or_default();
+    let source = m.source().clone().unwrap_or_default();
+    if flags.contains(MsFlags::MS_BIND) || typ == "bind" {
+        let src_is_dir = std::fs::metadata(&source).map(|md| md.is_dir()).map_err(|e| fail(format!("bind source {}: {e}", source.display())))?;
+        make_target(&target, src_is_dir)?;
+        mount::bind(&source, &target, flags.contains(MsFlags::MS_REC)).map_err(fail)?;
+        if ro {
+            mount::remount_ro(&target, flags & (MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC)).map_err(fail)?;
+        }
+        return Ok(());
+    }
+    make_target(&target, true)?;
+    let flags = if ro { flags | MsFlags::MS_RDONLY } else { flags };
+    let data = (!data.is_empty()).then_some(data);
+    let src = source.to_string_lossy().into_owned();
+    match mount::mount(Some(&src), &target, Some(&typ), flags, data.as_deref()) {
+        Ok(()) => Ok(()),
+        // mqueue may be missing from a kernel; a container runs without it.
+        Err(_) if typ == "mqueue" => Ok(()),
+        Err(e) => Err(fail(e)),
+    }
+}
+
+fn make_target(p: &Path, dir: bool) -> R<()> {
+    if dir {
+        std::fs::create_dir_all(p).map_err(|e| fail(format!("mkdir {}: {e}", p.display())))
+    } else {
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| fail(format!("mkdir {}: {e}", parent.display())))?;
+        }
+        if std::fs::symlink_metadata(p).is_err() {
+            std::fs::File::create(p).map_err(|e| fail(format!("create {}: {e}", p.display())))?;
+        }
+        Ok(())
+    }
+}
+
+/// Resolves `path` inside `root` as if root were `/`: symlinks in the image
+/// (absolute or with `..`) never lead a mount outside the container.
+pub fn in_root(root: &Path, path: &Path) -> R<PathBuf> {
+    let mut parts: Vec<std::ffi::OsString> = Vec::new();
+    let mut todo: Vec<std::ffi::OsString> = path.components().rev().filter_map(|c| match c {
+        Component::Normal(n) => Some(n.to_os_string()),
+        Component::ParentDir => Some("..".into()),
+        _ => None,
+    }).collect();
+    let mut hops = 0;
+    while let Some(c) = todo.pop() {
+        if c == ".." {
+            parts.pop();
+            continue;
+        }
+        let candidate: PathBuf = root.join(parts.iter().collect::<PathBuf>()).join(&c);
+        match std::fs::read_link(&candidate) {
+            Ok(target) => {
+                hops += 1;
+                if hops > 40 {
+                    return Err(fail(format!("too many symlinks resolving {}", path.display())));
+                }
+                if target.is_absolute() {
+                    parts.clear();
+                }
+                for comp in target.components().rev() {
+                    match comp {
+                        Component::Normal(n) => todo.push(n.to_os_string()),
+                        Component::ParentDir => todo.push("..".into()),
+                        _ => {}
+                    }
+                }
+            }
+            Err(_) => parts.push(c),
+        }
+    }
+    Ok(root.join(parts.iter().collect::<PathBuf>()))
+}
+
+/// Looks a user up in the container's /etc/passwd: "name", "uid",
+/// "uid:gid" or "name:group".
+fn resolve_user(spec: &str) -> R<(u32, u32, Vec<u32>)> {
+    if spec.is_empty() || spec == "root" || spec == "0" {
+        return Ok((0, 0, vec![]));
+    }
+    let (u, g) = match spec.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (spec, None),
+    };
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    let find = |file: &str, key: &str| -> Option<(u32, u32)> {
+        file.lines().find_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            if f.len() > 3 && (f[0] == key || f[2] == key) { Some((f[2].parse().ok()?, f[3].parse().ok()?)) } else { None }
+        })
+    };
+    let (uid, mut gid) = match u.parse::<u32>() {
+        Ok(n) => (n, find(&passwd, u).map(|(_, g)| g).unwrap_or(0)),
+        Err(_) => find(&passwd, u).ok_or_else(|| fail(format!("unable to find user {u}: no matching entries in passwd file")))?,
+    };
+    if let Some(g) = g {
+        gid = match g.parse::<u32>() {
+            Ok(n) => n,
+            Err(_) => {
+                let group = std::fs::read_to_string("/etc/group").unwrap_or_default();
+                group
+                    .lines()
+                    .find_map(|l| {
+                        let f: Vec<&str> = l.split(':').collect();
+                        if f.len() > 2 && f[0] == g { f[2].parse().ok() } else { None }
+                    })
+                    .ok_or_else(|| fail(format!("unable to find group {g}: no matching entries in group file")))?
+            }
+        };
+    }
+    Ok((uid, gid, vec![gid]))
+}
+
+/// Finds the program as execve's caller would, to tell "not found" (127)
+/// from "cannot invoke" (126) before we lose the chance to report it.
+fn find_program(arg0: &str, env: &[String]) -> R<PathBuf> {
+    let not_found = || InitError { code: EXIT_NOT_FOUND, msg: format!("exec: \"{arg0}\": executable file not found in $PATH") };
+    let check = |p: &Path| -> R<()> {
+        let md = std::fs::metadata(p).map_err(|_| InitError { code: EXIT_NOT_FOUND, msg: format!("exec: \"{arg0}\": stat {}: no such file or directory", p.display()) })?;
+        if md.is_dir() || proc::access_exec(p).is_err() {
+            return Err(InitError { code: EXIT_CANNOT_INVOKE, msg: format!("exec: \"{arg0}\": permission denied") });
+        }
+        Ok(())
+    };
+    if arg0.is_empty() {
+        return Err(not_found());
+    }
+    if arg0.contains('/') {
+        let p = PathBuf::from(arg0);
+        check(&p)?;
+        return Ok(p);
+    }
+    let path = env.iter().find_map(|e| e.strip_prefix("PATH=")).unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    let mut denied = None;
+    for dir in path.split(':').filter(|d| !d.is_empty()) {
+        let p = Path::new(dir).join(arg0);
+        if p.exists() {
+            match check(&p) {
+                Ok(()) => return Ok(p),
+                Err(e) => denied = Some(e),
+            }
+        }
+    }
+    Err(denied.unwrap_or_else(not_found))
+}
+
+fn cstrings(v: &[String]) -> R<Vec<CString>> {
+    v.iter().map(|s| CString::new(s.as_bytes()).map_err(|_| fail(format!("argument or variable {s:?} contains a NUL byte")))).collect()
+}
+
+/// The common tail of init and exec: stdio, identity, privileges, execve.
+pub fn start_process(plan: &ProcessPlan, stdio: Stdio, errfd: RawFd, create_cwd: bool) -> R<std::convert::Infallible> {
+    proc::setsid().ok();
+    match stdio {
+        Stdio::Pty { slave } => {
+            pty::set_controlling(slave).map_err(|e| fail(format!("setting the controlling terminal: {e}")))?;
+            for t in 0..3 {
+                proc::dup_onto(slave, t).map_err(fail)?;
+            }
+        }
+        Stdio::Pipes { stdin, stdout, stderr } => {
+            proc::dup_onto(stdin, 0).map_err(fail)?;
+            proc::dup_onto(stdout, 1).map_err(fail)?;
+            proc::dup_onto(stderr, 2).map_err(fail)?;
+        }
+        Stdio::Inherit => {}
+    }
+    proc::close_fds_from(3, &[errfd]);
+    let (uid, gid, groups) = resolve_user(&plan.user)?;
+    if create_cwd {
+        std::fs::create_dir_all(&plan.cwd).map_err(|e| fail(format!("creating working directory {}: {e}", plan.cwd)))?;
+    }
+    proc::chdir(Path::new(&plan.cwd)).map_err(|e| fail(format!("chdir to cwd (\"{}\") set in config.json failed: {e}", plan.cwd)))?;
+    let arg0 = plan.args.first().cloned().unwrap_or_default();
+    let program = find_program(&arg0, &plan.env)?;
+    let prog = CString::new(program.as_os_str().as_encoded_bytes()).map_err(|_| fail("program path contains NUL"))?;
+    let args = cstrings(&plan.args)?;
+    let env = cstrings(&plan.env)?;
+    caps::limit_bounding(&plan.caps).map_err(fail)?;
+    proc::set_ids(uid, gid, &groups).map_err(|e| fail(format!("setting user {}: {e}", plan.user)))?;
+    let none: Vec<String> = vec![];
+    let eff = if uid == 0 { &plan.caps } else { &none };
+    caps::apply(eff, &plan.caps, &none, &none).map_err(fail)?;
+    if plan.no_new_privs {
+        proc::set_no_new_privs().map_err(|e| fail(format!("no_new_privs: {e}")))?;
+    }
+    // Signals the monitor blocked or ignored must not leak into the
+    // container (an ignored SIGPIPE survives execve).
+    for s in [libc::SIGPIPE, libc::SIGCHLD, libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGQUIT, libc::SIGTSTP, libc::SIGTTIN, libc::SIGTTOU] {
+        proc::set_signal_default(s, false);
+    }
+    proc::unblock_all_signals();
+    if let Some(f) = &plan.seccomp {
+        f.install().map_err(|e| fail(format!("installing the seccomp filter: {e}")))?;
+    }
+    let e = proc::execve(&prog, &args, &env);
+    let code = if e.raw_os_error() == Some(libc::ENOENT) { EXIT_NOT_FOUND } else { EXIT_CANNOT_INVOKE };
+    Err(InitError { code, msg: format!("exec: \"{arg0}\": {e}") })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn in_root_never_leaves_root() {
+        let root = std::env::temp_dir().join(format!("berth-inroot-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(root.join("a")).unwrap();
+        std::os::unix::fs::symlink("/", root.join("evil")).unwrap();
+        std::os::unix::fs::symlink("../../..", root.join("a/up")).unwrap();
+        let r = |p: &str| in_root(&root, Path::new(p)).ok().unwrap();
+        assert_eq!(r("/evil/etc/passwd"), root.join("etc/passwd"));
+        assert_eq!(r("/a/up/x"), root.join("x"));
+        assert_eq!(r("/../../proc"), root.join("proc"));
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+}

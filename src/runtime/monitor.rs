@@ -1,0 +1,557 @@
+//! `berth monitor ID`: one small single-threaded process per running
+//! container. It is the parent of the container's init: it reaps it,
+//! records exit code and time, writes the JSON-lines log, owns the pty and
+//! the attach socket, and applies the restart policy.
+
+use std::io::Write;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::time::{Duration, Instant};
+
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
+
+use super::attach::{self, frame};
+use super::init::{self, InitError, Stdio};
+use super::EXIT_ENGINE;
+use crate::container::{self, RestartPolicy};
+use crate::store::{self, Db, Paths};
+use crate::sys::cgroup::{Cgroup, Limits};
+use crate::sys::{proc, pty};
+
+struct Client {
+    stream: UnixStream,
+    buf: Vec<u8>,
+    wants_output: bool,
+}
+
+struct Running {
+    pid: i32,
+    /// pty master, or stdout pipe
+    out: Option<OwnedFd>,
+    err: Option<OwnedFd>,
+    stdin: Option<OwnedFd>,
+    tty: bool,
+    cgroup: Cgroup,
+}
+
+struct Monitor {
+    paths: Paths,
+    id: String,
+    db: Db,
+    spec: Spec,
+    sig: OwnedFd,
+    listener: UnixListener,
+    clients: Vec<Client>,
+    log: std::fs::File,
+    partial: [Vec<u8>; 2],
+    interactive: bool,
+    restart: RestartPolicy,
+    autoremove: bool,
+    stop_signal: i32,
+    manual_stop: bool,
+    kill_at: Option<Instant>,
+    winsize: Option<(u16, u16)>,
+}
+
+/// Entry point of the hidden `monitor` subcommand. `first` is the socket of
+/// the client that started us (fd 3), if any.
+pub fn main(paths: Paths, id: &str, first: Option<OwnedFd>) -> i32 {
+    // Daemonise: the client waits for this first process only, and the
+    // real monitor, reparented, never becomes the client's zombie.
+    match proc::fork() {
+        Ok(Some(_)) => proc::exit_now(0),
+        Ok(None) => {}
+        Err(_) => return EXIT_ENGINE,
+    }
+    let _ = proc::setsid();
+    proc::set_signal_default(libc::SIGPIPE, true);
+    let first = first.map(UnixStream::from);
+    match Monitor::new(paths, id, first.as_ref()) {
+        Ok(mut m) => {
+            if let Some(f) = first {
+                m.add_client(f, true);
+            }
+            m.serve();
+            0
+        }
+        Err(e) => {
+            if let Some(mut f) = first {
+                let _ = attach::write_frame(&mut f, attach::ERROR, &attach::error_payload(EXIT_ENGINE, &e));
+            }
+            EXIT_ENGINE
+        }
+    }
+}
+
+impl Monitor {
+    fn new(paths: Paths, id: &str, first: Option<&UnixStream>) -> Result<Monitor, String> {
+        let db = Db::open(&paths).map_err(|e| e.to_string())?;
+        let c = container::get(&db, id).map_err(|e| e.to_string())?;
+        let bundle = paths.container_dir(&c.id);
+        let spec = super::load_spec(&bundle).map_err(|e| e.to_string())?;
+        let sig = proc::signalfd(&[libc::SIGCHLD, libc::SIGTERM, libc::SIGINT, libc::SIGHUP]).map_err(|e| e.to_string())?;
+        let run = paths.container_run(&c.id);
+        std::fs::create_dir_all(&run).map_err(|e| format!("{}: {e}", run.display()))?;
+        let sock = paths.attach_socket(&c.id);
+        let _ = std::fs::remove_file(&sock);
+        let listener = UnixListener::bind(&sock).map_err(|e| format!("{}: {e}", sock.display()))?;
+        listener.set_nonblocking(true).ok();
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(container::log_path(&paths, &c.id)).map_err(|e| e.to_string())?;
+        let stop_signal = spec.annotations().as_ref().and_then(|a| a.get("berth.stop-signal")).and_then(|s| proc::signal_number(s)).unwrap_or(libc::SIGTERM);
+        let mut m = Monitor {
+            id: c.id.clone(),
+            db,
+            spec,
+            sig,
+            listener,
+            clients: vec![],
+            log,
+            partial: [vec![], vec![]],
+            interactive: c.spec.interactive,
+            restart: c.spec.restart.clone(),
+            autoremove: c.spec.rm,
+            stop_signal,
+            manual_stop: false,
+            kill_at: None,
+            winsize: None,
+            paths,
+        };
+        // The starter's HELLO (and first RESIZE) come before anything runs,
+        // so no output is produced before it listens.
+        if let Some(f) = first {
+            let _ = f.set_read_timeout(Some(Duration::from_secs(5)));
+            if let Ok(Some((attach::RESIZE, p))) = attach::read_frame(&mut &*f) {
+                if p.len() >= 4 {
+                    m.winsize = Some((u16::from_be_bytes([p[0], p[1]]), u16::from_be_bytes([p[2], p[3]])));
+                }
+            }
+            let _ = f.set_read_timeout(None);
+        }
+        Ok(m)
+    }
+
+    fn add_client(&mut self, s: UnixStream, wants_output: bool) {
+        let _ = s.set_nonblocking(true);
+        self.clients.push(Client { stream: s, buf: vec![], wants_output });
+    }
+
+    fn broadcast(&mut self, kind: u8, payload: &[u8], output: bool) {
+        let f = frame(kind, payload);
+        self.clients.retain(|c| {
+            if output && !c.wants_output {
+                return true;
+            }
+            proc::write_all_fd(c.stream.as_raw_fd(), &f).is_ok()
+        });
+    }
+
+    fn serve(&mut self) {
+        let mut restarts = 0u32;
+        let mut delay = Duration::from_millis(100);
+        loop {
+            let started = Instant::now();
+            let run = match self.start() {
+                Ok(r) => r,
+                Err(e) => {
+                    let _ = container::record_exited(&mut self.db, &self.id, e.code, false, &e.msg);
+                    self.broadcast(attach::ERROR, &attach::error_payload(e.code, &e.msg), false);
+                    break;
+                }
+            };
+            let _ = container::record_started(&mut self.db, &self.id, run.pid, proc::getpid(), restarts > 0);
+            self.broadcast(attach::STARTED, &attach::i32_payload(run.pid), false);
+            let code = self.supervise(run);
+            let again = !self.manual_stop
+                && match &self.restart {
+                    RestartPolicy::No => false,
+                    RestartPolicy::Always | RestartPolicy::UnlessStopped => true,
+                    RestartPolicy::OnFailure(max) => code != 0 && (*max == 0 || restarts < *max),
+                };
+            if !again {
+                break;
+            }
+            restarts += 1;
+            // Docker's back-off: doubling from 100 ms, reset after a run
+            // of 10 s or more.
+            if started.elapsed() >= Duration::from_secs(10) {
+                delay = Duration::from_millis(100);
+            }
+            let _ = container::set_state(&mut self.db, &self.id, "restarting");
+            if !self.idle(delay) {
+                let _ = container::set_state(&mut self.db, &self.id, "exited");
+                break;
+            }
+            delay = (delay * 2).min(Duration::from_secs(60));
+        }
+        self.finish();
+    }
+
+    fn finish(&mut self) {
+        let c = container::get(&self.db, &self.id).ok();
+        let code = c.as_ref().map(|c| c.exit_code).unwrap_or(EXIT_ENGINE);
+        if self.autoremove {
+            if let Some(c) = &c {
+                let _ = container::delete(&self.paths, &mut self.db, c);
+            }
+        } else {
+            let _ = container::record_monitor_gone(&mut self.db, &self.id);
+            let _ = std::fs::remove_file(self.paths.attach_socket(&self.id));
+            let _ = std::fs::remove_dir(self.paths.container_run(&self.id));
+        }
+        self.broadcast(attach::EXIT, &attach::i32_payload(code), false);
+    }
+
+    fn limits(&self) -> Limits {
+        let mut l = Limits { memory: None, cpu_quota: None, cpu_period: None, pids: None, devices: vec![] };
+        let Some(r) = self.spec.linux().as_ref().and_then(|x| x.resources().as_ref()) else { return l };
+        l.memory = r.memory().as_ref().and_then(|m| m.limit());
+        if let Some(c) = r.cpu() {
+            l.cpu_quota = c.quota();
+            l.cpu_period = c.period();
+        }
+        l.pids = r.pids().as_ref().map(|p| p.limit());
+        for d in r.devices().clone().unwrap_or_default() {
+            if !d.allow() {
+                continue;
+            }
+            let t = match d.typ() {
+                Some(oci_spec::runtime::LinuxDeviceType::C) => 'c',
+                Some(oci_spec::runtime::LinuxDeviceType::B) => 'b',
+                _ => 'a',
+            };
+            l.devices.push((t, d.major().unwrap_or(-1), d.minor().unwrap_or(-1), d.access().clone().unwrap_or_else(|| "rwm".into())));
+        }
+        l
+    }
+
+    fn ns_flags(&self) -> i32 {
+        let mut f = 0;
+        for n in self.spec.linux().as_ref().and_then(|l| l.namespaces().clone()).unwrap_or_default() {
+            if n.path().is_some() {
+                continue;
+            }
+            f |= match n.typ() {
+                LinuxNamespaceType::Pid => libc::CLONE_NEWPID,
+                LinuxNamespaceType::Mount => libc::CLONE_NEWNS,
+                LinuxNamespaceType::Uts => libc::CLONE_NEWUTS,
+                LinuxNamespaceType::Ipc => libc::CLONE_NEWIPC,
+                LinuxNamespaceType::Network => libc::CLONE_NEWNET,
+                LinuxNamespaceType::Cgroup => libc::CLONE_NEWCGROUP,
+                _ => 0,
+            };
+        }
+        f
+    }
+
+    /// Creates the cgroup and stdio, clones init and waits until it has
+    /// exec'd the user's command (or failed trying).
+    fn start(&mut self) -> Result<Running, InitError> {
+        let e = |m: String| InitError { code: EXIT_ENGINE, msg: m };
+        let cg_path = self.spec.linux().as_ref().and_then(|l| l.cgroups_path().clone()).map(|p| p.to_string_lossy().into_owned()).unwrap_or_else(|| format!("berth/{}", self.id));
+        let cgroup = Cgroup::create(&cg_path, &self.limits()).map_err(|x| e(x.to_string()))?;
+        let tty = self.spec.process().as_ref().and_then(|p| p.terminal()).unwrap_or(false);
+        let (go_r, go_w) = proc::pipe().map_err(|x| e(x.to_string()))?;
+        let (err_r, err_w) = proc::pipe().map_err(|x| e(x.to_string()))?;
+        let mut keep_child: Vec<OwnedFd> = Vec::new();
+        let (stdio, out, errp, stdin) = if tty {
+            let p = pty::open(self.winsize).map_err(|x| e(format!("allocating a pty: {x}")))?;
+            let s = Stdio::Pty { slave: p.slave.as_raw_fd() };
+            keep_child.push(p.slave);
+            (s, Some(p.master), None, None)
+        } else {
+            let (or, ow) = proc::pipe().map_err(|x| e(x.to_string()))?;
+            let (er, ew) = proc::pipe().map_err(|x| e(x.to_string()))?;
+            let (ir, iw) = if self.interactive {
+                let (r, w) = proc::pipe().map_err(|x| e(x.to_string()))?;
+                (r, Some(w))
+            } else {
+                (OwnedFd::from(std::fs::File::open("/dev/null").map_err(|x| e(x.to_string()))?), None)
+            };
+            let s = Stdio::Pipes { stdin: ir.as_raw_fd(), stdout: ow.as_raw_fd(), stderr: ew.as_raw_fd() };
+            keep_child.extend([ir, ow, ew]);
+            (s, Some(or), Some(er), iw)
+        };
+        let flags = self.ns_flags();
+        match proc::clone_fork(flags).map_err(|x| e(format!("clone: {x}")))? {
+            None => {
+                let go = go_r.as_raw_fd();
+                let errfd = err_w.as_raw_fd();
+                std::mem::forget(go_r);
+                std::mem::forget(err_w);
+                init::run(&self.spec, stdio, go, errfd)
+            }
+            Some(pid) => {
+                drop(keep_child);
+                drop(go_r);
+                drop(err_w);
+                if let Err(x) = cgroup.add(pid) {
+                    let _ = proc::kill(pid, libc::SIGKILL);
+                    let _ = proc::wait_pid(pid);
+                    let _ = cgroup.delete();
+                    return Err(e(x.to_string()));
+                }
+                let mut g = std::fs::File::from(go_w);
+                let _ = g.write_all(b"g");
+                drop(g);
+                if let Some(err) = init::read_report(err_r) {
+                    let _ = proc::wait_pid(pid);
+                    let _ = cgroup.delete();
+                    return Err(err);
+                }
+                for fd in [&out, &errp].into_iter().flatten() {
+                    let _ = proc::set_nonblocking(fd.as_raw_fd(), true);
+                }
+                Ok(Running { pid, out, err: errp, stdin, tty, cgroup })
+            }
+        }
+    }
+
+    /// Runs the event loop until init exits; returns its exit code.
+    fn supervise(&mut self, mut run: Running) -> i32 {
+        let mut status: Option<proc::WaitStatus> = None;
+        let mut drain_until: Option<Instant> = None;
+        let mut buf = vec![0u8; 65536];
+        loop {
+            if status.is_some() && run.out.is_none() && run.err.is_none() {
+                break;
+            }
+            if let Some(t) = drain_until {
+                if Instant::now() >= t {
+                    break;
+                }
+            }
+            let mut fds: Vec<(RawFd, i16)> = vec![(self.sig.as_raw_fd(), libc::POLLIN), (self.listener.as_raw_fd(), libc::POLLIN)];
+            let out_idx = run.out.as_ref().map(|f| {
+                fds.push((f.as_raw_fd(), libc::POLLIN));
+                fds.len() - 1
+            });
+            let err_idx = run.err.as_ref().map(|f| {
+                fds.push((f.as_raw_fd(), libc::POLLIN));
+                fds.len() - 1
+            });
+            let client_base = fds.len();
+            for c in &self.clients {
+                fds.push((c.stream.as_raw_fd(), libc::POLLIN));
+            }
+            let timeout = match (self.kill_at, drain_until) {
+                (_, Some(t)) | (Some(t), None) => t.saturating_duration_since(Instant::now()).as_millis() as i32 + 1,
+                _ => -1,
+            };
+            let rev = match proc::poll(&fds, timeout) {
+                Ok(r) => r,
+                Err(_) => continue,
+            };
+            if let Some(t) = self.kill_at {
+                if Instant::now() >= t && status.is_none() {
+                    let _ = proc::kill(run.pid, libc::SIGKILL);
+                    self.kill_at = None;
+                }
+            }
+            if rev[0] != 0 {
+                for s in proc::read_signalfd(&self.sig) {
+                    match s {
+                        libc::SIGCHLD => {
+                            while let Some((pid, st)) = proc::reap_any() {
+                                if pid == run.pid {
+                                    status = Some(st);
+                                    drain_until = Some(Instant::now() + Duration::from_secs(2));
+                                }
+                            }
+                        }
+                        _ => self.request_stop(&run, 10),
+                    }
+                }
+            }
+            if rev[1] != 0 {
+                while let Ok((s, _)) = self.listener.accept() {
+                    self.add_client(s, false);
+                }
+            }
+            for (idx, stream) in [(out_idx, 0usize), (err_idx, 1usize)] {
+                let Some(i) = idx else { continue };
+                if rev[i] == 0 {
+                    continue;
+                }
+                let fd = if stream == 0 { run.out.as_ref() } else { run.err.as_ref() }.map(|f| f.as_raw_fd()).unwrap();
+                match proc::read_fd(fd, &mut buf) {
+                    Ok(0) => self.close_stream(&mut run, stream),
+                    Ok(n) => {
+                        let data = buf[..n].to_vec();
+                        self.output(stream, &data);
+                    }
+                    Err(x) if x.kind() == std::io::ErrorKind::WouldBlock || x.kind() == std::io::ErrorKind::Interrupted => {}
+                    // A pty master reports EIO once the last slave closes.
+                    Err(_) => self.close_stream(&mut run, stream),
+                }
+            }
+            let mut gone = Vec::new();
+            for (k, r) in rev[client_base..].iter().enumerate() {
+                if *r == 0 {
+                    continue;
+                }
+                let mut tmp = [0u8; 8192];
+                let n = match std::io::Read::read(&mut &self.clients[k].stream, &mut tmp) {
+                    Ok(0) => {
+                        gone.push(k);
+                        continue;
+                    }
+                    Ok(n) => n,
+                    Err(x) if x.kind() == std::io::ErrorKind::WouldBlock => continue,
+                    Err(_) => {
+                        gone.push(k);
+                        continue;
+                    }
+                };
+                self.clients[k].buf.extend_from_slice(&tmp[..n]);
+                let frames = attach::take_frames(&mut self.clients[k].buf);
+                for (kind, p) in frames {
+                    self.handle(k, kind, &p, &mut run);
+                }
+            }
+            for k in gone.into_iter().rev() {
+                self.clients.remove(k);
+            }
+        }
+        for s in 0..2 {
+            self.flush_partial(s);
+        }
+        let code = status.map(|s| s.code()).unwrap_or(EXIT_ENGINE);
+        let oom = run.cgroup.oom_killed();
+        let _ = container::record_exited(&mut self.db, &self.id, code, oom, "");
+        for p in run.cgroup.procs() {
+            let _ = proc::kill(p, libc::SIGKILL);
+        }
+        let _ = run.cgroup.delete();
+        self.kill_at = None;
+        code
+    }
+
+    fn close_stream(&mut self, run: &mut Running, stream: usize) {
+        if stream == 0 {
+            run.out = None;
+        } else {
+            run.err = None;
+        }
+    }
+
+    fn request_stop(&mut self, run: &Running, timeout: u32) {
+        self.manual_stop = true;
+        // A frozen process cannot act on a signal.
+        let _ = run.cgroup.thaw();
+        let _ = proc::kill(run.pid, self.stop_signal);
+        let at = Instant::now() + Duration::from_secs(timeout as u64);
+        self.kill_at = Some(self.kill_at.map_or(at, |k| k.min(at)));
+        if timeout == 0 {
+            let _ = proc::kill(run.pid, libc::SIGKILL);
+        }
+    }
+
+    fn handle(&mut self, k: usize, kind: u8, p: &[u8], run: &mut Running) {
+        match kind {
+            attach::HELLO => self.clients[k].wants_output = p.first().is_some_and(|f| f & attach::WANT_OUTPUT != 0),
+            attach::STDIN => {
+                let fd = if run.tty { run.out.as_ref() } else { run.stdin.as_ref() };
+                if let Some(fd) = fd {
+                    let _ = proc::write_all_fd(fd.as_raw_fd(), p);
+                }
+            }
+            attach::STDIN_EOF => {
+                if !run.tty {
+                    run.stdin = None;
+                }
+            }
+            attach::RESIZE if p.len() >= 4 => {
+                if let (true, Some(m)) = (run.tty, run.out.as_ref()) {
+                    pty::set_size(m.as_raw_fd(), u16::from_be_bytes([p[0], p[1]]), u16::from_be_bytes([p[2], p[3]]));
+                }
+            }
+            attach::STOP => self.request_stop(run, attach::payload_i32(p).max(0) as u32),
+            attach::KILL => {
+                let sig = attach::payload_i32(p);
+                if [libc::SIGKILL, libc::SIGTERM, libc::SIGINT].contains(&sig) {
+                    self.manual_stop = true;
+                    let _ = run.cgroup.thaw();
+                }
+                let _ = proc::kill(run.pid, sig);
+            }
+            _ => {}
+        }
+    }
+
+    /// Waits `delay` before a restart while still serving clients; false
+    /// when a stop request arrived meanwhile.
+    fn idle(&mut self, delay: Duration) -> bool {
+        let until = Instant::now() + delay;
+        while Instant::now() < until {
+            let mut fds = vec![(self.listener.as_raw_fd(), libc::POLLIN)];
+            for c in &self.clients {
+                fds.push((c.stream.as_raw_fd(), libc::POLLIN));
+            }
+            let ms = until.saturating_duration_since(Instant::now()).as_millis() as i32 + 1;
+            let Ok(rev) = proc::poll(&fds, ms) else { continue };
+            if rev[0] != 0 {
+                while let Ok((s, _)) = self.listener.accept() {
+                    self.add_client(s, false);
+                }
+            }
+            for k in 0..rev.len() - 1 {
+                if rev[k + 1] == 0 || k >= self.clients.len() {
+                    continue;
+                }
+                let mut tmp = [0u8; 4096];
+                if let Ok(n) = std::io::Read::read(&mut &self.clients[k].stream, &mut tmp) {
+                    self.clients[k].buf.extend_from_slice(&tmp[..n]);
+                    for (kind, _) in attach::take_frames(&mut self.clients[k].buf) {
+                        if kind == attach::STOP || kind == attach::KILL {
+                            self.manual_stop = true;
+                            return false;
+                        }
+                    }
+                }
+            }
+        }
+        true
+    }
+
+    fn output(&mut self, stream: usize, data: &[u8]) {
+        self.broadcast(if stream == 0 { attach::STDOUT } else { attach::STDERR }, data, true);
+        self.partial[stream].extend_from_slice(data);
+        while let Some(pos) = self.partial[stream].iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = self.partial[stream].drain(..=pos).collect();
+            self.log_line(stream, &line);
+        }
+        // Keep memory bounded for output without newlines.
+        if self.partial[stream].len() > 16384 {
+            self.flush_partial(stream);
+        }
+    }
+
+    fn flush_partial(&mut self, stream: usize) {
+        if !self.partial[stream].is_empty() {
+            let line = std::mem::take(&mut self.partial[stream]);
+            self.log_line(stream, &line);
+        }
+    }
+
+    fn log_line(&mut self, stream: usize, line: &[u8]) {
+        let rec = serde_json::json!({
+            "log": String::from_utf8_lossy(line),
+            "stream": if stream == 0 { "stdout" } else { "stderr" },
+            "time": store::now_rfc3339(),
+        });
+        let mut s = rec.to_string();
+        s.push('\n');
+        let _ = self.log.write_all(s.as_bytes());
+    }
+}
+
+/// Reads fd 3 as the starter's socket, if the client passed one.
+pub fn inherited_socket() -> Option<OwnedFd> {
+    // fcntl tells whether fd 3 is open without touching it.
+    if proc::set_cloexec(3, true).is_ok() {
+        // SAFETY: fd 3 is open and was placed there for us by the client.
+        Some(unsafe { OwnedFd::from_raw_fd(3) })
+    } else {
+        None
+    }
+}

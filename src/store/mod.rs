@@ -1,0 +1,261 @@
+//! State on disk: paths, the SQLite database and ids.
+//!
+//! The database is the source of truth; files such as `index.json` are views
+//! regenerated from it. Concurrent berth processes are normal, so every change
+//! goes through one SQLite transaction (WAL, busy timeout), never a
+//! read-modify-write of a shared file.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{Connection, OptionalExtension};
+
+#[derive(thiserror::Error, Debug)]
+pub enum StoreError {
+    #[error("state database {path}: {source}")]
+    Open { path: PathBuf, source: rusqlite::Error },
+    #[error("state database: {0}")]
+    Sql(#[from] rusqlite::Error),
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+pub fn io_err(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> StoreError {
+    let path = path.into();
+    move |source| StoreError::Io { path, source }
+}
+
+/// Where everything lives. `root` holds persistent state, `run` what dies
+/// with a reboot (sockets, pid files).
+#[derive(Clone, Debug)]
+pub struct Paths {
+    pub root: PathBuf,
+    pub run: PathBuf,
+}
+
+impl Paths {
+    pub fn from_env(root: Option<PathBuf>) -> Paths {
+        let root = root
+            .or_else(|| std::env::var_os("BERTH_ROOT").map(PathBuf::from))
+            .unwrap_or_else(|| PathBuf::from("/var/lib/berth"));
+        let run = std::env::var_os("BERTH_RUN")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("/run/berth"));
+        Paths { root, run }
+    }
+    pub fn db(&self) -> PathBuf {
+        self.root.join("state.db")
+    }
+    pub fn blobs(&self) -> PathBuf {
+        self.root.join("blobs/sha256")
+    }
+    pub fn blob(&self, digest: &str) -> PathBuf {
+        self.blobs().join(digest.trim_start_matches("sha256:"))
+    }
+    pub fn layers(&self) -> PathBuf {
+        self.root.join("layers")
+    }
+    pub fn layer_dir(&self, chain_id: &str) -> PathBuf {
+        self.layers().join(chain_id.trim_start_matches("sha256:"))
+    }
+    pub fn tmp(&self) -> PathBuf {
+        self.root.join("tmp")
+    }
+    pub fn container_dir(&self, id: &str) -> PathBuf {
+        self.root.join("containers").join(id)
+    }
+    pub fn container_run(&self, id: &str) -> PathBuf {
+        self.run.join(&id[..12.min(id.len())])
+    }
+    pub fn attach_socket(&self, id: &str) -> PathBuf {
+        self.container_run(id).join("attach.sock")
+    }
+    pub fn index_lock(&self) -> PathBuf {
+        self.root.join("index.lock")
+    }
+}
+
+/// A fresh 64-hex id from the kernel's random pool.
+pub fn new_id() -> String {
+    let mut buf = [0u8; 32];
+    getrandom(&mut buf);
+    hex::encode(buf)
+}
+
+pub fn getrandom(buf: &mut [u8]) {
+    use std::io::Read;
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(buf))
+        .expect("reading /dev/urandom");
+}
+
+pub fn now_rfc3339() -> String {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    rfc3339(d.as_secs() as i64, d.subsec_nanos())
+}
+
+/// Formats a UTC timestamp without pulling in a date crate.
+pub fn rfc3339(secs: i64, nanos: u32) -> String {
+    let days = secs.div_euclid(86400);
+    let rem = secs.rem_euclid(86400);
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:09}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        nanos
+    )
+}
+
+/// Days since 1970-01-01 to (year, month, day), Howard Hinnant's algorithm.
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719468;
+    let era = z.div_euclid(146097);
+    let doe = z.rem_euclid(146097);
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+/// Parses what `rfc3339` wrote back into seconds since the epoch.
+pub fn parse_rfc3339(s: &str) -> Option<f64> {
+    let (date, time) = s.split_once('T')?;
+    let mut dp = date.split('-').map(|x| x.parse::<i64>());
+    let (y, m, d) = (dp.next()?.ok()?, dp.next()?.ok()?, dp.next()?.ok()?);
+    let time = time.trim_end_matches('Z');
+    let mut tp = time.split(':');
+    let h: i64 = tp.next()?.parse().ok()?;
+    let mi: i64 = tp.next()?.parse().ok()?;
+    let sec: f64 = tp.next()?.parse().ok()?;
+    let y2 = if m <= 2 { y - 1 } else { y };
+    let era = y2.div_euclid(400);
+    let yoe = y2 - era * 400;
+    let mp = if m > 2 { m - 3 } else { m + 9 };
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146097 + doe - 719468;
+    Some((days * 86400 + h * 3600 + mi * 60) as f64 + sec)
+}
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS images(
+    id TEXT PRIMARY KEY,          -- sha256:<config digest>
+    manifest TEXT NOT NULL,       -- manifest digest
+    created TEXT NOT NULL,
+    size INTEGER NOT NULL,        -- unpacked bytes of all layers
+    config TEXT NOT NULL,         -- the OCI image config JSON
+    layers TEXT NOT NULL          -- JSON array of chain ids, bottom first
+);
+CREATE TABLE IF NOT EXISTS tags(
+    name TEXT PRIMARY KEY,        -- normalised reference, e.g. busybox:latest
+    image_id TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS layers(
+    chain_id TEXT PRIMARY KEY,
+    diff_id TEXT NOT NULL,
+    blob TEXT NOT NULL,           -- digest of the stored (maybe compressed) blob
+    short TEXT NOT NULL UNIQUE,   -- short link name, keeps overlay options small
+    size INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS containers(
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    image_id TEXT NOT NULL,
+    image_ref TEXT NOT NULL,
+    created TEXT NOT NULL,
+    config TEXT NOT NULL,         -- JSON ContainerConfig (the user's options)
+    state TEXT NOT NULL,          -- created | running | paused | exited | removing
+    pid INTEGER NOT NULL DEFAULT 0,
+    monitor_pid INTEGER NOT NULL DEFAULT 0,
+    exit_code INTEGER NOT NULL DEFAULT 0,
+    started_at TEXT NOT NULL DEFAULT '',
+    finished_at TEXT NOT NULL DEFAULT '',
+    oom_killed INTEGER NOT NULL DEFAULT 0,
+    restart_count INTEGER NOT NULL DEFAULT 0,
+    error TEXT NOT NULL DEFAULT ''
+);
+"#;
+
+/// A connection to state.db. Cheap to open; each process opens its own.
+pub struct Db {
+    pub conn: Connection,
+}
+
+impl Db {
+    pub fn open(paths: &Paths) -> Result<Db> {
+        let path = paths.db();
+        let conn = Connection::open(&path).map_err(|source| StoreError::Open { path: path.clone(), source })?;
+        conn.busy_timeout(Duration::from_secs(30))?;
+        // WAL lets readers (ps, inspect) run while a writer commits.
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        let have: Option<String> = conn
+            .query_row("SELECT name FROM sqlite_master WHERE name='containers'", [], |r| r.get(0))
+            .optional()?;
+        if have.is_none() {
+            conn.execute_batch(SCHEMA)?;
+        }
+        Ok(Db { conn })
+    }
+
+    /// Runs `f` in an IMMEDIATE transaction: the write lock is taken up
+    /// front, so two processes never both read-then-write the same rows.
+    pub fn write<T>(&mut self, f: impl FnOnce(&rusqlite::Transaction) -> Result<T>) -> Result<T> {
+        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let v = f(&tx)?;
+        tx.commit()?;
+        Ok(v)
+    }
+}
+
+/// Makes the directories the store needs.
+pub fn ensure_dirs(paths: &Paths) -> Result<()> {
+    for d in [paths.root.clone(), paths.blobs(), paths.layers(), paths.tmp(), paths.root.join("containers"), paths.run.clone()] {
+        std::fs::create_dir_all(&d).map_err(io_err(&d))?;
+    }
+    let layout = paths.root.join("oci-layout");
+    if !layout.exists() {
+        std::fs::write(&layout, br#"{"imageLayoutVersion":"1.0.0"}"#).map_err(io_err(&layout))?;
+    }
+    Ok(())
+}
+
+/// An exclusive advisory lock on a file, released on drop.
+pub struct FileLock(#[allow(dead_code)] nix::fcntl::Flock<std::fs::File>);
+
+impl FileLock {
+    pub fn exclusive(path: &Path) -> Result<FileLock> {
+        let f = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(path).map_err(io_err(path))?;
+        nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusive)
+            .map(FileLock)
+            .map_err(|(_, e)| StoreError::Io { path: path.to_path_buf(), source: e.into() })
+    }
+}
+
+pub fn get_opt<T: rusqlite::types::FromSql>(conn: &Connection, sql: &str, p: impl rusqlite::Params) -> Result<Option<T>> {
+    Ok(conn.query_row(sql, p, |r| r.get(0)).optional()?)
+}
+
+pub fn exec(conn: &Connection, sql: &str, p: impl rusqlite::Params) -> Result<usize> {
+    Ok(conn.execute(sql, p)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn time_roundtrip() {
+        let s = rfc3339(1_700_000_000, 5);
+        assert_eq!(s, "2023-11-14T22:13:20.000000005Z");
+        assert_eq!(parse_rfc3339(&s).unwrap().floor(), 1_700_000_000.0);
+    }
+}

@@ -1,0 +1,10 @@
+//! Thin, safe wrappers over the kernel. Nothing above `sys/` uses `unsafe`
+//! or raw syscalls.
+
+pub mod caps;
+pub mod cgroup;
+pub mod mount;
+pub mod net;
+pub mod proc;
+pub mod pty;
+pub mod seccomp;

@@ -1,0 +1,71 @@
+//! Mounts, with errors that name what was being mounted where.
+
+use std::io;
+use std::path::Path;
+
+pub use nix::mount::{MntFlags, MsFlags};
+
+fn err(what: &str, target: &Path, e: nix::Error) -> io::Error {
+    io::Error::new(io::Error::from(e).kind(), format!("{what} on {}: {e}", target.display()))
+}
+
+pub fn mount(source: Option<&str>, target: &Path, fstype: Option<&str>, flags: MsFlags, data: Option<&str>) -> io::Result<()> {
+    nix::mount::mount(source, target, fstype, flags, data).map_err(|e| err(&format!("mount {}", fstype.or(source).unwrap_or("")), target, e))
+}
+
+pub fn bind(source: &Path, target: &Path, recursive: bool) -> io::Result<()> {
+    let flags = MsFlags::MS_BIND | if recursive { MsFlags::MS_REC } else { MsFlags::empty() };
+    nix::mount::mount(Some(source), target, None::<&str>, flags, None::<&str>).map_err(|e| err(&format!("bind {}", source.display()), target, e))
+}
+
+/// Makes a bind mount read-only (a bind needs a second remount for that).
+pub fn remount_ro(target: &Path, extra: MsFlags) -> io::Result<()> {
+    nix::mount::mount(None::<&str>, target, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | extra, None::<&str>)
+        .map_err(|e| err("remount read-only", target, e))
+}
+
+pub fn make_private(target: &Path, recursive: bool) -> io::Result<()> {
+    let flags = MsFlags::MS_PRIVATE | if recursive { MsFlags::MS_REC } else { MsFlags::empty() };
+    nix::mount::mount(None::<&str>, target, None::<&str>, flags, None::<&str>).map_err(|e| err("make private", target, e))
+}
+
+pub fn make_slave(target: &Path) -> io::Result<()> {
+    nix::mount::mount(None::<&str>, target, None::<&str>, MsFlags::MS_SLAVE | MsFlags::MS_REC, None::<&str>).map_err(|e| err("make rslave", target, e))
+}
+
+pub fn umount_detach(target: &Path) -> io::Result<()> {
+    nix::mount::umount2(target, MntFlags::MNT_DETACH).map_err(|e| err("umount", target, e))
+}
+
+/// pivot_root(".", ".") into `root` and detach the old root, as runc does:
+/// no directory for the old root is needed inside the image.
+pub fn pivot_into(root: &Path) -> io::Result<()> {
+    nix::unistd::chdir(root).map_err(|e| err("chdir", root, e))?;
+    nix::unistd::pivot_root(".", ".").map_err(|e| err("pivot_root", root, e))?;
+    nix::mount::umount2(".", MntFlags::MNT_DETACH).map_err(|e| err("umount old root", root, e))?;
+    nix::unistd::chdir("/").map_err(|e| err("chdir", Path::new("/"), e))?;
+    Ok(())
+}
+
+pub fn mknod(path: &Path, kind: char, major: u64, minor: u64, mode: u32) -> io::Result<()> {
+    use nix::sys::stat::{Mode, SFlag};
+    let t = match kind {
+        'b' => SFlag::S_IFBLK,
+        'p' => SFlag::S_IFIFO,
+        _ => SFlag::S_IFCHR,
+    };
+    nix::sys::stat::mknod(path, t, Mode::from_bits_truncate(mode), nix::sys::stat::makedev(major, minor))
+        .map_err(|e| err("mknod", path, e))
+}
+
+pub fn chown(path: &Path, uid: u32, gid: u32) -> io::Result<()> {
+    std::os::unix::fs::lchown(path, Some(uid), Some(gid))
+}
+
+/// Is `path` a mount point? (its mount id differs from its parent's, read
+/// from /proc/self/mountinfo).
+pub fn is_mounted(path: &Path) -> bool {
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else { return false };
+    let p = path.to_string_lossy();
+    info.lines().any(|l| l.split(' ').nth(4) == Some(&p))
+}

@@ -1,0 +1,470 @@
+//! Processes: clone with namespaces, fds, pidfds, /proc readings.
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::time::Duration;
+
+fn check(r: libc::c_long) -> io::Result<libc::c_long> {
+    if r < 0 { Err(io::Error::last_os_error()) } else { Ok(r) }
+}
+
+/// fork(2) with namespace flags: in the child returns None, in the parent
+/// the child's pid. Safe only in a single-threaded process (the monitor and
+/// the exec helper are), which is why every caller is one.
+pub fn clone_fork(ns_flags: i32) -> io::Result<Option<i32>> {
+    // SAFETY: a raw clone without CLONE_VM and without a new stack behaves
+    // like fork(); the caller is single-threaded.
+    let r = check(unsafe {
+        libc::syscall(libc::SYS_clone, (ns_flags | libc::SIGCHLD) as libc::c_ulong, 0usize, 0usize, 0usize, 0usize)
+    })?;
+    Ok(if r == 0 { None } else { Some(r as i32) })
+}
+
+/// Plain fork(2) for the single-threaded exec helper.
+pub fn fork() -> io::Result<Option<i32>> {
+    clone_fork(0)
+}
+
+/// Makes `fd` available as `target` (dup2), clearing close-on-exec.
+pub fn dup_onto(fd: RawFd, target: RawFd) -> io::Result<()> {
+    // SAFETY: dup2 on descriptors we own.
+    if unsafe { libc::dup2(fd, target) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Closes every descriptor from `from` up, except those in `keep`.
+pub fn close_fds_from(from: RawFd, keep: &[RawFd]) {
+    let fds: Vec<RawFd> = std::fs::read_dir("/proc/self/fd")
+        .map(|d| d.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect())
+        .unwrap_or_default();
+    for fd in fds {
+        if fd >= from && !keep.contains(&fd) {
+            // SAFETY: closing a descriptor number; unknown to Rust owners in
+            // the freshly forked child where this is called.
+            unsafe { libc::close(fd) };
+        }
+    }
+}
+
+pub fn set_cloexec(fd: RawFd, on: bool) -> io::Result<()> {
+    // SAFETY: fcntl on an fd number.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+    if flags < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let nf = if on { flags | libc::FD_CLOEXEC } else { flags & !libc::FD_CLOEXEC };
+    if unsafe { libc::fcntl(fd, libc::F_SETFD, nf) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Leaves the process at once, without running destructors or atexit
+/// handlers (they belong to the parent's copy of memory).
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit never returns.
+    unsafe { libc::_exit(code) }
+}
+
+pub fn set_no_new_privs() -> io::Result<()> {
+    // SAFETY: prctl with integer arguments.
+    if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Asks the kernel to send `sig` to us when our parent dies.
+pub fn set_parent_death_signal(sig: i32) -> io::Result<()> {
+    // SAFETY: prctl with integer arguments.
+    if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, sig as libc::c_ulong, 0, 0, 0) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+pub fn set_child_subreaper() -> io::Result<()> {
+    // SAFETY: prctl with integer arguments.
+    if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+pub fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
+    // SAFETY: the syscall returns a new fd we then own.
+    let r = check(unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) })?;
+    Ok(unsafe { OwnedFd::from_raw_fd(r as RawFd) })
+}
+
+pub fn pidfd_send_signal(pidfd: &OwnedFd, sig: i32) -> io::Result<()> {
+    // SAFETY: signal through a pidfd we own; no siginfo.
+    check(unsafe { libc::syscall(libc::SYS_pidfd_send_signal, pidfd.as_raw_fd(), sig, 0usize, 0) })?;
+    Ok(())
+}
+
+/// Waits until the process behind `pidfd` is gone; false on timeout.
+pub fn pidfd_wait(pidfd: &OwnedFd, timeout: Option<Duration>) -> io::Result<bool> {
+    let mut pfd = libc::pollfd { fd: pidfd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+    let ms = timeout.map(|t| t.as_millis().min(i32::MAX as u128) as i32).unwrap_or(-1);
+    loop {
+        // SAFETY: one pollfd on the stack.
+        let r = unsafe { libc::poll(&mut pfd, 1, ms) };
+        if r < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        return Ok(r > 0);
+    }
+}
+
+/// Sends a signal by pid.
+pub fn kill(pid: i32, sig: i32) -> io::Result<()> {
+    // SAFETY: kill with integer arguments.
+    if unsafe { libc::kill(pid, sig) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// The process's start time in clock ticks since boot (field 22 of
+/// /proc/PID/stat), which tells a live process from a recycled pid.
+pub fn start_time(pid: i32) -> Option<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = &s[s.rfind(')')? + 2..];
+    after.split(' ').nth(19)?.parse().ok()
+}
+
+pub fn is_alive(pid: i32, started: Option<u64>) -> bool {
+    if pid <= 0 {
+        return false;
+    }
+    match start_time(pid) {
+        None => false,
+        Some(t) => {
+            // A zombie is not alive for our purposes.
+            let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok().and_then(|s| s.rsplit_once(") ").map(|(_, r)| r.chars().next()));
+            state != Some(Some('Z')) && started.is_none_or(|st| st == t)
+        }
+    }
+}
+
+pub fn thread_count() -> usize {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("Threads:").map(|v| v.trim().parse().unwrap_or(1))))
+        .unwrap_or(1)
+}
+
+pub fn signal_number(name: &str) -> Option<i32> {
+    let n = name.trim().to_ascii_uppercase();
+    if let Ok(v) = n.parse::<i32>() {
+        return (1..=64).contains(&v).then_some(v);
+    }
+    let n = n.strip_prefix("SIG").unwrap_or(&n);
+    Some(match n {
+        "HUP" => libc::SIGHUP,
+        "INT" => libc::SIGINT,
+        "QUIT" => libc::SIGQUIT,
+        "ILL" => libc::SIGILL,
+        "TRAP" => libc::SIGTRAP,
+        "ABRT" | "IOT" => libc::SIGABRT,
+        "BUS" => libc::SIGBUS,
+        "FPE" => libc::SIGFPE,
+        "KILL" => libc::SIGKILL,
+        "USR1" => libc::SIGUSR1,
+        "SEGV" => libc::SIGSEGV,
+        "USR2" => libc::SIGUSR2,
+        "PIPE" => libc::SIGPIPE,
+        "ALRM" => libc::SIGALRM,
+        "TERM" => libc::SIGTERM,
+        "STKFLT" => libc::SIGSTKFLT,
+        "CHLD" => libc::SIGCHLD,
+        "CONT" => libc::SIGCONT,
+        "STOP" => libc::SIGSTOP,
+        "TSTP" => libc::SIGTSTP,
+        "TTIN" => libc::SIGTTIN,
+        "TTOU" => libc::SIGTTOU,
+        "URG" => libc::SIGURG,
+        "XCPU" => libc::SIGXCPU,
+        "XFSZ" => libc::SIGXFSZ,
+        "VTALRM" => libc::SIGVTALRM,
+        "PROF" => libc::SIGPROF,
+        "WINCH" => libc::SIGWINCH,
+        "IO" | "POLL" => libc::SIGIO,
+        "PWR" => libc::SIGPWR,
+        "SYS" => libc::SIGSYS,
+        _ => return None,
+    })
+}
+
+/// Sets a signal's disposition to default or ignore.
+pub fn set_signal_default(sig: i32, ignore: bool) {
+    // SAFETY: installing SIG_DFL/SIG_IGN has no handler code.
+    unsafe { libc::signal(sig, if ignore { libc::SIG_IGN } else { libc::SIG_DFL }) };
+}
+
+/// Empties the signal mask (a forked child inherits the monitor's).
+pub fn unblock_all_signals() {
+    // SAFETY: sigset on the stack, filled by sigemptyset.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+    }
+}
+
+/// Blocks `sigs` and returns a signalfd that reports them.
+pub fn signalfd(sigs: &[i32]) -> io::Result<OwnedFd> {
+    // SAFETY: sigset on the stack, then a new fd we own.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for s in sigs {
+            libc::sigaddset(&mut set, *s);
+        }
+        libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        let fd = libc::signalfd(-1, &set, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK);
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(OwnedFd::from_raw_fd(fd))
+    }
+}
+
+/// Drains a signalfd, returning the signal numbers read.
+pub fn read_signalfd(fd: &OwnedFd) -> Vec<i32> {
+    let mut out = Vec::new();
+    loop {
+        let mut info: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
+        let sz = std::mem::size_of::<libc::signalfd_siginfo>();
+        // SAFETY: reading into a struct of the right size.
+        let r = unsafe { libc::read(fd.as_raw_fd(), &mut info as *mut _ as *mut libc::c_void, sz) };
+        if r as usize != sz {
+            break;
+        }
+        out.push(info.ssi_signo as i32);
+    }
+    out
+}
+
+/// Non-blocking reap of any child: Some((pid, status)) for each exited one.
+pub fn reap_any() -> Option<(i32, WaitStatus)> {
+    let mut status = 0;
+    // SAFETY: waitpid with WNOHANG.
+    let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+    if pid <= 0 {
+        return None;
+    }
+    Some((pid, WaitStatus::from_raw(status)))
+}
+
+/// Blocking wait for one child.
+pub fn wait_pid(pid: i32) -> io::Result<WaitStatus> {
+    let mut status = 0;
+    loop {
+        // SAFETY: waitpid on our child.
+        let r = unsafe { libc::waitpid(pid, &mut status, 0) };
+        if r < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        return Ok(WaitStatus::from_raw(status));
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum WaitStatus {
+    Exited(i32),
+    Signaled(i32),
+    Other,
+}
+
+impl WaitStatus {
+    fn from_raw(s: i32) -> WaitStatus {
+        if libc::WIFEXITED(s) {
+            WaitStatus::Exited(libc::WEXITSTATUS(s))
+        } else if libc::WIFSIGNALED(s) {
+            WaitStatus::Signaled(libc::WTERMSIG(s))
+        } else {
+            WaitStatus::Other
+        }
+    }
+    /// The shell's convention, which docker follows: 128 + signal.
+    pub fn code(self) -> i32 {
+        match self {
+            WaitStatus::Exited(c) => c,
+            WaitStatus::Signaled(s) => 128 + s,
+            WaitStatus::Other => 255,
+        }
+    }
+}
+
+/// Opens a namespace file of another process.
+pub fn open_ns(pid: i32, ns: &str) -> io::Result<std::fs::File> {
+    std::fs::File::open(format!("/proc/{pid}/ns/{ns}"))
+}
+
+pub fn setns(f: &std::fs::File, nstype: i32) -> io::Result<()> {
+    // SAFETY: setns on an fd we hold.
+    if unsafe { libc::setns(f.as_raw_fd(), nstype) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+pub fn sethostname(name: &str) -> io::Result<()> {
+    nix::unistd::sethostname(name).map_err(io::Error::from)
+}
+
+pub fn setsid() -> io::Result<()> {
+    nix::unistd::setsid().map(|_| ()).map_err(io::Error::from)
+}
+
+pub fn chdir(p: &std::path::Path) -> io::Result<()> {
+    nix::unistd::chdir(p).map_err(io::Error::from)
+}
+
+/// Sets uid, gid and supplementary groups, keeping capabilities across the
+/// uid change so the caller can then set exactly the ones the spec asks for.
+pub fn set_ids(uid: u32, gid: u32, groups: &[u32]) -> io::Result<()> {
+    // SAFETY: integer syscalls; groups slice outlives the call.
+    unsafe {
+        if libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if libc::setgroups(groups.len(), groups.as_ptr()) < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if libc::setresgid(gid, gid, gid) < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if libc::setresuid(uid, uid, uid) < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// execve that returns only on failure.
+pub fn execve(path: &std::ffi::CStr, args: &[std::ffi::CString], env: &[std::ffi::CString]) -> io::Error {
+    match nix::unistd::execve(path, args, env) {
+        Err(e) => io::Error::from(e),
+        Ok(_) => unreachable!(),
+    }
+}
+
+/// Does `path` name a file we could execute? (access(X_OK) from inside.)
+pub fn access_exec(path: &std::path::Path) -> io::Result<()> {
+    nix::unistd::access(path, nix::unistd::AccessFlags::X_OK).map_err(io::Error::from)
+}
+
+pub fn getpid() -> i32 {
+    std::process::id() as i32
+}
+
+/// Restricts the hard and soft limit of a resource, never above the
+/// current hard limit (root here lacks CAP_SYS_RESOURCE).
+pub fn set_rlimit(resource: i32, soft: u64, hard: u64) -> io::Result<()> {
+    let mut cur = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: get/setrlimit with a struct on the stack.
+    unsafe {
+        if libc::getrlimit(resource as _, &mut cur) < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let hard = hard.min(cur.rlim_max);
+        let lim = libc::rlimit { rlim_cur: soft.min(hard), rlim_max: hard };
+        if libc::setrlimit(resource as _, &lim) < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+pub fn duration_ms(ms: u64) -> Duration {
+    Duration::from_millis(ms)
+}
+
+/// poll(2) over (fd, events) pairs; returns revents in the same order.
+pub fn poll(fds: &[(RawFd, i16)], timeout_ms: i32) -> io::Result<Vec<i16>> {
+    let mut p: Vec<libc::pollfd> = fds.iter().map(|&(fd, events)| libc::pollfd { fd, events, revents: 0 }).collect();
+    // SAFETY: a vector of pollfd of the length we pass.
+    let r = unsafe { libc::poll(p.as_mut_ptr(), p.len() as libc::nfds_t, timeout_ms) };
+    if r < 0 {
+        let e = io::Error::last_os_error();
+        if e.kind() == io::ErrorKind::Interrupted {
+            return Ok(vec![0; fds.len()]);
+        }
+        return Err(e);
+    }
+    Ok(p.iter().map(|x| x.revents).collect())
+}
+
+pub fn set_nonblocking(fd: RawFd, on: bool) -> io::Result<()> {
+    // SAFETY: fcntl on an fd number.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    if flags < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let nf = if on { flags | libc::O_NONBLOCK } else { flags & !libc::O_NONBLOCK };
+    if unsafe { libc::fcntl(fd, libc::F_SETFL, nf) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// A pipe whose both ends close on exec.
+pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(io::Error::from)
+}
+
+/// Spawns `cmd` with `fd` placed at descriptor 3 in the child.
+pub fn spawn_with_fd3(cmd: &mut std::process::Command, fd: RawFd) -> io::Result<std::process::Child> {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: only dup2 runs between fork and exec, which is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::dup2(fd, 3) < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    cmd.spawn()
+}
+
+/// read(2) on a raw fd: Ok(0) at end of file.
+pub fn read_fd(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: reading into a buffer of the given length.
+    let r = unsafe { libc::read(fd, buf.as_mut_ptr() as *mut libc::c_void, buf.len()) };
+    if r < 0 { Err(io::Error::last_os_error()) } else { Ok(r as usize) }
+}
+
+/// Writes all of `buf` to a raw fd, retrying on EAGAIN briefly.
+pub fn write_all_fd(fd: RawFd, mut buf: &[u8]) -> io::Result<()> {
+    while !buf.is_empty() {
+        // SAFETY: writing from a buffer of the given length.
+        let r = unsafe { libc::write(fd, buf.as_ptr() as *const libc::c_void, buf.len()) };
+        if r < 0 {
+            let e = io::Error::last_os_error();
+            match e.kind() {
+                io::ErrorKind::Interrupted => continue,
+                io::ErrorKind::WouldBlock => {
+                    poll(&[(fd, libc::POLLOUT)], 1000)?;
+                    continue;
+                }
+                _ => return Err(e),
+            }
+        }
+        buf = &buf[r as usize..];
+    }
+    Ok(())
+}
