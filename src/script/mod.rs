@@ -1,14 +1,447 @@
 //! The Rhai front: engine objects as Rhai types, lab scripts, the REPL and
-//! the test runner.
+//! the test runner. Every function turns its arguments into a request
+//! struct, calls one `Engine` method and wraps the result.
 
 pub mod repl;
 
-use crate::engine::Engine;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-pub fn run_file(_e: Engine, _path: &str, _args: &[String]) -> anyhow::Result<i32> {
-    anyhow::bail!("scripts are not wired yet")
+use rhai::{Array, Dynamic, EvalAltResult, FnPtr, Map, NativeCallContext, Position};
+
+use crate::container::{RestartPolicy, RunSpec};
+use crate::engine::{Attach, Engine, EngineError};
+use crate::runtime::exec::ExecOptions;
+
+type RResult<T> = Result<T, Box<EvalAltResult>>;
+
+fn rerr(msg: impl std::fmt::Display) -> Box<EvalAltResult> {
+    Box::new(EvalAltResult::ErrorRuntime(msg.to_string().into(), Position::NONE))
+}
+
+fn eng(e: EngineError) -> Box<EvalAltResult> {
+    rerr(e)
+}
+
+fn not_yet(what: &str, issue: &str) -> Box<EvalAltResult> {
+    rerr(format!("{what} is not supported yet (it arrives with {issue})"))
+}
+
+/// A container handle: copies refer to the same container, getters read
+/// live state.
+#[derive(Clone)]
+pub struct Container {
+    pub engine: Arc<Engine>,
+    pub id: String,
+}
+
+#[derive(Clone)]
+pub struct Image {
+    pub engine: Arc<Engine>,
+    pub id: String,
+}
+
+impl Container {
+    fn get(&self) -> RResult<crate::container::Container> {
+        self.engine.container(&self.id).map_err(eng)
+    }
+}
+
+impl Image {
+    fn get(&self) -> RResult<crate::image::Image> {
+        self.engine.image(&self.id).map_err(eng)
+    }
+}
+
+fn strings(v: &Dynamic, what: &str) -> RResult<Vec<String>> {
+    if let Some(s) = v.clone().try_cast::<String>() {
+        return Ok(vec![s]);
+    }
+    let arr = v.clone().try_cast::<Array>().ok_or_else(|| rerr(format!("option {what} must be an array of strings")))?;
+    arr.into_iter().map(|x| x.try_cast::<String>().or_else(|| None).ok_or_else(|| rerr(format!("option {what} must be an array of strings")))).collect()
+}
+
+fn string_map(v: &Dynamic, what: &str) -> RResult<std::collections::BTreeMap<String, String>> {
+    let m = v.clone().try_cast::<Map>().ok_or_else(|| rerr(format!("option {what} must be a map such as #{{ KEY: \"value\" }}")))?;
+    Ok(m.into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
+}
+
+/// Turns a script's option map into a RunSpec; unknown keys are errors
+/// (a typo must not be silently ignored).
+pub fn run_spec(image: &str, opts: &Map) -> RResult<RunSpec> {
+    let mut s = RunSpec { image: image.to_string(), ..Default::default() };
+    for (k, v) in opts {
+        let k = k.as_str();
+        let text = || v.clone().into_string().map_err(|_| rerr(format!("option {k} must be a string")));
+        match k {
+            "image" => s.image = text()?,
+            "name" => s.name = Some(text()?),
+            "cmd" | "command" => s.cmd = Some(strings(v, k)?),
+            "entrypoint" => s.entrypoint = Some(strings(v, k)?),
+            "env" => {
+                if v.is_map() {
+                    s.env = string_map(v, k)?.into_iter().map(|(a, b)| format!("{a}={b}")).collect();
+                } else {
+                    s.env = strings(v, k)?;
+                }
+            }
+            "workdir" => s.workdir = Some(text()?),
+            "hostname" => s.hostname = Some(text()?),
+            "user" => s.user = Some(text()?),
+            "labels" => s.labels = string_map(v, k)?,
+            "rm" => s.rm = v.as_bool().map_err(|_| rerr("option rm must be true or false"))?,
+            "tty" => s.tty = v.as_bool().map_err(|_| rerr("option tty must be true or false"))?,
+            "privileged" => s.privileged = v.as_bool().map_err(|_| rerr("option privileged must be true or false"))?,
+            "memory" => {
+                s.memory = Some(if let Ok(n) = v.as_int() { n } else { crate::cli::parse_bytes(&text()?).map_err(rerr)? });
+            }
+            "cpus" => s.cpus = Some(v.as_float().or_else(|_| v.as_int().map(|i| i as f64)).map_err(|_| rerr("option cpus must be a number such as 0.5"))?),
+            "pids_limit" => s.pids_limit = Some(v.as_int().map_err(|_| rerr("option pids_limit must be an integer"))?),
+            "restart" => s.restart = RestartPolicy::parse(&text()?).map_err(rerr)?,
+            "cap_add" => s.cap_add = strings(v, k)?,
+            "cap_drop" => s.cap_drop = strings(v, k)?,
+            "sysctls" => s.sysctls = string_map(v, k)?,
+            "stop_signal" => s.stop_signal = Some(text()?),
+            "network" => s.network = Some(text()?),
+            "ip" | "publish" => return Err(not_yet(&format!("option {k}"), "issue 5 (networks)")),
+            "volumes" | "volumes_from" => return Err(not_yet(&format!("option {k}"), "issue 6 (volumes)")),
+            "health" => return Err(not_yet("option health", "the health checks of issue 8")),
+            other => {
+                return Err(rerr(format!(
+                    "unknown run option {other:?}; known: name, cmd, entrypoint, env, workdir, hostname, user, labels, rm, tty, privileged, memory, cpus, pids_limit, restart, cap_add, cap_drop, sysctls, stop_signal, network, ip, publish, volumes, volumes_from, health"
+                )))
+            }
+        }
+    }
+    Ok(s)
+}
+
+fn output_map(o: &crate::engine::Output) -> Map {
+    let mut m = Map::new();
+    m.insert("code".into(), (o.code as i64).into());
+    m.insert("stdout".into(), String::from_utf8_lossy(&o.stdout).into_owned().into());
+    m.insert("stderr".into(), String::from_utf8_lossy(&o.stderr).into_owned().into());
+    m
+}
+
+fn json_to_dynamic(v: &serde_json::Value) -> Dynamic {
+    match v {
+        serde_json::Value::Null => Dynamic::UNIT,
+        serde_json::Value::Bool(b) => (*b).into(),
+        serde_json::Value::Number(n) => n.as_i64().map(Dynamic::from).unwrap_or_else(|| n.as_f64().unwrap_or(0.0).into()),
+        serde_json::Value::String(s) => s.clone().into(),
+        serde_json::Value::Array(a) => a.iter().map(json_to_dynamic).collect::<Array>().into(),
+        serde_json::Value::Object(o) => o.iter().map(|(k, v)| (k.as_str().into(), json_to_dynamic(v))).collect::<Map>().into(),
+    }
+}
+
+fn timeout_of(opts: &Map) -> Duration {
+    Duration::from_millis(opts.get("timeout").and_then(|t| t.as_int().ok()).unwrap_or(30_000).max(0) as u64)
+}
+
+/// Is something listening on TCP `port` in the container's network
+/// namespace? Read from /proc/PID/net/tcp{,6}: no network needed.
+fn listening(pid: i32, port: u16) -> bool {
+    ["tcp", "tcp6"].iter().any(|f| {
+        std::fs::read_to_string(format!("/proc/{pid}/net/{f}")).map(|s| {
+            s.lines().skip(1).any(|l| {
+                let cols: Vec<&str> = l.split_whitespace().collect();
+                cols.len() > 3 && cols[3] == "0A" && cols[1].rsplit(':').next().and_then(|p| u16::from_str_radix(p, 16).ok()) == Some(port)
+            })
+        }).unwrap_or(false)
+    })
+}
+
+/// Builds the Rhai engine with every berth function registered.
+pub fn build(engine: Arc<Engine>, argv: Vec<String>) -> (rhai::Engine, rhai::Scope<'static>) {
+    let mut r = rhai::Engine::new();
+    r.set_max_expr_depths(256, 256);
+    r.register_type_with_name::<Container>("Container");
+    r.register_type_with_name::<Image>("Image");
+
+    // ---- images ----
+    let e = engine.clone();
+    r.register_fn("image", move |name: &str| -> RResult<Image> {
+        let i = e.image(name).map_err(eng)?;
+        Ok(Image { engine: e.clone(), id: i.id })
+    });
+    let e = engine.clone();
+    r.register_fn("images", move || -> RResult<Array> {
+        Ok(e.images().map_err(eng)?.into_iter().map(|i| Dynamic::from(Image { engine: e.clone(), id: i.id })).collect())
+    });
+    let e = engine.clone();
+    r.register_fn("import", move |path: &str, tag: &str| -> RResult<Image> {
+        let i = e.import_file(path, Some(tag), &[]).map_err(eng)?;
+        Ok(Image { engine: e.clone(), id: i.id })
+    });
+    r.register_get("id", |i: &mut Image| i.id.clone());
+    r.register_get("tags", |i: &mut Image| -> RResult<Array> { Ok(i.get()?.tags.into_iter().map(Dynamic::from).collect()) });
+    r.register_get("size", |i: &mut Image| -> RResult<i64> { Ok(i.get()?.size as i64) });
+    r.register_get("layers", |i: &mut Image| -> RResult<Array> { Ok(i.get()?.layers.into_iter().map(Dynamic::from).collect()) });
+    r.register_get("config", |i: &mut Image| -> RResult<Map> {
+        let c = i.get()?.config.config;
+        let mut m = Map::new();
+        let strs = |v: Option<Vec<String>>| -> Dynamic { v.map(|v| v.into_iter().map(Dynamic::from).collect::<Array>().into()).unwrap_or(Dynamic::UNIT) };
+        m.insert("cmd".into(), strs(c.cmd));
+        m.insert("entrypoint".into(), strs(c.entrypoint));
+        m.insert("env".into(), c.env.into_iter().map(Dynamic::from).collect::<Array>().into());
+        m.insert("workdir".into(), c.working_dir.into());
+        m.insert("exposed_ports".into(), c.exposed_ports.keys().cloned().map(Dynamic::from).collect::<Array>().into());
+        m.insert("user".into(), c.user.into());
+        m.insert("labels".into(), c.labels.into_iter().map(|(k, v)| (k.into(), Dynamic::from(v))).collect::<Map>().into());
+        Ok(m)
+    });
+    r.register_fn("history", |i: &mut Image| -> RResult<Array> {
+        Ok(i.get()?.config.history.into_iter().map(|h| {
+            let mut m = Map::new();
+            m.insert("created".into(), h.created.into());
+            m.insert("created_by".into(), h.created_by.into());
+            m.insert("comment".into(), h.comment.into());
+            m.insert("empty_layer".into(), h.empty_layer.into());
+            Dynamic::from(m)
+        }).collect())
+    });
+    r.register_fn("remove", |i: &mut Image| -> RResult<()> { i.engine.image_remove(&i.id, false).map(|_| ()).map_err(eng) });
+    r.register_fn("tag", |_i: &mut Image, _t: &str| -> RResult<()> { Err(not_yet("Image.tag()", "issue 3 (images and registries)")) });
+    r.register_fn("push", |_i: &mut Image, _t: &str| -> RResult<()> { Err(not_yet("Image.push()", "issue 3 (images and registries)")) });
+    r.register_fn("to_string", |i: &mut Image| format!("Image({})", i.id.trim_start_matches("sha256:").get(..12).unwrap_or("")));
+
+    // ---- containers ----
+    let e = engine.clone();
+    r.register_fn("run", move |image: &str, opts: Map| -> RResult<Container> {
+        let spec = run_spec(image, &opts)?;
+        let (c, _) = e.run(&spec, Attach::Detached).map_err(eng)?;
+        Ok(Container { engine: e.clone(), id: c.id })
+    });
+    let e = engine.clone();
+    r.register_fn("run", move |image: &str| -> RResult<Container> {
+        let (c, _) = e.run(&RunSpec { image: image.into(), ..Default::default() }, Attach::Detached).map_err(eng)?;
+        Ok(Container { engine: e.clone(), id: c.id })
+    });
+    let e = engine.clone();
+    let run_once = move |image: &str, cmd: Array, opts: Map| -> RResult<Map> {
+        let mut spec = run_spec(image, &opts)?;
+        spec.cmd = Some(strings(&Dynamic::from(cmd), "cmd")?);
+        spec.rm = true;
+        let (_, o) = e.run(&spec, Attach::Capture).map_err(eng)?;
+        Ok(output_map(&o))
+    };
+    let ro = run_once.clone();
+    r.register_fn("run_once", move |image: &str, cmd: Array| ro(image, cmd, Map::new()));
+    r.register_fn("run_once", run_once);
+    let e = engine.clone();
+    r.register_fn("run_all", move |specs: Array| -> RResult<Array> {
+        let specs: Vec<RunSpec> = specs
+            .into_iter()
+            .map(|s| {
+                let m = s.try_cast::<Map>().ok_or_else(|| rerr("run_all takes an array of option maps, each with an image"))?;
+                let img = m.get("image").and_then(|i| i.clone().into_string().ok()).ok_or_else(|| rerr("each run_all spec needs an image"))?;
+                run_spec(&img, &m)
+            })
+            .collect::<RResult<_>>()?;
+        let results: Vec<Result<String, String>> = std::thread::scope(|sc| {
+            let hs: Vec<_> = specs.iter().map(|s| sc.spawn(|| e.run(s, Attach::Detached).map(|(c, _)| c.id).map_err(|x| x.to_string()))).collect();
+            hs.into_iter().map(|h| h.join().unwrap_or_else(|_| Err("panicked".into()))).collect()
+        });
+        let mut out = Array::new();
+        for (i, r) in results.into_iter().enumerate() {
+            match r {
+                Ok(id) => out.push(Dynamic::from(Container { engine: e.clone(), id })),
+                Err(msg) => return Err(rerr(format!("run_all: spec {i}: {msg}"))),
+            }
+        }
+        Ok(out)
+    });
+    let e = engine.clone();
+    r.register_fn("container", move |name: &str| -> RResult<Container> {
+        let c = e.container(name).map_err(eng)?;
+        Ok(Container { engine: e.clone(), id: c.id })
+    });
+    let e = engine.clone();
+    let containers = move |opts: Map| -> RResult<Array> {
+        let all = opts.get("all").and_then(|a| a.as_bool().ok()).unwrap_or(false);
+        let label = opts.get("label").map(|l| l.to_string());
+        Ok(e.containers(all)
+            .map_err(eng)?
+            .into_iter()
+            .filter(|c| match &label {
+                None => true,
+                Some(l) => match l.split_once('=') {
+                    Some((k, v)) => c.spec.labels.get(k).map(String::as_str) == Some(v),
+                    None => c.spec.labels.contains_key(l.as_str()),
+                },
+            })
+            .map(|c| Dynamic::from(Container { engine: e.clone(), id: c.id }))
+            .collect())
+    };
+    let cs = containers.clone();
+    r.register_fn("containers", move || cs(Map::new()));
+    r.register_fn("containers", containers);
+
+    r.register_get("id", |c: &mut Container| c.id.clone());
+    r.register_get("name", |c: &mut Container| -> RResult<String> { Ok(c.get()?.name) });
+    r.register_get("state", |c: &mut Container| -> RResult<String> { Ok(c.get()?.state) });
+    r.register_get("exit_code", |c: &mut Container| -> RResult<i64> { Ok(c.get()?.exit_code as i64) });
+    r.register_get("pid", |c: &mut Container| -> RResult<i64> { Ok(c.get()?.pid as i64) });
+    r.register_get("ip", |_c: &mut Container| -> String { String::new() });
+    r.register_get("ips", |_c: &mut Container| -> Map { Map::new() });
+    r.register_get("health", |_c: &mut Container| -> String { "none".into() });
+    r.register_get("image", |c: &mut Container| -> RResult<String> { Ok(c.get()?.image_ref) });
+    r.register_get("labels", |c: &mut Container| -> RResult<Map> { Ok(c.get()?.spec.labels.into_iter().map(|(k, v)| (k.into(), Dynamic::from(v))).collect()) });
+    r.register_fn("start", |c: &mut Container| -> RResult<()> { c.engine.start(&c.id).map(|_| ()).map_err(eng) });
+    r.register_fn("stop", |c: &mut Container| -> RResult<()> { c.engine.stop(&c.id, None).map(|_| ()).map_err(eng) });
+    r.register_fn("stop", |c: &mut Container, t: i64| -> RResult<()> { c.engine.stop(&c.id, Some(t.max(0) as u64)).map(|_| ()).map_err(eng) });
+    r.register_fn("kill", |c: &mut Container| -> RResult<()> { c.engine.kill(&c.id, "KILL").map(|_| ()).map_err(eng) });
+    r.register_fn("kill", |c: &mut Container, s: &str| -> RResult<()> { c.engine.kill(&c.id, s).map(|_| ()).map_err(eng) });
+    r.register_fn("restart", |c: &mut Container| -> RResult<()> { c.engine.restart(&c.id, None).map(|_| ()).map_err(eng) });
+    r.register_fn("pause", |c: &mut Container| -> RResult<()> { c.engine.pause(&c.id).map(|_| ()).map_err(eng) });
+    r.register_fn("unpause", |c: &mut Container| -> RResult<()> { c.engine.unpause(&c.id).map(|_| ()).map_err(eng) });
+    r.register_fn("wait", |c: &mut Container| -> RResult<i64> { c.engine.wait(&c.id).map(|x| x as i64).map_err(eng) });
+    r.register_fn("logs", |c: &mut Container| -> RResult<String> { Ok(c.engine.logs(&c.id).map_err(eng)?.into_iter().map(|l| l.text).collect()) });
+    r.register_fn("inspect", |c: &mut Container| -> RResult<Dynamic> {
+        let x = c.get()?;
+        Ok(json_to_dynamic(&crate::container::inspect_json(&c.engine.paths, &x)))
+    });
+    r.register_fn("stats", |_c: &mut Container| -> RResult<Map> { Err(not_yet("Container.stats()", "issue 6 (volumes, stats, system df)")) });
+    r.register_fn("exec", |c: &mut Container, cmd: Array| -> RResult<Map> {
+        let args = strings(&Dynamic::from(cmd), "cmd")?;
+        let o = c.engine.exec(&c.id, ExecOptions { args, env: vec![], workdir: None, user: None, tty: false, privileged: false }, true).map_err(eng)?;
+        Ok(output_map(&o))
+    });
+    r.register_fn("copy_to", |c: &mut Container, local: &str, inside: &str| -> RResult<()> { c.engine.copy(local, &format!("{}:{inside}", c.id)).map_err(eng) });
+    r.register_fn("copy_from", |c: &mut Container, inside: &str, local: &str| -> RResult<()> { c.engine.copy(&format!("{}:{inside}", c.id), local).map_err(eng) });
+    let wait_port = |c: &mut Container, port: i64, opts: Map| -> RResult<()> {
+        let deadline = Instant::now() + timeout_of(&opts);
+        loop {
+            let x = c.get()?;
+            if x.state == "running" && listening(x.pid, port as u16) {
+                return Ok(());
+            }
+            if !x.running() && x.state != "restarting" {
+                return Err(rerr(format!("wait_for_port({port}): container {} is {} (exit code {})", x.name, x.state, x.exit_code)));
+            }
+            if Instant::now() > deadline {
+                return Err(rerr(format!("wait_for_port({port}): nothing listens on port {port} in container {} after {:?}", x.name, timeout_of(&opts))));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    let wp = wait_port;
+    r.register_fn("wait_for_port", move |c: &mut Container, port: i64| wp(c, port, Map::new()));
+    r.register_fn("wait_for_port", wait_port);
+    let wait_log = |c: &mut Container, text: &str, opts: Map| -> RResult<()> {
+        let deadline = Instant::now() + timeout_of(&opts);
+        loop {
+            let logs: String = c.engine.logs(&c.id).map_err(eng)?.into_iter().map(|l| l.text).collect();
+            if logs.contains(text) {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                let tail: Vec<&str> = logs.lines().rev().take(5).collect::<Vec<_>>().into_iter().rev().collect();
+                return Err(rerr(format!("wait_for_log({text:?}) timed out after {:?}; last log lines: {tail:?}", timeout_of(&opts))));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    let wl = wait_log;
+    r.register_fn("wait_for_log", move |c: &mut Container, t: &str| wl(c, t, Map::new()));
+    r.register_fn("wait_for_log", wait_log);
+    r.register_fn("remove", |c: &mut Container| -> RResult<()> { c.engine.remove(&c.id, false).map(|_| ()).map_err(eng) });
+    r.register_fn("remove", |c: &mut Container, opts: Map| -> RResult<()> {
+        let force = opts.get("force").and_then(|f| f.as_bool().ok()).unwrap_or(false);
+        c.engine.remove(&c.id, force).map(|_| ()).map_err(eng)
+    });
+    r.register_fn("connect", |_c: &mut Container, _n: &str, _o: Map| -> RResult<()> { Err(not_yet("Container.connect()", "issue 5 (networks)")) });
+    r.register_fn("disconnect", |_c: &mut Container, _n: &str| -> RResult<()> { Err(not_yet("Container.disconnect()", "issue 5 (networks)")) });
+    r.register_fn("to_string", |c: &mut Container| -> String { format!("Container({})", &c.id[..12]) });
+    r.register_fn("==", |a: Container, b: Container| a.id == b.id);
+
+    // ---- later areas: clear errors until they land ----
+    for (f, issue) in [("pull", "issue 3 (images and registries)"), ("network", "issue 5 (networks)"), ("volume", "issue 6 (volumes)"), ("service", "issue 8 (services)"), ("build", "issue 4 (Dockerfile builds)")] {
+        r.register_fn(f, move |_a: &str| -> RResult<()> { Err(not_yet(&format!("{f}()"), issue)) });
+        r.register_fn(f, move |_a: &str, _o: Map| -> RResult<()> { Err(not_yet(&format!("{f}()"), issue)) });
+    }
+    r.register_fn("stack", |_a: &str, _b: Dynamic| -> RResult<()> { Err(not_yet("stack()", "issue 8 (services and stacks)")) });
+    r.register_fn("networks", || -> RResult<()> { Err(not_yet("networks()", "issue 5 (networks)")) });
+    r.register_fn("volumes", || -> RResult<()> { Err(not_yet("volumes()", "issue 6 (volumes)")) });
+    r.register_fn("system_df", || -> RResult<()> { Err(not_yet("system_df()", "issue 6")) });
+    r.register_fn("prune", || -> RResult<()> { Err(not_yet("prune()", "issue 6")) });
+
+    // ---- script utilities ----
+    r.register_fn("sleep", |ms: i64| std::thread::sleep(Duration::from_millis(ms.max(0) as u64)));
+    r.register_fn("env", |name: &str| -> Dynamic { std::env::var(name).map(Dynamic::from).unwrap_or(Dynamic::UNIT) });
+    r.register_fn("assert", |c: bool, msg: &str| -> RResult<()> { if c { Ok(()) } else { Err(rerr(format!("assertion failed: {msg}"))) } });
+    r.register_fn("assert", |c: bool| -> RResult<()> { if c { Ok(()) } else { Err(rerr("assertion failed")) } });
+    r.register_fn("assert_eq", |a: Dynamic, b: Dynamic| -> RResult<()> {
+        if a.to_string() == b.to_string() && a.type_name() == b.type_name() { Ok(()) } else { Err(rerr(format!("assert_eq failed: left {a:?} ({}), right {b:?} ({})", a.type_name(), b.type_name()))) }
+    });
+    r.register_fn("assert_ne", |a: Dynamic, b: Dynamic| -> RResult<()> {
+        if a.to_string() != b.to_string() || a.type_name() != b.type_name() { Ok(()) } else { Err(rerr(format!("assert_ne failed: both are {a:?}"))) }
+    });
+    r.register_fn("wait_for", |ctx: NativeCallContext, f: FnPtr, ms: i64| -> RResult<Dynamic> {
+        let deadline = Instant::now() + Duration::from_millis(ms.max(0) as u64);
+        loop {
+            let v: Dynamic = f.call_within_context(&ctx, ())?;
+            let ok = v.as_bool().unwrap_or(!v.is_unit());
+            if ok {
+                return Ok(v);
+            }
+            if Instant::now() > deadline {
+                return Err(rerr(format!("wait_for timed out after {ms} ms; last value: {v:?}")));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    });
+    r.on_print(|s| println!("{s}"));
+    r.on_debug(|s, src, pos| eprintln!("[{}:{}] {s}", src.unwrap_or("script"), pos));
+    let mut scope = rhai::Scope::new();
+    scope.push_constant("ARGV", argv.into_iter().map(Dynamic::from).collect::<Array>());
+    (r, scope)
+}
+
+/// Renders an evaluation error as `file:line:column`, the source line with a
+/// caret, and the reason.
+pub fn render_error(file: &str, source: &str, err: &EvalAltResult) -> String {
+    let pos = err.position();
+    let reason = match err {
+        EvalAltResult::ErrorRuntime(v, _) => v.to_string(),
+        EvalAltResult::ErrorInFunctionCall(_, _, inner, _) => return render_error(file, source, inner),
+        other => other.to_string().split(" (line ").next().unwrap_or("").to_string(),
+    };
+    match (pos.line(), pos.position()) {
+        (Some(line), col) => {
+            let col = col.unwrap_or(1);
+            let text = source.lines().nth(line - 1).unwrap_or("");
+            format!("{file}:{line}:{col}: {reason}\n  {text}\n  {}^", " ".repeat(col.saturating_sub(1)))
+        }
+        _ => format!("{file}: {reason}"),
+    }
+}
+
+pub fn run_file(e: Engine, path: &str, args: &[String]) -> anyhow::Result<i32> {
+    let source = std::fs::read_to_string(path).map_err(|err| anyhow::anyhow!("reading script {path}: {err}"))?;
+    let mut argv = vec![path.to_string()];
+    argv.extend(args.iter().cloned());
+    let (r, mut scope) = build(Arc::new(e), argv);
+    match r.compile_with_scope(&scope, &source) {
+        Err(pe) => {
+            let err: EvalAltResult = pe.into();
+            eprintln!("{}", render_error(path, &source, &err));
+            Ok(1)
+        }
+        Ok(ast) => match r.run_ast_with_scope(&mut scope, &ast) {
+            Ok(()) => Ok(0),
+            Err(err) => {
+                if let EvalAltResult::ErrorTerminated(v, _) = &*err {
+                    return Ok(v.as_int().unwrap_or(0) as i32);
+                }
+                eprintln!("{}", render_error(path, &source, &err));
+                Ok(1)
+            }
+        },
+    }
 }
 
 pub fn test_runner(_e: Engine, _paths: &[String], _jobs: usize, _filter: Option<&str>, _junit: Option<&str>, _keep: bool) -> anyhow::Result<i32> {
-    anyhow::bail!("the test runner is not wired yet")
+    anyhow::bail!("`berth test` is not supported yet (it arrives with issue 7, the test runner); run a script with `berth run FILE.rhai`")
 }
