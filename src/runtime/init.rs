@@ -111,6 +111,8 @@ fn prepare(spec: &Spec, go: RawFd) -> R<()> {
         return Err(fail("monitor went away before start"));
     }
     drop(g);
+    // If the monitor dies, its container must not live on unsupervised.
+    proc::set_parent_death_signal(libc::SIGKILL).map_err(fail)?;
     if let Some(h) = spec.hostname() {
         proc::sethostname(h).map_err(|e| fail(format!("sethostname: {e}")))?;
     }

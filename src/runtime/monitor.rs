@@ -384,32 +384,33 @@ impl Monitor {
                     Err(_) => self.close_stream(&mut run, stream),
                 }
             }
-            let mut gone = Vec::new();
-            for (k, r) in rev[client_base..].iter().enumerate() {
+            // Clients may have been dropped meanwhile (a failed write in
+            // broadcast), so find each by its fd, not by its index.
+            for (fd, r) in fds[client_base..].iter().map(|f| f.0).zip(rev[client_base..].iter()) {
                 if *r == 0 {
                     continue;
                 }
+                let Some(k) = self.clients.iter().position(|c| c.stream.as_raw_fd() == fd) else { continue };
                 let mut tmp = [0u8; 8192];
                 let n = match std::io::Read::read(&mut &self.clients[k].stream, &mut tmp) {
                     Ok(0) => {
-                        gone.push(k);
+                        self.clients.remove(k);
                         continue;
                     }
                     Ok(n) => n,
                     Err(x) if x.kind() == std::io::ErrorKind::WouldBlock => continue,
                     Err(_) => {
-                        gone.push(k);
+                        self.clients.remove(k);
                         continue;
                     }
                 };
                 self.clients[k].buf.extend_from_slice(&tmp[..n]);
                 let frames = attach::take_frames(&mut self.clients[k].buf);
                 for (kind, p) in frames {
-                    self.handle(k, kind, &p, &mut run);
+                    if k < self.clients.len() {
+                        self.handle(k, kind, &p, &mut run);
+                    }
                 }
-            }
-            for k in gone.into_iter().rev() {
-                self.clients.remove(k);
             }
         }
         for s in 0..2 {

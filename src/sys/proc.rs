@@ -20,9 +20,16 @@ pub fn clone_fork(ns_flags: i32) -> io::Result<Option<i32>> {
     Ok(if r == 0 { None } else { Some(r as i32) })
 }
 
-/// Plain fork(2) for the single-threaded exec helper.
+/// fork(2) through libc, which keeps its own caches right in the child.
+/// Callers are single-threaded.
 pub fn fork() -> io::Result<Option<i32>> {
-    clone_fork(0)
+    // SAFETY: the callers (monitor, exec helper) are single-threaded.
+    let r = unsafe { libc::fork() };
+    match r {
+        -1 => Err(io::Error::last_os_error()),
+        0 => Ok(None),
+        pid => Ok(Some(pid)),
+    }
 }
 
 /// Makes `fd` available as `target` (dup2), clearing close-on-exec.
