@@ -148,7 +148,10 @@ pub fn build(id: &str, dir: &Path, spec: &RunSpec, img: &Image, lower: &[String]
     for f in ["hosts", "hostname", "resolv.conf"] {
         mounts.push(json!({"destination": format!("/etc/{f}"), "type": "bind", "source": dir.join(f), "options": ["rbind", "rprivate"]}));
     }
-    let devices: Vec<Value> = DEVICES.iter().map(|(p, t, ma, mi)| json!({"path": p, "type": t.to_string(), "major": ma, "minor": mi, "fileMode": 0o666, "uid": 0, "gid": 0})).collect();
+    let mut devices: Vec<Value> = DEVICES.iter().map(|(p, t, ma, mi)| json!({"path": p, "type": t.to_string(), "major": ma, "minor": mi, "fileMode": 0o666, "uid": 0, "gid": 0})).collect();
+    if spec.privileged {
+        devices.extend(host_devices().into_iter().filter(|d| !DEVICES.iter().any(|x| x.0 == d["path"])));
+    }
     let mut dev_rules: Vec<Value> = vec![json!({"allow": false, "access": "rwm"})];
     if spec.privileged {
         dev_rules = vec![json!({"allow": true, "access": "rwm"})];
@@ -207,4 +210,24 @@ pub fn build(id: &str, dir: &Path, spec: &RunSpec, img: &Image, lower: &[String]
         "linux": linux,
         "annotations": annotations,
     }))
+}
+
+/// The host's device nodes at the top of /dev: what --privileged shares.
+fn host_devices() -> Vec<Value> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let mut out = Vec::new();
+    let Ok(dir) = std::fs::read_dir("/dev") else { return out };
+    for e in dir.flatten() {
+        let Ok(md) = e.path().symlink_metadata() else { continue };
+        let ft = md.file_type();
+        let t = if ft.is_char_device() { "c" } else if ft.is_block_device() { "b" } else { continue };
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name == "console" || name == "ptmx" || name.starts_with("tty") && name != "tty" {
+            continue;
+        }
+        let rdev = md.rdev();
+        out.push(json!({"path": format!("/dev/{name}"), "type": t, "major": nix::sys::stat::major(rdev), "minor": nix::sys::stat::minor(rdev),
+                        "fileMode": md.mode() & 0o7777, "uid": md.uid(), "gid": md.gid()}));
+    }
+    out
 }
