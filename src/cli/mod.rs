@@ -161,7 +161,7 @@ struct RunArgs {
     #[arg(long = "stop-timeout")]
     stop_timeout: Option<u64>,
     /// Image, then the command and its arguments
-    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, num_args = 1..)]
+    #[arg(required = true, trailing_var_arg = true, num_args = 1..)]
     image_and_cmd: Vec<String>,
 }
 
@@ -264,7 +264,7 @@ struct ExecArgs {
     user: Option<String>,
     #[arg(long)]
     privileged: bool,
-    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, num_args = 2..)]
+    #[arg(required = true, trailing_var_arg = true, num_args = 2..)]
     container_and_cmd: Vec<String>,
 }
 
@@ -554,7 +554,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             let mut it = a.container_and_cmd.into_iter();
             let c = it.next().unwrap();
             let env = a.env.iter().map(|e| if e.contains('=') { e.clone() } else { format!("{e}={}", std::env::var(e).unwrap_or_default()) }).collect();
-            let opts = ExecOptions { args: it.collect(), env, workdir: a.workdir, user: a.user, tty: a.tty, privileged: a.privileged };
+            let opts = ExecOptions { args: it.collect(), env, workdir: a.workdir, user: a.user, tty: a.tty, interactive: a.interactive, privileged: a.privileged };
             let o = e.exec(&c, opts, false)?;
             Ok(o.code)
         }

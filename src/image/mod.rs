@@ -498,7 +498,7 @@ pub fn remove(paths: &Paths, db: &mut Db, name: &str, force: bool, users: &[Stri
         write_index(paths, db)?;
         return Ok(removed);
     }
-    let orphans: Vec<String> = db.write(|tx| {
+    let orphans: (Vec<String>, Vec<String>) = db.write(|tx| {
         tx.execute("DELETE FROM tags WHERE image_id=?1", [&id])?;
         tx.execute("DELETE FROM images WHERE id=?1", [&id])?;
         let mut orphans = Vec::new();
@@ -509,11 +509,21 @@ pub fn remove(paths: &Paths, db: &mut Db, name: &str, force: bool, users: &[Stri
                 orphans.push(l.clone());
             }
         }
+        let mut blobs = Vec::new();
         for l in &orphans {
+            if let Ok(b) = tx.query_row("SELECT blob FROM layers WHERE chain_id=?1", [l], |r| r.get::<_, String>(0)) {
+                blobs.push(b);
+            }
             tx.execute("DELETE FROM layers WHERE chain_id=?1", [l])?;
         }
-        Ok(orphans)
+        // A blob another layer row still names stays.
+        blobs.retain(|b| tx.query_row("SELECT COUNT(*) FROM layers WHERE blob=?1", [b], |r| r.get::<_, i64>(0)).unwrap_or(1) == 0);
+        Ok((orphans, blobs))
     })?;
+    let (orphans, blobs) = orphans;
+    for b in blobs.iter().chain([&img.manifest, &id]) {
+        let _ = std::fs::remove_file(paths.blob(b));
+    }
     for l in &orphans {
         let hex = l.trim_start_matches("sha256:");
         let _ = std::fs::remove_file(paths.layers().join("l").join(format!("L{}", &hex[..10])));

@@ -18,6 +18,8 @@ pub struct ExecOptions {
     pub workdir: Option<String>,
     pub user: Option<String>,
     pub tty: bool,
+    /// Forward our stdin (docker's -i); without it the process gets none.
+    pub interactive: bool,
     pub privileged: bool,
 }
 
@@ -34,6 +36,7 @@ pub fn exec(spec: &Spec, init_pid: i32, cgroup_path: &str, o: ExecOptions) -> Re
     if proc::thread_count() > 1 {
         return Err(fail(EXIT_ENGINE, "exec must run in a single-threaded process (use `berth exec`)".into()));
     }
+    let o_interactive = o.interactive;
     let mut plan = ProcessPlan::from_spec(spec).map_err(|e| fail(e.code, e.msg))?;
     plan.args = o.args;
     for kv in o.env {
@@ -59,11 +62,15 @@ pub fn exec(spec: &Spec, init_pid: i32, cgroup_path: &str, o: ExecOptions) -> Re
         let f = proc::open_ns(init_pid, name).map_err(|e| fail(EXIT_ENGINE, format!("container is not running (opening its {name} namespace: {e})")))?;
         nss.push((f, flag));
     }
-    let pty = if o.tty {
-        Some(pty::open(pty::get_size(0)).map_err(|e| fail(EXIT_ENGINE, format!("allocating a pty: {e}")))?)
+    // The pty is opened inside, from the container's devpts, and its
+    // master comes back over this socket.
+    let console = if o.tty {
+        Some(std::os::unix::net::UnixStream::pair().map_err(|e| fail(EXIT_ENGINE, format!("socketpair: {e}")))?)
     } else {
         None
     };
+    let size = pty::get_size(0);
+    let devnull = std::fs::File::open("/dev/null").map_err(|e| fail(EXIT_ENGINE, format!("/dev/null: {e}")))?;
     let (err_r, err_w) = proc::pipe().map_err(|e| fail(EXIT_ENGINE, e.to_string()))?;
     let child = proc::fork().map_err(|e| fail(EXIT_ENGINE, format!("fork: {e}")))?;
     let Some(child) = child else {
@@ -80,9 +87,10 @@ pub fn exec(spec: &Spec, init_pid: i32, cgroup_path: &str, o: ExecOptions) -> Re
             }
             match proc::fork().map_err(|x| e(format!("fork: {x}")))? {
                 None => {
-                    let stdio = match &pty {
-                        Some(p) => Stdio::Pty { slave: p.slave.as_raw_fd() },
-                        None => Stdio::Inherit,
+                    let stdio = match &console {
+                        Some((_, theirs)) => Stdio::ContainerPty { console: theirs.as_raw_fd(), size },
+                        None if o_interactive => Stdio::Inherit,
+                        None => Stdio::Pipes { stdin: devnull.as_raw_fd(), stdout: 1, stderr: 2 },
                     };
                     let never = init::start_process(&plan, stdio, errfd, false);
                     let err = match never {
@@ -93,8 +101,10 @@ pub fn exec(spec: &Spec, init_pid: i32, cgroup_path: &str, o: ExecOptions) -> Re
                     proc::exit_now(1)
                 }
                 Some(pid) => {
-                    drop(pty);
-                    proc::close_fds_from(errfd, &[]);
+                    drop(console);
+                    // Not close_fds_from: after setns /proc/self is the
+                    // container's procfs, where we have no entry.
+                    proc::close_fd(errfd);
                     Ok(proc::wait_pid(pid).map(|s| s.code()).unwrap_or(EXIT_ENGINE))
                 }
             }
@@ -108,27 +118,27 @@ pub fn exec(spec: &Spec, init_pid: i32, cgroup_path: &str, o: ExecOptions) -> Re
         }
     };
     drop(err_w);
-    let master = pty.map(|p| {
-        drop(p.slave);
-        p.master
+    let master = console.and_then(|(ours, theirs)| {
+        drop(theirs);
+        pty::recv_fd(ours.as_raw_fd()).ok().flatten()
     });
     if let Some(err) = init::read_report(err_r) {
         let _ = proc::wait_pid(child);
         return Err(fail(err.code, err.msg));
     }
     if let Some(m) = master {
-        relay(&m);
+        relay(&m, o_interactive);
     }
     let code = proc::wait_pid(child).map(|s| s.code()).unwrap_or(EXIT_CANNOT_INVOKE);
     Ok(code)
 }
 
 /// Copies the user's terminal to the pty and back until the process ends.
-pub fn relay(master: &OwnedFd) {
+pub fn relay(master: &OwnedFd, interactive: bool) {
     let raw = if pty::is_tty(0) { crate::sys::pty::RawMode::enter(std::io::stdin()).ok() } else { None };
     let m = master.as_raw_fd();
     let mut buf = vec![0u8; 16384];
-    let mut stdin_open = true;
+    let mut stdin_open = interactive;
     loop {
         let mut fds = vec![(m, libc::POLLIN)];
         if stdin_open {

@@ -5,7 +5,7 @@
 
 use std::ffi::CString;
 use std::io::{Read, Write};
-use std::os::fd::{FromRawFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, RawFd};
 use std::path::{Component, Path, PathBuf};
 
 use oci_spec::runtime::Spec;
@@ -27,6 +27,9 @@ type R<T> = Result<T, InitError>;
 
 pub enum Stdio {
     Pty { slave: RawFd },
+    /// Open a pty in the container's own devpts and send its master over
+    /// `console` (a unix socket) to whoever relays it.
+    ContainerPty { console: RawFd, size: Option<(u16, u16)> },
     Pipes { stdin: RawFd, stdout: RawFd, stderr: RawFd },
     /// Use the descriptors 0, 1, 2 we already have (exec without a tty).
     Inherit,
@@ -393,7 +396,20 @@ fn cstrings(v: &[String]) -> R<Vec<CString>> {
 /// The common tail of init and exec: stdio, identity, privileges, execve.
 pub fn start_process(plan: &ProcessPlan, stdio: Stdio, errfd: RawFd, create_cwd: bool) -> R<std::convert::Infallible> {
     proc::setsid().ok();
+    let stdio = match stdio {
+        Stdio::ContainerPty { console, size } => {
+            let p = pty::open_here(size).map_err(|e| fail(format!("allocating a pty: {e}")))?;
+            pty::send_fd(console, p.master.as_raw_fd()).map_err(|e| fail(format!("sending the pty: {e}")))?;
+            proc::close_fd(console);
+            let slave = p.slave.as_raw_fd();
+            // The numbers are closed below with every other stray fd.
+            std::mem::forget(p);
+            Stdio::Pty { slave }
+        }
+        other => other,
+    };
     match stdio {
+        Stdio::ContainerPty { .. } => unreachable!(),
         Stdio::Pty { slave } => {
             pty::set_controlling(slave).map_err(|e| fail(format!("setting the controlling terminal: {e}")))?;
             for t in 0..3 {

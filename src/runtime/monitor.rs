@@ -253,11 +253,13 @@ impl Monitor {
         let (go_r, go_w) = proc::pipe().map_err(|x| e(x.to_string()))?;
         let (err_r, err_w) = proc::pipe().map_err(|x| e(x.to_string()))?;
         let mut keep_child: Vec<OwnedFd> = Vec::new();
+        let mut console: Option<UnixStream> = None;
         let (stdio, out, errp, stdin) = if tty {
-            let p = pty::open(self.winsize).map_err(|x| e(format!("allocating a pty: {x}")))?;
-            let s = Stdio::Pty { slave: p.slave.as_raw_fd() };
-            keep_child.push(p.slave);
-            (s, Some(p.master), None, None)
+            let (ours, theirs) = UnixStream::pair().map_err(|x| e(format!("socketpair: {x}")))?;
+            let s = Stdio::ContainerPty { console: theirs.as_raw_fd(), size: self.winsize };
+            console = Some(ours);
+            keep_child.push(OwnedFd::from(theirs));
+            (s, None, None, None)
         } else {
             let (or, ow) = proc::pipe().map_err(|x| e(x.to_string()))?;
             let (er, ew) = proc::pipe().map_err(|x| e(x.to_string()))?;
@@ -293,6 +295,13 @@ impl Monitor {
                 let mut g = std::fs::File::from(go_w);
                 let _ = g.write_all(b"g");
                 drop(g);
+                // With a tty, init opens it in the container's devpts and
+                // hands us the master; a failure before that closes the socket.
+                let out = match &console {
+                    Some(c) => pty::recv_fd(c.as_raw_fd()).ok().flatten(),
+                    None => out,
+                };
+                drop(console);
                 if let Some(err) = init::read_report(err_r) {
                     let _ = proc::wait_pid(pid);
                     let _ = cgroup.delete();

@@ -305,7 +305,7 @@ pub fn build(engine: Arc<Engine>, argv: Vec<String>) -> (rhai::Engine, rhai::Sco
     r.register_fn("stats", |_c: &mut Container| -> RResult<Map> { Err(not_yet("Container.stats()", "issue 6 (volumes, stats, system df)")) });
     r.register_fn("exec", |c: &mut Container, cmd: Array| -> RResult<Map> {
         let args = strings(&Dynamic::from(cmd), "cmd")?;
-        let o = c.engine.exec(&c.id, ExecOptions { args, env: vec![], workdir: None, user: None, tty: false, privileged: false }, true).map_err(eng)?;
+        let o = c.engine.exec(&c.id, ExecOptions { args, env: vec![], workdir: None, user: None, tty: false, interactive: false, privileged: false }, true).map_err(eng)?;
         Ok(output_map(&o))
     });
     r.register_fn("copy_to", |c: &mut Container, local: &str, inside: &str| -> RResult<()> { c.engine.copy(local, &format!("{}:{inside}", c.id)).map_err(eng) });

@@ -55,6 +55,12 @@ pub fn close_fds_from(from: RawFd, keep: &[RawFd]) {
     }
 }
 
+/// Closes a raw descriptor we hold without an owner.
+pub fn close_fd(fd: RawFd) {
+    // SAFETY: the caller owns the number and never uses it again.
+    unsafe { libc::close(fd) };
+}
+
 pub fn set_cloexec(fd: RawFd, on: bool) -> io::Result<()> {
     // SAFETY: fcntl on an fd number.
     let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };

@@ -2,6 +2,7 @@
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::unix::fs::OpenOptionsExt;
 
 pub struct Pty {
     pub master: OwnedFd,
@@ -68,4 +69,48 @@ impl Drop for RawMode {
         let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(self.fd) };
         let _ = nix::sys::termios::tcsetattr(fd, nix::sys::termios::SetArg::TCSANOW, &self.saved);
     }
+}
+
+/// Opens a new pty pair from the /dev/ptmx of the current mount namespace
+/// (inside a container: its own devpts, so `tty` names it).
+pub fn open_here(size: Option<(u16, u16)>) -> io::Result<Pty> {
+    use nix::fcntl::OFlag;
+    let m = nix::pty::posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC).map_err(io::Error::from)?;
+    nix::pty::grantpt(&m).map_err(io::Error::from)?;
+    nix::pty::unlockpt(&m).map_err(io::Error::from)?;
+    let name = nix::pty::ptsname_r(&m).map_err(io::Error::from)?;
+    let slave = std::fs::OpenOptions::new().read(true).write(true).custom_flags(libc::O_NOCTTY | libc::O_CLOEXEC).open(&name)?;
+    let master = OwnedFd::from(m);
+    if let Some((r, c)) = size {
+        set_size(master.as_raw_fd(), r, c);
+    }
+    Ok(Pty { master, slave: OwnedFd::from(slave) })
+}
+
+/// Passes a descriptor over a unix socket (SCM_RIGHTS).
+pub fn send_fd(sock: RawFd, fd: RawFd) -> io::Result<()> {
+    use nix::sys::socket::{ControlMessage, MsgFlags, sendmsg};
+    let iov = [std::io::IoSlice::new(b"F")];
+    let fds = [fd];
+    sendmsg::<()>(sock, &iov, &[ControlMessage::ScmRights(&fds)], MsgFlags::empty(), None).map_err(io::Error::from)?;
+    Ok(())
+}
+
+/// Receives a descriptor sent by `send_fd`; None when the peer closed.
+pub fn recv_fd(sock: RawFd) -> io::Result<Option<OwnedFd>> {
+    use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
+    use std::os::fd::FromRawFd;
+    let mut byte = [0u8; 1];
+    let mut iov = [std::io::IoSliceMut::new(&mut byte)];
+    let mut space = nix::cmsg_space!([RawFd; 1]);
+    let msg = recvmsg::<()>(sock, &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC).map_err(io::Error::from)?;
+    for c in msg.cmsgs().map_err(io::Error::from)? {
+        if let ControlMessageOwned::ScmRights(fds) = c {
+            if let Some(&fd) = fds.first() {
+                // SAFETY: the kernel just installed this descriptor for us.
+                return Ok(Some(unsafe { OwnedFd::from_raw_fd(fd) }));
+            }
+        }
+    }
+    Ok(None)
 }

@@ -1,0 +1,166 @@
+//! Resource limits: memory (OOM), pids, cpu quota, and cgroup cleanup.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use crate::util::*;
+
+const SECS: fn(u64) -> Duration = Duration::from_secs;
+
+/// The directory of `pid`'s cgroup for a v1 controller (e.g. "cpu"), or its
+/// v2 cgroup when the host is pure v2.
+fn cgroup_dir(pid: i32, controller: &str) -> PathBuf {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).expect("reading /proc/PID/cgroup");
+    if std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        let rel = text.lines().find_map(|l| l.strip_prefix("0::")).expect("v2 line");
+        return PathBuf::from(format!("/sys/fs/cgroup{rel}"));
+    }
+    for l in text.lines() {
+        let mut parts = l.splitn(3, ':');
+        let (_, ctrls, rel) = (parts.next(), parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+        if ctrls.split(',').any(|c| c == controller) {
+            let mount = if controller == "cpu" && !std::path::Path::new("/sys/fs/cgroup/cpu").exists() {
+                "/sys/fs/cgroup/cpu,cpuacct".to_string()
+            } else {
+                format!("/sys/fs/cgroup/{controller}")
+            };
+            return PathBuf::from(format!("{mount}{rel}"));
+        }
+    }
+    panic!("no {controller} cgroup for pid {pid} in:\n{text}");
+}
+
+fn read_trim(p: PathBuf) -> String {
+    std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("reading {}: {e}", p.display())).trim().to_string()
+}
+
+fn v2() -> bool {
+    std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
+}
+
+#[test]
+fn memory_limit_oom_kill_is_137() {
+    let env = Env::new("memory_limit_oom_kill_is_137");
+    let n = env.name("oom");
+    // The shell keeps 100 MB of command substitution output in memory.
+    let o = env.berth_timeout(
+        &["run", "--name", &n, "--memory", "32m", "busybox", "sh", "-c", "x=$(head -c 100000000 /dev/zero | tr '\\0' a); echo survived ${#x}"],
+        SECS(60),
+    );
+    assert_eq!(o.code, 137, "{o}");
+    assert!(!o.stdout.contains("survived"), "{o}");
+    assert_eq!(env.inspect_f(&n, "{{.State.OOMKilled}}"), "true");
+    assert_eq!(env.inspect_f(&n, "{{.State.ExitCode}}"), "137");
+    assert_eq!(env.inspect_f(&n, "{{.HostConfig.Memory}}"), "33554432");
+
+    // Within the limit, the same kind of work succeeds and is not OOMKilled.
+    let m = env.name("fits");
+    let o = env.berth(&["run", "--name", &m, "--memory", "32m", "busybox", "sh", "-c", "x=$(head -c 1000000 /dev/zero | tr '\\0' a); echo ${#x}"]);
+    assert_eq!((o.code, o.out()), (0, "1000000"), "{o}");
+    assert_eq!(env.inspect_f(&m, "{{.State.OOMKilled}}"), "false");
+}
+
+#[test]
+fn pids_limit_stops_fork_loop() {
+    let env = Env::new("pids_limit_stops_fork_loop");
+    let limit = 20;
+    let o = env.berth_timeout(
+        &["run", "--rm", "--pids-limit", &limit.to_string(), "busybox", "sh", "-c", "i=0; while [ $i -lt 200 ]; do sleep 30 & i=$((i+1)); echo $i; done"],
+        SECS(60),
+    );
+    let started: u32 = o.stdout.lines().last().and_then(|l| l.trim().parse().ok()).unwrap_or(0);
+    assert!(started < limit, "{started} background processes started with --pids-limit {limit}: {o}");
+    assert!(started >= limit / 2, "the loop forked only {started} times; expected to reach close to the limit: {o}");
+    assert_ne!(o.code, 0, "the shell fails when fork fails: {o}");
+    assert!(o.stderr.contains("fork"), "{o}");
+
+    // Without a limit, the same loop (smaller) runs to its end.
+    let o = env.berth_timeout(&["run", "--rm", "busybox", "sh", "-c", "i=0; while [ $i -lt 30 ]; do sleep 30 & i=$((i+1)); done; echo $i"], SECS(60));
+    assert_eq!((o.code, o.out()), (0, "30"), "{o}");
+}
+
+#[test]
+fn cgroup_files_hold_the_limits_and_go_away() {
+    let env = Env::new("cgroup_files_hold_the_limits_and_go_away");
+    let n = env.name("lim");
+    let id = env.run_detached(&n, &["--memory", "32m", "--cpus", "0.5", "--pids-limit", "64", "busybox", "sleep", "300"]);
+    let pid = env.pid(&n);
+    if v2() {
+        let d = cgroup_dir(pid, "");
+        assert_eq!(read_trim(d.join("cpu.max")), "50000 100000");
+        assert_eq!(read_trim(d.join("memory.max")), "33554432");
+        assert_eq!(read_trim(d.join("pids.max")), "64");
+    } else {
+        let cpu = cgroup_dir(pid, "cpu");
+        assert!(cpu.to_string_lossy().contains(&id), "cpu cgroup {} is the container's own", cpu.display());
+        assert_eq!(read_trim(cpu.join("cpu.cfs_quota_us")), "50000");
+        assert_eq!(read_trim(cpu.join("cpu.cfs_period_us")), "100000");
+        let mem = cgroup_dir(pid, "memory");
+        assert_eq!(read_trim(mem.join("memory.limit_in_bytes")), (32u64 << 20).to_string());
+        let pids = cgroup_dir(pid, "pids");
+        assert_eq!(read_trim(pids.join("pids.max")), "64");
+        let procs = read_trim(pids.join("cgroup.procs"));
+        assert!(procs.split_whitespace().any(|p| p == pid.to_string()), "pid {pid} in {procs}");
+    }
+    let v = env.inspect(&n);
+    assert_eq!(v["HostConfig"]["NanoCpus"], 500_000_000u64);
+    assert_eq!(v["HostConfig"]["PidsLimit"], 64);
+    assert_eq!(v["HostConfig"]["Memory"], 33_554_432u64);
+
+    let before = cgroup_dirs_of(&id);
+    assert!(!before.is_empty(), "cgroup dirs of {id} expected under /sys/fs/cgroup/*/berth/");
+    env.ok(&["rm", "-f", &n]);
+    let mut left = Vec::new();
+    let gone = wait_until(SECS(5), || {
+        left = cgroup_dirs_of(&id);
+        left.is_empty()
+    });
+    assert!(gone, "cgroup dirs remain after rm -f: {left:?}");
+}
+
+#[test]
+fn cgroup_removed_after_container_exits_and_is_removed() {
+    let env = Env::new("cgroup_removed_after_container_exits_and_is_removed");
+    let n = env.name("short");
+    let o = env.berth(&["run", "--name", &n, "--memory", "16m", "busybox", "true"]);
+    assert!(o.ok(), "{o}");
+    let id = env.full_id(&n);
+    env.ok(&["rm", &n]);
+    let gone = wait_until(SECS(5), || cgroup_dirs_of(&id).is_empty());
+    assert!(gone, "cgroup dirs remain after rm: {:?}", cgroup_dirs_of(&id));
+    // --rm cleans up as well.
+    let o = env.berth(&["run", "--rm", "--name", &env.name("rm"), "--pids-limit", "10", "busybox", "true"]);
+    assert!(o.ok(), "{o}");
+    let left: Vec<String> = std::fs::read_dir(env.root.join("containers"))
+        .map(|rd| rd.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .unwrap_or_default();
+    for id in &left {
+        assert!(cgroup_dirs_of(id).is_empty(), "cgroup of removed container {id} remains");
+    }
+    assert!(left.is_empty(), "--rm left container dirs: {left:?}");
+}
+
+#[test]
+fn cpu_quota_throttles_a_busy_loop() {
+    let env = Env::new("cpu_quota_throttles_a_busy_loop");
+    let n = env.name("busy");
+    env.run_detached(&n, &["--cpus", "0.5", "busybox", "sh", "-c", "while :; do :; done"]);
+    let pid = env.pid(&n);
+    let t0 = Instant::now();
+    let usage = |pid: i32| -> u64 {
+        if v2() {
+            let s = read_trim(cgroup_dir(pid, "").join("cpu.stat"));
+            s.lines().find_map(|l| l.strip_prefix("usage_usec ")).unwrap().parse::<u64>().unwrap() * 1000
+        } else {
+            read_trim(cgroup_dir(pid, "cpuacct").join("cpuacct.usage")).parse().unwrap()
+        }
+    };
+    let u0 = usage(pid);
+    sleep_ms(2000);
+    let u1 = usage(pid);
+    let wall = t0.elapsed().as_nanos() as u64;
+    let used = u1 - u0;
+    // At most half a CPU (plus a period of slack).
+    assert!(used <= wall / 2 + 150_000_000, "--cpus 0.5 used {} ms of CPU in {} ms", used / 1_000_000, wall / 1_000_000);
+    assert!(used > 50_000_000, "the busy loop hardly ran: {} ms", used / 1_000_000);
+}

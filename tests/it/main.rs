@@ -1,0 +1,11 @@
+//! Integration tests of berth: real containers, run as root, each test in
+//! its own BERTH_ROOT/BERTH_RUN (see util::Env).
+
+mod util;
+
+mod concurrency;
+mod exitcodes;
+mod import;
+mod lifecycle;
+mod limits;
+mod security;
