@@ -147,6 +147,7 @@ impl Monitor {
 
     fn serve(&mut self) {
         let mut restarts = 0u32;
+        let mut failed = None;
         let mut delay = Duration::from_millis(100);
         loop {
             let started = Instant::now();
@@ -154,7 +155,7 @@ impl Monitor {
                 Ok(r) => r,
                 Err(e) => {
                     let _ = container::record_exited(&mut self.db, &self.id, e.code, false, &e.msg);
-                    self.broadcast(attach::ERROR, &attach::error_payload(e.code, &e.msg), false);
+                    failed = Some(e);
                     break;
                 }
             };
@@ -183,10 +184,12 @@ impl Monitor {
             }
             delay = (delay * 2).min(Duration::from_secs(60));
         }
-        self.finish();
+        self.finish(failed);
     }
 
-    fn finish(&mut self) {
+    /// Cleans up, then tells the clients: a `run --rm` client must find
+    /// the container gone once it has its answer.
+    fn finish(&mut self, failed: Option<InitError>) {
         let c = container::get(&self.db, &self.id).ok();
         let code = c.as_ref().map(|c| c.exit_code).unwrap_or(EXIT_ENGINE);
         if self.autoremove {
@@ -198,7 +201,10 @@ impl Monitor {
             let _ = std::fs::remove_file(self.paths.attach_socket(&self.id));
             let _ = std::fs::remove_dir(self.paths.container_run(&self.id));
         }
-        self.broadcast(attach::EXIT, &attach::i32_payload(code), false);
+        match failed {
+            Some(e) => self.broadcast(attach::ERROR, &attach::error_payload(e.code, &e.msg), false),
+            None => self.broadcast(attach::EXIT, &attach::i32_payload(code), false),
+        }
     }
 
     fn limits(&self) -> Limits {
