@@ -361,6 +361,7 @@ pub fn main() -> i32 {
     let args: Vec<String> = std::env::args().collect();
     // Hidden monitor entry: no clap, no logging set-up: it must start fast.
     if args.get(1).map(String::as_str) == Some("monitor") {
+        init_tracing();
         let paths = crate::store::Paths::from_env(None);
         return crate::runtime::monitor::main(paths, args.get(2).map(String::as_str).unwrap_or(""), crate::runtime::monitor::inherited_socket());
     }
@@ -385,7 +386,12 @@ pub fn main() -> i32 {
 
 fn init_tracing() {
     if let Ok(f) = std::env::var("BERTH_LOG") {
-        let _ = tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::new(f)).with_writer(std::io::stderr).try_init();
+        // Uptime stamps show where a start spends its milliseconds.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(f))
+            .with_timer(tracing_subscriber::fmt::time::uptime())
+            .with_writer(std::io::stderr)
+            .try_init();
     }
 }
 

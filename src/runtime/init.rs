@@ -74,10 +74,17 @@ impl ProcessPlan {
 
 /// Entry point in the cloned child. Never returns.
 pub fn run(spec: &Spec, stdio: Stdio, go: RawFd, errfd: RawFd) -> ! {
-    let r = prepare(spec, go).and_then(|_| {
+    let r = (|| {
+        // If the monitor dies, its container must not live on unsupervised.
+        proc::set_parent_death_signal(libc::SIGKILL).map_err(fail)?;
+        prepare(spec)?;
         let plan = ProcessPlan::from_spec(spec)?;
+        // The monitor moves us into our cgroup while we build the root
+        // (the first migration can wait out an RCU grace period); nothing
+        // of the user's runs before we are in it.
+        wait_go(go)?;
         start_process(&plan, stdio, errfd, true)
-    });
+    })();
     let e = match r {
         Ok(never) => match never {},
         Err(e) => e,
@@ -105,17 +112,17 @@ pub fn read_report(fd: std::os::fd::OwnedFd) -> Option<InitError> {
     Some(InitError { code, msg })
 }
 
-fn prepare(spec: &Spec, go: RawFd) -> R<()> {
-    // Wait until the monitor has put us in our cgroup.
+fn wait_go(go: RawFd) -> R<()> {
     // SAFETY: go is the read end given by the monitor, owned by us now.
     let mut g = unsafe { std::fs::File::from_raw_fd(go) };
     let mut b = [0u8; 1];
     if g.read(&mut b).map_err(fail)? == 0 {
         return Err(fail("monitor went away before start"));
     }
-    drop(g);
-    // If the monitor dies, its container must not live on unsupervised.
-    proc::set_parent_death_signal(libc::SIGKILL).map_err(fail)?;
+    Ok(())
+}
+
+fn prepare(spec: &Spec) -> R<()> {
     if let Some(h) = spec.hostname() {
         proc::sethostname(h).map_err(|e| fail(format!("sethostname: {e}")))?;
     }

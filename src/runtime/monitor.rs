@@ -65,6 +65,7 @@ pub fn main(paths: Paths, id: &str, first: Option<OwnedFd>) -> i32 {
     }
     let _ = proc::setsid();
     proc::set_signal_default(libc::SIGPIPE, true);
+    tracing::debug!("monitor: daemonised");
     let first = first.map(UnixStream::from);
     match Monitor::new(paths, id, first.as_ref()) {
         Ok(mut m) => {
@@ -201,6 +202,7 @@ impl Monitor {
             let _ = std::fs::remove_file(self.paths.attach_socket(&self.id));
             let _ = std::fs::remove_dir(self.paths.container_run(&self.id));
         }
+        tracing::debug!("monitor: finished");
         match failed {
             Some(e) => self.broadcast(attach::ERROR, &attach::error_payload(e.code, &e.msg), false),
             None => self.broadcast(attach::EXIT, &attach::i32_payload(code), false),
@@ -254,7 +256,7 @@ impl Monitor {
     fn start(&mut self) -> Result<Running, InitError> {
         let e = |m: String| InitError { code: EXIT_ENGINE, msg: m };
         let cg_path = self.spec.linux().as_ref().and_then(|l| l.cgroups_path().clone()).map(|p| p.to_string_lossy().into_owned()).unwrap_or_else(|| format!("berth/{}", self.id));
-        let cgroup = Cgroup::create(&cg_path, &self.limits()).map_err(|x| e(x.to_string()))?;
+        tracing::debug!("monitor: start");
         let tty = self.spec.process().as_ref().and_then(|p| p.terminal()).unwrap_or(false);
         let (go_r, go_w) = proc::pipe().map_err(|x| e(x.to_string()))?;
         let (err_r, err_w) = proc::pipe().map_err(|x| e(x.to_string()))?;
@@ -292,12 +294,22 @@ impl Monitor {
                 drop(keep_child);
                 drop(go_r);
                 drop(err_w);
-                if let Err(x) = cgroup.add(pid) {
-                    let _ = proc::kill(pid, libc::SIGKILL);
-                    let _ = proc::wait_pid(pid);
-                    let _ = cgroup.delete();
-                    return Err(e(x.to_string()));
-                }
+                tracing::debug!("monitor: cloned");
+                // Made while init builds its root on the other core; init
+                // waits for "go" before running anything of the user's.
+                let cgroup = match Cgroup::create(&cg_path, &self.limits()).and_then(|cg| cg.add(pid).map(|_| cg)) {
+                    Ok(cg) => cg,
+                    Err(x) => {
+                        let _ = proc::kill(pid, libc::SIGKILL);
+                        let _ = proc::wait_pid(pid);
+                        let cg = Cgroup::load(&cg_path);
+                        if cg.exists() {
+                            let _ = cg.delete();
+                        }
+                        return Err(e(x.to_string()));
+                    }
+                };
+                tracing::debug!("monitor: in cgroup");
                 let mut g = std::fs::File::from(go_w);
                 let _ = g.write_all(b"g");
                 drop(g);
@@ -313,6 +325,7 @@ impl Monitor {
                     let _ = cgroup.delete();
                     return Err(err);
                 }
+                tracing::debug!("monitor: exec done");
                 for fd in [&out, &errp].into_iter().flatten() {
                     let _ = proc::set_nonblocking(fd.as_raw_fd(), true);
                 }
@@ -431,6 +444,7 @@ impl Monitor {
         for s in 0..2 {
             self.flush_partial(s);
         }
+        tracing::debug!("monitor: init exited, output drained");
         let code = status.map(|s| s.code()).unwrap_or(EXIT_ENGINE);
         let oom = run.cgroup.oom_killed();
         let _ = container::record_exited(&mut self.db, &self.id, code, oom, "");
@@ -438,6 +452,7 @@ impl Monitor {
             let _ = proc::kill(p, libc::SIGKILL);
         }
         let _ = run.cgroup.delete();
+        tracing::debug!("monitor: recorded, cgroup removed");
         self.kill_at = None;
         code
     }
@@ -561,13 +576,11 @@ impl Monitor {
     }
 }
 
-/// Reads fd 3 as the starter's socket, if the client passed one.
+/// The starter's socket, whose number the client put in BERTH_MONITOR_FD.
 pub fn inherited_socket() -> Option<OwnedFd> {
-    // fcntl tells whether fd 3 is open without touching it.
-    if proc::set_cloexec(3, true).is_ok() {
-        // SAFETY: fd 3 is open and was placed there for us by the client.
-        Some(unsafe { OwnedFd::from_raw_fd(3) })
-    } else {
-        None
-    }
+    let fd: RawFd = std::env::var("BERTH_MONITOR_FD").ok()?.parse().ok()?;
+    // fcntl tells whether the fd is open without touching it.
+    proc::set_cloexec(fd, true).ok()?;
+    // SAFETY: the fd is open and was placed there for us by the client.
+    Some(unsafe { OwnedFd::from_raw_fd(fd) })
 }

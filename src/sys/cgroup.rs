@@ -33,14 +33,45 @@ fn wanted() -> Vec<String> {
     ["memory", "cpu", "cpuacct", "pids", "freezer", "devices", "blkio", "io"].iter().map(|s| s.to_string()).collect()
 }
 
+/// What the host offers, read once per process: (v2?, controllers we use,
+/// v1 mount point per controller).
+struct Host {
+    v2: bool,
+    controllers: Vec<String>,
+    mounts: Vec<(String, PathBuf)>,
+}
+
+fn host() -> &'static Host {
+    static HOST: std::sync::OnceLock<Host> = std::sync::OnceLock::new();
+    HOST.get_or_init(|| {
+        let v2 = cgroups_rs::hierarchies::is_cgroup2_unified_mode();
+        let h = cgroups_rs::hierarchies::auto();
+        let have: Vec<String> = h.subsystems().iter().map(|s| s.controller_name()).collect();
+        let controllers = wanted().into_iter().filter(|w| have.contains(w)).collect();
+        let mut mounts = Vec::new();
+        for l in std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default().lines() {
+            let Some((pre, post)) = l.split_once(" - ") else { continue };
+            let mut post = post.split(' ');
+            if post.next() != Some("cgroup") {
+                continue;
+            }
+            let opts = post.nth(1).unwrap_or("");
+            if let Some(mp) = pre.split(' ').nth(4) {
+                for o in opts.split(',') {
+                    mounts.push((o.to_string(), PathBuf::from(mp)));
+                }
+            }
+        }
+        Host { v2, controllers, mounts }
+    })
+}
+
 pub fn is_v2() -> bool {
-    cgroups_rs::hierarchies::is_cgroup2_unified_mode()
+    host().v2
 }
 
 fn hierarchy_controllers() -> Vec<String> {
-    let h = cgroups_rs::hierarchies::auto();
-    let have: Vec<String> = h.subsystems().iter().map(|s| s.controller_name()).collect();
-    wanted().into_iter().filter(|w| have.contains(w)).collect()
+    host().controllers.clone()
 }
 
 impl Cgroup {
@@ -105,20 +136,7 @@ impl Cgroup {
         if is_v2() {
             return Some(PathBuf::from("/sys/fs/cgroup").join(&self.path));
         }
-        let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
-        for l in info.lines() {
-            let (pre, post) = l.split_once(" - ")?;
-            let mut post = post.split(' ');
-            if post.next() != Some("cgroup") {
-                continue;
-            }
-            let opts = post.nth(1).unwrap_or("");
-            if opts.split(',').any(|o| o == controller) {
-                let mp = pre.split(' ').nth(4)?;
-                return Some(PathBuf::from(mp).join(&self.path));
-            }
-        }
-        None
+        host().mounts.iter().find(|(c, _)| c == controller).map(|(_, mp)| mp.join(&self.path))
     }
 
     pub fn add(&self, pid: i32) -> io::Result<()> {

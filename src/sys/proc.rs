@@ -439,21 +439,6 @@ pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(io::Error::from)
 }
 
-/// Spawns `cmd` with `fd` placed at descriptor 3 in the child.
-pub fn spawn_with_fd3(cmd: &mut std::process::Command, fd: RawFd) -> io::Result<std::process::Child> {
-    use std::os::unix::process::CommandExt;
-    // SAFETY: only dup2 runs between fork and exec, which is async-signal-safe.
-    unsafe {
-        cmd.pre_exec(move || {
-            if libc::dup2(fd, 3) < 0 {
-                return Err(io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    cmd.spawn()
-}
-
 /// read(2) on a raw fd: Ok(0) at end of file.
 pub fn read_fd(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
     // SAFETY: reading into a buffer of the given length.
