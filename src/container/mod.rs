@@ -327,18 +327,29 @@ pub fn rename(db: &mut Db, key: &str, new: &str) -> Result<()> {
 
 /// Deletes the record and files of a container that is not running.
 pub fn delete(paths: &Paths, db: &mut Db, c: &Container) -> Result<()> {
-    let dir = paths.container_dir(&c.id);
+    remove_files(paths, &c.id)?;
+    forget(db, &c.id)
+}
+
+/// Drops the record only: the name is free and the container is gone from
+/// every listing; `remove_files` takes the rest.
+pub fn forget(db: &mut Db, id: &str) -> Result<()> {
+    db.write(|tx| Ok(tx.execute("DELETE FROM containers WHERE id=?1", [id])?))?;
+    Ok(())
+}
+
+pub fn remove_files(paths: &Paths, id: &str) -> Result<()> {
+    let dir = paths.container_dir(id);
     let merged = dir.join("merged");
     if crate::sys::mount::is_mounted(&merged) {
         let _ = crate::sys::mount::umount_detach(&merged);
     }
-    let cg = crate::sys::cgroup::Cgroup::load(&format!("berth/{}", c.id));
+    let cg = crate::sys::cgroup::Cgroup::load(&format!("berth/{id}"));
     if cg.exists() {
         let _ = cg.delete();
     }
-    let _ = std::fs::remove_dir_all(paths.container_run(&c.id));
+    let _ = std::fs::remove_dir_all(paths.container_run(id));
     std::fs::remove_dir_all(&dir).or_else(|e| if e.kind() == std::io::ErrorKind::NotFound { Ok(()) } else { Err(e) }).map_err(io_ctx(format!("removing {}", dir.display())))?;
-    db.write(|tx| Ok(tx.execute("DELETE FROM containers WHERE id=?1", [&c.id])?))?;
     Ok(())
 }
 

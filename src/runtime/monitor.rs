@@ -51,6 +51,9 @@ struct Monitor {
     manual_stop: bool,
     kill_at: Option<Instant>,
     winsize: Option<(u16, u16)>,
+    /// The cgroup of the run that just ended, removed once the clients have
+    /// their answer (rmdir in every hierarchy is not free).
+    spent: Option<Cgroup>,
 }
 
 /// Entry point of the hidden `monitor` subcommand. `first` is the socket of
@@ -115,6 +118,7 @@ impl Monitor {
             manual_stop: false,
             kill_at: None,
             winsize: None,
+            spent: None,
             paths,
         };
         // The starter's HELLO (and first RESIZE) come before anything runs,
@@ -172,6 +176,7 @@ impl Monitor {
             if !again {
                 break;
             }
+            self.drop_spent_cgroup();
             restarts += 1;
             // Docker's back-off: doubling from 100 ms, reset after a run
             // of 10 s or more.
@@ -191,21 +196,35 @@ impl Monitor {
     /// Cleans up, then tells the clients: a `run --rm` client must find
     /// the container gone once it has its answer.
     fn finish(&mut self, failed: Option<InitError>) {
-        let c = container::get(&self.db, &self.id).ok();
-        let code = c.as_ref().map(|c| c.exit_code).unwrap_or(EXIT_ENGINE);
+        let code = container::get(&self.db, &self.id).map(|c| c.exit_code).unwrap_or(EXIT_ENGINE);
         if self.autoremove {
-            if let Some(c) = &c {
-                let _ = container::delete(&self.paths, &mut self.db, c);
-            }
+            let _ = container::forget(&mut self.db, &self.id);
         } else {
             let _ = container::record_monitor_gone(&mut self.db, &self.id);
+        }
+        tracing::debug!("monitor: recorded");
+        match failed {
+            Some(e) => self.broadcast(attach::ERROR, &attach::error_payload(e.code, &e.msg), false),
+            None => self.broadcast(attach::EXIT, &attach::i32_payload(code), false),
+        }
+        // The clients have their answer; the slow part of cleaning up
+        // happens while they go on.
+        self.drop_spent_cgroup();
+        if self.autoremove {
+            let _ = container::remove_files(&self.paths, &self.id);
+        } else {
             let _ = std::fs::remove_file(self.paths.attach_socket(&self.id));
             let _ = std::fs::remove_dir(self.paths.container_run(&self.id));
         }
         tracing::debug!("monitor: finished");
-        match failed {
-            Some(e) => self.broadcast(attach::ERROR, &attach::error_payload(e.code, &e.msg), false),
-            None => self.broadcast(attach::EXIT, &attach::i32_payload(code), false),
+    }
+
+    fn drop_spent_cgroup(&mut self) {
+        if let Some(cg) = self.spent.take() {
+            for p in cg.procs() {
+                let _ = proc::kill(p, libc::SIGKILL);
+            }
+            let _ = cg.delete();
         }
     }
 
@@ -448,11 +467,7 @@ impl Monitor {
         let code = status.map(|s| s.code()).unwrap_or(EXIT_ENGINE);
         let oom = run.cgroup.oom_killed();
         let _ = container::record_exited(&mut self.db, &self.id, code, oom, "");
-        for p in run.cgroup.procs() {
-            let _ = proc::kill(p, libc::SIGKILL);
-        }
-        let _ = run.cgroup.delete();
-        tracing::debug!("monitor: recorded, cgroup removed");
+        self.spent = Some(run.cgroup);
         self.kill_at = None;
         code
     }
