@@ -614,18 +614,6 @@ fn network_none_has_only_loopback() {
 }
 
 #[test]
-fn rhai_smoke_script() {
-    let script = std::path::Path::new(REPO).join("tests/scripts/smoke.rhai");
-    if !script.exists() {
-        eprintln!("skipping: {} does not exist", script.display());
-        return;
-    }
-    let env = Env::new("rhai_smoke_script");
-    let o = env.berth_timeout(&["run", script.to_str().unwrap()], SECS(90));
-    assert_eq!(o.code, 0, "berth run {}: {o}", script.display());
-}
-
-#[test]
 fn dev_and_etc_files_of_a_container() {
     let env = Env::new("dev_and_etc_files_of_a_container");
     let o = env.berth(&[

@@ -8,4 +8,5 @@ mod exitcodes;
 mod import;
 mod lifecycle;
 mod limits;
+mod scripting;
 mod security;
