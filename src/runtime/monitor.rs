@@ -37,7 +37,8 @@ struct Running {
 struct Monitor {
     paths: Paths,
     id: String,
-    db: Db,
+    /// Open only while recording: an idle monitor holds no SQLite cache.
+    db: Option<Db>,
     spec: Spec,
     sig: OwnedFd,
     listener: UnixListener,
@@ -54,6 +55,22 @@ struct Monitor {
     /// The cgroup of the run that just ended, removed once the clients have
     /// their answer (rmdir in every hierarchy is not free).
     spent: Option<Cgroup>,
+}
+
+/// The monitor's connection, reopened when needed: reopening is cheap next
+/// to a process start; retry briefly if the disk is busy rather than lose a
+/// record.
+fn db_of<'a>(db: &'a mut Option<Db>, paths: &Paths) -> &'a mut Db {
+    if db.is_none() {
+        for _ in 0..50 {
+            if let Ok(d) = Db::open(paths) {
+                *db = Some(d);
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    db.as_mut().expect("state database unavailable")
 }
 
 /// Entry point of the hidden `monitor` subcommand. `first` is the socket of
@@ -104,7 +121,7 @@ impl Monitor {
         let stop_signal = spec.annotations().as_ref().and_then(|a| a.get("berth.stop-signal")).and_then(|s| proc::signal_number(s)).unwrap_or(libc::SIGTERM);
         let mut m = Monitor {
             id: c.id.clone(),
-            db,
+            db: Some(db),
             spec,
             sig,
             listener,
@@ -135,6 +152,13 @@ impl Monitor {
         Ok(m)
     }
 
+    /// Gives back what the start phase used: the database connection and
+    /// freed heap pages (a monitor lives as long as its container).
+    fn slim_down(&mut self) {
+        self.db = None;
+        proc::trim_heap();
+    }
+
     fn add_client(&mut self, s: UnixStream, wants_output: bool) {
         let _ = s.set_nonblocking(true);
         self.clients.push(Client { stream: s, buf: vec![], wants_output });
@@ -159,13 +183,14 @@ impl Monitor {
             let run = match self.start() {
                 Ok(r) => r,
                 Err(e) => {
-                    let _ = container::record_exited(&mut self.db, &self.id, e.code, false, &e.msg);
+                    let _ = container::record_exited(db_of(&mut self.db, &self.paths), &self.id, e.code, false, &e.msg);
                     failed = Some(e);
                     break;
                 }
             };
-            let _ = container::record_started(&mut self.db, &self.id, run.pid, proc::getpid(), restarts > 0);
+            let _ = container::record_started(db_of(&mut self.db, &self.paths), &self.id, run.pid, proc::getpid(), restarts > 0);
             self.broadcast(attach::STARTED, &attach::i32_payload(run.pid), false);
+            self.slim_down();
             let code = self.supervise(run);
             let again = !self.manual_stop
                 && match &self.restart {
@@ -183,9 +208,9 @@ impl Monitor {
             if started.elapsed() >= Duration::from_secs(10) {
                 delay = Duration::from_millis(100);
             }
-            let _ = container::set_state(&mut self.db, &self.id, "restarting");
+            let _ = container::set_state(db_of(&mut self.db, &self.paths), &self.id, "restarting");
             if !self.idle(delay) {
-                let _ = container::set_state(&mut self.db, &self.id, "exited");
+                let _ = container::set_state(db_of(&mut self.db, &self.paths), &self.id, "exited");
                 break;
             }
             delay = (delay * 2).min(Duration::from_secs(60));
@@ -196,11 +221,11 @@ impl Monitor {
     /// Cleans up, then tells the clients: a `run --rm` client must find
     /// the container gone once it has its answer.
     fn finish(&mut self, failed: Option<InitError>) {
-        let code = container::get(&self.db, &self.id).map(|c| c.exit_code).unwrap_or(EXIT_ENGINE);
+        let code = container::get(db_of(&mut self.db, &self.paths), &self.id).map(|c| c.exit_code).unwrap_or(EXIT_ENGINE);
         if self.autoremove {
-            let _ = container::forget(&mut self.db, &self.id);
+            let _ = container::forget(db_of(&mut self.db, &self.paths), &self.id);
         } else {
-            let _ = container::record_monitor_gone(&mut self.db, &self.id);
+            let _ = container::record_monitor_gone(db_of(&mut self.db, &self.paths), &self.id);
         }
         tracing::debug!("monitor: recorded");
         match failed {
@@ -466,7 +491,7 @@ impl Monitor {
         tracing::debug!("monitor: init exited, output drained");
         let code = status.map(|s| s.code()).unwrap_or(EXIT_ENGINE);
         let oom = run.cgroup.oom_killed();
-        let _ = container::record_exited(&mut self.db, &self.id, code, oom, "");
+        let _ = container::record_exited(db_of(&mut self.db, &self.paths), &self.id, code, oom, "");
         self.spent = Some(run.cgroup);
         self.kill_at = None;
         code

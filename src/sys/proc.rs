@@ -466,3 +466,9 @@ pub fn write_all_fd(fd: RawFd, mut buf: &[u8]) -> io::Result<()> {
     }
     Ok(())
 }
+
+/// Returns freed heap memory to the kernel.
+pub fn trim_heap() {
+    // SAFETY: malloc_trim only walks the allocator's own structures.
+    unsafe { libc::malloc_trim(0) };
+}
