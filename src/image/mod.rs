@@ -32,6 +32,8 @@ pub enum ImageError {
     BadChange { change: String, reason: String },
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("{what}: digest mismatch: expected {expected}, got {got}; nothing of it was kept")]
+    DigestMismatch { what: String, expected: String, got: String },
     #[error("image config of {0} is unreadable: {1}")]
     BadConfig(String, serde_json::Error),
 }
@@ -298,6 +300,47 @@ pub fn import(paths: &Paths, db: &mut Db, src: &mut dyn Read, source_name: &str,
         apply_change(&mut run_config, c)?;
     }
     store::ensure_dirs(paths)?;
+    let layer = store_layer(paths, db, src, None, source_name, None, None)?;
+    let now = store::now_rfc3339();
+    let config = ImageConfig {
+        created: now.clone(),
+        architecture: host_arch().to_string(),
+        os: "linux".into(),
+        config: run_config,
+        rootfs: RootFs { kind: "layers".into(), diff_ids: vec![layer.diff_id.clone()] },
+        history: vec![History { created: now.clone(), created_by: format!("berth import {source_name}"), comment: "Imported from a filesystem archive".into(), empty_layer: false }],
+    };
+    let layer_desc = serde_json::json!({ "mediaType": layer.media_type, "digest": layer.blob_digest, "size": layer.blob_size });
+    let img = commit_image(paths, db, &config, vec![layer_desc], vec![layer.diff_id], tag_key.as_deref())?;
+    Ok(img)
+}
+
+/// A layer as committed to the store.
+#[derive(Debug, Clone)]
+pub struct StoredLayer {
+    pub chain_id: String,
+    pub diff_id: String,
+    pub blob_digest: String,
+    pub blob_size: u64,
+    /// Unpacked bytes.
+    pub size: u64,
+    pub media_type: String,
+}
+
+/// Streams one layer blob (tar, gzip; zstd when supported) in one pass:
+/// stores the blob, unpacks it and commits it on top of `parent`. When
+/// `expect_blob` / `expect_diff` are given, a stream whose digest differs is
+/// refused and nothing of it is kept.
+pub fn store_layer(
+    paths: &Paths,
+    db: &mut Db,
+    src: &mut dyn Read,
+    parent: Option<&str>,
+    source_name: &str,
+    expect_blob: Option<&str>,
+    expect_diff: Option<&str>,
+) -> Result<StoredLayer> {
+    store::ensure_dirs(paths)?;
     let scratch = Scratch::new(paths)?;
     let blob_tmp = scratch.path().join("blob");
     let copy = std::fs::File::create(&blob_tmp).map_err(store::io_err(&blob_tmp))?;
@@ -315,28 +358,81 @@ pub fn import(paths: &Paths, db: &mut Db, src: &mut dyn Read, source_name: &str,
     std::io::copy(&mut compressed, &mut std::io::sink()).map_err(io)?;
     let blob_digest = digest_of(compressed.hash);
     let blob_size = compressed.n;
-    let now = store::now_rfc3339();
-    let config = ImageConfig {
-        created: now.clone(),
-        architecture: host_arch().to_string(),
-        os: "linux".into(),
-        config: run_config,
-        rootfs: RootFs { kind: "layers".into(), diff_ids: vec![diff_id.clone()] },
-        history: vec![History { created: now.clone(), created_by: format!("berth import {source_name}"), comment: "Imported from a filesystem archive".into(), empty_layer: false }],
-    };
-    commit_layer(paths, db, &scratch, &blob_tmp, &blob_digest, None, &diff_id, stats.bytes)?;
+    if let Some(want) = expect_blob {
+        if want != blob_digest {
+            return Err(ImageError::DigestMismatch { what: format!("layer {source_name}"), expected: want.to_string(), got: blob_digest });
+        }
+    }
+    if let Some(want) = expect_diff {
+        if want != diff_id {
+            return Err(ImageError::DigestMismatch { what: format!("uncompressed layer {source_name} (diff_id)"), expected: want.to_string(), got: diff_id });
+        }
+    }
+    let media_type = match std::fs::File::open(&blob_tmp).ok().and_then(|mut f| {
+        let mut b = [0u8; 4];
+        f.read_exact(&mut b).ok().map(|_| b)
+    }) {
+        Some([0x1f, 0x8b, ..]) => "application/vnd.oci.image.layer.v1.tar+gzip",
+        Some([0x28, 0xb5, 0x2f, 0xfd]) => "application/vnd.oci.image.layer.v1.tar+zstd",
+        _ => "application/vnd.oci.image.layer.v1.tar",
+    }
+    .to_string();
+    let chain_id = commit_layer(paths, db, &scratch, &blob_tmp, &blob_digest, parent, &diff_id, stats.bytes)?;
     // Dropping the scratch dir removes what commit_layer did not move.
     drop(scratch);
-    let layer_desc = serde_json::json!({
-        "mediaType": if is_gzip(&paths.blob(&blob_digest)) { "application/vnd.oci.image.layer.v1.tar+gzip" } else { "application/vnd.oci.image.layer.v1.tar" },
-        "digest": blob_digest, "size": blob_size });
-    let img = commit_image(paths, db, &config, vec![layer_desc], vec![diff_id], tag_key.as_deref())?;
-    Ok(img)
+    Ok(StoredLayer { chain_id, diff_id, blob_digest, blob_size, size: stats.bytes, media_type })
 }
 
-fn is_gzip(p: &Path) -> bool {
-    let mut b = [0u8; 2];
-    std::fs::File::open(p).and_then(|mut f| f.read_exact(&mut b)).map(|_| b == [0x1f, 0x8b]).unwrap_or(false)
+/// Is a layer with this chain id already unpacked in the store?
+pub fn has_layer(db: &Db, chain_id: &str) -> Result<bool> {
+    Ok(store::get_opt::<String>(&db.conn, "SELECT chain_id FROM layers WHERE chain_id=?1", [chain_id])?.is_some())
+}
+
+/// Records an image from the exact config and manifest bytes a registry or
+/// an archive gave (digests are kept), with its layers already stored.
+pub fn commit_image_raw(paths: &Paths, db: &mut Db, config_bytes: &[u8], manifest_bytes: &[u8], tag_key: Option<&str>) -> Result<Image> {
+    let config: ImageConfig = serde_json::from_slice(config_bytes).map_err(|e| ImageError::BadConfig("pulled image".into(), e))?;
+    let config_digest = write_blob(paths, config_bytes)?;
+    let manifest_digest = write_blob(paths, manifest_bytes)?;
+    let mut chains = Vec::new();
+    let mut parent: Option<String> = None;
+    let mut size = 0i64;
+    for d in &config.rootfs.diff_ids {
+        let c = chain_id(parent.as_deref(), d);
+        size += store::get_opt::<i64>(&db.conn, "SELECT size FROM layers WHERE chain_id=?1", [&c])?.ok_or_else(|| ImageError::NotFound(format!("layer {c}")))?;
+        chains.push(c.clone());
+        parent = Some(c);
+    }
+    let layers_json = serde_json::to_string(&chains).unwrap();
+    let created = if config.created.is_empty() { store::now_rfc3339() } else { config.created.clone() };
+    let config_json = String::from_utf8_lossy(config_bytes).into_owned();
+    db.write(|tx| {
+        tx.execute(
+            "INSERT OR REPLACE INTO images(id, manifest, created, size, config, layers) VALUES(?1,?2,?3,?4,?5,?6)",
+            rusqlite::params![config_digest, manifest_digest, created, size, config_json, layers_json],
+        )?;
+        if let Some(t) = tag_key {
+            tx.execute("INSERT OR REPLACE INTO tags(name, image_id) VALUES(?1, ?2)", rusqlite::params![t, config_digest])?;
+        }
+        Ok(())
+    })?;
+    write_index(paths, db)?;
+    resolve(db, &config_digest)
+}
+
+/// Adds a tag to an image (`berth tag SRC DST`).
+pub fn tag(paths: &Paths, db: &mut Db, src: &str, dst: &str) -> Result<Image> {
+    let img = resolve(db, src)?;
+    let key = Reference::parse(dst)?.tag_key().ok_or_else(|| ImageError::NotFound(dst.to_string()))?;
+    db.write(|tx| Ok(tx.execute("INSERT OR REPLACE INTO tags(name, image_id) VALUES(?1, ?2)", rusqlite::params![key, img.id])?))?;
+    write_index(paths, db)?;
+    resolve(db, &img.id)
+}
+
+/// The stored bytes of a blob.
+pub fn read_blob(paths: &Paths, digest: &str) -> Result<Vec<u8>> {
+    let p = paths.blob(digest);
+    std::fs::read(&p).map_err(|e| store::io_err(&p)(e).into())
 }
 
 /// Moves an unpacked layer and its blob into the store, unless the same
@@ -436,9 +532,14 @@ pub fn write_index(paths: &Paths, db: &Db) -> Result<()> {
     let mut st = db.conn.prepare("SELECT tags.name, images.manifest FROM tags JOIN images ON images.id = tags.image_id ORDER BY tags.name").map_err(StoreError::from)?;
     let rows: Vec<(String, String)> = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).map_err(StoreError::from)?.filter_map(|r| r.ok()).collect();
     for (name, digest) in rows {
-        let size = std::fs::metadata(paths.blob(&digest)).map(|m| m.len()).unwrap_or(0);
+        let bytes = std::fs::read(paths.blob(&digest)).unwrap_or_default();
+        let media_type = serde_json::from_slice::<serde_json::Value>(&bytes)
+            .ok()
+            .and_then(|v| v["mediaType"].as_str().map(String::from))
+            .unwrap_or_else(|| "application/vnd.oci.image.manifest.v1+json".into());
+        let size = bytes.len();
         manifests.push(serde_json::json!({
-            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "mediaType": media_type,
             "digest": digest, "size": size,
             "annotations": { "org.opencontainers.image.ref.name": name }
         }));
