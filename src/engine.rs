@@ -115,6 +115,18 @@ impl Engine {
         Ok(image::remove(&self.paths, &mut db, name, force, &users)?)
     }
 
+    pub fn tag(&self, src: &str, dst: &str) -> Result<Image> {
+        Ok(image::tag(&self.paths, &mut self.db(), src, dst)?)
+    }
+
+    pub fn save(&self, names: &[String], out: &mut dyn Write, format: image::archive::Format) -> Result<()> {
+        Ok(image::archive::save(&self.paths, &self.db(), names, out, format)?)
+    }
+
+    pub fn load(&self, src: &mut dyn Read) -> Result<Vec<String>> {
+        Ok(image::archive::load(&self.paths, &mut self.db(), src)?)
+    }
+
     // ---- containers ----
 
     pub fn create(&self, spec: &RunSpec) -> Result<Container> {

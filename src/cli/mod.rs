@@ -72,6 +72,12 @@ enum Cmd {
     Rmi(RmiArgs),
     /// Import a filesystem tarball as an image
     Import(ImportArgs),
+    /// Create a tag TARGET that refers to SOURCE
+    Tag { source: String, target: String },
+    /// Save images to a tar archive (docker-archive, or --format oci)
+    Save(SaveArgs),
+    /// Load images from a tar archive or standard input
+    Load(LoadArgs),
     /// Interactive Rhai session
     Repl,
     /// Run .rhai test files
@@ -112,6 +118,30 @@ enum ImageCmd {
     Inspect(InspectArgs),
     Import(ImportArgs),
     History { image: String },
+    Tag { source: String, target: String },
+    Save(SaveArgs),
+    Load(LoadArgs),
+}
+
+#[derive(Args)]
+struct SaveArgs {
+    /// Write to a file instead of standard output
+    #[arg(short = 'o', long)]
+    output: Option<String>,
+    /// docker (default) or oci
+    #[arg(long, default_value = "docker")]
+    format: String,
+    #[arg(required = true)]
+    images: Vec<String>,
+}
+
+#[derive(Args)]
+struct LoadArgs {
+    /// Read from a file instead of standard input
+    #[arg(short = 'i', long)]
+    input: Option<String>,
+    #[arg(short = 'q', long)]
+    quiet: bool,
 }
 
 #[derive(Args, Clone)]
@@ -430,6 +460,9 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             ImageCmd::Inspect(a) => return inspect(&engine()?, a, true),
             ImageCmd::Import(a) => Cmd::Import(a),
             ImageCmd::History { image } => return history(&engine()?, &image),
+            ImageCmd::Tag { source, target } => Cmd::Tag { source, target },
+            ImageCmd::Save(a) => Cmd::Save(a),
+            ImageCmd::Load(a) => Cmd::Load(a),
         },
         other => other,
     };
@@ -536,6 +569,55 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             Ok(0)
         }
         Cmd::Inspect(a) => inspect(&e, a, false),
+        Cmd::Tag { source, target } => {
+            e.tag(&source, &target)?;
+            Ok(0)
+        }
+        Cmd::Save(a) => {
+            let format = match a.format.as_str() {
+                "docker" | "docker-archive" => crate::image::archive::Format::Docker,
+                "oci" | "oci-archive" => crate::image::archive::Format::Oci,
+                other => bail!("unknown --format {other:?}: use docker or oci"),
+            };
+            match &a.output {
+                Some(path) => {
+                    // Written next to the target and renamed: a failed save
+                    // leaves no half archive under the name asked for.
+                    let tmp = format!("{path}.berth-tmp");
+                    let mut f = std::io::BufWriter::new(std::fs::File::create(&tmp).with_context(|| format!("creating {tmp}"))?);
+                    let r = e.save(&a.images, &mut f, format).map_err(anyhow::Error::from).and_then(|_| f.flush().map_err(anyhow::Error::from));
+                    drop(f);
+                    match r {
+                        Ok(()) => std::fs::rename(&tmp, path).with_context(|| format!("writing {path}"))?,
+                        Err(err) => {
+                            let _ = std::fs::remove_file(&tmp);
+                            return Err(err);
+                        }
+                    }
+                }
+                None => {
+                    if crate::sys::pty::is_tty(1) {
+                        bail!("refusing to write an archive to a terminal: use -o FILE or redirect the output");
+                    }
+                    let mut o = std::io::BufWriter::new(std::io::stdout().lock());
+                    e.save(&a.images, &mut o, format)?;
+                    o.flush()?;
+                }
+            }
+            Ok(0)
+        }
+        Cmd::Load(a) => {
+            let lines = match &a.input {
+                Some(p) => e.load(&mut std::io::BufReader::new(std::fs::File::open(p).with_context(|| format!("opening {p}"))?))?,
+                None => e.load(&mut std::io::stdin().lock())?,
+            };
+            if !a.quiet {
+                for l in lines {
+                    writeln!(out, "{l}")?;
+                }
+            }
+            Ok(0)
+        }
         Cmd::Logs(a) => {
             let mut print = |l: &crate::engine::LogLine| {
                 let text = if a.timestamps { format!("{} {}", l.time, l.text) } else { l.text.clone() };

@@ -1,6 +1,7 @@
 //! The image store: an OCI image layout (`oci-layout`, `index.json`,
 //! `blobs/sha256`) plus unpacked layers under `layers/<chain-id>/diff`.
 
+pub mod archive;
 pub mod reference;
 pub mod tar;
 
