@@ -72,6 +72,8 @@ pub struct LogLine {
 pub struct Engine {
     pub paths: Paths,
     db: Mutex<Db>,
+    /// docker-style config.json holding registry credentials.
+    pub auth_file: PathBuf,
 }
 
 impl Engine {
@@ -79,7 +81,11 @@ impl Engine {
         let paths = Paths::from_env(root);
         store::ensure_dirs(&paths)?;
         let db = Db::open(&paths)?;
-        Ok(Engine { paths, db: Mutex::new(db) })
+        let auth_file = std::env::var_os("BERTH_REGISTRY_CONFIG")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".berth/config.json")))
+            .unwrap_or_else(|| paths.root.join("config.json"));
+        Ok(Engine { paths, db: Mutex::new(db), auth_file })
     }
 
     fn db(&self) -> std::sync::MutexGuard<'_, Db> {
@@ -113,6 +119,31 @@ impl Engine {
         let img = image::resolve(&db, name)?;
         let users = container::users_of_image(&db, &img.id)?;
         Ok(image::remove(&self.paths, &mut db, name, force, &users)?)
+    }
+
+    fn registry_options(&self, progress: image::registry::Progress) -> image::registry::Options {
+        image::registry::Options { auth_file: self.auth_file.clone(), progress }
+    }
+
+    pub fn pull(&self, name: &str, progress: image::registry::Progress) -> Result<Image> {
+        Ok(image::registry::pull(&self.paths, name, &self.registry_options(progress))?)
+    }
+
+    pub fn push(&self, name: &str, progress: image::registry::Progress) -> Result<String> {
+        let db = self.db();
+        Ok(image::registry::push(&self.paths, &db, name, &self.registry_options(progress))?)
+    }
+
+    pub fn login(&self, registry: &str, user: &str, password: &str) -> Result<()> {
+        Ok(image::registry::login(&self.auth_file, registry, user, password)?)
+    }
+
+    pub fn logout(&self, registry: &str) -> Result<bool> {
+        Ok(image::registry::logout(&self.auth_file, registry)?)
+    }
+
+    pub fn search(&self, registry: &str, term: &str) -> Result<Vec<String>> {
+        Ok(image::registry::search(registry, term, &self.registry_options(image::registry::Progress::Quiet))?)
     }
 
     pub fn tag(&self, src: &str, dst: &str) -> Result<Image> {

@@ -20,6 +20,9 @@ pub struct Cli {
     /// State directory (default /var/lib/berth, or $BERTH_ROOT)
     #[arg(long, global = true)]
     root: Option<PathBuf>,
+    /// Registry credentials file, docker's config.json format (default ~/.berth/config.json, or $BERTH_REGISTRY_CONFIG)
+    #[arg(long = "registry-config", global = true)]
+    registry_config: Option<PathBuf>,
     #[command(subcommand)]
     cmd: Option<Cmd>,
 }
@@ -74,6 +77,16 @@ enum Cmd {
     Import(ImportArgs),
     /// Create a tag TARGET that refers to SOURCE
     Tag { source: String, target: String },
+    /// Download an image from a registry
+    Pull(PullArgs),
+    /// Upload an image to a registry
+    Push(PullArgs),
+    /// Log in to a registry
+    Login(LoginArgs),
+    /// Log out from a registry
+    Logout { server: String },
+    /// Search a registry's repositories
+    Search(SearchArgs),
     /// Save images to a tar archive (docker-archive, or --format oci)
     Save(SaveArgs),
     /// Load images from a tar archive or standard input
@@ -121,6 +134,34 @@ enum ImageCmd {
     Tag { source: String, target: String },
     Save(SaveArgs),
     Load(LoadArgs),
+    Pull(PullArgs),
+    Push(PullArgs),
+}
+
+#[derive(Args)]
+struct PullArgs {
+    #[arg(short = 'q', long)]
+    quiet: bool,
+    image: String,
+}
+
+#[derive(Args)]
+struct LoginArgs {
+    #[arg(short = 'u', long)]
+    username: String,
+    #[arg(short = 'p', long)]
+    password: Option<String>,
+    #[arg(long = "password-stdin")]
+    password_stdin: bool,
+    server: String,
+}
+
+#[derive(Args)]
+struct SearchArgs {
+    /// Registry to search (default: the one in BERTH_REGISTRY, else Docker Hub)
+    #[arg(long)]
+    registry: Option<String>,
+    term: String,
 }
 
 #[derive(Args)]
@@ -427,6 +468,10 @@ fn init_tracing() {
 
 fn dispatch(cli: Cli) -> anyhow::Result<i32> {
     let root = cli.root.clone();
+    if let Some(f) = &cli.registry_config {
+        // SAFETY of intent: set before any thread starts; read by Engine::open.
+        unsafe { std::env::set_var("BERTH_REGISTRY_CONFIG", f) };
+    }
     let engine = || Engine::open(root.clone()).map_err(anyhow::Error::from);
     let Some(cmd) = cli.cmd else {
         if crate::sys::pty::is_tty(0) {
@@ -463,6 +508,8 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             ImageCmd::Tag { source, target } => Cmd::Tag { source, target },
             ImageCmd::Save(a) => Cmd::Save(a),
             ImageCmd::Load(a) => Cmd::Load(a),
+            ImageCmd::Pull(a) => Cmd::Pull(a),
+            ImageCmd::Push(a) => Cmd::Push(a),
         },
         other => other,
     };
@@ -569,6 +616,51 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             Ok(0)
         }
         Cmd::Inspect(a) => inspect(&e, a, false),
+        Cmd::Pull(a) => {
+            let img = e.pull(&a.image, progress(a.quiet))?;
+            if a.quiet {
+                writeln!(out, "{}", a.image)?;
+            } else {
+                writeln!(out, "{}", img.id)?;
+            }
+            Ok(0)
+        }
+        Cmd::Push(a) => {
+            let d = e.push(&a.image, progress(a.quiet))?;
+            if a.quiet {
+                writeln!(out, "{d}")?;
+            }
+            Ok(0)
+        }
+        Cmd::Login(a) => {
+            let password = match (a.password, a.password_stdin) {
+                (Some(p), false) => p,
+                (None, true) => {
+                    let mut p = String::new();
+                    std::io::stdin().read_line(&mut p)?;
+                    p.trim_end_matches(['\n', '\r']).to_string()
+                }
+                _ => bail!("give the password with -p PASSWORD or --password-stdin"),
+            };
+            e.login(&a.server, &a.username, &password)?;
+            writeln!(out, "Login Succeeded")?;
+            Ok(0)
+        }
+        Cmd::Logout { server } => {
+            if e.logout(&server)? {
+                writeln!(out, "Removing login credentials for {server}")?;
+            } else {
+                writeln!(out, "Not logged in to {server}")?;
+            }
+            Ok(0)
+        }
+        Cmd::Search(a) => {
+            let registry = a.registry.or_else(|| std::env::var("BERTH_REGISTRY").ok()).unwrap_or_else(|| "docker.io".into());
+            let found = e.search(&registry, &a.term)?;
+            let rows: Vec<Vec<String>> = found.into_iter().map(|n| vec![n, String::new()]).collect();
+            write!(out, "{}", table::render(&["NAME", "DESCRIPTION"], &rows))?;
+            Ok(0)
+        }
         Cmd::Tag { source, target } => {
             e.tag(&source, &target)?;
             Ok(0)
@@ -669,6 +761,17 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Cmd::Repl => crate::script::repl::run(e),
         Cmd::Test(a) => crate::script::test_runner(e, &a.paths, a.jobs, a.filter.as_deref(), a.junit.as_deref(), a.keep_on_failure),
         Cmd::Monitor { .. } | Cmd::Container(_) | Cmd::Image(_) => unreachable!(),
+    }
+}
+
+fn progress(quiet: bool) -> crate::image::registry::Progress {
+    use crate::image::registry::Progress;
+    if quiet {
+        Progress::Quiet
+    } else if crate::sys::pty::is_tty(2) {
+        Progress::Bars
+    } else {
+        Progress::Lines
     }
 }
 

@@ -3,6 +3,7 @@
 
 pub mod archive;
 pub mod reference;
+pub mod registry;
 pub mod tar;
 
 use std::collections::BTreeMap;
@@ -33,6 +34,8 @@ pub enum ImageError {
     BadChange { change: String, reason: String },
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("{0}")]
+    Registry(String),
     #[error("{what}: digest mismatch: expected {expected}, got {got}; nothing of it was kept")]
     DigestMismatch { what: String, expected: String, got: String },
     #[error("image config of {0} is unreadable: {1}")]

@@ -116,6 +116,11 @@ pub fn run_spec(image: &str, opts: &Map) -> RResult<RunSpec> {
     Ok(s)
 }
 
+/// Bars on a terminal, plain lines otherwise.
+fn progress() -> crate::image::registry::Progress {
+    if crate::sys::pty::is_tty(2) { crate::image::registry::Progress::Bars } else { crate::image::registry::Progress::Lines }
+}
+
 fn output_map(o: &crate::engine::Output) -> Map {
     let mut m = Map::new();
     m.insert("code".into(), (o.code as i64).into());
@@ -202,8 +207,20 @@ pub fn build(engine: Arc<Engine>, argv: Vec<String>) -> (rhai::Engine, rhai::Sco
         }).collect())
     });
     r.register_fn("remove", |i: &mut Image| -> RResult<()> { i.engine.image_remove(&i.id, false).map(|_| ()).map_err(eng) });
-    r.register_fn("tag", |_i: &mut Image, _t: &str| -> RResult<()> { Err(not_yet("Image.tag()", "issue 3 (images and registries)")) });
-    r.register_fn("push", |_i: &mut Image, _t: &str| -> RResult<()> { Err(not_yet("Image.push()", "issue 3 (images and registries)")) });
+    r.register_fn("tag", |i: &mut Image, t: &str| -> RResult<()> { i.engine.tag(&i.id, t).map(|_| ()).map_err(eng) });
+    r.register_fn("push", |i: &mut Image, t: &str| -> RResult<String> {
+        // Pushing under a name the image does not have yet tags it first,
+        // as `docker tag` + `docker push` would.
+        if !i.get()?.tags.iter().any(|x| crate::image::Reference::parse(t).ok().and_then(|r| r.tag_key()).as_deref() == Some(x.as_str())) {
+            i.engine.tag(&i.id, t).map_err(eng)?;
+        }
+        i.engine.push(t, progress()).map_err(eng)
+    });
+    let e = engine.clone();
+    r.register_fn("pull", move |name: &str| -> RResult<Image> {
+        let i = e.pull(name, progress()).map_err(eng)?;
+        Ok(Image { engine: e.clone(), id: i.id })
+    });
     r.register_fn("to_string", |i: &mut Image| format!("Image({})", i.id.trim_start_matches("sha256:").get(..12).unwrap_or("")));
 
     // ---- containers ----
@@ -357,7 +374,7 @@ pub fn build(engine: Arc<Engine>, argv: Vec<String>) -> (rhai::Engine, rhai::Sco
     r.register_fn("==", |a: Container, b: Container| a.id == b.id);
 
     // ---- later areas: clear errors until they land ----
-    for (f, issue) in [("pull", "issue 3 (images and registries)"), ("network", "issue 5 (networks)"), ("volume", "issue 6 (volumes)"), ("service", "issue 8 (services)"), ("build", "issue 4 (Dockerfile builds)")] {
+    for (f, issue) in [("network", "issue 5 (networks)"), ("volume", "issue 6 (volumes)"), ("service", "issue 8 (services)"), ("build", "issue 4 (Dockerfile builds)")] {
         r.register_fn(f, move |_a: &str| -> RResult<()> { Err(not_yet(&format!("{f}()"), issue)) });
         r.register_fn(f, move |_a: &str, _o: Map| -> RResult<()> { Err(not_yet(&format!("{f}()"), issue)) });
     }
