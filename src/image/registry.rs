@@ -134,7 +134,17 @@ pub fn login(file: &Path, registry: &str, user: &str, password: &str) -> Result<
     let auth = RegistryAuth::Basic(user.to_string(), password.to_string());
     block_on(async {
         let c = client_for(&r.registry);
-        c.auth(&oci_ref(&r), &auth, oci_client::RegistryOperation::Pull).await.map_err(|e| reg_err(format!("login to {registry}"), e))
+        // A token registry checks the password here; a basic-auth one
+        // only when a request carries it, so make one.
+        c.auth(&oci_ref(&r), &auth, oci_client::RegistryOperation::Pull).await.map_err(|e| reg_err(format!("login to {registry}"), e))?;
+        match c.catalog(&oci_ref(&r), &auth, Some(1), None).await {
+            Err(oci_client::errors::OciDistributionError::UnauthorizedError { .. }) => {
+                Err(ImageError::Registry(format!("login to {registry}: unauthorized: incorrect username or password")))
+            }
+            // A registry without a catalog (Docker Hub) is fine: its token
+            // flow above checked the password.
+            _ => Ok(()),
+        }
     })?;
     let mut v = read_auths(file);
     v["auths"][auth_key(registry)] = serde_json::json!({ "auth": base64_encode(format!("{user}:{password}").as_bytes()) });

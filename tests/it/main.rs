@@ -8,5 +8,6 @@ mod exitcodes;
 mod import;
 mod lifecycle;
 mod limits;
+mod registry;
 mod scripting;
 mod security;

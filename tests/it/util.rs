@@ -202,7 +202,12 @@ impl Env {
     /// A `berth` command with this root's environment.
     pub fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(BERTH);
-        c.args(args).env("BERTH_ROOT", &self.root).env("BERTH_RUN", &self.run).env_remove("BERTH_LOG");
+        // Registry credentials stay in the test's own dir, never the user's.
+        c.args(args)
+            .env("BERTH_ROOT", &self.root)
+            .env("BERTH_RUN", &self.run)
+            .env("BERTH_REGISTRY_CONFIG", self.dir.join("auth.json"))
+            .env_remove("BERTH_LOG");
         c
     }
 

@@ -1,0 +1,246 @@
+//! Registries: a real Debian `docker-registry` (distribution) started by
+//! each test on a free loopback port with its own storage, plus a tiny
+//! lying registry for the digest refusal.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+
+use crate::util::*;
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A docker-registry process, killed (by pid) on drop.
+struct Registry {
+    child: Child,
+    pub addr: String,
+}
+
+impl Registry {
+    fn start(env: &Env, htpasswd: Option<(&str, &str)>) -> Registry {
+        let dir = env.dir.join(format!("registry-{}", free_port()));
+        std::fs::create_dir_all(dir.join("data")).unwrap();
+        let port = free_port();
+        let addr = format!("127.0.0.1:{port}");
+        let mut cfg = format!(
+            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n",
+            dir.join("data").display()
+        );
+        if let Some((u, p)) = htpasswd {
+            let o = Command::new("htpasswd").args(["-Bbn", u, p]).output().expect("htpasswd (apache2-utils)");
+            assert!(o.status.success());
+            std::fs::write(dir.join("htpasswd"), &o.stdout).unwrap();
+            cfg.push_str(&format!("auth:\n  htpasswd:\n    realm: berth-test\n    path: {}\n", dir.join("htpasswd").display()));
+        }
+        std::fs::write(dir.join("config.yml"), cfg).unwrap();
+        let log = std::fs::File::create(dir.join("log")).unwrap();
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(dir.join("config.yml"))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("docker-registry (Debian package docker-registry)");
+        let r = Registry { child, addr };
+        assert!(wait_until(Duration::from_secs(10), || TcpStream::connect(&r.addr).is_ok()), "registry did not start on {}", r.addr);
+        r
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn auth_env(env: &Env) -> PathBuf {
+    env.dir.join("auth.json")
+}
+
+fn berth_auth(env: &Env, args: &[&str]) -> Out {
+    env.berth(args)
+}
+
+#[test]
+fn push_remove_pull_run() {
+    let env = Env::new("push_remove_pull_run");
+    let reg = Registry::start(&env, None);
+    let name = format!("{}/lab/bb:1", reg.addr);
+    let id = env.ok(&["image", "inspect", "-f", "{{.Id}}", "busybox"]);
+    env.ok(&["tag", "busybox", &name]);
+    let o = env.berth(&["push", &name]);
+    assert_eq!(o.code, 0, "{o}");
+    assert!(o.stderr.contains("digest: sha256:"), "push reports the digest: {o}");
+    env.ok(&["rmi", &name]);
+    env.ok(&["rmi", "busybox"]);
+    assert_eq!(env.ok(&["images", "-q"]), "", "the store is empty");
+    let o = env.berth(&["pull", &name]);
+    assert_eq!(o.code, 0, "{o}");
+    assert!(o.stderr.contains("downloading"), "piped progress is plain lines: {o}");
+    assert_eq!(env.ok(&["image", "inspect", "-f", "{{.Id}}", &name]), id, "same image id after the round trip");
+    let o = env.berth(&["run", "--rm", &name, "echo", "pulled"]);
+    assert_eq!((o.code, o.out()), (0, "pulled"), "{o}");
+    // The store stays an OCI layout that other tools read.
+    let o = Command::new("skopeo").args(["inspect", &format!("oci:{}:{name}", env.root.display())]).output().unwrap();
+    assert!(o.status.success(), "skopeo inspect oci:ROOT: {}", String::from_utf8_lossy(&o.stderr));
+}
+
+#[test]
+fn pull_by_digest_and_a_second_pull_reuses_layers() {
+    let env = Env::new("pull_by_digest_and_a_second_pull_reuses_layers");
+    let reg = Registry::start(&env, None);
+    let a = format!("{}/lab/a:1", reg.addr);
+    env.ok(&["tag", "busybox", &a]);
+    let o = env.berth(&["push", &a]);
+    assert_eq!(o.code, 0, "{o}");
+    let digest = o.stderr.lines().find_map(|l| l.split("digest: ").nth(1)).and_then(|s| s.split_whitespace().next()).expect("digest line").to_string();
+    env.ok(&["rmi", &a]);
+    // A second image on the same base, pushed too.
+    let b = format!("{}/lab/b:1", reg.addr);
+    env.ok(&["tag", "busybox", &b]);
+    assert_eq!(env.berth(&["push", &b]).code, 0);
+    env.ok(&["rmi", &b]);
+    env.ok(&["rmi", "busybox"]);
+    let o = env.berth(&["pull", &format!("{}/lab/a@{digest}", reg.addr)]);
+    assert_eq!(o.code, 0, "pull by digest: {o}");
+    let o = env.berth(&["pull", &b]);
+    assert_eq!(o.code, 0, "{o}");
+    assert!(o.stderr.contains("already exists"), "the shared layer is not downloaded again: {o}");
+    assert!(!o.stderr.contains("downloading"), "{o}");
+}
+
+#[test]
+fn login_with_basic_auth() {
+    let env = Env::new("login_with_basic_auth");
+    let reg = Registry::start(&env, Some(("alice", "s3cret")));
+    let name = format!("{}/lab/private:1", reg.addr);
+    env.ok(&["tag", "busybox", &name]);
+    let o = berth_auth(&env, &["push", &name]);
+    assert_eq!(o.code, 125, "push without credentials fails: {o}");
+    assert!(o.stderr.to_lowercase().contains("unauthorized") || o.stderr.contains("401"), "{o}");
+    let o = berth_auth(&env, &["login", "-u", "alice", "-p", "wrong", &reg.addr]);
+    assert_eq!(o.code, 125, "a wrong password is refused: {o}");
+    assert!(!auth_env(&env).exists() || !std::fs::read_to_string(auth_env(&env)).unwrap().contains(&reg.addr), "nothing stored for a failed login");
+    let o = berth_auth(&env, &["login", "-u", "alice", "-p", "s3cret", &reg.addr]);
+    assert_eq!((o.code, o.out()), (0, "Login Succeeded"), "{o}");
+    let stored: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(auth_env(&env)).unwrap()).unwrap();
+    assert_eq!(stored["auths"][&reg.addr]["auth"], "YWxpY2U6czNjcmV0", "docker's base64 user:password");
+    let o = berth_auth(&env, &["push", &name]);
+    assert_eq!(o.code, 0, "{o}");
+    env.ok(&["rmi", &name]);
+    let o = berth_auth(&env, &["pull", &name]);
+    assert_eq!(o.code, 0, "{o}");
+    let o = berth_auth(&env, &["search", "--registry", &reg.addr, "priv"]);
+    assert_eq!(o.code, 0, "{o}");
+    assert!(o.stdout.contains("lab/private"), "{o}");
+}
+
+/// Serves one image whose layer bytes do not match the manifest's digest.
+fn lying_registry() -> (String, std::thread::JoinHandle<()>) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    let layer_real = b"this is not the layer you are looking for".to_vec();
+    let claimed = format!("sha256:{}", hex::encode(Sha256::digest(b"another layer")));
+    let config = serde_json::json!({"architecture": "amd64", "os": "linux", "config": {}, "rootfs": {"type": "layers", "diff_ids": [claimed]}}).to_string();
+    let config_digest = format!("sha256:{}", hex::encode(Sha256::digest(config.as_bytes())));
+    let manifest = serde_json::json!({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": config.len()},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": claimed, "size": layer_real.len()}]
+    })
+    .to_string();
+    let h = std::thread::spawn(move || {
+        l.set_nonblocking(false).unwrap();
+        for s in l.incoming().take(20) {
+            let Ok(mut s) = s else { continue };
+            let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+            let mut r = BufReader::new(s.try_clone().unwrap());
+            let mut line = String::new();
+            if r.read_line(&mut line).is_err() {
+                continue;
+            }
+            loop {
+                let mut h = String::new();
+                if r.read_line(&mut h).is_err() || h == "\r\n" || h.is_empty() {
+                    break;
+                }
+            }
+            let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
+            let (ct, body): (&str, Vec<u8>) = if path == "/v2/" {
+                ("application/json", b"{}".to_vec())
+            } else if path.contains("/manifests/") {
+                ("application/vnd.oci.image.manifest.v1+json", manifest.clone().into_bytes())
+            } else if path.ends_with(&config_digest) {
+                ("application/octet-stream", config.clone().into_bytes())
+            } else if path.contains("/blobs/") {
+                ("application/octet-stream", layer_real.clone())
+            } else {
+                ("text/plain", Vec::new())
+            };
+            let status = if body.is_empty() { "404 Not Found" } else { "200 OK" };
+            let _ = write!(s, "HTTP/1.1 {status}\r\nContent-Type: {ct}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
+            let _ = s.write_all(&body);
+            let mut rest = Vec::new();
+            let _ = s.set_read_timeout(Some(Duration::from_millis(50)));
+            let _ = s.read_to_end(&mut rest);
+        }
+    });
+    (addr, h)
+}
+
+#[test]
+fn wrong_digest_is_refused_and_leaves_nothing() {
+    let env = Env::new("wrong_digest_is_refused_and_leaves_nothing");
+    let (addr, _h) = lying_registry();
+    let before = env.ok(&["images", "-q"]);
+    let o = env.berth(&["pull", &format!("{addr}/lab/evil:1")]);
+    assert_eq!(o.code, 125, "{o}");
+    assert!(o.stderr.contains("digest"), "the error says why: {o}");
+    assert_eq!(env.ok(&["images", "-q"]), before, "no image and no tag");
+    let tmp: Vec<_> = std::fs::read_dir(env.root.join("tmp")).unwrap().collect();
+    assert!(tmp.is_empty(), "nothing half-written under tmp: {tmp:?}");
+    // The next pull from an honest registry works.
+    let reg = Registry::start(&env, None);
+    let name = format!("{}/lab/ok:1", reg.addr);
+    env.ok(&["tag", "busybox", &name]);
+    assert_eq!(env.berth(&["push", &name]).code, 0);
+    env.ok(&["rmi", &name]);
+    assert_eq!(env.berth(&["pull", &name]).code, 0);
+}
+
+#[test]
+fn script_pull_tag_push() {
+    let env = Env::new("script_pull_tag_push");
+    let reg = Registry::start(&env, None);
+    let f = env.dir.join("reg.rhai");
+    std::fs::write(
+        &f,
+        format!(
+            r#"
+let name = "{0}/lab/s:1";
+let img = image("busybox");
+let digest = img.push(name);
+assert(digest.starts_with("sha256:"), "push returns the digest");
+img.tag("{0}/lab/s:2");
+assert(image("{0}/lab/s:2").id == img.id, "tag points at the same image");
+let p = pull(name);
+assert_eq(p.id, img.id);
+let r = run_once(name, ["echo", "from-script"]);
+assert_eq(r.stdout, "from-script\n");
+print("registry ok");
+"#,
+            reg.addr
+        ),
+    )
+    .unwrap();
+    let o = env.berth(&["run", f.to_str().unwrap()]);
+    assert_eq!(o.code, 0, "{o}");
+    assert!(o.stdout.contains("registry ok"), "{o}");
+}
