@@ -81,6 +81,7 @@ impl Engine {
         let paths = Paths::from_env(root);
         store::ensure_dirs(&paths)?;
         let db = Db::open(&paths)?;
+        image::sweep_tmp(&paths);
         let auth_file = std::env::var_os("BERTH_REGISTRY_CONFIG")
             .map(PathBuf::from)
             .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".berth/config.json")))
@@ -144,6 +145,22 @@ impl Engine {
 
     pub fn search(&self, registry: &str, term: &str) -> Result<Vec<String>> {
         Ok(image::registry::search(registry, term, &self.registry_options(image::registry::Progress::Quiet))?)
+    }
+
+    /// `image prune`: removes dangling images (every unused one with
+    /// `all`); returns the removed ids and the bytes reclaimed.
+    pub fn image_prune(&self, all: bool) -> Result<(Vec<String>, u64)> {
+        let mut db = self.db();
+        let in_use: Vec<String> = container::list(&db)?.into_iter().map(|c| c.image_id).collect();
+        let mut removed = Vec::new();
+        let mut bytes = 0;
+        for img in image::prunable(&db, all, &in_use)? {
+            if image::remove(&self.paths, &mut db, &img.id, true, &[]).is_ok() {
+                bytes += img.size;
+                removed.push(img.id);
+            }
+        }
+        Ok((removed, bytes))
     }
 
     pub fn tag(&self, src: &str, dst: &str) -> Result<Image> {

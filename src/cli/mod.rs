@@ -136,6 +136,15 @@ enum ImageCmd {
     Load(LoadArgs),
     Pull(PullArgs),
     Push(PullArgs),
+    /// Remove unused images
+    Prune {
+        /// Remove every image no container uses, not only untagged ones
+        #[arg(short = 'a', long)]
+        all: bool,
+        /// Do not ask (berth never asks; accepted for docker compatibility)
+        #[arg(short = 'f', long)]
+        force: bool,
+    },
 }
 
 #[derive(Args)]
@@ -509,6 +518,18 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             ImageCmd::Save(a) => Cmd::Save(a),
             ImageCmd::Load(a) => Cmd::Load(a),
             ImageCmd::Pull(a) => Cmd::Pull(a),
+            ImageCmd::Prune { all, .. } => {
+                let (ids, bytes) = engine()?.image_prune(all)?;
+                if !ids.is_empty() {
+                    println!("Deleted Images:");
+                    for id in &ids {
+                        println!("deleted: {id}");
+                    }
+                    println!();
+                }
+                println!("Total reclaimed space: {}", table::human_size(bytes));
+                return Ok(0);
+            }
             ImageCmd::Push(a) => Cmd::Push(a),
         },
         other => other,

@@ -485,7 +485,10 @@ impl Unpacked {
     fn fill(&mut self, src: &mut dyn Read) -> Result<()> {
         let input = super::tar::decompressed(src).map_err(|err| ImageError::Import { source_name: "the archive".into(), err })?;
         let mut ar = tar::Archive::new(input);
-        let top = |e: io::Error| ImageError::ImportIo { source_name: "the archive".into(), err: e };
+        let top = |e: io::Error| ImageError::ImportIo {
+            source_name: "the archive".into(),
+            err: io::Error::new(e.kind(), format!("{e} (a docker-archive or OCI layout tarball is expected, plain or gzip)")),
+        };
         let mut seen = 0usize;
         for entry in ar.entries().map_err(top)? {
             let mut entry = entry.map_err(top)?;
@@ -541,6 +544,9 @@ impl Unpacked {
                 }
             }
         }
+        // Read what follows the end-of-archive marker (record padding, the
+        // gzip trailer) so that a writer on a pipe is not cut off.
+        let _ = io::copy(&mut ar.into_inner(), &mut io::sink());
         if seen == 0 {
             return Err(ImageError::ImportIo { source_name: "the archive".into(), err: io::Error::other("it is empty") });
         }

@@ -218,7 +218,9 @@ struct Scratch(Option<PathBuf>);
 
 impl Scratch {
     fn new(paths: &Paths) -> Result<Scratch> {
-        let p = paths.tmp().join(format!("import-{}", &store::new_id()[..16]));
+        // The pid in the name lets start-up tell a dead process's leftovers
+        // from a running import's.
+        let p = paths.tmp().join(format!("import-{}-{}", std::process::id(), &store::new_id()[..16]));
         std::fs::create_dir_all(p.join("diff")).map_err(store::io_err(&p))?;
         Ok(Scratch(Some(p)))
     }
@@ -653,4 +655,29 @@ pub fn inspect_json(img: &Image) -> serde_json::Value {
         "RootFS": { "Type": "layers", "Layers": img.config.rootfs.diff_ids },
         "Metadata": { "Manifest": img.manifest, "ChainIds": img.layers },
     })
+}
+
+/// Removes what killed imports and pulls left in tmp/ (their process is
+/// gone). Cheap: run at every engine start.
+pub fn sweep_tmp(paths: &Paths) {
+    let Ok(dir) = std::fs::read_dir(paths.tmp()) else { return };
+    for e in dir.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let pid = name.strip_prefix("import-").and_then(|r| r.split('-').next()).and_then(|p| p.parse::<i32>().ok());
+        let stale = match pid {
+            Some(pid) => !crate::sys::proc::is_alive(pid, None),
+            // Older names without a pid, and stray blob temp files: only
+            // when they are an hour old, so a concurrent writer is safe.
+            None => e.metadata().and_then(|m| m.modified()).map(|t| t.elapsed().map(|d| d.as_secs() > 3600).unwrap_or(false)).unwrap_or(false),
+        };
+        if stale {
+            let _ = std::fs::remove_dir_all(e.path()).or_else(|_| std::fs::remove_file(e.path()));
+        }
+    }
+}
+
+/// Images `prune` may remove: untagged ones (`all`: every one) that no
+/// container uses.
+pub fn prunable(db: &Db, all: bool, in_use: &[String]) -> Result<Vec<Image>> {
+    Ok(list(db)?.into_iter().filter(|i| (all || i.tags.is_empty()) && !in_use.contains(&i.id)).collect())
 }

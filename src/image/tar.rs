@@ -95,12 +95,13 @@ pub enum TarError {
 enum Format {
     Tar,
     Gzip,
+    Zstd,
     Other(&'static str),
 }
 
-/// Wraps a reader, sniffing gzip (1f 8b) or plain tar. zstd, xz and bzip2 are
-/// recognised only to report [`TarError::Unsupported`] instead of a confusing
-/// "bad tar header".
+/// Wraps a reader, sniffing gzip (1f 8b), zstd (28 b5 2f fd) or plain tar.
+/// xz and bzip2 (not used by image layers) are recognised only to report
+/// [`TarError::Unsupported`] instead of a confusing "bad tar header".
 pub fn decompressed<'a, R: Read + 'a>(mut r: R) -> Result<Box<dyn Read + 'a>, TarError> {
     // One tar block is enough to see both compression magics and "ustar".
     let head = read_head(&mut r, 512).map_err(TarError::Read)?;
@@ -110,6 +111,7 @@ pub fn decompressed<'a, R: Read + 'a>(mut r: R) -> Result<Box<dyn Read + 'a>, Ta
         Format::Tar => Ok(Box::new(whole)),
         // Multi-member: some tools write layers as concatenated gzip streams.
         Format::Gzip => Ok(Box::new(flate2::read::MultiGzDecoder::new(whole))),
+        Format::Zstd => Ok(Box::new(zstd::stream::read::Decoder::new(whole).map_err(TarError::Read)?)),
         Format::Other(name) => Err(TarError::Unsupported(name)),
     }
 }
@@ -130,7 +132,7 @@ fn sniff(head: &[u8]) -> Format {
     if head.starts_with(&[0x1f, 0x8b]) {
         Format::Gzip
     } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        Format::Other("zstd")
+        Format::Zstd
     } else if head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0x00]) {
         Format::Other("xz")
     } else if head.starts_with(b"BZh") {
@@ -1429,11 +1431,20 @@ mod tests {
     }
 
     #[test]
-    fn zstd_is_unsupported() {
-        let data = [0x28u8, 0xb5, 0x2f, 0xfd, 0, 0, 0, 0];
-        let err = decompressed(&data[..]).err().expect("zstd must be refused");
-        assert!(matches!(err, TarError::Unsupported("zstd")), "{err}");
-        assert!(err.to_string().contains("zstd"));
+    fn zstd_input_is_decompressed() {
+        let t = TempDir::new("zstd");
+        let mut ar = Ar::new();
+        ar.file("z", b"zstd layer");
+        let packed = zstd::stream::encode_all(&ar.bytes()[..], 3).unwrap();
+        unpack(decompressed(&packed[..]).unwrap(), t.path()).unwrap();
+        assert_eq!(fs::read(t.path().join("z")).unwrap(), b"zstd layer");
+    }
+
+    #[test]
+    fn xz_is_unsupported() {
+        let data = [0xfdu8, b'7', b'z', b'X', b'Z', 0, 0, 0];
+        let err = decompressed(&data[..]).err().expect("xz must be refused");
+        assert!(matches!(err, TarError::Unsupported("xz")), "{err}");
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 mod util;
 
+mod archive;
 mod concurrency;
 mod exitcodes;
 mod import;

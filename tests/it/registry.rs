@@ -244,3 +244,38 @@ print("registry ok");
     assert_eq!(o.code, 0, "{o}");
     assert!(o.stdout.contains("registry ok"), "{o}");
 }
+
+#[test]
+fn image_prune_keeps_what_containers_use() {
+    let env = Env::new("image_prune_keeps_what_containers_use");
+    env.ok(&["tag", "busybox", "keep:1"]);
+    // An untagged (dangling) image: import again and drop the tag.
+    let tar = busybox_tar().to_str().unwrap().to_string();
+    env.ok(&["image", "import", "-c", "CMD [\"true\"]", &tar, "dangling:1"]);
+    let dangling = env.ok(&["image", "inspect", "-f", "{{.Id}}", "dangling:1"]);
+    env.ok(&["rmi", "dangling:1"]);
+    let user = env.name("user");
+    env.ok(&["create", "--name", &user, "keep:1", "true"]);
+    let o = env.berth(&["image", "prune"]);
+    assert_eq!(o.code, 0, "{o}");
+    let left = env.ok(&["images", "-q"]);
+    assert!(!left.contains(&dangling.trim_start_matches("sha256:")[..12]), "the dangling image is gone: {left}");
+    assert!(!left.is_empty(), "tagged images stay: {left}");
+    let o = env.berth(&["image", "prune", "-a"]);
+    assert_eq!(o.code, 0, "{o}");
+    assert!(env.ok(&["image", "inspect", "-f", "{{.RepoTags}}", "keep:1"]).contains("keep:1"), "an image a container uses stays");
+    env.ok(&["rm", &user]);
+    let o = env.berth(&["image", "prune", "-a"]);
+    assert!(o.stdout.contains("Total reclaimed space"), "{o}");
+    assert_eq!(env.ok(&["images", "-q"]), "", "nothing unused is left");
+}
+
+#[test]
+fn leftovers_of_a_killed_import_are_swept() {
+    let env = Env::new("leftovers_of_a_killed_import_are_swept");
+    // A pid that cannot be alive (above the kernel's pid_max).
+    let stale = env.root.join("tmp/import-4194305-deadbeefdeadbeef");
+    std::fs::create_dir_all(stale.join("diff")).unwrap();
+    env.ok(&["images"]);
+    assert!(!stale.exists(), "engine start-up removed a dead import's scratch dir");
+}
