@@ -107,6 +107,13 @@ impl Engine {
         self.import(&mut f, path, tag, changes)
     }
 
+    pub fn history(&self, name: &str) -> Result<(Image, Vec<image::HistoryLine>)> {
+        let db = self.db();
+        let img = image::resolve(&db, name)?;
+        let h = image::history(&db, &img)?;
+        Ok((img, h))
+    }
+
     pub fn images(&self) -> Result<Vec<Image>> {
         Ok(image::list(&self.db())?)
     }

@@ -73,6 +73,14 @@ enum Cmd {
     Images(ImagesArgs),
     /// Remove images
     Rmi(RmiArgs),
+    /// Show the history of an image
+    History {
+        #[arg(short = 'q', long)]
+        quiet: bool,
+        #[arg(long)]
+        format: Option<String>,
+        image: String,
+    },
     /// Import a filesystem tarball as an image
     Import(ImportArgs),
     /// Create a tag TARGET that refers to SOURCE
@@ -130,7 +138,13 @@ enum ImageCmd {
     Rm(RmiArgs),
     Inspect(InspectArgs),
     Import(ImportArgs),
-    History { image: String },
+    History {
+        #[arg(short = 'q', long)]
+        quiet: bool,
+        #[arg(long)]
+        format: Option<String>,
+        image: String,
+    },
     Tag { source: String, target: String },
     Save(SaveArgs),
     Load(LoadArgs),
@@ -513,7 +527,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             ImageCmd::Rm(a) => Cmd::Rmi(a),
             ImageCmd::Inspect(a) => return inspect(&engine()?, a, true),
             ImageCmd::Import(a) => Cmd::Import(a),
-            ImageCmd::History { image } => return history(&engine()?, &image),
+            ImageCmd::History { image, quiet, format } => return history(&engine()?, &image, quiet, format.as_deref()),
             ImageCmd::Tag { source, target } => Cmd::Tag { source, target },
             ImageCmd::Save(a) => Cmd::Save(a),
             ImageCmd::Load(a) => Cmd::Load(a),
@@ -637,6 +651,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             Ok(0)
         }
         Cmd::Inspect(a) => inspect(&e, a, false),
+        Cmd::History { image, quiet, format } => history(&e, &image, quiet, format.as_deref()),
         Cmd::Pull(a) => {
             let img = e.pull(&a.image, progress(a.quiet))?;
             if a.quiet {
@@ -880,12 +895,27 @@ fn format_template(f: &str, v: &serde_json::Value) -> String {
     out
 }
 
-fn history(e: &Engine, name: &str) -> anyhow::Result<i32> {
-    let img = e.image(name)?;
-    let mut rows = Vec::new();
-    for h in img.config.history.iter().rev() {
-        rows.push(vec![if rows.is_empty() { img.short_id().to_string() } else { "<missing>".into() }, table::ago(&h.created), h.created_by.clone(), if h.empty_layer { "0B".into() } else { table::human_size(img.size) }, h.comment.clone()]);
+fn history(e: &Engine, name: &str, quiet: bool, format: Option<&str>) -> anyhow::Result<i32> {
+    let (img, lines) = e.history(name)?;
+    if format == Some("json") {
+        for l in &lines {
+            println!("{}", serde_json::to_string(l)?);
+        }
+        return Ok(0);
     }
-    print!("{}", table::render(&["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"], &rows));
+    let mut rows = Vec::new();
+    for (i, h) in lines.iter().enumerate() {
+        // Like docker: only the top line has an id of its own.
+        let id = if i == 0 { img.short_id().to_string() } else { "<missing>".into() };
+        if quiet {
+            println!("{id}");
+            continue;
+        }
+        let by = if h.created_by.chars().count() > 45 { format!("{}…", h.created_by.chars().take(44).collect::<String>()) } else { h.created_by.clone() };
+        rows.push(vec![id, table::ago(&h.created), by, table::human_size(h.size), h.comment.clone()]);
+    }
+    if !quiet {
+        print!("{}", table::render(&["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"], &rows));
+    }
     Ok(0)
 }

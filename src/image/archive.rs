@@ -660,10 +660,10 @@ fn verify_layers(plan: &Plan, cache: &mut HashMap<PathBuf, LayerDigests>) -> Res
             cache.insert(l.path.clone(), d);
         }
         let (blob, _, diff) = &cache[&l.path];
-        if let Some(want) = &l.expect_blob {
-            if want != blob {
-                return Err(ImageError::DigestMismatch { what: format!("archive entry {} (layer blob)", l.name), expected: want.clone(), got: blob.clone() });
-            }
+        if let Some(want) = &l.expect_blob
+            && want != blob
+        {
+            return Err(ImageError::DigestMismatch { what: format!("archive entry {} (layer blob)", l.name), expected: want.clone(), got: blob.clone() });
         }
         if diff != &l.diff_id {
             return Err(ImageError::DigestMismatch { what: format!("archive entry {} (uncompressed layer, diff_id)", l.name), expected: l.diff_id.clone(), got: diff.clone() });
@@ -722,10 +722,10 @@ fn is_index(media_type: &str, bytes: &[u8]) -> bool {
     if media_type == OCI_INDEX || media_type == DOCKER_LIST {
         return true;
     }
-    if media_type.is_empty() {
-        if let Ok(v) = serde_json::from_slice::<serde_json::Value>(bytes) {
-            return v.get("manifests").is_some() && v.get("config").is_none();
-        }
+    if media_type.is_empty()
+        && let Ok(v) = serde_json::from_slice::<serde_json::Value>(bytes)
+    {
+        return v.get("manifests").is_some() && v.get("config").is_none();
     }
     false
 }
@@ -778,10 +778,10 @@ fn plan_oci(ar: &Unpacked) -> Result<Vec<Plan>> {
     if ar.has("oci-layout") {
         let layout: serde_json::Value =
             serde_json::from_slice(&ar.read_small("oci-layout")?).map_err(|e| load_err("oci-layout", format!("unreadable: {e}")))?;
-        if let Some(v) = layout["imageLayoutVersion"].as_str() {
-            if !v.starts_with("1.") {
-                return Err(load_err("oci-layout", format!("image layout version {v} is not supported (1.x is)")));
-            }
+        if let Some(v) = layout["imageLayoutVersion"].as_str()
+            && !v.starts_with("1.")
+        {
+            return Err(load_err("oci-layout", format!("image layout version {v} is not supported (1.x is)")));
         }
     }
     let index: Index = serde_json::from_slice(&ar.read_small("index.json")?).map_err(|e| load_err("index.json", format!("unreadable: {e}")))?;
@@ -793,10 +793,10 @@ fn plan_oci(ar: &Unpacked) -> Result<Vec<Plan>> {
         let tag = oci_tag(top)?;
         let (desc, manifest_bytes) = image_manifest(ar, top, 0)?;
         if let Some((_, p)) = plans.iter_mut().find(|(d, _)| *d == desc.digest) {
-            if let Some(t) = tag {
-                if !p.tags.contains(&t) {
-                    p.tags.push(t);
-                }
+            if let Some(t) = tag
+                && !p.tags.contains(&t)
+            {
+                p.tags.push(t);
             }
             continue;
         }

@@ -681,3 +681,37 @@ pub fn sweep_tmp(paths: &Paths) {
 pub fn prunable(db: &Db, all: bool, in_use: &[String]) -> Result<Vec<Image>> {
     Ok(list(db)?.into_iter().filter(|i| (all || i.tags.is_empty()) && !in_use.contains(&i.id)).collect())
 }
+
+/// One line of `image history`: what docker shows per instruction.
+#[derive(Debug, Clone, Serialize)]
+pub struct HistoryLine {
+    pub created: String,
+    pub created_by: String,
+    /// Bytes of the layer this step added (0 for metadata-only steps).
+    pub size: u64,
+    pub comment: String,
+    pub empty_layer: bool,
+}
+
+/// Pairs the config's history with the layers, in order: every step that
+/// is not `empty_layer` added the next layer. Newest first, as docker prints.
+pub fn history(db: &Db, img: &Image) -> Result<Vec<HistoryLine>> {
+    let mut sizes = Vec::new();
+    for c in &img.layers {
+        sizes.push(store::get_opt::<i64>(&db.conn, "SELECT size FROM layers WHERE chain_id=?1", [c])?.unwrap_or(0).max(0) as u64);
+    }
+    let mut lines = Vec::new();
+    let mut next = sizes.into_iter();
+    if img.config.history.is_empty() {
+        for (i, s) in next.enumerate() {
+            lines.push(HistoryLine { created: img.created.clone(), created_by: format!("layer {}", i + 1), size: s, comment: String::new(), empty_layer: false });
+        }
+    } else {
+        for h in &img.config.history {
+            let size = if h.empty_layer { 0 } else { next.next().unwrap_or(0) };
+            lines.push(HistoryLine { created: h.created.clone(), created_by: h.created_by.clone(), size, comment: h.comment.clone(), empty_layer: h.empty_layer });
+        }
+    }
+    lines.reverse();
+    Ok(lines)
+}

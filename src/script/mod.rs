@@ -197,10 +197,12 @@ pub fn build(engine: Arc<Engine>, argv: Vec<String>) -> (rhai::Engine, rhai::Sco
         Ok(m)
     });
     r.register_fn("history", |i: &mut Image| -> RResult<Array> {
-        Ok(i.get()?.config.history.into_iter().map(|h| {
+        let (_, lines) = i.engine.history(&i.id).map_err(eng)?;
+        Ok(lines.into_iter().map(|h| {
             let mut m = Map::new();
             m.insert("created".into(), h.created.into());
             m.insert("created_by".into(), h.created_by.into());
+            m.insert("size".into(), (h.size as i64).into());
             m.insert("comment".into(), h.comment.into());
             m.insert("empty_layer".into(), h.empty_layer.into());
             Dynamic::from(m)
