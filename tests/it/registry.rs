@@ -279,3 +279,68 @@ fn leftovers_of_a_killed_import_are_swept() {
     env.ok(&["images"]);
     assert!(!stale.exists(), "engine start-up removed a dead import's scratch dir");
 }
+
+fn http(addr: &str, method: &str, path: &str, content_type: &str, body: &[u8]) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    write!(s, "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len()).unwrap();
+    s.write_all(body).unwrap();
+    let mut resp = String::new();
+    let _ = s.read_to_string(&mut resp);
+    let code = resp.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    (code, resp)
+}
+
+#[test]
+fn multi_platform_index_picks_the_hosts_platform() {
+    let env = Env::new("multi_platform_index_picks_the_hosts_platform");
+    let reg = Registry::start(&env, None);
+    // Two single-platform images in one repository...
+    let host = format!("{}/lab/multi:host", reg.addr);
+    env.ok(&["tag", "busybox", &host]);
+    let o = env.berth(&["push", &host]);
+    assert_eq!(o.code, 0, "{o}");
+    let host_digest = o.stderr.lines().find_map(|l| l.split("digest: ").nth(1)).and_then(|s| s.split_whitespace().next()).unwrap().to_string();
+    let tar = busybox_tar().to_str().unwrap().to_string();
+    env.ok(&["image", "import", "-c", "CMD [\"echo\", \"other\"]", &tar, "other:1"]);
+    let other = format!("{}/lab/multi:other", reg.addr);
+    env.ok(&["tag", "other:1", &other]);
+    let o = env.berth(&["push", &other]);
+    let other_digest = o.stderr.lines().find_map(|l| l.split("digest: ").nth(1)).and_then(|s| s.split_whitespace().next()).unwrap().to_string();
+    // ...joined by an index that lists the other one first, under another
+    // architecture.
+    let arch = if cfg!(target_arch = "x86_64") { "amd64" } else { "arm64" };
+    let foreign = if arch == "amd64" { "arm64" } else { "amd64" };
+    let size = |d: &str| {
+        let (_, r) = http(&reg.addr, "GET", &format!("/v2/lab/multi/manifests/{d}"), "", b"");
+        r.split("\r\n\r\n").nth(1).map(|b| b.len()).unwrap_or(0)
+    };
+    let index = serde_json::json!({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [
+            {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": other_digest, "size": size(&other_digest), "platform": {"os": "linux", "architecture": foreign}},
+            {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": host_digest, "size": size(&host_digest), "platform": {"os": "linux", "architecture": arch}}
+        ]
+    });
+    let (code, resp) = http(&reg.addr, "PUT", "/v2/lab/multi/manifests/both", "application/vnd.oci.image.index.v1+json", index.to_string().as_bytes());
+    assert_eq!(code, 201, "index accepted: {resp}");
+    let want = env.ok(&["image", "inspect", "-f", "{{.Id}}", "busybox"]);
+    env.ok(&["rmi", &host]);
+    env.ok(&["rmi", &other]);
+    let both = format!("{}/lab/multi:both", reg.addr);
+    let o = env.berth(&["pull", &both]);
+    assert_eq!(o.code, 0, "{o}");
+    assert_eq!(env.ok(&["image", "inspect", "-f", "{{.Id}}", &both]), want, "the {arch} image was chosen");
+}
+
+#[test]
+fn umoci_unpacks_the_store() {
+    let env = Env::new("umoci_unpacks_the_store");
+    let out = env.dir.join("bundle");
+    let o = Command::new("umoci")
+        .args(["unpack", "--image", &format!("{}:busybox:latest", env.root.display()), out.to_str().unwrap()])
+        .output()
+        .expect("umoci (Debian package umoci)");
+    assert!(o.status.success(), "umoci unpack: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(out.join("rootfs/bin/busybox").exists(), "the rootfs is there");
+    assert!(out.join("config.json").exists());
+}
