@@ -150,7 +150,7 @@ impl Engine {
         Ok(image::registry::logout(&self.auth_file, registry)?)
     }
 
-    pub fn search(&self, registry: &str, term: &str) -> Result<Vec<String>> {
+    pub fn search(&self, registry: &str, term: &str) -> Result<Vec<image::registry::Found>> {
         Ok(image::registry::search(registry, term, &self.registry_options(image::registry::Progress::Quiet))?)
     }
 

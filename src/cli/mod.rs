@@ -693,8 +693,11 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Cmd::Search(a) => {
             let registry = a.registry.or_else(|| std::env::var("BERTH_REGISTRY").ok()).unwrap_or_else(|| "docker.io".into());
             let found = e.search(&registry, &a.term)?;
-            let rows: Vec<Vec<String>> = found.into_iter().map(|n| vec![n, String::new()]).collect();
-            write!(out, "{}", table::render(&["NAME", "DESCRIPTION"], &rows))?;
+            let rows: Vec<Vec<String>> = found
+                .into_iter()
+                .map(|f| vec![f.name, f.description.chars().take(45).collect(), f.stars.to_string(), if f.official { "[OK]".into() } else { String::new() }])
+                .collect();
+            write!(out, "{}", table::render(&["NAME", "DESCRIPTION", "STARS", "OFFICIAL"], &rows))?;
             Ok(0)
         }
         Cmd::Tag { source, target } => {

@@ -424,8 +424,48 @@ pub fn push(paths: &Paths, db: &Db, name: &str, opts: &Options) -> Result<String
     Ok(digest)
 }
 
-/// `berth search`: the catalog of a v2 registry, filtered by `term`.
-pub fn search(registry: &str, term: &str, opts: &Options) -> Result<Vec<String>> {
+/// One search result; description, stars and official only come from
+/// Docker Hub's search API.
+#[derive(Debug, Clone, Default)]
+pub struct Found {
+    pub name: String,
+    pub description: String,
+    pub stars: u64,
+    pub official: bool,
+}
+
+/// `berth search`: Docker Hub's search API for Docker Hub, the catalog of
+/// any other v2 registry (filtered by `term`).
+pub fn search(registry: &str, term: &str, opts: &Options) -> Result<Vec<Found>> {
+    if registry == "docker.io" || registry == "index.docker.io" {
+        // Overridable so tests can stand up their own search service.
+        let base = std::env::var("BERTH_HUB_SEARCH_URL").unwrap_or_else(|_| "https://index.docker.io/v1/search".into());
+        return block_on(async {
+            let url = reqwest::Url::parse_with_params(&base, &[("q", term), ("n", "25")]).map_err(|e| reg_err("search URL", e))?;
+            let resp = reqwest::get(url).await.map_err(|e| reg_err("searching Docker Hub", e))?;
+            if !resp.status().is_success() {
+                return Err(ImageError::Registry(format!("searching Docker Hub: HTTP {}", resp.status())));
+            }
+            let body = resp.bytes().await.map_err(|e| reg_err("searching Docker Hub", e))?;
+            let v: Value = serde_json::from_slice(&body).map_err(|e| reg_err("Docker Hub's search answer", e))?;
+            Ok(v["results"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .iter()
+                .map(|r| Found {
+                    name: r["name"].as_str().or(r["repo_name"].as_str()).unwrap_or("").to_string(),
+                    description: r["description"].as_str().or(r["short_description"].as_str()).unwrap_or("").to_string(),
+                    stars: r["star_count"].as_u64().unwrap_or(0),
+                    official: r["is_official"].as_bool().unwrap_or(false),
+                })
+                .collect())
+        });
+    }
+    Ok(catalog(registry, term, opts)?.into_iter().map(|name| Found { name, ..Default::default() }).collect())
+}
+
+fn catalog(registry: &str, term: &str, opts: &Options) -> Result<Vec<String>> {
     let r = Reference::parse(&format!("{registry}/x:latest"))?;
     let auth = credentials(&opts.auth_file, &r.registry);
     block_on(async {

@@ -418,7 +418,8 @@ fn saving_an_unknown_image_fails_without_output() {
 #[test]
 fn hostile_or_foreign_archives_are_refused() {
     let env = Env::bare("arch-hostile");
-    let cases: Vec<(&str, Box<dyn FnOnce(&mut Builder<std::fs::File>)>, &str)> = vec![
+    type Build = Box<dyn FnOnce(&mut Builder<std::fs::File>)>;
+    let cases: Vec<(&str, Build, &str)> = vec![
         ("dotdot", Box::new(|b| add(b, "../evil", b"x")), "../evil"),
         ("absolute", Box::new(|b| add(b, "/tmp/evil", b"x")), "/tmp/evil"),
         (
@@ -478,5 +479,35 @@ fn links_inside_an_archive_are_followed_by_name() {
     let fresh = Env::bare("arch-links-load");
     assert_eq!(fresh.ok(&["load", "-i", s(&linked)]), "Loaded image: busybox:latest");
     assert_eq!(image_id(&fresh, "busybox"), id);
+    assert_tmp_clean(&fresh);
+}
+
+#[test]
+fn a_docker_25_archive_with_both_layouts_loads() {
+    // docker 25+ writes an OCI layout and a manifest.json whose Config and
+    // Layers point into blobs/sha256.
+    let env = Env::new("arch-docker25");
+    let id = image_id(&env, "busybox");
+    let oci = env.dir.join("oci.tar");
+    env.ok(&["save", "--format", "oci", "-o", s(&oci), "busybox"]);
+    let all = entries(&oci);
+    let config = json(entry(&all, &format!("blobs/sha256/{}", &id[7..])));
+    let layers: Vec<String> = config["rootfs"]["diff_ids"].as_array().unwrap().iter().map(|d| format!("blobs/sha256/{}", &d.as_str().unwrap()[7..])).collect();
+    let manifest = serde_json::json!([{ "Config": format!("blobs/sha256/{}", &id[7..]), "RepoTags": ["busybox:latest"], "Layers": layers }]);
+    let both = env.dir.join("both.tar");
+    hostile(&both, |b| {
+        for (name, kind, data) in &all {
+            if *kind == EntryType::Directory {
+                b.append(&raw(name, EntryType::Directory, 0, ""), std::io::empty()).unwrap();
+            } else {
+                add(b, name, data);
+            }
+        }
+        add(b, "manifest.json", &serde_json::to_vec(&manifest).unwrap());
+    });
+    let fresh = Env::bare("arch-docker25-load");
+    assert_eq!(fresh.ok(&["load", "-i", s(&both)]), "Loaded image: busybox:latest");
+    assert_eq!(image_id(&fresh, "busybox"), id);
+    assert_eq!(fresh.ok(&["run", "--rm", "busybox", "echo", "hi"]), "hi");
     assert_tmp_clean(&fresh);
 }

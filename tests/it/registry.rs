@@ -344,3 +344,36 @@ fn umoci_unpacks_the_store() {
     assert!(out.join("rootfs/bin/busybox").exists(), "the rootfs is there");
     assert!(out.join("config.json").exists());
 }
+
+#[test]
+fn search_uses_docker_hubs_search_api() {
+    let env = Env::new("search_uses_docker_hubs_search_api");
+    // A stand-in for Docker Hub's search service, on loopback.
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    let h = std::thread::spawn(move || {
+        let (mut s, _) = l.accept().unwrap();
+        let mut r = BufReader::new(s.try_clone().unwrap());
+        let mut line = String::new();
+        r.read_line(&mut line).unwrap();
+        loop {
+            let mut h = String::new();
+            if r.read_line(&mut h).is_err() || h == "\r\n" || h.is_empty() {
+                break;
+            }
+        }
+        let body = r#"{"results":[{"name":"nginx","description":"Official build of Nginx.","star_count":20000,"is_official":true},{"name":"someone/nginx-extra","description":"x","star_count":3,"is_official":false}]}"#;
+        write!(s, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).unwrap();
+        line
+    });
+    let mut c = env.cmd(&["search", "nginx"]);
+    c.env("BERTH_HUB_SEARCH_URL", format!("http://{addr}/v1/search"));
+    let o = collect(c.stdout(Stdio::piped()).stderr(Stdio::piped()).stdin(Stdio::null()).spawn().unwrap(), CMD_TIMEOUT);
+    let request = h.join().unwrap();
+    assert_eq!(o.code, 0, "{o}");
+    assert!(request.starts_with("GET /v1/search?q=nginx"), "asked the search API: {request}");
+    let lines = o.lines();
+    assert!(lines[0].starts_with("NAME") && lines[0].contains("STARS") && lines[0].contains("OFFICIAL"), "{o}");
+    assert!(lines[1].starts_with("nginx ") && lines[1].contains("20000") && lines[1].contains("[OK]"), "{o}");
+    assert!(lines[2].starts_with("someone/nginx-extra"), "{o}");
+}
