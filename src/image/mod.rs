@@ -241,7 +241,7 @@ fn write_blob(paths: &Paths, bytes: &[u8]) -> Result<String> {
     let digest = format!("sha256:{}", hex::encode(Sha256::digest(bytes)));
     let path = paths.blob(&digest);
     if !path.exists() {
-        let tmp = paths.tmp().join(format!("blob-{}", &store::new_id()[..16]));
+        let tmp = paths.tmp().join(format!("blob-{}-{}", std::process::id(), &store::new_id()[..16]));
         std::fs::write(&tmp, bytes).map_err(store::io_err(&tmp))?;
         std::fs::rename(&tmp, &path).map_err(store::io_err(&path))?;
     }
@@ -663,7 +663,11 @@ pub fn sweep_tmp(paths: &Paths) {
     let Ok(dir) = std::fs::read_dir(paths.tmp()) else { return };
     for e in dir.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
-        let pid = name.strip_prefix("import-").and_then(|r| r.split('-').next()).and_then(|p| p.parse::<i32>().ok());
+        let pid = name
+            .strip_prefix("import-")
+            .or_else(|| name.strip_prefix("blob-"))
+            .and_then(|r| r.split('-').next())
+            .and_then(|p| p.parse::<i32>().ok());
         let stale = match pid {
             Some(pid) => !crate::sys::proc::is_alive(pid, None),
             // Older names without a pid, and stray blob temp files: only

@@ -377,3 +377,81 @@ fn search_uses_docker_hubs_search_api() {
     assert!(lines[1].starts_with("nginx ") && lines[1].contains("20000") && lines[1].contains("[OK]"), "{o}");
     assert!(lines[2].starts_with("someone/nginx-extra"), "{o}");
 }
+
+/// Serves one honest image (busybox's filesystem as its single layer),
+/// streaming the layer slowly so a pull can be killed halfway.
+fn slow_registry() -> String {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    let layer = std::fs::read(busybox_tar()).unwrap();
+    let layer_digest = format!("sha256:{}", hex::encode(Sha256::digest(&layer)));
+    let config = serde_json::json!({"architecture": "amd64", "os": "linux", "config": {"Cmd": ["sh"]}, "rootfs": {"type": "layers", "diff_ids": [layer_digest]}}).to_string();
+    let config_digest = format!("sha256:{}", hex::encode(Sha256::digest(config.as_bytes())));
+    let manifest = serde_json::json!({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": config.len()},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer_digest, "size": layer.len()}]
+    })
+    .to_string();
+    std::thread::spawn(move || {
+        for s in l.incoming().take(40) {
+            let Ok(mut s) = s else { continue };
+            let (manifest, config, layer, config_digest) = (manifest.clone(), config.clone(), layer.clone(), config_digest.clone());
+            std::thread::spawn(move || {
+                let mut r = BufReader::new(s.try_clone().unwrap());
+                let mut line = String::new();
+                if r.read_line(&mut line).is_err() {
+                    return;
+                }
+                loop {
+                    let mut h = String::new();
+                    if r.read_line(&mut h).is_err() || h == "\r\n" || h.is_empty() {
+                        break;
+                    }
+                }
+                let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
+                let (ct, body, slow): (&str, Vec<u8>, bool) = if path == "/v2/" {
+                    ("application/json", b"{}".to_vec(), false)
+                } else if path.contains("/manifests/") {
+                    ("application/vnd.oci.image.manifest.v1+json", manifest.into_bytes(), false)
+                } else if path.ends_with(&config_digest) {
+                    ("application/octet-stream", config.into_bytes(), false)
+                } else if path.contains("/blobs/") {
+                    ("application/octet-stream", layer, true)
+                } else {
+                    ("text/plain", Vec::new(), false)
+                };
+                let status = if body.is_empty() { "404 Not Found" } else { "200 OK" };
+                let _ = write!(s, "HTTP/1.1 {status}\r\nContent-Type: {ct}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
+                for chunk in body.chunks(if slow { 32 * 1024 } else { body.len().max(1) }) {
+                    if s.write_all(chunk).is_err() {
+                        return;
+                    }
+                    if slow {
+                        std::thread::sleep(Duration::from_millis(40));
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[test]
+fn a_killed_pull_leaves_nothing_and_the_next_succeeds() {
+    let env = Env::bare("a_killed_pull_leaves_nothing_and_the_next_succeeds");
+    let addr = slow_registry();
+    let name = format!("{addr}/lab/slow:1");
+    let mut child = env.cmd(&["pull", &name]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    // The layer takes ~2.5 s to arrive; kill the pull in the middle.
+    wait_until(Duration::from_secs(10), || std::fs::read_dir(env.root.join("tmp")).map(|d| d.count() > 0).unwrap_or(false));
+    sleep_ms(500);
+    child.kill().unwrap();
+    let _ = child.wait();
+    assert_eq!(env.ok(&["images", "-q"]), "", "no image, no tag after a killed pull");
+    assert_eq!(std::fs::read_dir(env.root.join("tmp")).unwrap().count(), 0, "its scratch space was swept");
+    let o = env.berth_timeout(&["pull", &name], Duration::from_secs(60));
+    assert_eq!(o.code, 0, "{o}");
+    let o = env.berth(&["run", "--rm", &name, "echo", "whole"]);
+    assert_eq!((o.code, o.out()), (0, "whole"), "{o}");
+}
