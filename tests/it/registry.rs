@@ -455,3 +455,15 @@ fn a_killed_pull_leaves_nothing_and_the_next_succeeds() {
     let o = env.berth(&["run", "--rm", &name, "echo", "whole"]);
     assert_eq!((o.code, o.out()), (0, "whole"), "{o}");
 }
+
+#[test]
+fn pull_on_a_terminal_draws_bars() {
+    let env = Env::bare("pull_on_a_terminal_draws_bars");
+    let addr = slow_registry();
+    let name = format!("{addr}/lab/bars:1");
+    let o = env.script(&format!("berth pull {name}"), &[], Duration::from_secs(60));
+    assert_eq!(o.code, 0, "{o}");
+    assert!(o.stdout.contains("total"), "a total bar: {o}");
+    assert!(o.stdout.contains("[=") || o.stdout.contains("=>"), "bars are drawn: {o}");
+    assert!(!o.stdout.contains("downloading"), "no plain lines on a terminal: {o}");
+}
