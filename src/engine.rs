@@ -293,6 +293,7 @@ impl Engine {
                         attach::STDERR => out.stderr.extend(p),
                         attach::EXIT => {
                             out.code = attach::payload_i32(&p);
+                            wait_monitor_gone(sock);
                             return Ok(out);
                         }
                         attach::ERROR => {
@@ -307,6 +308,7 @@ impl Engine {
             Attach::Stdio { stdin, tty } => {
                 attach::write_frame(sock, attach::HELLO, &[attach::WANT_OUTPUT | if stdin { attach::SENDS_STDIN } else { 0 }]).map_err(other("attach"))?;
                 out.code = relay_attached(sock, stdin, tty)?;
+                wait_monitor_gone(sock);
                 Ok(out)
             }
         }
@@ -611,6 +613,19 @@ fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
     }
     std::fs::copy(from, to)?;
     Ok(())
+}
+
+/// After EXIT the monitor still removes the cgroup (and, for --rm, the
+/// files); the socket closes when it is done. Waiting for that makes a
+/// returned `run` a finished one, as docker's is.
+fn wait_monitor_gone(sock: &mut UnixStream) {
+    let _ = sock.set_read_timeout(Some(Duration::from_secs(5)));
+    let mut buf = [0u8; 512];
+    while let Ok(n) = sock.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+    }
 }
 
 /// Relays this process's stdin/stdout/stderr over the attach socket until
