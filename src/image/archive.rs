@@ -1,11 +1,11 @@
 //! `berth save` / `berth load`: docker-archive tarballs (what `docker save`
 //! writes) and OCI image layout tarballs.
 //!
-//! Saving streams every blob from the store into the archive; a layer that
-//! is stored gzip-compressed is decompressed twice (once to learn its size
-//! for the tar header, once to write it), so no layer is ever held in memory
-//! or copied to a temporary file. Every byte written is checked against the
-//! digest the store recorded for it.
+//! Saving streams every blob from the store into the archive; a layer
+//! stored compressed (gzip, zstd) is decompressed twice for a docker-archive
+//! (once to learn its size for the tar header, once to write it), so no layer
+//! is ever held in memory or copied to a temporary file. Every byte written
+//! is checked against the digest the store recorded for it.
 //!
 //! Loading unpacks the outer archive into a private directory under
 //! `tmp/` (plain files and directories only; links are remembered as
@@ -147,6 +147,7 @@ fn write_err(e: io::Error) -> ImageError {
 enum Compression {
     Plain,
     Gzip,
+    Zstd,
     Other(&'static str),
 }
 
@@ -155,7 +156,7 @@ fn sniff(path: &Path) -> io::Result<Compression> {
     File::open(path)?.take(4).read_to_end(&mut head)?;
     Ok(match head.as_slice() {
         [0x1f, 0x8b, ..] => Compression::Gzip,
-        [0x28, 0xb5, 0x2f, 0xfd] => Compression::Other("zstd"),
+        [0x28, 0xb5, 0x2f, 0xfd] => Compression::Zstd,
         [0xfd, b'7', b'z', b'X'] => Compression::Other("xz"),
         [b'B', b'Z', b'h', ..] => Compression::Other("bzip2"),
         _ => Compression::Plain,
@@ -165,7 +166,7 @@ fn sniff(path: &Path) -> io::Result<Compression> {
 fn media_type_of(c: Compression) -> &'static str {
     match c {
         Compression::Gzip => "application/vnd.oci.image.layer.v1.tar+gzip",
-        Compression::Other("zstd") => "application/vnd.oci.image.layer.v1.tar+zstd",
+        Compression::Zstd => "application/vnd.oci.image.layer.v1.tar+zstd",
         _ => "application/vnd.oci.image.layer.v1.tar",
     }
 }
@@ -326,11 +327,11 @@ fn add_layer_tar<W: Write>(paths: &Paths, b: &mut tar::Builder<W>, name: &str, b
             let size = std::fs::metadata(&path).map_err(store::io_err(&path))?.len();
             add_checked(b, name, open()?, size, diff_id, &what, &path)
         }
-        Compression::Gzip => {
+        Compression::Gzip | Compression::Zstd => {
+            let decoded = || super::tar::decompressed(open()?).map_err(|e| save_err(&path, format!("{what}: {e}")));
             // First pass: the uncompressed size, for the tar header.
-            let mut counting = flate2::read::MultiGzDecoder::new(open()?);
-            let size = io::copy(&mut counting, &mut io::sink()).map_err(|e| save_err(&path, format!("{what}: decompressing: {e}")))?;
-            add_checked(b, name, flate2::read::MultiGzDecoder::new(open()?), size, diff_id, &what, &path)
+            let size = io::copy(&mut decoded()?, &mut io::sink()).map_err(|e| save_err(&path, format!("{what}: decompressing: {e}")))?;
+            add_checked(b, name, decoded()?, size, diff_id, &what, &path)
         }
         Compression::Other(kind) => Err(save_err(&path, format!("{what} is compressed with {kind}, which berth cannot decompress for a docker-archive; use --format oci"))),
     }
@@ -476,7 +477,9 @@ fn resolve_link(base: &[&str], target: &str) -> std::result::Result<String, &'st
 
 impl Unpacked {
     fn new(paths: &Paths) -> Result<Unpacked> {
-        let dir = paths.tmp().join(format!("load-{}", &store::new_id()[..16]));
+        // Named like the store's other scratch dirs, so that start-up's
+        // sweep removes it once this process is gone, and not before.
+        let dir = paths.tmp().join(format!("import-{}-load-{}", std::process::id(), &store::new_id()[..16]));
         std::fs::DirBuilder::new().mode(0o700).create(&dir).map_err(store::io_err(&dir))?;
         Ok(Unpacked { dir, aliases: HashMap::new() })
     }
@@ -487,7 +490,7 @@ impl Unpacked {
         let mut ar = tar::Archive::new(input);
         let top = |e: io::Error| ImageError::ImportIo {
             source_name: "the archive".into(),
-            err: io::Error::new(e.kind(), format!("{e} (a docker-archive or OCI layout tarball is expected, plain or gzip)")),
+            err: io::Error::new(e.kind(), format!("{e} (a docker-archive or OCI layout tarball is expected, plain, gzip or zstd)")),
         };
         let mut seen = 0usize;
         for entry in ar.entries().map_err(top)? {
@@ -885,8 +888,8 @@ fn record(paths: &Paths, db: &mut Db, plan: &Plan, manifest: &[u8], report: &mut
     Ok(())
 }
 
-/// Reads an archive (docker-archive or OCI layout tarball, plain or
-/// gzip), stores its layers and images; returns docker's report lines
+/// Reads an archive (docker-archive or OCI layout tarball, plain, gzip
+/// or zstd), stores its layers and images; returns docker's report lines
 /// ("Loaded image: busybox:latest" or "Loaded image ID: sha256:...").
 pub fn load(paths: &Paths, db: &mut Db, src: &mut dyn Read) -> Result<Vec<String>> {
     store::ensure_dirs(paths)?;

@@ -511,3 +511,29 @@ fn a_docker_25_archive_with_both_layouts_loads() {
     assert_eq!(fresh.ok(&["run", "--rm", "busybox", "echo", "hi"]), "hi");
     assert_tmp_clean(&fresh);
 }
+
+#[test]
+fn zstd_layers_are_saved_uncompressed() {
+    let env = Env::bare("arch-zstd");
+    let zs = env.dir.join("rootfs.tar.zst");
+    std::fs::write(&zs, zstd::stream::encode_all(&std::fs::read(busybox_tar()).unwrap()[..], 3).unwrap()).unwrap();
+    env.ok(&["image", "import", "-c", r#"CMD ["sh"]"#, s(&zs), "zs:1"]);
+    let id = image_id(&env, "zs:1");
+    let file = env.dir.join("zs.tar");
+    env.ok(&["save", "-o", s(&file), "zs:1"]);
+    let all = entries(&file);
+    let config = json(entry(&all, &format!("{}.json", &id[7..])));
+    let diff = config["rootfs"]["diff_ids"][0].as_str().unwrap();
+    let layer = entry(&all, &format!("{}/layer.tar", &diff[7..]));
+    assert_eq!(&layer[257..262], b"ustar", "layer.tar is a plain tar");
+    assert_eq!(sha256(layer), diff);
+
+    // The OCI layout keeps the zstd blob; it loads back as it was.
+    let oci = env.dir.join("zs-oci.tar");
+    env.ok(&["save", "--format", "oci", "-o", s(&oci), "zs:1"]);
+    let fresh = Env::bare("arch-zstd-load");
+    assert_eq!(fresh.ok(&["load", "-i", s(&oci)]), "Loaded image: zs:1");
+    assert_eq!(manifest_digest(&fresh, "zs:1"), manifest_digest(&env, "zs:1"));
+    assert_eq!(fresh.ok(&["run", "--rm", "zs:1", "echo", "hi"]), "hi");
+    assert_tmp_clean(&fresh);
+}
