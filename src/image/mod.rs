@@ -413,8 +413,10 @@ pub fn commit_image_raw(paths: &Paths, db: &mut Db, config_bytes: &[u8], manifes
     let created = if config.created.is_empty() { store::now_rfc3339() } else { config.created.clone() };
     let config_json = String::from_utf8_lossy(config_bytes).into_owned();
     db.write(|tx| {
+        // An image already here keeps the manifest it came with: replacing
+        // it would orphan that manifest's blob.
         tx.execute(
-            "INSERT OR REPLACE INTO images(id, manifest, created, size, config, layers) VALUES(?1,?2,?3,?4,?5,?6)",
+            "INSERT OR IGNORE INTO images(id, manifest, created, size, config, layers) VALUES(?1,?2,?3,?4,?5,?6)",
             rusqlite::params![config_digest, manifest_digest, created, size, config_json, layers_json],
         )?;
         if let Some(t) = tag_key {
@@ -627,9 +629,35 @@ pub fn remove(paths: &Paths, db: &mut Db, name: &str, force: bool, users: &[Stri
         blobs.retain(|b| tx.query_row("SELECT COUNT(*) FROM layers WHERE blob=?1", [b], |r| r.get::<_, i64>(0)).unwrap_or(1) == 0);
         Ok((orphans, blobs))
     })?;
-    let (orphans, blobs) = orphans;
-    for b in blobs.iter().chain([&img.manifest, &id]) {
+    let (orphans, mut blobs) = orphans;
+    // Layer blobs the manifest names (a layer may have arrived as another
+    // blob than the one the layers table remembers) go too, unless another
+    // image's manifest still names them.
+    let named = |m: &[u8]| -> Vec<String> {
+        serde_json::from_slice::<serde_json::Value>(m)
+            .ok()
+            .and_then(|v| v["layers"].as_array().cloned())
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|l| l["digest"].as_str().map(String::from))
+            .collect()
+    };
+    let ours = named(&std::fs::read(paths.blob(&img.manifest)).unwrap_or_default());
+    let mut still_named: Vec<String> = Vec::new();
+    for other in list(db)? {
+        still_named.extend(named(&std::fs::read(paths.blob(&other.manifest)).unwrap_or_default()));
+    }
+    let in_layers: Vec<String> = {
+        let mut st = db.conn.prepare("SELECT blob FROM layers").map_err(StoreError::from)?;
+        st.query_map([], |r| r.get(0)).map_err(StoreError::from)?.filter_map(|r| r.ok()).collect()
+    };
+    blobs.extend(ours.into_iter().filter(|b| !still_named.contains(b) && !in_layers.contains(b)));
+    let other_manifests: Vec<String> = list(db)?.into_iter().map(|i| i.manifest).collect();
+    for b in blobs.iter().chain([&id]) {
         let _ = std::fs::remove_file(paths.blob(b));
+    }
+    if !other_manifests.contains(&img.manifest) {
+        let _ = std::fs::remove_file(paths.blob(&img.manifest));
     }
     for l in &orphans {
         let hex = l.trim_start_matches("sha256:");
