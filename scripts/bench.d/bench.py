@@ -9,14 +9,24 @@
                                          "{i}" in a command becomes a unique
                                          run number. BENCH_SETTLE_MS (50) is
                                          the pause after each command.
+                                         Optional, per command:
+                                         FIG.NAME.pre / .post  argv run untimed
+                                           before / after each run (same "{i}");
+                                         FIG.NAME.count  lines "LABEL<TAB>TEXT"
+                                           or "LABEL<TAB>TEXT<TAB>NOT": per
+                                           measured run, the number of output
+                                           lines (stderr, then stdout) holding
+                                           TEXT (and not NOT) is stored under
+                                           counts.LABEL in the JSON.
   bench.py pss OUT EXE ARG ID...         for each ID, find the process whose
                                          argv[0] basename is EXE, whose argv
                                          holds ARG ("-" for none) and ID, and
                                          store its PSS/RSS (KiB) as JSON in OUT.
   bench.py report DIR                    print the table from DIR/*.json.
 
-Only the standard library; stdout/stderr of timed commands go to /dev/null,
-the stderr of a failing run is shown.
+Only the standard library; stdout of timed commands goes to /dev/null (to a
+pipe for commands with a .count file), their stderr to a pipe; the stderr of a
+failing run is shown.
 """
 import json
 import os
@@ -61,18 +71,48 @@ class RunError(Exception):
     pass
 
 
-def run_once(cmd):
+def run_once(cmd, pre=None, post=None, keep_stdout=False):
+    """Runs cmd once (pre and post hooks untimed, all with the same "{i}");
+    returns (wall ms, stderr text, followed by stdout's when keep_stdout)."""
     global _counter
     _counter += 1
-    argv = [a.replace("{i}", f"{os.getpid()}-{_counter}") for a in cmd]
+    tag = f"{os.getpid()}-{_counter}"
+
+    def sub(c):
+        return [a.replace("{i}", tag) for a in c]
+
+    def hook(c, what):
+        argv = sub(c)
+        p = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.PIPE)
+        if p.returncode != 0:
+            err = p.stderr.decode(errors="replace").strip().splitlines()
+            raise RunError(f"{what} `{' '.join(argv)}` exited {p.returncode}: {' '.join(err[-3:])}")
+
+    if pre:
+        hook(pre, "pre-run step")
+    argv = sub(cmd)
     t0 = time.perf_counter_ns()
-    p = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+    p = subprocess.run(argv, stdin=subprocess.DEVNULL,
+                       stdout=subprocess.PIPE if keep_stdout else subprocess.DEVNULL,
                        stderr=subprocess.PIPE)
     t1 = time.perf_counter_ns()
+    err = p.stderr.decode(errors="replace")
+    if keep_stdout:
+        err += "\n" + p.stdout.decode(errors="replace")
     if p.returncode != 0:
-        err = p.stderr.decode(errors="replace").strip().splitlines()
-        raise RunError(f"`{' '.join(argv)}` exited {p.returncode}: {' '.join(err[-3:])}")
-    return (t1 - t0) / 1e6
+        lines = err.strip().splitlines()
+        raise RunError(f"`{' '.join(argv)}` exited {p.returncode}: {' '.join(lines[-3:])}")
+    if post:
+        hook(post, "post-run step")
+    return (t1 - t0) / 1e6, err
+
+
+def read_argv(path):
+    if not os.path.exists(path):
+        return None
+    with open(path, "rb") as fh:
+        return [a.decode() for a in fh.read().split(b"\0")[:-1]]
 
 
 def cmd_time(args):
@@ -82,20 +122,30 @@ def cmd_time(args):
     if len(args) != 4:
         die("usage: time DIR FIG N WARMUP")
     d, fig, n, warmup = args[0], args[1], int(args[2]), int(args[3])
-    cmds = {}
+    cmds, hooks, counts = {}, {}, {}
     for f in sorted(os.listdir(d)):
         if f.startswith(fig + ".") and f.endswith(".cmd"):
             name = f[len(fig) + 1:-4]
-            with open(os.path.join(d, f), "rb") as fh:
-                cmds[name] = [a.decode() for a in fh.read().split(b"\0")[:-1]]
+            base = os.path.join(d, f"{fig}.{name}")
+            cmds[name] = read_argv(base + ".cmd")
+            hooks[name] = (read_argv(base + ".pre"), read_argv(base + ".post"))
+            if os.path.exists(base + ".count"):
+                with open(base + ".count") as fh:
+                    counts[name] = [(l.rstrip("\n").split("\t") + [""])[:3] for l in fh if "\t" in l]
     order = [x for x in ("berth", "crun", "runc", "podman", "docker") if x in cmds]
     order += [x for x in cmds if x not in order]
     samples = {name: [] for name in order}
+    counted = {name: {label: [] for label, _, _ in counts.get(name, [])} for name in order}
     alive = list(order)
 
-    def attempt(name):
+    def attempt(name, measured=False):
         try:
-            return run_once(cmds[name])
+            t, err = run_once(cmds[name], *hooks[name], keep_stdout=name in counts)
+            if measured:
+                for label, text, unless in counts.get(name, []):
+                    counted[name][label].append(
+                        sum(1 for l in err.splitlines() if text in l and not (unless and unless in l)))
+            return t
         except RunError as e:
             with open(os.path.join(d, f"{fig}.{name}.skip"), "w") as fh:
                 fh.write(f"failed: {e}\n")
@@ -111,7 +161,7 @@ def cmd_time(args):
     for r in range(n):
         k = r % len(alive) if alive else 0
         for name in alive[k:] + alive[:k]:
-            t = attempt(name)
+            t = attempt(name, measured=True)
             if t is not None:
                 samples[name].append(t)
             # let asynchronous teardown (podman's cleanup process, dockerd,
@@ -121,10 +171,13 @@ def cmd_time(args):
         xs = samples[name]
         s = summary(xs)
         s["samples"] = xs
+        if counted[name]:
+            s["counts"] = counted[name]
         with open(os.path.join(d, f"{fig}.{name}.json"), "w") as f:
             json.dump(s, f)
-        print(f"    {name:<7} median {s['median']:7.2f} ms (p10 {s['p10']:7.2f}, p90 {s['p90']:7.2f}, "
-              f"min {s['min']:7.2f}, max {s['max']:7.2f}) over {n} runs")
+        extra = "".join(f"; {label} {' '.join(map(str, c))}" for label, c in counted[name].items())
+        print(f"    {name:<12} median {s['median']:7.2f} ms (p10 {s['p10']:7.2f}, p90 {s['p90']:7.2f}, "
+              f"min {s['min']:7.2f}, max {s['max']:7.2f}) over {n} runs{extra}")
 
 
 # ---------------------------------------------------------------- pss
@@ -216,50 +269,125 @@ def verdict(ok):
     return "MET" if ok else "MISSED"
 
 
-def time_section(d, fig, title, peers, targets):
+TW, NW = 13, 12  # widths of the table's title and name columns
+
+
+def present(d, fig):
+    """Whether the bench ran figure FIG at all (BENCH_ONLY / BENCH_SKIP_*)."""
+    return any(f.startswith(fig + ".") for f in os.listdir(d))
+
+
+def ratio_text(berth, s, peer, target):
+    ratio = berth["median"] / s["median"]
+    extra = f"berth/{peer} {ratio:5.2f}x"
+    if ratio > 1:
+        extra += f"  ({peer} is {ratio:.2f}x faster)"
+    else:
+        extra += f"  (berth is {1 / ratio:.2f}x faster)"
+    if target:
+        kind, limit = target
+        if kind == "within":
+            extra += f"  target <= {limit}x: {verdict(ratio <= limit)}"
+        elif limit == 1:
+            extra += f"  target berth faster: {verdict(ratio < 1)}"
+        else:
+            extra += f"  target berth >= {limit}x faster: {verdict(1 / ratio >= limit)}"
+    return extra
+
+
+def time_section(d, fig, title, peers, targets, note=None):
     lines = []
     berth = load(d, f"{fig}.berth")
     if berth is None:
         reason = skip_reason(d, f"{fig}.berth") or "not measured"
-        lines.append(f"{title:<13} berth   {reason}")
+        lines.append(f"{title:<{TW}} {'berth':<{NW}} {reason}")
         return lines
-    lines.append(f"{title:<13} {'berth':<7} {fmt_t(berth)}")
+    lines.append(f"{title:<{TW}} {'berth':<{NW}} {fmt_t(berth)}" + (f"  {note(berth)}" if note else ""))
     for peer in peers:
         s = load(d, f"{fig}.{peer}")
         if s is None:
             reason = skip_reason(d, f"{fig}.{peer}") or "not measured"
-            lines.append(f"{'':<13} {peer:<7} skipped: {reason}")
+            lines.append(f"{'':<{TW}} {peer:<{NW}} skipped: {reason}")
             continue
-        ratio = berth["median"] / s["median"]
-        extra = f"berth/{peer} {ratio:5.2f}x"
-        if ratio > 1:
-            extra += f"  ({peer} is {ratio:.2f}x faster)"
-        else:
-            extra += f"  (berth is {1 / ratio:.2f}x faster)"
-        t = targets.get(peer)
-        if t:
-            kind, limit = t
-            if kind == "within":
-                extra += f"  target <= {limit}x: {verdict(ratio <= limit)}"
-            else:
-                extra += f"  target berth >= {limit}x faster: {verdict(1 / ratio >= limit)}"
-        lines.append(f"{'':<13} {peer:<7} {fmt_t(s)}  {extra}")
+        extra = ratio_text(berth, s, peer, targets.get(peer))
+        if note:
+            extra = f"{note(s)}  {extra}"
+        lines.append(f"{'':<{TW}} {peer:<{NW}} {fmt_t(s)}  {extra}")
     return lines
+
+
+def read_text(d, name):
+    p = os.path.join(d, name)
+    if not os.path.exists(p):
+        return None
+    with open(p) as f:
+        return f.read().strip()
+
+
+def pull_sections(d):
+    info = {}
+    if os.path.exists(os.path.join(d, "pull.image.json")):
+        with open(os.path.join(d, "pull.image.json")) as f:
+            info = json.load(f)
+    big = info.get("big", {})
+    nbytes, nlayers = big.get("bytes"), big.get("layers", 4)
+
+    def rate(s):
+        return f"{nbytes / 2**20 / (s['median'] / 1e3):6.1f} MiB/s" if nbytes else ""
+
+    title = f"pull {nbytes / 2**20:.0f} MiB" if nbytes else "pull"
+    lines = time_section(d, "pull", title, ["skopeo+umoci", "docker", "podman"],
+                         {"skopeo+umoci": ("faster", 2), "docker": ("faster", 1)}, note=rate)
+    b = load(d, "pull.berth")
+    dl = []
+    for e in ["berth", "skopeo+umoci", "docker", "podman"]:
+        s = load(d, f"pull.{e}")
+        if s and "downloaded" in s.get("counts", {}):
+            dl.append(f"{e} {' '.join(map(str, s['counts']['downloaded']))}")
+    if dl:
+        lines.append(f"{'':<{TW}} {'':<{NW}} layers downloaded per run (of {nlayers}, into an empty store): "
+                     + ", ".join(dl))
+    chk = read_text(d, "pull.run-check")
+    if chk:
+        lines.append(f"{'':<{TW}} {'':<{NW}} then `berth run --rm IMG true`: {chk}")
+    out = [lines]
+    if present(d, "pull2"):
+        b2 = load(d, "pull2.berth")
+        big2 = info.get("big2", {})
+        t2 = f"2nd pull"
+        if b2 is None:
+            out.append([f"{t2:<{TW}} {'berth':<{NW}} {skip_reason(d, 'pull2.berth') or 'not measured'}"])
+        else:
+            c = b2.get("counts", {})
+            dl, reused = c.get("downloaded", []), c.get("reused", [])
+            want = big2.get("new_layers", 1)
+            ok = bool(dl) and all(x == want for x in dl)
+            l2 = [f"{t2:<{TW}} {'berth':<{NW}} {fmt_t(b2)}"
+                  + (f"  {b2['median'] / b['median']:.2f}x the cold pull" if b else "")]
+            l2.append(f"{'':<{TW}} {'':<{NW}} image sharing its first {big2.get('layers', 4) - want} layers with the "
+                      f"pulled one: downloaded {' '.join(map(str, dl))} layer(s), reused {' '.join(map(str, reused))} "
+                      f"per run; target only the {want} new layer: {verdict(ok)}")
+            out.append(l2)
+    return out
 
 
 def cmd_report(args):
     d = args[0]
     peers = ["crun", "runc", "podman", "docker"]
     out = []
-    out.append(time_section(d, "run", "run-to-exit", peers,
-                            {"crun": ("within", 1.5), "docker": ("faster", 10)}))
-    out.append(time_section(d, "exec", "exec", peers, {"crun": ("within", 1.5)}))
+    if present(d, "run"):
+        out.append(time_section(d, "run", "run-to-exit", peers,
+                                {"crun": ("within", 1.5), "docker": ("faster", 10)}))
+    if present(d, "exec"):
+        out.append(time_section(d, "exec", "exec", peers, {"crun": ("within", 1.5)}))
     mem = []
     m = load(d, "mem.berth")
-    if m is None:
-        mem.append(f"{'monitor PSS':<13} berth   {skip_reason(d, 'mem.berth') or 'not measured'}")
+    if not present(d, "mem"):
+        pass
+    elif m is None:
+        mem.append(f"{'monitor PSS':<{TW}} {'berth':<{NW}} {skip_reason(d, 'mem.berth') or 'not measured'}")
     else:
-        mem.append(f"{'monitor PSS':<13} {'berth':<7} {m['median']:8.0f} KiB per container "
+        mem.append(f"{'monitor PSS':<{TW}} {'berth':<{NW}} {m['median']:8.0f} KiB per container "
                    f"(min {m['min']}, max {m['max']}; RSS median {percentile(m['rss'], 50):.0f} KiB; "
                    f"{m['n']} running)  vs conmon reference {CONMON_REF_KIB:.0f} KiB: "
                    f"{m['median'] / CONMON_REF_KIB:.2f}x")
@@ -268,12 +396,18 @@ def cmd_report(args):
             if s is None:
                 r = skip_reason(d, f"mem.{peer}")
                 if r:
-                    mem.append(f"{'':<13} {peer:<7} skipped: {r}")
+                    mem.append(f"{'':<{TW}} {peer:<{NW}} skipped: {r}")
                 continue
-            mem.append(f"{'':<13} {peer:<7} {s['median']:8.0f} KiB per container "
+            mem.append(f"{'':<{TW}} {peer:<{NW}} {s['median']:8.0f} KiB per container "
                        f"(min {s['min']}, max {s['max']}; RSS median {percentile(s['rss'], 50):.0f} KiB; "
                        f"{s['n']} running)  {label}; berth/{peer} {m['median'] / s['median']:.2f}x")
-    out.append(mem)
+    if mem:
+        out.append(mem)
+    if present(d, "pull"):
+        out.extend(pull_sections(d))
+    if not out:
+        print("(no figures: every section was skipped)")
+        return
     width = max(len(l) for block in out for l in block)
     print("=" * min(width, 160))
     for block in out:
