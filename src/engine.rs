@@ -89,7 +89,7 @@ impl Engine {
         Ok(Engine { paths, db: Mutex::new(db), auth_file })
     }
 
-    fn db(&self) -> std::sync::MutexGuard<'_, Db> {
+    pub(crate) fn db(&self) -> std::sync::MutexGuard<'_, Db> {
         self.db.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -180,6 +180,11 @@ impl Engine {
 
     pub fn load(&self, src: &mut dyn Read) -> Result<Vec<String>> {
         Ok(image::archive::load(&self.paths, &mut self.db(), src)?)
+    }
+
+    /// `berth build`: runs the Dockerfile, tags and returns the image.
+    pub fn build(&self, opts: &crate::build::builder::BuildOptions) -> std::result::Result<Image, crate::build::builder::BuildError> {
+        crate::build::builder::build(self, opts)
     }
 
     // ---- containers ----

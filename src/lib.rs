@@ -6,6 +6,7 @@
 pub mod cli;
 pub mod container;
 pub mod engine;
+pub mod build;
 pub mod image;
 pub mod runtime;
 pub mod script;

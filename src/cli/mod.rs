@@ -85,6 +85,8 @@ enum Cmd {
     Import(ImportArgs),
     /// Create a tag TARGET that refers to SOURCE
     Tag { source: String, target: String },
+    /// Build an image from a Dockerfile
+    Build(BuildArgs),
     /// Download an image from a registry
     Pull(PullArgs),
     /// Upload an image to a registry
@@ -159,6 +161,23 @@ enum ImageCmd {
         #[arg(short = 'f', long)]
         force: bool,
     },
+}
+
+#[derive(Args)]
+struct BuildArgs {
+    #[arg(short = 't', long)]
+    tag: Option<String>,
+    #[arg(short = 'f', long)]
+    file: Option<PathBuf>,
+    #[arg(long = "build-arg")]
+    build_arg: Vec<String>,
+    #[arg(long)]
+    target: Option<String>,
+    #[arg(long = "no-cache")]
+    no_cache: bool,
+    #[arg(short = 'q', long)]
+    quiet: bool,
+    context: PathBuf,
 }
 
 #[derive(Args)]
@@ -652,6 +671,22 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         }
         Cmd::Inspect(a) => inspect(&e, a, false),
         Cmd::History { image, quiet, format } => history(&e, &image, quiet, format.as_deref()),
+        Cmd::Build(a) => {
+            let mut args = BTreeMap::new();
+            for kv in &a.build_arg {
+                match kv.split_once('=') {
+                    Some((k, v)) => args.insert(k.to_string(), v.to_string()),
+                    // `--build-arg K` takes K from the environment, as docker does.
+                    None => args.insert(kv.clone(), std::env::var(kv).unwrap_or_default()),
+                };
+            }
+            let opts = crate::build::builder::BuildOptions { context: a.context, file: a.file, tag: a.tag, args, target: a.target, no_cache: a.no_cache, show_output: !a.quiet };
+            let img = e.build(&opts)?;
+            if a.quiet {
+                writeln!(out, "{}", img.id)?;
+            }
+            Ok(0)
+        }
         Cmd::Pull(a) => {
             let img = e.pull(&a.image, progress(a.quiet))?;
             if a.quiet {

@@ -376,7 +376,35 @@ pub fn build(engine: Arc<Engine>, argv: Vec<String>) -> (rhai::Engine, rhai::Sco
     r.register_fn("==", |a: Container, b: Container| a.id == b.id);
 
     // ---- later areas: clear errors until they land ----
-    for (f, issue) in [("network", "issue 5 (networks)"), ("volume", "issue 6 (volumes)"), ("service", "issue 8 (services)"), ("build", "issue 4 (Dockerfile builds)")] {
+    let e = engine.clone();
+    let build = move |dir: &str, opts: Map| -> RResult<Image> {
+        let mut o = crate::build::builder::BuildOptions {
+            context: dir.into(),
+            file: None,
+            tag: None,
+            args: Default::default(),
+            target: None,
+            no_cache: false,
+            show_output: false,
+        };
+        for (k, v) in &opts {
+            match k.as_str() {
+                "tag" => o.tag = Some(v.to_string()),
+                "file" => o.file = Some(v.to_string().into()),
+                "target" => o.target = Some(v.to_string()),
+                "no_cache" => o.no_cache = v.as_bool().map_err(|_| rerr("option no_cache must be true or false"))?,
+                "args" => o.args = string_map(v, "args")?,
+                "quiet" => o.show_output = !v.as_bool().unwrap_or(true),
+                other => return Err(rerr(format!("unknown build option {other:?}; known: tag, file, args, target, no_cache, quiet"))),
+            }
+        }
+        let i = e.build(&o).map_err(rerr)?;
+        Ok(Image { engine: e.clone(), id: i.id })
+    };
+    let b = build.clone();
+    r.register_fn("build", move |dir: &str| b(dir, Map::new()));
+    r.register_fn("build", build);
+    for (f, issue) in [("network", "issue 5 (networks)"), ("volume", "issue 6 (volumes)"), ("service", "issue 8 (services)")] {
         r.register_fn(f, move |_a: &str| -> RResult<()> { Err(not_yet(&format!("{f}()"), issue)) });
         r.register_fn(f, move |_a: &str, _o: Map| -> RResult<()> { Err(not_yet(&format!("{f}()"), issue)) });
     }

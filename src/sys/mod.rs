@@ -8,3 +8,4 @@ pub mod net;
 pub mod proc;
 pub mod pty;
 pub mod seccomp;
+pub mod xattr;
