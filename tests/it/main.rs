@@ -4,6 +4,7 @@
 mod util;
 
 mod archive;
+mod build;
 mod concurrency;
 mod exitcodes;
 mod import;
