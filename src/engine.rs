@@ -114,8 +114,20 @@ impl Engine {
         Ok((img, h))
     }
 
+    /// Images as `berth images` lists them: without the untagged
+    /// intermediate steps of builds unless `all` (docker's `images -a`).
+    pub fn images_all(&self, all: bool) -> Result<Vec<Image>> {
+        let db = self.db();
+        let list = image::list(&db)?;
+        if all {
+            return Ok(list);
+        }
+        let steps = crate::build::builder::cached_image_ids(&db);
+        Ok(list.into_iter().filter(|i| !i.tags.is_empty() || !steps.contains(&i.id)).collect())
+    }
+
     pub fn images(&self) -> Result<Vec<Image>> {
-        Ok(image::list(&self.db())?)
+        self.images_all(false)
     }
 
     pub fn image(&self, name: &str) -> Result<Image> {

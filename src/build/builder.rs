@@ -295,12 +295,23 @@ impl Ctx<'_> {
         match ins.cmd.as_str() {
             "run" => self.run(st, ins)?,
             "copy" | "add" => self.copy(st, ins)?,
-            other => {
+            // ARG and SHELL change only the build's own state.
+            other @ ("arg" | "shell") => {
+                let key = self.chain_after(st, ins, "");
                 self.metadata(st, ins, other)?;
-                // Metadata steps are history only, as docker does; they
-                // get an image when the next step needs a parent.
-                st.chain = self.chain_after(st, ins, "");
+                st.chain = key;
                 st.id = None;
+            }
+            other => {
+                // Metadata steps add history and no layer, as docker does;
+                // each is still an image of its own, so it can be cached.
+                let key = self.chain_after(st, ins, "");
+                if !self.try_cache(st, &key)? {
+                    self.metadata(st, ins, other)?;
+                    st.chain = key.clone();
+                    let id = self.commit(st, None, &key)?;
+                    say(&format!(" ---> {}", short(&id)));
+                }
             }
         }
         say(&format!(" ---> done in {:.2}s", t0.elapsed().as_secs_f64()));
@@ -1164,4 +1175,13 @@ mod tests {
         assert_eq!(parse_chown("33"), Some((Some(33), Some(33))));
         assert_eq!(parse_chown("www-data"), None);
     }
+}
+
+/// Images the build cache holds as intermediate steps.
+pub fn cached_image_ids(db: &store::Db) -> Vec<String> {
+    if cache_table(db).is_err() {
+        return vec![];
+    }
+    let Ok(mut st) = db.conn.prepare("SELECT DISTINCT image_id FROM build_cache") else { return vec![] };
+    st.query_map([], |r| r.get::<_, String>(0)).map(|rows| rows.filter_map(|r| r.ok()).collect()).unwrap_or_default()
 }

@@ -331,6 +331,9 @@ struct PsArgs {
 
 #[derive(Args)]
 struct ImagesArgs {
+    /// Show the intermediate images of builds too
+    #[arg(short = 'a', long)]
+    all: bool,
     #[arg(short = 'q', long)]
     quiet: bool,
     #[arg(long)]
@@ -627,7 +630,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             Ok(0)
         }
         Cmd::Images(a) => {
-            let list = e.images()?;
+            let list = e.images_all(a.all)?;
             if a.quiet {
                 for i in &list {
                     writeln!(out, "{}", i.short_id())?;
