@@ -283,6 +283,16 @@ impl Ctx<'_> {
         if st.id.is_some() {
             say(&format!(" ---> {}", short(st.id.as_deref().unwrap_or(""))));
         }
+        // The base image's ONBUILD triggers run first, and are not inherited.
+        let triggers = std::mem::take(&mut st.config.config.on_build);
+        if !triggers.is_empty() {
+            let df = dockerfile::parse(&triggers.join("\n")).map_err(|e| at(&self.file, from.line, format!("ONBUILD trigger of {base}: {e}")))?;
+            self.steps += df.instructions.len();
+            for ins in &df.instructions {
+                say(&format!("# Executing ONBUILD trigger: {}", ins.original.trim()));
+                self.instruction(&mut st, ins)?;
+            }
+        }
         for ins in body {
             self.instruction(&mut st, ins)?;
         }
@@ -415,9 +425,9 @@ impl Ctx<'_> {
                 }
             }
             "onbuild" => {
-                // Kept for images built FROM this one, as docker records it.
+                // Recorded for builds FROM this image, as docker does.
                 if let Args::OnBuild(inner) = &ins.args {
-                    let _ = inner;
+                    st.config.config.on_build.push(inner.original.trim().to_string());
                 }
             }
             "maintainer" => {

@@ -67,6 +67,9 @@ pub struct RunConfig {
     pub stop_signal: String,
     #[serde(rename = "Healthcheck", default, skip_serializing_if = "Option::is_none")]
     pub healthcheck: Option<serde_json::Value>,
+    /// ONBUILD triggers, run by builds that start FROM this image.
+    #[serde(rename = "OnBuild", default, skip_serializing_if = "Vec::is_empty")]
+    pub on_build: Vec<String>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default)]

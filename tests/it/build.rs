@@ -157,3 +157,18 @@ fn build_from_a_script() {
     assert_eq!(o.code, 0, "{o}");
     assert!(o.stdout.contains("built ok"), "{o}");
 }
+
+#[test]
+fn copy_from_an_image_and_onbuild_triggers() {
+    let env = Env::new("copy_from_an_image_and_onbuild_triggers");
+    let base = ctx(&env, "base", "FROM busybox\nONBUILD RUN echo triggered > /onbuild.txt\n", &[]);
+    assert_eq!(build(&env, &base, &["-t", "obbase:1"]).code, 0);
+    let child = ctx(&env, "child", "FROM obbase:1\nCOPY --from=busybox /bin/busybox /copied/busybox\nCMD [\"sh\", \"-c\", \"cat /onbuild.txt; /copied/busybox echo copied\"]\n", &[]);
+    let o = build(&env, &child, &["-t", "obchild:1"]);
+    assert_eq!(o.code, 0, "{o}");
+    assert!(o.stdout.contains("Executing ONBUILD trigger"), "{o}");
+    assert_eq!(env.berth(&["run", "--rm", "obchild:1"]).stdout, "triggered\ncopied\n");
+    let grandchild = ctx(&env, "grand", "FROM obchild:1\nRUN test ! -e /x\n", &[]);
+    let o = build(&env, &grandchild, &["-t", "obgrand:1"]);
+    assert!(!o.stdout.contains("Executing ONBUILD trigger"), "triggers are not inherited: {o}");
+}
