@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use crate::container::{self, Container, ContainerError, RunSpec};
 use crate::image::{self, Image, ImageError};
+use crate::network;
 use crate::runtime::{self, attach};
 use crate::store::{self, Db, Paths, StoreError};
 use crate::sys::{cgroup::Cgroup, proc, pty};
@@ -22,6 +23,8 @@ pub enum EngineError {
     Image(#[from] ImageError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Network(#[from] network::NetworkError),
     /// A start that failed before the user's command ran: docker's
     /// 125 / 126 / 127.
     #[error("{msg}")]
@@ -251,6 +254,7 @@ impl Engine {
         if c.running() {
             return Err(ContainerError::BadState { name: c.name, state: c.state, what: "it is already running".into() }.into());
         }
+        self.plug_networks(&c)?;
         let (mut ours, theirs) = UnixStream::pair().map_err(other("socketpair"))?;
         // The first frame tells the monitor the terminal size, before the
         // container's pty exists.
@@ -329,6 +333,113 @@ impl Engine {
                 Ok(out)
             }
         }
+    }
+
+    /// Wires a container's endpoints (namespace, veths, addresses) before
+    /// it starts, and refreshes the hosts files of everyone it meets.
+    fn plug_networks(&self, c: &Container) -> Result<()> {
+        let eps = {
+            let db = self.db();
+            network::endpoints_of_container(&db, &c.id)?
+        };
+        if eps.is_empty() {
+            return Ok(());
+        }
+        network::setup(&self.paths, &c.id, &eps).map_err(|e| EngineError::Other(format!("setting up the network of {}: {e}", c.name)))?;
+        for ep in &eps {
+            self.refresh_hosts(&ep.network)?;
+        }
+        Ok(())
+    }
+
+    /// Rewrites /etc/hosts of every container on `net` (in place: the file
+    /// is bind-mounted, so its inode must stay).
+    fn refresh_hosts(&self, net: &network::Network) -> Result<()> {
+        let db = self.db();
+        let name_of = |id: &str| container::get(&db, id).ok().map(|c| c.name);
+        for (cid, _, _) in network::endpoints_of_network(&db, net)? {
+            let Ok(c) = container::get(&db, &cid) else { continue };
+            let hostname = std::fs::read_to_string(self.paths.container_dir(&cid).join("hostname")).unwrap_or_default().trim().to_string();
+            let text = network::hosts_file(&db, &cid, &c.name, &hostname, &name_of)?;
+            let p = self.paths.container_dir(&cid).join("hosts");
+            if let Ok(mut f) = std::fs::OpenOptions::new().write(true).truncate(true).open(&p) {
+                let _ = f.write_all(text.as_bytes());
+            }
+        }
+        Ok(())
+    }
+
+    // ---- networks ----
+
+    pub fn network_create(&self, spec: &network::NetworkSpec) -> Result<network::Network> {
+        Ok(network::create(&self.paths, &mut self.db(), spec)?)
+    }
+
+    pub fn networks(&self) -> Result<Vec<network::Network>> {
+        Ok(network::list(&self.db())?)
+    }
+
+    pub fn network(&self, key: &str) -> Result<network::Network> {
+        Ok(network::get(&self.db(), key)?)
+    }
+
+    /// Containers on a network: (container id, name, address).
+    pub fn network_members(&self, key: &str) -> Result<Vec<(String, String, std::net::Ipv4Addr)>> {
+        let db = self.db();
+        let net = network::get(&db, key)?;
+        Ok(network::endpoints_of_network(&db, &net)?
+            .into_iter()
+            .map(|(id, ip, _)| (id.clone(), container::get(&db, &id).map(|c| c.name).unwrap_or_default(), ip))
+            .collect())
+    }
+
+    pub fn network_remove(&self, key: &str) -> Result<network::Network> {
+        let mut db = self.db();
+        let names: Vec<(String, String)> = container::list(&db)?.into_iter().map(|c| (c.id, c.name)).collect();
+        Ok(network::remove(&mut db, key, |id| names.iter().find(|(i, _)| i == id).map(|(_, n)| n.clone()).unwrap_or_else(|| id[..12].to_string()))?)
+    }
+
+    pub fn endpoints(&self, key: &str) -> Result<Vec<network::Endpoint>> {
+        let c = self.container(key)?;
+        Ok(network::endpoints_of_container(&self.db(), &c.id)?)
+    }
+
+    /// `network connect`: recorded now, wired at once when it runs.
+    pub fn network_connect(&self, net: &str, key: &str, ip: Option<&str>, aliases: &[String]) -> Result<()> {
+        let c = self.container(key)?;
+        let ep = {
+            let mut db = self.db();
+            let n = network::get(&db, net)?;
+            network::attach(&mut db, &c.id, &n, ip, aliases)?
+        };
+        if c.running() {
+            let r = network::setup(&self.paths, &c.id, std::slice::from_ref(&ep));
+            if let Err(e) = r {
+                let _ = network::detach(&mut self.db(), &c.id, &ep.network);
+                return Err(EngineError::Other(format!("connecting {} to {net}: {e}", c.name)));
+            }
+        }
+        self.refresh_hosts(&ep.network)?;
+        Ok(())
+    }
+
+    pub fn network_disconnect(&self, net: &str, key: &str) -> Result<()> {
+        let c = self.container(key)?;
+        let eps = self.endpoints(&c.id)?;
+        let n = self.network(net)?;
+        let ep = eps.into_iter().find(|e| e.network.id == n.id).ok_or_else(|| network::NetworkError::NotConnected(n.name.clone()))?;
+        let _ = network::unplug(&c.id, &ep);
+        network::detach(&mut self.db(), &c.id, &n)?;
+        self.refresh_hosts(&n)?;
+        // Its own file no longer lists the peers of that network.
+        let db = self.db();
+        let name_of = |id: &str| container::get(&db, id).ok().map(|c| c.name);
+        let hostname = std::fs::read_to_string(self.paths.container_dir(&c.id).join("hostname")).unwrap_or_default().trim().to_string();
+        let text = network::hosts_file(&db, &c.id, &c.name, &hostname, &name_of)?;
+        if let Ok(mut f) = std::fs::OpenOptions::new().write(true).truncate(true).open(self.paths.container_dir(&c.id).join("hosts")) {
+            let _ = f.write_all(text.as_bytes());
+        }
+        Ok(())
     }
 
     fn connect(&self, c: &Container) -> Option<UnixStream> {

@@ -8,6 +8,7 @@ pub mod container;
 pub mod engine;
 pub mod build;
 pub mod image;
+pub mod network;
 pub mod runtime;
 pub mod script;
 pub mod store;

@@ -22,7 +22,8 @@
                                          argv[0] basename is EXE, whose argv
                                          holds ARG ("-" for none) and ID, and
                                          store its PSS/RSS (KiB) as JSON in OUT.
-  bench.py report DIR                    print the table from DIR/*.json.
+  bench.py report DIR                    print the table from DIR/*.json
+                                         (and the sections' check files).
 
 Only the standard library; stdout of timed commands goes to /dev/null (to a
 pipe for commands with a .count file), their stderr to a pipe; the stderr of a
@@ -288,6 +289,8 @@ def ratio_text(berth, s, peer, target):
         kind, limit = target
         if kind == "within":
             extra += f"  target <= {limit}x: {verdict(ratio <= limit)}"
+        elif kind == "notslower":
+            extra += f"  target berth not slower: {verdict(ratio <= 1)}"
         elif limit == 1:
             extra += f"  target berth faster: {verdict(ratio < 1)}"
         else:
@@ -371,6 +374,37 @@ def pull_sections(d):
     return out
 
 
+BUILD_PEERS = ["docker", "docker-bk", "podman"]
+CACHED_TARGET_MS = 50.0
+
+
+def build_sections(d):
+    out = []
+    if present(d, "build"):
+        lines = time_section(d, "build", "build cold", BUILD_PEERS,
+                             {p: ("notslower", 1) for p in BUILD_PEERS})
+        lines.append(f"{'':<{TW}} {'':<{NW}} Dockerfile: FROM busybox, 3 RUN, COPY of a 10 MiB file, CMD; "
+                     "berth into a fresh store each run (busybox imported, untimed), peers --no-cache; "
+                     "docker = legacy builder (DOCKER_BUILDKIT=0), docker-bk = BuildKit (DOCKER_BUILDKIT=1)")
+        chk = read_text(d, "build.run-check")
+        if chk:
+            lines.append(f"{'':<{TW}} {'':<{NW}} then `berth run --rm bench-build:1`: {chk}")
+        out.append(lines)
+    if present(d, "rebuild"):
+        lines = time_section(d, "rebuild", "build cached", BUILD_PEERS,
+                             {p: ("faster", 1) for p in BUILD_PEERS})
+        b = load(d, "rebuild.berth")
+        if b is not None:
+            lines.append(f"{'':<{TW}} {'':<{NW}} target berth's cached rebuild under {CACHED_TARGET_MS:.0f} ms "
+                         f"(median {b['median']:.2f} ms): {verdict(b['median'] < CACHED_TARGET_MS)}")
+        for e in ["berth"] + BUILD_PEERS:
+            c = read_text(d, f"rebuild.{e}.check")
+            if c:
+                lines.append(f"{'':<{TW}} {'':<{NW}} one verbose rebuild, untimed: {e}: {c}")
+        out.append(lines)
+    return out
+
+
 def cmd_report(args):
     d = args[0]
     peers = ["crun", "runc", "podman", "docker"]
@@ -405,6 +439,7 @@ def cmd_report(args):
         out.append(mem)
     if present(d, "pull"):
         out.extend(pull_sections(d))
+    out.extend(build_sections(d))
     if not out:
         print("(no figures: every section was skipped)")
         return

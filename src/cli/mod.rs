@@ -101,6 +101,9 @@ enum Cmd {
     Save(SaveArgs),
     /// Load images from a tar archive or standard input
     Load(LoadArgs),
+    /// Manage networks
+    #[command(subcommand)]
+    Network(NetworkCmd),
     /// Interactive Rhai session
     Repl,
     /// Run .rhai test files
@@ -161,6 +164,47 @@ enum ImageCmd {
         #[arg(short = 'f', long)]
         force: bool,
     },
+}
+
+#[derive(Subcommand)]
+enum NetworkCmd {
+    /// Create a bridge network
+    Create {
+        #[arg(long)]
+        subnet: Option<String>,
+        #[arg(long)]
+        gateway: Option<String>,
+        #[arg(short = 'd', long, default_value = "bridge")]
+        driver: String,
+        name: String,
+    },
+    #[command(alias = "list")]
+    Ls {
+        #[arg(short = 'q', long)]
+        quiet: bool,
+        #[arg(long)]
+        format: Option<String>,
+    },
+    #[command(alias = "remove")]
+    Rm {
+        #[arg(required = true)]
+        networks: Vec<String>,
+    },
+    Inspect {
+        #[arg(required = true)]
+        networks: Vec<String>,
+    },
+    /// Connect a container to a network
+    Connect {
+        #[arg(long)]
+        ip: Option<String>,
+        #[arg(long)]
+        alias: Vec<String>,
+        network: String,
+        container: String,
+    },
+    /// Disconnect a container from a network
+    Disconnect { network: String, container: String },
 }
 
 #[derive(Args)]
@@ -269,6 +313,10 @@ struct RunArgs {
     privileged: bool,
     #[arg(long = "network", alias = "net")]
     network: Option<String>,
+    #[arg(long)]
+    ip: Option<String>,
+    #[arg(long = "network-alias", alias = "net-alias")]
+    network_alias: Vec<String>,
     #[arg(long = "stop-signal")]
     stop_signal: Option<String>,
     #[arg(long = "stop-timeout")]
@@ -464,6 +512,8 @@ impl RunArgs {
             sysctls: parse_kv(&self.sysctl, "sysctl")?,
             privileged: self.privileged,
             network: self.network.clone(),
+            ip: self.ip.clone(),
+            aliases: self.network_alias.clone(),
             stop_signal: self.stop_signal.clone(),
             stop_timeout: self.stop_timeout,
         })
@@ -835,6 +885,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             e.copy(&src, &dst)?;
             Ok(0)
         }
+        Cmd::Network(n) => network_cmd(&e, n),
         Cmd::Repl => crate::script::repl::run(e),
         Cmd::Test(a) => crate::script::test_runner(e, &a.paths, a.jobs, a.filter.as_deref(), a.junit.as_deref(), a.keep_on_failure),
         Cmd::Monitor { .. } | Cmd::Container(_) | Cmd::Image(_) => unreachable!(),
@@ -849,6 +900,64 @@ fn progress(quiet: bool) -> crate::image::registry::Progress {
         Progress::Bars
     } else {
         Progress::Lines
+    }
+}
+
+fn network_json(e: &Engine, n: &crate::network::Network) -> serde_json::Value {
+    let members = e.network_members(&n.id).unwrap_or_default();
+    let containers: serde_json::Map<String, serde_json::Value> =
+        members.into_iter().map(|(id, name, ip)| (id, serde_json::json!({ "Name": name, "IPv4Address": format!("{ip}/{}", n.subnet.split('/').nth(1).unwrap_or("24")) }))).collect();
+    serde_json::json!({
+        "Name": n.name, "Id": n.id, "Created": n.created, "Driver": "bridge", "Scope": "local",
+        "IPAM": { "Driver": "default", "Config": [{ "Subnet": n.subnet, "Gateway": n.gateway }] },
+        "Options": { "com.docker.network.bridge.name": n.bridge },
+        "Containers": containers,
+    })
+}
+
+fn network_cmd(e: &Engine, cmd: NetworkCmd) -> anyhow::Result<i32> {
+    match cmd {
+        NetworkCmd::Create { subnet, gateway, driver, name } => {
+            if driver != "bridge" {
+                bail!("network driver {driver:?} is not supported: berth networks are bridges");
+            }
+            let n = e.network_create(&crate::network::NetworkSpec { name, subnet, gateway })?;
+            println!("{}", n.id);
+            Ok(0)
+        }
+        NetworkCmd::Ls { quiet, format } => {
+            let list = e.networks()?;
+            if quiet {
+                for n in &list {
+                    println!("{}", &n.id[..12]);
+                }
+            } else if format.as_deref() == Some("json") {
+                for n in &list {
+                    println!("{}", serde_json::json!({"ID": &n.id[..12], "Name": n.name, "Driver": "bridge", "Scope": "local", "Subnet": n.subnet}));
+                }
+            } else {
+                let rows: Vec<Vec<String>> = list.iter().map(|n| vec![n.id[..12].to_string(), n.name.clone(), "bridge".into(), "local".into(), n.subnet.clone()]).collect();
+                print!("{}", table::render(&["NETWORK ID", "NAME", "DRIVER", "SCOPE", "SUBNET"], &rows));
+            }
+            Ok(0)
+        }
+        NetworkCmd::Rm { networks } => each(&networks, |n| e.network_remove(n).map(|_| n.to_string())),
+        NetworkCmd::Inspect { networks } => {
+            let mut all = Vec::new();
+            for n in &networks {
+                all.push(network_json(e, &e.network(n)?));
+            }
+            println!("{}", serde_json::to_string_pretty(&all)?);
+            Ok(0)
+        }
+        NetworkCmd::Connect { ip, alias, network, container } => {
+            e.network_connect(&network, &container, ip.as_deref(), &alias)?;
+            Ok(0)
+        }
+        NetworkCmd::Disconnect { network, container } => {
+            e.network_disconnect(&network, &container)?;
+            Ok(0)
+        }
     }
 }
 

@@ -26,6 +26,8 @@ pub enum ContainerError {
     BadOption(String),
     #[error("container {name} is {state}: {what}")]
     BadState { name: String, state: String, what: String },
+    #[error(transparent)]
+    Network(#[from] crate::network::NetworkError),
     #[error("{0} is not supported yet (it arrives with {1})")]
     NotYet(String, &'static str),
     #[error(transparent)]
@@ -104,6 +106,10 @@ pub struct RunSpec {
     pub sysctls: BTreeMap<String, String>,
     pub privileged: bool,
     pub network: Option<String>,
+    /// Static address on `network`.
+    pub ip: Option<String>,
+    /// Extra names on `network`.
+    pub aliases: Vec<String>,
     pub stop_signal: Option<String>,
     pub stop_timeout: Option<u64>,
 }
@@ -224,10 +230,15 @@ fn generate_name(db: &Db) -> String {
 /// Creates the container: record (the name is claimed atomically by the
 /// UNIQUE constraint), directories, config.json, hosts files.
 pub fn create(paths: &Paths, db: &mut Db, spec: &RunSpec) -> Result<Container> {
-    if let Some(n) = &spec.network {
-        if n != "none" {
-            return Err(ContainerError::NotYet(format!("--network {n}"), "issue 5 (networks); only --network none works now"));
-        }
+    // Which network: none (loopback only), host, or a bridge network (the
+    // default one when none is named).
+    let mode = spec.network.clone().unwrap_or_else(|| crate::network::DEFAULT.to_string());
+    let bridge_net = match mode.as_str() {
+        "none" | "host" => None,
+        name => Some(if name == crate::network::DEFAULT { crate::network::default_network(paths, db)? } else { crate::network::get(db, name)? }),
+    };
+    if spec.ip.is_some() && bridge_net.is_none() {
+        return Err(ContainerError::BadOption(format!("--ip needs a bridge network; the container's network is {mode}")));
     }
     let img = image::resolve(db, &spec.image)?;
     let lower = image::layer_links(db, &img)?;
@@ -238,7 +249,8 @@ pub fn create(paths: &Paths, db: &mut Db, spec: &RunSpec) -> Result<Container> {
         None => generate_name(db),
     };
     let dir = paths.container_dir(&id);
-    let config = spec::build(&id, &dir, spec, &img, &lower, &paths.layers())?;
+    let netns = bridge_net.as_ref().map(|_| crate::network::netns_path(paths, &id));
+    let config = spec::build(&id, &dir, spec, &img, &lower, &paths.layers(), netns.as_deref(), mode == "host")?;
     let command = config["process"]["args"].as_array().map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect()).unwrap_or_default();
     let stored = serde_json::to_string(&Stored { spec: spec.clone(), command }).unwrap();
     let created = store::now_rfc3339();
@@ -255,6 +267,12 @@ pub fn create(paths: &Paths, db: &mut Db, spec: &RunSpec) -> Result<Container> {
         StoreError::Sql(rusqlite::Error::SqliteFailure(f, _)) if f.code == rusqlite::ErrorCode::ConstraintViolation => ContainerError::NameInUse(name.clone()),
         e => e.into(),
     })?;
+    if let Some(net) = &bridge_net {
+        if let Err(e) = crate::network::attach(db, &id, net, spec.ip.as_deref(), &spec.aliases) {
+            let _ = db.write(|tx| Ok(tx.execute("DELETE FROM containers WHERE id=?1", [&id])?));
+            return Err(e.into());
+        }
+    }
     let made = (|| -> std::io::Result<()> {
         for d in ["upper", "work", "merged"] {
             std::fs::create_dir_all(dir.join(d))?;
@@ -265,14 +283,16 @@ pub fn create(paths: &Paths, db: &mut Db, spec: &RunSpec) -> Result<Container> {
             dir.join("hosts"),
             format!("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n"),
         )?;
-        // With only a loopback there is no resolver to reach; the file is
-        // still there, as in Docker's --network none.
-        std::fs::write(dir.join("resolv.conf"), "")?;
+        // Docker's rule: a networked container gets the host's resolvers
+        // (loopback ones are useless inside); --network none an empty file.
+        let resolv = if bridge_net.is_some() || mode == "host" { host_resolv_conf() } else { String::new() };
+        std::fs::write(dir.join("resolv.conf"), resolv)?;
         std::fs::write(dir.join("config.json"), serde_json::to_vec_pretty(&config).unwrap())?;
         Ok(())
     })();
     if let Err(e) = made {
         let _ = std::fs::remove_dir_all(&dir);
+        let _ = crate::network::detach_all(db, &id);
         let _ = db.write(|tx| Ok(tx.execute("DELETE FROM containers WHERE id=?1", [&id])?));
         return Err(io_ctx(format!("creating container {name}"))(e));
     }
@@ -331,14 +351,26 @@ pub fn delete(paths: &Paths, db: &mut Db, c: &Container) -> Result<()> {
     forget(db, &c.id)
 }
 
-/// Drops the record only: the name is free and the container is gone from
-/// every listing; `remove_files` takes the rest.
+fn host_resolv_conf() -> String {
+    std::fs::read_to_string("/etc/resolv.conf")
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| !(l.trim_start().starts_with("nameserver") && (l.contains(" 127.") || l.contains(" ::1"))))
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
+/// Drops the record (and its network endpoints) only: the name and its
+/// addresses are free and the container is gone from every listing;
+/// `remove_files` takes the rest.
 pub fn forget(db: &mut Db, id: &str) -> Result<()> {
+    let _ = crate::network::detach_all(db, id);
     db.write(|tx| Ok(tx.execute("DELETE FROM containers WHERE id=?1", [id])?))?;
     Ok(())
 }
 
 pub fn remove_files(paths: &Paths, id: &str) -> Result<()> {
+    crate::network::teardown(paths, id);
     let dir = paths.container_dir(id);
     let merged = dir.join("merged");
     if crate::sys::mount::is_mounted(&merged) {
@@ -400,7 +432,7 @@ pub fn inspect_json(paths: &Paths, c: &Container) -> serde_json::Value {
             "CapDrop": s.cap_drop,
             "Privileged": s.privileged,
             "Sysctls": s.sysctls,
-            "NetworkMode": s.network.clone().unwrap_or_else(|| "none".into()),
+            "NetworkMode": s.network.clone().unwrap_or_else(|| crate::network::DEFAULT.into()),
         },
         "Config": {
             "Hostname": cfg["hostname"],

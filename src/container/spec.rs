@@ -119,11 +119,12 @@ pub fn check_sysctl(key: &str, network_host: bool) -> Result<(), ContainerError>
 }
 
 /// Builds config.json for container `id` in `dir`.
-pub fn build(id: &str, dir: &Path, spec: &RunSpec, img: &Image, lower: &[String], layers_dir: &Path) -> Result<Value, ContainerError> {
+#[allow(clippy::too_many_arguments)]
+pub fn build(id: &str, dir: &Path, spec: &RunSpec, img: &Image, lower: &[String], layers_dir: &Path, netns: Option<&Path>, host_network: bool) -> Result<Value, ContainerError> {
     let args = command(spec, img)?;
     let caps = capabilities(spec)?;
     for k in spec.sysctls.keys() {
-        check_sysctl(k, false)?;
+        check_sysctl(k, host_network)?;
     }
     let cwd = spec.workdir.clone().filter(|w| !w.is_empty()).or_else(|| Some(img.config.config.working_dir.clone()).filter(|w| !w.is_empty())).unwrap_or_else(|| "/".into());
     if !cwd.starts_with('/') {
@@ -176,8 +177,16 @@ pub fn build(id: &str, dir: &Path, spec: &RunSpec, img: &Image, lower: &[String]
         resources["pids"] = json!({"limit": p});
     }
     let added: Vec<String> = caps.iter().filter(|c| !caps::DEFAULT.contains(&c.as_str())).cloned().collect();
+    // The network namespace: a prepared one (bridge networks), the host's
+    // (--network host: none listed), or a fresh one with only loopback.
+    let mut namespaces = vec![json!({"type": "pid"}), json!({"type": "mount"}), json!({"type": "uts"}), json!({"type": "ipc"})];
+    match (netns, host_network) {
+        (Some(p), _) => namespaces.push(json!({"type": "network", "path": p})),
+        (None, true) => {}
+        (None, false) => namespaces.push(json!({"type": "network"})),
+    }
     let mut linux = json!({
-        "namespaces": [{"type": "pid"}, {"type": "mount"}, {"type": "uts"}, {"type": "ipc"}, {"type": "network"}],
+        "namespaces": namespaces,
         "cgroupsPath": format!("berth/{id}"),
         "resources": resources,
         "devices": devices,

@@ -123,6 +123,20 @@ fn wait_go(go: RawFd) -> R<()> {
 }
 
 fn prepare(spec: &Spec) -> R<()> {
+    // Namespaces given by path (a network prepared with its veths) are
+    // joined before anything else.
+    for n in spec.linux().as_ref().and_then(|l| l.namespaces().clone()).unwrap_or_default() {
+        if let Some(p) = n.path() {
+            let flag = match n.typ() {
+                oci_spec::runtime::LinuxNamespaceType::Network => libc::CLONE_NEWNET,
+                oci_spec::runtime::LinuxNamespaceType::Ipc => libc::CLONE_NEWIPC,
+                oci_spec::runtime::LinuxNamespaceType::Uts => libc::CLONE_NEWUTS,
+                _ => continue,
+            };
+            let f = std::fs::File::open(p).map_err(|e| fail(format!("opening namespace {}: {e}", p.display())))?;
+            proc::setns(&f, flag).map_err(|e| fail(format!("joining namespace {}: {e}", p.display())))?;
+        }
+    }
     if let Some(h) = spec.hostname() {
         proc::sethostname(h).map_err(|e| fail(format!("sethostname: {e}")))?;
     }

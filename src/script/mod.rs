@@ -36,6 +36,12 @@ pub struct Container {
 }
 
 #[derive(Clone)]
+pub struct Network {
+    pub engine: Arc<Engine>,
+    pub id: String,
+}
+
+#[derive(Clone)]
 pub struct Image {
     pub engine: Arc<Engine>,
     pub id: String,
@@ -103,7 +109,9 @@ pub fn run_spec(image: &str, opts: &Map) -> RResult<RunSpec> {
             "sysctls" => s.sysctls = string_map(v, k)?,
             "stop_signal" => s.stop_signal = Some(text()?),
             "network" => s.network = Some(text()?),
-            "ip" | "publish" => return Err(not_yet(&format!("option {k}"), "issue 5 (networks)")),
+            "ip" => s.ip = Some(text()?),
+            "aliases" => s.aliases = strings(v, k)?,
+            "publish" => return Err(not_yet("option publish", "issue 5 (published ports)")),
             "volumes" | "volumes_from" => return Err(not_yet(&format!("option {k}"), "issue 6 (volumes)")),
             "health" => return Err(not_yet("option health", "the health checks of issue 8")),
             other => {
@@ -302,8 +310,12 @@ pub fn build(engine: Arc<Engine>, argv: Vec<String>) -> (rhai::Engine, rhai::Sco
     r.register_get("state", |c: &mut Container| -> RResult<String> { Ok(c.get()?.state) });
     r.register_get("exit_code", |c: &mut Container| -> RResult<i64> { Ok(c.get()?.exit_code as i64) });
     r.register_get("pid", |c: &mut Container| -> RResult<i64> { Ok(c.get()?.pid as i64) });
-    r.register_get("ip", |_c: &mut Container| -> String { String::new() });
-    r.register_get("ips", |_c: &mut Container| -> Map { Map::new() });
+    r.register_get("ip", |c: &mut Container| -> RResult<String> {
+        Ok(c.engine.endpoints(&c.id).map_err(eng)?.first().map(|e| e.ip.to_string()).unwrap_or_default())
+    });
+    r.register_get("ips", |c: &mut Container| -> RResult<Map> {
+        Ok(c.engine.endpoints(&c.id).map_err(eng)?.into_iter().map(|e| (e.network.name.into(), Dynamic::from(e.ip.to_string()))).collect())
+    });
     r.register_get("health", |_c: &mut Container| -> String { "none".into() });
     r.register_get("image", |c: &mut Container| -> RResult<String> { Ok(c.get()?.image_ref) });
     r.register_get("labels", |c: &mut Container| -> RResult<Map> { Ok(c.get()?.spec.labels.into_iter().map(|(k, v)| (k.into(), Dynamic::from(v))).collect()) });
@@ -370,8 +382,51 @@ pub fn build(engine: Arc<Engine>, argv: Vec<String>) -> (rhai::Engine, rhai::Sco
         let force = opts.get("force").and_then(|f| f.as_bool().ok()).unwrap_or(false);
         c.engine.remove(&c.id, force).map(|_| ()).map_err(eng)
     });
-    r.register_fn("connect", |_c: &mut Container, _n: &str, _o: Map| -> RResult<()> { Err(not_yet("Container.connect()", "issue 5 (networks)")) });
-    r.register_fn("disconnect", |_c: &mut Container, _n: &str| -> RResult<()> { Err(not_yet("Container.disconnect()", "issue 5 (networks)")) });
+    let connect = |c: &mut Container, n: &str, o: Map| -> RResult<()> {
+        let ip = o.get("ip").map(|v| v.to_string());
+        let aliases = match o.get("aliases") {
+            Some(a) => strings(a, "aliases")?,
+            None => vec![],
+        };
+        c.engine.network_connect(n, &c.id, ip.as_deref(), &aliases).map_err(eng)
+    };
+    r.register_fn("connect", move |c: &mut Container, n: &str| connect(c, n, Map::new()));
+    r.register_fn("connect", connect);
+    r.register_fn("disconnect", |c: &mut Container, n: &str| -> RResult<()> { c.engine.network_disconnect(n, &c.id).map_err(eng) });
+
+    // ---- networks ----
+    r.register_type_with_name::<Network>("Network");
+    let e = engine.clone();
+    let network = move |name: &str, opts: Map| -> RResult<Network> {
+        let subnet = opts.get("subnet").map(|v| v.to_string());
+        let gateway = opts.get("gateway").map(|v| v.to_string());
+        // An existing network with the same settings is returned as it is.
+        if let Ok(n) = e.network(name) {
+            if n.name == name {
+                if subnet.as_ref().is_some_and(|s| crate::network::ipam::Subnet::parse(s).map(|x| x.to_string()).ok().as_ref() != Some(&n.subnet)) {
+                    return Err(rerr(format!("network {name} exists with subnet {}, not {}", n.subnet, subnet.unwrap_or_default())));
+                }
+                return Ok(Network { engine: e.clone(), id: n.id });
+            }
+        }
+        let n = e.network_create(&crate::network::NetworkSpec { name: name.to_string(), subnet, gateway }).map_err(eng)?;
+        Ok(Network { engine: e.clone(), id: n.id })
+    };
+    let nw = network.clone();
+    r.register_fn("network", move |name: &str| nw(name, Map::new()));
+    r.register_fn("network", network);
+    let e = engine.clone();
+    r.register_fn("networks", move || -> RResult<Array> { Ok(e.networks().map_err(eng)?.into_iter().map(|n| Dynamic::from(Network { engine: e.clone(), id: n.id })).collect()) });
+    r.register_get("id", |n: &mut Network| n.id.clone());
+    r.register_get("name", |n: &mut Network| -> RResult<String> { Ok(n.engine.network(&n.id).map_err(eng)?.name) });
+    r.register_get("subnet", |n: &mut Network| -> RResult<String> { Ok(n.engine.network(&n.id).map_err(eng)?.subnet) });
+    r.register_get("gateway", |n: &mut Network| -> RResult<String> { Ok(n.engine.network(&n.id).map_err(eng)?.gateway) });
+    r.register_fn("containers", |n: &mut Network| -> RResult<Array> {
+        Ok(n.engine.network_members(&n.id).map_err(eng)?.into_iter().map(|(id, _, _)| Dynamic::from(Container { engine: n.engine.clone(), id })).collect())
+    });
+    r.register_fn("remove", |n: &mut Network| -> RResult<()> { n.engine.network_remove(&n.id).map(|_| ()).map_err(eng) });
+    r.register_fn("impair", |_n: &mut Network, _c: Container, _o: Map| -> RResult<()> { Err(not_yet("Network.impair()", "issue 5 (link emulation)")) });
+    r.register_fn("to_string", |n: &mut Network| format!("Network({})", &n.id[..12]));
     r.register_fn("to_string", |c: &mut Container| -> String { format!("Container({})", &c.id[..12]) });
     r.register_fn("==", |a: Container, b: Container| a.id == b.id);
 
@@ -404,12 +459,11 @@ pub fn build(engine: Arc<Engine>, argv: Vec<String>) -> (rhai::Engine, rhai::Sco
     let b = build.clone();
     r.register_fn("build", move |dir: &str| b(dir, Map::new()));
     r.register_fn("build", build);
-    for (f, issue) in [("network", "issue 5 (networks)"), ("volume", "issue 6 (volumes)"), ("service", "issue 8 (services)")] {
+    for (f, issue) in [("volume", "issue 6 (volumes)"), ("service", "issue 8 (services)")] {
         r.register_fn(f, move |_a: &str| -> RResult<()> { Err(not_yet(&format!("{f}()"), issue)) });
         r.register_fn(f, move |_a: &str, _o: Map| -> RResult<()> { Err(not_yet(&format!("{f}()"), issue)) });
     }
     r.register_fn("stack", |_a: &str, _b: Dynamic| -> RResult<()> { Err(not_yet("stack()", "issue 8 (services and stacks)")) });
-    r.register_fn("networks", || -> RResult<()> { Err(not_yet("networks()", "issue 5 (networks)")) });
     r.register_fn("volumes", || -> RResult<()> { Err(not_yet("volumes()", "issue 6 (volumes)")) });
     r.register_fn("system_df", || -> RResult<()> { Err(not_yet("system_df()", "issue 6")) });
     r.register_fn("prune", || -> RResult<()> { Err(not_yet("prune()", "issue 6")) });

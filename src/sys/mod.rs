@@ -5,6 +5,7 @@ pub mod caps;
 pub mod cgroup;
 pub mod mount;
 pub mod net;
+pub mod netlink;
 pub mod proc;
 pub mod pty;
 pub mod seccomp;

@@ -10,6 +10,7 @@ mod exitcodes;
 mod import;
 mod lifecycle;
 mod limits;
+mod network;
 mod registry;
 mod scripting;
 mod security;

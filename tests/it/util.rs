@@ -443,6 +443,15 @@ impl Drop for Env {
                 problems.push(format!("`berth rm -f {}` failed: {o}", ids.join(" ")));
             }
         }
+        // 1b. Networks (the default one too): their bridges must not outlive
+        // the test.
+        let nets = self.berth_timeout(&["network", "ls", "-q"], Duration::from_secs(20));
+        for n in nets.stdout.split_whitespace() {
+            let o = self.berth_timeout(&["network", "rm", n], Duration::from_secs(20));
+            if !o.ok() {
+                problems.push(format!("`berth network rm {n}` failed: {o}"));
+            }
+        }
         // 2. No monitor (or any other berth process) of this root may stay.
         let gone = wait_until(Duration::from_secs(5), || pids_with_env("BERTH_ROOT", &self.root).is_empty());
         if !gone {

@@ -1,0 +1,389 @@
+//! Networks: a Linux bridge per network, a veth pair per endpoint, IPAM in
+//! the store, peers' names in each container's /etc/hosts.
+//!
+//! A container on a network gets a named network namespace at
+//! `$BERTH_RUN/netns/<id>` before it starts; the OCI spec points init at it,
+//! so the runtime stays spec-driven. The namespace lives as long as the
+//! container does; removing it takes the veth pair with it.
+
+pub mod ipam;
+
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+
+use rusqlite::OptionalExtension;
+use serde::Serialize;
+
+use crate::store::{self, Db, Paths, StoreError};
+use crate::sys::netlink::{self, Netlink};
+use ipam::{IpamError, Subnet};
+
+#[derive(thiserror::Error, Debug)]
+pub enum NetworkError {
+    #[error("network {0} not found")]
+    NotFound(String),
+    #[error("network with name {0} already exists")]
+    Exists(String),
+    #[error("invalid network name {0:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")]
+    BadName(String),
+    #[error("error while removing network {name}: network has active endpoints ({containers}); remove or disconnect them first")]
+    InUse { name: String, containers: String },
+    #[error("network {net}: {err}")]
+    Ipam { net: String, err: IpamError },
+    #[error("container is already connected to network {0}")]
+    AlreadyConnected(String),
+    #[error("container is not connected to network {0}")]
+    NotConnected(String),
+    #[error("network {net}: {err}")]
+    System { net: String, err: std::io::Error },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+pub type Result<T> = std::result::Result<T, NetworkError>;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS networks(
+    id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, subnet TEXT NOT NULL, gateway TEXT NOT NULL,
+    bridge TEXT NOT NULL, created TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS endpoints(
+    container_id TEXT NOT NULL, network_id TEXT NOT NULL, ip TEXT NOT NULL, aliases TEXT NOT NULL DEFAULT '[]',
+    position INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY(container_id, network_id), UNIQUE(network_id, ip)
+);";
+
+fn schema(db: &Db) -> Result<()> {
+    db.conn.execute_batch(SCHEMA).map_err(|e| NetworkError::Store(e.into()))
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Network {
+    pub id: String,
+    pub name: String,
+    pub subnet: String,
+    pub gateway: String,
+    pub bridge: String,
+    pub created: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Endpoint {
+    pub container_id: String,
+    pub network: Network,
+    pub ip: Ipv4Addr,
+    pub aliases: Vec<String>,
+    /// Order of attachment: 0 is eth0, whose gateway is the default route.
+    pub position: i64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct NetworkSpec {
+    pub name: String,
+    pub subnet: Option<String>,
+    pub gateway: Option<String>,
+}
+
+fn row(r: &rusqlite::Row) -> rusqlite::Result<Network> {
+    Ok(Network { id: r.get(0)?, name: r.get(1)?, subnet: r.get(2)?, gateway: r.get(3)?, bridge: r.get(4)?, created: r.get(5)? })
+}
+
+pub fn list(db: &Db) -> Result<Vec<Network>> {
+    schema(db)?;
+    let mut st = db.conn.prepare("SELECT id, name, subnet, gateway, bridge, created FROM networks ORDER BY name").map_err(StoreError::from)?;
+    let v = st.query_map([], row).map_err(StoreError::from)?.filter_map(|r| r.ok()).collect();
+    Ok(v)
+}
+
+pub fn get(db: &Db, key: &str) -> Result<Network> {
+    schema(db)?;
+    let n = db
+        .conn
+        .query_row("SELECT id, name, subnet, gateway, bridge, created FROM networks WHERE name=?1 OR id=?1 OR id LIKE ?1 || '%'", [key], row)
+        .optional()
+        .map_err(StoreError::from)?;
+    n.ok_or_else(|| NetworkError::NotFound(key.to_string()))
+}
+
+/// Bridge device names: `berth0` for the default network of the default
+/// root (the name docker users expect), `br-<id>` otherwise, so parallel
+/// roots (tests) never share a bridge.
+fn bridge_name(paths: &Paths, id: &str, default: bool) -> String {
+    if default && paths.root == Path::new("/var/lib/berth") { "berth0".into() } else { format!("br-{}", &id[..12]) }
+}
+
+/// Subnets are chosen against the host's routes, which other berth roots
+/// also add to: one host-wide lock keeps two creators from picking the same.
+fn host_lock() -> std::io::Result<store::FileLock> {
+    let p = Path::new("/run/lock");
+    let dir = if p.is_dir() { p.to_path_buf() } else { std::env::temp_dir() };
+    store::FileLock::exclusive(&dir.join("berth-ipam.lock")).map_err(|e| std::io::Error::other(e.to_string()))
+}
+
+pub const DEFAULT: &str = "bridge";
+
+pub fn create(paths: &Paths, db: &mut Db, spec: &NetworkSpec) -> Result<Network> {
+    schema(db)?;
+    let name = spec.name.clone();
+    let ok = !name.is_empty() && name.as_bytes()[0].is_ascii_alphanumeric() && name.bytes().all(|c| c.is_ascii_alphanumeric() || b"_.-".contains(&c));
+    if !ok {
+        return Err(NetworkError::BadName(name));
+    }
+    if get(db, &name).is_ok_and(|n| n.name == name) {
+        return Err(NetworkError::Exists(name));
+    }
+    let sys = |err: std::io::Error| NetworkError::System { net: name.clone(), err };
+    let _lock = host_lock().map_err(sys)?;
+    let nl = Netlink::new().map_err(sys)?;
+    let mut taken: Vec<Subnet> = nl.routes_v4().map_err(sys)?.into_iter().filter(|(_, p)| *p > 0).map(|(a, p)| Subnet { addr: a, prefix: p }).collect();
+    for n in list(db)? {
+        if let Ok(s) = Subnet::parse(&n.subnet) {
+            taken.push(s);
+        }
+    }
+    let ipam = |err| NetworkError::Ipam { net: name.clone(), err };
+    let subnet = match &spec.subnet {
+        Some(s) => {
+            let s = Subnet::parse(s).map_err(ipam)?;
+            if let Some(t) = list(db)?.into_iter().find(|n| Subnet::parse(&n.subnet).is_ok_and(|x| x.overlaps(&s))) {
+                return Err(NetworkError::Ipam { net: name.clone(), err: IpamError::BadSubnet(format!("{s} overlaps network {} ({})", t.name, t.subnet)) });
+            }
+            s
+        }
+        None => ipam::pick_subnet(&taken).map_err(ipam)?,
+    };
+    let gateway = match &spec.gateway {
+        Some(g) => {
+            let a: Ipv4Addr = g.parse().map_err(|_| ipam(IpamError::BadAddress(g.clone())))?;
+            if !subnet.contains(a) {
+                return Err(ipam(IpamError::OutsideSubnet { addr: a, subnet: subnet.to_string() }));
+            }
+            a
+        }
+        None => subnet.first_host(),
+    };
+    let id = store::new_id();
+    let bridge = bridge_name(paths, &id, name == DEFAULT);
+    // Intent first: the row, then the bridge; a failure removes both.
+    let created = store::now_rfc3339();
+    db.write(|tx| {
+        tx.execute(
+            "INSERT INTO networks(id, name, subnet, gateway, bridge, created) VALUES(?1,?2,?3,?4,?5,?6)",
+            rusqlite::params![id, name, subnet.to_string(), gateway.to_string(), bridge, created],
+        )?;
+        Ok(())
+    })
+    .map_err(|e| match e {
+        StoreError::Sql(rusqlite::Error::SqliteFailure(f, _)) if f.code == rusqlite::ErrorCode::ConstraintViolation => NetworkError::Exists(name.clone()),
+        e => e.into(),
+    })?;
+    let made = (|| -> std::io::Result<()> {
+        nl.create_bridge(&bridge)?;
+        nl.add_address(&bridge, gateway, subnet.prefix)?;
+        nl.set_up(&bridge)
+    })();
+    if let Err(e) = made {
+        let _ = nl.delete_link(&bridge);
+        let _ = db.write(|tx| Ok(tx.execute("DELETE FROM networks WHERE id=?1", [&id])?));
+        return Err(sys(e));
+    }
+    get(db, &id)
+}
+
+/// The default network, made on first use.
+pub fn default_network(paths: &Paths, db: &mut Db) -> Result<Network> {
+    match get(db, DEFAULT) {
+        Ok(n) => Ok(n),
+        Err(NetworkError::NotFound(_)) => match create(paths, db, &NetworkSpec { name: DEFAULT.into(), ..Default::default() }) {
+            Err(NetworkError::Exists(_)) => get(db, DEFAULT),
+            r => r,
+        },
+        Err(e) => Err(e),
+    }
+}
+
+pub fn endpoints_of_network(db: &Db, net: &Network) -> Result<Vec<(String, Ipv4Addr, Vec<String>)>> {
+    schema(db)?;
+    let mut st = db.conn.prepare("SELECT container_id, ip, aliases FROM endpoints WHERE network_id=?1").map_err(StoreError::from)?;
+    let v = st
+        .query_map([&net.id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))
+        .map_err(StoreError::from)?
+        .filter_map(|r| r.ok())
+        .map(|(c, ip, a)| (c, ip.parse().unwrap_or(Ipv4Addr::UNSPECIFIED), serde_json::from_str(&a).unwrap_or_default()))
+        .collect();
+    Ok(v)
+}
+
+pub fn endpoints_of_container(db: &Db, container_id: &str) -> Result<Vec<Endpoint>> {
+    schema(db)?;
+    let rows: Vec<(String, String, String, i64)> = {
+        let mut st = db.conn.prepare("SELECT network_id, ip, aliases, position FROM endpoints WHERE container_id=?1 ORDER BY position").map_err(StoreError::from)?;
+        st.query_map([container_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))).map_err(StoreError::from)?.filter_map(|r| r.ok()).collect()
+    };
+    let mut out = Vec::new();
+    for (nid, ip, aliases, position) in rows {
+        let network = get(db, &nid)?;
+        out.push(Endpoint { container_id: container_id.to_string(), network, ip: ip.parse().unwrap_or(Ipv4Addr::UNSPECIFIED), aliases: serde_json::from_str(&aliases).unwrap_or_default(), position });
+    }
+    Ok(out)
+}
+
+/// Records an endpoint: a static address checked against the subnet and
+/// the addresses in use, or the next free one.
+pub fn attach(db: &mut Db, container_id: &str, net: &Network, ip: Option<&str>, aliases: &[String]) -> Result<Endpoint> {
+    schema(db)?;
+    let ipam = |err| NetworkError::Ipam { net: net.name.clone(), err };
+    let subnet = Subnet::parse(&net.subnet).map_err(ipam)?;
+    let gateway: Ipv4Addr = net.gateway.parse().unwrap_or(subnet.first_host());
+    let aliases_json = serde_json::to_string(aliases).unwrap();
+    let cid = container_id.to_string();
+    let nid = net.id.clone();
+    let ip_req = ip.map(String::from);
+    let r = db.write(|tx| {
+        let used: Vec<Ipv4Addr> = {
+            let mut st = tx.prepare("SELECT ip FROM endpoints WHERE network_id=?1")?;
+            st.query_map([&nid], |r| r.get::<_, String>(0))?.filter_map(|r| r.ok()).filter_map(|s| s.parse().ok()).collect()
+        };
+        let exists: Option<String> = tx.query_row("SELECT ip FROM endpoints WHERE container_id=?1 AND network_id=?2", [&cid, &nid], |r| r.get(0)).optional()?;
+        if exists.is_some() {
+            return Ok(Err(NetworkError::AlreadyConnected(net.name.clone())));
+        }
+        let addr = match &ip_req {
+            Some(a) => ipam::check_static(&subnet, gateway, a, &used),
+            None => ipam::next_free(&subnet, gateway, &used),
+        };
+        let addr = match addr {
+            Ok(a) => a,
+            Err(e) => return Ok(Err(NetworkError::Ipam { net: net.name.clone(), err: e })),
+        };
+        let position: i64 = tx.query_row("SELECT COUNT(*) FROM endpoints WHERE container_id=?1", [&cid], |r| r.get(0))?;
+        tx.execute(
+            "INSERT INTO endpoints(container_id, network_id, ip, aliases, position) VALUES(?1,?2,?3,?4,?5)",
+            rusqlite::params![cid, nid, addr.to_string(), aliases_json, position],
+        )?;
+        Ok(Ok((addr, position)))
+    })?;
+    let (addr, position) = r?;
+    Ok(Endpoint { container_id: container_id.to_string(), network: net.clone(), ip: addr, aliases: aliases.to_vec(), position })
+}
+
+pub fn detach(db: &mut Db, container_id: &str, net: &Network) -> Result<()> {
+    schema(db)?;
+    let n = db.write(|tx| Ok(tx.execute("DELETE FROM endpoints WHERE container_id=?1 AND network_id=?2", [container_id, &net.id])?))?;
+    if n == 0 {
+        return Err(NetworkError::NotConnected(net.name.clone()));
+    }
+    Ok(())
+}
+
+pub fn detach_all(db: &mut Db, container_id: &str) -> Result<()> {
+    schema(db)?;
+    db.write(|tx| Ok(tx.execute("DELETE FROM endpoints WHERE container_id=?1", [container_id])?))?;
+    Ok(())
+}
+
+pub fn remove(db: &mut Db, key: &str, container_names: impl Fn(&str) -> String) -> Result<Network> {
+    let net = get(db, key)?;
+    let eps = endpoints_of_network(db, &net)?;
+    if !eps.is_empty() {
+        let names: Vec<String> = eps.iter().map(|(c, _, _)| container_names(c)).collect();
+        return Err(NetworkError::InUse { name: net.name.clone(), containers: names.join(", ") });
+    }
+    let nl = Netlink::new().map_err(|err| NetworkError::System { net: net.name.clone(), err })?;
+    nl.delete_link(&net.bridge).map_err(|err| NetworkError::System { net: net.name.clone(), err })?;
+    db.write(|tx| Ok(tx.execute("DELETE FROM networks WHERE id=?1", [&net.id])?))?;
+    Ok(net)
+}
+
+// ---- the container's side ----
+
+pub fn netns_path(paths: &Paths, container_id: &str) -> PathBuf {
+    paths.run.join("netns").join(&container_id[..12])
+}
+
+/// Host-side veth name: short and unique per (container, position).
+fn veth_name(container_id: &str, position: i64) -> String {
+    format!("vb{}{}", &container_id[..10], position)
+}
+
+/// Makes the container's namespace if missing and wires `eps` into it.
+pub fn setup(paths: &Paths, container_id: &str, eps: &[Endpoint]) -> std::io::Result<PathBuf> {
+    let ns = netns_path(paths, container_id);
+    if !ns.exists() {
+        std::fs::create_dir_all(ns.parent().unwrap())?;
+        netlink::new_netns(&ns)?;
+    }
+    for ep in eps {
+        plug(&ns, container_id, ep)?;
+    }
+    Ok(ns)
+}
+
+/// One endpoint: veth pair, host end on the bridge, the other as ethN in
+/// the container with its address (and the default route for eth0).
+pub fn plug(ns: &Path, container_id: &str, ep: &Endpoint) -> std::io::Result<()> {
+    let host = Netlink::new()?;
+    let hname = veth_name(container_id, ep.position);
+    if host.link_index(&hname)?.is_some() {
+        return Ok(());
+    }
+    let tmp = format!("vt{}{}", &container_id[..10], ep.position);
+    host.create_veth(&hname, &tmp)?;
+    let r = (|| -> std::io::Result<()> {
+        host.set_master(&hname, &ep.network.bridge)?;
+        host.set_up(&hname)?;
+        let nsf = std::fs::File::open(ns)?;
+        host.move_to_netns(&tmp, &nsf)?;
+        let inner = Netlink::in_netns(ns)?;
+        let eth = format!("eth{}", ep.position);
+        inner.rename(&tmp, &eth)?;
+        let prefix = Subnet::parse(&ep.network.subnet).map(|s| s.prefix).unwrap_or(24);
+        inner.add_address(&eth, ep.ip, prefix)?;
+        inner.set_up(&eth)?;
+        if ep.position == 0 {
+            if let Ok(gw) = ep.network.gateway.parse() {
+                inner.add_default_route(gw)?;
+            }
+        }
+        Ok(())
+    })();
+    if r.is_err() {
+        let _ = host.delete_link(&hname);
+    }
+    r
+}
+
+pub fn unplug(container_id: &str, ep: &Endpoint) -> std::io::Result<()> {
+    Netlink::new()?.delete_link(&veth_name(container_id, ep.position))
+}
+
+/// Removes the container's namespace (its veth pairs go with it).
+pub fn teardown(paths: &Paths, container_id: &str) {
+    let ns = netns_path(paths, container_id);
+    if ns.exists() {
+        let _ = netlink::delete_netns(&ns);
+    }
+}
+
+/// The hosts file of a container: itself and its peers on every network
+/// it shares with them, by name and alias.
+pub fn hosts_file(db: &Db, container_id: &str, own_name: &str, hostname: &str, name_of: &dyn Fn(&str) -> Option<String>) -> Result<String> {
+    let mut s = String::from("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n");
+    let eps = endpoints_of_container(db, container_id)?;
+    if let Some(first) = eps.first() {
+        s.push_str(&format!("{}\t{hostname} {own_name}\n", first.ip));
+    }
+    for ep in &eps {
+        for (peer, ip, aliases) in endpoints_of_network(db, &ep.network)? {
+            if peer == container_id {
+                continue;
+            }
+            if let Some(n) = name_of(&peer) {
+                let mut names = vec![n];
+                names.extend(aliases);
+                s.push_str(&format!("{ip}\t{}\n", names.join(" ")));
+            }
+        }
+    }
+    Ok(s)
+}

@@ -1,0 +1,118 @@
+//! Networks: real bridges and veths, names that resolve, static addresses,
+//! connect and disconnect while running, and no leftovers.
+
+use crate::util::*;
+
+fn links() -> String {
+    String::from_utf8_lossy(&std::process::Command::new("ip").args(["-o", "link", "show"]).output().unwrap().stdout).into_owned()
+}
+
+#[test]
+fn containers_reach_each_other_by_name_and_alias() {
+    let env = Env::new("containers_reach_each_other_by_name_and_alias");
+    let net = env.name("n");
+    let id = env.ok(&["network", "create", "--subnet=192.168.213.0/24", &net]);
+    let bridge = format!("br-{}", &id[..12]);
+    assert!(links().contains(&bridge), "the bridge exists");
+    let web = env.name("web");
+    env.run_detached(&web, &["--network", &net, "--network-alias", "www", "busybox", "httpd", "-f", "-p", "80"]);
+    let o = env.berth(&["run", "--rm", "--network", &net, "busybox", "sh", "-c", &format!("ping -c 1 -W 2 {web} >/dev/null && ping -c 1 -W 2 www >/dev/null && echo both")]);
+    assert_eq!((o.code, o.out()), (0, "both"), "{o}");
+    let o = env.berth(&["run", "--rm", "--network", &net, "busybox", "sh", "-c", &format!("echo hello > /tmp/x; wget -q -O- http://{web}/ 2>&1; echo code=$?")]);
+    assert!(o.stdout.contains("code="), "{o}");
+    let insp = env.ok(&["network", "inspect", &net]);
+    assert!(insp.contains("192.168.213.0/24") && insp.contains(&web), "{insp}");
+    // Refused while attached.
+    let o = env.berth(&["network", "rm", &net]);
+    assert_ne!(o.code, 0, "{o}");
+    assert!(o.stderr.contains("active endpoints"), "{o}");
+    let veth = format!("vb{}", &env.full_id(&web)[..10]);
+    assert!(links().contains(&veth), "the container's veth is on the host");
+    env.ok(&["rm", "-f", &web]);
+    env.ok(&["network", "rm", &net]);
+    assert!(!links().contains(&bridge), "the bridge is gone: {}", links());
+    assert!(!links().contains(&veth), "no veth left: {}", links());
+}
+
+#[test]
+fn static_ip_is_checked_and_used() {
+    let env = Env::new("static_ip_is_checked_and_used");
+    let net = env.name("s");
+    env.ok(&["network", "create", "--subnet", "10.213.7.0/24", &net]);
+    let o = env.berth(&["run", "--rm", "--network", &net, "--ip", "10.213.7.44", "busybox", "ip", "-4", "-o", "addr", "show", "eth0"]);
+    assert!(o.stdout.contains("10.213.7.44/24"), "{o}");
+    let o = env.berth(&["run", "--rm", "--network", &net, "--ip", "10.99.0.4", "busybox", "true"]);
+    assert_eq!(o.code, 125, "{o}");
+    assert!(o.stderr.contains("not in subnet"), "{o}");
+    let a = env.name("a");
+    env.run_detached(&a, &["--network", &net, "--ip", "10.213.7.9", "busybox", "sleep", "60"]);
+    let o = env.berth(&["run", "--rm", "--network", &net, "--ip", "10.213.7.9", "busybox", "true"]);
+    assert_eq!(o.code, 125, "an address in use is refused: {o}");
+    assert!(o.stderr.contains("already in use"), "{o}");
+}
+
+#[test]
+fn connect_and_disconnect_while_running() {
+    let env = Env::new("connect_and_disconnect_while_running");
+    let n1 = env.name("one");
+    let n2 = env.name("two");
+    env.ok(&["network", "create", &n1]);
+    env.ok(&["network", "create", "--subnet", "10.214.9.0/24", &n2]);
+    let a = env.name("a");
+    let b = env.name("b");
+    env.run_detached(&a, &["--network", &n1, "busybox", "sleep", "120"]);
+    env.run_detached(&b, &["--network", &n2, "busybox", "sleep", "120"]);
+    let ping = |from: &str, to: &str| env.berth(&["exec", from, "ping", "-c", "1", "-W", "1", to]).code;
+    assert_ne!(ping(&a, &b), 0, "different networks: no name, no route");
+    env.ok(&["network", "connect", "--ip", "10.214.9.77", &n2, &a]);
+    let o = env.berth(&["exec", &a, "ip", "-4", "-o", "addr"]);
+    assert!(o.stdout.contains("eth1") && o.stdout.contains("10.214.9.77"), "{o}");
+    assert_eq!(ping(&a, &b), 0, "after connect the name resolves and answers");
+    assert_eq!(ping(&b, &a), 0, "and the other way round");
+    env.ok(&["network", "disconnect", &n2, &a]);
+    assert_ne!(ping(&a, &b), 0, "after disconnect it is gone again");
+    let hosts = env.berth(&["exec", &b, "cat", "/etc/hosts"]).stdout;
+    assert!(!hosts.contains(&a), "names follow disconnect: {hosts}");
+}
+
+#[test]
+fn none_and_host_networks() {
+    let env = Env::new("none_and_host_networks");
+    let o = env.berth(&["run", "--rm", "--network", "none", "busybox", "ls", "/sys/class/net"]);
+    assert_eq!(o.out(), "lo", "--network none has only loopback: {o}");
+    let o = env.berth(&["run", "--rm", "--network", "host", "busybox", "ls", "/sys/class/net"]);
+    assert!(o.stdout.lines().count() > 1, "--network host sees the host's links: {o}");
+}
+
+#[test]
+fn networks_from_a_script() {
+    let env = Env::new("networks_from_a_script");
+    let f = env.dir.join("net.rhai");
+    let p = env.name("r");
+    std::fs::write(
+        &f,
+        format!(
+            r#"
+let n = network("{p}net", #{{ subnet: "192.168.214.0/24" }});
+assert_eq(n.subnet, "192.168.214.0/24");
+assert_eq(n.gateway, "192.168.214.1");
+let same = network("{p}net");
+assert_eq(same.id, n.id);
+let a = run("busybox", #{{ name: "{p}a", network: "{p}net", ip: "192.168.214.10", cmd: ["sleep", "60"] }});
+let b = run("busybox", #{{ name: "{p}b", network: "{p}net", cmd: ["sleep", "60"] }});
+assert_eq(a.ip, "192.168.214.10");
+assert_eq(a.ips["{p}net"], "192.168.214.10");
+assert_eq(b.exec(["ping", "-c", "1", "-W", "1", "{p}a"]).code, 0);
+assert_eq(n.containers().len(), 2);
+a.remove(#{{ force: true }});
+b.remove(#{{ force: true }});
+n.remove();
+print("net ok");
+"#
+        ),
+    )
+    .unwrap();
+    let o = env.berth(&["run", f.to_str().unwrap()]);
+    assert_eq!(o.code, 0, "{o}");
+    assert!(o.stdout.contains("net ok"), "{o}");
+}
