@@ -399,6 +399,19 @@ impl Engine {
         Ok(network::remove(&mut db, key, |id| names.iter().find(|(i, _)| i == id).map(|(_, n)| n.clone()).unwrap_or_else(|| id[..12].to_string()))?)
     }
 
+    /// `network prune`: removes every network no container uses (the
+    /// default one too: it is made again on demand). Returns their names.
+    pub fn network_prune(&self) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        for n in self.networks()? {
+            let unused = network::endpoints_of_network(&self.db(), &n)?.is_empty();
+            if unused && self.network_remove(&n.id).is_ok() {
+                out.push(n.name);
+            }
+        }
+        Ok(out)
+    }
+
     pub fn endpoints(&self, key: &str) -> Result<Vec<network::Endpoint>> {
         let c = self.container(key)?;
         Ok(network::endpoints_of_container(&self.db(), &c.id)?)

@@ -205,6 +205,11 @@ enum NetworkCmd {
     },
     /// Disconnect a container from a network
     Disconnect { network: String, container: String },
+    /// Remove every network no container uses
+    Prune {
+        #[arg(short = 'f', long)]
+        force: bool,
+    },
 }
 
 #[derive(Args)]
@@ -956,6 +961,16 @@ fn network_cmd(e: &Engine, cmd: NetworkCmd) -> anyhow::Result<i32> {
         }
         NetworkCmd::Disconnect { network, container } => {
             e.network_disconnect(&network, &container)?;
+            Ok(0)
+        }
+        NetworkCmd::Prune { .. } => {
+            let gone = e.network_prune()?;
+            if !gone.is_empty() {
+                println!("Deleted Networks:");
+                for n in gone {
+                    println!("{n}");
+                }
+            }
             Ok(0)
         }
     }
