@@ -116,3 +116,27 @@ print("net ok");
     assert_eq!(o.code, 0, "{o}");
     assert!(o.stdout.contains("net ok"), "{o}");
 }
+
+#[test]
+fn default_network_and_prune() {
+    let env = Env::new("default_network_and_prune");
+    let o = env.berth(&["run", "--rm", "busybox", "ip", "-4", "-o", "addr", "show", "eth0"]);
+    assert_eq!(o.code, 0, "without --network a container joins the default network: {o}");
+    let nets = env.ok(&["network", "ls"]);
+    assert!(nets.lines().any(|l| l.split_whitespace().nth(1) == Some("bridge")), "{nets}");
+    let n1 = env.name("p1");
+    let n2 = env.name("p2");
+    env.ok(&["network", "create", &n1]);
+    env.ok(&["network", "create", &n2]);
+    let s1 = env.inspect_network_subnet(&n1);
+    let s2 = env.inspect_network_subnet(&n2);
+    assert_ne!(s1, s2, "chosen subnets differ");
+    let keep = env.name("keep");
+    env.run_detached(&keep, &["--network", &n1, "busybox", "sleep", "60"]);
+    let o = env.berth(&["network", "prune"]);
+    assert_eq!(o.code, 0, "{o}");
+    let left = env.ok(&["network", "ls"]);
+    assert!(left.contains(&n1), "a network in use stays: {left}");
+    let names: Vec<&str> = left.lines().skip(1).filter_map(|l| l.split_whitespace().nth(1)).collect();
+    assert!(!names.contains(&n2.as_str()) && !names.contains(&"bridge"), "unused ones go: {left}");
+}

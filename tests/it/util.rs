@@ -272,6 +272,11 @@ impl Env {
         self.inspect_f(c, "{{.State.Status}}")
     }
 
+    pub fn inspect_network_subnet(&self, n: &str) -> String {
+        let v: serde_json::Value = serde_json::from_str(&self.ok(&["network", "inspect", n])).unwrap();
+        v[0]["IPAM"]["Config"][0]["Subnet"].as_str().unwrap_or("").to_string()
+    }
+
     pub fn full_id(&self, c: &str) -> String {
         self.inspect_f(c, "{{.Id}}")
     }
