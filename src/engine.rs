@@ -346,6 +346,7 @@ impl Engine {
             return Ok(());
         }
         network::setup(&self.paths, &c.id, &eps).map_err(|e| EngineError::Other(format!("setting up the network of {}: {e}", c.name)))?;
+        network::sync_firewall(&self.paths, &self.db())?;
         for ep in &eps {
             self.refresh_hosts(&ep.network)?;
         }
@@ -372,7 +373,16 @@ impl Engine {
     // ---- networks ----
 
     pub fn network_create(&self, spec: &network::NetworkSpec) -> Result<network::Network> {
-        Ok(network::create(&self.paths, &mut self.db(), spec)?)
+        let mut db = self.db();
+        let n = network::create(&self.paths, &mut db, spec)?;
+        network::sync_firewall(&self.paths, &db)?;
+        Ok(n)
+    }
+
+    /// Published ports of a container.
+    pub fn ports(&self, key: &str) -> Result<Vec<network::Published>> {
+        let c = self.container(key)?;
+        Ok(network::ports_of(&self.db(), &c.id)?)
     }
 
     pub fn networks(&self) -> Result<Vec<network::Network>> {
@@ -396,7 +406,9 @@ impl Engine {
     pub fn network_remove(&self, key: &str) -> Result<network::Network> {
         let mut db = self.db();
         let names: Vec<(String, String)> = container::list(&db)?.into_iter().map(|c| (c.id, c.name)).collect();
-        Ok(network::remove(&mut db, key, |id| names.iter().find(|(i, _)| i == id).map(|(_, n)| n.clone()).unwrap_or_else(|| id[..12].to_string()))?)
+        let n = network::remove(&mut db, key, |id| names.iter().find(|(i, _)| i == id).map(|(_, n)| n.clone()).unwrap_or_else(|| id[..12].to_string()))?;
+        network::sync_firewall(&self.paths, &db)?;
+        Ok(n)
     }
 
     /// `network prune`: removes every network no container uses (the
@@ -559,6 +571,7 @@ impl Engine {
             Err(ContainerError::NotFound(_)) => {}
             Err(e) => return Err(e.into()),
         }
+        network::sync_firewall(&self.paths, &db)?;
         Ok(c.name)
     }
 

@@ -63,6 +63,8 @@ enum Cmd {
     Top { container: String },
     /// Copy files between a container and the local filesystem
     Cp { src: String, dst: String },
+    /// List a container's published ports
+    Port { container: String },
     /// Manage containers
     #[command(subcommand)]
     Container(ContainerCmd),
@@ -322,6 +324,12 @@ struct RunArgs {
     ip: Option<String>,
     #[arg(long = "network-alias", alias = "net-alias")]
     network_alias: Vec<String>,
+    /// Publish a port: [IP:][HOST:]CONTAINER[/udp]
+    #[arg(short = 'p', long = "publish")]
+    publish: Vec<String>,
+    /// Publish every EXPOSEd port to a free host port
+    #[arg(short = 'P', long = "publish-all")]
+    publish_all: bool,
     #[arg(long = "stop-signal")]
     stop_signal: Option<String>,
     #[arg(long = "stop-timeout")]
@@ -519,6 +527,8 @@ impl RunArgs {
             network: self.network.clone(),
             ip: self.ip.clone(),
             aliases: self.network_alias.clone(),
+            publish: self.publish.clone(),
+            publish_all: self.publish_all,
             stop_signal: self.stop_signal.clone(),
             stop_timeout: self.stop_timeout,
         })
@@ -888,6 +898,12 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         }
         Cmd::Cp { src, dst } => {
             e.copy(&src, &dst)?;
+            Ok(0)
+        }
+        Cmd::Port { container } => {
+            for p in e.ports(&container)? {
+                writeln!(out, "{}/{} -> {}:{}", p.container_port, p.proto, p.host_ip, p.host_port)?;
+            }
             Ok(0)
         }
         Cmd::Network(n) => network_cmd(&e, n),

@@ -110,6 +110,10 @@ pub struct RunSpec {
     pub ip: Option<String>,
     /// Extra names on `network`.
     pub aliases: Vec<String>,
+    /// `-p` specs.
+    pub publish: Vec<String>,
+    /// `-P`: every port the image EXPOSEs, to free host ports.
+    pub publish_all: bool,
     pub stop_signal: Option<String>,
     pub stop_timeout: Option<u64>,
 }
@@ -237,10 +241,24 @@ pub fn create(paths: &Paths, db: &mut Db, spec: &RunSpec) -> Result<Container> {
         "none" | "host" => None,
         name => Some(if name == crate::network::DEFAULT { crate::network::default_network(paths, db)? } else { crate::network::get(db, name)? }),
     };
+    let mut port_specs = spec.publish.iter().map(|p| crate::network::ports::parse(p)).collect::<std::result::Result<Vec<_>, _>>().map_err(crate::network::NetworkError::from)?;
+    if (!port_specs.is_empty() || spec.publish_all) && bridge_net.is_none() {
+        return Err(crate::network::NetworkError::PortsNeedBridge(mode.clone()).into());
+    }
     if spec.ip.is_some() && bridge_net.is_none() {
         return Err(ContainerError::BadOption(format!("--ip needs a bridge network; the container's network is {mode}")));
     }
     let img = image::resolve(db, &spec.image)?;
+    if spec.publish_all {
+        for p in img.config.config.exposed_ports.keys() {
+            let (port, proto) = p.split_once('/').unwrap_or((p, "tcp"));
+            if let Ok(sp) = crate::network::ports::parse(&format!("{port}/{proto}")) {
+                if !port_specs.iter().any(|x| x.container_port == sp.container_port && x.proto == sp.proto) {
+                    port_specs.push(sp);
+                }
+            }
+        }
+    }
     let lower = image::layer_links(db, &img)?;
     let id = store::new_id();
     let name = match &spec.name {
@@ -268,7 +286,9 @@ pub fn create(paths: &Paths, db: &mut Db, spec: &RunSpec) -> Result<Container> {
         e => e.into(),
     })?;
     if let Some(net) = &bridge_net {
-        if let Err(e) = crate::network::attach(db, &id, net, spec.ip.as_deref(), &spec.aliases) {
+        let r = crate::network::attach(db, &id, net, spec.ip.as_deref(), &spec.aliases).and_then(|_| crate::network::publish(db, &id, &port_specs));
+        if let Err(e) = r {
+            let _ = crate::network::detach_all(db, &id);
             let _ = db.write(|tx| Ok(tx.execute("DELETE FROM containers WHERE id=?1", [&id])?));
             return Err(e.into());
         }
@@ -364,6 +384,7 @@ fn host_resolv_conf() -> String {
 /// addresses are free and the container is gone from every listing;
 /// `remove_files` takes the rest.
 pub fn forget(db: &mut Db, id: &str) -> Result<()> {
+    let _ = crate::network::unpublish_all(db, id);
     let _ = crate::network::detach_all(db, id);
     db.write(|tx| Ok(tx.execute("DELETE FROM containers WHERE id=?1", [id])?))?;
     Ok(())
@@ -396,6 +417,7 @@ pub fn inspect_json(paths: &Paths, c: &Container) -> serde_json::Value {
         RestartPolicy::OnFailure(n) => (*n, "on-failure"),
         other => (0, if *other == RestartPolicy::Always { "always" } else if *other == RestartPolicy::UnlessStopped { "unless-stopped" } else { "no" }),
     };
+    let netdb = Db::open(paths).ok();
     let cfg: serde_json::Value = std::fs::read(paths.container_dir(&c.id).join("config.json")).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
     serde_json::json!({
         "Id": c.id,
@@ -446,6 +468,10 @@ pub fn inspect_json(paths: &Paths, c: &Container) -> serde_json::Value {
             "Tty": s.tty,
             "OpenStdin": s.interactive,
             "StopSignal": cfg["annotations"]["berth.stop-signal"],
+        },
+        "NetworkSettings": {
+            "Networks": netdb.as_ref().and_then(|db| crate::network::endpoints_of_container(db, &c.id).ok()).unwrap_or_default().into_iter().map(|e| (e.network.name.clone(), serde_json::json!({"IPAddress": e.ip.to_string(), "Gateway": e.network.gateway, "Aliases": e.aliases, "NetworkID": e.network.id}))).collect::<serde_json::Map<String, serde_json::Value>>(),
+            "Ports": netdb.as_ref().and_then(|db| crate::network::ports_of(db, &c.id).ok()).unwrap_or_default().into_iter().map(|p| (format!("{}/{}", p.container_port, p.proto), serde_json::json!([{"HostIp": p.host_ip, "HostPort": p.host_port.to_string()}]))).collect::<serde_json::Map<String, serde_json::Value>>(),
         },
         "GraphDriver": { "Name": "overlay2", "Data": { "UpperDir": paths.container_dir(&c.id).join("upper"), "WorkDir": paths.container_dir(&c.id).join("work") } },
     })

@@ -7,6 +7,7 @@
 //! container does; removing it takes the veth pair with it.
 
 pub mod ipam;
+pub mod ports;
 
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
@@ -37,6 +38,12 @@ pub enum NetworkError {
     #[error("network {net}: {err}")]
     System { net: String, err: std::io::Error },
     #[error(transparent)]
+    Port(#[from] ports::PortError),
+    #[error("port {port}/{proto} is already published by container {by}")]
+    PortTaken { port: u16, proto: String, by: String },
+    #[error("publishing ports needs a bridge network; this container's network is {0}")]
+    PortsNeedBridge(String),
+    #[error(transparent)]
     Store(#[from] StoreError),
 }
 
@@ -51,6 +58,10 @@ CREATE TABLE IF NOT EXISTS endpoints(
     container_id TEXT NOT NULL, network_id TEXT NOT NULL, ip TEXT NOT NULL, aliases TEXT NOT NULL DEFAULT '[]',
     position INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY(container_id, network_id), UNIQUE(network_id, ip)
+);
+CREATE TABLE IF NOT EXISTS ports(
+    container_id TEXT NOT NULL, host_ip TEXT NOT NULL, host_port INTEGER NOT NULL, container_port INTEGER NOT NULL,
+    proto TEXT NOT NULL, UNIQUE(host_port, proto)
 );";
 
 fn schema(db: &Db) -> Result<()> {
@@ -386,4 +397,123 @@ pub fn hosts_file(db: &Db, container_id: &str, own_name: &str, hostname: &str, n
         }
     }
     Ok(s)
+}
+
+// ---- published ports ----
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Published {
+    pub host_ip: String,
+    pub host_port: u16,
+    pub container_port: u16,
+    pub proto: String,
+}
+
+/// Records the container's published ports, choosing free host ports
+/// where none was given.
+pub fn publish(db: &mut Db, container_id: &str, specs: &[ports::PortSpec]) -> Result<Vec<Published>> {
+    schema(db)?;
+    let mut out = Vec::new();
+    for sp in specs {
+        let host_port = match sp.host_port {
+            Some(p) => p,
+            None => ports::free_port(&sp.proto).map_err(|err| NetworkError::System { net: "ports".into(), err })?,
+        };
+        let p = Published { host_ip: sp.host_ip.map(|a| a.to_string()).unwrap_or_else(|| "0.0.0.0".into()), host_port, container_port: sp.container_port, proto: sp.proto.clone() };
+        let cid = container_id.to_string();
+        let r = db.write(|tx| {
+            let by: Option<String> = tx.query_row("SELECT container_id FROM ports WHERE host_port=?1 AND proto=?2", rusqlite::params![p.host_port, p.proto], |r| r.get(0)).optional()?;
+            if let Some(by) = by {
+                return Ok(Err(by));
+            }
+            tx.execute(
+                "INSERT INTO ports(container_id, host_ip, host_port, container_port, proto) VALUES(?1,?2,?3,?4,?5)",
+                rusqlite::params![cid, p.host_ip, p.host_port, p.container_port, p.proto],
+            )?;
+            Ok(Ok(()))
+        })?;
+        if let Err(by) = r {
+            let _ = unpublish_all(db, container_id);
+            return Err(NetworkError::PortTaken { port: p.host_port, proto: p.proto.clone(), by: by[..12.min(by.len())].to_string() });
+        }
+        out.push(p);
+    }
+    Ok(out)
+}
+
+pub fn ports_of(db: &Db, container_id: &str) -> Result<Vec<Published>> {
+    schema(db)?;
+    let mut st = db.conn.prepare("SELECT host_ip, host_port, container_port, proto FROM ports WHERE container_id=?1 ORDER BY container_port").map_err(StoreError::from)?;
+    let v = st
+        .query_map([container_id], |r| Ok(Published { host_ip: r.get(0)?, host_port: r.get(1)?, container_port: r.get(2)?, proto: r.get(3)? }))
+        .map_err(StoreError::from)?
+        .filter_map(|r| r.ok())
+        .collect();
+    Ok(v)
+}
+
+pub fn unpublish_all(db: &mut Db, container_id: &str) -> Result<()> {
+    schema(db)?;
+    db.write(|tx| Ok(tx.execute("DELETE FROM ports WHERE container_id=?1", [container_id])?))?;
+    Ok(())
+}
+
+/// The nft table of this root: `berth` for the default root, a name of its
+/// own for any other (parallel tests never share one).
+pub fn table_name(paths: &Paths) -> String {
+    if paths.root == Path::new("/var/lib/berth") {
+        return "berth".into();
+    }
+    use sha2::Digest;
+    let h = sha2::Sha256::digest(paths.root.to_string_lossy().as_bytes());
+    format!("berth_{}", &hex::encode(h)[..8])
+}
+
+/// Rebuilds this root's nftables table from the store: egress NAT for each
+/// network, DNAT for every published port (from outside, from the host
+/// itself including loopback, and from other containers). No networks, no
+/// table.
+pub fn sync_firewall(paths: &Paths, db: &Db) -> Result<()> {
+    schema(db)?;
+    let table = table_name(paths);
+    let nets = list(db)?;
+    let sys = |err| NetworkError::System { net: "firewall".into(), err };
+    if nets.is_empty() {
+        if crate::sys::nft::table_exists("ip", &table) {
+            crate::sys::nft::delete_table("ip", &table).map_err(sys)?;
+        }
+        return Ok(());
+    }
+    let mut dnat = Vec::new();
+    let mut rows: Vec<(String, String, u16, u16, String)> = Vec::new();
+    {
+        let mut st = db.conn.prepare("SELECT container_id, host_ip, host_port, container_port, proto FROM ports").map_err(StoreError::from)?;
+        rows.extend(st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))).map_err(StoreError::from)?.filter_map(|r| r.ok()));
+    }
+    for (cid, host_ip, hp, cp, proto) in rows {
+        let Some(ep) = endpoints_of_container(db, &cid)?.into_iter().next() else { continue };
+        let dst = if host_ip == "0.0.0.0" { "fib daddr type local".to_string() } else { format!("ip daddr {host_ip}") };
+        dnat.push(format!("{dst} {proto} dport {hp} dnat to {}:{cp}", ep.ip));
+    }
+    let mut post = Vec::new();
+    for n in &nets {
+        // Egress NAT: containers reach upstream hosts as the host.
+        post.push(format!("ip saddr {} oifname != \"{}\" masquerade", n.subnet, n.bridge));
+        // Published ports reached from the host's loopback: the reply must
+        // come back to the host, not to 127.0.0.1 inside the container.
+        post.push(format!("ip saddr 127.0.0.0/8 oifname \"{}\" masquerade", n.bridge));
+        // Hairpin: a container reaching a published port of a peer on the
+        // same bridge through the host's address.
+        post.push(format!("ip saddr {} ip daddr {} oifname \"{}\" ct status dnat masquerade", n.subnet, n.subnet, n.bridge));
+        // Loopback-sourced packets may leave through our bridge only with
+        // route_localnet, set on our own interface.
+        let _ = std::fs::write(format!("/proc/sys/net/ipv4/conf/{}/route_localnet", n.bridge), "1");
+    }
+    let body = format!(
+        "  chain prerouting {{\n    type nat hook prerouting priority dstnat; policy accept;\n{}  }}\n  chain output {{\n    type nat hook output priority -100; policy accept;\n{}  }}\n  chain postrouting {{\n    type nat hook postrouting priority srcnat; policy accept;\n{}  }}",
+        dnat.iter().map(|r| format!("    {r}\n")).collect::<String>(),
+        dnat.iter().map(|r| format!("    {r}\n")).collect::<String>(),
+        post.iter().map(|r| format!("    {r}\n")).collect::<String>(),
+    );
+    crate::sys::nft::replace_table("ip", &table, &body).map_err(sys)
 }

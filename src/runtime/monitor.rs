@@ -224,6 +224,8 @@ impl Monitor {
         let code = container::get(db_of(&mut self.db, &self.paths), &self.id).map(|c| c.exit_code).unwrap_or(EXIT_ENGINE);
         if self.autoremove {
             let _ = container::forget(db_of(&mut self.db, &self.paths), &self.id);
+            // Its published ports leave the firewall with it.
+            let _ = crate::network::sync_firewall(&self.paths, db_of(&mut self.db, &self.paths));
         } else {
             let _ = container::record_monitor_gone(db_of(&mut self.db, &self.paths), &self.id);
         }

@@ -111,7 +111,8 @@ pub fn run_spec(image: &str, opts: &Map) -> RResult<RunSpec> {
             "network" => s.network = Some(text()?),
             "ip" => s.ip = Some(text()?),
             "aliases" => s.aliases = strings(v, k)?,
-            "publish" => return Err(not_yet("option publish", "issue 5 (published ports)")),
+            "publish" => s.publish = strings(v, k)?,
+            "publish_all" => s.publish_all = v.as_bool().map_err(|_| rerr("option publish_all must be true or false"))?,
             "volumes" | "volumes_from" => return Err(not_yet(&format!("option {k}"), "issue 6 (volumes)")),
             "health" => return Err(not_yet("option health", "the health checks of issue 8")),
             other => {

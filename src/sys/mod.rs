@@ -6,6 +6,7 @@ pub mod cgroup;
 pub mod mount;
 pub mod net;
 pub mod netlink;
+pub mod nft;
 pub mod proc;
 pub mod pty;
 pub mod seccomp;

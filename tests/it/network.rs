@@ -140,3 +140,59 @@ fn default_network_and_prune() {
     let names: Vec<&str> = left.lines().skip(1).filter_map(|l| l.split_whitespace().nth(1)).collect();
     assert!(!names.contains(&n2.as_str()) && !names.contains(&"bridge"), "unused ones go: {left}");
 }
+
+fn http_get(addr: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = match std::net::TcpStream::connect_timeout(&addr.parse().unwrap(), std::time::Duration::from_secs(3)) {
+        Ok(s) => s,
+        Err(e) => return format!("connect failed: {e}"),
+    };
+    let _ = s.set_read_timeout(Some(std::time::Duration::from_secs(3)));
+    let _ = write!(s, "GET / HTTP/1.0\r\nHost: x\r\n\r\n");
+    let mut b = String::new();
+    let _ = s.read_to_string(&mut b);
+    b
+}
+
+fn host_address() -> Option<String> {
+    let out = String::from_utf8_lossy(&std::process::Command::new("ip").args(["-4", "-o", "addr", "show", "scope", "global"]).output().ok()?.stdout).into_owned();
+    // The host's own interface, not one of berth's bridges.
+    out.lines().find(|l| !l.contains(" br-") && !l.contains("berth")).and_then(|l| l.split_whitespace().nth(3)).map(|a| a.split('/').next().unwrap().to_string())
+}
+
+#[test]
+fn published_tcp_port_reached_from_the_host_and_removed_with_the_container() {
+    let env = Env::new("published_tcp_port_reached_from_the_host_and_removed_with_the_container");
+    let web = env.name("pub");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let lport = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    env.run_detached(
+        &web,
+        &["-p", &format!("{port}:80"), "-p", &format!("127.0.0.1:{lport}:80"), "busybox", "sh", "-c", "mkdir /www && echo published-ok > /www/index.html && httpd -f -p 80 -h /www"],
+    );
+    let ports = env.ok(&["port", &web]);
+    assert!(ports.contains(&format!("80/tcp -> 0.0.0.0:{port}")) && ports.contains(&format!("80/tcp -> 127.0.0.1:{lport}")), "{ports}");
+    assert!(wait_until(std::time::Duration::from_secs(10), || http_get(&format!("127.0.0.1:{port}")).contains("published-ok")), "via loopback: {}", http_get(&format!("127.0.0.1:{port}")));
+    assert!(http_get(&format!("127.0.0.1:{lport}")).contains("published-ok"), "bound to 127.0.0.1 only");
+    if let Some(h) = host_address() {
+        assert!(http_get(&format!("{h}:{port}")).contains("published-ok"), "via the host's own address {h}");
+    }
+    // Another container reaches it through the gateway address too.
+    let gw = env.inspect(&web)["NetworkSettings"]["Networks"]["bridge"]["Gateway"].as_str().unwrap_or("").to_string();
+    let o = env.berth(&["run", "--rm", "busybox", "wget", "-q", "-O-", &format!("http://{gw}:{port}/")]);
+    assert!(o.stdout.contains("published-ok"), "from a container: {o}");
+    env.ok(&["rm", "-f", &web]);
+    assert!(!http_get(&format!("127.0.0.1:{port}")).contains("published-ok"), "rules gone with the container");
+}
+
+#[test]
+fn bad_publish_specs_are_refused() {
+    let env = Env::new("bad_publish_specs_are_refused");
+    let o = env.berth(&["run", "--rm", "-p", "99999:80", "busybox", "true"]);
+    assert_eq!(o.code, 125, "{o}");
+    assert!(o.stderr.contains("invalid port spec"), "{o}");
+    let o = env.berth(&["run", "--rm", "--network", "none", "-p", "8080:80", "busybox", "true"]);
+    assert_eq!(o.code, 125, "{o}");
+    assert!(o.stderr.contains("needs a bridge network"), "{o}");
+    assert_eq!(env.ok(&["ps", "-aq"]), "");
+}

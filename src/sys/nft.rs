@@ -1,0 +1,37 @@
+//! nftables: berth's rules live in tables of their own, replaced whole and
+//! atomically with `nft -f -` (one transaction), never edited rule by rule.
+
+use std::io::{self, Write};
+use std::process::{Command, Stdio};
+
+fn run(script: &str) -> io::Result<()> {
+    let mut child = Command::new("nft")
+        .args(["-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| io::Error::new(e.kind(), format!("running nft (package nftables): {e}")))?;
+    child.stdin.take().unwrap().write_all(script.as_bytes())?;
+    let out = child.wait_with_output()?;
+    if !out.status.success() {
+        return Err(io::Error::other(format!("nft refused the ruleset: {}", String::from_utf8_lossy(&out.stderr).trim())));
+    }
+    Ok(())
+}
+
+/// Replaces table `family name` with `body` (the text between its braces)
+/// in one transaction.
+pub fn replace_table(family: &str, name: &str, body: &str) -> io::Result<()> {
+    // Declaring then deleting makes the delete valid whether or not the
+    // table existed; the new one follows in the same transaction.
+    run(&format!("table {family} {name} {{}}\ndelete table {family} {name}\ntable {family} {name} {{\n{body}\n}}\n"))
+}
+
+pub fn delete_table(family: &str, name: &str) -> io::Result<()> {
+    run(&format!("table {family} {name} {{}}\ndelete table {family} {name}\n"))
+}
+
+pub fn table_exists(family: &str, name: &str) -> bool {
+    Command::new("nft").args(["list", "table", family, name]).stdout(Stdio::null()).stderr(Stdio::null()).status().map(|s| s.success()).unwrap_or(false)
+}
