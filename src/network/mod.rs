@@ -189,6 +189,9 @@ pub fn create(paths: &Paths, db: &mut Db, spec: &NetworkSpec) -> Result<Network>
         e => e.into(),
     })?;
     let made = (|| -> std::io::Result<()> {
+        // As docker does: networks route (published ports from outside,
+        // egress NAT), so the host must forward.
+        let _ = std::fs::write("/proc/sys/net/ipv4/ip_forward", "1");
         nl.create_bridge(&bridge)?;
         nl.add_address(&bridge, gateway, subnet.prefix)?;
         nl.set_up(&bridge)
@@ -509,8 +512,20 @@ pub fn sync_firewall(paths: &Paths, db: &Db) -> Result<()> {
         // route_localnet, set on our own interface.
         let _ = std::fs::write(format!("/proc/sys/net/ipv4/conf/{}/route_localnet", n.bridge), "1");
     }
+    // Isolation: traffic from one of our networks to another through the
+    // host is dropped (counted, so it can be seen); they meet only through
+    // a container attached to both. Our own traffic is accepted here.
+    let bridges: Vec<String> = nets.iter().map(|n| format!("\"{}\"", n.bridge)).collect();
+    let mut fwd = Vec::new();
+    for n in &nets {
+        fwd.push(format!("iifname \"{0}\" oifname @bridges oifname != \"{0}\" counter drop", n.bridge));
+    }
+    fwd.push("iifname @bridges accept".to_string());
+    fwd.push("oifname @bridges ct state established,related accept".to_string());
     let body = format!(
-        "  chain prerouting {{\n    type nat hook prerouting priority dstnat; policy accept;\n{}  }}\n  chain output {{\n    type nat hook output priority -100; policy accept;\n{}  }}\n  chain postrouting {{\n    type nat hook postrouting priority srcnat; policy accept;\n{}  }}",
+        "  set bridges {{\n    type ifname\n    elements = {{ {} }}\n  }}\n  chain forward {{\n    type filter hook forward priority filter; policy accept;\n{}  }}\n  chain prerouting {{\n    type nat hook prerouting priority dstnat; policy accept;\n{}  }}\n  chain output {{\n    type nat hook output priority -100; policy accept;\n{}  }}\n  chain postrouting {{\n    type nat hook postrouting priority srcnat; policy accept;\n{}  }}",
+        bridges.join(", "),
+        fwd.iter().map(|r| format!("    {r}\n")).collect::<String>(),
         dnat.iter().map(|r| format!("    {r}\n")).collect::<String>(),
         dnat.iter().map(|r| format!("    {r}\n")).collect::<String>(),
         post.iter().map(|r| format!("    {r}\n")).collect::<String>(),

@@ -196,3 +196,25 @@ fn bad_publish_specs_are_refused() {
     assert!(o.stderr.contains("needs a bridge network"), "{o}");
     assert_eq!(env.ok(&["ps", "-aq"]), "");
 }
+
+#[test]
+fn networks_are_isolated_through_the_host() {
+    let env = Env::new("networks_are_isolated_through_the_host");
+    let (na, nb) = (env.name("ia"), env.name("ib"));
+    let ida = env.ok(&["network", "create", &na]);
+    env.ok(&["network", "create", &nb]);
+    let (a, b) = (env.name("a"), env.name("b"));
+    env.run_detached(&a, &["--network", &na, "busybox", "sleep", "60"]);
+    env.run_detached(&b, &["--network", &nb, "busybox", "sleep", "60"]);
+    let ipb = env.inspect(&b)["NetworkSettings"]["Networks"][&nb]["IPAddress"].as_str().unwrap().to_string();
+    let o = env.berth(&["exec", &a, "ping", "-c", "1", "-W", "1", &ipb]);
+    assert_ne!(o.code, 0, "a container on one network cannot reach another network through the host: {o}");
+    // The drop is ours, not a missing route: berth's rule counted it.
+    let table = env.nft_table();
+    let rules = String::from_utf8_lossy(&std::process::Command::new("nft").args(["list", "table", "ip", &table]).output().unwrap().stdout).into_owned();
+    let line = rules.lines().find(|l| l.contains(&format!("iifname \"br-{}\"", &ida[..12])) && l.contains("drop")).unwrap_or("").to_string();
+    assert!(line.contains("counter packets") && !line.contains("counter packets 0 "), "the isolation rule dropped it: {rules}");
+    // They meet through a container attached to both.
+    env.ok(&["network", "connect", &nb, &a]);
+    assert_eq!(env.berth(&["exec", &a, "ping", "-c", "1", "-W", "2", &b]).code, 0, "once connected they talk");
+}

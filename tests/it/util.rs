@@ -277,6 +277,12 @@ impl Env {
         v[0]["IPAM"]["Config"][0]["Subnet"].as_str().unwrap_or("").to_string()
     }
 
+    /// The nftables table of this root (berth names it after the root).
+    pub fn nft_table(&self) -> String {
+        use sha2::Digest;
+        format!("berth_{}", &hex::encode(sha2::Sha256::digest(self.root.to_string_lossy().as_bytes()))[..8])
+    }
+
     pub fn full_id(&self, c: &str) -> String {
         self.inspect_f(c, "{{.Id}}")
     }
@@ -456,6 +462,12 @@ impl Drop for Env {
             if !o.ok() {
                 problems.push(format!("`berth network rm {n}` failed: {o}"));
             }
+        }
+        // With no network left, this root's nftables table must be gone.
+        let t = self.nft_table();
+        if std::process::Command::new("nft").args(["list", "table", "ip", &t]).stdout(Stdio::null()).stderr(Stdio::null()).status().map(|s| s.success()).unwrap_or(false) {
+            let _ = std::process::Command::new("nft").args(["delete", "table", "ip", &t]).status();
+            problems.push(format!("nftables table {t} was left after its networks were removed"));
         }
         // 2. No monitor (or any other berth process) of this root may stay.
         let gone = wait_until(Duration::from_secs(5), || pids_with_env("BERTH_ROOT", &self.root).is_empty());
