@@ -218,3 +218,59 @@ fn networks_are_isolated_through_the_host() {
     env.ok(&["network", "connect", &nb, &a]);
     assert_eq!(env.berth(&["exec", &a, "ping", "-c", "1", "-W", "2", &b]).code, 0, "once connected they talk");
 }
+
+/// A fake upstream host: its own network namespace with a documentation
+/// address (198.51.100.0/24), wired to the host by a veth pair. Removed on
+/// drop.
+struct Upstream {
+    ns: String,
+    veth: String,
+}
+
+impl Upstream {
+    fn new(tag: &str, octet: u8) -> Upstream {
+        let ns = format!("bup{tag}");
+        let veth = format!("vup{tag}");
+        let ip = |args: &[&str]| {
+            let o = std::process::Command::new("ip").args(args).output().unwrap();
+            assert!(o.status.success(), "ip {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+        };
+        let _ = std::process::Command::new("ip").args(["netns", "del", &ns]).status();
+        ip(&["netns", "add", &ns]);
+        let up = Upstream { ns: ns.clone(), veth: veth.clone() };
+        ip(&["link", "add", &veth, "type", "veth", "peer", "name", "eth0", "netns", &ns]);
+        ip(&["addr", "add", &format!("198.51.100.{}/30", octet), "dev", &veth]);
+        ip(&["link", "set", &veth, "up"]);
+        ip(&["-n", &ns, "addr", "add", &format!("198.51.100.{}/30", octet + 1), "dev", "eth0"]);
+        ip(&["-n", &ns, "link", "set", "eth0", "up"]);
+        ip(&["-n", &ns, "link", "set", "lo", "up"]);
+        up
+    }
+}
+
+impl Drop for Upstream {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("ip").args(["link", "del", &self.veth]).status();
+        let _ = std::process::Command::new("ip").args(["netns", "del", &self.ns]).status();
+    }
+}
+
+#[test]
+fn egress_nat_reaches_an_upstream_host() {
+    let env = Env::new("egress_nat_reaches_an_upstream_host");
+    // The upstream knows no route back to container subnets: only
+    // masquerading makes the reply find its way.
+    let up = Upstream::new(&format!("{}", std::process::id() % 10000), 4);
+    let www = env.dir.join("www");
+    std::fs::create_dir_all(&www).unwrap();
+    std::fs::write(www.join("index.html"), "upstream-ok\n").unwrap();
+    let mut server = std::process::Command::new("ip")
+        .args(["netns", "exec", &up.ns, "busybox", "httpd", "-f", "-p", "198.51.100.5:8080", "-h", www.to_str().unwrap()])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let o = env.berth(&["run", "--rm", "busybox", "wget", "-q", "-O-", "http://198.51.100.5:8080/"]);
+    let _ = server.kill();
+    let _ = server.wait();
+    assert_eq!(o.stdout, "upstream-ok\n", "a container reaches the upstream host through the host's NAT: {o}");
+}
