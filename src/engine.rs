@@ -379,6 +379,22 @@ impl Engine {
         Ok(n)
     }
 
+    /// Everything `network graph` draws.
+    pub fn topology(&self) -> Result<network::Topology> {
+        let networks = self.networks()?;
+        let mut containers = Vec::new();
+        for c in self.containers(true)? {
+            let db = self.db();
+            let eps = network::endpoints_of_container(&db, &c.id)?;
+            if eps.is_empty() {
+                continue;
+            }
+            let ports = network::ports_of(&db, &c.id)?.into_iter().map(|p| format!("{}:{}->{}/{}", p.host_ip, p.host_port, p.container_port, p.proto)).collect();
+            containers.push((c.name.clone(), c.state.clone(), eps.into_iter().map(|e| (e.network.name, e.ip.to_string())).collect(), ports));
+        }
+        Ok(network::Topology { networks, containers })
+    }
+
     /// Published ports of a container.
     pub fn ports(&self, key: &str) -> Result<Vec<network::Published>> {
         let c = self.container(key)?;

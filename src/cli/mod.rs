@@ -207,6 +207,12 @@ enum NetworkCmd {
     },
     /// Disconnect a container from a network
     Disconnect { network: String, container: String },
+    /// Draw the topology: networks, containers, addresses, published ports
+    Graph {
+        /// dot (default), mermaid or svg
+        #[arg(long, default_value = "dot")]
+        format: String,
+    },
     /// Remove every network no container uses
     Prune {
         #[arg(short = 'f', long)]
@@ -977,6 +983,17 @@ fn network_cmd(e: &Engine, cmd: NetworkCmd) -> anyhow::Result<i32> {
         }
         NetworkCmd::Disconnect { network, container } => {
             e.network_disconnect(&network, &container)?;
+            Ok(0)
+        }
+        NetworkCmd::Graph { format } => {
+            let t = e.topology()?;
+            let out = match format.as_str() {
+                "dot" => crate::network::graph_dot(&t),
+                "mermaid" => crate::network::graph_mermaid(&t),
+                "svg" => crate::network::graph_svg(&t),
+                other => bail!("unknown graph format {other:?}: use dot, mermaid or svg"),
+            };
+            print!("{out}");
             Ok(0)
         }
         NetworkCmd::Prune { .. } => {

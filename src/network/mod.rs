@@ -532,3 +532,88 @@ pub fn sync_firewall(paths: &Paths, db: &Db) -> Result<()> {
     );
     crate::sys::nft::replace_table("ip", &table, &body).map_err(sys)
 }
+
+// ---- the picture ----
+
+/// What `network graph` draws: networks, containers with their addresses,
+/// and published ports.
+pub struct Topology {
+    pub networks: Vec<Network>,
+    /// (container name, state, [(network name, address)], ["8080->80/tcp"])
+    pub containers: Vec<(String, String, Vec<(String, String)>, Vec<String>)>,
+}
+
+fn esc(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('"', "\\\"")
+}
+
+pub fn graph_dot(t: &Topology) -> String {
+    let mut s = String::from("graph berth {\n  rankdir=LR;\n  node [fontname=\"Helvetica\"];\n");
+    for n in &t.networks {
+        s.push_str(&format!("  \"net:{0}\" [shape=box, style=rounded, label=\"{0}\\n{1}\"];\n", esc(&n.name), esc(&n.subnet)));
+    }
+    for (name, state, eps, ports) in &t.containers {
+        let mut label = format!("{}\\n{}", esc(name), esc(state));
+        for p in ports {
+            label.push_str(&format!("\\n{}", esc(p)));
+        }
+        s.push_str(&format!("  \"ctr:{}\" [shape=ellipse, label=\"{}\"];\n", esc(name), label));
+        for (net, ip) in eps {
+            s.push_str(&format!("  \"ctr:{}\" -- \"net:{}\" [label=\"{}\"];\n", esc(name), esc(net), esc(ip)));
+        }
+    }
+    s.push_str("}\n");
+    s
+}
+
+pub fn graph_mermaid(t: &Topology) -> String {
+    let id = |p: &str, n: &str| format!("{p}_{}", n.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect::<String>());
+    let mut s = String::from("graph LR\n");
+    for n in &t.networks {
+        s.push_str(&format!("  {}[\"{}<br/>{}\"]\n", id("net", &n.name), n.name, n.subnet));
+    }
+    for (name, state, eps, ports) in &t.containers {
+        let extra: String = ports.iter().map(|p| format!("<br/>{p}")).collect();
+        s.push_str(&format!("  {}((\"{}<br/>{}{}\"))\n", id("ctr", name), name, state, extra));
+        for (net, ip) in eps {
+            s.push_str(&format!("  {} ---|{}| {}\n", id("ctr", name), ip, id("net", net)));
+        }
+    }
+    s
+}
+
+/// A self-contained SVG: networks as a row of boxes, containers below,
+/// lines labelled with addresses.
+pub fn graph_svg(t: &Topology) -> String {
+    let (w_net, gap) = (180.0, 40.0);
+    let width = ((t.networks.len().max(t.containers.len()).max(1)) as f64) * (w_net + gap) + gap;
+    let mut s = format!("<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"320\" font-family=\"Helvetica\" font-size=\"12\">\n");
+    let net_x = |i: usize| gap + i as f64 * (w_net + gap);
+    let xml = |v: &str| v.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
+    for (ci, (_, _, eps, _)) in t.containers.iter().enumerate() {
+        for (net, ip) in eps {
+            if let Some(ni) = t.networks.iter().position(|n| &n.name == net) {
+                let (x1, y1, x2, y2) = (net_x(ni) + w_net / 2.0, 70.0, net_x(ci) + w_net / 2.0, 220.0);
+                s.push_str(&format!("  <line x1=\"{x1}\" y1=\"{y1}\" x2=\"{x2}\" y2=\"{y2}\" stroke=\"#888\"/>\n"));
+                s.push_str(&format!("  <text x=\"{}\" y=\"{}\" fill=\"#555\">{}</text>\n", (x1 + x2) / 2.0 + 4.0, (y1 + y2) / 2.0, xml(ip)));
+            }
+        }
+    }
+    for (i, n) in t.networks.iter().enumerate() {
+        let x = net_x(i);
+        s.push_str(&format!("  <rect x=\"{x}\" y=\"20\" width=\"{w_net}\" height=\"50\" rx=\"8\" fill=\"#e8f0fe\" stroke=\"#4a6fa5\"/>\n"));
+        s.push_str(&format!("  <text x=\"{}\" y=\"42\" font-weight=\"bold\">{}</text>\n", x + 10.0, xml(&n.name)));
+        s.push_str(&format!("  <text x=\"{}\" y=\"60\">{}</text>\n", x + 10.0, xml(&n.subnet)));
+    }
+    for (i, (name, state, _, ports)) in t.containers.iter().enumerate() {
+        let x = net_x(i);
+        s.push_str(&format!("  <rect x=\"{x}\" y=\"220\" width=\"{w_net}\" height=\"{}\" rx=\"20\" fill=\"#fef7e0\" stroke=\"#b08800\"/>\n", 44 + 14 * ports.len()));
+        s.push_str(&format!("  <text x=\"{}\" y=\"240\" font-weight=\"bold\">{}</text>\n", x + 12.0, xml(name)));
+        s.push_str(&format!("  <text x=\"{}\" y=\"256\">{}</text>\n", x + 12.0, xml(state)));
+        for (k, p) in ports.iter().enumerate() {
+            s.push_str(&format!("  <text x=\"{}\" y=\"{}\">{}</text>\n", x + 12.0, 270 + 14 * k, xml(p)));
+        }
+    }
+    s.push_str("</svg>\n");
+    s
+}

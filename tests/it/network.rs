@@ -274,3 +274,23 @@ fn egress_nat_reaches_an_upstream_host() {
     let _ = server.wait();
     assert_eq!(o.stdout, "upstream-ok\n", "a container reaches the upstream host through the host's NAT: {o}");
 }
+
+#[test]
+fn graph_draws_networks_containers_addresses_and_ports() {
+    let env = Env::new("graph_draws_networks_containers_addresses_and_ports");
+    let net = env.name("g");
+    env.ok(&["network", "create", "--subnet", "10.215.3.0/24", &net]);
+    let c = env.name("c");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    env.run_detached(&c, &["--network", &net, "--ip", "10.215.3.7", "-p", &format!("{port}:80"), "busybox", "sleep", "60"]);
+    let dot = env.ok(&["network", "graph"]);
+    assert!(dot.starts_with("graph berth {"), "{dot}");
+    assert!(dot.contains(&format!("\"ctr:{c}\" -- \"net:{net}\" [label=\"10.215.3.7\"]")), "{dot}");
+    assert!(dot.contains(&format!("0.0.0.0:{port}->80/tcp")), "{dot}");
+    let mm = env.ok(&["network", "graph", "--format", "mermaid"]);
+    assert!(mm.starts_with("graph LR") && mm.contains("10.215.3.7"), "{mm}");
+    let svg = env.ok(&["network", "graph", "--format", "svg"]);
+    assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>") && svg.contains(&c) && svg.contains("10.215.3.0/24"), "{svg}");
+    let o = env.berth(&["network", "graph", "--format", "png"]);
+    assert_eq!(o.code, 125, "{o}");
+}
