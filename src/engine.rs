@@ -591,8 +591,13 @@ impl Engine {
         Ok(c.name)
     }
 
+    /// Renames; peers' hosts files follow the new name.
     pub fn rename(&self, key: &str, new: &str) -> Result<()> {
-        Ok(container::rename(&mut self.db(), key, new)?)
+        container::rename(&mut self.db(), key, new)?;
+        for ep in self.endpoints(new)? {
+            self.refresh_hosts(&ep.network)?;
+        }
+        Ok(())
     }
 
     pub fn logs(&self, key: &str) -> Result<Vec<LogLine>> {

@@ -294,3 +294,35 @@ fn graph_draws_networks_containers_addresses_and_ports() {
     let o = env.berth(&["network", "graph", "--format", "png"]);
     assert_eq!(o.code, 125, "{o}");
 }
+
+#[test]
+fn router_lab_joins_two_subnets() {
+    let env = Env::new("router_lab_joins_two_subnets");
+    let (n1, n2) = (env.name("l1"), env.name("l2"));
+    env.ok(&["network", "create", "--subnet", "10.216.1.0/24", &n1]);
+    env.ok(&["network", "create", "--subnet", "10.216.2.0/24", &n2]);
+    let r = env.name("router");
+    env.run_detached(&r, &["--network", &n1, "--ip", "10.216.1.254", "--sysctl", "net.ipv4.ip_forward=1", "busybox", "sleep", "120"]);
+    env.ok(&["network", "connect", "--ip", "10.216.2.254", &n2, &r]);
+    let (h1, h2) = (env.name("h1"), env.name("h2"));
+    env.run_detached(&h1, &["--network", &n1, "--ip", "10.216.1.10", "--cap-add", "NET_ADMIN", "busybox", "sleep", "120"]);
+    env.run_detached(&h2, &["--network", &n2, "--ip", "10.216.2.10", "--cap-add", "NET_ADMIN", "busybox", "sleep", "120"]);
+    env.ok(&["exec", &h1, "ip", "route", "add", "10.216.2.0/24", "via", "10.216.1.254"]);
+    env.ok(&["exec", &h2, "ip", "route", "add", "10.216.1.0/24", "via", "10.216.2.254"]);
+    let o = env.berth(&["exec", &h1, "ping", "-c", "2", "-W", "2", "10.216.2.10"]);
+    assert_eq!(o.code, 0, "h1 reaches h2 through the router: {o}");
+    assert!(o.stdout.contains("ttl=63"), "one hop: the router forwarded it: {o}");
+}
+
+#[test]
+fn names_follow_rename() {
+    let env = Env::new("names_follow_rename");
+    let net = env.name("rn");
+    env.ok(&["network", "create", &net]);
+    let (a, b, b2) = (env.name("a"), env.name("b"), env.name("b2"));
+    env.run_detached(&a, &["--network", &net, "busybox", "sleep", "60"]);
+    env.run_detached(&b, &["--network", &net, "busybox", "sleep", "60"]);
+    env.ok(&["rename", &b, &b2]);
+    assert_eq!(env.berth(&["exec", &a, "ping", "-c", "1", "-W", "1", &b2]).code, 0, "the new name resolves");
+    assert_ne!(env.berth(&["exec", &a, "ping", "-c", "1", "-W", "1", &b]).code, 0, "the old one does not");
+}
