@@ -18,6 +18,20 @@
                                            lines (stderr, then stdout) holding
                                            TEXT (and not NOT) is stored under
                                            counts.LABEL in the JSON.
+  bench.py cycle DIR FIG N WARMUP       bring-up / teardown pairs: for each
+                                         engine NAME with DIR/FIG.NAME.up and
+                                         FIG.NAME.down (argv), WARMUP+N rounds,
+                                         engines interleaved in a rotating
+                                         order; per round and engine: up
+                                         (timed), FIG.NAME.upcheck (untimed),
+                                         down (timed), FIG.NAME.downcheck
+                                         (untimed). The wall times go to
+                                         DIR/FIGup.NAME.json, FIGdown.NAME.json
+                                         and their per-round sum to
+                                         FIGall.NAME.json. A failing step runs
+                                         FIG.NAME.reset (untimed) and drops the
+                                         engine (the reason in FIGup.NAME.skip,
+                                         FIGdown.NAME.skip, FIGall.NAME.skip).
   bench.py pss OUT EXE ARG ID...         for each ID, find the process whose
                                          argv[0] basename is EXE, whose argv
                                          holds ARG ("-" for none) and ID, and
@@ -179,6 +193,86 @@ def cmd_time(args):
         extra = "".join(f"; {label} {' '.join(map(str, c))}" for label, c in counted[name].items())
         print(f"    {name:<12} median {s['median']:7.2f} ms (p10 {s['p10']:7.2f}, p90 {s['p90']:7.2f}, "
               f"min {s['min']:7.2f}, max {s['max']:7.2f}) over {n} runs{extra}")
+
+
+# ---------------------------------------------------------------- cycle
+
+def cmd_cycle(args):
+    """Bring-up and teardown, timed as a pair: a teardown always follows its
+    engine's bring-up before the next engine's turn, so that no two engines'
+    containers ever run at the same time."""
+    if len(args) != 4:
+        die("usage: cycle DIR FIG N WARMUP")
+    d, fig, n, warmup = args[0], args[1], int(args[2]), int(args[3])
+    steps = {}
+    for f in sorted(os.listdir(d)):
+        if f.startswith(fig + ".") and f.endswith(".up"):
+            name = f[len(fig) + 1:-3]
+            base = os.path.join(d, f"{fig}.{name}")
+            steps[name] = {s: read_argv(f"{base}.{s}") for s in ("up", "down", "upcheck", "downcheck", "reset")}
+    order = [x for x in ("berth", "berth-cli", "docker", "podman") if x in steps]
+    order += [x for x in steps if x not in order]
+    samples = {name: {"up": [], "down": [], "all": []} for name in order}
+    alive = list(order)
+    settle = float(os.environ.get("BENCH_SETTLE_MS", "50")) / 1000.0
+
+    def drop(name, msg):
+        for part in ("up", "down", "all"):
+            with open(os.path.join(d, f"{fig}{part}.{name}.skip"), "w") as fh:
+                fh.write(f"failed: {msg}\n")
+        print(f"  {fig} {name}: failed, dropped: {msg}", file=sys.stderr)
+        alive.remove(name)
+        if steps[name]["reset"]:
+            try:
+                run_once(steps[name]["reset"])
+            except RunError as e:
+                print(f"  {fig} {name}: reset failed too: {e}", file=sys.stderr)
+
+    def one(name, measured):
+        st = steps[name]
+        try:
+            t_up, _ = run_once(st["up"])
+        except RunError as e:
+            return drop(name, f"bring-up: {e}")
+        try:
+            if st["upcheck"]:
+                run_once(st["upcheck"])
+        except RunError as e:
+            return drop(name, f"check after bring-up: {e}")
+        time.sleep(settle)
+        try:
+            t_down, _ = run_once(st["down"])
+        except RunError as e:
+            return drop(name, f"teardown: {e}")
+        try:
+            if st["downcheck"]:
+                run_once(st["downcheck"])
+        except RunError as e:
+            return drop(name, f"check after teardown: {e}")
+        if measured:
+            samples[name]["up"].append(t_up)
+            samples[name]["down"].append(t_down)
+            samples[name]["all"].append(t_up + t_down)
+        print(f"    {'' if measured else 'warm-up '}{name:<10} up {t_up:9.1f} ms, down {t_down:9.1f} ms", flush=True)
+
+    for _ in range(warmup):
+        for name in list(alive):
+            one(name, False)
+            time.sleep(settle)
+    for r in range(n):
+        k = r % len(alive) if alive else 0
+        for name in alive[k:] + alive[:k]:
+            one(name, True)
+            time.sleep(settle)
+    for name in alive:
+        for part in ("up", "down", "all"):
+            xs = samples[name][part]
+            s = summary(xs)
+            s["samples"] = xs
+            with open(os.path.join(d, f"{fig}{part}.{name}.json"), "w") as f:
+                json.dump(s, f)
+        print(f"    {name:<10} median up {percentile(samples[name]['up'], 50):9.1f} ms, "
+              f"down {percentile(samples[name]['down'], 50):9.1f} ms over {n} rounds")
 
 
 # ---------------------------------------------------------------- pss
@@ -405,6 +499,92 @@ def build_sections(d):
     return out
 
 
+NET_TARGET = 5.0  # berth at least this many times faster than docker
+NET_PEERS = ["docker", "podman"]
+
+
+def pooled(d, names):
+    """One summary from the samples of several figures (None if none ran)."""
+    xs = []
+    for name in names:
+        s = load(d, name)
+        if s:
+            xs += s["samples"]
+    if not xs:
+        return None
+    s = summary(xs)
+    s["samples"] = xs
+    return s
+
+
+def net_sections(d):
+    info = {}
+    if os.path.exists(os.path.join(d, "net.info.json")):
+        with open(os.path.join(d, "net.info.json")) as f:
+            info = json.load(f)
+    count = info.get("count", 50)
+
+    def per(s):
+        return f"{s['median'] / count:7.2f} ms per container"
+
+    def versus(b, peers):
+        parts = []
+        for peer, s in peers:
+            if s is None:
+                continue
+            x = s["median"] / b["median"]
+            t = f"{x:.2f}x faster than {peer}" if x >= 1 else f"{1 / x:.2f}x slower than {peer}"
+            if peer == "docker":
+                t += f" (target >= {NET_TARGET:g}x: {verdict(x >= NET_TARGET)})"
+            parts.append(t)
+        return "; ".join(parts)
+
+    out = []
+    titles = {"up": f"net up {count}", "down": f"net down {count}", "all": "net up+down"}
+    for part in ("up", "down", "all"):
+        fig = f"net{part}"
+        if not present(d, fig):
+            continue
+        peers = [(p, load(d, f"{fig}.{p}")) for p in NET_PEERS]
+        if part == "up":
+            # the bring-up is the same for both berth rows: their samples pooled
+            berths = [("berth", pooled(d, [f"{fig}.berth", f"{fig}.berth-cli"]), ["berth", "berth-cli"])]
+        else:
+            berths = [("berth", load(d, f"{fig}.berth"), ["berth"]), ("berth-cli", load(d, f"{fig}.berth-cli"), ["berth-cli"])]
+        lines = []
+        title = titles[part]
+        for name, b, srcs in berths:
+            if b is None:
+                reason = next((r for r in (skip_reason(d, f"{fig}.{x}") for x in srcs) if r), "not measured")
+                lines.append(f"{title:<{TW}} {name:<{NW}} {reason}")
+            else:
+                lines.append(f"{title:<{TW}} {name:<{NW}} {fmt_t(b)}  {per(b)}  {versus(b, peers)}")
+            title = ""
+        for peer, s in peers:
+            if s is None:
+                lines.append(f"{'':<{TW}} {peer:<{NW}} skipped: {skip_reason(d, f'{fig}.{peer}') or 'not measured'}")
+            else:
+                lines.append(f"{'':<{TW}} {peer:<{NW}} {fmt_t(s)}  {per(s)}")
+        if part == "up":
+            lines.append(f"{'':<{TW}} {'':<{NW}} network create + {count} detached `sleep` containers on it, all running: "
+                         f"berth: one `berth run` of a script whose run_all() starts the {count} in parallel "
+                         f"(berth row: the rounds of both berth rows below); docker, podman: {count} `run -d` by "
+                         f"xargs -P {info.get('par', 8)}")
+        elif part == "down":
+            lines.append(f"{'':<{TW}} {'':<{NW}} every container removed with force, then the network: berth: a script "
+                         f"(containers(#{{all: true}}) each .remove(#{{force: true}}), network(NAME).remove()); "
+                         f"berth-cli: `berth rm -f $(berth ps -aq) && berth network rm`; "
+                         f"docker: `docker rm -f $(docker ps -aq) && docker network rm`; podman: the same with `rm -f -t 0`")
+        else:
+            lines.append(f"{'':<{TW}} {'':<{NW}} per round, the bring-up plus the teardown that followed it")
+            chk = read_text(d, "net.checks")
+            if chk:
+                for l in chk.splitlines():
+                    lines.append(f"{'':<{TW}} {'':<{NW}} {l}")
+        out.append(lines)
+    return out
+
+
 def cmd_report(args):
     d = args[0]
     peers = ["crun", "runc", "podman", "docker"]
@@ -440,6 +620,7 @@ def cmd_report(args):
     if present(d, "pull"):
         out.extend(pull_sections(d))
     out.extend(build_sections(d))
+    out.extend(net_sections(d))
     if not out:
         print("(no figures: every section was skipped)")
         return
@@ -453,9 +634,9 @@ def cmd_report(args):
 
 def main():
     if len(sys.argv) < 2:
-        die("usage: bench.py time|pss|report ...")
+        die("usage: bench.py time|cycle|pss|report ...")
     cmd, args = sys.argv[1], sys.argv[2:]
-    {"time": cmd_time, "pss": cmd_pss, "report": cmd_report}.get(
+    {"time": cmd_time, "cycle": cmd_cycle, "pss": cmd_pss, "report": cmd_report}.get(
         cmd, lambda a: die(f"unknown command {cmd}"))(args)
 
 
