@@ -205,6 +205,14 @@ impl Engine {
     // ---- containers ----
 
     pub fn create(&self, spec: &RunSpec) -> Result<Container> {
+        // The default network is made through the door that also writes its
+        // firewall rules (egress NAT, isolation).
+        if spec.network.as_deref().is_none_or(|n| n == network::DEFAULT) && network::get(&self.db(), network::DEFAULT).is_err() {
+            match self.network_create(&network::NetworkSpec { name: network::DEFAULT.into(), ..Default::default() }) {
+                Ok(_) | Err(EngineError::Network(network::NetworkError::Exists(_))) => {}
+                Err(e) => return Err(e),
+            }
+        }
         Ok(container::create(&self.paths, &mut self.db(), spec)?)
     }
 
@@ -346,22 +354,44 @@ impl Engine {
             return Ok(());
         }
         network::setup(&self.paths, &c.id, &eps).map_err(|e| EngineError::Other(format!("setting up the network of {}: {e}", c.name)))?;
-        network::sync_firewall(&self.paths, &self.db())?;
+        // Only published ports depend on containers; the networks' own
+        // rules were written when they were made.
+        if !network::ports_of(&self.db(), &c.id)?.is_empty() {
+            self.sync_firewall()?;
+        }
         for ep in &eps {
             self.refresh_hosts(&ep.network)?;
         }
         Ok(())
     }
 
+    /// Rewrites this root's nftables table from the store, running `nft`
+    /// after the database is released.
+    fn sync_firewall(&self) -> Result<()> {
+        let rules = network::firewall_rules(&self.db())?;
+        Ok(network::apply_firewall(&self.paths, rules.as_deref())?)
+    }
+
     /// Rewrites /etc/hosts of every container on `net` (in place: the file
     /// is bind-mounted, so its inode must stay).
     fn refresh_hosts(&self, net: &network::Network) -> Result<()> {
-        let db = self.db();
-        let name_of = |id: &str| container::get(&db, id).ok().map(|c| c.name);
-        for (cid, _, _) in network::endpoints_of_network(&db, net)? {
-            let Ok(c) = container::get(&db, &cid) else { continue };
-            let hostname = std::fs::read_to_string(self.paths.container_dir(&cid).join("hostname")).unwrap_or_default().trim().to_string();
-            let text = network::hosts_file(&db, &cid, &c.name, &hostname, &name_of)?;
+        let members: Vec<String> = network::endpoints_of_network(&self.db(), net)?.into_iter().map(|(c, _, _)| c).collect();
+        self.write_hosts(&members)
+    }
+
+    fn write_hosts(&self, targets: &[String]) -> Result<()> {
+        let files = {
+            let db = self.db();
+            let names: std::collections::HashMap<String, (String, String)> = container::list(&db)?
+                .into_iter()
+                .map(|c| {
+                    let hostname = std::fs::read_to_string(self.paths.container_dir(&c.id).join("hostname")).unwrap_or_default().trim().to_string();
+                    (c.id, (c.name, hostname))
+                })
+                .collect();
+            network::hosts_files(&db, targets, &names)?
+        };
+        for (cid, text) in files {
             let p = self.paths.container_dir(&cid).join("hosts");
             if let Ok(mut f) = std::fs::OpenOptions::new().write(true).truncate(true).open(&p) {
                 let _ = f.write_all(text.as_bytes());
@@ -373,9 +403,8 @@ impl Engine {
     // ---- networks ----
 
     pub fn network_create(&self, spec: &network::NetworkSpec) -> Result<network::Network> {
-        let mut db = self.db();
-        let n = network::create(&self.paths, &mut db, spec)?;
-        network::sync_firewall(&self.paths, &db)?;
+        let n = network::create(&self.paths, &mut self.db(), spec)?;
+        self.sync_firewall()?;
         Ok(n)
     }
 
@@ -423,7 +452,8 @@ impl Engine {
         let mut db = self.db();
         let names: Vec<(String, String)> = container::list(&db)?.into_iter().map(|c| (c.id, c.name)).collect();
         let n = network::remove(&mut db, key, |id| names.iter().find(|(i, _)| i == id).map(|(_, n)| n.clone()).unwrap_or_else(|| id[..12].to_string()))?;
-        network::sync_firewall(&self.paths, &db)?;
+        drop(db);
+        self.sync_firewall()?;
         Ok(n)
     }
 
@@ -473,14 +503,7 @@ impl Engine {
         network::detach(&mut self.db(), &c.id, &n)?;
         self.refresh_hosts(&n)?;
         // Its own file no longer lists the peers of that network.
-        let db = self.db();
-        let name_of = |id: &str| container::get(&db, id).ok().map(|c| c.name);
-        let hostname = std::fs::read_to_string(self.paths.container_dir(&c.id).join("hostname")).unwrap_or_default().trim().to_string();
-        let text = network::hosts_file(&db, &c.id, &c.name, &hostname, &name_of)?;
-        if let Ok(mut f) = std::fs::OpenOptions::new().write(true).truncate(true).open(self.paths.container_dir(&c.id).join("hosts")) {
-            let _ = f.write_all(text.as_bytes());
-        }
-        Ok(())
+        self.write_hosts(std::slice::from_ref(&c.id))
     }
 
     fn connect(&self, c: &Container) -> Option<UnixStream> {
@@ -581,13 +604,23 @@ impl Engine {
             }
             self.control_and_wait(&c, attach::KILL, libc::SIGKILL, Some(Duration::from_secs(10)))?;
         }
-        let mut db = self.db();
-        match container::get(&db, &c.id) {
-            Ok(c) => container::delete(&self.paths, &mut db, &c)?,
-            Err(ContainerError::NotFound(_)) => {}
-            Err(e) => return Err(e.into()),
+        let had_ports = !network::ports_of(&self.db(), &c.id)?.is_empty();
+        let nets: Vec<network::Network> = network::endpoints_of_container(&self.db(), &c.id)?.into_iter().map(|e| e.network).collect();
+        {
+            let mut db = self.db();
+            match container::get(&db, &c.id) {
+                Ok(c) => container::delete(&self.paths, &mut db, &c)?,
+                Err(ContainerError::NotFound(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
         }
-        network::sync_firewall(&self.paths, &db)?;
+        if had_ports {
+            self.sync_firewall()?;
+        }
+        // Peers forget its name.
+        for n in &nets {
+            self.refresh_hosts(n)?;
+        }
         Ok(c.name)
     }
 

@@ -379,27 +379,43 @@ pub fn teardown(paths: &Paths, container_id: &str) {
     }
 }
 
-/// The hosts file of a container: itself and its peers on every network
-/// it shares with them, by name and alias.
-pub fn hosts_file(db: &Db, container_id: &str, own_name: &str, hostname: &str, name_of: &dyn Fn(&str) -> Option<String>) -> Result<String> {
-    let mut s = String::from("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n");
-    let eps = endpoints_of_container(db, container_id)?;
-    if let Some(first) = eps.first() {
-        s.push_str(&format!("{}\t{hostname} {own_name}\n", first.ip));
+/// Hosts files for `targets`, computed from one read of the endpoints:
+/// each lists the container itself and its peers on every network it
+/// shares with them, by name and alias. `names` maps container id to
+/// (name, hostname).
+pub fn hosts_files(db: &Db, targets: &[String], names: &std::collections::HashMap<String, (String, String)>) -> Result<Vec<(String, String)>> {
+    schema(db)?;
+    let rows: Vec<(String, String, String, String, i64)> = {
+        let mut st = db.conn.prepare("SELECT container_id, network_id, ip, aliases, position FROM endpoints ORDER BY position").map_err(StoreError::from)?;
+        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))).map_err(StoreError::from)?.filter_map(|r| r.ok()).collect()
+    };
+    let mut by_net: std::collections::HashMap<&str, Vec<&(String, String, String, String, i64)>> = std::collections::HashMap::new();
+    for r in &rows {
+        by_net.entry(r.1.as_str()).or_default().push(r);
     }
-    for ep in &eps {
-        for (peer, ip, aliases) in endpoints_of_network(db, &ep.network)? {
-            if peer == container_id {
-                continue;
-            }
-            if let Some(n) = name_of(&peer) {
-                let mut names = vec![n];
-                names.extend(aliases);
-                s.push_str(&format!("{ip}\t{}\n", names.join(" ")));
+    let mut out = Vec::new();
+    for cid in targets {
+        let Some((own, hostname)) = names.get(cid) else { continue };
+        let mut s = String::from("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n");
+        let mine: Vec<&(String, String, String, String, i64)> = rows.iter().filter(|r| &r.0 == cid).collect();
+        if let Some(first) = mine.first() {
+            s.push_str(&format!("{}\t{hostname} {own}\n", first.2));
+        }
+        for ep in &mine {
+            for peer in by_net.get(ep.1.as_str()).map(|v| v.as_slice()).unwrap_or(&[]) {
+                if &peer.0 == cid {
+                    continue;
+                }
+                if let Some((n, _)) = names.get(&peer.0) {
+                    let mut all = vec![n.clone()];
+                    all.extend(serde_json::from_str::<Vec<String>>(&peer.3).unwrap_or_default());
+                    s.push_str(&format!("{}\t{}\n", peer.2, all.join(" ")));
+                }
             }
         }
+        out.push((cid.clone(), s));
     }
-    Ok(s)
+    Ok(out)
 }
 
 // ---- published ports ----
@@ -477,15 +493,32 @@ pub fn table_name(paths: &Paths) -> String {
 /// itself including loopback, and from other containers). No networks, no
 /// table.
 pub fn sync_firewall(paths: &Paths, db: &Db) -> Result<()> {
-    schema(db)?;
+    let rules = firewall_rules(db)?;
+    apply_firewall(paths, rules.as_deref())
+}
+
+/// Writes (or, with no networks, removes) this root's table. Runs `nft`,
+/// so callers do it without holding the database.
+pub fn apply_firewall(paths: &Paths, rules: Option<&str>) -> Result<()> {
     let table = table_name(paths);
-    let nets = list(db)?;
     let sys = |err| NetworkError::System { net: "firewall".into(), err };
-    if nets.is_empty() {
-        if crate::sys::nft::table_exists("ip", &table) {
-            crate::sys::nft::delete_table("ip", &table).map_err(sys)?;
+    match rules {
+        Some(body) => crate::sys::nft::replace_table("ip", &table, body).map_err(sys),
+        None => {
+            if crate::sys::nft::table_exists("ip", &table) {
+                crate::sys::nft::delete_table("ip", &table).map_err(sys)?;
+            }
+            Ok(())
         }
-        return Ok(());
+    }
+}
+
+/// The table's body from the store; None when there is no network.
+pub fn firewall_rules(db: &Db) -> Result<Option<String>> {
+    schema(db)?;
+    let nets = list(db)?;
+    if nets.is_empty() {
+        return Ok(None);
     }
     let mut dnat = Vec::new();
     let mut rows: Vec<(String, String, u16, u16, String)> = Vec::new();
@@ -530,7 +563,7 @@ pub fn sync_firewall(paths: &Paths, db: &Db) -> Result<()> {
         dnat.iter().map(|r| format!("    {r}\n")).collect::<String>(),
         post.iter().map(|r| format!("    {r}\n")).collect::<String>(),
     );
-    crate::sys::nft::replace_table("ip", &table, &body).map_err(sys)
+    Ok(Some(body))
 }
 
 // ---- the picture ----

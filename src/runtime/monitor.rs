@@ -223,9 +223,12 @@ impl Monitor {
     fn finish(&mut self, failed: Option<InitError>) {
         let code = container::get(db_of(&mut self.db, &self.paths), &self.id).map(|c| c.exit_code).unwrap_or(EXIT_ENGINE);
         if self.autoremove {
+            let had_ports = crate::network::ports_of(db_of(&mut self.db, &self.paths), &self.id).map(|p| !p.is_empty()).unwrap_or(false);
             let _ = container::forget(db_of(&mut self.db, &self.paths), &self.id);
             // Its published ports leave the firewall with it.
-            let _ = crate::network::sync_firewall(&self.paths, db_of(&mut self.db, &self.paths));
+            if had_ports {
+                let _ = crate::network::sync_firewall(&self.paths, db_of(&mut self.db, &self.paths));
+            }
         } else {
             let _ = container::record_monitor_gone(db_of(&mut self.db, &self.paths), &self.id);
         }
