@@ -516,15 +516,7 @@ impl Engine {
         let Some(mut s) = self.connect(c) else { return Ok(()) };
         attach::write_frame(&mut s, attach::HELLO, &[0]).map_err(other("attach"))?;
         attach::write_frame(&mut s, kind, &attach::i32_payload(arg)).map_err(other("attach"))?;
-        if let Some(t) = timeout {
-            let _ = s.set_read_timeout(Some(t));
-        }
-        let mut buf = [0u8; 256];
-        while let Ok(n) = s.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-        }
+        wait_closed(&mut s, timeout);
         Ok(())
     }
 
@@ -827,7 +819,14 @@ fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
 /// files); the socket closes when it is done. Waiting for that makes a
 /// returned `run` a finished one, as docker's is.
 fn wait_monitor_gone(sock: &mut UnixStream) {
-    let _ = sock.set_read_timeout(Some(Duration::from_secs(5)));
+    wait_closed(sock, Some(Duration::from_secs(5)));
+}
+
+/// Reads and drops whatever comes until the peer closes (or `timeout`).
+fn wait_closed(sock: &mut UnixStream, timeout: Option<Duration>) {
+    if timeout.is_some() {
+        let _ = sock.set_read_timeout(timeout);
+    }
     let mut buf = [0u8; 512];
     while let Ok(n) = sock.read(&mut buf) {
         if n == 0 {

@@ -493,10 +493,6 @@ impl Ctx<'_> {
         hex::encode(h.finalize())
     }
 
-    fn cache_key(&self, st: &mut State, ins: &Instruction, extra: &str) -> Result<String> {
-        Ok(self.chain_after(st, ins, extra))
-    }
-
     /// Reuses a cached result: the step's image becomes the state.
     fn try_cache(&self, st: &mut State, key: &str) -> Result<bool> {
         if self.opts.no_cache {
@@ -530,7 +526,7 @@ impl Ctx<'_> {
         if script.is_empty() {
             return Err(at(&self.file, ins.line, "RUN needs a command"));
         }
-        let key = self.cache_key(st, ins, "")?;
+        let key = self.chain_after(st, ins, "");
         if self.try_cache(st, &key)? {
             return Ok(());
         }
@@ -625,7 +621,7 @@ impl Ctx<'_> {
         for (n, c) in &heredoc_files {
             h.update(format!("{n}\0{c}").as_bytes());
         }
-        let key = self.cache_key(st, ins, &hex::encode(h.finalize()))?;
+        let key = self.chain_after(st, ins, &hex::encode(h.finalize()));
         if self.try_cache(st, &key)? {
             if let Some(m) = mounted {
                 m.release();
@@ -709,13 +705,7 @@ impl Ctx<'_> {
                 state_of(self.engine, &img).map_err(BuildError::Other)?
             }
         };
-        let chains = chains_of(&st);
-        let db = self.engine.db();
-        let mut dirs = Vec::new();
-        for c in chains.iter().rev() {
-            dirs.push(self.engine.paths.layer_dir(c).join("diff"));
-        }
-        drop(db);
+        let dirs: Vec<PathBuf> = chains_of(&st).iter().rev().map(|c| self.engine.paths.layer_dir(c).join("diff")).collect();
         match dirs.len() {
             0 => Err(at(&self.file, ins.line, format!("COPY --from={r}: the stage has no files"))),
             1 => Ok((dirs[0].clone(), None)),

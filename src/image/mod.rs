@@ -646,8 +646,9 @@ pub fn remove(paths: &Paths, db: &mut Db, name: &str, force: bool, users: &[Stri
             .collect()
     };
     let ours = named(&std::fs::read(paths.blob(&img.manifest)).unwrap_or_default());
+    let others = list(db)?;
     let mut still_named: Vec<String> = Vec::new();
-    for other in list(db)? {
+    for other in &others {
         still_named.extend(named(&std::fs::read(paths.blob(&other.manifest)).unwrap_or_default()));
     }
     let in_layers: Vec<String> = {
@@ -655,11 +656,10 @@ pub fn remove(paths: &Paths, db: &mut Db, name: &str, force: bool, users: &[Stri
         st.query_map([], |r| r.get(0)).map_err(StoreError::from)?.filter_map(|r| r.ok()).collect()
     };
     blobs.extend(ours.into_iter().filter(|b| !still_named.contains(b) && !in_layers.contains(b)));
-    let other_manifests: Vec<String> = list(db)?.into_iter().map(|i| i.manifest).collect();
     for b in blobs.iter().chain([&id]) {
         let _ = std::fs::remove_file(paths.blob(b));
     }
-    if !other_manifests.contains(&img.manifest) {
+    if !others.iter().any(|o| o.manifest == img.manifest) {
         let _ = std::fs::remove_file(paths.blob(&img.manifest));
     }
     for l in &orphans {

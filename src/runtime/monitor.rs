@@ -461,32 +461,13 @@ impl Monitor {
                     Err(_) => self.close_stream(&mut run, stream),
                 }
             }
-            // Clients may have been dropped meanwhile (a failed write in
-            // broadcast), so find each by its fd, not by its index.
             for (fd, r) in fds[client_base..].iter().map(|f| f.0).zip(rev[client_base..].iter()) {
                 if *r == 0 {
                     continue;
                 }
-                let Some(k) = self.clients.iter().position(|c| c.stream.as_raw_fd() == fd) else { continue };
-                let mut tmp = [0u8; 8192];
-                let n = match std::io::Read::read(&mut &self.clients[k].stream, &mut tmp) {
-                    Ok(0) => {
-                        self.clients.remove(k);
-                        continue;
-                    }
-                    Ok(n) => n,
-                    Err(x) if x.kind() == std::io::ErrorKind::WouldBlock => continue,
-                    Err(_) => {
-                        self.clients.remove(k);
-                        continue;
-                    }
-                };
-                self.clients[k].buf.extend_from_slice(&tmp[..n]);
-                let frames = attach::take_frames(&mut self.clients[k].buf);
+                let Some((k, frames)) = self.read_client(fd) else { continue };
                 for (kind, p) in frames {
-                    if k < self.clients.len() {
-                        self.handle(k, kind, &p, &mut run);
-                    }
+                    self.handle(k, kind, &p, &mut run);
                 }
             }
         }
@@ -570,23 +551,42 @@ impl Monitor {
                     self.add_client(s, false);
                 }
             }
-            for k in 0..rev.len() - 1 {
-                if rev[k + 1] == 0 || k >= self.clients.len() {
+            for (fd, r) in fds[1..].iter().map(|f| f.0).zip(rev[1..].iter()) {
+                if *r == 0 {
                     continue;
                 }
-                let mut tmp = [0u8; 4096];
-                if let Ok(n) = std::io::Read::read(&mut &self.clients[k].stream, &mut tmp) {
-                    self.clients[k].buf.extend_from_slice(&tmp[..n]);
-                    for (kind, _) in attach::take_frames(&mut self.clients[k].buf) {
-                        if kind == attach::STOP || kind == attach::KILL {
-                            self.manual_stop = true;
-                            return false;
-                        }
-                    }
+                let Some((_, frames)) = self.read_client(fd) else { continue };
+                if frames.iter().any(|(kind, _)| *kind == attach::STOP || *kind == attach::KILL) {
+                    self.manual_stop = true;
+                    return false;
                 }
             }
         }
         true
+    }
+
+    /// Reads what client `fd` sent: its index and the complete frames, or
+    /// None when nothing complete arrived. A client that closed or failed is
+    /// dropped. Clients may have been dropped since the poll (a failed write
+    /// in broadcast), so they are found by fd, not by index.
+    fn read_client(&mut self, fd: RawFd) -> Option<(usize, Vec<(u8, Vec<u8>)>)> {
+        let k = self.clients.iter().position(|c| c.stream.as_raw_fd() == fd)?;
+        let mut tmp = [0u8; 8192];
+        match std::io::Read::read(&mut &self.clients[k].stream, &mut tmp) {
+            Ok(0) => {
+                self.clients.remove(k);
+                None
+            }
+            Ok(n) => {
+                self.clients[k].buf.extend_from_slice(&tmp[..n]);
+                Some((k, attach::take_frames(&mut self.clients[k].buf)))
+            }
+            Err(x) if x.kind() == std::io::ErrorKind::WouldBlock => None,
+            Err(_) => {
+                self.clients.remove(k);
+                None
+            }
+        }
     }
 
     fn output(&mut self, stream: usize, data: &[u8]) {

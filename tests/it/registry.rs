@@ -142,6 +142,21 @@ fn login_with_basic_auth() {
     assert!(o.stdout.contains("lab/private"), "{o}");
 }
 
+/// Reads one HTTP request's head from the test servers below; returns its
+/// request line.
+fn read_request(s: &TcpStream) -> Option<String> {
+    let mut r = BufReader::new(s.try_clone().ok()?);
+    let mut line = String::new();
+    r.read_line(&mut line).ok()?;
+    loop {
+        let mut h = String::new();
+        if r.read_line(&mut h).is_err() || h == "\r\n" || h.is_empty() {
+            break;
+        }
+    }
+    Some(line)
+}
+
 /// Serves one image whose layer bytes do not match the manifest's digest.
 fn lying_registry() -> (String, std::thread::JoinHandle<()>) {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -161,17 +176,7 @@ fn lying_registry() -> (String, std::thread::JoinHandle<()>) {
         for s in l.incoming().take(20) {
             let Ok(mut s) = s else { continue };
             let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
-            let mut r = BufReader::new(s.try_clone().unwrap());
-            let mut line = String::new();
-            if r.read_line(&mut line).is_err() {
-                continue;
-            }
-            loop {
-                let mut h = String::new();
-                if r.read_line(&mut h).is_err() || h == "\r\n" || h.is_empty() {
-                    break;
-                }
-            }
+            let Some(line) = read_request(&s) else { continue };
             let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
             let (ct, body): (&str, Vec<u8>) = if path == "/v2/" {
                 ("application/json", b"{}".to_vec())
@@ -353,15 +358,7 @@ fn search_uses_docker_hubs_search_api() {
     let addr = l.local_addr().unwrap().to_string();
     let h = std::thread::spawn(move || {
         let (mut s, _) = l.accept().unwrap();
-        let mut r = BufReader::new(s.try_clone().unwrap());
-        let mut line = String::new();
-        r.read_line(&mut line).unwrap();
-        loop {
-            let mut h = String::new();
-            if r.read_line(&mut h).is_err() || h == "\r\n" || h.is_empty() {
-                break;
-            }
-        }
+        let line = read_request(&s).expect("a request");
         let body = r#"{"results":[{"name":"nginx","description":"Official build of Nginx.","star_count":20000,"is_official":true},{"name":"someone/nginx-extra","description":"x","star_count":3,"is_official":false}]}"#;
         write!(s, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).unwrap();
         line
@@ -398,17 +395,7 @@ fn slow_registry() -> String {
             let Ok(mut s) = s else { continue };
             let (manifest, config, layer, config_digest) = (manifest.clone(), config.clone(), layer.clone(), config_digest.clone());
             std::thread::spawn(move || {
-                let mut r = BufReader::new(s.try_clone().unwrap());
-                let mut line = String::new();
-                if r.read_line(&mut line).is_err() {
-                    return;
-                }
-                loop {
-                    let mut h = String::new();
-                    if r.read_line(&mut h).is_err() || h == "\r\n" || h.is_empty() {
-                        break;
-                    }
-                }
+                let Some(line) = read_request(&s) else { return };
                 let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
                 let (ct, body, slow): (&str, Vec<u8>, bool) = if path == "/v2/" {
                     ("application/json", b"{}".to_vec(), false)
