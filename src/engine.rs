@@ -354,6 +354,7 @@ impl Engine {
             return Ok(());
         }
         network::setup(&self.paths, &c.id, &eps).map_err(|e| EngineError::Other(format!("setting up the network of {}: {e}", c.name)))?;
+        self.apply_impairments(c, false)?;
         // Only published ports depend on containers; the networks' own
         // rules were written when they were made.
         if !network::ports_of(&self.db(), &c.id)?.is_empty() {
@@ -494,13 +495,66 @@ impl Engine {
         Ok(())
     }
 
+    /// Link emulation on the container's link to `net`; `None` (or an
+    /// empty impairment) removes it. Takes effect at once when the
+    /// container's network is up, else when it starts.
+    pub fn network_impair(&self, net: &str, key: &str, imp: Option<&network::impair::Impairment>) -> Result<()> {
+        let c = self.container(key)?;
+        if let Some(i) = imp {
+            i.validate().map_err(|e| EngineError::Other(format!("impairing {} on {net}: {e}", c.name)))?;
+        }
+        {
+            let mut db = self.db();
+            let n = network::get(&db, net)?;
+            network::set_impair(&mut db, &c.id, &n, imp)?;
+        }
+        self.apply_impairments(&c, true)
+    }
+
+    /// The impairments of each of the container's links, as recorded.
+    pub fn impairments(&self, key: &str) -> Result<Vec<(String, network::impair::Impairment)>> {
+        let c = self.container(key)?;
+        let db = self.db();
+        let links = network::impair_links(&db, &c.id)?;
+        let eps = network::endpoints_of_container(&db, &c.id)?;
+        Ok(eps
+            .into_iter()
+            .filter_map(|ep| {
+                let l = links.iter().find(|l| l.position == ep.position)?;
+                Some((ep.network.name, l.impairment.clone()))
+            })
+            .collect())
+    }
+
+    /// Brings the container's links to their recorded impairments, if its
+    /// namespace exists. `always` also applies when nothing is impaired (to
+    /// undo a previous setting).
+    fn apply_impairments(&self, c: &Container, always: bool) -> Result<()> {
+        let links = network::impair_links(&self.db(), &c.id)?;
+        if !always && links.iter().all(|l| l.impairment.is_none()) {
+            return Ok(());
+        }
+        let ns = network::netns_path(&self.paths, &c.id);
+        if !ns.exists() {
+            return Ok(());
+        }
+        network::impair::apply(&self.paths, &c.id, &ns, &links).map_err(|e| EngineError::Other(format!("link emulation on {}: {e}", c.name)))?;
+        Ok(network::sync_loss(&self.paths, &self.db())?)
+    }
+
     pub fn network_disconnect(&self, net: &str, key: &str) -> Result<()> {
         let c = self.container(key)?;
         let eps = self.endpoints(&c.id)?;
         let n = self.network(net)?;
         let ep = eps.into_iter().find(|e| e.network.id == n.id).ok_or_else(|| network::NetworkError::NotConnected(n.name.clone()))?;
-        let _ = network::unplug(&c.id, &ep);
+        let _ = network::unplug(&self.paths, &c.id, &ep);
+        let was_impaired = network::impair_links(&self.db(), &c.id)?.iter().any(|l| l.position == ep.position && !l.impairment.is_none());
         network::detach(&mut self.db(), &c.id, &n)?;
+        if was_impaired {
+            // Its loss rule named an interface that is gone (and whose
+            // name a later connect may reuse).
+            self.apply_impairments(&c, true)?;
+        }
         self.refresh_hosts(&n)?;
         // Its own file no longer lists the peers of that network.
         self.write_hosts(std::slice::from_ref(&c.id))

@@ -13,5 +13,6 @@ pub mod runtime;
 pub mod script;
 pub mod store;
 pub mod sys;
+pub mod volume;
 
 pub use engine::Engine;

@@ -207,6 +207,27 @@ enum NetworkCmd {
     },
     /// Disconnect a container from a network
     Disconnect { network: String, container: String },
+    /// Emulate a slow or lossy link for what a container sends on a network
+    /// (no option: show the current setting)
+    Impair {
+        /// Added latency, like 50ms
+        #[arg(long)]
+        delay: Option<String>,
+        /// Random variation of the latency, like 5ms
+        #[arg(long)]
+        jitter: Option<String>,
+        /// Percent of packets dropped, like 1.5
+        #[arg(long)]
+        loss: Option<String>,
+        /// Bandwidth, like 10mbit
+        #[arg(long)]
+        rate: Option<String>,
+        /// Remove every impairment
+        #[arg(long, conflicts_with_all = ["delay", "jitter", "loss", "rate"])]
+        clear: bool,
+        network: String,
+        container: String,
+    },
     /// Draw the topology: networks, containers, addresses, published ports
     Graph {
         /// dot (default), mermaid or svg
@@ -547,6 +568,10 @@ pub struct Exit(pub i32);
 pub fn main() -> i32 {
     let args: Vec<String> = std::env::args().collect();
     // Hidden monitor entry: no clap, no logging set-up: it must start fast.
+    if args.get(1).map(String::as_str) == Some("delay-line") {
+        let paths = crate::store::Paths::from_env(None);
+        return crate::network::impair::delay_line_main(&paths, &args[2..]);
+    }
     if args.get(1).map(String::as_str) == Some("monitor") {
         init_tracing();
         let paths = crate::store::Paths::from_env(None);
@@ -932,8 +957,16 @@ fn progress(quiet: bool) -> crate::image::registry::Progress {
 
 fn network_json(e: &Engine, n: &crate::network::Network) -> serde_json::Value {
     let members = e.network_members(&n.id).unwrap_or_default();
-    let containers: serde_json::Map<String, serde_json::Value> =
-        members.into_iter().map(|(id, name, ip)| (id, serde_json::json!({ "Name": name, "IPv4Address": format!("{ip}/{}", n.subnet.split('/').nth(1).unwrap_or("24")) }))).collect();
+    let containers: serde_json::Map<String, serde_json::Value> = members
+        .into_iter()
+        .map(|(id, name, ip)| {
+            let mut v = serde_json::json!({ "Name": name, "IPv4Address": format!("{ip}/{}", n.subnet.split('/').nth(1).unwrap_or("24")) });
+            if let Some((_, imp)) = e.impairments(&id).unwrap_or_default().into_iter().find(|(net, i)| *net == n.name && !i.is_none()) {
+                v["Impairment"] = serde_json::json!(imp.to_string());
+            }
+            (id, v)
+        })
+        .collect();
     serde_json::json!({
         "Name": n.name, "Id": n.id, "Created": n.created, "Driver": "bridge", "Scope": "local",
         "IPAM": { "Driver": "default", "Config": [{ "Subnet": n.subnet, "Gateway": n.gateway }] },
@@ -983,6 +1016,25 @@ fn network_cmd(e: &Engine, cmd: NetworkCmd) -> anyhow::Result<i32> {
         }
         NetworkCmd::Disconnect { network, container } => {
             e.network_disconnect(&network, &container)?;
+            Ok(0)
+        }
+        NetworkCmd::Impair { delay, jitter, loss, rate, clear, network, container } => {
+            use crate::network::impair::{self, Impairment};
+            if !clear && delay.is_none() && jitter.is_none() && loss.is_none() && rate.is_none() {
+                let n = e.network(&network)?;
+                let imp = e.impairments(&container)?.into_iter().find(|(name, _)| *name == n.name).map(|(_, i)| i);
+                let Some(imp) = imp else { anyhow::bail!("container {container} is not connected to network {network}") };
+                println!("{imp}");
+                return Ok(0);
+            }
+            let bad = |e: String| anyhow::anyhow!("network impair: {e}");
+            let imp = Impairment {
+                delay_us: delay.as_deref().map(impair::parse_duration).transpose().map_err(bad)?.unwrap_or(0),
+                jitter_us: jitter.as_deref().map(impair::parse_duration).transpose().map_err(bad)?.unwrap_or(0),
+                loss: loss.as_deref().map(impair::parse_loss).transpose().map_err(bad)?.unwrap_or(0.0),
+                rate_bps: rate.as_deref().map(impair::parse_rate).transpose().map_err(bad)?.unwrap_or(0),
+            };
+            e.network_impair(&network, &container, if clear { None } else { Some(&imp) })?;
             Ok(0)
         }
         NetworkCmd::Graph { format } => {

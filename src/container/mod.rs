@@ -367,8 +367,14 @@ pub fn rename(db: &mut Db, key: &str, new: &str) -> Result<()> {
 
 /// Deletes the record and files of a container that is not running.
 pub fn delete(paths: &Paths, db: &mut Db, c: &Container) -> Result<()> {
+    let lossy = crate::network::has_loss(db, &c.id);
     remove_files(paths, &c.id)?;
-    forget(db, &c.id)
+    forget(db, &c.id)?;
+    if lossy {
+        // Its loss chains were bound to links that are gone.
+        let _ = crate::network::sync_loss(paths, db);
+    }
+    Ok(())
 }
 
 fn host_resolv_conf() -> String {

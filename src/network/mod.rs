@@ -6,6 +6,7 @@
 //! so the runtime stays spec-driven. The namespace lives as long as the
 //! container does; removing it takes the veth pair with it.
 
+pub mod impair;
 pub mod ipam;
 pub mod ports;
 
@@ -193,6 +194,7 @@ pub fn create(paths: &Paths, db: &mut Db, spec: &NetworkSpec) -> Result<Network>
         // egress NAT), so the host must forward.
         let _ = std::fs::write("/proc/sys/net/ipv4/ip_forward", "1");
         nl.create_bridge(&bridge)?;
+        nl.set_alias(&bridge, &owner_alias(paths, &id))?;
         nl.add_address(&bridge, gateway, subnet.prefix)?;
         nl.set_up(&bridge)
     })();
@@ -270,7 +272,12 @@ pub fn attach(db: &mut Db, container_id: &str, net: &Network, ip: Option<&str>, 
             Ok(a) => a,
             Err(e) => return Ok(Err(NetworkError::Ipam { net: net.name.clone(), err: e })),
         };
-        let position: i64 = tx.query_row("SELECT COUNT(*) FROM endpoints WHERE container_id=?1", [&cid], |r| r.get(0))?;
+        // The lowest free slot: after a disconnect, ethN names stay unique.
+        let taken: Vec<i64> = {
+            let mut st = tx.prepare("SELECT position FROM endpoints WHERE container_id=?1")?;
+            st.query_map([&cid], |r| r.get(0))?.filter_map(|r| r.ok()).collect()
+        };
+        let position: i64 = (0..).find(|p| !taken.contains(p)).unwrap();
         tx.execute(
             "INSERT INTO endpoints(container_id, network_id, ip, aliases, position) VALUES(?1,?2,?3,?4,?5)",
             rusqlite::params![cid, nid, addr.to_string(), aliases_json, position],
@@ -309,6 +316,84 @@ pub fn remove(db: &mut Db, key: &str, container_names: impl Fn(&str) -> String) 
     Ok(net)
 }
 
+// ---- link emulation settings ----
+
+fn impair_schema(db: &Db) -> Result<()> {
+    schema(db)?;
+    // Stores made before link emulation lack the column.
+    let has: bool = db.conn.prepare("SELECT impair FROM endpoints LIMIT 0").is_ok();
+    if !has {
+        db.conn.execute_batch("ALTER TABLE endpoints ADD COLUMN impair TEXT NOT NULL DEFAULT ''").map_err(StoreError::from)?;
+    }
+    Ok(())
+}
+
+/// Records the impairment of (container, network); `None` clears it.
+pub fn set_impair(db: &mut Db, container_id: &str, net: &Network, imp: Option<&impair::Impairment>) -> Result<()> {
+    impair_schema(db)?;
+    let text = imp.filter(|i| !i.is_none()).map(|i| serde_json::to_string(i).unwrap()).unwrap_or_default();
+    let n = db.write(|tx| Ok(tx.execute("UPDATE endpoints SET impair=?3 WHERE container_id=?1 AND network_id=?2", [container_id, &net.id, &text])?))?;
+    if n == 0 {
+        return Err(NetworkError::NotConnected(net.name.clone()));
+    }
+    Ok(())
+}
+
+/// Every link of the container with its impairment (none where unset).
+pub fn impair_links(db: &Db, container_id: &str) -> Result<Vec<impair::Link>> {
+    impair_schema(db)?;
+    let mut st = db
+        .conn
+        .prepare("SELECT e.position, n.bridge, e.impair FROM endpoints e JOIN networks n ON n.id = e.network_id WHERE e.container_id=?1 ORDER BY e.position")
+        .map_err(StoreError::from)?;
+    let rows = st
+        .query_map([container_id], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))
+        .map_err(StoreError::from)?
+        .filter_map(|r| r.ok())
+        .map(|(position, bridge, text)| impair::Link { position, bridge, impairment: serde_json::from_str(&text).unwrap_or_default() })
+        .collect();
+    Ok(rows)
+}
+
+/// Rewrites this root's loss table (netdev family, user-space mechanism)
+/// from the store; no lossy link, no table.
+pub fn sync_loss(paths: &Paths, db: &Db) -> Result<()> {
+    if impair::mechanism() != impair::Mechanism::Userspace {
+        return Ok(());
+    }
+    impair_schema(db)?;
+    let links: Vec<(String, impair::Link)> = {
+        let mut st = db
+            .conn
+            .prepare("SELECT e.container_id, e.position, e.impair FROM endpoints e WHERE e.impair != ''")
+            .map_err(StoreError::from)?;
+        st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?)))
+            .map_err(StoreError::from)?
+            .filter_map(|r| r.ok())
+            .map(|(cid, position, text)| (cid, impair::Link { position, bridge: String::new(), impairment: serde_json::from_str(&text).unwrap_or_default() }))
+            .collect()
+    };
+    let sys = |err: std::io::Error| NetworkError::System { net: "link emulation".into(), err };
+    let name = table_name(paths);
+    let rules = if links.iter().any(|(_, l)| l.impairment.loss > 0.0) {
+        let existing: std::collections::HashSet<String> = Netlink::new().and_then(|n| n.links()).map_err(sys)?.into_iter().collect();
+        impair::loss_rules(&links, &existing)
+    } else {
+        None
+    };
+    match rules {
+        Some(body) => crate::sys::nft::replace_table("netdev", &name, &body),
+        None => crate::sys::nft::delete_table("netdev", &name),
+    }
+    .map_err(sys)
+}
+
+/// Whether any of the container's links loses frames (its removal must
+/// then rewrite the loss table).
+pub fn has_loss(db: &Db, container_id: &str) -> bool {
+    impair_links(db, container_id).is_ok_and(|ls| ls.iter().any(|l| l.impairment.loss > 0.0))
+}
+
 // ---- the container's side ----
 
 pub fn netns_path(paths: &Paths, container_id: &str) -> PathBuf {
@@ -316,7 +401,7 @@ pub fn netns_path(paths: &Paths, container_id: &str) -> PathBuf {
 }
 
 /// Host-side veth name: short and unique per (container, position).
-fn veth_name(container_id: &str, position: i64) -> String {
+pub(crate) fn veth_name(container_id: &str, position: i64) -> String {
     format!("vb{}{}", &container_id[..10], position)
 }
 
@@ -328,14 +413,14 @@ pub fn setup(paths: &Paths, container_id: &str, eps: &[Endpoint]) -> std::io::Re
         netlink::new_netns(&ns)?;
     }
     for ep in eps {
-        plug(&ns, container_id, ep)?;
+        plug(paths, &ns, container_id, ep)?;
     }
     Ok(ns)
 }
 
 /// One endpoint: veth pair, host end on the bridge, the other as ethN in
 /// the container with its address (and the default route for eth0).
-pub fn plug(ns: &Path, container_id: &str, ep: &Endpoint) -> std::io::Result<()> {
+pub fn plug(paths: &Paths, ns: &Path, container_id: &str, ep: &Endpoint) -> std::io::Result<()> {
     let host = Netlink::new()?;
     let hname = veth_name(container_id, ep.position);
     if host.link_index(&hname)?.is_some() {
@@ -344,6 +429,7 @@ pub fn plug(ns: &Path, container_id: &str, ep: &Endpoint) -> std::io::Result<()>
     let tmp = format!("vt{}{}", &container_id[..10], ep.position);
     host.create_veth(&hname, &tmp)?;
     let r = (|| -> std::io::Result<()> {
+        host.set_alias(&hname, &owner_alias(paths, container_id))?;
         host.set_master(&hname, &ep.network.bridge)?;
         host.set_up(&hname)?;
         let nsf = std::fs::File::open(ns)?;
@@ -367,12 +453,14 @@ pub fn plug(ns: &Path, container_id: &str, ep: &Endpoint) -> std::io::Result<()>
     r
 }
 
-pub fn unplug(container_id: &str, ep: &Endpoint) -> std::io::Result<()> {
+pub fn unplug(paths: &Paths, container_id: &str, ep: &Endpoint) -> std::io::Result<()> {
+    impair::stop_delay_line(paths, container_id, ep.position, None)?;
     Netlink::new()?.delete_link(&veth_name(container_id, ep.position))
 }
 
 /// Removes the container's namespace (its veth pairs go with it).
 pub fn teardown(paths: &Paths, container_id: &str) {
+    impair::stop_all(paths, container_id);
     let ns = netns_path(paths, container_id);
     if ns.exists() {
         let _ = netlink::delete_netns(&ns);
@@ -480,12 +568,30 @@ pub fn unpublish_all(db: &mut Db, container_id: &str) -> Result<()> {
 /// The nft table of this root: `berth` for the default root, a name of its
 /// own for any other (parallel tests never share one).
 pub fn table_name(paths: &Paths) -> String {
+    match root_tag(paths) {
+        None => "berth".into(),
+        Some(t) => format!("berth_{t}"),
+    }
+}
+
+/// Short tag of a non-default root, so several roots share a host.
+fn root_tag(paths: &Paths) -> Option<String> {
     if paths.root == Path::new("/var/lib/berth") {
-        return "berth".into();
+        return None;
     }
     use sha2::Digest;
     let h = sha2::Sha256::digest(paths.root.to_string_lossy().as_bytes());
-    format!("berth_{}", &hex::encode(h)[..8])
+    Some(hex::encode(h)[..8].to_string())
+}
+
+/// The alias berth gives the links it makes: `berth:ROOT:OBJECT12`, so that
+/// `system check` finds its own leftovers and no other root's.
+pub fn owner_alias(paths: &Paths, object_id: &str) -> String {
+    format!("{}{}", alias_prefix(paths), &object_id[..12.min(object_id.len())])
+}
+
+pub fn alias_prefix(paths: &Paths) -> String {
+    format!("berth:{}:", root_tag(paths).unwrap_or_else(|| "default".into()))
 }
 
 /// Rebuilds this root's nftables table from the store: egress NAT for each

@@ -426,7 +426,29 @@ pub fn build(engine: Arc<Engine>, argv: Vec<String>) -> (rhai::Engine, rhai::Sco
         Ok(n.engine.network_members(&n.id).map_err(eng)?.into_iter().map(|(id, _, _)| Dynamic::from(Container { engine: n.engine.clone(), id })).collect())
     });
     r.register_fn("remove", |n: &mut Network| -> RResult<()> { n.engine.network_remove(&n.id).map(|_| ()).map_err(eng) });
-    r.register_fn("impair", |_n: &mut Network, _c: Container, _o: Map| -> RResult<()> { Err(not_yet("Network.impair()", "issue 5 (link emulation)")) });
+    // Each call sets the link's whole impairment; #{} removes it.
+    r.register_fn("impair", |n: &mut Network, c: Container, o: Map| -> RResult<()> {
+        use crate::network::impair::{self, Impairment};
+        let mut imp = Impairment::default();
+        // Numbers are taken in the unit a user would assume: ms, percent, bit/s.
+        let text = |v: &Dynamic, unit: &str| -> String {
+            if v.is_int() || v.is_float() {
+                format!("{v}{unit}")
+            } else {
+                v.to_string()
+            }
+        };
+        for (k, v) in &o {
+            match k.as_str() {
+                "delay" => imp.delay_us = impair::parse_duration(&text(v, "ms")).map_err(rerr)?,
+                "jitter" => imp.jitter_us = impair::parse_duration(&text(v, "ms")).map_err(rerr)?,
+                "loss" => imp.loss = impair::parse_loss(&text(v, "")).map_err(rerr)?,
+                "rate" => imp.rate_bps = impair::parse_rate(&text(v, "bit")).map_err(rerr)?,
+                other => return Err(rerr(format!("unknown impair option {other:?}; known: delay, jitter, loss, rate"))),
+            }
+        }
+        n.engine.network_impair(&n.id, &c.id, Some(&imp)).map_err(eng)
+    });
     r.register_fn("to_string", |n: &mut Network| format!("Network({})", &n.id[..12]));
     r.register_fn("to_string", |c: &mut Container| -> String { format!("Container({})", &c.id[..12]) });
     r.register_fn("==", |a: Container, b: Container| a.id == b.id);

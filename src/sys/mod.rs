@@ -2,6 +2,7 @@
 //! or raw syscalls.
 
 pub mod caps;
+pub mod delayline;
 pub mod cgroup;
 pub mod mount;
 pub mod net;
@@ -10,4 +11,5 @@ pub mod nft;
 pub mod proc;
 pub mod pty;
 pub mod seccomp;
+pub mod stats;
 pub mod xattr;

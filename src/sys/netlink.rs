@@ -30,6 +30,14 @@ use nix::mount::{MntFlags, MsFlags};
 use nix::sched::CloneFlags;
 use rtnetlink::{AddressMessageBuilder, Handle, LinkBridge, LinkUnspec, LinkVeth, RouteMessageBuilder};
 
+#[derive(Debug, Clone)]
+pub struct LinkDetail {
+    pub name: String,
+    pub alias: Option<String>,
+    pub master: Option<String>,
+    pub bridge: bool,
+}
+
 /// The longest interface name the kernel accepts (IFNAMSIZ - 1).
 pub const MAX_IFNAME: usize = 15;
 
@@ -144,6 +152,22 @@ impl Netlink {
         let idx = self.index_for(&op, link)?;
         let br = self.index_for(&op, bridge)?;
         self.change(&op, LinkUnspec::new_with_index(idx).controller(br).build())
+    }
+
+    /// Takes `link` off whatever bridge holds it (`ip link set LINK nomaster`).
+    pub fn set_nomaster(&self, link: &str) -> io::Result<()> {
+        let op = format!("detaching {link} from its bridge");
+        let idx = self.index_for(&op, link)?;
+        self.change(&op, LinkUnspec::new_with_index(idx).nocontroller().build())
+    }
+
+    /// Sets the link's alias (`ip link set LINK alias A`): berth marks the
+    /// links it makes with the root that owns them, so `system check` can
+    /// tell its leftovers from another root's links.
+    pub fn set_alias(&self, link: &str, alias: &str) -> io::Result<()> {
+        let op = format!("setting the alias of {link}");
+        let idx = self.index_for(&op, link)?;
+        self.change(&op, LinkUnspec::new_with_index(idx).alias(alias).build())
     }
 
     /// Brings `link` up.
@@ -268,6 +292,29 @@ impl Netlink {
             .block_on(self.handle.link().get().execute().try_collect())
             .map_err(|e| nl_err("listing links", e))?;
         Ok(msgs.iter().filter_map(link_name).collect())
+    }
+
+    /// Every link as (name, alias, name of its bridge if any).
+    pub fn links_detailed(&self) -> io::Result<Vec<LinkDetail>> {
+        let msgs: Vec<LinkMessage> = self
+            .rt
+            .block_on(self.handle.link().get().execute().try_collect())
+            .map_err(|e| nl_err("listing links", e))?;
+        let names: std::collections::HashMap<u32, String> = msgs.iter().filter_map(|m| Some((m.header.index, link_name(m)?))).collect();
+        Ok(msgs
+            .iter()
+            .filter_map(|m| {
+                let mut d = LinkDetail { name: link_name(m)?, alias: None, master: None, bridge: is_bridge(m) };
+                for a in &m.attributes {
+                    match a {
+                        LinkAttribute::IfAlias(x) => d.alias = Some(x.clone()),
+                        LinkAttribute::Controller(i) => d.master = names.get(i).cloned(),
+                        _ => {}
+                    }
+                }
+                Some(d)
+            })
+            .collect())
     }
 
     /// The destinations `(network, prefix)` of the IPv4 main table, for

@@ -5,7 +5,16 @@ use std::io::{self, Write};
 use std::process::{Command, Stdio};
 
 fn run(script: &str) -> io::Result<()> {
-    let mut child = Command::new("nft")
+    run_in(None, script)
+}
+
+/// Runs `nft -f -` in the network namespace at `netns` (None: ours).
+pub fn run_in(netns: Option<&std::path::Path>, script: &str) -> io::Result<()> {
+    let mut cmd = Command::new("nft");
+    if let Some(ns) = netns {
+        crate::sys::proc::enter_netns_on_exec(&mut cmd, ns)?;
+    }
+    let mut child = cmd
         .args(["-f", "-"])
         .stdin(Stdio::piped())
         .stdout(Stdio::null())

@@ -406,6 +406,24 @@ pub fn duration_ms(ms: u64) -> Duration {
     Duration::from_millis(ms)
 }
 
+/// Makes `cmd` run in the network namespace at `ns` (a `setns` between
+/// fork and exec), leaving the caller's own namespace alone.
+pub fn enter_netns_on_exec(cmd: &mut std::process::Command, ns: &std::path::Path) -> io::Result<()> {
+    use std::os::unix::process::CommandExt;
+    let f = std::fs::File::open(ns).map_err(|e| io::Error::new(e.kind(), format!("opening network namespace {}: {e}", ns.display())))?;
+    // SAFETY: setns is async-signal-safe; `f` moves into the closure and
+    // stays open until the child has exec'd.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    Ok(())
+}
+
 /// poll(2) over (fd, events) pairs; returns revents in the same order.
 pub fn poll(fds: &[(RawFd, i16)], timeout_ms: i32) -> io::Result<Vec<i16>> {
     let mut p: Vec<libc::pollfd> = fds.iter().map(|&(fd, events)| libc::pollfd { fd, events, revents: 0 }).collect();

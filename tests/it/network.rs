@@ -326,3 +326,122 @@ fn names_follow_rename() {
     assert_eq!(env.berth(&["exec", &a, "ping", "-c", "1", "-W", "1", &b2]).code, 0, "the new name resolves");
     assert_ne!(env.berth(&["exec", &a, "ping", "-c", "1", "-W", "1", &b]).code, 0, "the old one does not");
 }
+
+/// The average round trip of `count` pings from container `from` to `to`, in ms.
+fn ping_avg(env: &Env, from: &str, to: &str, count: u32) -> f64 {
+    let o = env.berth(&["exec", from, "ping", "-c", &count.to_string(), "-i", "0.2", "-W", "2", to]);
+    let line = o.stdout.lines().find(|l| l.contains("min/avg/max")).unwrap_or_else(|| panic!("no round trips from {from} to {to}: {o}"));
+    line.split('=').nth(1).unwrap().trim().split('/').nth(1).unwrap().parse().unwrap()
+}
+
+fn delay_lines_of(env: &Env) -> usize {
+    pids_with_env("BERTH_ROOT", &env.root)
+        .iter()
+        .filter(|p| String::from_utf8_lossy(&std::fs::read(format!("/proc/{p}/cmdline")).unwrap_or_default()).contains("delay-line"))
+        .count()
+}
+
+#[test]
+fn link_emulation_delays_drops_and_shapes_while_running() {
+    let env = Env::new("link_emulation_delays_drops_and_shapes_while_running");
+    let net = env.name("imp");
+    env.ok(&["network", "create", &net]);
+    let a = env.name("a");
+    let b = env.name("b");
+    env.run_detached(&a, &["--network", &net, "busybox", "httpd", "-f", "-p", "80", "-h", "/bin"]);
+    env.run_detached(&b, &["--network", &net, "busybox", "sleep", "600"]);
+    let base = ping_avg(&env, &b, &a, 3);
+    assert!(base < 20.0, "an unimpaired bridge answers fast: {base} ms");
+
+    // Delay: a's replies wait 60 ms (± 5) on their way out.
+    env.ok(&["network", "impair", "--delay", "60ms", "--jitter", "5ms", &net, &a]);
+    assert_eq!(env.ok(&["network", "impair", &net, &a]), "delay 60ms jitter 5ms");
+    let insp = env.ok(&["network", "inspect", &net]);
+    assert!(insp.contains("\"Impairment\": \"delay 60ms jitter 5ms\""), "{insp}");
+    let slow = ping_avg(&env, &b, &a, 5);
+    assert!((54.0..120.0).contains(&slow), "60 ms delay shows in the round trip: {slow} ms");
+    // TCP crosses the delay line whole (checksum offload and GSO frames).
+    let o = env.berth(&["exec", &b, "sh", "-c", &format!("wget -q -O /tmp/bb http://{a}/busybox && md5sum /tmp/bb /bin/busybox")]);
+    let sums: Vec<&str> = o.stdout.lines().map(|l| l.split_whitespace().next().unwrap_or("")).collect();
+    assert!(o.ok() && sums.len() == 2 && sums[0] == sums[1], "a 2 MB download through the delay line arrives intact: {o}");
+
+    // Loss: everything a sends is dropped, silently.
+    env.ok(&["network", "impair", "--loss", "100", &net, &a]);
+    let o = env.berth(&["exec", &b, "ping", "-c", "2", "-W", "1", &a]);
+    assert!(o.stdout.contains("100% packet loss"), "{o}");
+    env.ok(&["network", "impair", "--loss", "50", &net, &a]);
+    let o = env.berth(&["exec", &b, "ping", "-c", "40", "-i", "0.05", "-W", "1", &a]);
+    let lost: u32 = o.stdout.lines().flat_map(|l| l.split(", ")).find(|s| s.ends_with("packet loss")).and_then(|s| s.split('%').next()).and_then(|s| s.parse().ok()).unwrap_or(999);
+    assert!((15..=85).contains(&lost), "about half the replies are lost: {lost}% {o}");
+
+    // Rate: 2 MB at 8 mbit/s takes about two seconds.
+    env.ok(&["network", "impair", "--rate", "8mbit", &net, &a]);
+    let t = std::time::Instant::now();
+    let o = env.berth(&["exec", &b, "wget", "-q", "-O", "/dev/null", &format!("http://{a}/busybox")]);
+    let took = t.elapsed().as_secs_f64();
+    assert!(o.ok(), "{o}");
+    assert!(took > 1.4, "8 mbit/s holds 2 MB back: {took:.2} s");
+
+    // Cleared: fast again, no helper process, no loss table.
+    env.ok(&["network", "impair", "--clear", &net, &a]);
+    let fast = ping_avg(&env, &b, &a, 3);
+    assert!(fast < 20.0, "after --clear: {fast} ms");
+    assert_eq!(delay_lines_of(&env), 0);
+    assert!(!std::process::Command::new("nft").args(["list", "table", "netdev", &env.nft_table()]).output().unwrap().status.success(), "no loss table");
+
+    // Bad values are named.
+    let o = env.berth(&["network", "impair", "--jitter", "10ms", &net, &a]);
+    assert!(o.code != 0 && o.stderr.contains("jitter"), "{o}");
+    let o = env.berth(&["network", "impair", "--rate", "fast", &net, &a]);
+    assert!(o.code != 0 && o.stderr.contains("invalid rate \"fast\""), "{o}");
+    let other = env.name("other");
+    env.ok(&["network", "create", &other]);
+    let o = env.berth(&["network", "impair", "--delay", "5ms", &other, &a]);
+    assert!(o.code != 0 && o.stderr.contains("not connected"), "{o}");
+}
+
+#[test]
+fn link_emulation_from_a_script_survives_restart_and_removal() {
+    let env = Env::new("link_emulation_from_a_script_survives_restart_and_removal");
+    let p = env.name("s");
+    let f = env.dir.join("impair.rhai");
+    std::fs::write(
+        &f,
+        format!(
+            r#"
+fn rtt(from, to) {{
+    let r = from.exec(["ping", "-c", "3", "-i", "0.2", to.name]);
+    let avg = r.stdout.split("min/avg/max = ")[1].split("/")[1];
+    parse_float(avg)
+}}
+let n = network("{p}net");
+let a = run("busybox", #{{ name: "{p}a", network: "{p}net", cmd: ["sleep", "600"] }});
+let b = run("busybox", #{{ name: "{p}b", network: "{p}net", cmd: ["sleep", "600"] }});
+n.impair(a, #{{ delay: "40ms", loss: 0.0 }});
+let slow = rtt(b, a);
+assert(slow >= 38.0, `delayed: ${{slow}}`);
+a.restart();
+let again = rtt(b, a);
+assert(again >= 38.0, `still delayed after a restart: ${{again}}`);
+n.impair(a, #{{ delay: 20 }});
+let twenty = rtt(b, a);
+assert(twenty >= 18.0 && twenty < 38.0, `changed to 20 ms: ${{twenty}}`);
+n.impair(a, #{{ loss: 5.0, delay: "10ms" }});
+print("impaired ok");
+"#
+        ),
+    )
+    .unwrap();
+    let o = env.berth(&["run", f.to_str().unwrap()]);
+    assert_eq!(o.code, 0, "{o}");
+    assert!(o.stdout.contains("impaired ok"), "{o}");
+    assert_eq!(delay_lines_of(&env), 1, "one delay line for a's link");
+    // Removing the container takes its delay line and loss chain along.
+    env.ok(&["rm", "-f", &format!("{p}a")]);
+    assert!(wait_until(std::time::Duration::from_secs(3), || delay_lines_of(&env) == 0));
+    assert!(!std::process::Command::new("nft").args(["list", "table", "netdev", &env.nft_table()]).output().unwrap().status.success(), "no loss table");
+    let bad = env.dir.join("bad.rhai");
+    std::fs::write(&bad, format!("let n = network(\"{p}net\");\nlet b = container(\"{p}b\");\nn.impair(b, #{{ dealy: \"5ms\" }});\n")).unwrap();
+    let o = env.berth(&["run", bad.to_str().unwrap()]);
+    assert!(o.code != 0 && o.stderr.contains("unknown impair option \"dealy\""), "{o}");
+}
