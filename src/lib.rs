@@ -13,6 +13,7 @@ pub mod runtime;
 pub mod script;
 pub mod store;
 pub mod sys;
+pub mod system;
 pub mod volume;
 
 pub use engine::Engine;

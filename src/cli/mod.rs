@@ -106,12 +106,31 @@ enum Cmd {
     /// Manage networks
     #[command(subcommand)]
     Network(NetworkCmd),
+    /// Engine-wide information and housekeeping
+    #[command(subcommand)]
+    System(SystemCmd),
     /// Interactive Rhai session
     Repl,
     /// Run .rhai test files
     Test(TestArgs),
     #[command(hide = true)]
     Monitor { id: String },
+}
+
+#[derive(Subcommand)]
+enum SystemCmd {
+    /// What berth runs on and what it holds
+    Info {
+        #[arg(short, long)]
+        format: Option<String>,
+    },
+    /// Look for leftovers: links, nftables rules, mounts, directories and
+    /// processes the store no longer accounts for
+    Check {
+        /// Remove what is found
+        #[arg(long)]
+        repair: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -938,6 +957,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             Ok(0)
         }
         Cmd::Network(n) => network_cmd(&e, n),
+        Cmd::System(c) => system_cmd(&e, c),
         Cmd::Repl => crate::script::repl::run(e),
         Cmd::Test(a) => crate::script::test_runner(e, &a.paths, a.jobs, a.filter.as_deref(), a.junit.as_deref(), a.keep_on_failure),
         Cmd::Monitor { .. } | Cmd::Container(_) | Cmd::Image(_) => unreachable!(),
@@ -1168,4 +1188,47 @@ fn history(e: &Engine, name: &str, quiet: bool, format: Option<&str>) -> anyhow:
         print!("{}", table::render(&["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"], &rows));
     }
     Ok(0)
+}
+
+fn system_cmd(e: &Engine, c: SystemCmd) -> anyhow::Result<i32> {
+    match c {
+        SystemCmd::Info { format } => {
+            let i = e.info()?;
+            if format.as_deref() == Some("json") {
+                println!("{}", serde_json::to_string_pretty(&i)?);
+                return Ok(0);
+            }
+            println!("Containers: {}\n Running: {}\n Paused: {}\n Stopped: {}", i.containers, i.running, i.paused, i.stopped);
+            println!("Images: {}\nNetworks: {}", i.images, i.networks);
+            println!("Server Version: berth {}\nStorage Driver: {}\nCgroup Driver: cgroupfs\nCgroup Version: {}", i.server_version, i.storage_driver, i.cgroup_version);
+            println!("Link Emulation: {}", i.link_emulation);
+            println!("Kernel Version: {}\nOperating System: {}\nArchitecture: {}\nCPUs: {}", i.kernel_version, i.os, i.architecture, i.cpus);
+            println!("Total Memory: {:.2}GiB\nBerth Root Dir: {}\nBerth Run Dir: {}", i.total_memory as f64 / (1u64 << 30) as f64, i.root_dir, i.run_dir);
+            Ok(0)
+        }
+        SystemCmd::Check { repair } => {
+            let found = e.check(repair)?;
+            if found.is_empty() {
+                println!("no leftovers");
+                return Ok(0);
+            }
+            let mut unrepaired = 0;
+            for f in &found {
+                let status = if !repair {
+                    String::new()
+                } else if f.repaired {
+                    "  [removed]".into()
+                } else {
+                    unrepaired += 1;
+                    format!("  [repair failed: {}]", f.repair_error.as_deref().unwrap_or("?"))
+                };
+                println!("{} {}: {}{status}", f.kind, f.object, f.reason);
+            }
+            if !repair {
+                println!("{} problem(s) found; `berth system check --repair` removes them", found.len());
+                return Ok(1);
+            }
+            Ok(if unrepaired > 0 { 1 } else { 0 })
+        }
+    }
 }

@@ -361,6 +361,20 @@ pub fn sync_loss(paths: &Paths, db: &Db) -> Result<()> {
     if impair::mechanism() != impair::Mechanism::Userspace {
         return Ok(());
     }
+    let sys = |err: std::io::Error| NetworkError::System { net: "link emulation".into(), err };
+    let name = table_name(paths);
+    match loss_table(db)? {
+        Some(body) => crate::sys::nft::replace_table("netdev", &name, &body),
+        None => crate::sys::nft::delete_table("netdev", &name),
+    }
+    .map_err(sys)
+}
+
+/// The body of the loss table the store calls for, if any.
+pub fn loss_table(db: &Db) -> Result<Option<String>> {
+    if impair::mechanism() != impair::Mechanism::Userspace {
+        return Ok(None);
+    }
     impair_schema(db)?;
     let links: Vec<(String, impair::Link)> = {
         let mut st = db
@@ -373,19 +387,12 @@ pub fn sync_loss(paths: &Paths, db: &Db) -> Result<()> {
             .map(|(cid, position, text)| (cid, impair::Link { position, bridge: String::new(), impairment: serde_json::from_str(&text).unwrap_or_default() }))
             .collect()
     };
-    let sys = |err: std::io::Error| NetworkError::System { net: "link emulation".into(), err };
-    let name = table_name(paths);
-    let rules = if links.iter().any(|(_, l)| l.impairment.loss > 0.0) {
-        let existing: std::collections::HashSet<String> = Netlink::new().and_then(|n| n.links()).map_err(sys)?.into_iter().collect();
-        impair::loss_rules(&links, &existing)
-    } else {
-        None
-    };
-    match rules {
-        Some(body) => crate::sys::nft::replace_table("netdev", &name, &body),
-        None => crate::sys::nft::delete_table("netdev", &name),
+    if !links.iter().any(|(_, l)| l.impairment.loss > 0.0) {
+        return Ok(None);
     }
-    .map_err(sys)
+    let sys = |err: std::io::Error| NetworkError::System { net: "link emulation".into(), err };
+    let existing: std::collections::HashSet<String> = Netlink::new().and_then(|n| n.links()).map_err(sys)?.into_iter().collect();
+    Ok(impair::loss_rules(&links, &existing))
 }
 
 /// Whether any of the container's links loses frames (its removal must

@@ -44,3 +44,9 @@ pub fn delete_table(family: &str, name: &str) -> io::Result<()> {
 pub fn table_exists(family: &str, name: &str) -> bool {
     Command::new("nft").args(["list", "table", family, name]).stdout(Stdio::null()).stderr(Stdio::null()).status().map(|s| s.success()).unwrap_or(false)
 }
+
+/// The table's text as `nft list table` prints it, or None if it is absent.
+pub fn list_table(family: &str, name: &str) -> Option<String> {
+    let out = Command::new("nft").args(["list", "table", family, name]).stderr(Stdio::null()).output().ok()?;
+    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}

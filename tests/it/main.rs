@@ -14,3 +14,4 @@ mod network;
 mod registry;
 mod scripting;
 mod security;
+mod system;

@@ -12,10 +12,6 @@ use sha2::{Digest, Sha256};
 
 use crate::util::*;
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 /// A docker-registry process, killed (by pid) on drop.
 struct Registry {
     child: Child,

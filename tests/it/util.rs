@@ -409,7 +409,12 @@ pub fn cgroup_dirs_of(id: &str) -> Vec<PathBuf> {
     v
 }
 
-fn kill(pid: i32) {
+/// A TCP port free on loopback right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+pub fn kill(pid: i32) {
     // SAFETY: plain kill(2) on a pid we identified.
     unsafe {
         libc::kill(pid, libc::SIGKILL);
@@ -484,6 +489,16 @@ impl Drop for Env {
                 kill(*p);
             }
             problems.push(format!("processes of this root still alive after rm -f (killed): {desc:?}"));
+        }
+        // 2b. berth's own leak check must find nothing, nor its loss table.
+        let o = self.berth_timeout(&["system", "check"], Duration::from_secs(20));
+        if o.code != 0 {
+            let _ = self.berth_timeout(&["system", "check", "--repair"], Duration::from_secs(20));
+            problems.push(format!("`berth system check` found leftovers: {o}"));
+        }
+        if std::process::Command::new("nft").args(["list", "table", "netdev", &t]).stdout(Stdio::null()).stderr(Stdio::null()).status().map(|s| s.success()).unwrap_or(false) {
+            let _ = std::process::Command::new("nft").args(["delete", "table", "netdev", &t]).status();
+            problems.push(format!("nftables table netdev {t} was left after its containers were removed"));
         }
         // 3. Processes left in our containers' cgroups, and the cgroups.
         for id in self.container_dirs() {

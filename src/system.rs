@@ -1,0 +1,320 @@
+//! `berth system`: what this engine runs on, and the leak check.
+//!
+//! The check looks for what berth made in the kernel and on disk that the
+//! store no longer accounts for: links (found by the owner alias berth
+//! writes on every bridge, veth and tap), rules in this root's nftables
+//! tables, mounts and directories under the root, processes started for
+//! this root, and containers whose monitor died. `--repair` removes them.
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::engine::{Engine, Result};
+use crate::network::{self, impair};
+use crate::sys::netlink::Netlink;
+use crate::sys::{mount, nft, proc};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Info {
+    pub containers: usize,
+    pub running: usize,
+    pub paused: usize,
+    pub stopped: usize,
+    pub images: usize,
+    pub networks: usize,
+    pub server_version: String,
+    pub storage_driver: String,
+    pub cgroup_version: u32,
+    pub kernel_version: String,
+    pub os: String,
+    pub architecture: String,
+    pub cpus: usize,
+    pub total_memory: u64,
+    pub root_dir: String,
+    pub run_dir: String,
+    pub link_emulation: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Finding {
+    /// What kind of object: bridge, veth, tap, nftables, mount, directory,
+    /// process, container.
+    pub kind: &'static str,
+    pub object: String,
+    pub reason: String,
+    /// With --repair: None if repaired, else why not.
+    pub repair_error: Option<String>,
+    pub repaired: bool,
+}
+
+enum Fix {
+    DeleteLink(String),
+    Rebridge { link: String, bridge: String },
+    SyncFirewall,
+    SyncLoss,
+    Unmount(std::path::PathBuf),
+    RemoveContainerFiles(String),
+    Kill(i32),
+    RemoveFile(std::path::PathBuf),
+    MarkExited(String),
+}
+
+fn os_name() -> String {
+    let text = std::fs::read_to_string("/etc/os-release").unwrap_or_default();
+    text.lines()
+        .find_map(|l| l.strip_prefix("PRETTY_NAME="))
+        .map(|v| v.trim_matches('"').to_string())
+        .unwrap_or_else(|| "Linux".into())
+}
+
+fn mem_total() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        .unwrap_or(0)
+        * 1024
+}
+
+/// Interface names and IPv4 addresses named in an nftables ruleset: what
+/// ties a rule to a network, a container or a published port.
+fn rule_tokens(text: &str) -> HashSet<String> {
+    text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '_'))
+        .filter(|t| t.parse::<std::net::Ipv4Addr>().is_ok() || t.starts_with("br-") || t.starts_with("vb") || t.starts_with("vd") || *t == "berth0")
+        .map(String::from)
+        .collect()
+}
+
+/// `name` (process command line words) and BERTH_ROOT of pid.
+fn berth_process(pid: i32) -> Option<(Vec<String>, String)> {
+    let env = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
+    let root = env.split(|b| *b == 0).find_map(|kv| kv.strip_prefix(b"BERTH_ROOT="))?;
+    let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    let words: Vec<String> = cmd.split(|b| *b == 0).filter(|w| !w.is_empty()).map(|w| String::from_utf8_lossy(w).into_owned()).collect();
+    Some((words, String::from_utf8_lossy(root).into_owned()))
+}
+
+impl Engine {
+    pub fn info(&self) -> Result<Info> {
+        let cs = self.containers(true)?;
+        let u = nix::sys::utsname::uname().ok();
+        Ok(Info {
+            containers: cs.len(),
+            running: cs.iter().filter(|c| c.state == "running").count(),
+            paused: cs.iter().filter(|c| c.state == "paused").count(),
+            stopped: cs.iter().filter(|c| !matches!(c.state.as_str(), "running" | "paused")).count(),
+            images: self.images()?.len(),
+            networks: self.networks()?.len(),
+            server_version: env!("CARGO_PKG_VERSION").into(),
+            storage_driver: "overlay".into(),
+            cgroup_version: if crate::sys::cgroup::is_v2() { 2 } else { 1 },
+            kernel_version: u.as_ref().map(|u| u.release().to_string_lossy().into_owned()).unwrap_or_default(),
+            os: os_name(),
+            architecture: u.as_ref().map(|u| u.machine().to_string_lossy().into_owned()).unwrap_or_default(),
+            cpus: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            total_memory: mem_total(),
+            root_dir: self.paths.root.display().to_string(),
+            run_dir: self.paths.run.display().to_string(),
+            link_emulation: impair::mechanism().describe().into(),
+        })
+    }
+
+    /// Finds (and with `repair`, removes) what this root left behind.
+    pub fn check(&self, repair: bool) -> Result<Vec<Finding>> {
+        let mut found: Vec<(Finding, Fix)> = Vec::new();
+        let mut add = |kind: &'static str, object: String, reason: String, fix: Fix| {
+            found.push((Finding { kind, object, reason, repair_error: None, repaired: false }, fix));
+        };
+        let (containers, networks, endpoints) = {
+            let db = self.db();
+            let cs = crate::container::list(&db)?;
+            let ns = network::list(&db)?;
+            let mut eps = Vec::new();
+            for c in &cs {
+                eps.extend(network::endpoints_of_container(&db, &c.id)?);
+            }
+            (cs, ns, eps)
+        };
+        let cids: HashSet<&str> = containers.iter().map(|c| &c.id[..12]).collect();
+        let nids: HashSet<&str> = networks.iter().map(|n| &n.id[..12]).collect();
+
+        // Links, by the alias berth writes on each.
+        let prefix = network::alias_prefix(&self.paths);
+        let links = Netlink::new().and_then(|n| n.links_detailed()).map_err(|e| crate::engine::EngineError::Other(format!("listing links: {e}")))?;
+        let delay_dir = self.paths.run.join("delay");
+        for l in &links {
+            let Some(owner) = l.alias.as_deref().and_then(|a| a.strip_prefix(&prefix)) else { continue };
+            if l.bridge {
+                if !nids.contains(owner) {
+                    add("bridge", l.name.clone(), "its network is gone".into(), Fix::DeleteLink(l.name.clone()));
+                }
+                continue;
+            }
+            let kind = if l.name.starts_with("vd") { "tap" } else { "veth" };
+            if !cids.contains(owner) {
+                add(kind, l.name.clone(), "its container is gone".into(), Fix::DeleteLink(l.name.clone()));
+                continue;
+            }
+            // A veth off its bridge with no delay line in its place is cut off.
+            if kind == "veth" && l.master.is_none() {
+                if let Some(ep) = endpoints.iter().find(|e| network::veth_name(&e.container_id, e.position) == l.name) {
+                    let pf = delay_dir.join(format!("{}-{}", &ep.container_id[..12], ep.position));
+                    if !pf.exists() {
+                        add("veth", l.name.clone(), format!("off its bridge {} with no delay line in its place", ep.network.bridge), Fix::Rebridge { link: l.name.clone(), bridge: ep.network.bridge.clone() });
+                    }
+                }
+            }
+        }
+
+        // nftables: the tables must say what the store says, no more, no less.
+        let table = network::table_name(&self.paths);
+        let expected_fw = network::firewall_rules(&self.db())?;
+        let live_fw = nft::list_table("ip", &table);
+        match (&expected_fw, &live_fw) {
+            (None, Some(_)) => add("nftables", format!("table ip {table}"), "no network needs it".into(), Fix::SyncFirewall),
+            (Some(_), None) => add("nftables", format!("table ip {table}"), "missing: published ports and NAT do not work".into(), Fix::SyncFirewall),
+            (Some(want), Some(have)) => {
+                let (w, h) = (rule_tokens(want), rule_tokens(have));
+                let mut stale: Vec<&String> = h.difference(&w).collect();
+                let mut missing: Vec<&String> = w.difference(&h).collect();
+                stale.sort();
+                missing.sort();
+                if !stale.is_empty() || !missing.is_empty() {
+                    let mut why = Vec::new();
+                    if !stale.is_empty() {
+                        why.push(format!("rules for gone objects ({})", stale.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")));
+                    }
+                    if !missing.is_empty() {
+                        why.push(format!("rules missing for {}", missing.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")));
+                    }
+                    add("nftables", format!("table ip {table}"), why.join("; "), Fix::SyncFirewall);
+                }
+            }
+            (None, None) => {}
+        }
+        let expected_loss = network::loss_table(&self.db())?;
+        let live_loss = nft::list_table("netdev", &table);
+        let differs = match (&expected_loss, &live_loss) {
+            (None, None) => false,
+            (Some(w), Some(h)) => rule_tokens(w) != rule_tokens(h),
+            _ => true,
+        };
+        if differs {
+            add("nftables", format!("table netdev {table}"), "its loss rules differ from the links' settings".into(), Fix::SyncLoss);
+        }
+
+        // Mounts and directories under the root and the run directory.
+        let ctr_dir = self.paths.root.join("containers");
+        let netns_dir = self.paths.run.join("netns");
+        let owner_of = |p: &Path| -> Option<String> {
+            if let Ok(rest) = p.strip_prefix(&ctr_dir) {
+                return rest.iter().next().map(|s| s.to_string_lossy().into_owned());
+            }
+            if let Ok(rest) = p.strip_prefix(&netns_dir) {
+                return rest.iter().next().map(|s| s.to_string_lossy().into_owned());
+            }
+            None
+        };
+        let known = |id: &str| cids.contains(&id[..12.min(id.len())]);
+        for m in mount::mount_points() {
+            if let Some(id) = owner_of(&m) {
+                if !known(&id) {
+                    add("mount", m.display().to_string(), "its container is gone".into(), Fix::Unmount(m.clone()));
+                }
+            }
+        }
+        for dir in [&ctr_dir, &netns_dir] {
+            if let Ok(rd) = std::fs::read_dir(dir) {
+                for e in rd.flatten() {
+                    let id = e.file_name().to_string_lossy().into_owned();
+                    if !known(&id) {
+                        let (kind, fix) = if dir == &ctr_dir { ("directory", Fix::RemoveContainerFiles(id)) } else { ("file", Fix::RemoveFile(e.path())) };
+                        add(kind, e.path().display().to_string(), "its container is gone".into(), fix);
+                    }
+                }
+            }
+        }
+        if let Ok(rd) = std::fs::read_dir(&delay_dir) {
+            for e in rd.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if !known(name.split('-').next().unwrap_or("")) {
+                    add("file", e.path().display().to_string(), "delay line record of a gone container".into(), Fix::RemoveFile(e.path()));
+                }
+            }
+        }
+
+        // Processes started for this root: monitors and delay lines.
+        let root = self.paths.root.display().to_string();
+        if let Ok(rd) = std::fs::read_dir("/proc") {
+            for e in rd.flatten() {
+                let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else { continue };
+                let Some((words, r)) = berth_process(pid) else { continue };
+                if r != root || words.len() < 3 || !matches!(words[1].as_str(), "monitor" | "delay-line") {
+                    continue;
+                }
+                if !known(&words[2]) {
+                    add("process", format!("{pid} ({} {})", words[1], &words[2][..12.min(words[2].len())]), "its container is gone".into(), Fix::Kill(pid));
+                }
+            }
+        }
+
+        // Containers recorded as running whose monitor is gone.
+        for c in &containers {
+            if matches!(c.state.as_str(), "running" | "paused" | "restarting") && !proc::is_alive(c.monitor_pid, None) {
+                add("container", c.name.clone(), format!("recorded as {} but its monitor (pid {}) is gone", c.state, c.monitor_pid), Fix::MarkExited(c.id.clone()));
+            }
+        }
+
+        if repair {
+            for (f, fix) in &mut found {
+                let r = self.apply_fix(fix);
+                f.repaired = r.is_ok();
+                f.repair_error = r.err();
+            }
+        }
+        Ok(found.into_iter().map(|(f, _)| f).collect())
+    }
+
+    fn apply_fix(&self, fix: &Fix) -> std::result::Result<(), String> {
+        // An earlier fix may have taken this one along (a killed monitor's
+        // delay line, a netns file under an unmounted namespace).
+        let s = |e: std::io::Error| e.to_string();
+        let gone = |r: std::io::Result<()>| match r {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound || e.raw_os_error() == Some(libc::ESRCH) => Ok(()),
+            r => r.map_err(s),
+        };
+        match fix {
+            Fix::DeleteLink(l) => Netlink::new().and_then(|n| n.delete_link(l)).map_err(s),
+            Fix::Rebridge { link, bridge } => Netlink::new().and_then(|n| n.set_master(link, bridge)).map_err(s),
+            Fix::SyncFirewall => network::sync_firewall(&self.paths, &self.db()).map_err(|e| e.to_string()),
+            Fix::SyncLoss => network::sync_loss(&self.paths, &self.db()).map_err(|e| e.to_string()),
+            Fix::Unmount(m) => {
+                mount::umount_detach(m).map_err(s)?;
+                if m.starts_with(self.paths.run.join("netns")) {
+                    let _ = std::fs::remove_file(m);
+                }
+                Ok(())
+            }
+            Fix::RemoveContainerFiles(id) => crate::container::remove_files(&self.paths, id).map_err(|e| e.to_string()),
+            Fix::Kill(pid) => gone(proc::kill(*pid, libc::SIGKILL)),
+            Fix::RemoveFile(p) => gone(std::fs::remove_file(p)),
+            Fix::MarkExited(id) => self.container(id).map(|_| ()).map_err(|e| e.to_string()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_tie_rules_to_objects() {
+        let t = rule_tokens("iifname \"br-0123456789ab\" ip daddr 10.1.2.3 tcp dport 80 dnat to 172.17.0.2:80 oifname berth0 counter");
+        let mut v: Vec<_> = t.into_iter().collect();
+        v.sort();
+        assert_eq!(v, ["10.1.2.3", "berth0", "br-0123456789ab"]);
+    }
+}
