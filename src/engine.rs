@@ -369,8 +369,11 @@ impl Engine {
     /// Rewrites this root's nftables table from the store, running `nft`
     /// after the database is released.
     fn sync_firewall(&self) -> Result<()> {
-        let rules = network::firewall_rules(&self.db())?;
-        Ok(network::apply_firewall(&self.paths, rules.as_deref())?)
+        let (rules, bridges) = {
+            let db = self.db();
+            (network::firewall_rules(&db)?, network::bridges(&db)?)
+        };
+        Ok(network::apply_firewall(&self.paths, rules.as_deref(), &bridges)?)
     }
 
     /// Rewrites /etc/hosts of every container on `net` (in place: the file

@@ -195,6 +195,19 @@ impl Engine {
             }
             (None, None) => {}
         }
+        // Accept rules in a host FORWARD chain that would drop our traffic.
+        // (Missing ones matter only where the chain drops by policy.)
+        if let Some((drops, rules)) = network::foreign_forward_rules(&self.paths) {
+            let want: HashSet<String> = network::bridges(&self.db())?.into_iter().collect();
+            let have: HashSet<String> = rules.iter().flat_map(|(_, r)| rule_tokens(r)).collect();
+            let mut stale: Vec<&String> = have.difference(&want).collect();
+            stale.sort();
+            if !stale.is_empty() {
+                add("nftables", "chain ip filter FORWARD".into(), format!("accept rules for gone bridges ({})", stale.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")), Fix::SyncFirewall);
+            } else if drops && want.difference(&have).next().is_some() {
+                add("nftables", "chain ip filter FORWARD".into(), "it drops by policy and lacks accept rules for berth's bridges".into(), Fix::SyncFirewall);
+            }
+        }
         let expected_loss = network::loss_table(&self.db())?;
         let live_loss = nft::list_table("netdev", &table);
         let differs = match (&expected_loss, &live_loss) {

@@ -370,6 +370,11 @@ pub fn sync_loss(paths: &Paths, db: &Db) -> Result<()> {
     .map_err(sys)
 }
 
+/// The bridges of every network of this root.
+pub fn bridges(db: &Db) -> Result<Vec<String>> {
+    Ok(list(db)?.into_iter().map(|n| n.bridge).collect())
+}
+
 /// The body of the loss table the store calls for, if any.
 pub fn loss_table(db: &Db) -> Result<Option<String>> {
     if impair::mechanism() != impair::Mechanism::Userspace {
@@ -607,23 +612,83 @@ pub fn alias_prefix(paths: &Paths) -> String {
 /// table.
 pub fn sync_firewall(paths: &Paths, db: &Db) -> Result<()> {
     let rules = firewall_rules(db)?;
-    apply_firewall(paths, rules.as_deref())
+    apply_firewall(paths, rules.as_deref(), &bridges(db)?)
 }
 
 /// Writes (or, with no networks, removes) this root's table. Runs `nft`,
 /// so callers do it without holding the database.
-pub fn apply_firewall(paths: &Paths, rules: Option<&str>) -> Result<()> {
+pub fn apply_firewall(paths: &Paths, rules: Option<&str>, bridges: &[String]) -> Result<()> {
     let table = table_name(paths);
     let sys = |err| NetworkError::System { net: "firewall".into(), err };
     match rules {
-        Some(body) => crate::sys::nft::replace_table("ip", &table, body).map_err(sys),
+        Some(body) => crate::sys::nft::replace_table("ip", &table, body).map_err(sys)?,
         None => {
             if crate::sys::nft::table_exists("ip", &table) {
                 crate::sys::nft::delete_table("ip", &table).map_err(sys)?;
             }
-            Ok(())
         }
     }
+    sync_foreign_forward(paths, bridges).map_err(sys)
+}
+
+// ---- a host firewall that drops forwarding ----
+//
+// Docker sets the FORWARD policy of iptables' filter table to DROP. A drop
+// in any nftables chain is final, so berth's own table cannot override it:
+// berth puts accept rules for its bridges, tagged with its root, at the head
+// of that FORWARD chain whenever the chain exists (iptables-nft, and
+// iptables-legacy when its filter table is loaded). Isolation between berth
+// networks still holds: it is enforced by berth's own table.
+
+fn foreign_tag(paths: &Paths) -> String {
+    alias_prefix(paths).trim_end_matches(':').to_string()
+}
+
+/// Whether `ip filter FORWARD` drops by policy, and the handles and text of
+/// this root's rules in it; None when that chain does not exist.
+pub fn foreign_forward_rules(paths: &Paths) -> Option<(bool, Vec<(u64, String)>)> {
+    let out = std::process::Command::new("nft").args(["-a", "list", "chain", "ip", "filter", "FORWARD"]).stderr(std::process::Stdio::null()).output().ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    let tag = format!("comment \"{}\"", foreign_tag(paths));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let rules = text.lines().filter(|l| l.contains(&tag)).filter_map(|l| Some((l.rsplit("# handle ").next()?.trim().parse().ok()?, l.trim().to_string()))).collect();
+    Some((text.contains("policy drop;"), rules))
+}
+
+fn sync_foreign_forward(paths: &Paths, bridges: &[String]) -> std::io::Result<()> {
+    let tag = foreign_tag(paths);
+    if let Some((_, rules)) = foreign_forward_rules(paths) {
+        let mut script = String::new();
+        for (h, _) in &rules {
+            script.push_str(&format!("delete rule ip filter FORWARD handle {h}\n"));
+        }
+        for b in bridges {
+            for dir in ["oifname", "iifname"] {
+                script.push_str(&format!("insert rule ip filter FORWARD {dir} \"{b}\" counter accept comment \"{tag}\"\n"));
+            }
+        }
+        if !script.is_empty() {
+            crate::sys::nft::run_in(None, &script)?;
+        }
+    }
+    let legacy = std::fs::read_to_string("/proc/net/ip_tables_names").is_ok_and(|t| t.lines().any(|l| l == "filter"));
+    if legacy {
+        let ipt = |args: &[&str]| std::process::Command::new("iptables-legacy").arg("-w").args(args).stderr(std::process::Stdio::null()).output();
+        if let Ok(out) = ipt(&["-S", "FORWARD"]) {
+            for l in String::from_utf8_lossy(&out.stdout).lines().filter(|l| l.contains(&tag) && l.starts_with("-A ")) {
+                let del: Vec<&str> = std::iter::once("-D").chain(l[3..].split_whitespace().map(|w| w.trim_matches('"'))).collect();
+                let _ = ipt(&del);
+            }
+            for b in bridges {
+                for dir in ["-o", "-i"] {
+                    let _ = ipt(&["-I", "FORWARD", dir, b, "-m", "comment", "--comment", &tag, "-j", "ACCEPT"]);
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The table's body from the store; None when there is no network.

@@ -445,3 +445,165 @@ print("impaired ok");
     let o = env.berth(&["run", bad.to_str().unwrap()]);
     assert!(o.code != 0 && o.stderr.contains("unknown impair option \"dealy\""), "{o}");
 }
+
+/// A static UDP echo server for the container: busybox has no UDP server,
+/// so the test compiles one (the same toolchain that builds berth).
+fn udp_echo_image(env: &Env) -> String {
+    let dir = env.dir.join("udpecho");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("udpecho.rs"),
+        r#"fn main() {
+    let port = std::env::args().nth(1).unwrap();
+    let s = std::net::UdpSocket::bind(format!("0.0.0.0:{port}")).unwrap();
+    let mut buf = [0u8; 1500];
+    loop {
+        if let Ok((n, from)) = s.recv_from(&mut buf) {
+            let mut reply = b"echo:".to_vec();
+            reply.extend_from_slice(&buf[..n]);
+            let _ = s.send_to(&reply, from);
+        }
+    }
+}
+"#,
+    )
+    .unwrap();
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let out = std::process::Command::new(rustc)
+        .args(["-O", "-C", "target-feature=+crt-static", "-o"])
+        .arg(dir.join("udpecho"))
+        .arg(dir.join("udpecho.rs"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "compiling the UDP echo server: {}", String::from_utf8_lossy(&out.stderr));
+    std::fs::write(dir.join("Dockerfile"), "FROM busybox\nCOPY udpecho /bin/udpecho\nEXPOSE 5353/udp\nCMD [\"udpecho\", \"5353\"]\n").unwrap();
+    let tag = format!("{}:1", env.name("udpecho"));
+    env.ok(&["build", "-q", "-t", &tag, dir.to_str().unwrap()]);
+    tag
+}
+
+fn udp_ask(addr: &str, msg: &str) -> Option<String> {
+    let s = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
+    s.set_read_timeout(Some(std::time::Duration::from_millis(500))).ok()?;
+    let mut buf = [0u8; 1500];
+    // UDP may lose the first datagram while the rules settle: ask a few times.
+    for _ in 0..6 {
+        s.send_to(msg.as_bytes(), addr).ok()?;
+        if let Ok((n, _)) = s.recv_from(&mut buf) {
+            return Some(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+    }
+    None
+}
+
+#[test]
+fn published_udp_port_answers_from_loopback_and_the_host_address() {
+    let env = Env::new("published_udp_port_answers_from_loopback_and_the_host_address");
+    let img = udp_echo_image(&env);
+    let port = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let c = env.name("udp");
+    env.run_detached(&c, &["-p", &format!("{port}:5353/udp"), &img]);
+    assert!(env.ok(&["port", &c]).contains(&format!("5353/udp -> 0.0.0.0:{port}")));
+    assert_eq!(udp_ask(&format!("127.0.0.1:{port}"), "hi").as_deref(), Some("echo:hi"), "via loopback");
+    if let Some(h) = host_address() {
+        assert_eq!(udp_ask(&format!("{h}:{port}"), "there").as_deref(), Some("echo:there"), "via the host's address {h}");
+    }
+    // -P publishes the image's EXPOSEd UDP port on a free host port.
+    let p = env.name("udpP");
+    env.run_detached(&p, &["-P", &img]);
+    let line = env.ok(&["port", &p]);
+    let hp = line.rsplit(':').next().unwrap().trim().to_string();
+    assert!(line.starts_with("5353/udp -> "), "{line}");
+    assert_eq!(udp_ask(&format!("127.0.0.1:{hp}"), "P").as_deref(), Some("echo:P"));
+    env.ok(&["rm", "-f", &c]);
+    assert_eq!(udp_ask(&format!("127.0.0.1:{port}"), "gone"), None, "rules gone with the container");
+}
+
+/// A foreign `ip filter FORWARD` chain (where iptables-nft, and so Docker,
+/// keeps its FORWARD rules) dropping this test's subnet, as Docker's DROP
+/// policy drops every berth network; scoped to our subnet so that the tests
+/// running beside this one are not cut off.
+struct ForeignDrop {
+    created_table: bool,
+    handles: Vec<u64>,
+}
+
+impl ForeignDrop {
+    fn new(subnet: &str, tag: &str) -> ForeignDrop {
+        let nft = |args: &[&str]| std::process::Command::new("nft").args(args).output().unwrap();
+        let created_table = !nft(&["list", "table", "ip", "filter"]).status.success();
+        if !nft(&["list", "chain", "ip", "filter", "FORWARD"]).status.success() {
+            let o = nft(&["add table ip filter; add chain ip filter FORWARD { type filter hook forward priority 0; policy accept; }"]);
+            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        }
+        let mut handles = Vec::new();
+        for dir in ["saddr", "daddr"] {
+            let o = nft(&["-e", "-a", "add", "rule", "ip", "filter", "FORWARD", "ip", dir, subnet, "counter", "drop", "comment", tag]);
+            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+            let out = String::from_utf8_lossy(&o.stdout).into_owned();
+            let line = out.lines().find(|l| l.contains("# handle ")).unwrap_or_else(|| panic!("no handle in {out}"));
+            handles.push(line.rsplit("# handle ").next().unwrap().trim().parse().unwrap());
+        }
+        ForeignDrop { created_table, handles }
+    }
+}
+
+impl Drop for ForeignDrop {
+    fn drop(&mut self) {
+        for h in &self.handles {
+            let _ = std::process::Command::new("nft").args(["delete", "rule", "ip", "filter", "FORWARD", "handle", &h.to_string()]).status();
+        }
+        if self.created_table {
+            let _ = std::process::Command::new("nft").args(["delete", "table", "ip", "filter"]).status();
+        }
+    }
+}
+
+fn forward_chain() -> String {
+    String::from_utf8_lossy(&std::process::Command::new("nft").args(["-a", "list", "chain", "ip", "filter", "FORWARD"]).output().unwrap().stdout).into_owned()
+}
+
+#[test]
+fn forwarding_survives_a_host_firewall_that_drops_it() {
+    let env = Env::new("forwarding_survives_a_host_firewall_that_drops_it");
+    let tag = format!("f{}", std::process::id() % 10000);
+    let up = Upstream::new(&tag, 8);
+    let subnet = "10.216.31.0/24";
+    let _drop = ForeignDrop::new(subnet, &format!("berth-test-{tag}"));
+    let www = env.dir.join("www");
+    std::fs::create_dir_all(&www).unwrap();
+    std::fs::write(www.join("index.html"), "through-the-drop\n").unwrap();
+    let mut server = std::process::Command::new("ip")
+        .args(["netns", "exec", &up.ns, "busybox", "httpd", "-f", "-p", "198.51.100.9:8080", "-h", www.to_str().unwrap()])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let net = env.name("fw");
+    let id = env.ok(&["network", "create", "--subnet", subnet, &net]);
+    let bridge = format!("br-{}", &id[..12]);
+    assert!(forward_chain().contains(&format!("iifname \"{bridge}\"")), "berth accepts its bridge ahead of the drop:\n{}", forward_chain());
+    let get = || env.berth(&["run", "--rm", "--network", &net, "busybox", "wget", "-q", "-O-", "http://198.51.100.9:8080/"]);
+    let o = get();
+    assert_eq!(o.stdout, "through-the-drop\n", "{o}");
+
+    // Take berth's rules away (a firewall that arrived later): the drop bites...
+    for l in forward_chain().lines().filter(|l| l.contains(&bridge)) {
+        let h = l.rsplit("# handle ").next().unwrap().trim();
+        std::process::Command::new("nft").args(["delete", "rule", "ip", "filter", "FORWARD", "handle", h]).status().unwrap();
+    }
+    let o = env.berth(&["run", "--rm", "--network", &net, "busybox", "ping", "-c", "1", "-W", "2", "198.51.100.9"]);
+    assert!(o.stdout.contains("100% packet loss"), "the foreign drop really drops: {o}");
+    // ...until berth next writes its rules (here: another network is made).
+    env.ok(&["network", "create", &env.name("fw2")]);
+    let o = get();
+    assert_eq!(o.stdout, "through-the-drop\n", "{o}");
+    let o = env.berth(&["run", "--rm", "--network", &net, "busybox", "ping", "-c", "1", "-W", "2", "198.51.100.9"]);
+    assert!(o.stdout.contains(" 0% packet loss"), "{o}");
+    let _ = server.kill();
+    let _ = server.wait();
+    // Its rules leave with its networks.
+    for n in env.ok(&["network", "ls", "-q"]).split_whitespace() {
+        env.ok(&["network", "rm", n]);
+    }
+    assert!(!forward_chain().contains(&bridge), "{}", forward_chain());
+}
