@@ -25,6 +25,8 @@ pub enum EngineError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Network(#[from] network::NetworkError),
+    #[error(transparent)]
+    Volume(#[from] crate::volume::VolumeError),
     /// A start that failed before the user's command ran: docker's
     /// 125 / 126 / 127.
     #[error("{msg}")]
@@ -641,6 +643,12 @@ impl Engine {
     }
 
     pub fn remove(&self, key: &str, force: bool) -> Result<String> {
+        self.remove_with(key, force, false)
+    }
+
+    /// `rm [-f] [-v]`: `volumes` also removes the container's anonymous
+    /// volumes.
+    pub fn remove_with(&self, key: &str, force: bool, volumes: bool) -> Result<String> {
         let c = self.container(key)?;
         if c.running() || c.state == "restarting" {
             if !force {
@@ -663,6 +671,9 @@ impl Engine {
                 Err(e) => return Err(e.into()),
             }
         }
+        if volumes {
+            container::remove_anonymous_volumes(&self.paths, &mut self.db(), &c);
+        }
         if had_ports {
             self.sync_firewall()?;
         }
@@ -671,6 +682,42 @@ impl Engine {
             self.refresh_hosts(n)?;
         }
         Ok(c.name)
+    }
+
+    // ---- volumes ----
+
+    pub fn volume_create(&self, name: Option<&str>, labels: &std::collections::BTreeMap<String, String>) -> Result<crate::volume::Volume> {
+        Ok(crate::volume::create(&self.paths, &mut self.db(), name, name.is_none(), labels)?)
+    }
+
+    pub fn volume(&self, name: &str) -> Result<crate::volume::Volume> {
+        Ok(crate::volume::get(&self.paths, &self.db(), name)?)
+    }
+
+    pub fn volumes(&self) -> Result<Vec<crate::volume::Volume>> {
+        Ok(crate::volume::list(&self.paths, &self.db())?)
+    }
+
+    /// Names of the containers mounting the volume.
+    pub fn volume_users(&self, name: &str) -> Vec<String> {
+        container::volume_users(&self.db(), name)
+    }
+
+    /// Refused while a container mounts it (`force` removes those
+    /// containers' claim only when they are gone, as docker's -f does not
+    /// override use either).
+    pub fn volume_remove(&self, name: &str) -> Result<()> {
+        let v = self.volume(name)?;
+        let mut db = self.db();
+        let users = container::volume_users(&db, &v.name);
+        Ok(crate::volume::remove(&self.paths, &mut db, &v.name, &users)?)
+    }
+
+    /// Removes unused volumes (anonymous ones only unless `all`).
+    pub fn volume_prune(&self, all: bool) -> Result<(Vec<String>, u64)> {
+        let mut db = self.db();
+        let in_use: std::collections::HashSet<String> = container::list(&db)?.into_iter().flat_map(|c| c.mounts.into_iter().filter(|m| m.kind == "volume").map(|m| m.name)).collect();
+        Ok(crate::volume::prune(&self.paths, &mut db, &in_use, all)?)
     }
 
     /// Renames; peers' hosts files follow the new name.

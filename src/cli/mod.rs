@@ -106,6 +106,9 @@ enum Cmd {
     /// Manage networks
     #[command(subcommand)]
     Network(NetworkCmd),
+    /// Manage volumes
+    #[command(subcommand)]
+    Volume(VolumeCmd),
     /// Engine-wide information and housekeeping
     #[command(subcommand)]
     System(SystemCmd),
@@ -115,6 +118,42 @@ enum Cmd {
     Test(TestArgs),
     #[command(hide = true)]
     Monitor { id: String },
+}
+
+#[derive(Subcommand)]
+enum VolumeCmd {
+    /// Create a volume (a generated name when none is given)
+    Create {
+        #[arg(long)]
+        label: Vec<String>,
+        name: Option<String>,
+    },
+    #[command(alias = "list")]
+    Ls {
+        #[arg(short = 'q', long)]
+        quiet: bool,
+        #[arg(long)]
+        format: Option<String>,
+    },
+    Inspect {
+        #[arg(required = true)]
+        volumes: Vec<String>,
+    },
+    /// Remove volumes (refused while a container uses them)
+    #[command(alias = "remove")]
+    Rm {
+        #[arg(short = 'f', long)]
+        force: bool,
+        #[arg(required = true)]
+        volumes: Vec<String>,
+    },
+    /// Remove unused anonymous volumes (-a: every unused volume)
+    Prune {
+        #[arg(short = 'a', long)]
+        all: bool,
+        #[arg(short = 'f', long)]
+        force: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -328,6 +367,12 @@ struct LoadArgs {
 struct RunArgs {
     #[arg(short = 'd', long)]
     detach: bool,
+    /// Mount a volume: NAME:/DST, /HOST/PATH:/DST or /DST, with :ro for read-only
+    #[arg(short = 'v', long)]
+    volume: Vec<String>,
+    /// Mount every volume of container C at the same places (C:ro for read-only)
+    #[arg(long)]
+    volumes_from: Vec<String>,
     #[arg(short = 'i', long)]
     interactive: bool,
     #[arg(short = 't', long)]
@@ -577,6 +622,8 @@ impl RunArgs {
             publish_all: self.publish_all,
             stop_signal: self.stop_signal.clone(),
             stop_timeout: self.stop_timeout,
+            volumes: self.volume.clone(),
+            volumes_from: self.volumes_from.clone(),
         })
     }
 }
@@ -723,7 +770,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             if a.containers.is_empty() {
                 bail!("\"rm\" requires at least 1 argument: berth rm [-f] CONTAINER...");
             }
-            each(&a.containers, |n| e.remove(n, a.force).map(|_| n.to_string()))
+            each(&a.containers, |n| e.remove_with(n, a.force, a.volumes).map(|_| n.to_string()))
         }
         Cmd::Rename { old, new } => {
             e.rename(&old, &new)?;
@@ -958,6 +1005,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         }
         Cmd::Network(n) => network_cmd(&e, n),
         Cmd::System(c) => system_cmd(&e, c),
+        Cmd::Volume(c) => volume_cmd(&e, c),
         Cmd::Repl => crate::script::repl::run(e),
         Cmd::Test(a) => crate::script::test_runner(e, &a.paths, a.jobs, a.filter.as_deref(), a.junit.as_deref(), a.keep_on_failure),
         Cmd::Monitor { .. } | Cmd::Container(_) | Cmd::Image(_) => unreachable!(),
@@ -1231,4 +1279,69 @@ fn system_cmd(e: &Engine, c: SystemCmd) -> anyhow::Result<i32> {
             Ok(if unrepaired > 0 { 1 } else { 0 })
         }
     }
+}
+
+fn volume_json(e: &Engine, v: &crate::volume::Volume) -> serde_json::Value {
+    serde_json::json!({
+        "Name": v.name, "Driver": "local", "Mountpoint": v.mountpoint, "CreatedAt": v.created,
+        "Labels": v.labels, "Scope": "local", "Anonymous": v.anonymous, "UsedBy": e.volume_users(&v.name),
+    })
+}
+
+fn volume_cmd(e: &Engine, c: VolumeCmd) -> anyhow::Result<i32> {
+    match c {
+        VolumeCmd::Create { label, name } => {
+            let labels = parse_kv(&label, "label")?;
+            println!("{}", e.volume_create(name.as_deref(), &labels)?.name);
+            Ok(0)
+        }
+        VolumeCmd::Ls { quiet, format } => {
+            let vs = e.volumes()?;
+            if quiet {
+                for v in &vs {
+                    println!("{}", v.name);
+                }
+            } else if format.as_deref() == Some("json") {
+                println!("{}", serde_json::to_string_pretty(&vs.iter().map(|v| volume_json(e, v)).collect::<Vec<_>>())?);
+            } else {
+                let rows: Vec<Vec<String>> = vs.iter().map(|v| vec!["local".into(), v.name.clone()]).collect();
+                print!("{}", table::render(&["DRIVER", "VOLUME NAME"], &rows));
+            }
+            Ok(0)
+        }
+        VolumeCmd::Inspect { volumes } => {
+            let mut out = Vec::new();
+            for n in &volumes {
+                out.push(volume_json(e, &e.volume(n)?));
+            }
+            println!("{}", serde_json::to_string_pretty(&out)?);
+            Ok(0)
+        }
+        VolumeCmd::Rm { volumes, .. } => each(&volumes, |n| e.volume_remove(n).map(|_| n.to_string())),
+        VolumeCmd::Prune { all, force } => {
+            if !force && !confirm(if all { "This will remove all local volumes not used by at least one container." } else { "This will remove anonymous local volumes not used by at least one container." })? {
+                return Ok(0);
+            }
+            let (names, bytes) = e.volume_prune(all)?;
+            if !names.is_empty() {
+                println!("Deleted Volumes:");
+                for n in &names {
+                    println!("{n}");
+                }
+                println!();
+            }
+            println!("Total reclaimed space: {}", table::human_size(bytes));
+            Ok(0)
+        }
+    }
+}
+
+/// Docker's "Are you sure you want to continue? [y/N]", read from stdin.
+fn confirm(what: &str) -> anyhow::Result<bool> {
+    use std::io::Write;
+    print!("WARNING! {what}\nAre you sure you want to continue? [y/N] ");
+    std::io::stdout().flush()?;
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line)?;
+    Ok(matches!(line.trim(), "y" | "Y" | "yes"))
 }

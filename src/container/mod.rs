@@ -116,6 +116,26 @@ pub struct RunSpec {
     pub publish_all: bool,
     pub stop_signal: Option<String>,
     pub stop_timeout: Option<u64>,
+    /// `-v` specs: NAME:/DST, /SRC:/DST, /DST, each with an optional :ro.
+    pub volumes: Vec<String>,
+    /// `--volumes-from C[:ro|rw]`.
+    pub volumes_from: Vec<String>,
+}
+
+/// A mount a container was created with, resolved: which volume (or host
+/// path) is mounted where.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct MountRec {
+    /// "volume" or "bind".
+    pub kind: String,
+    /// The volume's name (volumes only).
+    #[serde(default)]
+    pub name: String,
+    pub source: PathBuf,
+    pub destination: String,
+    pub rw: bool,
+    #[serde(default)]
+    pub anonymous: bool,
 }
 
 /// A container as recorded in the store.
@@ -137,12 +157,15 @@ pub struct Container {
     pub oom_killed: bool,
     pub restart_count: i64,
     pub error: String,
+    pub mounts: Vec<MountRec>,
 }
 
 #[derive(Serialize, Deserialize)]
 struct Stored {
     spec: RunSpec,
     command: Vec<String>,
+    #[serde(default)]
+    mounts: Vec<MountRec>,
 }
 
 impl Container {
@@ -158,7 +181,7 @@ const COLS: &str = "id, name, image_id, image_ref, created, config, state, pid, 
 
 fn from_row(r: &rusqlite::Row) -> rusqlite::Result<Container> {
     let stored: String = r.get(5)?;
-    let st: Stored = serde_json::from_str(&stored).unwrap_or(Stored { spec: RunSpec::default(), command: vec![] });
+    let st: Stored = serde_json::from_str(&stored).unwrap_or(Stored { spec: RunSpec::default(), command: vec![], mounts: vec![] });
     Ok(Container {
         id: r.get(0)?,
         name: r.get(1)?,
@@ -167,6 +190,7 @@ fn from_row(r: &rusqlite::Row) -> rusqlite::Result<Container> {
         created: r.get(4)?,
         spec: st.spec,
         command: st.command,
+        mounts: st.mounts,
         state: r.get(6)?,
         pid: r.get(7)?,
         monitor_pid: r.get(8)?,
@@ -231,6 +255,119 @@ fn generate_name(db: &Db) -> String {
     }
 }
 
+/// The mounts of a new container, in docker's order of precedence: `-v`
+/// specs, then `--volumes-from`, then anonymous volumes for the image's
+/// VOLUME paths not already covered. New and empty volumes are seeded with
+/// the image's content at their path. Returns the mounts and the volumes
+/// made here (to remove if the create fails).
+fn resolve_mounts(paths: &Paths, db: &mut Db, spec: &RunSpec, img: &image::Image, lower: &[String]) -> Result<(Vec<MountRec>, Vec<String>)> {
+    use crate::volume::{self, VolumeSpec};
+    let mut out: Vec<MountRec> = Vec::new();
+    let mut made = Vec::new();
+    let mut seed: Vec<(String, PathBuf)> = Vec::new();
+    let vol = |e: volume::VolumeError| ContainerError::BadOption(e.to_string());
+    let taken = |out: &Vec<MountRec>, dst: &str| out.iter().any(|m| m.destination == dst);
+    let volume_mount = |db: &mut Db, out: &mut Vec<MountRec>, name: Option<&str>, dst: &str, rw: bool, made: &mut Vec<String>, seed: &mut Vec<(String, PathBuf)>| -> Result<()> {
+        let existed = name.is_some_and(|n| volume::get(paths, db, n).is_ok());
+        let v = volume::create(paths, db, name, name.is_none(), &Default::default()).map_err(vol)?;
+        if !existed {
+            made.push(v.name.clone());
+        }
+        let empty = std::fs::read_dir(&v.mountpoint).map(|mut d| d.next().is_none()).unwrap_or(false);
+        if empty {
+            seed.push((dst.to_string(), v.mountpoint.clone()));
+        }
+        out.push(MountRec { kind: "volume".into(), name: v.name, source: v.mountpoint, destination: dst.to_string(), rw, anonymous: name.is_none() });
+        Ok(())
+    };
+    let r = (|| -> Result<()> {
+        for s in &spec.volumes {
+            let parsed = volume::parse_spec(s).map_err(vol)?;
+            let dst = match &parsed {
+                VolumeSpec::Named { target, .. } | VolumeSpec::Bind { target, .. } | VolumeSpec::Anonymous { target, .. } => target.to_string_lossy().into_owned(),
+            };
+            if taken(&out, &dst) {
+                return Err(ContainerError::BadOption(format!("duplicate mount point {dst} in -v {s}")));
+            }
+            match parsed {
+                VolumeSpec::Named { name, read_only, .. } => volume_mount(db, &mut out, Some(&name), &dst, !read_only, &mut made, &mut seed)?,
+                VolumeSpec::Anonymous { read_only, .. } => volume_mount(db, &mut out, None, &dst, !read_only, &mut made, &mut seed)?,
+                b @ VolumeSpec::Bind { .. } => {
+                    volume::check_bind(&b).map_err(vol)?;
+                    let VolumeSpec::Bind { source, read_only, .. } = b else { unreachable!() };
+                    out.push(MountRec { kind: "bind".into(), name: String::new(), source, destination: dst, rw: !read_only, anonymous: false });
+                }
+            }
+        }
+        for from in &spec.volumes_from {
+            let (key, mode) = match from.rsplit_once(':') {
+                Some((k, m)) if m == "ro" || m == "rw" => (k, Some(m == "rw")),
+                _ => (from.as_str(), None),
+            };
+            let other = get(db, key)?;
+            for m in &other.mounts {
+                if !taken(&out, &m.destination) {
+                    out.push(MountRec { rw: mode.unwrap_or(m.rw), ..m.clone() });
+                }
+            }
+        }
+        let mut image_vols: Vec<&String> = img.config.config.volumes.keys().collect();
+        image_vols.sort();
+        for dst in image_vols {
+            if !taken(&out, dst) {
+                volume_mount(db, &mut out, None, dst, true, &mut made, &mut seed)?;
+            }
+        }
+        if !seed.is_empty() {
+            seed_from_image(paths, lower, &seed)?;
+        }
+        Ok(())
+    })();
+    if let Err(e) = r {
+        for v in &made {
+            let _ = volume::remove(paths, db, v, &[]);
+        }
+        return Err(e);
+    }
+    Ok((out, made))
+}
+
+/// Copies the image's content at each (path, volume dir) into the volume,
+/// through a read-only overlay of the image's layers.
+fn seed_from_image(paths: &Paths, lower: &[String], seed: &[(String, PathBuf)]) -> Result<()> {
+    if lower.is_empty() {
+        return Ok(());
+    }
+    let tmp = paths.tmp().join(format!("seed-{}-{}", std::process::id(), store::new_id().get(..8).unwrap_or("x")));
+    std::fs::create_dir_all(&tmp).map_err(io_ctx(format!("creating {}", tmp.display())))?;
+    let layers = paths.layers();
+    let dirs: Vec<String> = lower.iter().rev().map(|l| layers.join("l").join(l).display().to_string()).collect();
+    // A single lower layer is mounted as a plain read-only bind.
+    let r = if dirs.len() == 1 {
+        crate::sys::mount::bind(std::path::Path::new(&dirs[0]), &tmp, false)
+    } else {
+        crate::sys::mount::mount(Some("overlay"), &tmp, Some("overlay"), nix::mount::MsFlags::MS_RDONLY, Some(&format!("lowerdir={}", dirs.join(":"))))
+    };
+    if let Err(e) = r {
+        let _ = std::fs::remove_dir(&tmp);
+        return Err(io_ctx("mounting the image to seed its volumes".to_string())(e));
+    }
+    let mut res = Ok(());
+    for (dst, dir) in seed {
+        let src = tmp.join(dst.trim_start_matches('/'));
+        // Only a real directory of the image seeds (never a symlink out).
+        if std::fs::symlink_metadata(&src).map(|m| m.is_dir()).unwrap_or(false) {
+            if let Err(e) = crate::volume::seed(&src, dir) {
+                res = Err(io_ctx(format!("seeding the volume at {dst} from the image"))(e));
+                break;
+            }
+        }
+    }
+    let _ = crate::sys::mount::umount_detach(&tmp);
+    let _ = std::fs::remove_dir(&tmp);
+    res
+}
+
 /// Creates the container: record (the name is claimed atomically by the
 /// UNIQUE constraint), directories, config.json, hosts files.
 pub fn create(paths: &Paths, db: &mut Db, spec: &RunSpec) -> Result<Container> {
@@ -261,6 +398,12 @@ pub fn create(paths: &Paths, db: &mut Db, spec: &RunSpec) -> Result<Container> {
     }
     let lower = image::layer_links(db, &img)?;
     let id = store::new_id();
+    let (mounts, made_volumes) = resolve_mounts(paths, db, spec, &img, &lower)?;
+    let undo_volumes = |db: &mut Db| {
+        for v in &made_volumes {
+            let _ = crate::volume::remove(paths, db, v, &[]);
+        }
+    };
     let name = match &spec.name {
         Some(n) if !valid_name(n) => return Err(ContainerError::BadName(n.clone())),
         Some(n) => n.clone(),
@@ -268,9 +411,15 @@ pub fn create(paths: &Paths, db: &mut Db, spec: &RunSpec) -> Result<Container> {
     };
     let dir = paths.container_dir(&id);
     let netns = bridge_net.as_ref().map(|_| crate::network::netns_path(paths, &id));
-    let config = spec::build(&id, &dir, spec, &img, &lower, &paths.layers(), netns.as_deref(), mode == "host")?;
+    let config = match spec::build(&id, &dir, spec, &img, &lower, &paths.layers(), netns.as_deref(), mode == "host", &mounts) {
+        Ok(c) => c,
+        Err(e) => {
+            undo_volumes(db);
+            return Err(e);
+        }
+    };
     let command = config["process"]["args"].as_array().map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect()).unwrap_or_default();
-    let stored = serde_json::to_string(&Stored { spec: spec.clone(), command }).unwrap();
+    let stored = serde_json::to_string(&Stored { spec: spec.clone(), command, mounts }).unwrap();
     let created = store::now_rfc3339();
     // Intent first: the row exists (state "creating" is never shown) before
     // the files, so a crash leaves something `system check` can find.
@@ -284,7 +433,8 @@ pub fn create(paths: &Paths, db: &mut Db, spec: &RunSpec) -> Result<Container> {
     .map_err(|e| match e {
         StoreError::Sql(rusqlite::Error::SqliteFailure(f, _)) if f.code == rusqlite::ErrorCode::ConstraintViolation => ContainerError::NameInUse(name.clone()),
         e => e.into(),
-    })?;
+    })
+    .inspect_err(|_| undo_volumes(db))?;
     if let Some(net) = &bridge_net {
         let r = crate::network::attach(db, &id, net, spec.ip.as_deref(), &spec.aliases).and_then(|_| crate::network::publish(db, &id, &port_specs));
         if let Err(e) = r {
@@ -317,6 +467,20 @@ pub fn create(paths: &Paths, db: &mut Db, spec: &RunSpec) -> Result<Container> {
         return Err(io_ctx(format!("creating container {name}"))(e));
     }
     get(db, &id)
+}
+
+/// Removes the container's anonymous volumes that no other container mounts.
+pub fn remove_anonymous_volumes(paths: &Paths, db: &mut Db, c: &Container) {
+    for m in c.mounts.iter().filter(|m| m.anonymous) {
+        if volume_users(db, &m.name).is_empty() {
+            let _ = crate::volume::remove(paths, db, &m.name, &[]);
+        }
+    }
+}
+
+/// Names of the containers that mount volume `name`.
+pub fn volume_users(db: &Db, name: &str) -> Vec<String> {
+    list(db).unwrap_or_default().into_iter().filter(|c| c.mounts.iter().any(|m| m.kind == "volume" && m.name == name)).map(|c| c.name).collect()
 }
 
 pub fn set_state(db: &mut Db, id: &str, state: &str) -> Result<()> {
@@ -370,6 +534,10 @@ pub fn delete(paths: &Paths, db: &mut Db, c: &Container) -> Result<()> {
     let lossy = crate::network::has_loss(db, &c.id);
     remove_files(paths, &c.id)?;
     forget(db, &c.id)?;
+    // As docker: --rm takes the container's anonymous volumes along.
+    if c.spec.rm {
+        remove_anonymous_volumes(paths, db, c);
+    }
     if lossy {
         // Its loss chains were bound to links that are gone.
         let _ = crate::network::sync_loss(paths, db);

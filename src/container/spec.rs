@@ -120,7 +120,7 @@ pub fn check_sysctl(key: &str, network_host: bool) -> Result<(), ContainerError>
 
 /// Builds config.json for container `id` in `dir`.
 #[allow(clippy::too_many_arguments)]
-pub fn build(id: &str, dir: &Path, spec: &RunSpec, img: &Image, lower: &[String], layers_dir: &Path, netns: Option<&Path>, host_network: bool) -> Result<Value, ContainerError> {
+pub fn build(id: &str, dir: &Path, spec: &RunSpec, img: &Image, lower: &[String], layers_dir: &Path, netns: Option<&Path>, host_network: bool, volumes: &[super::MountRec]) -> Result<Value, ContainerError> {
     let args = command(spec, img)?;
     let caps = capabilities(spec)?;
     for k in spec.sysctls.keys() {
@@ -148,6 +148,9 @@ pub fn build(id: &str, dir: &Path, spec: &RunSpec, img: &Image, lower: &[String]
     ]);
     for f in ["hosts", "hostname", "resolv.conf"] {
         mounts.push(json!({"destination": format!("/etc/{f}"), "type": "bind", "source": dir.join(f), "options": ["rbind", "rprivate"]}));
+    }
+    for v in volumes {
+        mounts.push(json!({"destination": v.destination, "type": "bind", "source": v.source, "options": ["rbind", "rprivate", if v.rw { "rw" } else { "ro" }]}));
     }
     let mut devices: Vec<Value> = DEVICES.iter().map(|(p, t, ma, mi)| json!({"path": p, "type": t.to_string(), "major": ma, "minor": mi, "fileMode": 0o666, "uid": 0, "gid": 0})).collect();
     if spec.privileged {

@@ -48,6 +48,9 @@ struct Monitor {
     interactive: bool,
     restart: RestartPolicy,
     autoremove: bool,
+    /// An autoremoved container had lossy links: rewrite the loss table
+    /// once its links are gone.
+    lossy: bool,
     stop_signal: i32,
     manual_stop: bool,
     kill_at: Option<Instant>,
@@ -131,6 +134,7 @@ impl Monitor {
             interactive: c.spec.interactive,
             restart: c.spec.restart.clone(),
             autoremove: c.spec.rm,
+            lossy: false,
             stop_signal,
             manual_stop: false,
             kill_at: None,
@@ -224,7 +228,13 @@ impl Monitor {
         let code = container::get(db_of(&mut self.db, &self.paths), &self.id).map(|c| c.exit_code).unwrap_or(EXIT_ENGINE);
         if self.autoremove {
             let had_ports = crate::network::ports_of(db_of(&mut self.db, &self.paths), &self.id).map(|p| !p.is_empty()).unwrap_or(false);
+            let me = container::get(db_of(&mut self.db, &self.paths), &self.id).ok();
+            self.lossy = crate::network::has_loss(db_of(&mut self.db, &self.paths), &self.id);
             let _ = container::forget(db_of(&mut self.db, &self.paths), &self.id);
+            // As docker: --rm takes the anonymous volumes along.
+            if let Some(me) = me {
+                container::remove_anonymous_volumes(&self.paths, db_of(&mut self.db, &self.paths), &me);
+            }
             // Its published ports leave the firewall with it.
             if had_ports {
                 let _ = crate::network::sync_firewall(&self.paths, db_of(&mut self.db, &self.paths));
@@ -242,6 +252,10 @@ impl Monitor {
         self.drop_spent_cgroup();
         if self.autoremove {
             let _ = container::remove_files(&self.paths, &self.id);
+            if self.lossy {
+                // Its loss chains were bound to links that are gone.
+                let _ = crate::network::sync_loss(&self.paths, db_of(&mut self.db, &self.paths));
+            }
         } else {
             let _ = std::fs::remove_file(self.paths.attach_socket(&self.id));
             let _ = std::fs::remove_dir(self.paths.container_run(&self.id));

@@ -41,6 +41,13 @@ pub struct Network {
     pub id: String,
 }
 
+/// A volume handle: getters read the store each time.
+#[derive(Clone)]
+pub struct Volume {
+    pub engine: Arc<Engine>,
+    pub name: String,
+}
+
 #[derive(Clone)]
 pub struct Image {
     pub engine: Arc<Engine>,
@@ -113,7 +120,8 @@ pub fn run_spec(image: &str, opts: &Map) -> RResult<RunSpec> {
             "aliases" => s.aliases = strings(v, k)?,
             "publish" => s.publish = strings(v, k)?,
             "publish_all" => s.publish_all = v.as_bool().map_err(|_| rerr("option publish_all must be true or false"))?,
-            "volumes" | "volumes_from" => return Err(not_yet(&format!("option {k}"), "issue 6 (volumes)")),
+            "volumes" => s.volumes = strings(v, k)?,
+            "volumes_from" => s.volumes_from = strings(v, k)?,
             "health" => return Err(not_yet("option health", "the health checks of issue 8")),
             other => {
                 return Err(rerr(format!(
@@ -380,8 +388,8 @@ pub fn build(engine: Arc<Engine>, argv: Vec<String>) -> (rhai::Engine, rhai::Sco
     r.register_fn("wait_for_log", wait_log);
     r.register_fn("remove", |c: &mut Container| -> RResult<()> { c.engine.remove(&c.id, false).map(|_| ()).map_err(eng) });
     r.register_fn("remove", |c: &mut Container, opts: Map| -> RResult<()> {
-        let force = opts.get("force").and_then(|f| f.as_bool().ok()).unwrap_or(false);
-        c.engine.remove(&c.id, force).map(|_| ()).map_err(eng)
+        let flag = |k: &str| opts.get(k).and_then(|f| f.as_bool().ok()).unwrap_or(false);
+        c.engine.remove_with(&c.id, flag("force"), flag("volumes")).map(|_| ()).map_err(eng)
     });
     let connect = |c: &mut Container, n: &str, o: Map| -> RResult<()> {
         let ip = o.get("ip").map(|v| v.to_string());
@@ -482,12 +490,36 @@ pub fn build(engine: Arc<Engine>, argv: Vec<String>) -> (rhai::Engine, rhai::Sco
     let b = build.clone();
     r.register_fn("build", move |dir: &str| b(dir, Map::new()));
     r.register_fn("build", build);
-    for (f, issue) in [("volume", "issue 6 (volumes)"), ("service", "issue 8 (services)")] {
+    // ---- volumes ----
+    r.register_type_with_name::<Volume>("Volume");
+    let e = engine.clone();
+    let volume = move |name: &str, opts: Map| -> RResult<Volume> {
+        let mut labels = std::collections::BTreeMap::new();
+        for (k, v) in &opts {
+            match k.as_str() {
+                "labels" => labels = string_map(v, k)?,
+                other => return Err(rerr(format!("unknown volume option {other:?}; known: labels"))),
+            }
+        }
+        let v = e.volume_create(Some(name), &labels).map_err(eng)?;
+        Ok(Volume { engine: e.clone(), name: v.name })
+    };
+    let vo = volume.clone();
+    r.register_fn("volume", move |name: &str| vo(name, Map::new()));
+    r.register_fn("volume", volume);
+    let e = engine.clone();
+    r.register_fn("volumes", move || -> RResult<Array> { Ok(e.volumes().map_err(eng)?.into_iter().map(|v| Dynamic::from(Volume { engine: e.clone(), name: v.name })).collect()) });
+    r.register_get("name", |v: &mut Volume| v.name.clone());
+    r.register_get("path", |v: &mut Volume| -> RResult<String> { Ok(v.engine.volume(&v.name).map_err(eng)?.mountpoint.display().to_string()) });
+    r.register_get("users", |v: &mut Volume| -> Array { v.engine.volume_users(&v.name).into_iter().map(Dynamic::from).collect() });
+    r.register_fn("remove", |v: &mut Volume| -> RResult<()> { v.engine.volume_remove(&v.name).map_err(eng) });
+    r.register_fn("to_string", |v: &mut Volume| format!("Volume({})", v.name));
+
+    for (f, issue) in [("service", "issue 8 (services)")] {
         r.register_fn(f, move |_a: &str| -> RResult<()> { Err(not_yet(&format!("{f}()"), issue)) });
         r.register_fn(f, move |_a: &str, _o: Map| -> RResult<()> { Err(not_yet(&format!("{f}()"), issue)) });
     }
     r.register_fn("stack", |_a: &str, _b: Dynamic| -> RResult<()> { Err(not_yet("stack()", "issue 8 (services and stacks)")) });
-    r.register_fn("volumes", || -> RResult<()> { Err(not_yet("volumes()", "issue 6 (volumes)")) });
     r.register_fn("system_df", || -> RResult<()> { Err(not_yet("system_df()", "issue 6")) });
     r.register_fn("prune", || -> RResult<()> { Err(not_yet("prune()", "issue 6")) });
 

@@ -15,3 +15,4 @@ mod registry;
 mod scripting;
 mod security;
 mod system;
+mod volumes;
