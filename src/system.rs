@@ -331,3 +331,207 @@ mod tests {
         assert_eq!(v, ["10.1.2.3", "berth0", "br-0123456789ab"]);
     }
 }
+
+// ---- df and prune ----
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct DfRow {
+    pub total: usize,
+    pub active: usize,
+    pub size: u64,
+    pub reclaimable: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DfItem {
+    pub kind: &'static str,
+    pub name: String,
+    pub size: u64,
+    pub in_use: bool,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Df {
+    pub images: DfRow,
+    pub containers: DfRow,
+    pub volumes: DfRow,
+    pub build_cache: DfRow,
+    /// Each object, for `df -v`.
+    pub items: Vec<DfItem>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Pruned {
+    pub containers: Vec<String>,
+    pub networks: Vec<String>,
+    pub images: Vec<String>,
+    pub volumes: Vec<String>,
+    pub build_cache: usize,
+    pub reclaimed: u64,
+}
+
+impl Engine {
+    /// `system df`: what images, containers, volumes and the build cache
+    /// hold on disk. Layers shared between images count once.
+    pub fn df(&self) -> Result<Df> {
+        use crate::volume::disk_usage;
+        let mut df = Df::default();
+        let containers = self.containers(true)?;
+        let images = self.images()?;
+        let used_images: HashSet<&str> = containers.iter().map(|c| c.image_id.as_str()).collect();
+        let mut layer_size = std::collections::HashMap::new();
+        let mut size_of = |chain: &str| -> u64 { *layer_size.entry(chain.to_string()).or_insert_with(|| disk_usage(&self.paths.layer_dir(chain))) };
+        let mut counted: HashSet<String> = HashSet::new();
+        let mut active_layers: HashSet<String> = HashSet::new();
+        for i in &images {
+            let in_use = used_images.contains(i.id.as_str());
+            let own: u64 = i.layers.iter().map(|l| size_of(l)).sum();
+            df.images.total += 1;
+            if in_use {
+                df.images.active += 1;
+                active_layers.extend(i.layers.iter().cloned());
+            }
+            df.items.push(DfItem { kind: "image", name: i.tags.first().cloned().unwrap_or_else(|| i.short_id().to_string()), size: own, in_use });
+            for l in &i.layers {
+                if counted.insert(l.clone()) {
+                    df.images.size += size_of(l);
+                }
+            }
+        }
+        df.images.reclaimable = counted.iter().filter(|l| !active_layers.contains(*l)).map(|l| size_of(l)).sum();
+        for c in &containers {
+            let size = disk_usage(&self.paths.container_dir(&c.id).join("upper"));
+            let running = matches!(c.state.as_str(), "running" | "paused" | "restarting");
+            df.containers.total += 1;
+            df.containers.size += size;
+            if running {
+                df.containers.active += 1;
+            } else {
+                df.containers.reclaimable += size;
+            }
+            df.items.push(DfItem { kind: "container", name: c.name.clone(), size, in_use: running });
+        }
+        let mounted: HashSet<String> = containers.iter().flat_map(|c| c.mounts.iter().filter(|m| m.kind == "volume").map(|m| m.name.clone())).collect();
+        for v in self.volumes()? {
+            let size = disk_usage(&v.mountpoint);
+            let in_use = mounted.contains(&v.name);
+            df.volumes.total += 1;
+            df.volumes.size += size;
+            if in_use {
+                df.volumes.active += 1;
+            } else {
+                df.volumes.reclaimable += size;
+            }
+            df.items.push(DfItem { kind: "volume", name: v.name.clone(), size, in_use });
+        }
+        // Build steps that are not images of their own: their layers beyond
+        // those of listed images.
+        let listed: HashSet<&str> = images.iter().map(|i| i.id.as_str()).collect();
+        for i in crate::image::list(&self.db())? {
+            if listed.contains(i.id.as_str()) {
+                continue;
+            }
+            df.build_cache.total += 1;
+            for l in &i.layers {
+                if counted.insert(l.clone()) {
+                    let s = size_of(l);
+                    df.build_cache.size += s;
+                    df.build_cache.reclaimable += s;
+                }
+            }
+        }
+        Ok(df)
+    }
+
+    /// `system prune`: stopped containers, unused networks, dangling images
+    /// (every unused one with `all`), the build cache with `all`, and with
+    /// `volumes` unused anonymous volumes.
+    pub fn prune(&self, all: bool, volumes: bool) -> Result<Pruned> {
+        let mut p = Pruned::default();
+        for c in self.containers(true)? {
+            if matches!(c.state.as_str(), "running" | "paused" | "restarting") {
+                continue;
+            }
+            let size = crate::volume::disk_usage(&self.paths.container_dir(&c.id).join("upper"));
+            if self.remove(&c.id, false).is_ok() {
+                p.reclaimed += size;
+                p.containers.push(c.id.clone());
+            }
+        }
+        p.networks = self.network_prune()?;
+        let (imgs, bytes) = self.image_prune(all)?;
+        p.images = imgs;
+        p.reclaimed += bytes;
+        {
+            // Cache entries whose step image is gone are dead; `all` drops them all.
+            let db = self.db();
+            let _ = db.conn.execute_batch("CREATE TABLE IF NOT EXISTS build_cache(key TEXT PRIMARY KEY, image_id TEXT NOT NULL)");
+            let sql = if all { "DELETE FROM build_cache" } else { "DELETE FROM build_cache WHERE image_id NOT IN (SELECT id FROM images)" };
+            p.build_cache = db.conn.execute(sql, []).unwrap_or(0);
+        }
+        if volumes {
+            let (names, bytes) = self.volume_prune(false)?;
+            p.volumes = names;
+            p.reclaimed += bytes;
+        }
+        Ok(p)
+    }
+}
+
+// ---- stats ----
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Stats {
+    pub id: String,
+    pub name: String,
+    pub cpu_percent: f64,
+    pub memory_bytes: u64,
+    pub memory_limit: u64,
+    pub memory_percent: f64,
+    pub net_rx: u64,
+    pub net_tx: u64,
+    pub block_read: u64,
+    pub block_write: u64,
+    pub pids: u64,
+}
+
+impl Engine {
+    fn sample(&self, c: &crate::container::Container) -> crate::sys::stats::Sample {
+        let cg = crate::sys::cgroup::Cgroup::load(&format!("berth/{}", c.id));
+        let pid = (c.running() && c.pid > 0).then_some(c.pid);
+        crate::sys::stats::sample(&cg, pid)
+    }
+
+    /// Resource use of the given containers (every running one when empty),
+    /// CPU measured over `window`: cgroup counters and the container's own
+    /// interfaces, as `docker stats` shows them.
+    pub fn stats(&self, keys: &[String], window: std::time::Duration) -> Result<Vec<Stats>> {
+        let cs: Vec<crate::container::Container> = if keys.is_empty() {
+            self.containers(false)?
+        } else {
+            keys.iter().map(|k| self.container(k)).collect::<Result<_>>()?
+        };
+        let first: Vec<_> = cs.iter().map(|c| self.sample(c)).collect();
+        std::thread::sleep(window);
+        Ok(cs
+            .iter()
+            .zip(first)
+            .map(|(c, a)| {
+                let b = self.sample(c);
+                Stats {
+                    id: c.id.clone(),
+                    name: c.name.clone(),
+                    cpu_percent: crate::sys::stats::cpu_percent(&a, &b),
+                    memory_bytes: b.memory_bytes,
+                    memory_limit: b.memory_limit,
+                    memory_percent: crate::sys::stats::mem_percent(&b),
+                    net_rx: b.net_rx,
+                    net_tx: b.net_tx,
+                    block_read: b.block_read,
+                    block_write: b.block_write,
+                    pids: b.pids,
+                }
+            })
+            .collect())
+    }
+}

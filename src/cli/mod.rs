@@ -109,6 +109,15 @@ enum Cmd {
     /// Manage volumes
     #[command(subcommand)]
     Volume(VolumeCmd),
+    /// Live resource use of containers: CPU, memory, network, block I/O, pids
+    Stats {
+        /// Print once and exit
+        #[arg(long)]
+        no_stream: bool,
+        #[arg(long)]
+        format: Option<String>,
+        containers: Vec<String>,
+    },
     /// Engine-wide information and housekeeping
     #[command(subcommand)]
     System(SystemCmd),
@@ -162,6 +171,24 @@ enum SystemCmd {
     Info {
         #[arg(short, long)]
         format: Option<String>,
+    },
+    /// Disk used by images, containers, volumes and the build cache
+    Df {
+        #[arg(short, long)]
+        verbose: bool,
+        #[arg(long)]
+        format: Option<String>,
+    },
+    /// Remove stopped containers, unused networks, dangling images (-a: all
+    /// unused images and the build cache), and with --volumes unused
+    /// anonymous volumes
+    Prune {
+        #[arg(short = 'a', long)]
+        all: bool,
+        #[arg(long)]
+        volumes: bool,
+        #[arg(short = 'f', long)]
+        force: bool,
     },
     /// Look for leftovers: links, nftables rules, mounts, directories and
     /// processes the store no longer accounts for
@@ -1006,6 +1033,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Cmd::Network(n) => network_cmd(&e, n),
         Cmd::System(c) => system_cmd(&e, c),
         Cmd::Volume(c) => volume_cmd(&e, c),
+        Cmd::Stats { no_stream, format, containers } => stats_cmd(&e, no_stream, format.as_deref(), &containers),
         Cmd::Repl => crate::script::repl::run(e),
         Cmd::Test(a) => crate::script::test_runner(e, &a.paths, a.jobs, a.filter.as_deref(), a.junit.as_deref(), a.keep_on_failure),
         Cmd::Monitor { .. } | Cmd::Container(_) | Cmd::Image(_) => unreachable!(),
@@ -1254,6 +1282,55 @@ fn system_cmd(e: &Engine, c: SystemCmd) -> anyhow::Result<i32> {
             println!("Total Memory: {:.2}GiB\nBerth Root Dir: {}\nBerth Run Dir: {}", i.total_memory as f64 / (1u64 << 30) as f64, i.root_dir, i.run_dir);
             Ok(0)
         }
+        SystemCmd::Df { verbose, format } => {
+            let df = e.df()?;
+            if format.as_deref() == Some("json") {
+                println!("{}", serde_json::to_string_pretty(&df)?);
+                return Ok(0);
+            }
+            let pct = |r: &crate::system::DfRow| if r.size == 0 { 0 } else { r.reclaimable * 100 / r.size };
+            let rows: Vec<Vec<String>> = [("Images", &df.images), ("Containers", &df.containers), ("Local Volumes", &df.volumes), ("Build Cache", &df.build_cache)]
+                .iter()
+                .map(|(n, r)| vec![n.to_string(), r.total.to_string(), r.active.to_string(), table::human_size(r.size), format!("{} ({}%)", table::human_size(r.reclaimable), pct(r))])
+                .collect();
+            print!("{}", table::render(&["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"], &rows));
+            if verbose {
+                for (kind, title) in [("image", "Images space usage:"), ("container", "Containers space usage:"), ("volume", "Local Volumes space usage:")] {
+                    println!("\n{title}\n");
+                    let rows: Vec<Vec<String>> = df.items.iter().filter(|i| i.kind == kind).map(|i| vec![i.name.clone(), table::human_size(i.size), if i.in_use { "yes".into() } else { "no".into() }]).collect();
+                    print!("{}", table::render(&["NAME", "SIZE", "IN USE"], &rows));
+                }
+            }
+            Ok(0)
+        }
+        SystemCmd::Prune { all, volumes, force } => {
+            if !force {
+                let mut what = vec!["all stopped containers", "all networks not used by at least one container"];
+                what.push(if all { "all images without at least one container associated to them" } else { "all dangling images" });
+                if volumes {
+                    what.push("all anonymous volumes not used by at least one container");
+                }
+                what.push(if all { "all build cache" } else { "unused build cache" });
+                if !confirm(&format!("This will remove:\n  - {}\n", what.join("\n  - ")))? {
+                    return Ok(0);
+                }
+            }
+            let p = e.prune(all, volumes)?;
+            for (title, list) in [("Deleted Containers:", &p.containers), ("Deleted Networks:", &p.networks), ("Deleted Images:", &p.images), ("Deleted Volumes:", &p.volumes)] {
+                if !list.is_empty() {
+                    println!("{title}");
+                    for x in list {
+                        println!("{x}");
+                    }
+                    println!();
+                }
+            }
+            if p.build_cache > 0 {
+                println!("Deleted build cache entries: {}\n", p.build_cache);
+            }
+            println!("Total reclaimed space: {}", table::human_size(p.reclaimed));
+            Ok(0)
+        }
         SystemCmd::Check { repair } => {
             let found = e.check(repair)?;
             if found.is_empty() {
@@ -1344,4 +1421,40 @@ fn confirm(what: &str) -> anyhow::Result<bool> {
     let mut line = String::new();
     std::io::stdin().read_line(&mut line)?;
     Ok(matches!(line.trim(), "y" | "Y" | "yes"))
+}
+
+fn stats_table(rows: &[crate::system::Stats]) -> String {
+    use crate::sys::stats::{human_bytes, human_si};
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|s| {
+            vec![
+                s.id[..12].to_string(),
+                s.name.clone(),
+                format!("{:.2}%", s.cpu_percent),
+                format!("{} / {}", human_bytes(s.memory_bytes), human_bytes(s.memory_limit)),
+                format!("{:.2}%", s.memory_percent),
+                format!("{} / {}", human_si(s.net_rx), human_si(s.net_tx)),
+                format!("{} / {}", human_si(s.block_read), human_si(s.block_write)),
+                s.pids.to_string(),
+            ]
+        })
+        .collect();
+    table::render(&["CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %", "NET I/O", "BLOCK I/O", "PIDS"], &rows)
+}
+
+fn stats_cmd(e: &Engine, no_stream: bool, format: Option<&str>, containers: &[String]) -> anyhow::Result<i32> {
+    use std::io::Write;
+    loop {
+        // One second between samples, as docker's refresh.
+        let rows = e.stats(containers, std::time::Duration::from_millis(if no_stream { 500 } else { 1000 }))?;
+        let text = if format == Some("json") { format!("{}\n", serde_json::to_string(&rows)?) } else { stats_table(&rows) };
+        if no_stream {
+            print!("{text}");
+            return Ok(0);
+        }
+        // Clear the screen and redraw, as docker stats does.
+        print!("\x1b[2J\x1b[H{text}");
+        std::io::stdout().flush()?;
+    }
 }

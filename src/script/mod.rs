@@ -342,7 +342,16 @@ pub fn build(engine: Arc<Engine>, argv: Vec<String>) -> (rhai::Engine, rhai::Sco
         let x = c.get()?;
         Ok(json_to_dynamic(&crate::container::inspect_json(&c.engine.paths, &x)))
     });
-    r.register_fn("stats", |_c: &mut Container| -> RResult<Map> { Err(not_yet("Container.stats()", "issue 6 (volumes, stats, system df)")) });
+    r.register_fn("stats", |c: &mut Container| -> RResult<Map> {
+        let s = c.engine.stats(std::slice::from_ref(&c.id), std::time::Duration::from_millis(500)).map_err(eng)?.pop().ok_or_else(|| rerr("no stats"))?;
+        let mut m = Map::new();
+        m.insert("cpu_percent".into(), Dynamic::from_float(s.cpu_percent));
+        m.insert("memory_percent".into(), Dynamic::from_float(s.memory_percent));
+        for (k, v) in [("memory_bytes", s.memory_bytes), ("memory_limit", s.memory_limit), ("pids", s.pids), ("net_rx", s.net_rx), ("net_tx", s.net_tx), ("block_read", s.block_read), ("block_write", s.block_write)] {
+            m.insert(k.into(), Dynamic::from_int(v as i64));
+        }
+        Ok(m)
+    });
     r.register_fn("exec", |c: &mut Container, cmd: Array| -> RResult<Map> {
         let args = strings(&Dynamic::from(cmd), "cmd")?;
         let o = c.engine.exec(&c.id, ExecOptions { args, env: vec![], workdir: None, user: None, tty: false, interactive: false, privileged: false }, true).map_err(eng)?;
@@ -520,8 +529,25 @@ pub fn build(engine: Arc<Engine>, argv: Vec<String>) -> (rhai::Engine, rhai::Sco
         r.register_fn(f, move |_a: &str, _o: Map| -> RResult<()> { Err(not_yet(&format!("{f}()"), issue)) });
     }
     r.register_fn("stack", |_a: &str, _b: Dynamic| -> RResult<()> { Err(not_yet("stack()", "issue 8 (services and stacks)")) });
-    r.register_fn("system_df", || -> RResult<()> { Err(not_yet("system_df()", "issue 6")) });
-    r.register_fn("prune", || -> RResult<()> { Err(not_yet("prune()", "issue 6")) });
+    let e = engine.clone();
+    r.register_fn("system_df", move || -> RResult<Dynamic> { rhai::serde::to_dynamic(e.df().map_err(eng)?) });
+    let e = engine.clone();
+    let prune = move |o: Map| -> RResult<Dynamic> {
+        let mut all = false;
+        let mut volumes = false;
+        for (k, v) in &o {
+            let b = v.as_bool().map_err(|_| rerr(format!("prune option {k} must be true or false")))?;
+            match k.as_str() {
+                "all" => all = b,
+                "volumes" => volumes = b,
+                other => return Err(rerr(format!("unknown prune option {other:?}; known: all, volumes"))),
+            }
+        }
+        rhai::serde::to_dynamic(e.prune(all, volumes).map_err(eng)?)
+    };
+    let pr = prune.clone();
+    r.register_fn("prune", move || pr(Map::new()));
+    r.register_fn("prune", prune);
 
     // ---- script utilities ----
     r.register_fn("sleep", |ms: i64| std::thread::sleep(Duration::from_millis(ms.max(0) as u64)));

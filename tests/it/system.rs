@@ -83,3 +83,91 @@ fn check_finds_and_repairs_what_a_crash_left() {
     // The published port is closed again.
     assert!(std::net::TcpStream::connect(format!("127.0.0.1:{port}")).is_err());
 }
+
+fn stats_of(env: &Env, c: &str) -> serde_json::Value {
+    let v: serde_json::Value = serde_json::from_str(&env.ok(&["stats", "--no-stream", "--format", "json", c])).unwrap();
+    v[0].clone()
+}
+
+#[test]
+fn stats_move_with_a_load() {
+    let env = Env::new("stats_move_with_a_load");
+    let busy = env.name("busy");
+    let idle = env.name("idle");
+    env.run_detached(&busy, &["--memory", "256m", "busybox", "sh", "-c", "dd if=/dev/zero of=/dev/null"]);
+    env.run_detached(&idle, &["busybox", "sleep", "600"]);
+    let b = stats_of(&env, &busy);
+    let i = stats_of(&env, &idle);
+    assert!(b["cpu_percent"].as_f64().unwrap() > 50.0, "a dd to /dev/null shows CPU: {b}");
+    assert!(i["cpu_percent"].as_f64().unwrap() < 20.0, "{i}");
+    assert_eq!(b["memory_limit"].as_u64().unwrap(), 256 << 20, "{b}");
+    assert!(i["pids"].as_u64().unwrap() >= 1);
+    // 50 MB in the container's memory (a tmpfs file is charged to its cgroup).
+    let before = i["memory_bytes"].as_u64().unwrap();
+    env.ok(&["exec", &idle, "dd", "if=/dev/zero", "of=/dev/shm/fill", "bs=1M", "count=50"]);
+    let after = stats_of(&env, &idle)["memory_bytes"].as_u64().unwrap();
+    assert!(after >= before + (45 << 20), "50 MB shows: {before} -> {after}");
+    // Network bytes move with traffic.
+    let rx0 = stats_of(&env, &idle)["net_rx"].as_u64().unwrap();
+    let ip = env.inspect(&busy)["NetworkSettings"]["Networks"]["bridge"]["IPAddress"].as_str().unwrap().to_string();
+    env.ok(&["exec", &idle, "ping", "-c", "5", "-i", "0.2", "-s", "1000", &ip]);
+    let rx1 = stats_of(&env, &idle)["net_rx"].as_u64().unwrap();
+    assert!(rx1 >= rx0 + 5000, "ping replies counted: {rx0} -> {rx1}");
+    // The table, once.
+    let t = env.ok(&["stats", "--no-stream"]);
+    assert!(t.starts_with("CONTAINER ID") && t.contains("MEM USAGE / LIMIT") && t.contains(&busy) && t.contains(&idle), "{t}");
+    // From a script.
+    let f = env.dir.join("stats.rhai");
+    std::fs::write(&f, format!("let s = container(\"{busy}\").stats();\nassert(s.cpu_percent > 50.0, `${{s}}`);\nassert(s.memory_limit == 268435456);\nprint(\"stats ok\");\n")).unwrap();
+    let o = env.berth(&["run", f.to_str().unwrap()]);
+    assert!(o.ok() && o.stdout.contains("stats ok"), "{o}");
+}
+
+#[test]
+fn df_counts_what_was_written_and_prune_reclaims_it() {
+    let env = Env::new("df_counts_what_was_written_and_prune_reclaims_it");
+    let df0: serde_json::Value = serde_json::from_str(&env.ok(&["system", "df", "--format", "json"])).unwrap();
+    let img_size = df0["images"]["size"].as_u64().unwrap();
+    assert!(img_size > 1 << 20, "busybox takes space: {df0}");
+    // A child image shares busybox's layer: it counts once.
+    let ctx = env.dir.join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(ctx.join("Dockerfile"), "FROM busybox\nRUN echo small > /small\n").unwrap();
+    let child = format!("{}:1", env.name("child"));
+    env.ok(&["build", "-q", "-t", &child, ctx.to_str().unwrap()]);
+    let stopped = env.name("stopped");
+    env.ok(&["run", "--name", &stopped, "-v", "/anon", "busybox", "sh", "-c", "dd if=/dev/zero of=/big bs=1M count=20 2>/dev/null; dd if=/dev/zero of=/anon/v bs=1M count=10 2>/dev/null"]);
+    let running = env.name("running");
+    env.run_detached(&running, &["busybox", "sleep", "600"]);
+    let keep = env.name("keep");
+    env.ok(&["volume", "create", &keep]);
+    let df: serde_json::Value = serde_json::from_str(&env.ok(&["system", "df", "--format", "json"])).unwrap();
+    assert_eq!(df["images"]["total"], 2, "{df}");
+    let both = df["images"]["size"].as_u64().unwrap();
+    assert!(both > img_size && both < img_size + (200 << 10), "the shared layer counts once: {img_size} -> {both}");
+    assert_eq!(df["images"]["active"], 1, "only busybox is used by a container");
+    assert!(df["images"]["reclaimable"].as_u64().unwrap() < 200 << 10, "the child's own layer only: {df}");
+    assert_eq!((df["containers"]["total"].as_u64(), df["containers"]["active"].as_u64()), (Some(2), Some(1)));
+    let creclaim = df["containers"]["reclaimable"].as_u64().unwrap();
+    assert!((20 << 20..30 << 20).contains(&creclaim), "the stopped container's 20 MB: {df}");
+    assert_eq!((df["volumes"]["total"].as_u64(), df["volumes"]["active"].as_u64()), (Some(2), Some(1)));
+    let vsize = df["volumes"]["size"].as_u64().unwrap();
+    assert!((10 << 20..12 << 20).contains(&vsize), "the volume's 10 MB: {df}");
+    let table = env.ok(&["system", "df"]);
+    assert!(table.contains("TYPE") && table.contains("RECLAIMABLE") && table.contains("Local Volumes"), "{table}");
+    let v = env.ok(&["system", "df", "-v"]);
+    assert!(v.contains(&stopped) && v.contains(&keep), "{v}");
+
+    // Prune: the stopped container and its anonymous volume go; the
+    // running one, its image and the named volume stay.
+    let o = env.ok(&["system", "prune", "-f", "--volumes"]);
+    assert!(o.contains("Deleted Containers:") && o.contains("Deleted Volumes:") && o.contains("Total reclaimed space: 3"), "{o}");
+    assert_eq!(env.ok(&["ps", "-aq"]).lines().count(), 1);
+    assert_eq!(env.ok(&["volume", "ls", "-q"]), keep);
+    assert!(env.ok(&["images", "-q"]).lines().count() >= 1);
+    // From a script: the same, as maps.
+    let f = env.dir.join("df.rhai");
+    std::fs::write(&f, "let d = system_df();\nassert_eq(d.containers.total, 1);\nlet p = prune(#{ volumes: true });\nassert_eq(p.containers.len(), 0);\nprint(`df ok ${d.images.size}`);\n").unwrap();
+    let o = env.berth(&["run", f.to_str().unwrap()]);
+    assert!(o.ok() && o.stdout.contains("df ok"), "{o}");
+}
