@@ -328,7 +328,7 @@ mod tests {
         let t = rule_tokens("iifname \"br-0123456789ab\" ip daddr 10.1.2.3 tcp dport 80 dnat to 172.17.0.2:80 oifname berth0 counter");
         let mut v: Vec<_> = t.into_iter().collect();
         v.sort();
-        assert_eq!(v, ["10.1.2.3", "berth0", "br-0123456789ab"]);
+        assert_eq!(v, ["10.1.2.3", "172.17.0.2", "berth0", "br-0123456789ab"]);
     }
 }
 
