@@ -14,6 +14,8 @@ pub mod script;
 pub mod store;
 pub mod sys;
 pub mod system;
+#[cfg(test)]
+mod testutil;
 pub mod volume;
 
 pub use engine::Engine;

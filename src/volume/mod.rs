@@ -215,7 +215,7 @@ fn subdir(parent: &Dir, name: &CStr, st: &FileStat, dev: u64) -> nix::Result<Dir
 /// Deletes `path` and everything under it through directory fds, so a
 /// symlink is removed, never followed; a mount inside stops the removal
 /// rather than being emptied.
-fn remove_tree(path: &Path) -> io::Result<()> {
+pub(crate) fn remove_tree(path: &Path) -> io::Result<()> {
     let mut root = match Dir::open(path, DIR_FLAGS, Mode::empty()) {
         Err(Errno::ENOENT) => return Ok(()),
         r => r.map_err(at(path))?,
@@ -424,32 +424,13 @@ pub fn check_bind(spec: &VolumeSpec) -> Result<()> {
 mod tests {
     use super::*;
     use std::os::unix::fs::FileTypeExt;
-    use std::sync::atomic::{AtomicU32, Ordering};
+    use crate::testutil::TempDir;
 
-    /// A directory under the system temp dir, removed on drop.
-    struct TempDir(PathBuf);
-
-    impl TempDir {
-        fn new(tag: &str) -> TempDir {
-            static N: AtomicU32 = AtomicU32::new(0);
-            let n = N.fetch_add(1, Ordering::Relaxed);
-            let p = std::env::temp_dir().join(format!("berth-vol-{tag}-{}-{n}", std::process::id()));
-            let _ = remove_tree(&p);
-            fs::create_dir_all(&p).unwrap();
-            TempDir(p)
-        }
-        fn store(&self) -> (Paths, Db) {
-            let paths = Paths { root: self.0.join("root"), run: self.0.join("run") };
-            fs::create_dir_all(&paths.root).unwrap();
-            let db = Db::open(&paths).unwrap();
-            (paths, db)
-        }
-    }
-
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = remove_tree(&self.0);
-        }
+    fn store(t: &TempDir) -> (Paths, Db) {
+        let paths = Paths { root: t.0.join("root"), run: t.0.join("run") };
+        fs::create_dir_all(&paths.root).unwrap();
+        let db = Db::open(&paths).unwrap();
+        (paths, db)
     }
 
     fn p(s: &str) -> PathBuf {
@@ -522,7 +503,7 @@ mod tests {
     #[test]
     fn create_get_list_remove() {
         let t = TempDir::new("crud");
-        let (paths, mut db) = t.store();
+        let (paths, mut db) = store(&t);
         let labels = BTreeMap::from([("role".to_string(), "db".to_string())]);
         let v = create(&paths, &mut db, Some("data"), false, &labels).unwrap();
         assert_eq!((v.name.as_str(), v.anonymous, &v.labels), ("data", false, &labels));
@@ -561,7 +542,7 @@ mod tests {
     #[test]
     fn prune_only_unused_and_anonymous_unless_all() {
         let t = TempDir::new("prune");
-        let (paths, mut db) = t.store();
+        let (paths, mut db) = store(&t);
         let none = BTreeMap::new();
         let a1 = create(&paths, &mut db, None, true, &none).unwrap();
         let a2 = create(&paths, &mut db, None, true, &none).unwrap();
@@ -586,7 +567,7 @@ mod tests {
     #[test]
     fn remove_copes_with_read_only_and_never_follows_symlinks() {
         let t = TempDir::new("rm");
-        let (paths, mut db) = t.store();
+        let (paths, mut db) = store(&t);
         let outside = t.0.join("outside");
         fs::create_dir(&outside).unwrap();
         fs::write(outside.join("precious"), "x").unwrap();
@@ -616,7 +597,7 @@ mod tests {
     #[test]
     fn remove_stops_at_mounts_of_any_kind() {
         let t = TempDir::new("mnt");
-        let (paths, mut db) = t.store();
+        let (paths, mut db) = store(&t);
         let host = t.0.join("host");
         fs::create_dir(&host).unwrap();
         fs::write(host.join("precious"), "x").unwrap();
