@@ -218,21 +218,29 @@ fn shared_layer_is_written_once_and_tags_are_kept() {
     assert_tmp_clean(&fresh);
 }
 
-#[test]
-fn gzip_layers_are_saved_uncompressed_and_gzip_archives_load() {
-    let env = Env::bare("arch-gzip");
-    let gz = env.dir.join("rootfs.tar.gz");
-    std::fs::write(&gz, gzip(&std::fs::read(busybox_tar()).unwrap())).unwrap();
-    env.ok(&["image", "import", "-c", r#"CMD ["sh"]"#, s(&gz), "gz:1"]);
-    let id = image_id(&env, "gz:1");
-    let file = env.dir.join("gz.tar");
-    env.ok(&["save", "-o", s(&file), "gz:1"]);
+/// Imports a compressed root filesystem (`data`, written as `file_name`)
+/// as `tag` and saves it docker-style; the saved layer must be a plain tar
+/// whose digest is its diff id. Returns the image id and the archive.
+fn import_compressed_and_save(env: &Env, file_name: &str, data: Vec<u8>, tag: &str) -> (String, PathBuf) {
+    let src = env.dir.join(file_name);
+    std::fs::write(&src, data).unwrap();
+    env.ok(&["image", "import", "-c", r#"CMD ["sh"]"#, s(&src), tag]);
+    let id = image_id(env, tag);
+    let file = env.dir.join(format!("{}.tar", tag.replace(':', "-")));
+    env.ok(&["save", "-o", s(&file), tag]);
     let all = entries(&file);
     let config = json(entry(&all, &format!("{}.json", &id[7..])));
     let diff = config["rootfs"]["diff_ids"][0].as_str().unwrap();
     let layer = entry(&all, &format!("{}/layer.tar", &diff[7..]));
     assert_eq!(&layer[257..262], b"ustar", "layer.tar is a plain tar");
     assert_eq!(sha256(layer), diff);
+    (id, file)
+}
+
+#[test]
+fn gzip_layers_are_saved_uncompressed_and_gzip_archives_load() {
+    let env = Env::bare("arch-gzip");
+    let (id, file) = import_compressed_and_save(&env, "rootfs.tar.gz", gzip(&std::fs::read(busybox_tar()).unwrap()), "gz:1");
 
     // The whole archive gzip-compressed, on standard input.
     let fresh = Env::bare("arch-gzip-load");
@@ -515,18 +523,7 @@ fn a_docker_25_archive_with_both_layouts_loads() {
 #[test]
 fn zstd_layers_are_saved_uncompressed() {
     let env = Env::bare("arch-zstd");
-    let zs = env.dir.join("rootfs.tar.zst");
-    std::fs::write(&zs, zstd::stream::encode_all(&std::fs::read(busybox_tar()).unwrap()[..], 3).unwrap()).unwrap();
-    env.ok(&["image", "import", "-c", r#"CMD ["sh"]"#, s(&zs), "zs:1"]);
-    let id = image_id(&env, "zs:1");
-    let file = env.dir.join("zs.tar");
-    env.ok(&["save", "-o", s(&file), "zs:1"]);
-    let all = entries(&file);
-    let config = json(entry(&all, &format!("{}.json", &id[7..])));
-    let diff = config["rootfs"]["diff_ids"][0].as_str().unwrap();
-    let layer = entry(&all, &format!("{}/layer.tar", &diff[7..]));
-    assert_eq!(&layer[257..262], b"ustar", "layer.tar is a plain tar");
-    assert_eq!(sha256(layer), diff);
+    import_compressed_and_save(&env, "rootfs.tar.zst", zstd::stream::encode_all(&std::fs::read(busybox_tar()).unwrap()[..], 3).unwrap(), "zs:1");
 
     // The OCI layout keeps the zstd blob; it loads back as it was.
     let oci = env.dir.join("zs-oci.tar");
