@@ -342,6 +342,19 @@ pub struct DfRow {
     pub reclaimable: u64,
 }
 
+impl DfRow {
+    /// Counts one object; what no one uses can be reclaimed.
+    fn count(&mut self, size: u64, in_use: bool) {
+        self.total += 1;
+        self.size += size;
+        if in_use {
+            self.active += 1;
+        } else {
+            self.reclaimable += size;
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct DfItem {
     pub kind: &'static str,
@@ -402,26 +415,14 @@ impl Engine {
         for c in &containers {
             let size = disk_usage(&self.paths.container_dir(&c.id).join("upper"));
             let running = matches!(c.state.as_str(), "running" | "paused" | "restarting");
-            df.containers.total += 1;
-            df.containers.size += size;
-            if running {
-                df.containers.active += 1;
-            } else {
-                df.containers.reclaimable += size;
-            }
+            df.containers.count(size, running);
             df.items.push(DfItem { kind: "container", name: c.name.clone(), size, in_use: running });
         }
         let mounted: HashSet<String> = containers.iter().flat_map(|c| c.mounts.iter().filter(|m| m.kind == "volume").map(|m| m.name.clone())).collect();
         for v in self.volumes()? {
             let size = disk_usage(&v.mountpoint);
             let in_use = mounted.contains(&v.name);
-            df.volumes.total += 1;
-            df.volumes.size += size;
-            if in_use {
-                df.volumes.active += 1;
-            } else {
-                df.volumes.reclaimable += size;
-            }
+            df.volumes.count(size, in_use);
             df.items.push(DfItem { kind: "volume", name: v.name.clone(), size, in_use });
         }
         // Build steps that are not images of their own: their layers beyond
@@ -431,14 +432,8 @@ impl Engine {
             if listed.contains(i.id.as_str()) {
                 continue;
             }
-            df.build_cache.total += 1;
-            for l in &i.layers {
-                if counted.insert(l.clone()) {
-                    let s = size_of(l);
-                    df.build_cache.size += s;
-                    df.build_cache.reclaimable += s;
-                }
-            }
+            let own: u64 = i.layers.iter().filter(|l| counted.insert((*l).clone())).map(|l| size_of(l)).sum();
+            df.build_cache.count(own, false);
         }
         Ok(df)
     }
