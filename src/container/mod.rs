@@ -324,12 +324,17 @@ fn resolve_mounts(paths: &Paths, db: &mut Db, spec: &RunSpec, img: &image::Image
         Ok(())
     })();
     if let Err(e) = r {
-        for v in &made {
-            let _ = volume::remove(paths, db, v, &[]);
-        }
+        remove_volumes(paths, db, &made);
         return Err(e);
     }
     Ok((out, made))
+}
+
+/// Takes back the volumes a failed create made.
+fn remove_volumes(paths: &Paths, db: &mut Db, names: &[String]) {
+    for v in names {
+        let _ = crate::volume::remove(paths, db, v, &[]);
+    }
 }
 
 /// Copies the image's content at each (path, volume dir) into the volume,
@@ -399,10 +404,14 @@ pub fn create(paths: &Paths, db: &mut Db, spec: &RunSpec) -> Result<Container> {
     let lower = image::layer_links(db, &img)?;
     let id = store::new_id();
     let (mounts, made_volumes) = resolve_mounts(paths, db, spec, &img, &lower)?;
-    let undo_volumes = |db: &mut Db| {
-        for v in &made_volumes {
-            let _ = crate::volume::remove(paths, db, v, &[]);
+    // A create that fails takes back what it made: the row and its
+    // endpoints once written, and the volumes made for it.
+    let undo = |db: &mut Db, row_written: bool| {
+        if row_written {
+            let _ = crate::network::detach_all(db, &id);
+            let _ = db.write(|tx| Ok(tx.execute("DELETE FROM containers WHERE id=?1", [&id])?));
         }
+        remove_volumes(paths, db, &made_volumes);
     };
     let name = match &spec.name {
         Some(n) if !valid_name(n) => return Err(ContainerError::BadName(n.clone())),
@@ -414,7 +423,7 @@ pub fn create(paths: &Paths, db: &mut Db, spec: &RunSpec) -> Result<Container> {
     let config = match spec::build(&id, &dir, spec, &img, &lower, &paths.layers(), netns.as_deref(), mode == "host", &mounts) {
         Ok(c) => c,
         Err(e) => {
-            undo_volumes(db);
+            undo(db, false);
             return Err(e);
         }
     };
@@ -434,12 +443,11 @@ pub fn create(paths: &Paths, db: &mut Db, spec: &RunSpec) -> Result<Container> {
         StoreError::Sql(rusqlite::Error::SqliteFailure(f, _)) if f.code == rusqlite::ErrorCode::ConstraintViolation => ContainerError::NameInUse(name.clone()),
         e => e.into(),
     })
-    .inspect_err(|_| undo_volumes(db))?;
+    .inspect_err(|_| undo(db, false))?;
     if let Some(net) = &bridge_net {
         let r = crate::network::attach(db, &id, net, spec.ip.as_deref(), &spec.aliases).and_then(|_| crate::network::publish(db, &id, &port_specs));
         if let Err(e) = r {
-            let _ = crate::network::detach_all(db, &id);
-            let _ = db.write(|tx| Ok(tx.execute("DELETE FROM containers WHERE id=?1", [&id])?));
+            undo(db, true);
             return Err(e.into());
         }
     }
@@ -462,8 +470,7 @@ pub fn create(paths: &Paths, db: &mut Db, spec: &RunSpec) -> Result<Container> {
     })();
     if let Err(e) = made {
         let _ = std::fs::remove_dir_all(&dir);
-        let _ = crate::network::detach_all(db, &id);
-        let _ = db.write(|tx| Ok(tx.execute("DELETE FROM containers WHERE id=?1", [&id])?));
+        undo(db, true);
         return Err(io_ctx(format!("creating container {name}"))(e));
     }
     get(db, &id)

@@ -49,6 +49,9 @@ fn bind_mounts_anonymous_volumes_and_volumes_from() {
     let o = env.berth(&["run", "--rm", "-v", "data:relative", "busybox", "true"]);
     assert!(o.code == 125 && o.stderr.contains("invalid volume specification"), "{o}");
     assert_eq!(env.ok(&["ps", "-aq"]), "", "a refused run leaves no container");
+    let o = env.berth(&["run", "--rm", "-v", "/anon", "--ip", "10.255.255.9", "busybox", "true"]);
+    assert!(o.code == 125 && o.stderr.contains("not in subnet"), "{o}");
+    assert_eq!(env.ok(&["volume", "ls", "-q"]), "", "nor the volume made for it");
 
     // Anonymous volume, shared with --volumes-from, removed by rm -v.
     let u1 = env.name("ubu1");
