@@ -519,16 +519,7 @@ impl Engine {
     /// The impairments of each of the container's links, as recorded.
     pub fn impairments(&self, key: &str) -> Result<Vec<(String, network::impair::Impairment)>> {
         let c = self.container(key)?;
-        let db = self.db();
-        let links = network::impair_links(&db, &c.id)?;
-        let eps = network::endpoints_of_container(&db, &c.id)?;
-        Ok(eps
-            .into_iter()
-            .filter_map(|ep| {
-                let l = links.iter().find(|l| l.position == ep.position)?;
-                Some((ep.network.name, l.impairment.clone()))
-            })
-            .collect())
+        Ok(network::impair_links(&self.db(), &c.id)?.into_iter().map(|l| (l.network, l.impairment)).collect())
     }
 
     /// Brings the container's links to their recorded impairments, if its
@@ -703,9 +694,8 @@ impl Engine {
         container::volume_users(&self.db(), name)
     }
 
-    /// Refused while a container mounts it (`force` removes those
-    /// containers' claim only when they are gone, as docker's -f does not
-    /// override use either).
+    /// Refused while a container mounts it (docker's -f does not override
+    /// that either).
     pub fn volume_remove(&self, name: &str) -> Result<()> {
         let v = self.volume(name)?;
         let mut db = self.db();
@@ -716,7 +706,7 @@ impl Engine {
     /// Removes unused volumes (anonymous ones only unless `all`).
     pub fn volume_prune(&self, all: bool) -> Result<(Vec<String>, u64)> {
         let mut db = self.db();
-        let in_use: std::collections::HashSet<String> = container::list(&db)?.into_iter().flat_map(|c| c.mounts.into_iter().filter(|m| m.kind == "volume").map(|m| m.name)).collect();
+        let in_use = container::volumes_in_use(&container::list(&db)?);
         Ok(crate::volume::prune(&self.paths, &mut db, &in_use, all)?)
     }
 

@@ -418,7 +418,7 @@ impl Engine {
             df.containers.count(size, running);
             df.items.push(DfItem { kind: "container", name: c.name.clone(), size, in_use: running });
         }
-        let mounted: HashSet<String> = containers.iter().flat_map(|c| c.mounts.iter().filter(|m| m.kind == "volume").map(|m| m.name.clone())).collect();
+        let mounted = crate::container::volumes_in_use(&containers);
         for v in self.volumes()? {
             let size = disk_usage(&v.mountpoint);
             let in_use = mounted.contains(&v.name);

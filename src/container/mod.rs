@@ -485,6 +485,11 @@ pub fn remove_anonymous_volumes(paths: &Paths, db: &mut Db, c: &Container) {
     }
 }
 
+/// The names of every volume one of `containers` mounts.
+pub fn volumes_in_use(containers: &[Container]) -> std::collections::HashSet<String> {
+    containers.iter().flat_map(|c| c.mounts.iter().filter(|m| m.kind == "volume").map(|m| m.name.clone())).collect()
+}
+
 /// Names of the containers that mount volume `name`.
 pub fn volume_users(db: &Db, name: &str) -> Vec<String> {
     list(db).unwrap_or_default().into_iter().filter(|c| c.mounts.iter().any(|m| m.kind == "volume" && m.name == name)).map(|c| c.name).collect()

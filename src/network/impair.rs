@@ -221,6 +221,8 @@ fn kernel_config(release: &str, key: &str) -> Option<String> {
 #[derive(Debug, Clone)]
 pub struct Link {
     pub position: i64,
+    /// The network's name and bridge.
+    pub network: String,
     pub bridge: String,
     pub impairment: Impairment,
 }
@@ -280,22 +282,22 @@ fn apply_qdisc(ns: &Path, eth: &str, imp: &Impairment, mech: Mechanism) -> io::R
 }
 
 /// The rules of the loss table (netdev family, one chain per lossy link),
-/// from (container id, link) pairs: the drop happens where the container's
+/// from (container id, position, impairment): the drop happens where the container's
 /// frames enter the host (the veth, or the delay line's tap), so it is as
 /// silent to the sender as a lossy wire. Links whose device is missing
 /// (container never started) are left out.
-pub fn loss_rules(links: &[(String, Link)], existing: &std::collections::HashSet<String>) -> Option<String> {
+pub fn loss_rules(links: &[(String, i64, Impairment)], existing: &std::collections::HashSet<String>) -> Option<String> {
     let mut chains = Vec::new();
-    for (cid, l) in links {
-        if l.impairment.loss <= 0.0 {
+    for (cid, position, imp) in links {
+        if imp.loss <= 0.0 {
             continue;
         }
-        let dev = if mechanism() == Mechanism::Userspace && l.impairment.delays() { tap_name(cid, l.position) } else { super::veth_name(cid, l.position) };
+        let dev = if mechanism() == Mechanism::Userspace && imp.delays() { tap_name(cid, *position) } else { super::veth_name(cid, *position) };
         if !existing.contains(&dev) {
             continue;
         }
         // Parts per million: a percentage with four decimals.
-        let ppm = (l.impairment.loss * 10_000.0).round() as u64;
+        let ppm = (imp.loss * 10_000.0).round() as u64;
         let test = if ppm >= 1_000_000 { String::new() } else { format!("numgen random mod 1000000 < {ppm} ") };
         chains.push(format!("    chain {dev} {{\n        type filter hook ingress device \"{dev}\" priority 0; policy accept;\n        {test}counter drop\n    }}"));
     }

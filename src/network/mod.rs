@@ -344,13 +344,15 @@ pub fn impair_links(db: &Db, container_id: &str) -> Result<Vec<impair::Link>> {
     impair_schema(db)?;
     let mut st = db
         .conn
-        .prepare("SELECT e.position, n.bridge, e.impair FROM endpoints e JOIN networks n ON n.id = e.network_id WHERE e.container_id=?1 ORDER BY e.position")
+        .prepare("SELECT e.position, n.name, n.bridge, e.impair FROM endpoints e JOIN networks n ON n.id = e.network_id WHERE e.container_id=?1 ORDER BY e.position")
         .map_err(StoreError::from)?;
     let rows = st
-        .query_map([container_id], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))
+        .query_map([container_id], |r| {
+            let text: String = r.get(3)?;
+            Ok(impair::Link { position: r.get(0)?, network: r.get(1)?, bridge: r.get(2)?, impairment: serde_json::from_str(&text).unwrap_or_default() })
+        })
         .map_err(StoreError::from)?
         .filter_map(|r| r.ok())
-        .map(|(position, bridge, text)| impair::Link { position, bridge, impairment: serde_json::from_str(&text).unwrap_or_default() })
         .collect();
     Ok(rows)
 }
@@ -381,7 +383,7 @@ pub fn loss_table(db: &Db) -> Result<Option<String>> {
         return Ok(None);
     }
     impair_schema(db)?;
-    let links: Vec<(String, impair::Link)> = {
+    let links: Vec<(String, i64, impair::Impairment)> = {
         let mut st = db
             .conn
             .prepare("SELECT e.container_id, e.position, e.impair FROM endpoints e WHERE e.impair != ''")
@@ -389,10 +391,10 @@ pub fn loss_table(db: &Db) -> Result<Option<String>> {
         st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?)))
             .map_err(StoreError::from)?
             .filter_map(|r| r.ok())
-            .map(|(cid, position, text)| (cid, impair::Link { position, bridge: String::new(), impairment: serde_json::from_str(&text).unwrap_or_default() }))
+            .map(|(cid, position, text)| (cid, position, serde_json::from_str(&text).unwrap_or_default()))
             .collect()
     };
-    if !links.iter().any(|(_, l)| l.impairment.loss > 0.0) {
+    if !links.iter().any(|(_, _, i)| i.loss > 0.0) {
         return Ok(None);
     }
     let sys = |err: std::io::Error| NetworkError::System { net: "link emulation".into(), err };
