@@ -543,18 +543,35 @@ pub fn rename(db: &mut Db, key: &str, new: &str) -> Result<()> {
 
 /// Deletes the record and files of a container that is not running.
 pub fn delete(paths: &Paths, db: &mut Db, c: &Container) -> Result<()> {
-    let lossy = crate::network::has_loss(db, &c.id);
     remove_files(paths, &c.id)?;
+    forget_container(paths, db, c)?.files_removed(paths, db);
+    Ok(())
+}
+
+/// What a removal must still do once the container's files are gone.
+#[must_use]
+pub struct Forgotten {
+    lossy: bool,
+}
+
+impl Forgotten {
+    pub fn files_removed(self, paths: &Paths, db: &Db) {
+        if self.lossy {
+            // Its loss chains were bound to links that are gone.
+            let _ = crate::network::sync_loss(paths, db);
+        }
+    }
+}
+
+/// Drops the record (see [`forget`]) and, as docker does for a `--rm`
+/// container, its anonymous volumes.
+pub fn forget_container(paths: &Paths, db: &mut Db, c: &Container) -> Result<Forgotten> {
+    let lossy = crate::network::has_loss(db, &c.id);
     forget(db, &c.id)?;
-    // As docker: --rm takes the container's anonymous volumes along.
     if c.spec.rm {
         remove_anonymous_volumes(paths, db, c);
     }
-    if lossy {
-        // Its loss chains were bound to links that are gone.
-        let _ = crate::network::sync_loss(paths, db);
-    }
-    Ok(())
+    Ok(Forgotten { lossy })
 }
 
 fn host_resolv_conf() -> String {

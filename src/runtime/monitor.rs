@@ -48,9 +48,6 @@ struct Monitor {
     interactive: bool,
     restart: RestartPolicy,
     autoremove: bool,
-    /// An autoremoved container had lossy links: rewrite the loss table
-    /// once its links are gone.
-    lossy: bool,
     stop_signal: i32,
     manual_stop: bool,
     kill_at: Option<Instant>,
@@ -134,7 +131,6 @@ impl Monitor {
             interactive: c.spec.interactive,
             restart: c.spec.restart.clone(),
             autoremove: c.spec.rm,
-            lossy: false,
             stop_signal,
             manual_stop: false,
             kill_at: None,
@@ -225,15 +221,13 @@ impl Monitor {
     /// Cleans up, then tells the clients: a `run --rm` client must find
     /// the container gone once it has its answer.
     fn finish(&mut self, failed: Option<InitError>) {
-        let code = container::get(db_of(&mut self.db, &self.paths), &self.id).map(|c| c.exit_code).unwrap_or(EXIT_ENGINE);
+        let me = container::get(db_of(&mut self.db, &self.paths), &self.id).ok();
+        let code = me.as_ref().map(|c| c.exit_code).unwrap_or(EXIT_ENGINE);
+        let mut forgotten = None;
         if self.autoremove {
             let had_ports = crate::network::ports_of(db_of(&mut self.db, &self.paths), &self.id).map(|p| !p.is_empty()).unwrap_or(false);
-            let me = container::get(db_of(&mut self.db, &self.paths), &self.id).ok();
-            self.lossy = crate::network::has_loss(db_of(&mut self.db, &self.paths), &self.id);
-            let _ = container::forget(db_of(&mut self.db, &self.paths), &self.id);
-            // As docker: --rm takes the anonymous volumes along.
-            if let Some(me) = me {
-                container::remove_anonymous_volumes(&self.paths, db_of(&mut self.db, &self.paths), &me);
+            if let Some(me) = &me {
+                forgotten = container::forget_container(&self.paths, db_of(&mut self.db, &self.paths), me).ok();
             }
             // Its published ports leave the firewall with it.
             if had_ports {
@@ -252,9 +246,8 @@ impl Monitor {
         self.drop_spent_cgroup();
         if self.autoremove {
             let _ = container::remove_files(&self.paths, &self.id);
-            if self.lossy {
-                // Its loss chains were bound to links that are gone.
-                let _ = crate::network::sync_loss(&self.paths, db_of(&mut self.db, &self.paths));
+            if let Some(f) = forgotten {
+                f.files_removed(&self.paths, db_of(&mut self.db, &self.paths));
             }
         } else {
             let _ = std::fs::remove_file(self.paths.attach_socket(&self.id));
