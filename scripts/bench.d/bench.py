@@ -230,25 +230,18 @@ def cmd_cycle(args):
 
     def one(name, measured):
         st = steps[name]
-        try:
-            t_up, _ = run_once(st["up"])
-        except RunError as e:
-            return drop(name, f"bring-up: {e}")
-        try:
-            if st["upcheck"]:
-                run_once(st["upcheck"])
-        except RunError as e:
-            return drop(name, f"check after bring-up: {e}")
-        time.sleep(settle)
-        try:
-            t_down, _ = run_once(st["down"])
-        except RunError as e:
-            return drop(name, f"teardown: {e}")
-        try:
-            if st["downcheck"]:
-                run_once(st["downcheck"])
-        except RunError as e:
-            return drop(name, f"check after teardown: {e}")
+        took = {}
+        for step, what in (("up", "bring-up"), ("upcheck", "check after bring-up"),
+                           ("down", "teardown"), ("downcheck", "check after teardown")):
+            if step == "down":
+                time.sleep(settle)
+            if step.endswith("check") and not st[step]:
+                continue
+            try:
+                took[step], _ = run_once(st[step])
+            except RunError as e:
+                return drop(name, f"{what}: {e}")
+        t_up, t_down = took["up"], took["down"]
         if measured:
             samples[name]["up"].append(t_up)
             samples[name]["down"].append(t_down)
