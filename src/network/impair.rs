@@ -227,25 +227,27 @@ pub struct Link {
     pub impairment: Impairment,
 }
 
-fn tc(ns: &Path, args: &[&str]) -> io::Result<std::process::Output> {
+/// Runs `tc` in namespace `ns`; `line` holds its arguments (interface
+/// names and numbers, never spaces).
+fn tc(ns: &Path, line: &str) -> io::Result<std::process::Output> {
     let mut cmd = Command::new("tc");
     crate::sys::proc::enter_netns_on_exec(&mut cmd, ns)?;
-    cmd.args(args).stdin(Stdio::null()).output().map_err(|e| io::Error::new(e.kind(), format!("running tc (package iproute2): {e}")))
+    cmd.args(line.split_whitespace()).stdin(Stdio::null()).output().map_err(|e| io::Error::new(e.kind(), format!("running tc (package iproute2): {e}")))
 }
 
-fn tc_ok(ns: &Path, args: &[&str]) -> io::Result<()> {
-    let out = tc(ns, args)?;
+fn tc_ok(ns: &Path, line: &str) -> io::Result<()> {
+    let out = tc(ns, line)?;
     if !out.status.success() {
-        return Err(io::Error::other(format!("tc {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim())));
+        return Err(io::Error::other(format!("tc {line}: {}", String::from_utf8_lossy(&out.stderr).trim())));
     }
     Ok(())
 }
 
-fn tbf_args(rate_bps: u64) -> Vec<String> {
+fn tbf(rate_bps: u64) -> String {
     // 20 ms worth of tokens, at least two full frames: small enough to
     // hold the rate, large enough not to starve a slow link.
     let burst = (rate_bps / 8 / 50).max(3200);
-    vec!["tbf".into(), "rate".into(), format!("{rate_bps}bit"), "burst".into(), burst.to_string(), "latency".into(), "200ms".into()]
+    format!("tbf rate {rate_bps}bit burst {burst} latency 200ms")
 }
 
 /// Sets the qdiscs of `eth` in the namespace `ns` for `imp` (netem mode:
@@ -253,30 +255,24 @@ fn tbf_args(rate_bps: u64) -> Vec<String> {
 fn apply_qdisc(ns: &Path, eth: &str, imp: &Impairment, mech: Mechanism) -> io::Result<()> {
     // Deleting first makes a change of kind (netem to tbf) as clean as a
     // fresh set-up; "no qdisc" is not an error here.
-    let _ = tc(ns, &["qdisc", "del", "dev", eth, "root"]);
-    let netem = mech == Mechanism::Netem && (imp.delays() || imp.loss > 0.0);
-    let mut args: Vec<String> = vec!["qdisc".into(), "add".into(), "dev".into(), eth.into()];
-    if netem {
-        args.extend(["root".into(), "handle".into(), "1:".into(), "netem".into()]);
+    let _ = tc(ns, &format!("qdisc del dev {eth} root"));
+    if mech == Mechanism::Netem && (imp.delays() || imp.loss > 0.0) {
+        let mut line = format!("qdisc add dev {eth} root handle 1: netem");
         if imp.delays() {
-            args.extend(["delay".into(), format!("{}us", imp.delay_us)]);
+            line += &format!(" delay {}us", imp.delay_us);
             if imp.jitter_us > 0 {
-                args.push(format!("{}us", imp.jitter_us));
+                line += &format!(" {}us", imp.jitter_us);
             }
         }
         if imp.loss > 0.0 {
-            args.extend(["loss".into(), format!("{}%", imp.loss)]);
+            line += &format!(" loss {}%", imp.loss);
         }
-        tc_ok(ns, &args.iter().map(String::as_str).collect::<Vec<_>>())?;
+        tc_ok(ns, &line)?;
         if imp.rate_bps > 0 {
-            let mut a: Vec<String> = vec!["qdisc".into(), "add".into(), "dev".into(), eth.into(), "parent".into(), "1:1".into(), "handle".into(), "10:".into()];
-            a.extend(tbf_args(imp.rate_bps));
-            tc_ok(ns, &a.iter().map(String::as_str).collect::<Vec<_>>())?;
+            tc_ok(ns, &format!("qdisc add dev {eth} parent 1:1 handle 10: {}", tbf(imp.rate_bps)))?;
         }
     } else if imp.rate_bps > 0 {
-        args.extend(["root".into(), "handle".into(), "1:".into()]);
-        args.extend(tbf_args(imp.rate_bps));
-        tc_ok(ns, &args.iter().map(String::as_str).collect::<Vec<_>>())?;
+        tc_ok(ns, &format!("qdisc add dev {eth} root handle 1: {}", tbf(imp.rate_bps)))?;
     }
     Ok(())
 }
