@@ -159,14 +159,13 @@ impl Engine {
                 continue;
             }
             // A veth off its bridge with no delay line in its place is cut off.
-            if kind == "veth" && l.master.is_none() {
-                if let Some(ep) = endpoints.iter().find(|e| network::veth_name(&e.container_id, e.position) == l.name) {
+            if kind == "veth" && l.master.is_none()
+                && let Some(ep) = endpoints.iter().find(|e| network::veth_name(&e.container_id, e.position) == l.name) {
                     let pf = delay_dir.join(format!("{}-{}", &ep.container_id[..12], ep.position));
                     if !pf.exists() {
                         add("veth", l.name.clone(), format!("off its bridge {} with no delay line in its place", ep.network.bridge), Fix::Rebridge { link: l.name.clone(), bridge: ep.network.bridge.clone() });
                     }
                 }
-            }
         }
 
         // nftables: the tables must say what the store says, no more, no less.
@@ -233,11 +232,10 @@ impl Engine {
         };
         let known = |id: &str| cids.contains(&id[..12.min(id.len())]);
         for m in mount::mount_points() {
-            if let Some(id) = owner_of(&m) {
-                if !known(&id) {
+            if let Some(id) = owner_of(&m)
+                && !known(&id) {
                     add("mount", m.display().to_string(), "its container is gone".into(), Fix::Unmount(m.clone()));
                 }
-            }
         }
         for dir in [&ctr_dir, &netns_dir] {
             if let Ok(rd) = std::fs::read_dir(dir) {

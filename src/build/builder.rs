@@ -208,20 +208,17 @@ fn needed_stages(stages: &[(Instruction, Vec<Instruction>)], names: &[Option<Str
         let s = need[i];
         let (from, body) = &stages[s];
         let mut deps = Vec::new();
-        if let Some(d) = find(&from_parts(from).0) {
-            if d < s {
+        if let Some(d) = find(&from_parts(from).0)
+            && d < s {
                 deps.push(d);
             }
-        }
         for ins in body {
             for f in &ins.flags {
-                if let Some(r) = f.strip_prefix("--from=") {
-                    if let Some(d) = find(r) {
-                        if d < s {
+                if let Some(r) = f.strip_prefix("--from=")
+                    && let Some(d) = find(r)
+                        && d < s {
                             deps.push(d);
                         }
-                    }
-                }
             }
         }
         for d in deps {
@@ -465,12 +462,11 @@ impl Ctx<'_> {
         }
         if !self.opts.no_cache {
             let db = self.engine.db();
-            if let Some(id) = cache_get(&db, &st.chain)? {
-                if image::resolve(&db, &id).is_ok() {
+            if let Some(id) = cache_get(&db, &st.chain)?
+                && image::resolve(&db, &id).is_ok() {
                     st.id = Some(id.clone());
                     return Ok(id);
                 }
-            }
         }
         let key = st.chain.clone();
         self.commit(st, None, &key)
@@ -775,7 +771,7 @@ fn words_of_args(a: &Args) -> Vec<String> {
 fn history_text(ins: &Instruction) -> String {
     let o = ins.original.trim();
     match ins.cmd.as_str() {
-        "run" => format!("RUN {}", o.splitn(2, char::is_whitespace).nth(1).unwrap_or("").trim()),
+        "run" => format!("RUN {}", o.split_once(char::is_whitespace).map(|x| x.1).unwrap_or("").trim()),
         _ => o.to_string(),
     }
 }
@@ -925,11 +921,10 @@ fn glob_in(root: &Path, src: &str, ignore: &[(bool, String)]) -> std::result::Re
     for c in Path::new(src).components() {
         match c {
             Component::Normal(n) => clean.push(n),
-            Component::ParentDir => {
-                if !clean.pop() {
+            Component::ParentDir
+                if !clean.pop() => {
                     return Err(format!("source {src:?} is outside the build context"));
                 }
-            }
             _ => {}
         }
     }
@@ -940,11 +935,10 @@ fn glob_in(root: &Path, src: &str, ignore: &[(bool, String)]) -> std::result::Re
     if !rel.contains(['*', '?', '[']) {
         let p = root.join(&rel);
         // A symlink in the context must not lead a COPY out of it.
-        if let Ok(real) = p.canonicalize() {
-            if !real.starts_with(root) {
+        if let Ok(real) = p.canonicalize()
+            && !real.starts_with(root) {
                 return Err(format!("source {src:?} is outside the build context (it resolves to {})", real.display()));
             }
-        }
         if std::fs::symlink_metadata(&p).is_err() || ignored(ignore, &rel) {
             return Ok(vec![]);
         }
@@ -1146,6 +1140,15 @@ fn cache_put(db: &store::Db, key: &str, id: &str) -> Result<()> {
         .map_err(|e| BuildError::Other(format!("build cache: {e}")))
 }
 
+/// Images the build cache holds as intermediate steps.
+pub fn cached_image_ids(db: &store::Db) -> Vec<String> {
+    if cache_table(db).is_err() {
+        return vec![];
+    }
+    let Ok(mut st) = db.conn.prepare("SELECT DISTINCT image_id FROM build_cache") else { return vec![] };
+    st.query_map([], |r| r.get::<_, String>(0)).map(|rows| rows.filter_map(|r| r.ok()).collect()).unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1175,13 +1178,4 @@ mod tests {
         assert_eq!(parse_chown("33"), Some((Some(33), Some(33))));
         assert_eq!(parse_chown("www-data"), None);
     }
-}
-
-/// Images the build cache holds as intermediate steps.
-pub fn cached_image_ids(db: &store::Db) -> Vec<String> {
-    if cache_table(db).is_err() {
-        return vec![];
-    }
-    let Ok(mut st) = db.conn.prepare("SELECT DISTINCT image_id FROM build_cache") else { return vec![] };
-    st.query_map([], |r| r.get::<_, String>(0)).map(|rows| rows.filter_map(|r| r.ok()).collect()).unwrap_or_default()
 }

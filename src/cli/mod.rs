@@ -1288,7 +1288,7 @@ fn system_cmd(e: &Engine, c: SystemCmd) -> anyhow::Result<i32> {
                 println!("{}", serde_json::to_string_pretty(&df)?);
                 return Ok(0);
             }
-            let pct = |r: &crate::system::DfRow| if r.size == 0 { 0 } else { r.reclaimable * 100 / r.size };
+            let pct = |r: &crate::system::DfRow| (r.reclaimable * 100).checked_div(r.size).unwrap_or(0);
             let rows: Vec<Vec<String>> = [("Images", &df.images), ("Containers", &df.containers), ("Local Volumes", &df.volumes), ("Build Cache", &df.build_cache)]
                 .iter()
                 .map(|(n, r)| vec![n.to_string(), r.total.to_string(), r.active.to_string(), table::human_size(r.size), format!("{} ({}%)", table::human_size(r.reclaimable), pct(r))])

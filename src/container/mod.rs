@@ -361,12 +361,11 @@ fn seed_from_image(paths: &Paths, lower: &[String], seed: &[(String, PathBuf)]) 
     for (dst, dir) in seed {
         let src = tmp.join(dst.trim_start_matches('/'));
         // Only a real directory of the image seeds (never a symlink out).
-        if std::fs::symlink_metadata(&src).map(|m| m.is_dir()).unwrap_or(false) {
-            if let Err(e) = crate::volume::seed(&src, dir) {
+        if std::fs::symlink_metadata(&src).map(|m| m.is_dir()).unwrap_or(false)
+            && let Err(e) = crate::volume::seed(&src, dir) {
                 res = Err(io_ctx(format!("seeding the volume at {dst} from the image"))(e));
                 break;
             }
-        }
     }
     let _ = crate::sys::mount::umount_detach(&tmp);
     let _ = std::fs::remove_dir(&tmp);
@@ -394,11 +393,10 @@ pub fn create(paths: &Paths, db: &mut Db, spec: &RunSpec) -> Result<Container> {
     if spec.publish_all {
         for p in img.config.config.exposed_ports.keys() {
             let (port, proto) = p.split_once('/').unwrap_or((p, "tcp"));
-            if let Ok(sp) = crate::network::ports::parse(&format!("{port}/{proto}")) {
-                if !port_specs.iter().any(|x| x.container_port == sp.container_port && x.proto == sp.proto) {
+            if let Ok(sp) = crate::network::ports::parse(&format!("{port}/{proto}"))
+                && !port_specs.iter().any(|x| x.container_port == sp.container_port && x.proto == sp.proto) {
                     port_specs.push(sp);
                 }
-            }
         }
     }
     let lower = image::layer_links(db, &img)?;
@@ -459,7 +457,7 @@ pub fn create(paths: &Paths, db: &mut Db, spec: &RunSpec) -> Result<Container> {
         std::fs::write(dir.join("hostname"), format!("{hostname}\n"))?;
         std::fs::write(
             dir.join("hosts"),
-            format!("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n"),
+            "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n",
         )?;
         // Docker's rule: a networked container gets the host's resolvers
         // (loopback ones are useless inside); --network none an empty file.

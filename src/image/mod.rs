@@ -152,15 +152,12 @@ fn load_image(conn: &rusqlite::Connection, id: &str) -> Result<Option<Image>> {
 /// Finds an image by tag, full or short id (with or without `sha256:`).
 pub fn resolve(db: &Db, name: &str) -> Result<Image> {
     let conn = &db.conn;
-    if let Ok(r) = Reference::parse(name) {
-        if let Some(key) = r.tag_key() {
-            if let Some(id) = store::get_opt::<String>(conn, "SELECT image_id FROM tags WHERE name=?1", [&key])? {
-                if let Some(img) = load_image(conn, &id)? {
+    if let Ok(r) = Reference::parse(name)
+        && let Some(key) = r.tag_key()
+            && let Some(id) = store::get_opt::<String>(conn, "SELECT image_id FROM tags WHERE name=?1", [&key])?
+                && let Some(img) = load_image(conn, &id)? {
                     return Ok(img);
                 }
-            }
-        }
-    }
     let hex = name.trim_start_matches("sha256:");
     if !hex.is_empty() && hex.len() <= 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
         let pattern = format!("sha256:{hex}%");
@@ -168,11 +165,10 @@ pub fn resolve(db: &Db, name: &str) -> Result<Image> {
             let mut st = conn.prepare("SELECT id FROM images WHERE id LIKE ?1").map_err(StoreError::from)?;
             st.query_map([&pattern], |r| r.get(0)).map_err(StoreError::from)?.filter_map(|r| r.ok()).collect()
         };
-        if ids.len() == 1 {
-            if let Some(img) = load_image(conn, &ids[0])? {
+        if ids.len() == 1
+            && let Some(img) = load_image(conn, &ids[0])? {
                 return Ok(img);
             }
-        }
     }
     Err(ImageError::NotFound(name.to_string()))
 }
@@ -367,16 +363,14 @@ pub fn store_layer(
     std::io::copy(&mut compressed, &mut std::io::sink()).map_err(io)?;
     let blob_digest = digest_of(compressed.hash);
     let blob_size = compressed.n;
-    if let Some(want) = expect_blob {
-        if want != blob_digest {
+    if let Some(want) = expect_blob
+        && want != blob_digest {
             return Err(ImageError::DigestMismatch { what: format!("layer {source_name}"), expected: want.to_string(), got: blob_digest });
         }
-    }
-    if let Some(want) = expect_diff {
-        if want != diff_id {
+    if let Some(want) = expect_diff
+        && want != diff_id {
             return Err(ImageError::DigestMismatch { what: format!("uncompressed layer {source_name} (diff_id)"), expected: want.to_string(), got: diff_id });
         }
-    }
     let media_type = match std::fs::File::open(&blob_tmp).ok().and_then(|mut f| {
         let mut b = [0u8; 4];
         f.read_exact(&mut b).ok().map(|_| b)
@@ -595,11 +589,10 @@ pub fn remove(paths: &Paths, db: &mut Db, name: &str, force: bool, users: &[Stri
     } else if img.tags.len() > 1 && !force {
         return Err(ImageError::MultipleTags { image: img.short_id().to_string(), tags: img.tags.join(", ") });
     }
-    if !force {
-        if let Some(c) = users.first() {
+    if !force
+        && let Some(c) = users.first() {
             return Err(ImageError::InUse { image: name.to_string(), container: c.clone() });
         }
-    }
     removed.untagged = img.tags.clone();
     let id = img.id.clone();
     let layers = img.layers.clone();

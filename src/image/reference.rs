@@ -41,11 +41,10 @@ impl Reference {
             Some(i) => (&rest[..last_slash + i], Some(rest[last_slash + i + 1..].to_string())),
             None => (rest, None),
         };
-        if let Some(t) = &tag {
-            if t.is_empty() || t.len() > 128 || !t.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)) || t.starts_with(['.', '-']) {
+        if let Some(t) = &tag
+            && (t.is_empty() || t.len() > 128 || !t.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)) || t.starts_with(['.', '-'])) {
                 return Err(err("tag must be 1-128 of [A-Za-z0-9_.-], not starting with . or -"));
             }
-        }
         let mut parts: Vec<&str> = name.split('/').collect();
         let registry = if parts.len() > 1 && (parts[0].contains('.') || parts[0].contains(':') || parts[0] == "localhost") {
             parts.remove(0).to_string()

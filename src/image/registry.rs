@@ -118,13 +118,11 @@ fn read_auths(file: &Path) -> Value {
 pub fn credentials(file: &Path, registry: &str) -> RegistryAuth {
     let v = read_auths(file);
     let entry = &v["auths"][auth_key(registry)];
-    if let Some(a) = entry["auth"].as_str() {
-        if let Some(dec) = base64_decode(a) {
-            if let Some((u, p)) = String::from_utf8_lossy(&dec).split_once(':') {
+    if let Some(a) = entry["auth"].as_str()
+        && let Some(dec) = base64_decode(a)
+            && let Some((u, p)) = String::from_utf8_lossy(&dec).split_once(':') {
                 return RegistryAuth::Basic(u.to_string(), p.to_string());
             }
-        }
-    }
     RegistryAuth::Anonymous
 }
 
@@ -265,11 +263,10 @@ async fn pull_async(paths: &Paths, r: &Reference, name: &str, auth: RegistryAuth
     let client = Arc::new(client_for(&r.registry));
     let mut reference = oci_ref(r);
     let (mut bytes, _) = client.pull_manifest_raw(&reference, &auth, MANIFEST_TYPES).await.map_err(|e| reg_err(format!("pulling {name}"), e))?;
-    if let Some(d) = &r.digest {
-        if &sha256_digest(&bytes) != d {
+    if let Some(d) = &r.digest
+        && &sha256_digest(&bytes) != d {
             return Err(ImageError::DigestMismatch { what: format!("manifest of {name}"), expected: d.clone(), got: sha256_digest(&bytes) });
         }
-    }
     let mut manifest: Value = serde_json::from_slice(&bytes).map_err(|e| reg_err(format!("manifest of {name}"), e))?;
     if manifest.get("manifests").is_some() {
         let digest = pick_platform(&manifest, name)?;

@@ -81,9 +81,9 @@ impl std::fmt::Display for Impairment {
 }
 
 fn fmt_us(us: u64) -> String {
-    if us % 1_000_000 == 0 {
+    if us.is_multiple_of(1_000_000) {
         format!("{}s", us / 1_000_000)
-    } else if us % 1000 == 0 {
+    } else if us.is_multiple_of(1000) {
         format!("{}ms", us / 1000)
     } else {
         format!("{us}us")
@@ -92,7 +92,7 @@ fn fmt_us(us: u64) -> String {
 
 fn fmt_rate(bps: u64) -> String {
     for (div, unit) in [(1_000_000_000, "gbit"), (1_000_000, "mbit"), (1000, "kbit")] {
-        if bps % div == 0 {
+        if bps.is_multiple_of(div) {
             return format!("{}{unit}", bps / div);
         }
     }
@@ -354,15 +354,14 @@ pub fn stop_delay_line(paths: &Paths, container_id: &str, position: i64, bridge:
     let mut it = text.split_whitespace();
     let pid: i32 = it.next().and_then(|s| s.parse().ok()).unwrap_or(0);
     let started: Option<u64> = it.next().and_then(|s| s.parse().ok());
-    if pid > 0 && crate::sys::proc::is_alive(pid, started) {
-        if let Ok(fd) = crate::sys::proc::pidfd_open(pid) {
+    if pid > 0 && crate::sys::proc::is_alive(pid, started)
+        && let Ok(fd) = crate::sys::proc::pidfd_open(pid) {
             let _ = crate::sys::proc::pidfd_send_signal(&fd, libc::SIGTERM);
             if !crate::sys::proc::pidfd_wait(&fd, Some(Duration::from_secs(2))).unwrap_or(false) {
                 let _ = crate::sys::proc::pidfd_send_signal(&fd, libc::SIGKILL);
                 let _ = crate::sys::proc::pidfd_wait(&fd, Some(Duration::from_secs(2)));
             }
         }
-    }
     let _ = std::fs::remove_file(&pf);
     if let Some(br) = bridge {
         let nl = Netlink::new()?;

@@ -454,11 +454,10 @@ pub fn plug(paths: &Paths, ns: &Path, container_id: &str, ep: &Endpoint) -> std:
         let prefix = Subnet::parse(&ep.network.subnet).map(|s| s.prefix).unwrap_or(24);
         inner.add_address(&eth, ep.ip, prefix)?;
         inner.set_up(&eth)?;
-        if ep.position == 0 {
-            if let Ok(gw) = ep.network.gateway.parse() {
+        if ep.position == 0
+            && let Ok(gw) = ep.network.gateway.parse() {
                 inner.add_default_route(gw)?;
             }
-        }
         Ok(())
     })();
     if r.is_err() {

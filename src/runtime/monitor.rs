@@ -142,11 +142,10 @@ impl Monitor {
         // so no output is produced before it listens.
         if let Some(f) = first {
             let _ = f.set_read_timeout(Some(Duration::from_secs(5)));
-            if let Ok(Some((attach::RESIZE, p))) = attach::read_frame(&mut &*f) {
-                if p.len() >= 4 {
+            if let Ok(Some((attach::RESIZE, p))) = attach::read_frame(&mut &*f)
+                && p.len() >= 4 {
                     m.winsize = Some((u16::from_be_bytes([p[0], p[1]]), u16::from_be_bytes([p[2], p[3]])));
                 }
-            }
             let _ = f.set_read_timeout(None);
         }
         Ok(m)
@@ -399,11 +398,10 @@ impl Monitor {
             if status.is_some() && run.out.is_none() && run.err.is_none() {
                 break;
             }
-            if let Some(t) = drain_until {
-                if Instant::now() >= t {
+            if let Some(t) = drain_until
+                && Instant::now() >= t {
                     break;
                 }
-            }
             let mut fds: Vec<(RawFd, i16)> = vec![(self.sig.as_raw_fd(), libc::POLLIN), (self.listener.as_raw_fd(), libc::POLLIN)];
             let out_idx = run.out.as_ref().map(|f| {
                 fds.push((f.as_raw_fd(), libc::POLLIN));
@@ -425,12 +423,11 @@ impl Monitor {
                 Ok(r) => r,
                 Err(_) => continue,
             };
-            if let Some(t) = self.kill_at {
-                if Instant::now() >= t && status.is_none() {
+            if let Some(t) = self.kill_at
+                && Instant::now() >= t && status.is_none() {
                     let _ = proc::kill(run.pid, libc::SIGKILL);
                     self.kill_at = None;
                 }
-            }
             if rev[0] != 0 {
                 for s in proc::read_signalfd(&self.sig) {
                     match s {
@@ -519,11 +516,10 @@ impl Monitor {
                     let _ = proc::write_all_fd(fd.as_raw_fd(), p);
                 }
             }
-            attach::STDIN_EOF => {
-                if !run.tty {
+            attach::STDIN_EOF
+                if !run.tty => {
                     run.stdin = None;
                 }
-            }
             attach::RESIZE if p.len() >= 4 => {
                 if let (true, Some(m)) = (run.tty, run.out.as_ref()) {
                     pty::set_size(m.as_raw_fd(), u16::from_be_bytes([p[0], p[1]]), u16::from_be_bytes([p[2], p[3]]));

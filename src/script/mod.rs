@@ -71,7 +71,7 @@ fn strings(v: &Dynamic, what: &str) -> RResult<Vec<String>> {
         return Ok(vec![s]);
     }
     let arr = v.clone().try_cast::<Array>().ok_or_else(|| rerr(format!("option {what} must be an array of strings")))?;
-    arr.into_iter().map(|x| x.try_cast::<String>().or_else(|| None).ok_or_else(|| rerr(format!("option {what} must be an array of strings")))).collect()
+    arr.into_iter().map(|x| x.try_cast::<String>().or(None).ok_or_else(|| rerr(format!("option {what} must be an array of strings")))).collect()
 }
 
 fn string_map(v: &Dynamic, what: &str) -> RResult<std::collections::BTreeMap<String, String>> {
@@ -419,14 +419,13 @@ pub fn build(engine: Arc<Engine>, argv: Vec<String>) -> (rhai::Engine, rhai::Sco
         let subnet = opts.get("subnet").map(|v| v.to_string());
         let gateway = opts.get("gateway").map(|v| v.to_string());
         // An existing network with the same settings is returned as it is.
-        if let Ok(n) = e.network(name) {
-            if n.name == name {
+        if let Ok(n) = e.network(name)
+            && n.name == name {
                 if subnet.as_ref().is_some_and(|s| crate::network::ipam::Subnet::parse(s).map(|x| x.to_string()).ok().as_ref() != Some(&n.subnet)) {
                     return Err(rerr(format!("network {name} exists with subnet {}, not {}", n.subnet, subnet.unwrap_or_default())));
                 }
                 return Ok(Network { engine: e.clone(), id: n.id });
             }
-        }
         let n = e.network_create(&crate::network::NetworkSpec { name: name.to_string(), subnet, gateway }).map_err(eng)?;
         Ok(Network { engine: e.clone(), id: n.id })
     };
@@ -524,7 +523,8 @@ pub fn build(engine: Arc<Engine>, argv: Vec<String>) -> (rhai::Engine, rhai::Sco
     r.register_fn("remove", |v: &mut Volume| -> RResult<()> { v.engine.volume_remove(&v.name).map_err(eng) });
     r.register_fn("to_string", |v: &mut Volume| format!("Volume({})", v.name));
 
-    for (f, issue) in [("service", "issue 8 (services)")] {
+    {
+        let (f, issue) = ("service", "issue 8 (services)");
         r.register_fn(f, move |_a: &str| -> RResult<()> { Err(not_yet(&format!("{f}()"), issue)) });
         r.register_fn(f, move |_a: &str, _o: Map| -> RResult<()> { Err(not_yet(&format!("{f}()"), issue)) });
     }

@@ -105,12 +105,11 @@ pub fn recv_fd(sock: RawFd) -> io::Result<Option<OwnedFd>> {
     let mut space = nix::cmsg_space!([RawFd; 1]);
     let msg = recvmsg::<()>(sock, &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC).map_err(io::Error::from)?;
     for c in msg.cmsgs().map_err(io::Error::from)? {
-        if let ControlMessageOwned::ScmRights(fds) = c {
-            if let Some(&fd) = fds.first() {
+        if let ControlMessageOwned::ScmRights(fds) = c
+            && let Some(&fd) = fds.first() {
                 // SAFETY: the kernel just installed this descriptor for us.
                 return Ok(Some(unsafe { OwnedFd::from_raw_fd(fd) }));
             }
-        }
     }
     Ok(None)
 }
