@@ -143,7 +143,23 @@ impl Engine {
 
         // Links, by the alias berth writes on each.
         let prefix = network::alias_prefix(&self.paths);
-        let links = Netlink::new().and_then(|n| n.links_detailed()).map_err(|e| crate::engine::EngineError::Other(format!("listing links: {e}")))?;
+        let list = || Netlink::new().and_then(|n| n.links_detailed()).map_err(|e| crate::engine::EngineError::Other(format!("listing links: {e}")));
+        let mut links = list()?;
+        // The kernel frees a removed container's links lazily, after its
+        // namespace is gone: give those a moment before calling them left
+        // over (links whose namespace is still mounted will not go alone).
+        let netns_dir = self.paths.run.join("netns");
+        let going = |l: &crate::sys::netlink::LinkDetail| {
+            !l.bridge && l.alias.as_deref().and_then(|a| a.strip_prefix(&prefix)).is_some_and(|o| !cids.contains(o) && !netns_dir.join(o).exists())
+        };
+        // (Under load the kernel's namespace clean-up takes seconds.)
+        for _ in 0..100 {
+            if !links.iter().any(going) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            links = list()?;
+        }
         let delay_dir = self.paths.run.join("delay");
         for l in &links {
             let Some(owner) = l.alias.as_deref().and_then(|a| a.strip_prefix(&prefix)) else { continue };
@@ -159,13 +175,13 @@ impl Engine {
                 continue;
             }
             // A veth off its bridge with no delay line in its place is cut off.
-            if kind == "veth" && l.master.is_none()
-                && let Some(ep) = endpoints.iter().find(|e| network::veth_name(&e.container_id, e.position) == l.name) {
-                    let pf = delay_dir.join(format!("{}-{}", &ep.container_id[..12], ep.position));
-                    if !pf.exists() {
-                        add("veth", l.name.clone(), format!("off its bridge {} with no delay line in its place", ep.network.bridge), Fix::Rebridge { link: l.name.clone(), bridge: ep.network.bridge.clone() });
-                    }
-                }
+            if kind == "veth"
+                && l.master.is_none()
+                && let Some(ep) = endpoints.iter().find(|e| network::veth_name(&e.container_id, e.position) == l.name)
+                && !delay_dir.join(format!("{}-{}", &ep.container_id[..12], ep.position)).exists()
+            {
+                add("veth", l.name.clone(), format!("off its bridge {} with no delay line in its place", ep.network.bridge), Fix::Rebridge { link: l.name.clone(), bridge: ep.network.bridge.clone() });
+            }
         }
 
         // nftables: the tables must say what the store says, no more, no less.
@@ -220,7 +236,6 @@ impl Engine {
 
         // Mounts and directories under the root and the run directory.
         let ctr_dir = self.paths.root.join("containers");
-        let netns_dir = self.paths.run.join("netns");
         let owner_of = |p: &Path| -> Option<String> {
             if let Ok(rest) = p.strip_prefix(&ctr_dir) {
                 return rest.iter().next().map(|s| s.to_string_lossy().into_owned());

@@ -474,14 +474,6 @@ pub fn unplug(paths: &Paths, container_id: &str, ep: &Endpoint) -> std::io::Resu
 /// Removes the container's namespace (its veth pairs go with it).
 pub fn teardown(paths: &Paths, container_id: &str) {
     impair::stop_all(paths, container_id);
-    // The kernel frees a namespace's links lazily, after the namespace is
-    // gone; delete the host ends now so that nothing outlives the removal.
-    if let Ok(nl) = Netlink::new() {
-        let veth = format!("vb{}", &container_id[..10]);
-        for l in nl.links().unwrap_or_default().into_iter().filter(|l| l.starts_with(&veth)) {
-            let _ = nl.delete_link(&l);
-        }
-    }
     let ns = netns_path(paths, container_id);
     if ns.exists() {
         let _ = netlink::delete_netns(&ns);
