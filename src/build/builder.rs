@@ -433,7 +433,7 @@ impl Ctx<'_> {
             }
             other => return Err(at(&file, ins.line, format!("unknown instruction: {}", other.to_uppercase()))),
         }
-        st.config.history.push(History { created: store::now_rfc3339(), created_by: history_text(ins), comment: String::new(), empty_layer: true });
+        st.config.history.push(History { created: store::now_image_time(), created_by: history_text(ins), comment: String::new(), empty_layer: true });
         Ok(())
     }
 
@@ -444,7 +444,7 @@ impl Ctx<'_> {
             st.descs.push(json!({"mediaType": l.media_type, "digest": l.blob_digest, "size": l.blob_size}));
             st.config.rootfs.diff_ids.push(l.diff_id);
         }
-        st.config.created = store::now_rfc3339();
+        st.config.created = store::now_image_time();
         let mut db = self.engine.db();
         let img = image::commit_image(&self.engine.paths, &mut db, &st.config, st.descs.clone(), st.config.rootfs.diff_ids.clone(), None).map_err(EngineError::from)?;
         if !key.is_empty() {
@@ -558,7 +558,7 @@ impl Ctx<'_> {
             }
             let upper = self.engine.paths.container_dir(&c.id).join("upper");
             let layer = self.layer_from_dir(&upper, st, true)?;
-            st.config.history.push(History { created: store::now_rfc3339(), created_by: history_text(ins), comment: String::new(), empty_layer: false });
+            st.config.history.push(History { created: store::now_image_time(), created_by: history_text(ins), comment: String::new(), empty_layer: false });
             let id = self.commit(st, Some(layer), &key)?;
             st.chain = key.clone();
             Ok(id)
@@ -675,7 +675,7 @@ impl Ctx<'_> {
         }
         let _ = std::fs::remove_dir_all(&tmp);
         let layer = result?;
-        st.config.history.push(History { created: store::now_rfc3339(), created_by: history_text(ins), comment: String::new(), empty_layer: false });
+        st.config.history.push(History { created: store::now_image_time(), created_by: history_text(ins), comment: String::new(), empty_layer: false });
         let id = self.commit(st, Some(layer), &key)?;
         st.chain = key;
         say(&format!(" ---> {}", short(&id)));

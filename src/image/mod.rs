@@ -306,7 +306,7 @@ pub fn import(paths: &Paths, db: &mut Db, src: &mut dyn Read, source_name: &str,
     }
     store::ensure_dirs(paths)?;
     let layer = store_layer(paths, db, src, None, source_name, None, None)?;
-    let now = store::now_rfc3339();
+    let now = store::now_image_time();
     let config = ImageConfig {
         created: now.clone(),
         architecture: host_arch().to_string(),
@@ -407,7 +407,7 @@ pub fn commit_image_raw(paths: &Paths, db: &mut Db, config_bytes: &[u8], manifes
         parent = Some(c);
     }
     let layers_json = serde_json::to_string(&chains).unwrap();
-    let created = if config.created.is_empty() { store::now_rfc3339() } else { config.created.clone() };
+    let created = if config.created.is_empty() { store::now_image_time() } else { config.created.clone() };
     let config_json = String::from_utf8_lossy(config_bytes).into_owned();
     db.write(|tx| {
         // An image already here keeps the manifest it came with: replacing

@@ -98,6 +98,22 @@ pub fn now_rfc3339() -> String {
     rfc3339(d.as_secs() as i64, d.subsec_nanos())
 }
 
+/// Now, as image configs carry it: RFC 3339 with trailing zeros of the
+/// fraction dropped, the form Go's time.Time marshals to. skopeo and
+/// containers/image re-marshal a config when they convert it to OCI; a
+/// timestamp in another form (".120000000Z") would change its bytes and so
+/// the image ID on the way through them.
+pub fn now_image_time() -> String {
+    let s = now_rfc3339();
+    match s.split_once('.') {
+        Some((head, frac)) => {
+            let digits = frac.trim_end_matches('Z').trim_end_matches('0');
+            if digits.is_empty() { format!("{head}Z") } else { format!("{head}.{digits}Z") }
+        }
+        None => s,
+    }
+}
+
 /// Formats a UTC timestamp without pulling in a date crate.
 pub fn rfc3339(secs: i64, nanos: u32) -> String {
     let days = secs.div_euclid(86400);
@@ -209,6 +225,18 @@ impl Db {
 
     /// Runs `f` in an IMMEDIATE transaction: the write lock is taken up
     /// front, so two processes never both read-then-write the same rows.
+    /// Adds a column that stores made by older versions lack. Two processes
+    /// may both find it missing; the loser's "duplicate column" is success.
+    pub fn ensure_column(&self, table: &str, column: &str, decl: &str) -> Result<()> {
+        if self.conn.prepare(&format!("SELECT {column} FROM {table} LIMIT 0")).is_ok() {
+            return Ok(());
+        }
+        match self.conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {decl}")) {
+            Err(e) if e.to_string().contains("duplicate column name") => Ok(()),
+            r => Ok(r?),
+        }
+    }
+
     pub fn write<T>(&mut self, f: impl FnOnce(&rusqlite::Transaction) -> Result<T>) -> Result<T> {
         let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let v = f(&tx)?;
