@@ -46,6 +46,14 @@ impl EngineError {
 
 pub type Result<T> = std::result::Result<T, EngineError>;
 
+/// The network layer knows containers by id; users know them by name.
+fn named(e: network::NetworkError, name: &str) -> network::NetworkError {
+    match e {
+        network::NetworkError::NotConnected(_, net) => network::NetworkError::NotConnected(name.to_string(), net),
+        e => e,
+    }
+}
+
 fn other(context: &str) -> impl FnOnce(std::io::Error) -> EngineError + '_ {
     move |e| EngineError::Other(format!("{context}: {e}"))
 }
@@ -511,7 +519,7 @@ impl Engine {
         {
             let mut db = self.db();
             let n = network::get(&db, net)?;
-            network::set_impair(&mut db, &c.id, &n, imp)?;
+            network::set_impair(&mut db, &c.id, &n, imp).map_err(|e| named(e, &c.name))?;
         }
         self.apply_impairments(&c, true)
     }
@@ -542,10 +550,10 @@ impl Engine {
         let c = self.container(key)?;
         let eps = self.endpoints(&c.id)?;
         let n = self.network(net)?;
-        let ep = eps.into_iter().find(|e| e.network.id == n.id).ok_or_else(|| network::NetworkError::NotConnected(n.name.clone()))?;
+        let ep = eps.into_iter().find(|e| e.network.id == n.id).ok_or_else(|| network::NetworkError::NotConnected(c.name.clone(), n.name.clone()))?;
         let _ = network::unplug(&self.paths, &c.id, &ep);
         let was_impaired = network::impair_links(&self.db(), &c.id)?.iter().any(|l| l.position == ep.position && !l.impairment.is_none());
-        network::detach(&mut self.db(), &c.id, &n)?;
+        network::detach(&mut self.db(), &c.id, &n).map_err(|e| named(e, &c.name))?;
         if was_impaired {
             // Its loss rule named an interface that is gone (and whose
             // name a later connect may reuse).

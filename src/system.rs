@@ -47,6 +47,9 @@ pub struct Finding {
     /// With --repair: None if repaired, else why not.
     pub repair_error: Option<String>,
     pub repaired: bool,
+    /// Not a leftover: on its way out by itself (a veth whose namespace only
+    /// the kernel still holds). Shown, not counted; --repair removes it now.
+    pub transient: bool,
 }
 
 enum Fix {
@@ -59,6 +62,50 @@ enum Fix {
     Kill(i32),
     RemoveFile(std::path::PathBuf),
     MarkExited(String),
+}
+
+/// The ids (as the host numbers them) of every network namespace something
+/// holds: a process living in it, an open file of it, a bind mount of it.
+fn held_netns_ids() -> HashSet<i32> {
+    let Ok(nl) = crate::sys::netlink::Netlink::new() else { return HashSet::new() };
+    let mut seen: HashSet<String> = HashSet::new();
+    let mut ids = HashSet::new();
+    let mut consider = |path: std::path::PathBuf, name: Option<String>| {
+        let name = name.or_else(|| std::fs::read_link(&path).ok().map(|t| t.to_string_lossy().into_owned()));
+        if let Some(n) = &name
+            && !seen.insert(n.clone())
+        {
+            return;
+        }
+        if let Ok(f) = std::fs::File::open(&path)
+            && let Ok(Some(id)) = nl.nsid_of(&f)
+        {
+            ids.insert(id);
+        }
+    };
+    for p in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        if !p.file_name().to_string_lossy().bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        consider(p.path().join("ns/net"), None);
+        for fd in std::fs::read_dir(p.path().join("fd")).into_iter().flatten().flatten() {
+            if let Ok(t) = std::fs::read_link(fd.path())
+                && t.to_string_lossy().starts_with("net:[")
+            {
+                consider(fd.path(), Some(t.to_string_lossy().into_owned()));
+            }
+        }
+    }
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    for l in info.lines() {
+        // Fields after " - " are: fstype source options.
+        if l.split(" - ").nth(1).is_some_and(|rest| rest.starts_with("nsfs ")) {
+            if let Some(m) = crate::sys::mount::mount_point_of_line(l) {
+                consider(m, None);
+            }
+        }
+    }
+    ids
 }
 
 fn os_name() -> String {
@@ -125,8 +172,9 @@ impl Engine {
     /// Finds (and with `repair`, removes) what this root left behind.
     pub fn check(&self, repair: bool) -> Result<Vec<Finding>> {
         let mut found: Vec<(Finding, Fix)> = Vec::new();
+        let mut closing: Vec<String> = Vec::new();
         let mut add = |kind: &'static str, object: String, reason: String, fix: Fix| {
-            found.push((Finding { kind, object, reason, repair_error: None, repaired: false }, fix));
+            found.push((Finding { kind, object, reason, repair_error: None, repaired: false, transient: false }, fix));
         };
         let (containers, networks, endpoints) = {
             let db = self.db();
@@ -152,14 +200,20 @@ impl Engine {
         let going = |l: &crate::sys::netlink::LinkDetail| {
             !l.bridge && l.alias.as_deref().and_then(|a| a.strip_prefix(&prefix)).is_some_and(|o| !cids.contains(o) && !netns_dir.join(o).exists())
         };
-        // (Under load the kernel's namespace clean-up takes seconds.)
-        for _ in 0..100 {
+        // (Under load the kernel's namespace clean-up takes seconds; what
+        // is still there after two is sorted out below.)
+        for _ in 0..20 {
             if !links.iter().any(going) {
                 break;
             }
             std::thread::sleep(std::time::Duration::from_millis(100));
             links = list()?;
         }
+        // Still there: a namespace no process, file or mount holds any more
+        // is one only the kernel keeps, while sockets it owns finish closing
+        // (a TCP connection with unacknowledged data lingers for many
+        // seconds); its links go with it. One something else holds is a leak.
+        let held = if links.iter().any(going) { held_netns_ids() } else { HashSet::new() };
         let delay_dir = self.paths.run.join("delay");
         for l in &links {
             let Some(owner) = l.alias.as_deref().and_then(|a| a.strip_prefix(&prefix)) else { continue };
@@ -170,6 +224,11 @@ impl Engine {
                 continue;
             }
             let kind = if l.name.starts_with("vd") { "tap" } else { "veth" };
+            if going(l) && l.peer_nsid.is_some_and(|id| !held.contains(&id)) {
+                closing.push(l.name.clone());
+                add(kind, l.name.clone(), "its container is gone; the kernel is closing its namespace's last connections, then the link goes by itself".into(), Fix::DeleteLink(l.name.clone()));
+                continue;
+            }
             if !cids.contains(owner) {
                 add(kind, l.name.clone(), "its container is gone".into(), Fix::DeleteLink(l.name.clone()));
                 continue;
@@ -294,6 +353,9 @@ impl Engine {
             }
         }
 
+        for (f, _) in &mut found {
+            f.transient = matches!(f.kind, "veth" | "tap") && closing.contains(&f.object);
+        }
         if repair {
             for (f, fix) in &mut found {
                 let r = self.apply_fix(fix);

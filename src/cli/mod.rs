@@ -671,6 +671,7 @@ pub fn main() -> i32 {
         return crate::runtime::monitor::main(paths, args.get(2).map(String::as_str).unwrap_or(""), crate::runtime::monitor::inherited_socket());
     }
     init_tracing();
+    quiet_on_closed_stdout();
     let cli = match Cli::try_parse_from(&args) {
         Ok(c) => c,
         Err(e) => {
@@ -687,6 +688,20 @@ pub fn main() -> i32 {
             code
         }
     }
+}
+
+/// `berth images | head -1` must end quietly, as Go's docker does: its
+/// writes to a closed stdout end the process like SIGPIPE (exit 141), while
+/// sockets keep getting EPIPE as an error (SIGPIPE stays ignored for them).
+fn quiet_on_closed_stdout() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let msg = info.payload().downcast_ref::<String>().map(String::as_str).unwrap_or("");
+        if msg.starts_with("failed printing to stdout") && msg.contains("Broken pipe") {
+            std::process::exit(128 + libc::SIGPIPE);
+        }
+        default(info)
+    }));
 }
 
 fn init_tracing() {
@@ -1332,7 +1347,12 @@ fn system_cmd(e: &Engine, c: SystemCmd) -> anyhow::Result<i32> {
             Ok(0)
         }
         SystemCmd::Check { repair } => {
-            let found = e.check(repair)?;
+            // Links the kernel is still closing are shown but not counted.
+            let (notes, found): (Vec<_>, Vec<_>) = e.check(repair)?.into_iter().partition(|f| f.transient);
+            for f in &notes {
+                let status = if !repair { "" } else if f.repaired { "  [removed]" } else { "  [repair failed]" };
+                println!("note: {} {}: {}{status}", f.kind, f.object, f.reason);
+            }
             if found.is_empty() {
                 println!("no leftovers");
                 return Ok(0);

@@ -34,8 +34,8 @@ pub enum NetworkError {
     Ipam { net: String, err: IpamError },
     #[error("container is already connected to network {0}")]
     AlreadyConnected(String),
-    #[error("container is not connected to network {0}")]
-    NotConnected(String),
+    #[error("container {0} is not connected to network {1}")]
+    NotConnected(String, String),
     #[error("network {net}: {err}")]
     System { net: String, err: std::io::Error },
     #[error(transparent)]
@@ -292,7 +292,7 @@ pub fn detach(db: &mut Db, container_id: &str, net: &Network) -> Result<()> {
     schema(db)?;
     let n = db.write(|tx| Ok(tx.execute("DELETE FROM endpoints WHERE container_id=?1 AND network_id=?2", [container_id, &net.id])?))?;
     if n == 0 {
-        return Err(NetworkError::NotConnected(net.name.clone()));
+        return Err(NetworkError::NotConnected(container_id[..12.min(container_id.len())].to_string(), net.name.clone()));
     }
     Ok(())
 }
@@ -321,11 +321,7 @@ pub fn remove(db: &mut Db, key: &str, container_names: impl Fn(&str) -> String) 
 fn impair_schema(db: &Db) -> Result<()> {
     schema(db)?;
     // Stores made before link emulation lack the column.
-    let has: bool = db.conn.prepare("SELECT impair FROM endpoints LIMIT 0").is_ok();
-    if !has {
-        db.conn.execute_batch("ALTER TABLE endpoints ADD COLUMN impair TEXT NOT NULL DEFAULT ''").map_err(StoreError::from)?;
-    }
-    Ok(())
+    db.ensure_column("endpoints", "impair", "TEXT NOT NULL DEFAULT ''").map_err(NetworkError::Store)
 }
 
 /// Records the impairment of (container, network); `None` clears it.
@@ -334,7 +330,7 @@ pub fn set_impair(db: &mut Db, container_id: &str, net: &Network, imp: Option<&i
     let text = imp.filter(|i| !i.is_none()).map(|i| serde_json::to_string(i).unwrap()).unwrap_or_default();
     let n = db.write(|tx| Ok(tx.execute("UPDATE endpoints SET impair=?3 WHERE container_id=?1 AND network_id=?2", [container_id, &net.id, &text])?))?;
     if n == 0 {
-        return Err(NetworkError::NotConnected(net.name.clone()));
+        return Err(NetworkError::NotConnected(container_id[..12.min(container_id.len())].to_string(), net.name.clone()));
     }
     Ok(())
 }

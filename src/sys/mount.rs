@@ -77,6 +77,11 @@ pub fn mount_points() -> Vec<std::path::PathBuf> {
     info.lines().filter_map(|l| l.split(' ').nth(4)).map(|p| std::path::PathBuf::from(unescape(p))).collect()
 }
 
+/// The mount point named by one /proc/self/mountinfo line.
+pub fn mount_point_of_line(line: &str) -> Option<std::path::PathBuf> {
+    line.split(' ').nth(4).map(|p| std::path::PathBuf::from(unescape(p)))
+}
+
 fn unescape(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());

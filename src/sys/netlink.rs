@@ -36,6 +36,9 @@ pub struct LinkDetail {
     pub alias: Option<String>,
     pub master: Option<String>,
     pub bridge: bool,
+    /// The id, as this namespace numbers it, of the namespace the link's
+    /// peer lives in (a veth whose other end was moved away).
+    pub peer_nsid: Option<i32>,
 }
 
 /// The longest interface name the kernel accepts (IFNAMSIZ - 1).
@@ -304,11 +307,12 @@ impl Netlink {
         Ok(msgs
             .iter()
             .filter_map(|m| {
-                let mut d = LinkDetail { name: link_name(m)?, alias: None, master: None, bridge: is_bridge(m) };
+                let mut d = LinkDetail { name: link_name(m)?, alias: None, master: None, bridge: is_bridge(m), peer_nsid: None };
                 for a in &m.attributes {
                     match a {
                         LinkAttribute::IfAlias(x) => d.alias = Some(x.clone()),
                         LinkAttribute::Controller(i) => d.master = names.get(i).cloned(),
+                        LinkAttribute::LinkNetNsId(i) => d.peer_nsid = Some(*i),
                         _ => {}
                     }
                 }
@@ -337,6 +341,36 @@ impl Netlink {
     }
 
     /// `ip link set`: RTM_NEWLINK on an existing index, without NLM_F_CREATE.
+    /// The id this namespace gives the namespace `ns` (an nsfs file: a
+    /// /proc/PID/ns/net or a bind mount of one), None if it gave it none.
+    pub fn nsid_of(&self, ns: &File) -> io::Result<Option<i32>> {
+        use futures_util::StreamExt;
+        use netlink_packet_core::{NetlinkMessage, NetlinkPayload, NLM_F_REQUEST};
+        use netlink_packet_route::RouteNetlinkMessage;
+        use netlink_packet_route::nsid::{NsidAttribute, NsidMessage};
+        use rtnetlink::packet_core as netlink_packet_core;
+        let mut msg = NsidMessage::default();
+        msg.attributes = vec![NsidAttribute::Fd(ns.as_raw_fd() as u32)];
+        let mut req = NetlinkMessage::from(RouteNetlinkMessage::GetNsId(msg));
+        req.header.flags = NLM_F_REQUEST;
+        let mut resp = self.handle.clone().request(req).map_err(|e| nl_err("asking a namespace's id", e))?;
+        self.rt.block_on(async {
+            while let Some(r) = resp.next().await {
+                match r.payload {
+                    NetlinkPayload::Error(e) => return Err(nl_err("asking a namespace's id", rtnetlink::Error::NetlinkError(e))),
+                    NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewNsId(m)) => {
+                        return Ok(m.attributes.iter().find_map(|a| match a {
+                            NsidAttribute::Id(id) if *id >= 0 => Some(*id),
+                            _ => None,
+                        }));
+                    }
+                    _ => {}
+                }
+            }
+            Ok(None)
+        })
+    }
+
     fn change(&self, op: &str, msg: LinkMessage) -> io::Result<()> {
         self.rt.block_on(self.handle.link().change(msg).execute()).map_err(|e| nl_err(op, e))
     }

@@ -171,3 +171,38 @@ fn df_counts_what_was_written_and_prune_reclaims_it() {
     let o = env.berth(&["run", f.to_str().unwrap()]);
     assert!(o.ok() && o.stdout.contains("df ok"), "{o}");
 }
+
+#[test]
+fn a_link_only_the_kernel_still_holds_is_a_note_not_a_leftover() {
+    let env = Env::new("a_link_only_the_kernel_still_holds_is_a_note_not_a_leftover");
+    let net = env.name("n");
+    env.ok(&["network", "create", &net]);
+    let (a, b) = (env.name("a"), env.name("b"));
+    let ida = env.run_detached(&a, &["--network", &net, "busybox", "httpd", "-f", "-p", "80", "-h", "/bin"]);
+    env.run_detached(&b, &["--network", &net, "busybox", "sleep", "600"]);
+    // a's download to b stalls mid-way (everything a sends is lost), so
+    // when a dies its socket is orphaned with data unacknowledged: the
+    // kernel keeps a's namespace, and so its veth, while it retransmits.
+    env.ok(&["network", "impair", "--rate", "100kbit", &net, &a]);
+    let mut dl = env
+        .cmd(&["exec", &b, "wget", "-q", "-O", "/dev/null", &format!("http://{a}/busybox")])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    env.ok(&["network", "impair", "--loss", "100", &net, &a]);
+    env.ok(&["rm", "-f", &a, &b]);
+    let _ = dl.wait();
+    let veth = format!("vb{}0", &ida[..10]);
+    let o = env.berth(&["system", "check"]);
+    assert!(links().contains(&veth), "the orphaned connection holds a's namespace, and its veth: {o}");
+    assert_eq!(o.code, 0, "a closing namespace is not a leftover: {o}");
+    assert!(o.stdout.contains(&format!("note: veth {veth}: its container is gone; the kernel is closing")), "{o}");
+    // --repair does not wait for it.
+    let o = env.berth(&["system", "check", "--repair"]);
+    assert!(o.code == 0 && o.stdout.contains("[removed]"), "{o}");
+    assert!(!links().contains(&veth), "removed now: {}", links());
+    assert_eq!(env.ok(&["system", "check"]), "no leftovers");
+}
