@@ -2,7 +2,9 @@
 //! the test runner. Every function turns its arguments into a request
 //! struct, calls one `Engine` method and wraps the result.
 
+pub mod http;
 pub mod repl;
+pub mod stdlib;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -22,6 +24,9 @@ fn rerr(msg: impl std::fmt::Display) -> Box<EvalAltResult> {
 fn eng(e: EngineError) -> Box<EvalAltResult> {
     rerr(e)
 }
+
+/// The key of the map a `skip("reason")` throws.
+pub const SKIP_KEY: &str = "__berth_skip";
 
 fn not_yet(what: &str, issue: &str) -> Box<EvalAltResult> {
     rerr(format!("{what} is not supported yet (it arrives with {issue})"))
@@ -178,6 +183,7 @@ fn listening(pid: i32, port: u16) -> bool {
 pub fn build(engine: Arc<Engine>, argv: Vec<String>) -> (rhai::Engine, rhai::Scope<'static>) {
     let mut r = rhai::Engine::new();
     r.set_max_expr_depths(256, 256);
+    r.set_module_resolver(stdlib::Resolver::new());
     r.register_type_with_name::<Container>("Container");
     r.register_type_with_name::<Image>("Image");
 
@@ -573,6 +579,28 @@ pub fn build(engine: Arc<Engine>, argv: Vec<String>) -> (rhai::Engine, rhai::Sco
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+    });
+    let http_get = |url: &str, opts: Map| -> RResult<Map> {
+        for k in opts.keys() {
+            if k.as_str() != "timeout" {
+                return Err(rerr(format!("unknown http_get option {k:?}; known: timeout (ms)")));
+            }
+        }
+        let t = Duration::from_millis(opts.get("timeout").and_then(|t| t.as_int().ok()).unwrap_or(10_000).max(1) as u64);
+        let resp = http::get(url, t).map_err(rerr)?;
+        let mut m = Map::new();
+        m.insert("status".into(), (resp.status as i64).into());
+        m.insert("body".into(), String::from_utf8_lossy(&resp.body).into_owned().into());
+        m.insert("headers".into(), resp.headers.into_iter().map(|(k, v)| (k.into(), Dynamic::from(v))).collect::<Map>().into());
+        Ok(m)
+    };
+    r.register_fn("http_get", move |url: &str| http_get(url, Map::new()));
+    r.register_fn("http_get", http_get);
+    // A skipped test ends by this error; the runner tells it from a failure.
+    r.register_fn("skip", |reason: &str| -> RResult<()> {
+        let mut m = Map::new();
+        m.insert(SKIP_KEY.into(), reason.into());
+        Err(Box::new(EvalAltResult::ErrorRuntime(m.into(), Position::NONE)))
     });
     r.on_print(|s| println!("{s}"));
     r.on_debug(|s, src, pos| eprintln!("[{}:{}] {s}", src.unwrap_or("script"), pos));
