@@ -263,6 +263,8 @@ enum NetworkCmd {
         gateway: Option<String>,
         #[arg(short = 'd', long, default_value = "bridge")]
         driver: String,
+        #[arg(long)]
+        label: Vec<String>,
         name: String,
     },
     #[command(alias = "list")]
@@ -1082,17 +1084,18 @@ fn network_json(e: &Engine, n: &crate::network::Network) -> serde_json::Value {
         "Name": n.name, "Id": n.id, "Created": n.created, "Driver": "bridge", "Scope": "local",
         "IPAM": { "Driver": "default", "Config": [{ "Subnet": n.subnet, "Gateway": n.gateway }] },
         "Options": { "com.docker.network.bridge.name": n.bridge },
-        "Containers": containers,
+        "Containers": containers, "Labels": n.labels,
     })
 }
 
 fn network_cmd(e: &Engine, cmd: NetworkCmd) -> anyhow::Result<i32> {
     match cmd {
-        NetworkCmd::Create { subnet, gateway, driver, name } => {
+        NetworkCmd::Create { subnet, gateway, driver, label, name } => {
             if driver != "bridge" {
                 bail!("network driver {driver:?} is not supported: berth networks are bridges");
             }
-            let n = e.network_create(&crate::network::NetworkSpec { name, subnet, gateway })?;
+            let labels = parse_kv(&label, "label")?;
+            let n = e.network_create(&crate::network::NetworkSpec { name, subnet, gateway, labels })?;
             println!("{}", n.id);
             Ok(0)
         }

@@ -66,7 +66,9 @@ CREATE TABLE IF NOT EXISTS ports(
 );";
 
 fn schema(db: &Db) -> Result<()> {
-    db.conn.execute_batch(SCHEMA).map_err(|e| NetworkError::Store(e.into()))
+    db.conn.execute_batch(SCHEMA).map_err(|e| NetworkError::Store(e.into()))?;
+    // Stores made before network labels lack the column.
+    db.ensure_column("networks", "labels", "TEXT NOT NULL DEFAULT '{}'").map_err(NetworkError::Store)
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -77,6 +79,7 @@ pub struct Network {
     pub gateway: String,
     pub bridge: String,
     pub created: String,
+    pub labels: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -94,15 +97,17 @@ pub struct NetworkSpec {
     pub name: String,
     pub subnet: Option<String>,
     pub gateway: Option<String>,
+    pub labels: std::collections::BTreeMap<String, String>,
 }
 
 fn row(r: &rusqlite::Row) -> rusqlite::Result<Network> {
-    Ok(Network { id: r.get(0)?, name: r.get(1)?, subnet: r.get(2)?, gateway: r.get(3)?, bridge: r.get(4)?, created: r.get(5)? })
+    let labels: String = r.get(6)?;
+    Ok(Network { id: r.get(0)?, name: r.get(1)?, subnet: r.get(2)?, gateway: r.get(3)?, bridge: r.get(4)?, created: r.get(5)?, labels: serde_json::from_str(&labels).unwrap_or_default() })
 }
 
 pub fn list(db: &Db) -> Result<Vec<Network>> {
     schema(db)?;
-    let mut st = db.conn.prepare("SELECT id, name, subnet, gateway, bridge, created FROM networks ORDER BY name").map_err(StoreError::from)?;
+    let mut st = db.conn.prepare("SELECT id, name, subnet, gateway, bridge, created, labels FROM networks ORDER BY name").map_err(StoreError::from)?;
     let v = st.query_map([], row).map_err(StoreError::from)?.filter_map(|r| r.ok()).collect();
     Ok(v)
 }
@@ -111,7 +116,7 @@ pub fn get(db: &Db, key: &str) -> Result<Network> {
     schema(db)?;
     let n = db
         .conn
-        .query_row("SELECT id, name, subnet, gateway, bridge, created FROM networks WHERE name=?1 OR id=?1 OR id LIKE ?1 || '%'", [key], row)
+        .query_row("SELECT id, name, subnet, gateway, bridge, created, labels FROM networks WHERE name=?1 OR id=?1 OR id LIKE ?1 || '%'", [key], row)
         .optional()
         .map_err(StoreError::from)?;
     n.ok_or_else(|| NetworkError::NotFound(key.to_string()))
@@ -180,8 +185,8 @@ pub fn create(paths: &Paths, db: &mut Db, spec: &NetworkSpec) -> Result<Network>
     let created = store::now_rfc3339();
     db.write(|tx| {
         tx.execute(
-            "INSERT INTO networks(id, name, subnet, gateway, bridge, created) VALUES(?1,?2,?3,?4,?5,?6)",
-            rusqlite::params![id, name, subnet.to_string(), gateway.to_string(), bridge, created],
+            "INSERT INTO networks(id, name, subnet, gateway, bridge, created, labels) VALUES(?1,?2,?3,?4,?5,?6,?7)",
+            rusqlite::params![id, name, subnet.to_string(), gateway.to_string(), bridge, created, serde_json::to_string(&spec.labels).unwrap_or_default()],
         )?;
         Ok(())
     })

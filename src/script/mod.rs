@@ -2,6 +2,7 @@
 //! the test runner. Every function turns its arguments into a request
 //! struct, calls one `Engine` method and wraps the result.
 
+pub mod help;
 pub mod http;
 pub mod repl;
 pub mod stdlib;
@@ -422,8 +423,17 @@ pub fn build(engine: Arc<Engine>, argv: Vec<String>) -> (rhai::Engine, rhai::Sco
     r.register_type_with_name::<Network>("Network");
     let e = engine.clone();
     let network = move |name: &str, opts: Map| -> RResult<Network> {
-        let subnet = opts.get("subnet").map(|v| v.to_string());
-        let gateway = opts.get("gateway").map(|v| v.to_string());
+        let mut subnet = None;
+        let mut gateway = None;
+        let mut labels = std::collections::BTreeMap::new();
+        for (k, v) in &opts {
+            match k.as_str() {
+                "subnet" => subnet = Some(v.to_string()),
+                "gateway" => gateway = Some(v.to_string()),
+                "labels" => labels = string_map(v, "labels")?,
+                other => return Err(rerr(format!("unknown network option {other:?}; known: subnet, gateway, labels"))),
+            }
+        }
         // An existing network with the same settings is returned as it is.
         if let Ok(n) = e.network(name)
             && n.name == name {
@@ -432,7 +442,7 @@ pub fn build(engine: Arc<Engine>, argv: Vec<String>) -> (rhai::Engine, rhai::Sco
                 }
                 return Ok(Network { engine: e.clone(), id: n.id });
             }
-        let n = e.network_create(&crate::network::NetworkSpec { name: name.to_string(), subnet, gateway }).map_err(eng)?;
+        let n = e.network_create(&crate::network::NetworkSpec { name: name.to_string(), subnet, gateway, labels }).map_err(eng)?;
         Ok(Network { engine: e.clone(), id: n.id })
     };
     let nw = network.clone();
@@ -443,6 +453,7 @@ pub fn build(engine: Arc<Engine>, argv: Vec<String>) -> (rhai::Engine, rhai::Sco
     r.register_get("id", |n: &mut Network| n.id.clone());
     r.register_get("name", |n: &mut Network| -> RResult<String> { Ok(n.engine.network(&n.id).map_err(eng)?.name) });
     r.register_get("subnet", |n: &mut Network| -> RResult<String> { Ok(n.engine.network(&n.id).map_err(eng)?.subnet) });
+    r.register_get("labels", |n: &mut Network| -> RResult<Map> { Ok(n.engine.network(&n.id).map_err(eng)?.labels.into_iter().map(|(k, v)| (k.into(), Dynamic::from(v))).collect()) });
     r.register_get("gateway", |n: &mut Network| -> RResult<String> { Ok(n.engine.network(&n.id).map_err(eng)?.gateway) });
     r.register_fn("containers", |n: &mut Network| -> RResult<Array> {
         Ok(n.engine.network_members(&n.id).map_err(eng)?.into_iter().map(|(id, _, _)| Dynamic::from(Container { engine: n.engine.clone(), id })).collect())
@@ -602,6 +613,7 @@ pub fn build(engine: Arc<Engine>, argv: Vec<String>) -> (rhai::Engine, rhai::Sco
         m.insert(SKIP_KEY.into(), reason.into());
         Err(Box::new(EvalAltResult::ErrorRuntime(m.into(), Position::NONE)))
     });
+    help::register(&mut r);
     r.on_print(|s| println!("{s}"));
     r.on_debug(|s, src, pos| eprintln!("[{}:{}] {s}", src.unwrap_or("script"), pos));
     let mut scope = rhai::Scope::new();
