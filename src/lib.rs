@@ -14,6 +14,7 @@ pub mod script;
 pub mod store;
 pub mod sys;
 pub mod system;
+pub mod testrun;
 #[cfg(test)]
 mod testutil;
 pub mod volume;

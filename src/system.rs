@@ -456,6 +456,8 @@ pub struct Pruned {
     pub volumes: Vec<String>,
     pub build_cache: usize,
     pub reclaimed: u64,
+    /// Test runs whose runner died, whose objects were removed first.
+    pub test_runs: Vec<String>,
 }
 
 impl Engine {
@@ -518,6 +520,8 @@ impl Engine {
     /// `volumes` unused anonymous volumes.
     pub fn prune(&self, all: bool, volumes: bool) -> Result<Pruned> {
         let mut p = Pruned::default();
+        // What killed `berth test` runs left is removed whatever it is.
+        p.test_runs = crate::testrun::sweep_dead(self)?.runs;
         for c in self.containers(true)? {
             if matches!(c.state.as_str(), "running" | "paused" | "restarting") {
                 continue;

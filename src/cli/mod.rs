@@ -585,6 +585,9 @@ struct TestArgs {
     junit: Option<String>,
     #[arg(long = "keep-on-failure")]
     keep_on_failure: bool,
+    /// Remove what a --keep-on-failure run kept (the run id it printed)
+    #[arg(long, value_name = "RUN_ID")]
+    clean: Option<String>,
 }
 
 /// Parses `64m`, `1g`, `512k`, `1048576`: docker's --memory units.
@@ -1052,7 +1055,10 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Cmd::Volume(c) => volume_cmd(&e, c),
         Cmd::Stats { no_stream, format, containers } => stats_cmd(&e, no_stream, format.as_deref(), &containers),
         Cmd::Repl => crate::script::repl::run(e),
-        Cmd::Test(a) => crate::script::test_runner(e, &a.paths, a.jobs, a.filter.as_deref(), a.junit.as_deref(), a.keep_on_failure),
+        Cmd::Test(a) => match a.clean {
+            Some(id) => crate::script::runner::clean(e, &id),
+            None => crate::script::runner::run(e, crate::script::runner::Options { paths: a.paths, jobs: a.jobs, filter: a.filter, junit: a.junit, keep_on_failure: a.keep_on_failure }),
+        },
         Cmd::Monitor { .. } | Cmd::Container(_) | Cmd::Image(_) => unreachable!(),
     }
 }
@@ -1329,12 +1335,13 @@ fn system_cmd(e: &Engine, c: SystemCmd) -> anyhow::Result<i32> {
                     what.push("all anonymous volumes not used by at least one container");
                 }
                 what.push(if all { "all build cache" } else { "unused build cache" });
+                what.push("everything left by `berth test` runs that were killed");
                 if !confirm(&format!("This will remove:\n  - {}\n", what.join("\n  - ")))? {
                     return Ok(0);
                 }
             }
             let p = e.prune(all, volumes)?;
-            for (title, list) in [("Deleted Containers:", &p.containers), ("Deleted Networks:", &p.networks), ("Deleted Images:", &p.images), ("Deleted Volumes:", &p.volumes)] {
+            for (title, list) in [("Swept Test Runs (killed runners):", &p.test_runs), ("Deleted Containers:", &p.containers), ("Deleted Networks:", &p.networks), ("Deleted Images:", &p.images), ("Deleted Volumes:", &p.volumes)] {
                 if !list.is_empty() {
                     println!("{title}");
                     for x in list {

@@ -5,6 +5,7 @@
 pub mod help;
 pub mod http;
 pub mod repl;
+pub mod runner;
 pub mod stdlib;
 
 use std::sync::Arc;
@@ -180,8 +181,44 @@ fn listening(pid: i32, port: u16) -> bool {
     })
 }
 
+/// What `berth test` needs from the bindings: its labels on every object a
+/// test creates, and a note of each one as it is made.
+pub trait Tracker: Send + Sync {
+    fn labels(&self) -> std::collections::BTreeMap<String, String>;
+    fn created(&self, obj: Created);
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Created {
+    Container(String),
+    Network(String),
+    Volume(String),
+    Image(String),
+}
+
 /// Builds the Rhai engine with every berth function registered.
 pub fn build(engine: Arc<Engine>, argv: Vec<String>) -> (rhai::Engine, rhai::Scope<'static>) {
+    build_with(engine, argv, None)
+}
+
+pub fn build_with(engine: Arc<Engine>, argv: Vec<String>, tracker: Option<Arc<dyn Tracker>>) -> (rhai::Engine, rhai::Scope<'static>) {
+    // Labels a tracked run adds, and the note it takes of what was made.
+    let label = {
+        let t = tracker.clone();
+        move |spec: &mut RunSpec| {
+            if let Some(t) = &t {
+                spec.labels.extend(t.labels());
+            }
+        }
+    };
+    let note = {
+        let t = tracker.clone();
+        move |o: Created| {
+            if let Some(t) = &t {
+                t.created(o);
+            }
+        }
+    };
     let mut r = rhai::Engine::new();
     r.set_max_expr_depths(256, 256);
     r.set_module_resolver(stdlib::Resolver::new());
@@ -251,19 +288,22 @@ pub fn build(engine: Arc<Engine>, argv: Vec<String>) -> (rhai::Engine, rhai::Sco
 
     // ---- containers ----
     let e = engine.clone();
-    r.register_fn("run", move |image: &str, opts: Map| -> RResult<Container> {
-        let spec = run_spec(image, &opts)?;
+    let (lb, nt) = (label.clone(), note.clone());
+    let run = move |image: &str, opts: Map| -> RResult<Container> {
+        let mut spec = run_spec(image, &opts)?;
+        lb(&mut spec);
         let (c, _) = e.run(&spec, Attach::Detached).map_err(eng)?;
+        nt(Created::Container(c.id.clone()));
         Ok(Container { engine: e.clone(), id: c.id })
-    });
+    };
+    let ru = run.clone();
+    r.register_fn("run", move |image: &str| ru(image, Map::new()));
+    r.register_fn("run", run);
     let e = engine.clone();
-    r.register_fn("run", move |image: &str| -> RResult<Container> {
-        let (c, _) = e.run(&RunSpec { image: image.into(), ..Default::default() }, Attach::Detached).map_err(eng)?;
-        Ok(Container { engine: e.clone(), id: c.id })
-    });
-    let e = engine.clone();
+    let lb = label.clone();
     let run_once = move |image: &str, cmd: Array, opts: Map| -> RResult<Map> {
         let mut spec = run_spec(image, &opts)?;
+        lb(&mut spec);
         spec.cmd = Some(strings(&Dynamic::from(cmd), "cmd")?);
         spec.rm = true;
         let (_, o) = e.run(&spec, Attach::Capture).map_err(eng)?;
@@ -273,19 +313,25 @@ pub fn build(engine: Arc<Engine>, argv: Vec<String>) -> (rhai::Engine, rhai::Sco
     r.register_fn("run_once", move |image: &str, cmd: Array| ro(image, cmd, Map::new()));
     r.register_fn("run_once", run_once);
     let e = engine.clone();
+    let (lb, nt) = (label.clone(), note.clone());
     r.register_fn("run_all", move |specs: Array| -> RResult<Array> {
         let specs: Vec<RunSpec> = specs
             .into_iter()
             .map(|s| {
                 let m = s.try_cast::<Map>().ok_or_else(|| rerr("run_all takes an array of option maps, each with an image"))?;
                 let img = m.get("image").and_then(|i| i.clone().into_string().ok()).ok_or_else(|| rerr("each run_all spec needs an image"))?;
-                run_spec(&img, &m)
+                let mut spec = run_spec(&img, &m)?;
+                lb(&mut spec);
+                Ok(spec)
             })
             .collect::<RResult<_>>()?;
         let results: Vec<Result<String, String>> = std::thread::scope(|sc| {
             let hs: Vec<_> = specs.iter().map(|s| sc.spawn(|| e.run(s, Attach::Detached).map(|(c, _)| c.id).map_err(|x| x.to_string()))).collect();
             hs.into_iter().map(|h| h.join().unwrap_or_else(|_| Err("panicked".into()))).collect()
         });
+        for id in results.iter().flatten() {
+            nt(Created::Container(id.clone()));
+        }
         let mut out = Array::new();
         for (i, r) in results.into_iter().enumerate() {
             match r {
@@ -422,6 +468,8 @@ pub fn build(engine: Arc<Engine>, argv: Vec<String>) -> (rhai::Engine, rhai::Sco
     // ---- networks ----
     r.register_type_with_name::<Network>("Network");
     let e = engine.clone();
+    let t = tracker.clone();
+    let nt = note.clone();
     let network = move |name: &str, opts: Map| -> RResult<Network> {
         let mut subnet = None;
         let mut gateway = None;
@@ -442,7 +490,11 @@ pub fn build(engine: Arc<Engine>, argv: Vec<String>) -> (rhai::Engine, rhai::Sco
                 }
                 return Ok(Network { engine: e.clone(), id: n.id });
             }
+        if let Some(t) = &t {
+            labels.extend(t.labels());
+        }
         let n = e.network_create(&crate::network::NetworkSpec { name: name.to_string(), subnet, gateway, labels }).map_err(eng)?;
+        nt(Created::Network(n.id.clone()));
         Ok(Network { engine: e.clone(), id: n.id })
     };
     let nw = network.clone();
@@ -488,6 +540,7 @@ pub fn build(engine: Arc<Engine>, argv: Vec<String>) -> (rhai::Engine, rhai::Sco
 
     // ---- later areas: clear errors until they land ----
     let e = engine.clone();
+    let nt = note.clone();
     let build = move |dir: &str, opts: Map| -> RResult<Image> {
         let mut o = crate::build::builder::BuildOptions {
             context: dir.into(),
@@ -510,6 +563,7 @@ pub fn build(engine: Arc<Engine>, argv: Vec<String>) -> (rhai::Engine, rhai::Sco
             }
         }
         let i = e.build(&o).map_err(rerr)?;
+        nt(Created::Image(i.id.clone()));
         Ok(Image { engine: e.clone(), id: i.id })
     };
     let b = build.clone();
@@ -518,6 +572,8 @@ pub fn build(engine: Arc<Engine>, argv: Vec<String>) -> (rhai::Engine, rhai::Sco
     // ---- volumes ----
     r.register_type_with_name::<Volume>("Volume");
     let e = engine.clone();
+    let t = tracker.clone();
+    let nt = note.clone();
     let volume = move |name: &str, opts: Map| -> RResult<Volume> {
         let mut labels = std::collections::BTreeMap::new();
         for (k, v) in &opts {
@@ -526,7 +582,14 @@ pub fn build(engine: Arc<Engine>, argv: Vec<String>) -> (rhai::Engine, rhai::Sco
                 other => return Err(rerr(format!("unknown volume option {other:?}; known: labels"))),
             }
         }
+        let existed = e.volume(name).is_ok();
+        if let Some(t) = &t {
+            labels.extend(t.labels());
+        }
         let v = e.volume_create(Some(name), &labels).map_err(eng)?;
+        if !existed {
+            nt(Created::Volume(v.name.clone()));
+        }
         Ok(Volume { engine: e.clone(), name: v.name })
     };
     let vo = volume.clone();
@@ -571,12 +634,17 @@ pub fn build(engine: Arc<Engine>, argv: Vec<String>) -> (rhai::Engine, rhai::Sco
     r.register_fn("env", |name: &str| -> Dynamic { std::env::var(name).map(Dynamic::from).unwrap_or(Dynamic::UNIT) });
     r.register_fn("assert", |c: bool, msg: &str| -> RResult<()> { if c { Ok(()) } else { Err(rerr(format!("assertion failed: {msg}"))) } });
     r.register_fn("assert", |c: bool| -> RResult<()> { if c { Ok(()) } else { Err(rerr("assertion failed")) } });
-    r.register_fn("assert_eq", |a: Dynamic, b: Dynamic| -> RResult<()> {
-        if a.to_string() == b.to_string() && a.type_name() == b.type_name() { Ok(()) } else { Err(rerr(format!("assert_eq failed: left {a:?} ({}), right {b:?} ({})", a.type_name(), b.type_name()))) }
-    });
-    r.register_fn("assert_ne", |a: Dynamic, b: Dynamic| -> RResult<()> {
-        if a.to_string() != b.to_string() || a.type_name() != b.type_name() { Ok(()) } else { Err(rerr(format!("assert_ne failed: both are {a:?}"))) }
-    });
+    let same = |a: &Dynamic, b: &Dynamic| a.to_string() == b.to_string() && a.type_name() == b.type_name();
+    let eq = move |a: Dynamic, b: Dynamic, msg: &str| -> RResult<()> {
+        if same(&a, &b) { Ok(()) } else { Err(rerr(format!("assert_eq failed{}: left {a:?} ({}), right {b:?} ({})", if msg.is_empty() { String::new() } else { format!(" ({msg})") }, a.type_name(), b.type_name()))) }
+    };
+    let ne = move |a: Dynamic, b: Dynamic, msg: &str| -> RResult<()> {
+        if !same(&a, &b) { Ok(()) } else { Err(rerr(format!("assert_ne failed{}: both are {a:?}", if msg.is_empty() { String::new() } else { format!(" ({msg})") }))) }
+    };
+    r.register_fn("assert_eq", move |a: Dynamic, b: Dynamic| eq(a, b, ""));
+    r.register_fn("assert_eq", eq);
+    r.register_fn("assert_ne", move |a: Dynamic, b: Dynamic| ne(a, b, ""));
+    r.register_fn("assert_ne", ne);
     r.register_fn("wait_for", |ctx: NativeCallContext, f: FnPtr, ms: i64| -> RResult<Dynamic> {
         let deadline = Instant::now() + Duration::from_millis(ms.max(0) as u64);
         loop {
@@ -622,19 +690,55 @@ pub fn build(engine: Arc<Engine>, argv: Vec<String>) -> (rhai::Engine, rhai::Sco
 }
 
 /// Renders an evaluation error as `file:line:column`, the source line with a
-/// caret, and the reason.
+/// caret, and the reason. An error inside an imported module points at the
+/// line of the user's script that called into it, and names where in the
+/// module it happened.
 pub fn render_error(file: &str, source: &str, err: &EvalAltResult) -> String {
-    let pos = err.position();
-    let reason = match err {
+    // Unwrap the call frames: (function, the source it lives in, call site).
+    let mut frames: Vec<(String, String, Position)> = Vec::new();
+    let mut e = err;
+    loop {
+        match e {
+            EvalAltResult::ErrorInFunctionCall(name, src, inner, pos) => {
+                frames.push((name.clone(), src.clone(), *pos));
+                e = inner;
+            }
+            EvalAltResult::ErrorInModule(name, inner, pos) => {
+                frames.push((format!("import {name:?}"), name.clone(), *pos));
+                e = inner;
+            }
+            _ => break,
+        }
+    }
+    let reason = match e {
         EvalAltResult::ErrorRuntime(v, _) => v.to_string(),
-        EvalAltResult::ErrorInFunctionCall(_, _, inner, _) => return render_error(file, source, inner),
         other => other.to_string().split(" (line ").next().unwrap_or("").to_string(),
+    };
+    // Frame k is called from frame k-1's source (the script's for k = 0);
+    // a function of the script itself has no source name.
+    let in_script = |k: usize| k == 0 || frames[k - 1].1.is_empty();
+    let deepest_foreign = frames.iter().rposition(|f| !f.1.is_empty());
+    let (pos, reason) = match deepest_foreign {
+        None => (e.position(), reason),
+        Some(_) => {
+            // The last call made from the script's own code into a module.
+            let k = (0..frames.len()).rev().find(|&k| in_script(k) && !frames[k].1.is_empty()).unwrap_or(0);
+            let (name, src, at) = &frames[k];
+            let inner = e.position();
+            let place = match (inner.line(), inner.position()) {
+                (Some(l), Some(c)) => format!("{}:{l}:{c}", frames.last().map(|f| f.1.as_str()).unwrap_or(src)),
+                (Some(l), None) => format!("{}:{l}", frames.last().map(|f| f.1.as_str()).unwrap_or(src)),
+                _ => src.clone(),
+            };
+            (*at, format!("{reason}\n  (in {name}, {place})"))
+        }
     };
     match (pos.line(), pos.position()) {
         (Some(line), col) => {
             let col = col.unwrap_or(1);
             let text = source.lines().nth(line - 1).unwrap_or("");
-            format!("{file}:{line}:{col}: {reason}\n  {text}\n  {}^", " ".repeat(col.saturating_sub(1)))
+            let (first, rest) = reason.split_once('\n').map(|(a, b)| (a.to_string(), format!("\n{b}"))).unwrap_or((reason.clone(), String::new()));
+            format!("{file}:{line}:{col}: {first}\n  {text}\n  {}^{rest}", " ".repeat(col.saturating_sub(1)))
         }
         _ => format!("{file}: {reason}"),
     }
@@ -664,6 +768,3 @@ pub fn run_file(e: Engine, path: &str, args: &[String]) -> anyhow::Result<i32> {
     }
 }
 
-pub fn test_runner(_e: Engine, _paths: &[String], _jobs: usize, _filter: Option<&str>, _junit: Option<&str>, _keep: bool) -> anyhow::Result<i32> {
-    anyhow::bail!("`berth test` is not supported yet (it arrives with issue 7, the test runner); run a script with `berth run FILE.rhai`")
-}

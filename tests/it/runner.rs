@@ -1,1 +1,177 @@
-//! (being written)
+//! `berth test`: the runner over the fixture files in tests/scripts/.
+
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::time::Duration;
+
+use crate::util::*;
+
+fn fixture(name: &str) -> String {
+    let f = Path::new(REPO).join("tests/scripts").join(name);
+    assert!(f.exists(), "{} is missing", f.display());
+    f.to_string_lossy().into_owned()
+}
+
+/// `berth test ARGS` with the fixture's name prefix and, for `selftest`,
+/// the variable that lets the deliberately failing fixtures run.
+fn berth_test(env: &Env, p: &str, selftest: bool, args: &[&str]) -> Out {
+    let mut c = env.cmd(&[&["test"], args].concat());
+    c.env("P", p).env("PORT", free_port().to_string()).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    if selftest {
+        c.env("SELFTEST", "1");
+    }
+    collect(c.spawn().unwrap(), Duration::from_secs(120))
+}
+
+fn last_line(o: &Out) -> &str {
+    o.stdout.lines().last().unwrap_or("")
+}
+
+fn runs_recorded(env: &Env) -> usize {
+    std::fs::read_dir(env.root.join("test-runs")).map(|d| d.count()).unwrap_or(0)
+}
+
+fn assert_nothing_left(env: &Env) {
+    assert_eq!(env.ok(&["ps", "-aq"]), "", "no container left");
+    let nets = env.ok(&["network", "ls"]);
+    assert!(nets.lines().skip(1).all(|l| l.split_whitespace().nth(1) == Some("bridge")), "only the default network: {nets}");
+    assert_eq!(env.ok(&["volume", "ls", "-q"]), "", "no volume left");
+}
+
+#[test]
+fn a_passing_file_reports_each_test_and_removes_what_they_made() {
+    let env = Env::new("runner_pass");
+    let p = env.name("p");
+    let o = berth_test(&env, &p, false, &[&fixture("pass.rhai")]);
+    assert_eq!(o.code, 0, "{o}");
+    for t in ["arithmetic and hooks", "two containers reach each other by name", "a published port answers http_get", "a volume made by the test"] {
+        assert!(o.stdout.lines().any(|l| l.starts_with("ok   ") && l.contains(&format!("pass.rhai › {t} ("))), "a line for {t:?}:\n{o}");
+    }
+    assert!(o.stdout.contains("skip ") && o.stdout.contains("not on this machine (shows how a test is skipped)"), "{o}");
+    assert_eq!(last_line(&o), "4 passed, 0 failed, 1 skipped", "{o}");
+    assert_nothing_left(&env);
+    assert_eq!(runs_recorded(&env), 0, "a finished run leaves no record");
+}
+
+#[test]
+fn a_failure_shows_its_position_and_logs_and_is_cleaned_up() {
+    let env = Env::new("runner_fail");
+    let p = env.name("f");
+    let junit = env.dir.join("report.xml");
+    let o = berth_test(&env, &p, true, &["--junit", junit.to_str().unwrap(), &fixture("fail.rhai")]);
+    assert_eq!(o.code, 1, "{o}");
+    assert!(o.stdout.contains("FAIL ") && o.stdout.contains("fail.rhai › sum is wrong"), "{o}");
+    assert!(o.stdout.contains("fail.rhai:15:5: assert_eq failed: left 2 (i64), right 3 (i64)"), "position and reason: {o}");
+    assert!(o.stdout.contains("assert_eq(1 + 1, 3);"), "the source line: {o}");
+    // The last 20 log lines of the test's container, no more.
+    assert!(o.stdout.contains(&format!("logs of {p}-talker")) && o.stdout.contains("| line-30") && o.stdout.contains("| line-11"), "{o}");
+    assert!(!o.stdout.contains("| line-10\n"), "only the last 20 lines: {o}");
+    assert!(o.stdout.contains("fail.rhai › passes after"), "the next test still runs: {o}");
+    assert_eq!(last_line(&o), "2 passed, 1 failed", "{o}");
+    assert_nothing_left(&env);
+
+    let x = std::fs::read_to_string(&junit).unwrap();
+    assert_eq!(x.matches("<testcase ").count(), 3, "{x}");
+    assert!(x.contains("tests=\"3\" failures=\"1\" skipped=\"0\""), "{x}");
+    assert!(x.contains("name=\"sum is wrong\"") && x.contains("<failure message=\"") && x.contains("assert_eq(1 + 1, 3);"), "{x}");
+}
+
+#[test]
+fn keep_on_failure_keeps_the_objects_until_clean() {
+    let env = Env::new("runner_keep");
+    let p = env.name("k");
+    let o = berth_test(&env, &p, true, &["--keep-on-failure", "--filter", "sum is wrong", &fixture("fail.rhai")]);
+    assert_eq!(o.code, 1, "{o}");
+    assert_eq!(last_line(&o), "0 passed, 1 failed", "the filter ran one test: {o}");
+    assert!(o.stdout.contains(&format!("container {p}-talker")) && o.stdout.contains(&format!("network {p}-net")), "{o}");
+    assert_eq!(env.status(&format!("{p}-talker")), "running", "kept for inspection");
+    let cmd = o.stdout.lines().find_map(|l| l.strip_prefix("remove them with: berth ")).unwrap_or_else(|| panic!("{o}"));
+    let args: Vec<&str> = cmd.split_whitespace().collect();
+    // No sweep takes kept objects, not even the next run's.
+    let again = berth_test(&env, &p, false, &[&fixture("fail.rhai")]);
+    assert_eq!(again.code, 0, "{again}");
+    assert_eq!(env.status(&format!("{p}-talker")), "running");
+    let done = env.ok(&args);
+    assert!(done.contains("removed 1 container(s), 1 network(s), 1 volume(s)"), "{done}");
+    assert_nothing_left(&env);
+    assert_eq!(runs_recorded(&env), 0);
+}
+
+fn start_hang(env: &Env, p: &str) -> Child {
+    let child = env
+        .cmd(&["test", &fixture("hang.rhai")])
+        .env("P", p)
+        .env("SELFTEST", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let made = wait_until(Duration::from_secs(30), || env.berth(&["volume", "ls", "-q"]).stdout.contains(&format!("{p}-vol")) && env.berth(&["ps", "-q"]).stdout.trim().len() == 12);
+    assert!(made, "the hanging test made its objects");
+    child
+}
+
+fn kill_runner(mut child: Child) {
+    kill(child.id() as i32);
+    let _ = child.wait();
+}
+
+#[test]
+fn what_a_killed_run_left_is_removed_by_the_next_run_and_by_prune() {
+    let env = Env::new("runner_killed");
+    let p = env.name("h");
+    kill_runner(start_hang(&env, &p));
+    assert_eq!(env.status(&format!("{p}-c")), "running", "a killed runner cleans nothing");
+    let o = berth_test(&env, &p, false, &[&fixture("pass.rhai")]);
+    assert_eq!(o.code, 0, "{o}");
+    assert!(o.stdout.starts_with("removed what 1 killed test run(s) left: 1 container(s), 1 network(s), 1 volume(s), 0 image(s)"), "{o}");
+    assert_nothing_left(&env);
+
+    // `system prune` sweeps a dead run too.
+    kill_runner(start_hang(&env, &p));
+    let o = env.ok(&["system", "prune", "-f"]);
+    assert!(o.contains("Swept Test Runs (killed runners):"), "{o}");
+    assert_nothing_left(&env);
+    assert_eq!(runs_recorded(&env), 0);
+}
+
+#[test]
+fn an_interrupted_run_cleans_up_before_it_exits() {
+    let env = Env::new("runner_interrupted");
+    let p = env.name("i");
+    let child = start_hang(&env, &p);
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let o = collect(child, Duration::from_secs(30));
+    assert_eq!(o.code, 1, "{o}");
+    assert_nothing_left(&env);
+    assert_eq!(runs_recorded(&env), 0);
+}
+
+#[test]
+fn files_run_in_parallel_with_jobs() {
+    let env = Env::new("runner_jobs");
+    let p = env.name("j");
+    // Each file waits to see the other's container: with one job at a time
+    // that never happens.
+    let o = berth_test(&env, &p, true, &["--jobs", "2", &fixture("par1.rhai"), &fixture("par2.rhai")]);
+    assert_eq!(o.code, 0, "{o}");
+    assert_eq!(last_line(&o), "2 passed, 0 failed", "{o}");
+    assert_nothing_left(&env);
+}
+
+#[test]
+fn bad_paths_and_broken_files_are_clear_errors() {
+    let env = Env::new("runner_errors");
+    let o = env.berth(&["test", &env.dir.join("nosuch").to_string_lossy()]);
+    assert!(o.code != 0 && o.stderr.contains("no such test file or directory"), "{o}");
+    let dir = env.dir.join("t");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("broken.rhai"), "test(\"x\", || {\n    let a = ;\n});\n").unwrap();
+    std::fs::write(dir.join("typo.rhai"), "test(\"typo\", || {\n    contaner(\"x\");\n});\n").unwrap();
+    let o = env.berth(&["test", dir.to_str().unwrap()]);
+    assert_eq!(o.code, 1, "{o}");
+    assert!(o.stdout.contains("broken.rhai:2:13:"), "a syntax error has its position: {o}");
+    assert!(o.stdout.contains("typo.rhai:2:5: Function not found: contaner"), "{o}");
+    assert_eq!(last_line(&o), "0 passed, 2 failed", "{o}");
+}

@@ -1,0 +1,145 @@
+//! The record of a `berth test` run, kept by the engine so that what a run
+//! made is removed even when the runner itself dies: every container,
+//! network and volume a test creates carries the label `berth.test.run=<id>`,
+//! and images it builds (which carry no labels of ours) are written to the
+//! run's journal. A run whose process is gone is swept by the next
+//! `berth test` and by `berth system prune`.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use crate::engine::{Engine, Result};
+use crate::sys::proc;
+
+/// The label every object of a test run carries.
+pub const RUN_LABEL: &str = "berth.test.run";
+/// The label naming the file and test that made an object.
+pub const TEST_LABEL: &str = "berth.test";
+
+const KEPT: &str = "kept";
+
+pub struct TestRun {
+    pub id: String,
+    dir: PathBuf,
+}
+
+/// The process identity of a run: pid plus its start time, so a recycled
+/// pid does not keep a dead run alive.
+fn me() -> String {
+    let pid = std::process::id() as i32;
+    format!("{pid} {}", proc::start_time(pid).unwrap_or(0))
+}
+
+fn alive(owner: &str) -> bool {
+    let mut w = owner.split_whitespace();
+    let (Some(pid), Some(start)) = (w.next().and_then(|p| p.parse::<i32>().ok()), w.next().and_then(|s| s.parse::<u64>().ok())) else { return false };
+    proc::is_alive(pid, Some(start))
+}
+
+fn runs_dir(e: &Engine) -> PathBuf {
+    e.paths.root.join("test-runs")
+}
+
+impl TestRun {
+    pub fn begin(e: &Engine) -> Result<TestRun> {
+        let id = crate::store::new_id()[..12].to_string();
+        let dir = runs_dir(e).join(&id);
+        std::fs::create_dir_all(&dir).map_err(|x| crate::engine::EngineError::Other(format!("recording test run in {}: {x}", dir.display())))?;
+        std::fs::write(dir.join("owner"), me()).map_err(|x| crate::engine::EngineError::Other(format!("recording test run in {}: {x}", dir.display())))?;
+        Ok(TestRun { id, dir })
+    }
+
+    /// Notes an image the run built, before anything else can fail.
+    pub fn journal_image(&self, id: &str) {
+        if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.join("images")) {
+            let _ = writeln!(f, "{id}");
+        }
+    }
+
+    /// The run ended normally: its objects are gone, so is its record.
+    pub fn end(&self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+
+    /// The run ended keeping failed tests' objects: no sweep may take them;
+    /// `berth test --clean ID` does.
+    pub fn keep(&self) {
+        let _ = std::fs::write(self.dir.join("owner"), KEPT);
+    }
+}
+
+/// What a sweep removed.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct Swept {
+    pub runs: Vec<String>,
+    pub containers: usize,
+    pub networks: usize,
+    pub volumes: usize,
+    pub images: usize,
+}
+
+/// Removes everything runs whose runner is gone left behind.
+pub fn sweep_dead(e: &Engine) -> Result<Swept> {
+    let mut s = Swept::default();
+    for d in std::fs::read_dir(runs_dir(e)).into_iter().flatten().flatten() {
+        let owner = std::fs::read_to_string(d.path().join("owner")).unwrap_or_default();
+        if alive(&owner) || owner == KEPT {
+            continue;
+        }
+        let id = d.file_name().to_string_lossy().into_owned();
+        let images: Vec<String> = std::fs::read_to_string(d.path().join("images")).unwrap_or_default().lines().map(str::to_string).collect();
+        let r = remove_labelled(e, &id, &images)?;
+        s.containers += r.containers;
+        s.networks += r.networks;
+        s.volumes += r.volumes;
+        s.images += r.images;
+        s.runs.push(id);
+        let _ = std::fs::remove_dir_all(d.path());
+    }
+    Ok(s)
+}
+
+/// Removes every object of a run, and its record.
+pub fn remove_run(e: &Engine, id: &str) -> Result<Swept> {
+    let dir = runs_dir(e).join(id);
+    if id.is_empty() || id.contains('/') || !dir.is_dir() {
+        return Err(crate::engine::EngineError::Other(format!("no record of test run {id:?} (under {})", runs_dir(e).display())));
+    }
+    let images: Vec<String> = std::fs::read_to_string(dir.join("images")).unwrap_or_default().lines().map(str::to_string).collect();
+    let s = remove_labelled(e, id, &images)?;
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(s)
+}
+
+/// Removes the objects labelled with `label=value` pairs matching `run`
+/// (and, if given, the test label), plus the listed images. Volumes used
+/// only by the removed containers go too.
+pub fn remove_labelled(e: &Engine, run: &str, images: &[String]) -> Result<Swept> {
+    remove_matching(e, &|labels| labels.get(RUN_LABEL).map(String::as_str) == Some(run), images)
+}
+
+pub fn remove_matching(e: &Engine, pick: &dyn Fn(&std::collections::BTreeMap<String, String>) -> bool, images: &[String]) -> Result<Swept> {
+    let mut s = Swept::default();
+    for c in e.containers(true)? {
+        if pick(&c.spec.labels) && e.remove_with(&c.id, true, true).is_ok() {
+            s.containers += 1;
+        }
+    }
+    for n in e.networks()? {
+        if pick(&n.labels) && e.network_remove(&n.id).is_ok() {
+            s.networks += 1;
+        }
+    }
+    for v in e.volumes()? {
+        if pick(&v.labels) && e.volume_remove(&v.name).is_ok() {
+            s.volumes += 1;
+        }
+    }
+    // Newest first: a build's final image before the step images under it.
+    for id in images.iter().rev() {
+        if e.image_remove(id, true).is_ok() {
+            s.images += 1;
+        }
+    }
+    Ok(s)
+}
