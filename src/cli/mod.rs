@@ -504,6 +504,9 @@ struct RmArgs {
 struct PsArgs {
     #[arg(short = 'a', long)]
     all: bool,
+    /// label=KEY[=VALUE], name=TEXT, status=STATE, id=PREFIX (repeatable; all must hold)
+    #[arg(short = 'f', long = "filter")]
+    filter: Vec<String>,
     #[arg(short = 'q', long)]
     quiet: bool,
     #[arg(long)]
@@ -588,6 +591,39 @@ struct TestArgs {
     /// Remove what a --keep-on-failure run kept (the run id it printed)
     #[arg(long, value_name = "RUN_ID")]
     clean: Option<String>,
+}
+
+/// One `ps --filter` condition.
+enum ContainerFilter {
+    Label(String, Option<String>),
+    Name(String),
+    Status(String),
+    Id(String),
+}
+
+impl ContainerFilter {
+    fn parse(f: &str) -> anyhow::Result<ContainerFilter> {
+        let (k, v) = f.split_once('=').ok_or_else(|| anyhow::anyhow!("bad filter {f:?}: use KEY=VALUE (label=, name=, status=, id=)"))?;
+        Ok(match k {
+            "label" => match v.split_once('=') {
+                Some((k, v)) => ContainerFilter::Label(k.into(), Some(v.into())),
+                None => ContainerFilter::Label(v.into(), None),
+            },
+            "name" => ContainerFilter::Name(v.into()),
+            "status" => ContainerFilter::Status(v.into()),
+            "id" => ContainerFilter::Id(v.into()),
+            other => bail!("unknown filter {other:?}; known: label, name, status, id"),
+        })
+    }
+
+    fn matches(&self, c: &crate::container::Container) -> bool {
+        match self {
+            ContainerFilter::Label(k, v) => c.spec.labels.get(k).is_some_and(|x| v.as_ref().is_none_or(|v| v == x)),
+            ContainerFilter::Name(n) => c.name.contains(n.as_str()),
+            ContainerFilter::Status(st) => &c.state == st,
+            ContainerFilter::Id(p) => c.id.starts_with(p.as_str()),
+        }
+    }
 }
 
 /// Parses `64m`, `1g`, `512k`, `1048576`: docker's --memory units.
@@ -824,7 +860,10 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             Ok(0)
         }
         Cmd::Ps(a) => {
-            let list = e.containers(a.all)?;
+            let filters = a.filter.iter().map(|f| ContainerFilter::parse(f)).collect::<anyhow::Result<Vec<_>>>()?;
+            // A status filter looks at stopped containers too, as docker's does.
+            let all = a.all || filters.iter().any(|f| matches!(f, ContainerFilter::Status(_)));
+            let list: Vec<_> = e.containers(all)?.into_iter().filter(|c| filters.iter().all(|f| f.matches(c))).collect();
             if a.quiet {
                 for c in &list {
                     writeln!(out, "{}", c.short_id())?;

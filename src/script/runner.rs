@@ -165,6 +165,7 @@ pub fn run(e: Engine, o: Options) -> anyhow::Result<i32> {
         // images too; marked kept, no sweep takes it.
         run.keep();
         println!("\nkept for inspection (--keep-on-failure): {}", kept.join(", "));
+        println!("(berth ps -a --filter label={}={} lists the containers)", testrun::RUN_LABEL, run.id);
         println!("remove them with: berth test --clean {}", run.id);
     }
     if STOP.load(Ordering::SeqCst) {

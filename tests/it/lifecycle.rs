@@ -645,3 +645,17 @@ fn containers_do_not_share_writes() {
     let o = env.berth(&["run", "--rm", "busybox", "cat", "/bin/newfile"]);
     assert_ne!(o.code, 0, "a fresh container must not see a's file: {o}");
 }
+
+#[test]
+fn ps_filters_by_label_name_and_status() {
+    let env = Env::new("ps_filters_by_label_name_and_status");
+    let (db, web) = (env.name("db"), env.name("web"));
+    let db_id = env.ok(&["run", "-d", "--name", &db, "-l", "role=db", "busybox", "sleep", "60"]);
+    env.ok(&["run", "--name", &web, "-l", "role=web", "busybox", "true"]);
+    assert_eq!(env.ok(&["ps", "-q", "--filter", "label=role=db"]), &db_id[..12]);
+    assert_eq!(env.ok(&["ps", "-aq", "-f", "label=role"]).lines().count(), 2);
+    assert_eq!(env.ok(&["ps", "-q", "-f", "status=exited"]).len(), 12, "a status filter sees stopped containers without -a");
+    assert_eq!(env.ok(&["ps", "-aq", "-f", &format!("name={web}"), "-f", "label=role=db"]), "", "all filters must hold");
+    let o = env.berth(&["ps", "-f", "colour=red"]);
+    assert!(o.code != 0 && o.stderr.contains("unknown filter \"colour\""), "{o}");
+}
