@@ -379,6 +379,7 @@ impl Engine {
     /// Rewrites this root's nftables table from the store, running `nft`
     /// after the database is released.
     fn sync_firewall(&self) -> Result<()> {
+        let _lock = network::firewall_lock(&self.paths);
         let (rules, bridges) = {
             let db = self.db();
             (network::firewall_rules(&db)?, network::bridges(&db)?)

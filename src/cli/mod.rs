@@ -454,6 +454,22 @@ struct RunArgs {
     stop_signal: Option<String>,
     #[arg(long = "stop-timeout")]
     stop_timeout: Option<u64>,
+    /// Command run (by /bin/sh -c) to check health
+    #[arg(long = "health-cmd")]
+    health_cmd: Option<String>,
+    /// Time between checks (e.g. 1s, 500ms; default 30s)
+    #[arg(long = "health-interval")]
+    health_interval: Option<String>,
+    #[arg(long = "health-timeout")]
+    health_timeout: Option<String>,
+    #[arg(long = "health-start-period")]
+    health_start_period: Option<String>,
+    /// Consecutive failures that make the container unhealthy (default 3)
+    #[arg(long = "health-retries")]
+    health_retries: Option<u32>,
+    /// Disable the image's HEALTHCHECK
+    #[arg(long = "no-healthcheck")]
+    no_healthcheck: bool,
     /// Image, then the command and its arguments
     #[arg(required = true, trailing_var_arg = true, num_args = 1..)]
     image_and_cmd: Vec<String>,
@@ -692,7 +708,38 @@ impl RunArgs {
             stop_timeout: self.stop_timeout,
             volumes: self.volume.clone(),
             volumes_from: self.volumes_from.clone(),
+            health: self.health()?,
         })
+    }
+
+    /// `--health-*` as a check of the container's own; timing flags alone
+    /// adjust the image's check.
+    fn health(&self) -> anyhow::Result<Option<crate::container::health::HealthSpec>> {
+        use crate::container::health::HealthSpec;
+        if self.no_healthcheck {
+            if self.health_cmd.is_some() {
+                bail!("--no-healthcheck conflicts with --health-cmd");
+            }
+            return Ok(Some(HealthSpec { test: vec!["NONE".into()], ..Default::default() }));
+        }
+        let timing = self.health_interval.is_some() || self.health_timeout.is_some() || self.health_start_period.is_some() || self.health_retries.is_some();
+        if self.health_cmd.is_none() && !timing {
+            return Ok(None);
+        }
+        let ms = |flag: &str, v: &Option<String>| -> anyhow::Result<u64> {
+            match v {
+                None => Ok(0),
+                Some(t) => crate::network::impair::parse_duration(t).map(|us| us / 1000).map_err(|e| anyhow::anyhow!("{flag}: {e}")),
+            }
+        };
+        Ok(Some(HealthSpec {
+            // Empty test: the image's command with these timings (the engine fills it in).
+            test: self.health_cmd.as_ref().map(|c| vec!["CMD-SHELL".to_string(), c.clone()]).unwrap_or_default(),
+            interval_ms: ms("--health-interval", &self.health_interval)?,
+            timeout_ms: ms("--health-timeout", &self.health_timeout)?,
+            start_period_ms: ms("--health-start-period", &self.health_start_period)?,
+            retries: self.health_retries.unwrap_or(0),
+        }))
     }
 }
 

@@ -1,6 +1,7 @@
 //! Containers: the user's options (`RunSpec`), their records in the store,
 //! the OCI spec built from them, and the lifecycle operations.
 
+pub mod health;
 pub mod spec;
 
 use std::collections::BTreeMap;
@@ -120,6 +121,8 @@ pub struct RunSpec {
     pub volumes: Vec<String>,
     /// `--volumes-from C[:ro|rw]`.
     pub volumes_from: Vec<String>,
+    /// A health check of its own (overrides the image's; test ["NONE"] disables).
+    pub health: Option<health::HealthSpec>,
 }
 
 /// A mount a container was created with, resolved: which volume (or host
@@ -158,6 +161,7 @@ pub struct Container {
     pub restart_count: i64,
     pub error: String,
     pub mounts: Vec<MountRec>,
+    pub health: health::HealthState,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -177,7 +181,7 @@ impl Container {
     }
 }
 
-const COLS: &str = "id, name, image_id, image_ref, created, config, state, pid, monitor_pid, exit_code, started_at, finished_at, oom_killed, restart_count, error";
+const COLS: &str = "id, name, image_id, image_ref, created, config, state, pid, monitor_pid, exit_code, started_at, finished_at, oom_killed, restart_count, error, health";
 
 fn from_row(r: &rusqlite::Row) -> rusqlite::Result<Container> {
     let stored: String = r.get(5)?;
@@ -200,6 +204,7 @@ fn from_row(r: &rusqlite::Row) -> rusqlite::Result<Container> {
         oom_killed: r.get::<_, i64>(12)? != 0,
         restart_count: r.get(13)?,
         error: r.get(14)?,
+        health: serde_json::from_str(&r.get::<_, String>(15)?).unwrap_or_default(),
     })
 }
 
@@ -498,12 +503,21 @@ pub fn set_state(db: &mut Db, id: &str, state: &str) -> Result<()> {
     Ok(())
 }
 
-pub fn record_started(db: &mut Db, id: &str, pid: i32, monitor_pid: i32, restart: bool) -> Result<()> {
+/// Records the health after a probe (or the reset at a start).
+pub fn set_health(db: &mut Db, id: &str, h: &health::HealthState) -> Result<()> {
+    let text = serde_json::to_string(h).unwrap_or_default();
+    db.write(|tx| Ok(tx.execute("UPDATE containers SET health=?2 WHERE id=?1", rusqlite::params![id, text])?))?;
+    Ok(())
+}
+
+/// `checked`: the container has a health check, so it starts "starting".
+pub fn record_started(db: &mut Db, id: &str, pid: i32, monitor_pid: i32, restart: bool, checked: bool) -> Result<()> {
     let now = store::now_rfc3339();
+    let health = if checked { serde_json::to_string(&health::HealthState { status: "starting".into(), ..Default::default() }).unwrap_or_default() } else { String::new() };
     db.write(|tx| {
         tx.execute(
-            "UPDATE containers SET state='running', pid=?2, monitor_pid=?3, started_at=?4, exit_code=0, oom_killed=0, error='', finished_at='', restart_count=restart_count+?5 WHERE id=?1",
-            rusqlite::params![id, pid, monitor_pid, now, restart as i64],
+            "UPDATE containers SET state='running', pid=?2, monitor_pid=?3, started_at=?4, exit_code=0, oom_killed=0, error='', finished_at='', restart_count=restart_count+?5, health=?6 WHERE id=?1",
+            rusqlite::params![id, pid, monitor_pid, now, restart as i64, health],
         )?;
         Ok(())
     })?;
@@ -620,6 +634,21 @@ pub fn inspect_json(paths: &Paths, c: &Container) -> serde_json::Value {
     };
     let netdb = Db::open(paths).ok();
     let cfg: serde_json::Value = std::fs::read(paths.container_dir(&c.id).join("config.json")).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
+    let mut v = inspect_base(paths, c, s, max_retry, policy, netdb.as_ref(), &cfg);
+    if !c.health.status.is_empty() {
+        v["State"]["Health"] = serde_json::json!({
+            "Status": c.health.status,
+            "FailingStreak": c.health.failing_streak,
+            "Log": c.health.log.iter().map(|p| serde_json::json!({"Start": p.start, "End": p.end, "ExitCode": p.exit_code, "Output": p.output})).collect::<Vec<_>>(),
+        });
+    }
+    if let Some(h) = &s.health {
+        v["Config"]["Healthcheck"] = h.to_docker();
+    }
+    v
+}
+
+fn inspect_base(paths: &Paths, c: &Container, s: &RunSpec, max_retry: u32, policy: &str, netdb: Option<&Db>, cfg: &serde_json::Value) -> serde_json::Value {
     serde_json::json!({
         "Id": c.id,
         "Created": c.created,

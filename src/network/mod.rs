@@ -613,8 +613,19 @@ pub fn alias_prefix(paths: &Paths) -> String {
 /// itself including loopback, and from other containers). No networks, no
 /// table.
 pub fn sync_firewall(paths: &Paths, db: &Db) -> Result<()> {
+    let _lock = firewall_lock(paths);
     let rules = firewall_rules(db)?;
     apply_firewall(paths, rules.as_deref(), &bridges(db)?)
+}
+
+/// Held from reading the store to writing the table, so that of two
+/// writers (a CLI and a monitor whose replica turned healthy) the later
+/// reading is also the later write. Released when dropped.
+pub fn firewall_lock(paths: &Paths) -> Option<std::fs::File> {
+    let f = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(paths.run.join("firewall.lock")).ok()?;
+    // SAFETY: flock on an fd we own.
+    unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&f), libc::LOCK_EX) };
+    Some(f)
 }
 
 /// Writes (or, with no networks, removes) this root's table. Runs `nft`,

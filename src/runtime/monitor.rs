@@ -13,6 +13,7 @@ use oci_spec::runtime::{LinuxNamespaceType, Spec};
 use super::attach::{self, frame};
 use super::init::{self, InitError, Stdio};
 use super::EXIT_ENGINE;
+use crate::container::health::{self, HealthSpec, HealthState, Probe};
 use crate::container::{self, RestartPolicy};
 use crate::store::{self, Db, Paths};
 use crate::sys::cgroup::{Cgroup, Limits};
@@ -55,6 +56,42 @@ struct Monitor {
     /// The cgroup of the run that just ended, removed once the clients have
     /// their answer (rmdir in every hierarchy is not free).
     spent: Option<Cgroup>,
+    health: Option<HealthSpec>,
+    checks: Checks,
+}
+
+/// The health check's clock and the probe in flight.
+#[derive(Default)]
+struct Checks {
+    state: HealthState,
+    next: Option<Instant>,
+    started_run: Option<Instant>,
+    /// (pid of `berth exec`, when it started, its start stamp)
+    probe: Option<(i32, Instant, String)>,
+}
+
+/// A probe is `berth exec` of the check's command: the same path as a
+/// user's exec, its output kept in a file for inspect.
+fn spawn_probe(paths: &Paths, id: &str, argv: &[String]) -> Option<i32> {
+    use std::os::unix::process::CommandExt;
+    let exe = std::env::current_exe().ok()?;
+    let out = std::fs::File::create(paths.container_run(id).join("health.out")).ok()?;
+    let err = out.try_clone().ok()?;
+    let mut cmd = std::process::Command::new(exe);
+    cmd.arg("exec").arg(id).args(argv).env("BERTH_ROOT", &paths.root).env("BERTH_RUN", &paths.run).env_remove("BERTH_LOG");
+    cmd.stdin(std::process::Stdio::null()).stdout(out).stderr(err);
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            proc::unblock_all_signals();
+            Ok(())
+        });
+    }
+    // Reaped by the monitor's own SIGCHLD loop, not by std.
+    let child = cmd.spawn().ok()?;
+    let pid = child.id() as i32;
+    std::mem::forget(child);
+    Some(pid)
 }
 
 /// The monitor's connection, reopened when needed: reopening is cheap next
@@ -119,9 +156,11 @@ impl Monitor {
         listener.set_nonblocking(true).ok();
         let log = std::fs::OpenOptions::new().create(true).append(true).open(container::log_path(&paths, &c.id)).map_err(|e| e.to_string())?;
         let stop_signal = spec.annotations().as_ref().and_then(|a| a.get("berth.stop-signal")).and_then(|s| proc::signal_number(s)).unwrap_or(libc::SIGTERM);
+        let db_after_new = db;
+        let health_spec = crate::image::resolve(&db_after_new, &c.image_id).ok().and_then(|i| health::effective(c.spec.health.as_ref(), i.config.config.healthcheck.as_ref())).or_else(|| health::effective(c.spec.health.as_ref(), None));
         let mut m = Monitor {
             id: c.id.clone(),
-            db: Some(db),
+            db: Some(db_after_new),
             spec,
             sig,
             listener,
@@ -136,6 +175,8 @@ impl Monitor {
             kill_at: None,
             winsize: None,
             spent: None,
+            health: health_spec,
+            checks: Checks::default(),
             paths,
         };
         // The starter's HELLO (and first RESIZE) come before anything runs,
@@ -187,7 +228,10 @@ impl Monitor {
                     break;
                 }
             };
-            let _ = container::record_started(db_of(&mut self.db, &self.paths), &self.id, run.pid, proc::getpid(), restarts > 0);
+            let _ = container::record_started(db_of(&mut self.db, &self.paths), &self.id, run.pid, proc::getpid(), restarts > 0, self.health.is_some());
+            if let Some(h) = &self.health {
+                self.checks = Checks { state: HealthState { status: "starting".into(), ..Default::default() }, next: Some(Instant::now() + h.interval()), started_run: Some(Instant::now()), probe: None };
+            }
             self.broadcast(attach::STARTED, &attach::i32_payload(run.pid), false);
             self.slim_down();
             let code = self.supervise(run);
@@ -415,10 +459,14 @@ impl Monitor {
             for c in &self.clients {
                 fds.push((c.stream.as_raw_fd(), libc::POLLIN));
             }
-            let timeout = match (self.kill_at, drain_until) {
-                (_, Some(t)) | (Some(t), None) => t.saturating_duration_since(Instant::now()).as_millis() as i32 + 1,
-                _ => -1,
+            let mut wake: Option<Instant> = match (self.kill_at, drain_until) {
+                (_, Some(t)) | (Some(t), None) => Some(t),
+                _ => None,
             };
+            if status.is_none() && let Some(t) = self.probe_due() {
+                wake = Some(wake.map_or(t, |w| w.min(t)));
+            }
+            let timeout = wake.map(|t| t.saturating_duration_since(Instant::now()).as_millis() as i32 + 1).unwrap_or(-1);
             let rev = match proc::poll(&fds, timeout) {
                 Ok(r) => r,
                 Err(_) => continue,
@@ -436,12 +484,17 @@ impl Monitor {
                                 if pid == run.pid {
                                     status = Some(st);
                                     drain_until = Some(Instant::now() + Duration::from_secs(2));
+                                } else if self.checks.probe.as_ref().is_some_and(|p| p.0 == pid) {
+                                    self.probe_done(st.code());
                                 }
                             }
                         }
                         _ => self.request_stop(&run, 10),
                     }
                 }
+            }
+            if status.is_none() {
+                self.probe_tick();
             }
             if rev[1] != 0 {
                 while let Ok((s, _)) = self.listener.accept() {
@@ -485,6 +538,61 @@ impl Monitor {
         self.spent = Some(run.cgroup);
         self.kill_at = None;
         code
+    }
+
+    /// When the health check next needs attention: a probe to start, or
+    /// one running past its timeout.
+    fn probe_due(&self) -> Option<Instant> {
+        let h = self.health.as_ref()?;
+        match &self.checks.probe {
+            Some((_, started, _)) => Some(*started + h.timeout()),
+            None => self.checks.next,
+        }
+    }
+
+    fn probe_tick(&mut self) {
+        let Some(h) = self.health.clone() else { return };
+        let now = Instant::now();
+        if let Some((pid, started, _)) = &self.checks.probe {
+            if now >= *started + h.timeout() {
+                // Its reaping records the failure.
+                let _ = proc::kill(*pid, libc::SIGKILL);
+                self.checks.probe.as_mut().unwrap().1 = now + Duration::from_secs(3600);
+                self.checks.state.log.push(Probe { start: store::now_rfc3339(), end: store::now_rfc3339(), exit_code: -1, output: format!("health check exceeded its timeout ({:?})", h.timeout()) });
+            }
+            return;
+        }
+        if self.checks.next.is_some_and(|t| now >= t) {
+            self.checks.next = None;
+            match h.argv().and_then(|argv| spawn_probe(&self.paths, &self.id, &argv)) {
+                Some(pid) => self.checks.probe = Some((pid, now, store::now_rfc3339())),
+                None => self.checks.next = Some(now + h.interval()),
+            }
+        }
+    }
+
+    fn probe_done(&mut self, code: i32) {
+        let Some(h) = self.health.clone() else { return };
+        let Some((_, _, start)) = self.checks.probe.take() else { return };
+        let mut output = std::fs::read(self.paths.container_run(&self.id).join("health.out")).unwrap_or_default();
+        output.truncate(4096);
+        // A timed-out probe left its note; the kill's status is not news.
+        let timed_out = self.checks.state.log.last().is_some_and(|p| p.exit_code == -1 && p.start >= start);
+        let changed = if timed_out {
+            let p = self.checks.state.log.pop().unwrap();
+            self.checks.state.record(p, h.retries(), false)
+        } else {
+            let in_start = self.checks.started_run.is_some_and(|t| t.elapsed() < Duration::from_millis(h.start_period_ms));
+            let p = Probe { start, end: store::now_rfc3339(), exit_code: code, output: String::from_utf8_lossy(&output).into_owned() };
+            self.checks.state.record(p, h.retries(), in_start)
+        };
+        let _ = container::set_health(db_of(&mut self.db, &self.paths), &self.id, &self.checks.state);
+        if changed {
+            // Service balancing follows health: only healthy replicas get traffic.
+            let _ = crate::network::sync_firewall(&self.paths, db_of(&mut self.db, &self.paths));
+        }
+        self.db = None;
+        self.checks.next = Some(Instant::now() + h.interval());
     }
 
     fn close_stream(&mut self, run: &mut Running, stream: usize) {

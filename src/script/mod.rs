@@ -129,7 +129,7 @@ pub fn run_spec(image: &str, opts: &Map) -> RResult<RunSpec> {
             "publish_all" => s.publish_all = v.as_bool().map_err(|_| rerr("option publish_all must be true or false"))?,
             "volumes" => s.volumes = strings(v, k)?,
             "volumes_from" => s.volumes_from = strings(v, k)?,
-            "health" => return Err(not_yet("option health", "the health checks of issue 8")),
+            "health" => s.health = Some(health_spec(v)?),
             other => {
                 return Err(rerr(format!(
                     "unknown run option {other:?}; known: name, cmd, entrypoint, env, workdir, hostname, user, labels, rm, tty, privileged, memory, cpus, pids_limit, restart, cap_add, cap_drop, sysctls, stop_signal, network, ip, publish, volumes, volumes_from, health"
@@ -138,6 +138,33 @@ pub fn run_spec(image: &str, opts: &Map) -> RResult<RunSpec> {
         }
     }
     Ok(s)
+}
+
+/// `health: #{ cmd, interval, timeout, start_period, retries }`: cmd an
+/// array (exec form) or a string (run by /bin/sh -c); times in ms.
+fn health_spec(v: &Dynamic) -> RResult<crate::container::health::HealthSpec> {
+    let m = v.clone().try_cast::<Map>().ok_or_else(|| rerr("option health must be a map such as #{ cmd: [\"test\", \"-f\", \"/ready\"], interval: 1000, retries: 3 }"))?;
+    let mut h = crate::container::health::HealthSpec::default();
+    for (k, x) in &m {
+        let ms = || x.as_int().map(|n| n.max(0) as u64).map_err(|_| rerr(format!("health option {k} must be a number of milliseconds")));
+        match k.as_str() {
+            "cmd" => {
+                h.test = if let Some(text) = x.clone().try_cast::<String>() {
+                    vec!["CMD-SHELL".into(), text]
+                } else if x.is_unit() || x.clone().try_cast::<Array>().is_some_and(|a| a.is_empty()) {
+                    vec!["NONE".into()]
+                } else {
+                    std::iter::once("CMD".to_string()).chain(strings(x, "health.cmd")?).collect()
+                }
+            }
+            "interval" => h.interval_ms = ms()?,
+            "timeout" => h.timeout_ms = ms()?,
+            "start_period" => h.start_period_ms = ms()?,
+            "retries" => h.retries = x.as_int().map_err(|_| rerr("health option retries must be an integer"))?.max(0) as u32,
+            other => return Err(rerr(format!("unknown health option {other:?}; known: cmd, interval, timeout, start_period, retries"))),
+        }
+    }
+    Ok(h)
 }
 
 /// Bars on a terminal, plain lines otherwise.
@@ -378,7 +405,10 @@ pub fn build_with(engine: Arc<Engine>, argv: Vec<String>, tracker: Option<Arc<dy
     r.register_get("ips", |c: &mut Container| -> RResult<Map> {
         Ok(c.engine.endpoints(&c.id).map_err(eng)?.into_iter().map(|e| (e.network.name.into(), Dynamic::from(e.ip.to_string()))).collect())
     });
-    r.register_get("health", |_c: &mut Container| -> String { "none".into() });
+    r.register_get("health", |c: &mut Container| -> RResult<String> {
+        let x = c.get()?;
+        Ok(if x.health.status.is_empty() || !x.running() { "none".into() } else { x.health.status })
+    });
     r.register_get("image", |c: &mut Container| -> RResult<String> { Ok(c.get()?.image_ref) });
     r.register_get("labels", |c: &mut Container| -> RResult<Map> { Ok(c.get()?.spec.labels.into_iter().map(|(k, v)| (k.into(), Dynamic::from(v))).collect()) });
     r.register_fn("start", |c: &mut Container| -> RResult<()> { c.engine.start(&c.id).map(|_| ()).map_err(eng) });

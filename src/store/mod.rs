@@ -197,7 +197,8 @@ CREATE TABLE IF NOT EXISTS containers(
     finished_at TEXT NOT NULL DEFAULT '',
     oom_killed INTEGER NOT NULL DEFAULT 0,
     restart_count INTEGER NOT NULL DEFAULT 0,
-    error TEXT NOT NULL DEFAULT ''
+    error TEXT NOT NULL DEFAULT '',
+    health TEXT NOT NULL DEFAULT ''   -- JSON HealthState; '' without a check
 );
 "#;
 
@@ -220,11 +221,14 @@ impl Db {
         if have.is_none() {
             conn.execute_batch(SCHEMA)?;
         }
-        Ok(Db { conn })
+        let db = Db { conn };
+        if have.is_some() {
+            // Stores made before health checks.
+            db.ensure_column("containers", "health", "TEXT NOT NULL DEFAULT ''")?;
+        }
+        Ok(db)
     }
 
-    /// Runs `f` in an IMMEDIATE transaction: the write lock is taken up
-    /// front, so two processes never both read-then-write the same rows.
     /// Adds a column that stores made by older versions lack. Two processes
     /// may both find it missing; the loser's "duplicate column" is success.
     pub fn ensure_column(&self, table: &str, column: &str, decl: &str) -> Result<()> {
@@ -237,6 +241,8 @@ impl Db {
         }
     }
 
+    /// Runs `f` in an IMMEDIATE transaction: the write lock is taken up
+    /// front, so two processes never both read-then-write the same rows.
     pub fn write<T>(&mut self, f: impl FnOnce(&rusqlite::Transaction) -> Result<T>) -> Result<T> {
         let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let v = f(&tx)?;

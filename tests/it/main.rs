@@ -17,5 +17,6 @@ mod repl;
 mod runner;
 mod scripting;
 mod security;
+mod services;
 mod system;
 mod volumes;
