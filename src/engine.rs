@@ -389,6 +389,10 @@ impl Engine {
 
     /// Rewrites /etc/hosts of every container on `net` (in place: the file
     /// is bind-mounted, so its inode must stay).
+    pub(crate) fn refresh_hosts_of(&self, net: &network::Network) -> Result<()> {
+        self.refresh_hosts(net)
+    }
+
     fn refresh_hosts(&self, net: &network::Network) -> Result<()> {
         let members: Vec<String> = network::endpoints_of_network(&self.db(), net)?.into_iter().map(|(c, _, _)| c).collect();
         self.write_hosts(&members)
@@ -403,6 +407,7 @@ impl Engine {
                     let hostname = std::fs::read_to_string(self.paths.container_dir(&c.id).join("hostname")).unwrap_or_default().trim().to_string();
                     (c.id, (c.name, hostname))
                 })
+                .chain(crate::service::list(&db).unwrap_or_default().into_iter().map(|s| (s.owner(), (s.name, String::new()))))
                 .collect();
             network::hosts_files(&db, targets, &names)?
         };
@@ -459,6 +464,7 @@ impl Engine {
         let net = network::get(&db, key)?;
         Ok(network::endpoints_of_network(&db, &net)?
             .into_iter()
+            .filter(|(id, _, _)| !id.starts_with("svc:"))
             .map(|(id, ip, _)| (id.clone(), container::get(&db, &id).map(|c| c.name).unwrap_or_default(), ip))
             .collect())
     }

@@ -11,6 +11,7 @@ pub mod image;
 pub mod network;
 pub mod runtime;
 pub mod script;
+pub mod service;
 pub mod store;
 pub mod sys;
 pub mod system;

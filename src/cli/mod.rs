@@ -1,6 +1,7 @@
 //! The docker-compatible command line. Turns words into request structs,
 //! calls one `Engine` method, renders the result.
 
+pub mod service;
 pub mod table;
 
 use std::collections::BTreeMap;
@@ -109,6 +110,9 @@ enum Cmd {
     /// Manage volumes
     #[command(subcommand)]
     Volume(VolumeCmd),
+    /// Manage services: replicas behind one virtual IP
+    #[command(subcommand)]
+    Service(service::ServiceCmd),
     /// Live resource use of containers: CPU, memory, network, block I/O, pids
     Stats {
         /// Print once and exit
@@ -1139,6 +1143,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Cmd::Network(n) => network_cmd(&e, n),
         Cmd::System(c) => system_cmd(&e, c),
         Cmd::Volume(c) => volume_cmd(&e, c),
+        Cmd::Service(c) => service::run(&e, c),
         Cmd::Stats { no_stream, format, containers } => stats_cmd(&e, no_stream, format.as_deref(), &containers),
         Cmd::Repl => crate::script::repl::run(e),
         Cmd::Test(a) => match a.clean {

@@ -717,9 +717,28 @@ pub fn firewall_rules(db: &Db) -> Result<Option<String>> {
         let mut st = db.conn.prepare("SELECT container_id, host_ip, host_port, container_port, proto FROM ports").map_err(StoreError::from)?;
         rows.extend(st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))).map_err(StoreError::from)?.filter_map(|r| r.ok()));
     }
+    // Services: connections to a VIP or a service's published port are
+    // spread round-robin over its serving replicas, by the kernel.
+    let balance: std::collections::HashMap<String, crate::service::Balance> =
+        crate::service::balancing(db).map_err(|e| NetworkError::System { net: "services".into(), err: std::io::Error::other(e.to_string()) })?.into_iter().map(|b| (b.owner.clone(), b)).collect();
+    let spread = |b: &crate::service::Balance| -> String {
+        let m: Vec<String> = b.backends.iter().enumerate().map(|(i, ip)| format!("{i} : {ip}")).collect();
+        format!("numgen inc mod {} map {{ {} }}", b.backends.len(), m.join(", "))
+    };
+    for b in balance.values() {
+        if !b.backends.is_empty() {
+            dnat.push(format!("ip daddr {} dnat to {}", b.vip, spread(b)));
+        }
+    }
     for (cid, host_ip, hp, cp, proto) in rows {
-        let Some(ep) = endpoints_of_container(db, &cid)?.into_iter().next() else { continue };
         let dst = if host_ip == "0.0.0.0" { "fib daddr type local".to_string() } else { format!("ip daddr {host_ip}") };
+        if let Some(b) = balance.get(&cid) {
+            if !b.backends.is_empty() {
+                dnat.push(format!("{dst} {proto} dport {hp} dnat to {} : {cp}", spread(b)));
+            }
+            continue;
+        }
+        let Some(ep) = endpoints_of_container(db, &cid)?.into_iter().next() else { continue };
         dnat.push(format!("{dst} {proto} dport {hp} dnat to {}:{cp}", ep.ip));
     }
     let mut post = Vec::new();

@@ -58,6 +58,8 @@ struct Monitor {
     spent: Option<Cgroup>,
     health: Option<HealthSpec>,
     checks: Checks,
+    /// A service's replica: its state changes move the balancing.
+    replica: bool,
 }
 
 /// The health check's clock and the probe in flight.
@@ -177,6 +179,7 @@ impl Monitor {
             spent: None,
             health: health_spec,
             checks: Checks::default(),
+            replica: c.spec.labels.contains_key(crate::service::SERVICE_LABEL),
             paths,
         };
         // The starter's HELLO (and first RESIZE) come before anything runs,
@@ -229,12 +232,19 @@ impl Monitor {
                 }
             };
             let _ = container::record_started(db_of(&mut self.db, &self.paths), &self.id, run.pid, proc::getpid(), restarts > 0, self.health.is_some());
+            if self.replica && restarts > 0 && self.health.is_none() {
+                let _ = crate::network::sync_firewall(&self.paths, db_of(&mut self.db, &self.paths));
+            }
             if let Some(h) = &self.health {
                 self.checks = Checks { state: HealthState { status: "starting".into(), ..Default::default() }, next: Some(Instant::now() + h.interval()), started_run: Some(Instant::now()), probe: None };
             }
             self.broadcast(attach::STARTED, &attach::i32_payload(run.pid), false);
             self.slim_down();
             let code = self.supervise(run);
+            if self.replica {
+                // A replica that stopped leaves its service's balancing now.
+                let _ = crate::network::sync_firewall(&self.paths, db_of(&mut self.db, &self.paths));
+            }
             let again = !self.manual_stop
                 && match &self.restart {
                     RestartPolicy::No => false,

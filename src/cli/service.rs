@@ -1,0 +1,249 @@
+//! `berth service ...`: docker's swarm service commands, without a swarm.
+
+use clap::Subcommand;
+
+use super::table;
+use crate::engine::Engine;
+use crate::service::ops::ServiceUpdate;
+use crate::service::{ServiceSpec, UpdateConfig};
+
+#[derive(Subcommand)]
+pub enum ServiceCmd {
+    /// Create a service: replicas NAME.1 ... NAME.N behind one virtual IP
+    Create(Box<CreateArgs>),
+    /// List services
+    #[command(alias = "list")]
+    Ls {
+        #[arg(short = 'q', long)]
+        quiet: bool,
+    },
+    /// List a service's replicas
+    Ps { service: String },
+    /// Details of services as JSON
+    Inspect { services: Vec<String> },
+    /// Set replica counts: NAME=N ...
+    Scale {
+        #[arg(required = true)]
+        pairs: Vec<String>,
+    },
+    /// Rolling update of a service's replicas
+    Update(UpdateArgs),
+    /// Remove services and their replicas
+    #[command(alias = "remove")]
+    Rm {
+        #[arg(required = true)]
+        services: Vec<String>,
+    },
+}
+
+#[derive(clap::Args)]
+pub struct CreateArgs {
+    #[arg(long)]
+    name: String,
+    #[arg(long, default_value_t = 1)]
+    replicas: u32,
+    /// Publish a port on the service: [IP:]HOST:CONTAINER[/udp]
+    #[arg(short = 'p', long = "publish")]
+    publish: Vec<String>,
+    #[arg(long = "network", alias = "net")]
+    network: Option<String>,
+    #[arg(short = 'e', long = "env")]
+    env: Vec<String>,
+    #[arg(short = 'l', long = "label")]
+    label: Vec<String>,
+    /// Label for the replicas (containers)
+    #[arg(long = "container-label")]
+    container_label: Vec<String>,
+    #[arg(long = "health-cmd")]
+    health_cmd: Option<String>,
+    #[arg(long = "health-interval")]
+    health_interval: Option<String>,
+    #[arg(long = "health-retries")]
+    health_retries: Option<u32>,
+    #[arg(long = "update-parallelism", default_value_t = 1)]
+    update_parallelism: u32,
+    #[arg(long = "update-delay")]
+    update_delay: Option<String>,
+    /// no | always | on-failure[:N] | any (the default: replaced whenever it exits)
+    #[arg(long = "restart-condition")]
+    restart: Option<String>,
+    #[arg(short = 'm', long)]
+    memory: Option<String>,
+    #[arg(long)]
+    cpus: Option<f64>,
+    #[arg(required = true, trailing_var_arg = true, num_args = 1..)]
+    image_and_cmd: Vec<String>,
+}
+
+#[derive(clap::Args)]
+pub struct UpdateArgs {
+    #[arg(long)]
+    image: Option<String>,
+    #[arg(long = "env-add")]
+    env: Vec<String>,
+    #[arg(long = "update-parallelism")]
+    update_parallelism: Option<u32>,
+    #[arg(long = "update-delay")]
+    update_delay: Option<String>,
+    /// How long a new replica has to come up (and be healthy); default 30s
+    #[arg(long = "update-monitor")]
+    update_monitor: Option<String>,
+    service: String,
+}
+
+fn ms(flag: &str, v: &Option<String>) -> anyhow::Result<Option<u64>> {
+    v.as_ref().map(|t| crate::network::impair::parse_duration(t).map(|us| us / 1000).map_err(|e| anyhow::anyhow!("{flag}: {e}"))).transpose()
+}
+
+impl CreateArgs {
+    fn to_spec(&self) -> anyhow::Result<ServiceSpec> {
+        let mut it = self.image_and_cmd.iter();
+        let image = it.next().cloned().unwrap_or_default();
+        let cmd: Vec<String> = it.cloned().collect();
+        let restart = match self.restart.as_deref() {
+            None | Some("any") => crate::container::RestartPolicy::Always,
+            Some(r) => crate::container::RestartPolicy::parse(r)?,
+        };
+        let health = self.health_cmd.as_ref().map(|c| -> anyhow::Result<_> {
+            Ok(crate::container::health::HealthSpec {
+                test: vec!["CMD-SHELL".into(), c.clone()],
+                interval_ms: ms("--health-interval", &self.health_interval)?.unwrap_or(0),
+                retries: self.health_retries.unwrap_or(0),
+                ..Default::default()
+            })
+        });
+        let template = crate::container::RunSpec {
+            image,
+            cmd: (!cmd.is_empty()).then_some(cmd),
+            env: self.env.clone(),
+            labels: super::parse_kv(&self.container_label, "label")?,
+            memory: self.memory.as_deref().map(super::parse_bytes).transpose().map_err(anyhow::Error::msg)?,
+            cpus: self.cpus,
+            restart,
+            health: health.transpose()?,
+            ..Default::default()
+        };
+        Ok(ServiceSpec {
+            name: self.name.clone(),
+            replicas: self.replicas,
+            template,
+            publish: self.publish.clone(),
+            network: self.network.clone(),
+            labels: super::parse_kv(&self.label, "label")?,
+            update: UpdateConfig { parallelism: self.update_parallelism, delay_ms: ms("--update-delay", &self.update_delay)?.unwrap_or(0), ..Default::default() },
+        })
+    }
+}
+
+pub fn service_json(e: &Engine, s: &crate::service::Service) -> serde_json::Value {
+    let reps: Vec<serde_json::Value> = e
+        .service_replicas(&s.id)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(slot, c)| serde_json::json!({ "Slot": slot, "Name": c.name, "ID": c.id, "State": c.state, "Health": c.health.status, "Image": c.image_ref }))
+        .collect();
+    serde_json::json!({
+        "ID": s.id, "Name": s.name, "CreatedAt": s.created, "Labels": s.spec.labels,
+        "Spec": {
+            "Image": s.spec.template.image, "Command": s.spec.template.cmd, "Env": s.spec.template.env,
+            "Replicas": s.spec.replicas, "Network": s.spec.network, "Ports": s.spec.publish,
+            "UpdateConfig": { "Parallelism": s.spec.update.parallelism, "Delay": s.spec.update.delay_ms * 1_000_000, "Monitor": s.spec.update.monitor_ms * 1_000_000 },
+            "Healthcheck": s.spec.template.health.as_ref().map(|h| h.to_docker()),
+        },
+        "Endpoint": { "VirtualIPs": [{ "NetworkID": s.network_id, "Addr": s.vip.to_string() }] },
+        "Replicas": reps,
+    })
+}
+
+pub fn run(e: &Engine, c: ServiceCmd) -> anyhow::Result<i32> {
+    match c {
+        ServiceCmd::Create(a) => {
+            let s = e.service_create(&a.to_spec()?)?;
+            println!("{}", s.id);
+        }
+        ServiceCmd::Ls { quiet } => {
+            let list = e.services()?;
+            if quiet {
+                for s in &list {
+                    println!("{}", &s.id[..12]);
+                }
+                return Ok(0);
+            }
+            let rows: Vec<Vec<String>> = list
+                .iter()
+                .map(|s| {
+                    let serving = e.service_serving(&s.id).map(|v| v.len()).unwrap_or(0);
+                    vec![s.id[..12].to_string(), s.name.clone(), "replicated".into(), format!("{serving}/{}", s.spec.replicas), s.spec.template.image.clone(), s.vip.to_string(), s.spec.publish.join(", ")]
+                })
+                .collect();
+            print!("{}", table::render(&["ID", "NAME", "MODE", "REPLICAS", "IMAGE", "VIP", "PORTS"], &rows));
+        }
+        ServiceCmd::Ps { service } => {
+            let s = e.service(&service)?;
+            let rows: Vec<Vec<String>> = e
+                .service_replicas(&s.id)?
+                .into_iter()
+                .map(|(slot, c)| {
+                    let serving = crate::service::serving(&s, slot, &c);
+                    let ip = e.endpoints(&c.id).ok().and_then(|eps| eps.into_iter().find(|ep| ep.network.id == s.network_id)).map(|ep| ep.ip.to_string()).unwrap_or_default();
+                    vec![c.id[..12].to_string(), c.name.clone(), c.image_ref.clone(), table::status(&c), if c.health.status.is_empty() { "-".into() } else { c.health.status.clone() }, ip, if serving { "yes".into() } else { "no".into() }]
+                })
+                .collect();
+            print!("{}", table::render(&["ID", "NAME", "IMAGE", "STATUS", "HEALTH", "IP", "SERVING"], &rows));
+        }
+        ServiceCmd::Inspect { services } => {
+            let mut out = Vec::new();
+            let mut missing = false;
+            for k in &services {
+                match e.service(k) {
+                    Ok(s) => out.push(service_json(e, &s)),
+                    Err(err) => {
+                        eprintln!("berth: {err}");
+                        missing = true;
+                    }
+                }
+            }
+            println!("{}", serde_json::to_string_pretty(&out)?);
+            return Ok(if missing { 1 } else { 0 });
+        }
+        ServiceCmd::Scale { pairs } => {
+            for p in &pairs {
+                let (name, n) = crate::service::parse_scale(p).map_err(anyhow::Error::msg)?;
+                e.service_scale(&name, n)?;
+                println!("{name} scaled to {n}");
+            }
+        }
+        ServiceCmd::Update(a) => {
+            let u = ServiceUpdate {
+                image: a.image.clone(),
+                env: if a.env.is_empty() {
+                    None
+                } else {
+                    let mut env = e.service(&a.service)?.spec.template.env;
+                    env.extend(a.env.iter().cloned());
+                    Some(env)
+                },
+                parallelism: a.update_parallelism,
+                delay_ms: ms("--update-delay", &a.update_delay)?,
+                monitor_ms: ms("--update-monitor", &a.update_monitor)?,
+                ..Default::default()
+            };
+            let s = e.service_update(&a.service, &u)?;
+            println!("{}", s.name);
+        }
+        ServiceCmd::Rm { services } => {
+            let mut code = 0;
+            for k in &services {
+                match e.service_remove(k) {
+                    Ok(s) => println!("{}", s.name),
+                    Err(err) => {
+                        eprintln!("berth: {err}");
+                        code = 1;
+                    }
+                }
+            }
+            return Ok(code);
+        }
+    }
+    Ok(0)
+}

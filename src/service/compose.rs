@@ -1,0 +1,1 @@
+//! Stacks from compose files (being written).

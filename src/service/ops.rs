@@ -1,0 +1,313 @@
+//! The engine's service operations: create, scale, rolling update with
+//! rollback, remove. They drive the container and network areas through
+//! their public functions and the engine's own container operations.
+
+use std::time::{Duration, Instant};
+
+use super::{ServiceError, ServiceSpec, Service};
+use crate::container::{Container, RestartPolicy};
+use crate::engine::{Attach, Engine, EngineError, Result};
+use crate::network;
+
+impl From<ServiceError> for EngineError {
+    fn from(e: ServiceError) -> Self {
+        EngineError::Other(e.to_string())
+    }
+}
+
+/// What `service update` changes; None keeps the current value.
+#[derive(Debug, Clone, Default)]
+pub struct ServiceUpdate {
+    pub image: Option<String>,
+    pub cmd: Option<Vec<String>>,
+    pub env: Option<Vec<String>>,
+    pub parallelism: Option<u32>,
+    pub delay_ms: Option<u64>,
+    pub monitor_ms: Option<u64>,
+}
+
+fn replica_name(service: &str, slot: u32) -> String {
+    format!("{service}.{slot}")
+}
+
+impl Engine {
+    pub fn services(&self) -> Result<Vec<Service>> {
+        Ok(super::list(&self.db())?)
+    }
+
+    pub fn service(&self, key: &str) -> Result<Service> {
+        Ok(super::get(&self.db(), key)?)
+    }
+
+    /// The replicas, by slot.
+    pub fn service_replicas(&self, key: &str) -> Result<Vec<(u32, Container)>> {
+        let s = self.service(key)?;
+        Ok(super::replicas(&self.db(), &s.name)?)
+    }
+
+    /// Serving replicas of a service (what the balancing uses).
+    pub fn service_serving(&self, key: &str) -> Result<Vec<Container>> {
+        let s = self.service(key)?;
+        Ok(self.service_replicas(key)?.into_iter().filter(|(slot, c)| super::serving(&s, *slot, c)).map(|(_, c)| c).collect())
+    }
+
+    pub fn service_create(&self, spec: &ServiceSpec) -> Result<Service> {
+        let mut spec = spec.clone();
+        super::validate(&spec)?;
+        if spec.template.restart == RestartPolicy::No {
+            // Swarm's "any": a replica that exits comes back.
+            spec.template.restart = RestartPolicy::Always;
+        }
+        // Fail before anything is made: the image must be here.
+        self.image(&spec.template.image)?;
+        let port_specs = spec.publish.iter().map(|p| network::ports::parse(p)).collect::<std::result::Result<Vec<_>, _>>().map_err(network::NetworkError::from)?;
+        let id = crate::store::new_id();
+        let owner = super::owner(&id);
+        let (net, vip) = {
+            let mut db = self.db();
+            let net = match &spec.network {
+                Some(n) => network::get(&db, n)?,
+                None => network::default_network(&self.paths, &mut db)?,
+            };
+            spec.network = Some(net.name.clone());
+            let ep = network::attach(&mut db, &owner, &net, None, &[])?;
+            if let Err(e) = network::publish(&mut db, &owner, &port_specs) {
+                let _ = network::detach(&mut db, &owner, &net);
+                return Err(e.into());
+            }
+            if let Err(e) = super::insert(&mut db, &spec, &net.id, ep.ip, &id) {
+                let _ = network::unpublish_all(&mut db, &owner);
+                let _ = network::detach(&mut db, &owner, &net);
+                return Err(e.into());
+            }
+            (net, ep.ip)
+        };
+        // The host answers for the VIP on the bridge; the table sends it on.
+        let prefix = network::ipam::Subnet::parse(&net.subnet).map(|s| s.prefix).unwrap_or(24);
+        if let Err(e) = crate::sys::netlink::Netlink::new().and_then(|nl| nl.add_address(&net.bridge, vip, prefix)) {
+            let _ = self.service_remove(&id);
+            return Err(EngineError::Other(format!("service {}: putting its VIP {vip} on {}: {e}", spec.name, net.bridge)));
+        }
+        let want = spec.replicas;
+        if let Err(e) = self.service_scale(&id, want) {
+            let _ = self.service_remove(&id);
+            return Err(e);
+        }
+        self.service(&id)
+    }
+
+    /// Sets the number of replicas: new slots start in parallel; removed
+    /// ones leave the balancing before they stop.
+    pub fn service_scale(&self, key: &str, replicas: u32) -> Result<Service> {
+        let mut s = self.service(key)?;
+        s.spec.replicas = replicas;
+        super::set_spec(&mut self.db(), &s.id, &s.spec)?;
+        self.service_sync(&s)?;
+        let current = super::replicas(&self.db(), &s.name)?;
+        let extra: Vec<&Container> = current.iter().filter(|(slot, _)| *slot > replicas || *slot == 0).map(|(_, c)| c).collect();
+        std::thread::scope(|sc| {
+            for c in &extra {
+                sc.spawn(|| self.remove_with(&c.id, true, true));
+            }
+        });
+        let missing: Vec<u32> = (1..=replicas).filter(|slot| !current.iter().any(|(s2, _)| s2 == slot)).collect();
+        let results: Vec<Result<()>> = std::thread::scope(|sc| {
+            let hs: Vec<_> = missing
+                .iter()
+                .map(|slot| {
+                    let spec = super::replica_spec(&s.spec, *slot, &replica_name(&s.name, *slot));
+                    sc.spawn(move || self.run(&spec, Attach::Detached).map(|_| ()))
+                })
+                .collect();
+            hs.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(EngineError::Other("replica start panicked".into())))).collect()
+        });
+        self.service_sync(&s)?;
+        for r in results {
+            r.map_err(|e| EngineError::Other(format!("service {}: starting a replica: {e}", s.name)))?;
+        }
+        self.service(&s.id)
+    }
+
+    /// Rewrites the balancing and the peers' names after a change.
+    fn service_sync(&self, s: &Service) -> Result<()> {
+        let _lock = network::firewall_lock(&self.paths);
+        {
+            let db = self.db();
+            let rules = network::firewall_rules(&db)?;
+            let bridges = network::bridges(&db)?;
+            drop(db);
+            network::apply_firewall(&self.paths, rules.as_deref(), &bridges)?;
+        }
+        if let Ok(n) = self.network(&s.network_id) {
+            self.refresh_hosts_of(&n)?;
+        }
+        Ok(())
+    }
+
+    /// Rolling update: batches of `parallelism` slots; each new replica must
+    /// run (and be healthy, with a check) before the old one leaves the
+    /// balancing and stops. A new replica that fails rolls every replaced
+    /// slot back to the previous spec.
+    pub fn service_update(&self, key: &str, u: &ServiceUpdate) -> Result<Service> {
+        let s = self.service(key)?;
+        let old = s.spec.clone();
+        let mut new = old.clone();
+        if let Some(i) = &u.image {
+            self.image(i)?;
+            new.template.image = i.clone();
+        }
+        if let Some(c) = &u.cmd {
+            new.template.cmd = Some(c.clone());
+        }
+        if let Some(e) = &u.env {
+            new.template.env = e.clone();
+        }
+        if let Some(p) = u.parallelism {
+            new.update.parallelism = p.max(1);
+        }
+        if let Some(d) = u.delay_ms {
+            new.update.delay_ms = d;
+        }
+        if let Some(m) = u.monitor_ms {
+            new.update.monitor_ms = m;
+        }
+        super::set_spec(&mut self.db(), &s.id, &new)?;
+        let slots: Vec<u32> = (1..=new.replicas).collect();
+        let mut done: Vec<u32> = Vec::new();
+        for (i, batch) in slots.chunks(new.update.parallelism as usize).enumerate() {
+            if i > 0 && new.update.delay_ms > 0 {
+                std::thread::sleep(Duration::from_millis(new.update.delay_ms));
+            }
+            if let Err(why) = self.replace_slots(&s.id, batch, &new) {
+                super::set_spec(&mut self.db(), &s.id, &old)?;
+                let back = self.replace_slots(&s.id, &done, &old);
+                let tail = match back {
+                    Ok(()) => format!("rolled back {} replaced replica(s) to {}", done.len(), old.template.image),
+                    Err(e) => format!("and the rollback failed too: {e}"),
+                };
+                return Err(EngineError::Other(format!("service {}: update to {} failed: {why}; {tail}", s.name, new.template.image)));
+            }
+            done.extend_from_slice(batch);
+        }
+        self.service(&s.id)
+    }
+
+    /// Starts `spec`'s replica for each slot beside the old one, waits for
+    /// it to serve, then drains and removes the old one.
+    fn replace_slots(&self, id: &str, slots: &[u32], spec: &ServiceSpec) -> std::result::Result<(), String> {
+        if slots.is_empty() {
+            return Ok(());
+        }
+        let s = self.service(id).map_err(|e| e.to_string())?;
+        let before = super::replicas(&self.db(), &s.name).map_err(|e| e.to_string())?;
+        let started: Vec<std::result::Result<String, String>> = std::thread::scope(|sc| {
+            let hs: Vec<_> = slots
+                .iter()
+                .map(|slot| {
+                    let name = format!("{}.{slot}.next", s.name);
+                    // A failed update may have left one.
+                    let _ = self.remove_with(&name, true, true);
+                    let mut r = super::replica_spec(spec, *slot, &name);
+                    r.hostname = Some(replica_name(&s.name, *slot));
+                    sc.spawn(move || self.start_and_wait_serving(&r, spec.update.monitor_ms))
+                })
+                .collect();
+            hs.into_iter().map(|h| h.join().unwrap_or_else(|_| Err("panicked".into()))).collect()
+        });
+        if let Some(Err(why)) = started.iter().find(|r| r.is_err()) {
+            for id in started.iter().flatten() {
+                let _ = self.remove_with(id, true, true);
+            }
+            let _ = self.service_sync(&s);
+            return Err(why.clone());
+        }
+        let olds: Vec<String> = before.iter().filter(|(slot, _)| slots.contains(slot)).map(|(_, c)| c.id.clone()).collect();
+        super::set_draining(&mut self.db(), &s.id, &olds).map_err(|e| e.to_string())?;
+        let s = self.service(id).map_err(|e| e.to_string())?;
+        self.service_sync(&s).map_err(|e| e.to_string())?;
+        std::thread::scope(|sc| {
+            for o in &olds {
+                sc.spawn(move || self.remove_with(o, true, true));
+            }
+        });
+        for (slot, new_id) in slots.iter().zip(started.iter().flatten()) {
+            self.rename(new_id, &replica_name(&s.name, *slot)).map_err(|e| e.to_string())?;
+        }
+        super::set_draining(&mut self.db(), &s.id, &[]).map_err(|e| e.to_string())?;
+        let s = self.service(id).map_err(|e| e.to_string())?;
+        self.service_sync(&s).map_err(|e| e.to_string())
+    }
+
+    /// Runs a replica and waits until it would serve: running, and healthy
+    /// if it has a check. Returns its id, or why not (it is then removed).
+    fn start_and_wait_serving(&self, spec: &crate::container::RunSpec, monitor_ms: u64) -> std::result::Result<String, String> {
+        let name = spec.name.clone().unwrap_or_default();
+        let c = match self.run(spec, Attach::Detached) {
+            Ok((c, _)) => c,
+            Err(e) => {
+                let _ = self.remove_with(&name, true, true);
+                return Err(format!("replica {name} did not start: {e}"));
+            }
+        };
+        let deadline = Instant::now() + Duration::from_millis(monitor_ms.max(1));
+        loop {
+            let x = self.container(&c.id).map_err(|e| e.to_string())?;
+            let healthy = x.health.status.is_empty() || x.health.status == "healthy";
+            // With no check, a replica that keeps running for a moment counts.
+            let settled = !x.health.status.is_empty() || x.started_at.is_empty() || crate::store::parse_rfc3339(&x.started_at).is_some_and(|t| now_secs() - t > 0.5);
+            if x.state == "running" && healthy && settled && x.restart_count == 0 {
+                return Ok(c.id);
+            }
+            let failed = x.restart_count > 0 || x.state == "exited" || x.health.status == "unhealthy";
+            if failed || Instant::now() > deadline {
+                let logs: Vec<String> = self.logs(&c.id).map(|l| l.into_iter().map(|x| x.text).collect::<String>().lines().map(str::to_string).collect()).unwrap_or_default();
+                let tail = logs[logs.len().saturating_sub(3)..].join(" | ");
+                let why = if x.health.status == "unhealthy" {
+                    format!("replica {name} is unhealthy ({})", x.health.log.last().map(|p| p.output.trim().to_string()).unwrap_or_default())
+                } else if failed {
+                    format!("replica {name} exited with code {}{}", x.exit_code, if tail.is_empty() { String::new() } else { format!(" (log: {tail})") })
+                } else {
+                    format!("replica {name} was not serving after {monitor_ms} ms (state {}, health {})", x.state, if x.health.status.is_empty() { "none" } else { &x.health.status })
+                };
+                let _ = self.remove_with(&c.id, true, true);
+                return Err(why);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Removes the replicas (after they leave the balancing), the VIP, the
+    /// published ports and the record.
+    pub fn service_remove(&self, key: &str) -> Result<Service> {
+        let mut s = self.service(key)?;
+        s.spec.replicas = 0;
+        super::set_spec(&mut self.db(), &s.id, &s.spec)?;
+        self.service_sync(&s)?;
+        let reps = super::replicas(&self.db(), &s.name)?;
+        std::thread::scope(|sc| {
+            for (_, c) in &reps {
+                sc.spawn(move || self.remove_with(&c.id, true, true));
+            }
+        });
+        let net = self.network(&s.network_id).ok();
+        {
+            let mut db = self.db();
+            let owner = s.owner();
+            network::unpublish_all(&mut db, &owner)?;
+            if let Some(n) = &net {
+                let _ = network::detach(&mut db, &owner, n);
+            }
+            super::delete(&mut db, &s.id)?;
+        }
+        if let Some(n) = &net {
+            let prefix = network::ipam::Subnet::parse(&n.subnet).map(|x| x.prefix).unwrap_or(24);
+            let _ = crate::sys::netlink::Netlink::new().and_then(|nl| nl.del_address(&n.bridge, s.vip, prefix));
+        }
+        self.service_sync(&s)?;
+        Ok(s)
+    }
+}
+
+fn now_secs() -> f64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
+}
