@@ -120,6 +120,11 @@ pub fn remove_labelled(e: &Engine, run: &str, images: &[String]) -> Result<Swept
 
 pub fn remove_matching(e: &Engine, pick: &dyn Fn(&std::collections::BTreeMap<String, String>) -> bool, images: &[String]) -> Result<Swept> {
     let mut s = Swept::default();
+    for svc in e.services()? {
+        if pick(&svc.spec.labels) {
+            let _ = e.service_remove(&svc.id);
+        }
+    }
     for c in e.containers(true)? {
         if pick(&c.spec.labels) && e.remove_with(&c.id, true, true).is_ok() {
             s.containers += 1;

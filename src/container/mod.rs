@@ -380,6 +380,11 @@ fn seed_from_image(paths: &Paths, lower: &[String], seed: &[(String, PathBuf)]) 
 /// Creates the container: record (the name is claimed atomically by the
 /// UNIQUE constraint), directories, config.json, hosts files.
 pub fn create(paths: &Paths, db: &mut Db, spec: &RunSpec) -> Result<Container> {
+    if let Some(h) = &spec.hostname
+        && (h.is_empty() || h.len() > 64)
+    {
+        return Err(ContainerError::BadOption(format!("invalid hostname {h:?}: the kernel takes 1 to 64 characters ({} given)", h.len())));
+    }
     // Which network: none (loopback only), host, or a bridge network (the
     // default one when none is named).
     let mode = spec.network.clone().unwrap_or_else(|| crate::network::DEFAULT.to_string());

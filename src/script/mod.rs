@@ -55,6 +55,19 @@ pub struct Volume {
     pub name: String,
 }
 
+/// A service handle: getters read the store each time.
+#[derive(Clone)]
+pub struct Service {
+    pub engine: Arc<Engine>,
+    pub id: String,
+}
+
+impl Service {
+    fn get(&self) -> RResult<crate::service::Service> {
+        self.engine.service(&self.id).map_err(eng)
+    }
+}
+
 #[derive(Clone)]
 pub struct Image {
     pub engine: Arc<Engine>,
@@ -167,6 +180,45 @@ fn health_spec(v: &Dynamic) -> RResult<crate::container::health::HealthSpec> {
     Ok(h)
 }
 
+/// A script's service options: the service's own keys, the rest is each
+/// replica's run spec.
+pub fn service_spec(name: &str, opts: &Map) -> RResult<crate::service::ServiceSpec> {
+    let mut spec = crate::service::ServiceSpec { name: name.to_string(), replicas: 1, ..Default::default() };
+    let mut rest = Map::new();
+    let mut image = None;
+    for (k, v) in opts {
+        match k.as_str() {
+            "image" => image = Some(v.to_string()),
+            "replicas" => spec.replicas = v.as_int().ok().filter(|n| *n >= 0).ok_or_else(|| rerr("option replicas must be a count, 0 or more"))? as u32,
+            "publish" => spec.publish = strings(v, "publish")?,
+            "network" => spec.network = Some(v.to_string()),
+            "service_labels" => spec.labels = string_map(v, "service_labels")?,
+            "update" => {
+                let m = v.clone().try_cast::<Map>().ok_or_else(|| rerr("option update must be a map: #{ parallelism, delay, monitor }"))?;
+                for (uk, uv) in &m {
+                    let n = uv.as_int().map_err(|_| rerr(format!("update option {uk} must be a number")))?.max(0) as u64;
+                    match uk.as_str() {
+                        "parallelism" => spec.update.parallelism = n.max(1) as u32,
+                        "delay" => spec.update.delay_ms = n,
+                        "monitor" => spec.update.monitor_ms = n,
+                        other => return Err(rerr(format!("unknown update option {other:?}; known: parallelism, delay, monitor"))),
+                    }
+                }
+            }
+            "name" => return Err(rerr("a service's replicas are named by the service (NAME.1, NAME.2, ...): drop option name")),
+            _ => {
+                rest.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    let image = image.ok_or_else(|| rerr(format!("service {name} needs an image: service(\"{name}\", #{{ image: \"busybox\", replicas: 3 }})")))?;
+    spec.template = run_spec(&image, &rest)?;
+    if spec.template.restart == RestartPolicy::No {
+        spec.template.restart = RestartPolicy::Always;
+    }
+    Ok(spec)
+}
+
 /// Bars on a terminal, plain lines otherwise.
 fn progress() -> crate::image::registry::Progress {
     if crate::sys::pty::is_tty(2) { crate::image::registry::Progress::Bars } else { crate::image::registry::Progress::Lines }
@@ -221,6 +273,7 @@ pub enum Created {
     Network(String),
     Volume(String),
     Image(String),
+    Service(String),
 }
 
 /// Builds the Rhai engine with every berth function registered.
@@ -633,11 +686,75 @@ pub fn build_with(engine: Arc<Engine>, argv: Vec<String>, tracker: Option<Arc<dy
     r.register_fn("remove", |v: &mut Volume| -> RResult<()> { v.engine.volume_remove(&v.name).map_err(eng) });
     r.register_fn("to_string", |v: &mut Volume| format!("Volume({})", v.name));
 
-    {
-        let (f, issue) = ("service", "issue 8 (services)");
-        r.register_fn(f, move |_a: &str| -> RResult<()> { Err(not_yet(&format!("{f}()"), issue)) });
-        r.register_fn(f, move |_a: &str, _o: Map| -> RResult<()> { Err(not_yet(&format!("{f}()"), issue)) });
-    }
+    // ---- services ----
+    r.register_type_with_name::<Service>("Service");
+    let e = engine.clone();
+    let t = tracker.clone();
+    let nt = note.clone();
+    let service = move |name: &str, opts: Map| -> RResult<Service> {
+        let mut spec = service_spec(name, &opts)?;
+        if let Ok(s) = e.service(name) {
+            let same = s.spec.template.image == spec.template.image && s.spec.replicas == spec.replicas;
+            if !same {
+                return Err(rerr(format!(
+                    "service {name} exists with image {} and {} replica(s); use s.scale(n) or s.update(#{{ image }}), or remove it first",
+                    s.spec.template.image, s.spec.replicas
+                )));
+            }
+            return Ok(Service { engine: e.clone(), id: s.id });
+        }
+        if let Some(t) = &t {
+            spec.labels.extend(t.labels());
+            spec.template.labels.extend(t.labels());
+        }
+        let s = e.service_create(&spec).map_err(eng)?;
+        nt(Created::Service(s.id.clone()));
+        Ok(Service { engine: e.clone(), id: s.id })
+    };
+    let e = engine.clone();
+    r.register_fn("service", move |name: &str| -> RResult<Service> {
+        let s = e.service(name).map_err(eng)?;
+        Ok(Service { engine: e.clone(), id: s.id })
+    });
+    r.register_fn("service", service);
+    let e = engine.clone();
+    r.register_fn("services", move || -> RResult<Array> { Ok(e.services().map_err(eng)?.into_iter().map(|s| Dynamic::from(Service { engine: e.clone(), id: s.id })).collect()) });
+    r.register_get("id", |s: &mut Service| s.id.clone());
+    r.register_get("name", |s: &mut Service| -> RResult<String> { Ok(s.get()?.name) });
+    r.register_get("replicas", |s: &mut Service| -> RResult<i64> { Ok(s.get()?.spec.replicas as i64) });
+    r.register_get("image", |s: &mut Service| -> RResult<String> { Ok(s.get()?.spec.template.image) });
+    r.register_get("vip", |s: &mut Service| -> RResult<String> { Ok(s.get()?.vip.to_string()) });
+    r.register_fn("containers", |s: &mut Service| -> RResult<Array> {
+        Ok(s.engine.service_replicas(&s.id).map_err(eng)?.into_iter().map(|(_, c)| Dynamic::from(Container { engine: s.engine.clone(), id: c.id })).collect())
+    });
+    r.register_fn("serving", |s: &mut Service| -> RResult<Array> {
+        Ok(s.engine.service_serving(&s.id).map_err(eng)?.into_iter().map(|c| Dynamic::from(Container { engine: s.engine.clone(), id: c.id })).collect())
+    });
+    r.register_fn("scale", |s: &mut Service, n: i64| -> RResult<()> {
+        if n < 0 {
+            return Err(rerr(format!("scale({n}): a replica count is 0 or more")));
+        }
+        s.engine.service_scale(&s.id, n as u32).map(|_| ()).map_err(eng)
+    });
+    r.register_fn("update", |s: &mut Service, o: Map| -> RResult<()> {
+        let mut u = crate::service::ops::ServiceUpdate::default();
+        for (k, v) in &o {
+            let ms = || v.as_int().map(|n| n.max(0) as u64).map_err(|_| rerr(format!("update option {k} must be a number of milliseconds")));
+            match k.as_str() {
+                "image" => u.image = Some(v.to_string()),
+                "cmd" => u.cmd = Some(strings(v, "cmd")?),
+                "env" => u.env = Some(if v.is_map() { string_map(v, "env")?.into_iter().map(|(a, b)| format!("{a}={b}")).collect() } else { strings(v, "env")? }),
+                "parallelism" => u.parallelism = Some(v.as_int().map_err(|_| rerr("update option parallelism must be an integer"))?.max(1) as u32),
+                "delay" => u.delay_ms = Some(ms()?),
+                "monitor" => u.monitor_ms = Some(ms()?),
+                other => return Err(rerr(format!("unknown update option {other:?}; known: image, cmd, env, parallelism, delay, monitor"))),
+            }
+        }
+        s.engine.service_update(&s.id, &u).map(|_| ()).map_err(eng)
+    });
+    r.register_fn("remove", |s: &mut Service| -> RResult<()> { s.engine.service_remove(&s.id).map(|_| ()).map_err(eng) });
+    r.register_fn("to_string", |s: &mut Service| format!("Service({})", &s.id[..12]));
+
     r.register_fn("stack", |_a: &str, _b: Dynamic| -> RResult<()> { Err(not_yet("stack()", "issue 8 (services and stacks)")) });
     let e = engine.clone();
     r.register_fn("system_df", move || -> RResult<Dynamic> { rhai::serde::to_dynamic(e.df().map_err(eng)?) });

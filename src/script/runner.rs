@@ -324,9 +324,16 @@ fn cleanup(engine: &Engine, s: &Session, keep: bool, kept: &Mutex<Vec<String>>) 
                 Created::Network(id) => engine.network(id).map(|n| format!("network {}", n.name)).unwrap_or_else(|_| format!("network {}", &id[..12])),
                 Created::Volume(n) => format!("volume {n}"),
                 Created::Image(id) => format!("image {}", &id.trim_start_matches("sha256:")[..12]),
+                Created::Service(id) => engine.service(id).map(|s| format!("service {}", s.name)).unwrap_or_else(|_| format!("service {}", &id[..12])),
             });
         }
         return;
+    }
+    // Services first: they take their replicas along.
+    for o in &made {
+        if let Created::Service(id) = o {
+            let _ = engine.service_remove(id);
+        }
     }
     // Named volumes a test's containers created on first use go too, once
     // nothing uses them.

@@ -227,7 +227,8 @@ pub fn replica_spec(s: &ServiceSpec, slot: u32, name: &str) -> RunSpec {
     r.labels.extend(s.labels.clone());
     r.labels.insert(SERVICE_LABEL.into(), s.name.clone());
     r.labels.insert(SLOT_LABEL.into(), slot.to_string());
-    if r.hostname.is_none() {
+    // Each replica answers to its own name, where the kernel allows it.
+    if r.hostname.is_none() && name.len() <= 64 {
         r.hostname = Some(name.to_string());
     }
     r

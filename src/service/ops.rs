@@ -208,7 +208,10 @@ impl Engine {
                     // A failed update may have left one.
                     let _ = self.remove_with(&name, true, true);
                     let mut r = super::replica_spec(spec, *slot, &name);
-                    r.hostname = Some(replica_name(&s.name, *slot));
+                    // The final name, which the replica keeps after the rename.
+                    if spec.template.hostname.is_none() && replica_name(&s.name, *slot).len() <= 64 {
+                        r.hostname = Some(replica_name(&s.name, *slot));
+                    }
                     sc.spawn(move || self.start_and_wait_serving(&r, spec.update.monitor_ms))
                 })
                 .collect();

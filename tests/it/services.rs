@@ -66,3 +66,161 @@ print("health ok");
     let o = env.berth_timeout(&["run", f.to_str().unwrap()], Duration::from_secs(60));
     assert!(o.code == 0 && o.stdout.contains("health ok"), "{o}");
 }
+
+/// One GET over a real TCP connection; the body, or None if refused.
+fn get(port: u16, path: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect_timeout(&format!("127.0.0.1:{port}").parse().unwrap(), Duration::from_secs(2)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(3))).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").ok()?;
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).ok()?;
+    buf.split_once("\r\n\r\n").map(|(_, b)| b.trim().to_string())
+}
+
+/// Hostnames answering `n` requests on the published port.
+fn seen(port: u16, n: usize) -> std::collections::BTreeSet<String> {
+    (0..n).filter_map(|_| get(port, "/")).collect()
+}
+
+fn names(p: &str, slots: &[u32]) -> std::collections::BTreeSet<String> {
+    slots.iter().map(|i| format!("{p}.{i}")).collect()
+}
+
+/// Each replica serves its own hostname.
+const HOSTNAME_HTTPD: &str = "mkdir -p /w; hostname > /w/index.html; exec httpd -f -p 80 -h /w";
+
+#[test]
+fn replicas_behind_a_vip_and_a_port_follow_scale_and_come_back() {
+    let env = Env::new("svc_scale");
+    let net = env.name("net");
+    env.ok(&["network", "create", &net]);
+    let api = env.name("api");
+    let port = free_port();
+    env.ok(&["service", "create", "--name", &api, "--replicas", "3", "-p", &format!("{port}:80"), "--network", &net, "busybox", "sh", "-c", HOSTNAME_HTTPD]);
+    let ls = env.ok(&["service", "ls"]);
+    assert!(ls.contains(&api) && ls.contains("3/3"), "{ls}");
+    // Through the published port, from the host: every replica answers.
+    assert!(wait_until(Duration::from_secs(10), || seen(port, 9) == names(&api, &[1, 2, 3])), "three replicas behind the port: {:?}", seen(port, 9));
+    // Through the VIP, by the service's name, from a container on the network.
+    let o = env.berth(&["run", "--rm", "--network", &net, "busybox", "sh", "-c", &format!("for i in 1 2 3 4 5 6; do wget -q -O - http://{api}/; done")]);
+    let via_vip: std::collections::BTreeSet<String> = o.stdout.lines().map(str::to_string).collect();
+    assert_eq!(via_vip, names(&api, &[1, 2, 3]), "{o}");
+    let insp: serde_json::Value = serde_json::from_str(&env.ok(&["service", "inspect", &api])).unwrap();
+    let vip = insp[0]["Endpoint"]["VirtualIPs"][0]["Addr"].as_str().unwrap().to_string();
+    assert!(o.code == 0 && !vip.is_empty(), "{insp}");
+
+    // 3 -> 5: the new replicas join.
+    env.ok(&["service", "scale", &format!("{api}=5")]);
+    assert!(wait_until(Duration::from_secs(5), || seen(port, 15) == names(&api, &[1, 2, 3, 4, 5])), "five replicas: {:?}", seen(port, 15));
+    // 5 -> 1: the others leave the balancing before they stop, so not one
+    // request fails from the moment scale returns.
+    env.ok(&["service", "scale", &format!("{api}=1")]);
+    let answers: Vec<Option<String>> = (0..10).map(|_| get(port, "/")).collect();
+    assert!(answers.iter().all(|a| a.as_deref() == Some(&format!("{api}.1"))), "only {api}.1 answers: {answers:?}");
+    assert_eq!(env.ok(&["ps", "-q", "--filter", &format!("label=berth.service={api}")]).lines().count(), 1);
+
+    // A replica that dies is replaced by its monitor, and serves again.
+    env.ok(&["service", "scale", &format!("{api}=2")]);
+    let r1 = format!("{api}.1");
+    let pid: i32 = env.inspect_f(&r1, "{{.State.Pid}}").parse().unwrap();
+    kill(pid);
+    assert!(wait_until(Duration::from_secs(10), || env.inspect_f(&r1, "{{.RestartCount}}") == "1" && env.status(&r1) == "running"), "{} came back", r1);
+    assert!(wait_until(Duration::from_secs(5), || seen(port, 6) == names(&api, &[1, 2])), "{:?}", seen(port, 6));
+
+    env.ok(&["service", "rm", &api]);
+    assert_eq!(env.ok(&["ps", "-aq"]), "");
+    assert!(get(port, "/").is_none(), "the port is closed");
+    let addrs = String::from_utf8_lossy(&std::process::Command::new("ip").args(["-o", "addr"]).output().unwrap().stdout).into_owned();
+    assert!(!addrs.contains(&format!("inet {vip}/")), "the VIP is gone from the bridge: {addrs}");
+    let o = env.berth(&["service", "ps", &api]);
+    assert!(o.code != 0 && o.stderr.contains("no such service"), "{o}");
+}
+
+#[test]
+fn a_rolling_update_waits_for_health_and_rolls_back_a_failing_image() {
+    let env = Env::new("svc_update");
+    let dir = env.dir.join("ctx");
+    std::fs::create_dir_all(&dir).unwrap();
+    let img = |tag: &str, dockerfile: &str| {
+        std::fs::write(dir.join("Dockerfile"), dockerfile).unwrap();
+        let t = format!("{}:{tag}", env.name("web"));
+        env.ok(&["build", "-q", "-t", &t, dir.to_str().unwrap()]);
+        t
+    };
+    let serve = |v: &str| format!("FROM busybox\nHEALTHCHECK --interval=200ms --retries=2 CMD wget -q -O /dev/null http://127.0.0.1/\nCMD [\"sh\", \"-c\", \"mkdir -p /w; echo {v}-$(hostname) > /w/index.html; exec httpd -f -p 80 -h /w\"]\n");
+    let v1 = img("1", &serve("v1"));
+    let v2 = img("2", &serve("v2"));
+    let bad = img("bad", "FROM busybox\nCMD [\"sh\", \"-c\", \"echo cannot start; exit 3\"]\n");
+    let api = env.name("api");
+    let port = free_port();
+    env.ok(&["service", "create", "--name", &api, "--replicas", "2", "-p", &format!("{port}:80"), &v1]);
+    // Healthy replicas only: both answer once their checks pass.
+    assert!(wait_until(Duration::from_secs(10), || seen(port, 6).len() == 2), "{:?}", seen(port, 6));
+    let o = env.berth(&["service", "update", "--image", &bad, &api]);
+    assert_eq!(o.code, 125, "{o}");
+    assert!(o.stderr.contains("exited with code 3") && o.stderr.contains("cannot start") && o.stderr.contains(&format!("rolled back 0 replaced replica(s) to {v1}")), "{o}");
+    assert!(seen(port, 6).iter().all(|b| b.starts_with("v1-")), "still v1: {:?}", seen(port, 6));
+    assert_eq!(env.ok(&["ps", "-aq"]).lines().count(), 2, "the failed replica is gone");
+
+    // A good image goes through one replica at a time, each healthy first,
+    // with no request failing on the way.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let st = stop.clone();
+    let prober = std::thread::spawn(move || {
+        let mut failures = 0;
+        while !st.load(std::sync::atomic::Ordering::Relaxed) {
+            if get(port, "/").is_none() {
+                failures += 1;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        failures
+    });
+    env.ok(&["service", "update", "--image", &v2, &api]);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(prober.join().unwrap(), 0, "no request failed during the rolling update");
+    let after = seen(port, 6);
+    assert_eq!(after, names(&api, &[1, 2]).iter().map(|n| format!("v2-{n}")).collect(), "both replicas run v2 under their own names");
+    let ps = env.ok(&["service", "ps", &api]);
+    assert_eq!(ps.matches("healthy").count(), 2, "{ps}");
+    env.ok(&["service", "rm", &api]);
+}
+
+#[test]
+fn services_from_a_script_and_the_test_runner() {
+    let env = Env::new("svc_script");
+    let p = env.name("s");
+    let port = free_port();
+    let f = env.dir.join("svc.rhai");
+    std::fs::write(
+        &f,
+        format!(
+            r#"
+test("a service from a script", || {{
+    let s = service("{p}", #{{ image: "busybox", replicas: 2, publish: ["{port}:80"],
+                              cmd: ["sh", "-c", "{HOSTNAME_HTTPD}"] }});
+    assert_eq(s.replicas, 2);
+    assert_eq(s.containers().len(), 2);
+    assert(s.vip.starts_with("172.") || s.vip.len() > 6, s.vip);
+    wait_for(|| {{ let seen = []; for i in 0..6 {{ try {{ seen.push(http_get("http://127.0.0.1:{port}/").body); }} catch {{ }} }} seen.contains("{p}.1\n") && seen.contains("{p}.2\n") }}, 10000);
+    s.scale(3);
+    assert_eq(s.containers().len(), 3);
+    assert_eq(service("{p}").replicas, 3);
+    let same = service("{p}", #{{ image: "busybox", replicas: 3 }});
+    assert_eq(same.id, s.id);
+    let clash = false;
+    try {{ service("{p}", #{{ image: "other", replicas: 1 }}); }} catch (e) {{ clash = e.to_string().contains("exists with image busybox"); }}
+    assert(clash, "other settings are refused");
+    // Left for the runner to remove.
+}});
+"#
+        ),
+    )
+    .unwrap();
+    let o = env.berth_timeout(&["test", f.to_str().unwrap()], Duration::from_secs(90));
+    assert_eq!(o.code, 0, "{o}");
+    assert!(o.stdout.ends_with("1 passed, 0 failed\n"), "{o}");
+    assert_eq!(env.ok(&["service", "ls", "-q"]), "", "the runner removed the service");
+    assert_eq!(env.ok(&["ps", "-aq"]), "");
+}
