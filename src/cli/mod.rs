@@ -113,6 +113,9 @@ enum Cmd {
     /// Manage services: replicas behind one virtual IP
     #[command(subcommand)]
     Service(service::ServiceCmd),
+    /// Manage stacks: compose files deployed as services
+    #[command(subcommand)]
+    Stack(service::StackCmd),
     /// Live resource use of containers: CPU, memory, network, block I/O, pids
     Stats {
         /// Print once and exit
@@ -1144,6 +1147,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Cmd::System(c) => system_cmd(&e, c),
         Cmd::Volume(c) => volume_cmd(&e, c),
         Cmd::Service(c) => service::run(&e, c),
+        Cmd::Stack(c) => service::stack(&e, c),
         Cmd::Stats { no_stream, format, containers } => stats_cmd(&e, no_stream, format.as_deref(), &containers),
         Cmd::Repl => crate::script::repl::run(e),
         Cmd::Test(a) => match a.clean {

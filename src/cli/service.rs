@@ -131,6 +131,7 @@ impl CreateArgs {
             network: self.network.clone(),
             labels: super::parse_kv(&self.label, "label")?,
             update: UpdateConfig { parallelism: self.update_parallelism, delay_ms: ms("--update-delay", &self.update_delay)?.unwrap_or(0), ..Default::default() },
+            ..Default::default()
         })
     }
 }
@@ -236,6 +237,83 @@ pub fn run(e: &Engine, c: ServiceCmd) -> anyhow::Result<i32> {
             for k in &services {
                 match e.service_remove(k) {
                     Ok(s) => println!("{}", s.name),
+                    Err(err) => {
+                        eprintln!("berth: {err}");
+                        code = 1;
+                    }
+                }
+            }
+            return Ok(code);
+        }
+    }
+    Ok(0)
+}
+
+#[derive(Subcommand)]
+pub enum StackCmd {
+    /// Deploy a compose file as a stack
+    #[command(alias = "up")]
+    Deploy {
+        #[arg(short = 'c', long = "compose-file")]
+        compose_file: String,
+        stack: String,
+    },
+    /// List stacks
+    #[command(alias = "list")]
+    Ls,
+    /// List the replicas of a stack's services
+    Ps { stack: String },
+    /// List a stack's services
+    Services { stack: String },
+    /// Remove stacks: their services, networks, volumes and built images
+    #[command(alias = "remove", alias = "down")]
+    Rm {
+        #[arg(required = true)]
+        stacks: Vec<String>,
+    },
+}
+
+pub fn stack(e: &Engine, c: StackCmd) -> anyhow::Result<i32> {
+    match c {
+        StackCmd::Deploy { compose_file, stack } => {
+            let plan = crate::service::compose::parse_file(std::path::Path::new(&compose_file))?;
+            for w in &plan.warnings {
+                eprintln!("warning: {w}");
+            }
+            for s in e.stack_deploy(&stack, &plan, &compose_file)? {
+                println!("Created service {}", s.name);
+            }
+        }
+        StackCmd::Ls => {
+            let rows: Vec<Vec<String>> = e.stacks()?.into_iter().map(|s| vec![s.name, s.services.len().to_string(), s.source]).collect();
+            print!("{}", table::render(&["NAME", "SERVICES", "SOURCE"], &rows));
+        }
+        StackCmd::Ps { stack } => {
+            let mut rows = Vec::new();
+            for s in e.stack_services(&stack)? {
+                for (slot, c) in e.service_replicas(&s.id)? {
+                    let serving = crate::service::serving(&s, slot, &c);
+                    rows.push(vec![c.id[..12].to_string(), c.name.clone(), c.image_ref.clone(), table::status(&c), if c.health.status.is_empty() { "-".into() } else { c.health.status.clone() }, if serving { "yes".into() } else { "no".into() }]);
+                }
+            }
+            print!("{}", table::render(&["ID", "NAME", "IMAGE", "STATUS", "HEALTH", "SERVING"], &rows));
+        }
+        StackCmd::Services { stack } => {
+            let rows: Vec<Vec<String>> = e
+                .stack_services(&stack)?
+                .into_iter()
+                .map(|s| {
+                    let serving = e.service_serving(&s.id).map(|v| v.len()).unwrap_or(0);
+                    vec![s.id[..12].to_string(), s.name.clone(), format!("{serving}/{}", s.spec.replicas), s.spec.template.image.clone(), s.vip.to_string(), s.spec.publish.join(", ")]
+                })
+                .collect();
+            print!("{}", table::render(&["ID", "NAME", "REPLICAS", "IMAGE", "VIP", "PORTS"], &rows));
+        }
+        StackCmd::Rm { stacks } => {
+            let mut code = 0;
+            for s in &stacks {
+                match e.stack_remove(s) {
+                    Ok(info) => println!("Removed stack {} ({} services)", info.name, info.services.len()),
                     Err(err) => {
                         eprintln!("berth: {err}");
                         code = 1;

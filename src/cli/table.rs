@@ -117,3 +117,26 @@ pub fn images(list: &[Image]) -> String {
     }
     render(&["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"], &rows)
 }
+
+/// `berth network ls`.
+pub fn networks(list: &[crate::network::Network]) -> String {
+    let rows: Vec<Vec<String>> = list.iter().map(|n| vec![n.id.chars().take(12).collect(), n.name.clone(), "bridge".into(), "local".into(), n.subnet.clone()]).collect();
+    render(&["NETWORK ID", "NAME", "DRIVER", "SCOPE", "SUBNET"], &rows)
+}
+
+/// `berth volume ls`.
+pub fn volumes(list: &[crate::volume::Volume]) -> String {
+    let rows: Vec<Vec<String>> = list.iter().map(|v| vec!["local".into(), v.name.clone()]).collect();
+    render(&["DRIVER", "VOLUME NAME"], &rows)
+}
+
+/// `berth service ls`: each service with how many of its replicas serve.
+pub fn services(list: &[(crate::service::Service, usize)]) -> String {
+    let rows: Vec<Vec<String>> = list
+        .iter()
+        .map(|(s, serving)| {
+            vec![s.id.chars().take(12).collect(), s.name.clone(), "replicated".into(), format!("{serving}/{}", s.spec.replicas), s.spec.template.image.clone(), s.vip.to_string(), s.spec.publish.join(", ")]
+        })
+        .collect();
+    render(&["ID", "NAME", "MODE", "REPLICAS", "IMAGE", "VIP", "PORTS"], &rows)
+}

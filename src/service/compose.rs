@@ -1,1 +1,694 @@
-//! Stacks from compose files (being written).
+//! Compose files: the subset people use daily, read into a plan of
+//! networks, volumes and services. A YAML file and a script's map go
+//! through the same walk over a JSON value, which names each wrong value by
+//! its path (`services.web.ports[1]`) and warns about keys it does not know.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use crate::container::health::HealthSpec;
+use crate::container::{RestartPolicy, RunSpec};
+
+#[derive(Debug, thiserror::Error)]
+#[error("{origin}: {path}: {msg}")]
+pub struct ComposeError {
+    pub origin: String,
+    pub path: String,
+    pub msg: String,
+}
+
+/// When a dependency counts as ready.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Condition {
+    Started,
+    Healthy,
+    CompletedSuccessfully,
+}
+
+#[derive(Debug, Clone)]
+pub enum Build {
+    None,
+    /// (context directory, Dockerfile path relative to it, build args)
+    Dir(PathBuf, Option<String>, BTreeMap<String, String>),
+}
+
+#[derive(Debug, Clone)]
+pub struct ServicePlan {
+    /// The name in the file (`web`); the service is `<stack>_<name>`.
+    pub name: String,
+    pub image: Option<String>,
+    pub build: Build,
+    pub template: RunSpec,
+    pub replicas: u32,
+    pub ports: Vec<String>,
+    /// (network name in the file, static address, aliases), first one first.
+    pub networks: Vec<(String, Option<String>, Vec<String>)>,
+    /// Named volumes (name in the file) and binds, as `-v` specs whose
+    /// source is still the file's name; resolved at deploy.
+    pub volumes: Vec<String>,
+    pub depends_on: Vec<(String, Condition)>,
+    pub restart_given: bool,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct NetworkPlan {
+    pub name: String,
+    pub subnet: Option<String>,
+    pub gateway: Option<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Plan {
+    pub services: Vec<ServicePlan>,
+    pub networks: Vec<NetworkPlan>,
+    pub volumes: Vec<String>,
+    pub warnings: Vec<String>,
+}
+
+struct Walk<'a> {
+    origin: &'a str,
+    base: &'a Path,
+    warnings: Vec<String>,
+}
+
+type R<T> = Result<T, ComposeError>;
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "nothing",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "a map",
+    }
+}
+
+impl Walk<'_> {
+    fn err<T>(&self, path: &str, msg: impl Into<String>) -> R<T> {
+        Err(ComposeError { origin: self.origin.to_string(), path: path.to_string(), msg: msg.into() })
+    }
+
+    fn want<T>(&self, path: &str, what: &str, v: &Value) -> R<T> {
+        self.err(path, format!("must be {what}, not {} ({})", kind(v), v))
+    }
+
+    fn map<'v>(&self, path: &str, v: &'v Value) -> R<&'v serde_json::Map<String, Value>> {
+        match v {
+            Value::Object(m) => Ok(m),
+            other => self.want(path, "a map", other),
+        }
+    }
+
+    fn string(&self, path: &str, v: &Value) -> R<String> {
+        match v {
+            Value::String(s) => Ok(s.clone()),
+            Value::Number(n) => Ok(n.to_string()),
+            other => self.want(path, "a string", other),
+        }
+    }
+
+    fn unknown(&mut self, path: &str, m: &serde_json::Map<String, Value>, known: &[&str]) {
+        for k in m.keys() {
+            if !known.contains(&k.as_str()) && !k.starts_with("x-") {
+                self.warnings.push(format!("{}: {path}.{k}: unknown key, ignored (known: {})", self.origin, known.join(", ")));
+            }
+        }
+    }
+
+    /// A string is split like a shell would (quotes kept together); a list
+    /// is taken as it is.
+    fn command(&self, path: &str, v: &Value) -> R<Vec<String>> {
+        match v {
+            Value::String(s) => shell_words(s).ok_or_else(|| ComposeError { origin: self.origin.into(), path: path.into(), msg: format!("unbalanced quotes in {s:?}") }),
+            Value::Array(a) => a.iter().enumerate().map(|(i, x)| self.string(&format!("{path}[{i}]"), x)).collect(),
+            other => self.want(path, "a string or a list of strings", other),
+        }
+    }
+
+    fn strings(&self, path: &str, v: &Value) -> R<Vec<String>> {
+        match v {
+            Value::Array(a) => a.iter().enumerate().map(|(i, x)| self.string(&format!("{path}[{i}]"), x)).collect(),
+            Value::String(s) => Ok(vec![s.clone()]),
+            other => self.want(path, "a list of strings", other),
+        }
+    }
+
+    /// `environment:` as a map or a `KEY=VALUE` list.
+    fn env(&self, path: &str, v: &Value) -> R<Vec<String>> {
+        match v {
+            Value::Object(m) => m
+                .iter()
+                .map(|(k, x)| match x {
+                    Value::Null => Ok(format!("{k}={}", std::env::var(k).unwrap_or_default())),
+                    Value::Bool(b) => Ok(format!("{k}={b}")),
+                    other => Ok(format!("{k}={}", self.string(&format!("{path}.{k}"), other)?)),
+                })
+                .collect(),
+            Value::Array(a) => a
+                .iter()
+                .enumerate()
+                .map(|(i, x)| {
+                    let s = self.string(&format!("{path}[{i}]"), x)?;
+                    Ok(if s.contains('=') { s } else { format!("{s}={}", std::env::var(&s).unwrap_or_default()) })
+                })
+                .collect(),
+            other => self.want(path, "a map or a list of KEY=VALUE", other),
+        }
+    }
+
+    fn duration_ms(&self, path: &str, v: &Value) -> R<u64> {
+        let s = self.string(path, v)?;
+        crate::network::impair::parse_duration(&s).map(|us| us / 1000).or_else(|e| self.err(path, e))
+    }
+
+    fn relative(&self, p: &str) -> PathBuf {
+        let path = Path::new(p);
+        if path.is_absolute() { path.to_path_buf() } else { self.base.join(path) }
+    }
+}
+
+/// Splits a command string into words: whitespace separates, single and
+/// double quotes group, a backslash escapes the next character.
+pub fn shell_words(s: &str) -> Option<Vec<String>> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut in_word = false;
+    let mut quote: Option<char> = None;
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some('"'), '\\') => cur.push(chars.next()?),
+            (Some(_), c) => cur.push(c),
+            (None, '\'' | '"') => {
+                quote = Some(c);
+                in_word = true;
+            }
+            (None, '\\') => {
+                cur.push(chars.next()?);
+                in_word = true;
+            }
+            (None, c) if c.is_whitespace() => {
+                if in_word {
+                    out.push(std::mem::take(&mut cur));
+                    in_word = false;
+                }
+            }
+            (None, c) => {
+                cur.push(c);
+                in_word = true;
+            }
+        }
+    }
+    if quote.is_some() {
+        return None;
+    }
+    if in_word {
+        out.push(cur);
+    }
+    Some(out)
+}
+
+/// Compose's variables: `${VAR}`, `${VAR:-default}` (also when empty),
+/// `${VAR-default}` (only when unset), `${VAR:?message}`, `$VAR`, and `$$`
+/// for a literal dollar.
+pub fn interpolate(text: &str) -> Result<String, String> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        if let Some(r) = after.strip_prefix('$') {
+            out.push('$');
+            rest = r;
+        } else if let Some(r) = after.strip_prefix('{') {
+            let end = r.find('}').ok_or_else(|| format!("unclosed ${{ in {:?}", &rest[i..rest.len().min(i + 40)]))?;
+            let expr = &r[..end];
+            let (name, op, arg) = match expr.find([':', '-', '?']) {
+                Some(k) if expr[k..].starts_with(":-") => (&expr[..k], ":-", &expr[k + 2..]),
+                Some(k) if expr[k..].starts_with(":?") => (&expr[..k], ":?", &expr[k + 2..]),
+                Some(k) if expr[k..].starts_with('-') => (&expr[..k], "-", &expr[k + 1..]),
+                Some(k) if expr[k..].starts_with('?') => (&expr[..k], "?", &expr[k + 1..]),
+                _ => (expr, "", ""),
+            };
+            let val = std::env::var(name).ok();
+            let v = match (op, &val) {
+                (":-", v) if v.as_deref().is_none_or(str::is_empty) => arg.to_string(),
+                ("-", None) => arg.to_string(),
+                (":?", v) if v.as_deref().is_none_or(str::is_empty) => return Err(format!("{name}: {}", if arg.is_empty() { "is not set" } else { arg })),
+                ("?", None) => return Err(format!("{name}: {}", if arg.is_empty() { "is not set" } else { arg })),
+                (_, v) => v.clone().unwrap_or_default(),
+            };
+            out.push_str(&v);
+            rest = &r[end + 1..];
+        } else {
+            let n = after.bytes().take_while(|b| b.is_ascii_alphanumeric() || *b == b'_').count();
+            if n == 0 {
+                out.push('$');
+            } else {
+                out.push_str(&std::env::var(&after[..n]).unwrap_or_default());
+            }
+            rest = &after[n..];
+        }
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// Reads a compose file (YAML).
+pub fn parse_file(path: &Path) -> R<Plan> {
+    let origin = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| ComposeError { origin: origin.clone(), path: "(file)".into(), msg: e.to_string() })?;
+    let text = interpolate(&text).map_err(|msg| ComposeError { origin: origin.clone(), path: "(variables)".into(), msg })?;
+    let v: Value = serde_norway::from_str(&text).map_err(|e| ComposeError { origin: origin.clone(), path: "(yaml)".into(), msg: e.to_string() })?;
+    let base = path.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
+    parse(&v, &origin, &base)
+}
+
+/// Reads a compose document already in JSON form (a script's map).
+pub fn parse(v: &Value, origin: &str, base: &Path) -> R<Plan> {
+    let mut w = Walk { origin, base, warnings: Vec::new() };
+    let top = w.map("(top)", v)?.clone();
+    w.unknown("(top)", &top, &["version", "name", "services", "networks", "volumes"]);
+    let mut plan = Plan::default();
+
+    if let Some(nets) = top.get("networks").filter(|v| !v.is_null()) {
+        for (name, n) in w.map("networks", nets)?.clone() {
+            let path = format!("networks.{name}");
+            let mut p = NetworkPlan { name: name.clone(), ..Default::default() };
+            if !n.is_null() {
+                let m = w.map(&path, &n)?.clone();
+                w.unknown(&path, &m, &["driver", "ipam", "labels", "external", "name"]);
+                if let Some(d) = m.get("driver") {
+                    let d = w.string(&format!("{path}.driver"), d)?;
+                    if d != "bridge" && d != "overlay" {
+                        return w.err(&format!("{path}.driver"), format!("driver {d:?} is not supported: berth networks are bridges"));
+                    }
+                }
+                if let Some(ipam) = m.get("ipam") {
+                    let im = w.map(&format!("{path}.ipam"), ipam)?.clone();
+                    w.unknown(&format!("{path}.ipam"), &im, &["driver", "config"]);
+                    if let Some(cfg) = im.get("config") {
+                        let Value::Array(list) = cfg else { return w.want(&format!("{path}.ipam.config"), "a list", cfg) };
+                        if let Some(first) = list.first() {
+                            let cp = format!("{path}.ipam.config[0]");
+                            let c = w.map(&cp, first)?.clone();
+                            w.unknown(&cp, &c, &["subnet", "gateway", "ip_range"]);
+                            if let Some(s) = c.get("subnet") {
+                                p.subnet = Some(w.string(&format!("{cp}.subnet"), s)?);
+                            }
+                            if let Some(g) = c.get("gateway") {
+                                p.gateway = Some(w.string(&format!("{cp}.gateway"), g)?);
+                            }
+                        }
+                    }
+                }
+            }
+            plan.networks.push(p);
+        }
+    }
+    if let Some(vols) = top.get("volumes").filter(|v| !v.is_null()) {
+        for (name, v) in w.map("volumes", vols)?.clone() {
+            if !v.is_null() {
+                let m = w.map(&format!("volumes.{name}"), &v)?.clone();
+                w.unknown(&format!("volumes.{name}"), &m, &["driver", "labels", "external", "name"]);
+            }
+            plan.volumes.push(name);
+        }
+    }
+
+    let Some(svcs) = top.get("services") else { return w.err("services", "a compose file needs services") };
+    let svcs = w.map("services", svcs)?.clone();
+    for (name, s) in &svcs {
+        let path = format!("services.{name}");
+        if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+            return w.err(&path, "a service name is letters, digits, - and _");
+        }
+        let m = w.map(&path, s)?.clone();
+        w.unknown(
+            &path,
+            &m,
+            &[
+                "image", "build", "command", "entrypoint", "environment", "env_file", "ports", "volumes", "networks", "depends_on", "healthcheck", "restart", "deploy", "hostname",
+                "working_dir", "user", "labels", "cap_add", "cap_drop", "sysctls", "privileged", "mem_limit", "cpus", "stop_signal", "stop_grace_period", "expose", "container_name",
+                "tty", "stdin_open", "init",
+            ],
+        );
+        let mut t = RunSpec::default();
+        let image = m.get("image").map(|v| w.string(&format!("{path}.image"), v)).transpose()?;
+        let build = match m.get("build") {
+            None => Build::None,
+            Some(Value::String(dir)) => Build::Dir(w.relative(dir), None, BTreeMap::new()),
+            Some(b @ Value::Object(_)) => {
+                let bp = format!("{path}.build");
+                let bm = w.map(&bp, b)?.clone();
+                w.unknown(&bp, &bm, &["context", "dockerfile", "args", "target"]);
+                let ctx = bm.get("context").map(|c| w.string(&format!("{bp}.context"), c)).transpose()?.unwrap_or_else(|| ".".into());
+                let file = bm.get("dockerfile").map(|f| w.string(&format!("{bp}.dockerfile"), f)).transpose()?;
+                let args = match bm.get("args") {
+                    None => BTreeMap::new(),
+                    Some(a) => w.env(&format!("{bp}.args"), a)?.into_iter().filter_map(|kv| kv.split_once('=').map(|(k, v)| (k.to_string(), v.to_string()))).collect(),
+                };
+                Build::Dir(w.relative(&ctx), file, args)
+            }
+            Some(other) => return w.want(&format!("{path}.build"), "a directory or a map with context", other),
+        };
+        if image.is_none() && matches!(build, Build::None) {
+            return w.err(&path, "needs an image or a build");
+        }
+        if let Some(c) = m.get("command") {
+            t.cmd = Some(w.command(&format!("{path}.command"), c)?);
+        }
+        if let Some(c) = m.get("entrypoint") {
+            t.entrypoint = Some(w.command(&format!("{path}.entrypoint"), c)?);
+        }
+        if let Some(f) = m.get("env_file") {
+            for (i, file) in w.strings(&format!("{path}.env_file"), f)?.iter().enumerate() {
+                let p = w.relative(file);
+                let text = std::fs::read_to_string(&p).or_else(|e| w.err(&format!("{path}.env_file[{i}]"), format!("{}: {e}", p.display())))?;
+                for l in text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
+                    t.env.push(l.strip_prefix("export ").unwrap_or(l).to_string());
+                }
+            }
+        }
+        if let Some(e) = m.get("environment") {
+            t.env.extend(w.env(&format!("{path}.environment"), e)?);
+        }
+        let mut ports = Vec::new();
+        if let Some(p) = m.get("ports") {
+            let Value::Array(list) = p else { return w.want(&format!("{path}.ports"), "a list", p) };
+            for (i, x) in list.iter().enumerate() {
+                let pp = format!("{path}.ports[{i}]");
+                let spec = match x {
+                    Value::Object(pm) => {
+                        let target = pm.get("target").ok_or_else(|| ComposeError { origin: origin.into(), path: pp.clone(), msg: "needs a target port".into() })?;
+                        let target = w.string(&format!("{pp}.target"), target)?;
+                        let published = pm.get("published").map(|p| w.string(&format!("{pp}.published"), p)).transpose()?;
+                        let proto = pm.get("protocol").map(|p| w.string(&format!("{pp}.protocol"), p)).transpose()?.unwrap_or_else(|| "tcp".into());
+                        let ip = pm.get("host_ip").map(|p| w.string(&format!("{pp}.host_ip"), p)).transpose()?;
+                        let mut s = String::new();
+                        if let Some(ip) = ip {
+                            s.push_str(&format!("{ip}:"));
+                        }
+                        if let Some(p) = published {
+                            s.push_str(&format!("{p}:"));
+                        }
+                        format!("{s}{target}/{proto}")
+                    }
+                    other => w.string(&pp, other)?,
+                };
+                if let Err(e) = crate::network::ports::parse(&spec) {
+                    return w.err(&pp, e.to_string());
+                }
+                ports.push(spec);
+            }
+        }
+        let mut volumes = Vec::new();
+        if let Some(v) = m.get("volumes") {
+            let Value::Array(list) = v else { return w.want(&format!("{path}.volumes"), "a list", v) };
+            for (i, x) in list.iter().enumerate() {
+                let vp = format!("{path}.volumes[{i}]");
+                let spec = match x {
+                    Value::Object(vm) => {
+                        let src = vm.get("source").map(|s| w.string(&format!("{vp}.source"), s)).transpose()?;
+                        let dst = vm.get("target").ok_or_else(|| ComposeError { origin: origin.into(), path: vp.clone(), msg: "needs a target".into() })?;
+                        let dst = w.string(&format!("{vp}.target"), dst)?;
+                        let ro = vm.get("read_only").and_then(Value::as_bool).unwrap_or(false);
+                        match src {
+                            Some(s) => format!("{s}:{dst}{}", if ro { ":ro" } else { "" }),
+                            None => dst,
+                        }
+                    }
+                    other => w.string(&vp, other)?,
+                };
+                // Named volumes must be declared, as compose requires.
+                let src = spec.split(':').next().unwrap_or("");
+                if spec.contains(':') && !src.starts_with('/') && !src.starts_with('.') && !src.starts_with('~') && !plan.volumes.iter().any(|n| n == src) {
+                    return w.err(&vp, format!("volume {src:?} is not declared under the top-level volumes"));
+                }
+                // Binds are relative to the file's directory.
+                let spec = match spec.split_once(':') {
+                    Some((src, rest)) if src.starts_with('.') => format!("{}:{rest}", w.relative(src).display()),
+                    _ => spec,
+                };
+                volumes.push(spec);
+            }
+        }
+        let mut networks = Vec::new();
+        match m.get("networks") {
+            None => {}
+            Some(Value::Array(list)) => {
+                for (i, x) in list.iter().enumerate() {
+                    networks.push((w.string(&format!("{path}.networks[{i}]"), x)?, None, vec![]));
+                }
+            }
+            Some(Value::Object(nm)) => {
+                for (n, cfg) in nm {
+                    let np = format!("{path}.networks.{n}");
+                    let (mut ip, mut aliases) = (None, vec![]);
+                    if !cfg.is_null() {
+                        let c = w.map(&np, cfg)?.clone();
+                        w.unknown(&np, &c, &["ipv4_address", "aliases"]);
+                        ip = c.get("ipv4_address").map(|a| w.string(&format!("{np}.ipv4_address"), a)).transpose()?;
+                        if let Some(a) = c.get("aliases") {
+                            aliases = w.strings(&format!("{np}.aliases"), a)?;
+                        }
+                    }
+                    networks.push((n.clone(), ip, aliases));
+                }
+            }
+            Some(other) => return w.want(&format!("{path}.networks"), "a list or a map", other),
+        }
+        for (n, _, _) in &networks {
+            if !plan.networks.iter().any(|p| &p.name == n) && n != "default" {
+                return w.err(&format!("{path}.networks"), format!("network {n:?} is not declared under the top-level networks"));
+            }
+        }
+        let mut depends_on = Vec::new();
+        match m.get("depends_on") {
+            None => {}
+            Some(Value::Array(list)) => {
+                for (i, x) in list.iter().enumerate() {
+                    depends_on.push((w.string(&format!("{path}.depends_on[{i}]"), x)?, Condition::Started));
+                }
+            }
+            Some(Value::Object(dm)) => {
+                for (d, cfg) in dm {
+                    let dp = format!("{path}.depends_on.{d}");
+                    let c = w.map(&dp, cfg)?.clone();
+                    w.unknown(&dp, &c, &["condition", "restart", "required"]);
+                    let cond = match c.get("condition").map(|x| w.string(&format!("{dp}.condition"), x)).transpose()?.as_deref() {
+                        None | Some("service_started") => Condition::Started,
+                        Some("service_healthy") => Condition::Healthy,
+                        Some("service_completed_successfully") => Condition::CompletedSuccessfully,
+                        Some(other) => return w.err(&format!("{dp}.condition"), format!("unknown condition {other:?}; known: service_started, service_healthy, service_completed_successfully")),
+                    };
+                    depends_on.push((d.clone(), cond));
+                }
+            }
+            Some(other) => return w.want(&format!("{path}.depends_on"), "a list or a map", other),
+        }
+        for (d, _) in &depends_on {
+            if !svcs.contains_key(d) {
+                return w.err(&format!("{path}.depends_on"), format!("depends on {d:?}, which is not a service of this file"));
+            }
+        }
+        if let Some(h) = m.get("healthcheck") {
+            let hp = format!("{path}.healthcheck");
+            let hm = w.map(&hp, h)?.clone();
+            w.unknown(&hp, &hm, &["test", "interval", "timeout", "retries", "start_period", "disable"]);
+            let mut hs = HealthSpec::default();
+            if hm.get("disable").and_then(Value::as_bool) == Some(true) {
+                hs.test = vec!["NONE".into()];
+            } else if let Some(test) = hm.get("test") {
+                hs.test = match test {
+                    Value::String(s) => vec!["CMD-SHELL".into(), s.clone()],
+                    Value::Array(_) => {
+                        let words = w.strings(&format!("{hp}.test"), test)?;
+                        match words.first().map(String::as_str) {
+                            Some("CMD") | Some("CMD-SHELL") | Some("NONE") => words,
+                            _ => return w.err(&format!("{hp}.test"), "a list starts with CMD, CMD-SHELL or NONE"),
+                        }
+                    }
+                    other => return w.want(&format!("{hp}.test"), "a string or a list", other),
+                };
+            }
+            for (k, slot) in [("interval", &mut hs.interval_ms), ("timeout", &mut hs.timeout_ms), ("start_period", &mut hs.start_period_ms)] {
+                if let Some(x) = hm.get(k) {
+                    *slot = w.duration_ms(&format!("{hp}.{k}"), x)?;
+                }
+            }
+            if let Some(r) = hm.get("retries") {
+                hs.retries = r.as_u64().ok_or_else(|| ComposeError { origin: origin.into(), path: format!("{hp}.retries"), msg: format!("must be a number, not {r}") })? as u32;
+            }
+            t.health = Some(hs);
+        }
+        let restart_given = m.contains_key("restart");
+        if let Some(r) = m.get("restart") {
+            let r = w.string(&format!("{path}.restart"), r)?;
+            t.restart = RestartPolicy::parse(&r).or_else(|e| w.err(&format!("{path}.restart"), e.to_string()))?;
+        }
+        let mut replicas = 1;
+        if let Some(d) = m.get("deploy") {
+            let dp = format!("{path}.deploy");
+            let dm = w.map(&dp, d)?.clone();
+            w.unknown(&dp, &dm, &["replicas", "mode", "resources", "restart_policy", "update_config", "labels"]);
+            if let Some(r) = dm.get("replicas") {
+                replicas = r.as_u64().ok_or_else(|| ComposeError { origin: origin.into(), path: format!("{dp}.replicas"), msg: format!("must be a number, not {r}") })? as u32;
+            }
+        }
+        for (k, slot) in [("hostname", &mut t.hostname), ("working_dir", &mut t.workdir), ("user", &mut t.user), ("stop_signal", &mut t.stop_signal)] {
+            if let Some(x) = m.get(k) {
+                *slot = Some(w.string(&format!("{path}.{k}"), x)?);
+            }
+        }
+        if let Some(l) = m.get("labels") {
+            t.labels = w.env(&format!("{path}.labels"), l)?.into_iter().filter_map(|kv| kv.split_once('=').map(|(k, v)| (k.to_string(), v.to_string()))).collect();
+        }
+        for (k, slot) in [("cap_add", &mut t.cap_add), ("cap_drop", &mut t.cap_drop)] {
+            if let Some(x) = m.get(k) {
+                *slot = w.strings(&format!("{path}.{k}"), x)?;
+            }
+        }
+        if let Some(x) = m.get("sysctls") {
+            t.sysctls = w.env(&format!("{path}.sysctls"), x)?.into_iter().filter_map(|kv| kv.split_once('=').map(|(k, v)| (k.to_string(), v.to_string()))).collect();
+        }
+        if let Some(x) = m.get("privileged") {
+            t.privileged = x.as_bool().ok_or_else(|| ComposeError { origin: origin.into(), path: format!("{path}.privileged"), msg: format!("must be true or false, not {x}") })?;
+        }
+        if let Some(x) = m.get("mem_limit") {
+            t.memory = Some(crate::cli::parse_bytes(&w.string(&format!("{path}.mem_limit"), x)?).or_else(|e| w.err(&format!("{path}.mem_limit"), e))?);
+        }
+        if let Some(x) = m.get("cpus") {
+            let s = w.string(&format!("{path}.cpus"), x)?;
+            t.cpus = Some(s.parse().or_else(|_| w.err(&format!("{path}.cpus"), format!("{s:?} is not a number of CPUs")))?);
+        }
+        if m.contains_key("container_name") {
+            w.warnings.push(format!("{origin}: {path}.container_name: ignored: a stack's containers are named STACK_SERVICE.N"));
+        }
+        plan.services.push(ServicePlan { name: name.clone(), image, build, template: t, replicas, ports, networks, volumes, depends_on, restart_given });
+    }
+    // Dependency cycles cannot start.
+    order(&plan).map_err(|cycle| ComposeError { origin: origin.into(), path: "services".into(), msg: format!("depends_on forms a cycle: {}", cycle.join(" -> ")) })?;
+    plan.warnings = w.warnings;
+    Ok(plan)
+}
+
+/// Services in waves: each wave depends only on earlier ones, so a wave
+/// starts in parallel. Err: the services caught in a cycle.
+pub fn order(plan: &Plan) -> Result<Vec<Vec<String>>, Vec<String>> {
+    let mut done: BTreeSet<String> = BTreeSet::new();
+    let mut waves = Vec::new();
+    while done.len() < plan.services.len() {
+        let wave: Vec<String> = plan
+            .services
+            .iter()
+            .filter(|s| !done.contains(&s.name) && s.depends_on.iter().all(|(d, _)| done.contains(d)))
+            .map(|s| s.name.clone())
+            .collect();
+        if wave.is_empty() {
+            return Err(plan.services.iter().filter(|s| !done.contains(&s.name)).map(|s| s.name.clone()).collect());
+        }
+        done.extend(wave.iter().cloned());
+        waves.push(wave);
+    }
+    Ok(waves)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn doc(y: &str) -> R<Plan> {
+        let v: Value = serde_norway::from_str(y).unwrap();
+        parse(&v, "compose.yaml", Path::new("/srv/app"))
+    }
+
+    #[test]
+    fn a_daily_compose_file() {
+        let p = doc(r#"
+services:
+  db:
+    image: busybox
+    command: ["sh", "-c", "touch /ready; sleep 600"]
+    environment:
+      ROLE: db
+    healthcheck:
+      test: ["CMD", "test", "-f", "/ready"]
+      interval: 200ms
+      retries: 5
+    volumes: ["data:/data"]
+    networks:
+      back:
+        ipv4_address: 10.5.0.10
+        aliases: [database]
+  web:
+    build: ./web
+    command: httpd -f -p 80 -h '/www root'
+    environment: ["A=1", "B=two words"]
+    ports: ["8080:80", {target: 81, published: 8081, protocol: udp}]
+    volumes: ["./site:/www:ro"]
+    depends_on:
+      db: {condition: service_healthy}
+    deploy: {replicas: 3}
+    networks: [back]
+    restart: on-failure
+networks:
+  back:
+    ipam:
+      config: [{subnet: 10.5.0.0/24}]
+volumes:
+  data: {}
+"#)
+        .unwrap();
+        assert!(p.warnings.is_empty(), "{:?}", p.warnings);
+        let web = p.services.iter().find(|s| s.name == "web").unwrap();
+        assert_eq!(web.template.cmd.as_deref().unwrap(), ["httpd", "-f", "-p", "80", "-h", "/www root"]);
+        assert_eq!(web.template.env, ["A=1", "B=two words"]);
+        assert_eq!(web.ports, ["8080:80", "8081:81/udp"]);
+        assert_eq!(web.replicas, 3);
+        assert!(matches!(&web.build, Build::Dir(d, None, _) if d == Path::new("/srv/app/./web")));
+        assert_eq!(web.depends_on, [("db".to_string(), Condition::Healthy)]);
+        let db = p.services.iter().find(|s| s.name == "db").unwrap();
+        assert_eq!(db.networks, [("back".to_string(), Some("10.5.0.10".to_string()), vec!["database".to_string()])]);
+        assert_eq!(db.template.health.as_ref().unwrap().interval_ms, 200);
+        assert_eq!(p.networks[0].subnet.as_deref(), Some("10.5.0.0/24"));
+        assert_eq!(order(&p).unwrap(), vec![vec!["db".to_string()], vec!["web".to_string()]]);
+    }
+
+    #[test]
+    fn wrong_types_are_errors_with_their_path_and_unknown_keys_warnings() {
+        let e = doc("services:\n  web:\n    image: busybox\n    ports: [\"8080:80\", [1]]\n").unwrap_err();
+        assert_eq!(e.path, "services.web.ports[1]");
+        assert!(e.to_string().starts_with("compose.yaml: services.web.ports[1]: must be a string"), "{e}");
+        let e = doc("services:\n  web:\n    image: busybox\n    ports: [\"http:80\"]\n").unwrap_err();
+        assert_eq!(e.path, "services.web.ports[0]");
+        let e = doc("services:\n  web:\n    image: busybox\n    deploy: {replicas: many}\n").unwrap_err();
+        assert_eq!(e.path, "services.web.deploy.replicas");
+        let e = doc("services:\n  web:\n    image: busybox\n    volumes: [\"data:/d\"]\n").unwrap_err();
+        assert!(e.msg.contains("not declared"), "{e}");
+        let e = doc("services:\n  a: {image: x, depends_on: [b]}\n  b: {image: x, depends_on: [a]}\n").unwrap_err();
+        assert!(e.msg.contains("cycle"), "{e}");
+        let p = doc("services:\n  web:\n    image: busybox\n    colour: blue\n").unwrap();
+        assert_eq!(p.warnings, ["compose.yaml: services.web.colour: unknown key, ignored (known: image, build, command, entrypoint, environment, env_file, ports, volumes, networks, depends_on, healthcheck, restart, deploy, hostname, working_dir, user, labels, cap_add, cap_drop, sysctls, privileged, mem_limit, cpus, stop_signal, stop_grace_period, expose, container_name, tty, stdin_open, init)"]);
+    }
+
+    #[test]
+    fn variables_are_interpolated() {
+        // SAFETY: tests in this module do not read these variables concurrently.
+        unsafe { std::env::set_var("BERTH_T_PORT", "9090") };
+        unsafe { std::env::remove_var("BERTH_T_UNSET") };
+        assert_eq!(interpolate("p: ${BERTH_T_PORT}:80 $BERTH_T_PORT ${BERTH_T_UNSET:-8080} ${BERTH_T_UNSET-x} $$HOME").unwrap(), "p: 9090:80 9090 8080 x $HOME");
+        assert!(interpolate("${BERTH_T_UNSET:?set it}").unwrap_err().contains("set it"));
+        assert!(interpolate("${OPEN").unwrap_err().contains("unclosed"));
+    }
+
+    #[test]
+    fn shell_words_split_like_a_shell() {
+        assert_eq!(shell_words(r#"sh -c "echo 'a b'; exit 1" x\ y"#).unwrap(), ["sh", "-c", "echo 'a b'; exit 1", "x y"]);
+        assert!(shell_words("echo 'open").is_none());
+    }
+}

@@ -9,6 +9,7 @@
 
 pub mod compose;
 pub mod ops;
+pub mod stack;
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
@@ -69,6 +70,10 @@ pub struct ServiceSpec {
     pub network: Option<String>,
     pub labels: BTreeMap<String, String>,
     pub update: UpdateConfig,
+    /// More names for the VIP (a stack's short service name).
+    pub aliases: Vec<String>,
+    /// Networks each replica joins besides the service's: (network, aliases).
+    pub extra_networks: Vec<(String, Vec<String>)>,
 }
 
 #[derive(Serialize, Clone, Debug)]

@@ -70,7 +70,7 @@ impl Engine {
                 None => network::default_network(&self.paths, &mut db)?,
             };
             spec.network = Some(net.name.clone());
-            let ep = network::attach(&mut db, &owner, &net, None, &[])?;
+            let ep = network::attach(&mut db, &owner, &net, None, &spec.aliases)?;
             if let Err(e) = network::publish(&mut db, &owner, &port_specs) {
                 let _ = network::detach(&mut db, &owner, &net);
                 return Err(e.into());
@@ -116,7 +116,8 @@ impl Engine {
                 .iter()
                 .map(|slot| {
                     let spec = super::replica_spec(&s.spec, *slot, &replica_name(&s.name, *slot));
-                    sc.spawn(move || self.run(&spec, Attach::Detached).map(|_| ()))
+                    let extra = &s.spec.extra_networks;
+                    sc.spawn(move || self.run_replica(&spec, extra).map(|_| ()))
                 })
                 .collect();
             hs.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(EngineError::Other("replica start panicked".into())))).collect()
@@ -212,7 +213,7 @@ impl Engine {
                     if spec.template.hostname.is_none() && replica_name(&s.name, *slot).len() <= 64 {
                         r.hostname = Some(replica_name(&s.name, *slot));
                     }
-                    sc.spawn(move || self.start_and_wait_serving(&r, spec.update.monitor_ms))
+                    sc.spawn(move || self.start_and_wait_serving(&r, &spec.extra_networks, spec.update.monitor_ms))
                 })
                 .collect();
             hs.into_iter().map(|h| h.join().unwrap_or_else(|_| Err("panicked".into()))).collect()
@@ -243,10 +244,10 @@ impl Engine {
 
     /// Runs a replica and waits until it would serve: running, and healthy
     /// if it has a check. Returns its id, or why not (it is then removed).
-    fn start_and_wait_serving(&self, spec: &crate::container::RunSpec, monitor_ms: u64) -> std::result::Result<String, String> {
+    fn start_and_wait_serving(&self, spec: &crate::container::RunSpec, extra: &[(String, Vec<String>)], monitor_ms: u64) -> std::result::Result<String, String> {
         let name = spec.name.clone().unwrap_or_default();
-        let c = match self.run(spec, Attach::Detached) {
-            Ok((c, _)) => c,
+        let c = match self.run_replica(spec, extra) {
+            Ok(c) => c,
             Err(e) => {
                 let _ = self.remove_with(&name, true, true);
                 return Err(format!("replica {name} did not start: {e}"));
@@ -277,6 +278,18 @@ impl Engine {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// Runs one replica and joins it to the service's other networks.
+    fn run_replica(&self, spec: &crate::container::RunSpec, extra: &[(String, Vec<String>)]) -> Result<Container> {
+        let (c, _) = self.run(spec, Attach::Detached)?;
+        for (net, aliases) in extra {
+            if let Err(e) = self.network_connect(net, &c.id, None, aliases) {
+                let _ = self.remove_with(&c.id, true, true);
+                return Err(e);
+            }
+        }
+        Ok(c)
     }
 
     /// Removes the replicas (after they leave the balancing), the VIP, the
