@@ -120,6 +120,12 @@ pub fn remove_labelled(e: &Engine, run: &str, images: &[String]) -> Result<Swept
 
 pub fn remove_matching(e: &Engine, pick: &dyn Fn(&std::collections::BTreeMap<String, String>) -> bool, images: &[String]) -> Result<Swept> {
     let mut s = Swept::default();
+    // Stacks go whole: services, networks, volumes, built images.
+    let stacks: std::collections::BTreeSet<String> =
+        e.networks()?.into_iter().filter(|n| pick(&n.labels)).filter_map(|n| n.labels.get(crate::service::stack::STACK_LABEL).cloned()).collect();
+    for st in stacks {
+        let _ = e.stack_remove(&st);
+    }
     for svc in e.services()? {
         if pick(&svc.spec.labels) {
             let _ = e.service_remove(&svc.id);

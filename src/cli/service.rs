@@ -280,7 +280,7 @@ pub fn stack(e: &Engine, c: StackCmd) -> anyhow::Result<i32> {
             for w in &plan.warnings {
                 eprintln!("warning: {w}");
             }
-            for s in e.stack_deploy(&stack, &plan, &compose_file)? {
+            for s in e.stack_deploy(&stack, &plan, &compose_file, &Default::default())? {
                 println!("Created service {}", s.name);
             }
         }

@@ -41,7 +41,9 @@ pub fn get(url: &str, timeout: Duration) -> Result<Response, String> {
     let _ = s.set_read_timeout(Some(timeout));
     let _ = s.set_write_timeout(Some(timeout));
     let host_header = if port == 80 { host.clone() } else { format!("{host}:{port}") };
-    write!(s, "GET {path} HTTP/1.1\r\nHost: {host_header}\r\nUser-Agent: berth\r\nAccept: */*\r\nConnection: close\r\n\r\n").map_err(|e| format!("http_get {url}: sending: {e}"))?;
+    // One write: a request in pieces confuses servers that read it once.
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {host_header}\r\nUser-Agent: berth\r\nAccept: */*\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).map_err(|e| format!("http_get {url}: sending: {e}"))?;
     let mut r = BufReader::new(s);
     let rd = |e: std::io::Error| format!("http_get {url}: reading the answer: {e}");
     let mut line = String::new();
@@ -116,9 +118,14 @@ mod tests {
             let port = l.local_addr().unwrap().port();
             let t = std::thread::spawn(move || {
                 let (mut s, _) = l.accept().unwrap();
+                let mut req = Vec::new();
                 let mut buf = [0u8; 1024];
-                let n = s.read(&mut buf).unwrap();
-                assert!(String::from_utf8_lossy(&buf[..n]).starts_with("GET /x HTTP/1.1\r\n"));
+                while !req.ends_with(b"\r\n\r\n") {
+                    let n = s.read(&mut buf).unwrap();
+                    assert!(n > 0, "the request ends with an empty line");
+                    req.extend_from_slice(&buf[..n]);
+                }
+                assert!(String::from_utf8_lossy(&req).starts_with("GET /x HTTP/1.1\r\n"));
                 s.write_all(answer.as_bytes()).unwrap();
             });
             let r = get(&format!("http://127.0.0.1:{port}/x"), Duration::from_secs(5)).unwrap();

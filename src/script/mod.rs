@@ -30,9 +30,6 @@ fn eng(e: EngineError) -> Box<EvalAltResult> {
 /// The key of the map a `skip("reason")` throws.
 pub const SKIP_KEY: &str = "__berth_skip";
 
-fn not_yet(what: &str, issue: &str) -> Box<EvalAltResult> {
-    rerr(format!("{what} is not supported yet (it arrives with {issue})"))
-}
 
 /// A container handle: copies refer to the same container, getters read
 /// live state.
@@ -53,6 +50,15 @@ pub struct Network {
 pub struct Volume {
     pub engine: Arc<Engine>,
     pub name: String,
+}
+
+/// A stack: its parsed plan, deployed by `up()`.
+#[derive(Clone)]
+pub struct Stack {
+    pub engine: Arc<Engine>,
+    pub name: String,
+    pub plan: Arc<crate::service::compose::Plan>,
+    pub source: String,
 }
 
 /// A service handle: getters read the store each time.
@@ -274,6 +280,7 @@ pub enum Created {
     Volume(String),
     Image(String),
     Service(String),
+    Stack(String),
 }
 
 /// Builds the Rhai engine with every berth function registered.
@@ -755,7 +762,46 @@ pub fn build_with(engine: Arc<Engine>, argv: Vec<String>, tracker: Option<Arc<dy
     r.register_fn("remove", |s: &mut Service| -> RResult<()> { s.engine.service_remove(&s.id).map(|_| ()).map_err(eng) });
     r.register_fn("to_string", |s: &mut Service| format!("Service({})", &s.id[..12]));
 
-    r.register_fn("stack", |_a: &str, _b: Dynamic| -> RResult<()> { Err(not_yet("stack()", "issue 8 (services and stacks)")) });
+    // ---- stacks ----
+    r.register_type_with_name::<Stack>("Stack");
+    let e = engine.clone();
+    let stack = move |name: &str, src: Dynamic| -> RResult<Stack> {
+        let (plan, source) = if let Some(path) = src.clone().try_cast::<String>() {
+            (crate::service::compose::parse_file(std::path::Path::new(&path)).map_err(rerr)?, path)
+        } else if let Some(m) = src.clone().try_cast::<Map>() {
+            let v: serde_json::Value = rhai::serde::from_dynamic(&Dynamic::from(m)).map_err(|e| rerr(format!("stack {name}: {e}")))?;
+            let base = std::env::current_dir().unwrap_or_default();
+            (crate::service::compose::parse(&v, &format!("stack {name}"), &base).map_err(rerr)?, "(map)".to_string())
+        } else {
+            return Err(rerr(format!("stack({name:?}, ...) takes a compose file path or a map such as #{{ services: #{{ web: #{{ image: \"busybox\" }} }} }}")));
+        };
+        for w in &plan.warnings {
+            eprintln!("warning: {w}");
+        }
+        Ok(Stack { engine: e.clone(), name: name.to_string(), plan: Arc::new(plan), source })
+    };
+    r.register_fn("stack", stack);
+    let e = engine.clone();
+    r.register_fn("stacks", move || -> RResult<Array> { Ok(e.stacks().map_err(eng)?.into_iter().map(|s| Dynamic::from(s.name)).collect()) });
+    r.register_get("name", |s: &mut Stack| s.name.clone());
+    let t = tracker.clone();
+    let nt = note.clone();
+    r.register_fn("up", move |s: &mut Stack| -> RResult<Array> {
+        let extra = t.as_ref().map(|t| t.labels()).unwrap_or_default();
+        let made = s.engine.stack_deploy(&s.name, &s.plan, &s.source, &extra).map_err(eng)?;
+        nt(Created::Stack(s.name.clone()));
+        Ok(made.into_iter().map(|x| Dynamic::from(Service { engine: s.engine.clone(), id: x.id })).collect())
+    });
+    r.register_fn("services", |s: &mut Stack| -> RResult<Array> {
+        Ok(s.engine.stack_services(&s.name).map_err(eng)?.into_iter().map(|x| Dynamic::from(Service { engine: s.engine.clone(), id: x.id })).collect())
+    });
+    r.register_fn("service", |s: &mut Stack, short: &str| -> RResult<Service> {
+        let full = format!("{}_{short}", s.name);
+        let x = s.engine.service(&full).map_err(eng)?;
+        Ok(Service { engine: s.engine.clone(), id: x.id })
+    });
+    r.register_fn("down", |s: &mut Stack| -> RResult<()> { s.engine.stack_remove(&s.name).map(|_| ()).map_err(eng) });
+    r.register_fn("to_string", |s: &mut Stack| format!("Stack({})", s.name));
     let e = engine.clone();
     r.register_fn("system_df", move || -> RResult<Dynamic> { rhai::serde::to_dynamic(e.df().map_err(eng)?) });
     let e = engine.clone();

@@ -325,11 +325,17 @@ fn cleanup(engine: &Engine, s: &Session, keep: bool, kept: &Mutex<Vec<String>>) 
                 Created::Volume(n) => format!("volume {n}"),
                 Created::Image(id) => format!("image {}", &id.trim_start_matches("sha256:")[..12]),
                 Created::Service(id) => engine.service(id).map(|s| format!("service {}", s.name)).unwrap_or_else(|_| format!("service {}", &id[..12])),
+                Created::Stack(name) => format!("stack {name}"),
             });
         }
         return;
     }
-    // Services first: they take their replicas along.
+    // Stacks and services first: they take their replicas along.
+    for o in &made {
+        if let Created::Stack(name) = o {
+            let _ = engine.stack_remove(name);
+        }
+    }
     for o in &made {
         if let Created::Service(id) = o {
             let _ = engine.service_remove(id);

@@ -269,7 +269,9 @@ impl Engine {
                 let why = if x.health.status == "unhealthy" {
                     format!("replica {name} is unhealthy ({})", x.health.log.last().map(|p| p.output.trim().to_string()).unwrap_or_default())
                 } else if failed {
-                    format!("replica {name} exited with code {}{}", x.exit_code, if tail.is_empty() { String::new() } else { format!(" (log: {tail})") })
+                    let log = if tail.is_empty() { String::new() } else { format!(" (log: {tail})") };
+                    // Once restarted, the store holds the new run's code, not the exit's.
+                    if x.state == "exited" { format!("replica {name} exited with code {}{log}", x.exit_code) } else { format!("replica {name} exited and was restarted{log}") }
                 } else {
                     format!("replica {name} was not serving after {monitor_ms} ms (state {}, health {})", x.state, if x.health.status.is_empty() { "none" } else { &x.health.status })
                 };

@@ -67,7 +67,8 @@ impl Engine {
     }
 
     /// Deploys a plan. On any failure what was made so far is removed.
-    pub fn stack_deploy(&self, name: &str, plan: &Plan, source: &str) -> Result<Vec<Service>> {
+    /// `extra` labels go on every object too (a test run's).
+    pub fn stack_deploy(&self, name: &str, plan: &Plan, source: &str, extra: &std::collections::BTreeMap<String, String>) -> Result<Vec<Service>> {
         if !valid(name) {
             return Err(bad(format!("invalid stack name {name:?}: letters, digits, - and _")));
         }
@@ -80,7 +81,7 @@ impl Engine {
                 return Err(bad(format!("stack {name} is already deployed; remove it first (berth stack rm {name})")));
             }
         }
-        match self.deploy_plan(name, plan) {
+        match self.deploy_plan(name, plan, extra) {
             Ok(v) => Ok(v),
             Err(e) => {
                 let _ = self.stack_remove(name);
@@ -89,8 +90,8 @@ impl Engine {
         }
     }
 
-    fn deploy_plan(&self, stack: &str, plan: &Plan) -> Result<Vec<Service>> {
-        let mut labels = std::collections::BTreeMap::new();
+    fn deploy_plan(&self, stack: &str, plan: &Plan, extra: &std::collections::BTreeMap<String, String>) -> Result<Vec<Service>> {
+        let mut labels = extra.clone();
         labels.insert(STACK_LABEL.to_string(), stack.to_string());
         let scoped = |n: &str| format!("{stack}_{n}");
 
@@ -170,7 +171,7 @@ impl Engine {
                 t.ip = ip;
                 t.aliases = aliases;
                 t.aliases.push(s.name.clone());
-                t.labels.insert(STACK_LABEL.into(), stack.into());
+                t.labels.extend(labels.clone());
                 t.labels.insert(STACK_SERVICE_LABEL.into(), s.name.clone());
                 let mut l = labels.clone();
                 l.insert(STACK_SERVICE_LABEL.into(), s.name.clone());

@@ -159,7 +159,7 @@ fn a_rolling_update_waits_for_health_and_rolls_back_a_failing_image() {
     assert!(wait_until(Duration::from_secs(10), || seen(port, 6).len() == 2), "{:?}", seen(port, 6));
     let o = env.berth(&["service", "update", "--image", &bad, &api]);
     assert_eq!(o.code, 125, "{o}");
-    assert!(o.stderr.contains("exited with code 3") && o.stderr.contains("cannot start") && o.stderr.contains(&format!("rolled back 0 replaced replica(s) to {v1}")), "{o}");
+    assert!(o.stderr.contains(&format!("replica {api}.1.next exited")) && o.stderr.contains("cannot start") && o.stderr.contains(&format!("rolled back 0 replaced replica(s) to {v1}")), "{o}");
     assert!(seen(port, 6).iter().all(|b| b.starts_with("v1-")), "still v1: {:?}", seen(port, 6));
     assert_eq!(env.ok(&["ps", "-aq"]).lines().count(), 2, "the failed replica is gone");
 
@@ -222,5 +222,92 @@ test("a service from a script", || {{
     assert_eq!(o.code, 0, "{o}");
     assert!(o.stdout.ends_with("1 passed, 0 failed\n"), "{o}");
     assert_eq!(env.ok(&["service", "ls", "-q"]), "", "the runner removed the service");
+    assert_eq!(env.ok(&["ps", "-aq"]), "");
+}
+
+#[test]
+fn a_compose_stack_starts_in_order_and_leaves_nothing() {
+    let env = Env::new("svc_stack");
+    let port = free_port();
+    // The course's example stack, built from examples/web-lab, on a subnet
+    // of this test's own.
+    let o = env
+        .cmd(&["stack", "deploy", "-c", &format!("{REPO}/examples/web-stack/compose.yaml"), "shop"])
+        .env("WEB_PORT", port.to_string())
+        .env("SHOP_SUBNET", "10.231.7.0/24")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "Created service shop_encoder\nCreated service shop_storage\nCreated service shop_web\n");
+    // web waited for storage to be healthy: storage's replica started first
+    // and was healthy before web's started.
+    let started = |c: &str| env.inspect_f(c, "{{.State.StartedAt}}");
+    let storage_health: serde_json::Value = serde_json::from_str(&env.inspect_f("shop_storage.1", "{{json .State.Health}}")).unwrap();
+    let first_ok = storage_health["Log"].as_array().unwrap().iter().find(|p| p["ExitCode"] == 0).map(|p| p["End"].as_str().unwrap().to_string()).unwrap();
+    assert!(first_ok < started("shop_web.1"), "storage was healthy ({first_ok}) before web started ({})", started("shop_web.1"));
+    let services = env.ok(&["stack", "services", "shop"]);
+    assert!(services.contains("shop_encoder   2/2"), "{services}");
+    // The front end answers on the published port and reaches storage and
+    // the encoder by their short names.
+    assert!(wait_until(Duration::from_secs(10), || get(port, "/").is_some_and(|b| b.contains("picture share"))), "front end");
+    let up = env.berth(&["run", "--rm", "--network", "shop_shop", "web-stack-lab:1", "wget", "-q", "-O", "-", "--post-file", "/srv/samples/smile.pbm", "http://web/cgi-bin/upload?name=smile"]);
+    assert!(up.code == 0 && up.stdout.contains("uploaded smile"), "{up}");
+    assert!(get(port, "/cgi-bin/gallery").is_some_and(|g| g.contains("picture?name=smile")), "the gallery lists it");
+    assert_eq!(env.ok(&["stack", "ls"]).lines().nth(1).unwrap().split_whitespace().take(2).collect::<Vec<_>>(), ["shop", "3"]);
+
+    env.ok(&["stack", "rm", "shop"]);
+    assert_eq!(env.ok(&["ps", "-aq"]), "");
+    assert_eq!(env.ok(&["service", "ls", "-q"]), "");
+    assert_eq!(env.ok(&["volume", "ls", "-q"]), "");
+    assert!(!env.ok(&["network", "ls"]).contains("shop"), "no network left");
+    assert!(!env.ok(&["images"]).contains("web-stack-lab"), "the built image is gone");
+    assert!(get(port, "/").is_none());
+}
+
+#[test]
+fn compose_mistakes_name_their_path_and_stacks_from_a_script() {
+    let env = Env::new("svc_compose");
+    let f = env.dir.join("bad.yaml");
+    std::fs::write(&f, "services:\n  web:\n    image: busybox\n    ports: [\"8080:80\", \"eighty\"]\n").unwrap();
+    let o = env.berth(&["stack", "deploy", "-c", f.to_str().unwrap(), "bad"]);
+    assert!(o.code != 0 && o.stderr.contains("bad.yaml: services.web.ports[1]: invalid port spec \"eighty\""), "{o}");
+    assert_eq!(env.ok(&["stack", "ls"]).lines().count(), 1, "nothing deployed");
+    std::fs::write(&f, "services:\n  web:\n    image: busybox\n    colour: blue\n    deploy: {replicas: 0}\n").unwrap();
+    let o = env.berth(&["stack", "deploy", "-c", f.to_str().unwrap(), "odd"]);
+    assert!(o.code == 0 && o.stderr.contains("services.web.colour: unknown key, ignored"), "unknown keys are warned about: {o}");
+    env.ok(&["stack", "rm", "odd"]);
+
+    let p = env.name("s");
+    let s = env.dir.join("stack.rhai");
+    std::fs::write(
+        &s,
+        format!(
+            r#"
+test("a stack from a map", || {{
+    let st = stack("{p}", #{{
+        services: #{{
+            init: #{{ image: "busybox", command: ["sh", "-c", "echo prepared; exit 0"] }},
+            db: #{{ image: "busybox", command: "sh -c 'touch /ready; exec sleep 600'",
+                   healthcheck: #{{ test: ["CMD", "test", "-f", "/ready"], interval: "200ms" }} }},
+            app: #{{ image: "busybox", command: ["sleep", "600"], deploy: #{{ replicas: 2 }},
+                    depends_on: #{{ init: #{{ condition: "service_completed_successfully" }}, db: #{{ condition: "service_healthy" }} }} }},
+        }},
+    }});
+    let svcs = st.up();
+    assert_eq(svcs.len(), 3);
+    assert_eq(st.service("app").replicas, 2);
+    assert_eq(st.service("init").containers()[0].exit_code, 0);
+    assert_eq(st.service("db").containers()[0].health, "healthy");
+    let r = st.service("app").containers()[0].exec(["ping", "-c", "1", "-W", "2", "db"]);
+    assert_eq(r.code, 0, "app reaches db by its short name");
+    // Left for the runner: the stack goes with the test.
+}});
+"#
+        ),
+    )
+    .unwrap();
+    let o = env.berth_timeout(&["test", s.to_str().unwrap()], Duration::from_secs(120));
+    assert!(o.code == 0 && o.stdout.ends_with("1 passed, 0 failed\n"), "{o}");
+    assert_eq!(env.ok(&["stack", "ls"]).lines().count(), 1, "the runner removed the stack");
     assert_eq!(env.ok(&["ps", "-aq"]), "");
 }

@@ -322,6 +322,8 @@ impl Env {
             .args(["-qec", &cmdline, "/dev/null"])
             .env("BERTH_ROOT", &self.root)
             .env("BERTH_RUN", &self.run)
+            // The REPL's history stays in the test's directory.
+            .env("HOME", &self.dir)
             .env("TERM", "xterm")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
