@@ -423,9 +423,20 @@ pub(crate) fn veth_name(container_id: &str, position: i64) -> String {
 /// Makes the container's namespace if missing and wires `eps` into it.
 pub fn setup(paths: &Paths, container_id: &str, eps: &[Endpoint]) -> std::io::Result<PathBuf> {
     let ns = netns_path(paths, container_id);
-    if !ns.exists() {
+    let fresh = !ns.exists();
+    if fresh {
         std::fs::create_dir_all(ns.parent().unwrap())?;
         netlink::new_netns(&ns)?;
+        // The kernel frees the links of a stopped container's namespace
+        // lazily; one still here belongs to the old namespace.
+        if let Ok(nl) = Netlink::new() {
+            for ep in eps {
+                let h = veth_name(container_id, ep.position);
+                if nl.link_index(&h)?.is_some() {
+                    let _ = nl.delete_link(&h);
+                }
+            }
+        }
     }
     for ep in eps {
         plug(paths, &ns, container_id, ep)?;
@@ -447,6 +458,11 @@ pub fn plug(paths: &Paths, ns: &Path, container_id: &str, ep: &Endpoint) -> std:
         host.set_alias(&hname, &owner_alias(paths, container_id))?;
         host.set_master(&hname, &ep.network.bridge)?;
         host.set_up(&hname)?;
+        // The address follows from the IP, as docker's does: a container
+        // that comes back (a new veth) keeps its MAC, so its peers' ARP
+        // caches stay right.
+        let o = ep.ip.octets();
+        host.set_mac(&tmp, [0x02, 0x42, o[0], o[1], o[2], o[3]])?;
         let nsf = std::fs::File::open(ns)?;
         host.move_to_netns(&tmp, &nsf)?;
         let inner = Netlink::in_netns(ns)?;

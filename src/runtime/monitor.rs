@@ -288,6 +288,16 @@ impl Monitor {
             }
         } else {
             let _ = container::record_monitor_gone(db_of(&mut self.db, &self.paths), &self.id);
+            // A stopped container is off its networks, as in docker: its
+            // namespace would otherwise still answer (and route) for it.
+            // Its addresses stay reserved; start wires a fresh namespace.
+            // Before the clients hear of the exit, so a start that follows
+            // at once does not meet this namespace half gone.
+            let lossy = crate::network::has_loss(db_of(&mut self.db, &self.paths), &self.id);
+            crate::network::teardown(&self.paths, &self.id);
+            if lossy {
+                let _ = crate::network::sync_loss(&self.paths, db_of(&mut self.db, &self.paths));
+            }
         }
         tracing::debug!("monitor: recorded");
         match failed {

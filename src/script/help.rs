@@ -106,9 +106,9 @@ pub static CATALOGUE: &[Entry] = &[
     // ---- networks and volumes ----
     x("", "network", "network(name, [opts]) -> Network", "the named network, created when missing",
       "Options: subnet: \"192.168.13.0/24\", gateway: \"192.168.13.1\", labels: #{ k: \"v\" }.\nAn existing network is returned when its settings match; a different subnet is an error."),
-    e("", "networks", "networks() -> [Network]", "all networks"),
+    e("", "networks", "networks([#{ label }]) -> [Network]", "all networks, or those with a label (\"k\" or \"k=v\")"),
     x("", "volume", "volume(name, [opts]) -> Volume", "the named volume, created when missing", "Options: labels: #{ k: \"v\" }."),
-    e("", "volumes", "volumes() -> [Volume]", "all volumes"),
+    e("", "volumes", "volumes([#{ label }]) -> [Volume]", "all volumes, or those with a label (\"k\" or \"k=v\")"),
     // ---- services and stacks ----
     x("", "service", "service(name, [opts]) -> Service", "the named service; with opts, created when missing",
       "Options: image (required), replicas: 3, publish: [\"8080:80\"], network: \"labnet\",
@@ -197,6 +197,7 @@ Example: let st = stack(\"shop\", \"examples/web-stack/compose.yaml\"); st.up();
     e("Volume", "name", "name -> string", "the volume's name"),
     e("Volume", "path", "path -> string", "its directory on the host"),
     e("Volume", "users", "users -> [string]", "the containers that mount it"),
+    e("Volume", "labels", "labels -> Map", "its labels"),
     e("Volume", "remove", "remove()", "removes the volume"),
     // ---- Service ----
     e("Service", "id", "id -> string", "the service id"),

@@ -225,6 +225,27 @@ pub fn service_spec(name: &str, opts: &Map) -> RResult<crate::service::ServiceSp
     Ok(spec)
 }
 
+/// `#{ label: "k" | "k=v" }` of networks() and volumes().
+fn label_filter(o: &Map, what: &str) -> RResult<impl Fn(&std::collections::BTreeMap<String, String>) -> bool> {
+    let mut want: Option<(String, Option<String>)> = None;
+    for (k, v) in o {
+        match k.as_str() {
+            "label" => {
+                let l = v.to_string();
+                want = Some(match l.split_once('=') {
+                    Some((a, b)) => (a.to_string(), Some(b.to_string())),
+                    None => (l, None),
+                });
+            }
+            other => return Err(rerr(format!("unknown {what} option {other:?}; known: label"))),
+        }
+    }
+    Ok(move |labels: &std::collections::BTreeMap<String, String>| match &want {
+        None => true,
+        Some((k, v)) => labels.get(k).is_some_and(|x| v.as_ref().is_none_or(|v| v == x)),
+    })
+}
+
 /// Bars on a terminal, plain lines otherwise.
 fn progress() -> crate::image::registry::Progress {
     if crate::sys::pty::is_tty(2) { crate::image::registry::Progress::Bars } else { crate::image::registry::Progress::Lines }
@@ -591,7 +612,13 @@ pub fn build_with(engine: Arc<Engine>, argv: Vec<String>, tracker: Option<Arc<dy
     r.register_fn("network", move |name: &str| nw(name, Map::new()));
     r.register_fn("network", network);
     let e = engine.clone();
-    r.register_fn("networks", move || -> RResult<Array> { Ok(e.networks().map_err(eng)?.into_iter().map(|n| Dynamic::from(Network { engine: e.clone(), id: n.id })).collect()) });
+    let networks = move |o: Map| -> RResult<Array> {
+        let pick = label_filter(&o, "networks")?;
+        Ok(e.networks().map_err(eng)?.into_iter().filter(|n| pick(&n.labels)).map(|n| Dynamic::from(Network { engine: e.clone(), id: n.id })).collect())
+    };
+    let nws = networks.clone();
+    r.register_fn("networks", move || nws(Map::new()));
+    r.register_fn("networks", networks);
     r.register_get("id", |n: &mut Network| n.id.clone());
     r.register_get("name", |n: &mut Network| -> RResult<String> { Ok(n.engine.network(&n.id).map_err(eng)?.name) });
     r.register_get("subnet", |n: &mut Network| -> RResult<String> { Ok(n.engine.network(&n.id).map_err(eng)?.subnet) });
@@ -686,7 +713,14 @@ pub fn build_with(engine: Arc<Engine>, argv: Vec<String>, tracker: Option<Arc<dy
     r.register_fn("volume", move |name: &str| vo(name, Map::new()));
     r.register_fn("volume", volume);
     let e = engine.clone();
-    r.register_fn("volumes", move || -> RResult<Array> { Ok(e.volumes().map_err(eng)?.into_iter().map(|v| Dynamic::from(Volume { engine: e.clone(), name: v.name })).collect()) });
+    let volumes = move |o: Map| -> RResult<Array> {
+        let pick = label_filter(&o, "volumes")?;
+        Ok(e.volumes().map_err(eng)?.into_iter().filter(|v| pick(&v.labels)).map(|v| Dynamic::from(Volume { engine: e.clone(), name: v.name })).collect())
+    };
+    let vs = volumes.clone();
+    r.register_fn("volumes", move || vs(Map::new()));
+    r.register_fn("volumes", volumes);
+    r.register_get("labels", |v: &mut Volume| -> RResult<Map> { Ok(v.engine.volume(&v.name).map_err(eng)?.labels.into_iter().map(|(k, x)| (k.into(), Dynamic::from(x))).collect()) });
     r.register_get("name", |v: &mut Volume| v.name.clone());
     r.register_get("path", |v: &mut Volume| -> RResult<String> { Ok(v.engine.volume(&v.name).map_err(eng)?.mountpoint.display().to_string()) });
     r.register_get("users", |v: &mut Volume| -> Array { v.engine.volume_users(&v.name).into_iter().map(Dynamic::from).collect() });

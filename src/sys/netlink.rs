@@ -173,6 +173,13 @@ impl Netlink {
         self.change(&op, LinkUnspec::new_with_index(idx).alias(alias).build())
     }
 
+    /// Sets the link's hardware address.
+    pub fn set_mac(&self, link: &str, mac: [u8; 6]) -> io::Result<()> {
+        let op = format!("setting the address of {link}");
+        let idx = self.index_for(&op, link)?;
+        self.change(&op, LinkUnspec::new_with_index(idx).address(mac.to_vec()).build())
+    }
+
     /// Brings `link` up.
     pub fn set_up(&self, link: &str) -> io::Result<()> {
         let op = format!("setting {link} up");

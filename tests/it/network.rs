@@ -607,3 +607,31 @@ fn forwarding_survives_a_host_firewall_that_drops_it() {
     }
     assert!(!forward_chain().contains(&bridge), "{}", forward_chain());
 }
+
+#[test]
+fn a_stopped_container_is_off_its_network_and_back_on_start() {
+    let env = Env::new("net_stopped");
+    let net = env.name("n");
+    env.ok(&["network", "create", &net]);
+    let (a, b) = (env.name("a"), env.name("b"));
+    env.run_detached(&a, &["--network", &net, "busybox", "sleep", "600"]);
+    env.run_detached(&b, &["--network", &net, "busybox", "sleep", "600"]);
+    let ping = || env.berth(&["exec", &b, "ping", "-c", "1", "-W", "1", &a]).code == 0;
+    assert!(ping(), "running: reachable");
+    let ip = env.inspect_f(&a, &format!("{{{{(index .NetworkSettings.Networks \"{net}\").IPAddress}}}}"));
+    env.ok(&["stop", "-t", "0", &a]);
+    assert!(!ping(), "a stopped container does not answer (its namespace is gone)");
+    assert!(!links_of(&env.full_id(&a)[..10]), "its veth goes with it");
+    env.ok(&["start", &a]);
+    assert!(ping(), "started again: reachable at once (same address, same MAC, so no stale ARP entry)");
+    assert_eq!(env.inspect_f(&a, &format!("{{{{(index .NetworkSettings.Networks \"{net}\").IPAddress}}}}")), ip, "it keeps its address");
+}
+
+/// Whether a host link of this container (by id prefix) is still there,
+/// waiting a moment for the kernel's lazy clean-up.
+fn links_of(prefix: &str) -> bool {
+    !wait_until(std::time::Duration::from_secs(10), || {
+        let out = std::process::Command::new("ip").args(["-o", "link"]).output().unwrap();
+        !String::from_utf8_lossy(&out.stdout).contains(prefix)
+    })
+}

@@ -110,3 +110,34 @@ fn repl_keeps_state_prints_tables_and_survives_errors() {
     assert!(o.stdout.contains("still-alive"), "the session survives an error: {o}");
     assert_eq!(env.ok(&["ps", "-aq"]), "");
 }
+
+#[test]
+fn networks_and_volumes_filter_by_label() {
+    let env = Env::new("networks_and_volumes_filter_by_label");
+    let p = env.name("l");
+    let f = env.dir.join("labels.rhai");
+    std::fs::write(
+        &f,
+        format!(
+            r#"
+let v = volume("{p}v1", #{{ labels: #{{ team: "a" }} }});
+let w = volume("{p}v2");
+assert_eq(volumes(#{{ label: "team=a" }}).len(), 1);
+assert_eq(volumes(#{{ label: "team=b" }}).len(), 0);
+assert_eq(v.labels.team, "a");
+let n = network("{p}n1", #{{ labels: #{{ team: "a" }} }});
+let m = network("{p}n2");
+assert_eq(networks(#{{ label: "team" }}).len(), 1);
+assert_eq(networks(#{{ label: "team" }})[0].name, "{p}n1");
+let bad = false;
+try {{ volumes(#{{ lable: "x" }}); }} catch (e) {{ bad = e.to_string().contains("unknown volumes option \"lable\""); }}
+assert(bad, "a typo is named");
+v.remove(); w.remove(); n.remove(); m.remove();
+print("labels ok");
+"#
+        ),
+    )
+    .unwrap();
+    let o = env.berth(&["run", f.to_str().unwrap()]);
+    assert!(o.code == 0 && o.stdout.contains("labels ok"), "{o}");
+}
