@@ -76,6 +76,9 @@ pub fn ago(ts: &str) -> String {
 pub fn status(c: &Container) -> String {
     let since = |ts: &str| store::parse_rfc3339(ts).map(|t| human_duration(now() - t)).unwrap_or_default();
     match c.state.as_str() {
+        // As docker: "Up 5 seconds (healthy)", "(health: starting)".
+        "running" if c.health.status == "starting" => format!("Up {} (health: starting)", since(&c.started_at)),
+        "running" if !c.health.status.is_empty() => format!("Up {} ({})", since(&c.started_at), c.health.status),
         "running" => format!("Up {}", since(&c.started_at)),
         "paused" => format!("Up {} (Paused)", since(&c.started_at)),
         "restarting" => format!("Restarting ({}) {} ago", c.exit_code, since(&c.finished_at)),

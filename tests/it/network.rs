@@ -618,13 +618,14 @@ fn a_stopped_container_is_off_its_network_and_back_on_start() {
     env.run_detached(&b, &["--network", &net, "busybox", "sleep", "600"]);
     let ping = || env.berth(&["exec", &b, "ping", "-c", "1", "-W", "1", &a]).code == 0;
     assert!(ping(), "running: reachable");
-    let ip = env.inspect_f(&a, &format!("{{{{(index .NetworkSettings.Networks \"{net}\").IPAddress}}}}"));
+    let ip = env.inspect_f(&a, &format!("{{{{.NetworkSettings.Networks.{net}.IPAddress}}}}"));
+    assert!(ip.starts_with("172.") || ip.split('.').count() == 4, "an address: {ip}");
     env.ok(&["stop", "-t", "0", &a]);
     assert!(!ping(), "a stopped container does not answer (its namespace is gone)");
     assert!(!links_of(&env.full_id(&a)[..10]), "its veth goes with it");
     env.ok(&["start", &a]);
     assert!(ping(), "started again: reachable at once (same address, same MAC, so no stale ARP entry)");
-    assert_eq!(env.inspect_f(&a, &format!("{{{{(index .NetworkSettings.Networks \"{net}\").IPAddress}}}}")), ip, "it keeps its address");
+    assert_eq!(env.inspect_f(&a, &format!("{{{{.NetworkSettings.Networks.{net}.IPAddress}}}}")), ip, "it keeps its address");
 }
 
 /// Whether a host link of this container (by id prefix) is still there,

@@ -17,6 +17,7 @@ fn health_checks_follow_the_container_and_the_image() {
     assert!(wait_until(Duration::from_secs(10), || health(&env, &c) == "unhealthy"), "two failed probes: {}", health(&env, &c));
     env.ok(&["exec", &c, "touch", "/ready"]);
     assert!(wait_until(Duration::from_secs(10), || health(&env, &c) == "healthy"), "a passing probe: {}", health(&env, &c));
+    assert!(env.ok(&["ps"]).contains("(healthy)"), "ps shows it: {}", env.ok(&["ps"]));
     let insp = env.ok(&["inspect", &c]);
     assert!(insp.contains("\"FailingStreak\": 0") && insp.contains("\"Test\": [\n") && insp.contains("CMD-SHELL"), "{insp}");
 
