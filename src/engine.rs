@@ -471,7 +471,11 @@ impl Engine {
 
     pub fn network_remove(&self, key: &str) -> Result<network::Network> {
         let mut db = self.db();
-        let names: Vec<(String, String)> = container::list(&db)?.into_iter().map(|c| (c.id, c.name)).collect();
+        let names: Vec<(String, String)> = container::list(&db)?
+            .into_iter()
+            .map(|c| (c.id, c.name))
+            .chain(crate::service::list(&db).unwrap_or_default().into_iter().map(|s| (s.owner(), format!("service {}", s.name))))
+            .collect();
         let n = network::remove(&mut db, key, |id| names.iter().find(|(i, _)| i == id).map(|(_, n)| n.clone()).unwrap_or_else(|| id[..12].to_string()))?;
         drop(db);
         self.sync_firewall()?;
