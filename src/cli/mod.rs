@@ -1330,34 +1330,88 @@ fn inspect(e: &Engine, a: InspectArgs, images_only: bool) -> anyhow::Result<i32>
         None | Some("json") => println!("{}", serde_json::to_string_pretty(&all)?),
         Some(f) => {
             for v in &all {
-                println!("{}", format_template(f, v));
+                println!("{}", format_template(f, v)?);
             }
         }
     }
     Ok(code)
 }
 
-/// The common `{{.State.Status}}`-style templates: dotted paths only.
-fn format_template(f: &str, v: &serde_json::Value) -> String {
+/// The common docker templates: `{{.State.Status}}` dotted paths, `json`,
+/// `index X "key"` and `(index X "key").Field`. Anything else is an error,
+/// not a silent "null".
+fn format_template(f: &str, v: &serde_json::Value) -> anyhow::Result<String> {
     let mut out = String::new();
     let mut rest = f;
     while let Some(i) = rest.find("{{") {
         out.push_str(&rest[..i]);
-        let Some(j) = rest[i..].find("}}") else { break };
+        let j = rest[i..].find("}}").ok_or_else(|| anyhow::anyhow!("template {f:?}: unclosed {{{{"))?;
         let expr = rest[i + 2..i + j].trim();
-        let expr = expr.strip_prefix("json ").unwrap_or(expr).trim();
-        let mut cur = v;
-        for part in expr.trim_start_matches('.').split('.').filter(|p| !p.is_empty()) {
-            cur = &cur[part];
-        }
-        match cur {
-            serde_json::Value::String(s) => out.push_str(s),
+        let (json, expr) = match expr.strip_prefix("json ") {
+            Some(e) => (true, e.trim()),
+            None => (false, expr),
+        };
+        let val = template_eval(expr, v).map_err(|why| anyhow::anyhow!("template {{{{{expr}}}}}: {why}; berth understands .Path.To.Field, json, index X \"key\" and (index X \"key\").Field"))?;
+        match val {
+            serde_json::Value::String(s) if !json => out.push_str(&s),
+            serde_json::Value::Null if !json => out.push_str("<no value>"),
             other => out.push_str(&other.to_string()),
         }
         rest = &rest[i + j + 2..];
     }
     out.push_str(rest);
-    out
+    Ok(out)
+}
+
+fn template_path(mut cur: serde_json::Value, path: &str) -> Result<serde_json::Value, String> {
+    for part in path.split('.').filter(|p| !p.is_empty()) {
+        if !part.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '-') {
+            return Err(format!("{part:?} is not a field name"));
+        }
+        cur = cur.get(part).cloned().unwrap_or(serde_json::Value::Null);
+    }
+    Ok(cur)
+}
+
+fn template_eval(expr: &str, v: &serde_json::Value) -> Result<serde_json::Value, String> {
+    let expr = expr.trim();
+    if let Some(inner) = expr.strip_prefix('(') {
+        let mut depth = 1;
+        let close = inner.char_indices().find_map(|(k, c)| {
+            match c {
+                '(' => depth += 1,
+                ')' => depth -= 1,
+                _ => {}
+            }
+            (depth == 0).then_some(k)
+        });
+        let k = close.ok_or("unbalanced parentheses")?;
+        let head = template_eval(&inner[..k], v)?;
+        let tail = inner[k + 1..].trim();
+        return if tail.is_empty() { Ok(head) } else if let Some(p) = tail.strip_prefix('.') { template_path(head, p) } else { Err(format!("unexpected {tail:?}")) };
+    }
+    if let Some(args) = expr.strip_prefix("index ") {
+        let args = args.trim();
+        let (target, keys) = match args.find(char::is_whitespace) {
+            Some(k) => (&args[..k], args[k..].trim()),
+            None => return Err("index needs a value and a key".into()),
+        };
+        let mut cur = template_eval(target, v)?;
+        for key in keys.split_whitespace() {
+            cur = if let Some(k) = key.strip_prefix('"').and_then(|k| k.strip_suffix('"')) {
+                cur.get(k).cloned().unwrap_or(serde_json::Value::Null)
+            } else if let Ok(n) = key.parse::<usize>() {
+                cur.get(n).cloned().unwrap_or(serde_json::Value::Null)
+            } else {
+                return Err(format!("index key {key:?} must be a \"string\" or a number"));
+            };
+        }
+        return Ok(cur);
+    }
+    match expr.strip_prefix('.') {
+        Some(p) => template_path(v.clone(), p),
+        None => Err(format!("{expr:?} is not understood")),
+    }
 }
 
 fn history(e: &Engine, name: &str, quiet: bool, format: Option<&str>) -> anyhow::Result<i32> {

@@ -659,3 +659,16 @@ fn ps_filters_by_label_name_and_status() {
     let o = env.berth(&["ps", "-f", "colour=red"]);
     assert!(o.code != 0 && o.stderr.contains("unknown filter \"colour\""), "{o}");
 }
+
+#[test]
+fn inspect_templates_index_and_refuse_what_they_do_not_know() {
+    let env = Env::new("inspect_templates");
+    let net = env.name("n");
+    env.ok(&["network", "create", "--subnet", "10.233.9.0/24", &net]);
+    let c = env.name("c");
+    env.run_detached(&c, &["--network", &net, "--ip", "10.233.9.7", "busybox", "sleep", "60"]);
+    let f = format!("{{{{(index .NetworkSettings.Networks \"{net}\").IPAddress}}}} {{{{index .Config.Cmd 1}}}} {{{{json .Config.Cmd}}}} {{{{.State.Nope}}}}");
+    assert_eq!(env.ok(&["inspect", "-f", &f, &c]), "10.233.9.7 60 [\"sleep\",\"60\"] <no value>");
+    let o = env.berth(&["inspect", "-f", "{{range .Mounts}}x{{end}}", &c]);
+    assert!(o.code == 125 && o.stderr.contains("\"range .Mounts\" is not understood"), "{o}");
+}
