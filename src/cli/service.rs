@@ -131,6 +131,7 @@ impl CreateArgs {
             network: self.network.clone(),
             labels: super::parse_kv(&self.label, "label")?,
             update: UpdateConfig { parallelism: self.update_parallelism, delay_ms: ms("--update-delay", &self.update_delay)?.unwrap_or(0), ..Default::default() },
+            restart_explicit: self.restart.as_deref().is_some_and(|r| r != "any"),
             ..Default::default()
         })
     }

@@ -25,6 +25,8 @@ pub enum IpamError {
     Full(String),
     #[error("no free subnet: every candidate overlaps the host's routes or another network; give --subnet")]
     NoSubnet,
+    #[error("subnet {subnet} overlaps {with}; choose another --subnet")]
+    Overlap { subnet: String, with: String },
 }
 
 impl std::fmt::Display for Subnet {

@@ -163,7 +163,13 @@ pub fn create(paths: &Paths, db: &mut Db, spec: &NetworkSpec) -> Result<Network>
         Some(s) => {
             let s = Subnet::parse(s).map_err(ipam)?;
             if let Some(t) = list(db)?.into_iter().find(|n| Subnet::parse(&n.subnet).is_ok_and(|x| x.overlaps(&s))) {
-                return Err(NetworkError::Ipam { net: name.clone(), err: IpamError::BadSubnet(format!("{s} overlaps network {} ({})", t.name, t.subnet)) });
+                return Err(ipam(IpamError::Overlap { subnet: s.to_string(), with: format!("network {} ({})", t.name, t.subnet) }));
+            }
+            // As docker does: a bridge on a subnet the host already routes
+            // elsewhere (another root's bridge, a LAN) would split the
+            // traffic between the two.
+            if let Some(r) = nl.routes_v4().map_err(sys)?.into_iter().filter(|(_, p)| *p > 0).map(|(a, p)| Subnet { addr: a, prefix: p }).find(|r| r.overlaps(&s)) {
+                return Err(ipam(IpamError::Overlap { subnet: s.to_string(), with: format!("the host's route to {r}") }));
             }
             s
         }

@@ -218,8 +218,9 @@ pub fn service_spec(name: &str, opts: &Map) -> RResult<crate::service::ServiceSp
         }
     }
     let image = image.ok_or_else(|| rerr(format!("service {name} needs an image: service(\"{name}\", #{{ image: \"busybox\", replicas: 3 }})")))?;
+    spec.restart_explicit = rest.contains_key("restart");
     spec.template = run_spec(&image, &rest)?;
-    if spec.template.restart == RestartPolicy::No {
+    if spec.template.restart == RestartPolicy::No && !spec.restart_explicit {
         spec.template.restart = RestartPolicy::Always;
     }
     Ok(spec)

@@ -74,6 +74,9 @@ pub struct ServiceSpec {
     pub aliases: Vec<String>,
     /// Networks each replica joins besides the service's: (network, aliases).
     pub extra_networks: Vec<(String, Vec<String>)>,
+    /// The template's restart policy was chosen (else "no" means the
+    /// default, "any").
+    pub restart_explicit: bool,
 }
 
 #[derive(Serialize, Clone, Debug)]

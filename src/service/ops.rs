@@ -54,7 +54,7 @@ impl Engine {
     pub fn service_create(&self, spec: &ServiceSpec) -> Result<Service> {
         let mut spec = spec.clone();
         super::validate(&spec)?;
-        if spec.template.restart == RestartPolicy::No {
+        if spec.template.restart == RestartPolicy::No && !spec.restart_explicit {
             // Swarm's "any": a replica that exits comes back.
             spec.template.restart = RestartPolicy::Always;
         }

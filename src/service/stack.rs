@@ -149,6 +149,7 @@ impl Engine {
                 if !s.restart_given {
                     t.restart = if run_once.contains(s.name.as_str()) { RestartPolicy::No } else { RestartPolicy::Always };
                 }
+                let restart_explicit = true;
                 t.volumes = s
                     .volumes
                     .iter()
@@ -183,6 +184,7 @@ impl Engine {
                     network: Some(scoped(&first)),
                     labels: l,
                     aliases: vec![s.name.clone()],
+                    restart_explicit,
                     extra_networks: nets[1..].iter().map(|(n, _, a)| (scoped(n), a.iter().cloned().chain([s.name.clone()]).collect())).collect(),
                     ..Default::default()
                 };

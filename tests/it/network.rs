@@ -636,3 +636,18 @@ fn links_of(prefix: &str) -> bool {
         !String::from_utf8_lossy(&out.stdout).contains(prefix)
     })
 }
+
+#[test]
+fn an_explicit_subnet_the_host_already_routes_is_refused() {
+    // Two roots (two users of one host, or two parallel test runs): the
+    // second may not put a bridge on the first one's subnet.
+    let a = Env::new("net_overlap_a");
+    let b = Env::new("net_overlap_b");
+    a.ok(&["network", "create", "--subnet", "10.234.1.0/24", &a.name("n")]);
+    let o = b.berth(&["network", "create", "--subnet", "10.234.1.128/25", &b.name("n")]);
+    assert!(o.code != 0 && o.stderr.contains("subnet 10.234.1.128/25 overlaps the host's route to 10.234.1.0/24; choose another --subnet"), "{o}");
+    let o = a.berth(&["network", "create", "--subnet", "10.234.0.0/16", &a.name("m")]);
+    assert!(o.code != 0 && o.stderr.contains(&format!("overlaps network {} (10.234.1.0/24)", a.name("n"))), "{o}");
+    // An automatic subnet steers clear of it.
+    b.ok(&["network", "create", &b.name("auto")]);
+}

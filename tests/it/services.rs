@@ -312,3 +312,54 @@ test("a stack from a map", || {{
     assert_eq!(env.ok(&["stack", "ls"]).lines().count(), 1, "the runner removed the stack");
     assert_eq!(env.ok(&["ps", "-aq"]), "");
 }
+
+#[test]
+fn compose_env_files_binds_static_addresses_and_aliases() {
+    let env = Env::new("svc_compose_keys");
+    let dir = env.dir.join("app");
+    std::fs::create_dir_all(dir.join("site")).unwrap();
+    std::fs::write(dir.join("site/hello.txt"), "from the host\n").unwrap();
+    std::fs::write(dir.join("app.env"), "# comment\nFROM_FILE=yes\nexport EXPORTED=1\n").unwrap();
+    std::fs::write(
+        dir.join("compose.yaml"),
+        r#"
+services:
+  db:
+    image: busybox
+    entrypoint: ["sh", "-c"]
+    # $$: a dollar for the container's shell, not compose's interpolation.
+    command: ["echo $$FROM_FILE-$$EXPORTED-$$ROLE > /tmp/env; exec sleep 600"]
+    env_file: app.env
+    environment: {ROLE: db}
+    volumes: ["./site:/site:ro", "data:/data"]
+    restart: "no"
+    networks:
+      back:
+        ipv4_address: 10.232.5.50
+        aliases: [database]
+  client:
+    image: busybox
+    command: sleep 600
+    networks: [back]
+networks:
+  back:
+    ipam:
+      config: [{subnet: 10.232.5.0/24}]
+volumes:
+  data:
+"#,
+    )
+    .unwrap();
+    env.ok(&["stack", "deploy", "-c", dir.join("compose.yaml").to_str().unwrap(), "keys"]);
+    let db = "keys_db.1";
+    assert_eq!(env.ok(&["exec", db, "cat", "/tmp/env"]), "yes-1-db", "env_file and environment");
+    assert_eq!(env.ok(&["exec", db, "cat", "/site/hello.txt"]), "from the host", "a bind relative to the file");
+    assert!(env.berth(&["exec", db, "touch", "/site/x"]).code != 0, "read-only");
+    assert!(env.ok(&["exec", db, "sh", "-c", "ip -4 addr show eth0"]).contains("10.232.5.50/24"), "the static address");
+    assert_eq!(env.inspect_f(db, "{{.HostConfig.RestartPolicy.Name}}"), "no");
+    let o = env.berth(&["exec", "keys_client.1", "ping", "-c", "1", "-W", "2", "database"]);
+    assert!(o.code == 0 && o.stdout.contains("10.232.5.50"), "the alias: {o}");
+    assert!(env.ok(&["volume", "ls", "-q"]).contains("keys_data"));
+    env.ok(&["stack", "rm", "keys"]);
+    assert_eq!(env.ok(&["volume", "ls", "-q"]), "");
+}

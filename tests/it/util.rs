@@ -450,6 +450,22 @@ pub fn mounts_under(dir: &Path) -> Vec<String> {
 impl Drop for Env {
     fn drop(&mut self) {
         let mut problems = Vec::new();
+        // 0. Stacks and services hold networks (their VIPs): they go first,
+        // whole, even when the test failed before removing them.
+        let stacks = self.berth_timeout(&["stack", "ls"], Duration::from_secs(20));
+        for st in stacks.stdout.lines().skip(1).filter_map(|l| l.split_whitespace().next()) {
+            let o = self.berth_timeout(&["stack", "rm", st], Duration::from_secs(60));
+            if !o.ok() {
+                problems.push(format!("`berth stack rm {st}` failed: {o}"));
+            }
+        }
+        let svcs = self.berth_timeout(&["service", "ls", "-q"], Duration::from_secs(20));
+        for sv in svcs.stdout.split_whitespace() {
+            let o = self.berth_timeout(&["service", "rm", sv], Duration::from_secs(60));
+            if !o.ok() {
+                problems.push(format!("`berth service rm {sv}` failed: {o}"));
+            }
+        }
         // 1. Remove every container the usual way.
         let ids = self.berth_timeout(&["ps", "-a", "-q"], Duration::from_secs(20));
         let ids: Vec<String> = ids.stdout.split_whitespace().map(String::from).collect();
