@@ -121,7 +121,7 @@ Example: let s = service(\"api\", #{ image: \"busybox\", replicas: 3, cmd: [\"ht
       "Compose keys: services (image, build, command, entrypoint, environment, env_file, ports, volumes, networks,
 depends_on with service_started/service_healthy/service_completed_successfully, healthcheck, restart,
 deploy.replicas), networks (ipam subnets), volumes. Objects are named NAME_SERVICE, NAME_NETWORK, ...
-Example: let st = stack(\"shop\", \"examples/web-stack/compose.yaml\"); st.up(); ... st.down();"),
+Example: let st = stack(\"shop\", \"examples/shop/compose.yaml\"); st.up(); ... st.down();"),
     e("", "stacks", "stacks() -> [string]", "the names of the deployed stacks"),
     // ---- system ----
     e("", "system_df", "system_df() -> Map", "disk usage, as `berth system df`"),

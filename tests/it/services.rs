@@ -233,7 +233,7 @@ fn a_compose_stack_starts_in_order_and_leaves_nothing() {
     // The course's example stack, built from examples/web-lab, on a subnet
     // of this test's own.
     let o = env
-        .cmd(&["stack", "deploy", "-c", &format!("{REPO}/examples/web-stack/compose.yaml"), "shop"])
+        .cmd(&["stack", "deploy", "-c", &format!("{REPO}/examples/shop/compose.yaml"), "shop"])
         .env("WEB_PORT", port.to_string())
         .env("SHOP_SUBNET", "10.231.7.0/24")
         .output()
