@@ -140,6 +140,7 @@ Example: let st = stack(\"shop\", \"examples/shop/compose.yaml\"); st.up(); ... 
     e("", "before_each", "before_each(fn)", "under `berth test`: runs before each test of the file"),
     e("", "after_each", "after_each(fn)", "under `berth test`: runs after each test of the file, pass or fail"),
     e("", "skip", "skip(reason)", "ends the current test as skipped"),
+    e("", "TEST_ID", "TEST_ID -> string", "under berth test: six hex digits unique to this file's run, for names that must not clash with files run alongside (--jobs)"),
     x("", "help", "help([name])", "this listing; help(\"Container\") for a type, help(\"run\") for one function",
       "Types and modules: Container, Image, Network, Volume, Service, Stack, Result, lab, wait."),
     e("", "print", "print(value)", "prints a value on its own line"),

@@ -205,6 +205,9 @@ fn run_file(engine: &Arc<Engine>, run: &Arc<TestRun>, path: &Path, o: &Options, 
     };
     let session = Arc::new(Session { run_id: run.id.clone(), file: file.clone(), current: Mutex::new(String::new()), made: Mutex::new(Vec::new()), journal: run.clone() });
     let (mut r, mut scope) = super::build_with(engine.clone(), vec![file.clone()], Some(session.clone()));
+    // Names unique to this file's run, for files that run side by side
+    // (--jobs): network("net-" + TEST_ID).
+    scope.push_constant("TEST_ID", crate::store::new_id()[..6].to_string());
     let tests: Arc<Mutex<Vec<(String, FnPtr)>>> = Arc::default();
     let hooks: Arc<Mutex<(Option<FnPtr>, Option<FnPtr>)>> = Arc::default();
     let t = tests.clone();

@@ -161,6 +161,19 @@ fn files_run_in_parallel_with_jobs() {
 }
 
 #[test]
+fn each_file_gets_its_own_test_id() {
+    let env = Env::new("runner_test_id");
+    let dir = env.dir.join("ids");
+    std::fs::create_dir_all(&dir).unwrap();
+    for f in ["a.rhai", "b.rhai"] {
+        std::fs::write(dir.join(f), "test(\"id\", || { assert_eq(TEST_ID.len(), 6); print(\"id=\" + TEST_ID); });\n").unwrap();
+    }
+    let o = env.berth(&["test", "--jobs", "2", dir.to_str().unwrap()]);
+    let ids: std::collections::BTreeSet<&str> = o.stdout.lines().filter_map(|l| l.strip_prefix("id=")).collect();
+    assert!(o.code == 0 && ids.len() == 2, "two files, two ids: {o}");
+}
+
+#[test]
 fn bad_paths_and_broken_files_are_clear_errors() {
     let env = Env::new("runner_errors");
     let o = env.berth(&["test", &env.dir.join("nosuch").to_string_lossy()]);
