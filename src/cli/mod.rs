@@ -1211,8 +1211,7 @@ fn network_cmd(e: &Engine, cmd: NetworkCmd) -> anyhow::Result<i32> {
                     println!("{}", serde_json::json!({"ID": &n.id[..12], "Name": n.name, "Driver": "bridge", "Scope": "local", "Subnet": n.subnet}));
                 }
             } else {
-                let rows: Vec<Vec<String>> = list.iter().map(|n| vec![n.id[..12].to_string(), n.name.clone(), "bridge".into(), "local".into(), n.subnet.clone()]).collect();
-                print!("{}", table::render(&["NETWORK ID", "NAME", "DRIVER", "SCOPE", "SUBNET"], &rows));
+                print!("{}", table::networks(&list));
             }
             Ok(0)
         }
@@ -1560,8 +1559,7 @@ fn volume_cmd(e: &Engine, c: VolumeCmd) -> anyhow::Result<i32> {
             } else if format.as_deref() == Some("json") {
                 println!("{}", serde_json::to_string_pretty(&vs.iter().map(|v| volume_json(e, v)).collect::<Vec<_>>())?);
             } else {
-                let rows: Vec<Vec<String>> = vs.iter().map(|v| vec!["local".into(), v.name.clone()]).collect();
-                print!("{}", table::render(&["DRIVER", "VOLUME NAME"], &rows));
+                print!("{}", table::volumes(&vs));
             }
             Ok(0)
         }

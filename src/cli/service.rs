@@ -171,14 +171,14 @@ pub fn run(e: &Engine, c: ServiceCmd) -> anyhow::Result<i32> {
                 }
                 return Ok(0);
             }
-            let rows: Vec<Vec<String>> = list
-                .iter()
+            let rows: Vec<(crate::service::Service, usize)> = list
+                .into_iter()
                 .map(|s| {
                     let serving = e.service_serving(&s.id).map(|v| v.len()).unwrap_or(0);
-                    vec![s.id[..12].to_string(), s.name.clone(), "replicated".into(), format!("{serving}/{}", s.spec.replicas), s.spec.template.image.clone(), s.vip.to_string(), s.spec.publish.join(", ")]
+                    (s, serving)
                 })
                 .collect();
-            print!("{}", table::render(&["ID", "NAME", "MODE", "REPLICAS", "IMAGE", "VIP", "PORTS"], &rows));
+            print!("{}", table::services(&rows));
         }
         ServiceCmd::Ps { service } => {
             let s = e.service(&service)?;
