@@ -621,6 +621,7 @@ impl Engine {
         }
         Cgroup::load(&format!("berth/{}", c.id)).freeze().map_err(other("pause"))?;
         container::set_state(&mut self.db(), &c.id, "paused")?;
+        self.replica_moved(&c)?;
         self.container(&c.id)
     }
 
@@ -631,7 +632,17 @@ impl Engine {
         }
         Cgroup::load(&format!("berth/{}", c.id)).thaw().map_err(other("unpause"))?;
         container::set_state(&mut self.db(), &c.id, "running")?;
+        self.replica_moved(&c)?;
         self.container(&c.id)
+    }
+
+    /// A service replica that pauses or resumes leaves or rejoins the
+    /// balancing.
+    fn replica_moved(&self, c: &Container) -> Result<()> {
+        if c.spec.labels.contains_key(crate::service::SERVICE_LABEL) {
+            self.sync_firewall()?;
+        }
+        Ok(())
     }
 
     /// Blocks until the container stops; returns its exit code.

@@ -44,8 +44,13 @@ impl TestRun {
     pub fn begin(e: &Engine) -> Result<TestRun> {
         let id = crate::store::new_id()[..12].to_string();
         let dir = runs_dir(e).join(&id);
-        std::fs::create_dir_all(&dir).map_err(|x| crate::engine::EngineError::Other(format!("recording test run in {}: {x}", dir.display())))?;
-        std::fs::write(dir.join("owner"), me()).map_err(|x| crate::engine::EngineError::Other(format!("recording test run in {}: {x}", dir.display())))?;
+        // Built aside and renamed into place: a sweep never sees a run
+        // without its owner.
+        let tmp = runs_dir(e).join(format!(".{id}"));
+        let fail = |x: std::io::Error| crate::engine::EngineError::Other(format!("recording test run in {}: {x}", dir.display()));
+        std::fs::create_dir_all(&tmp).map_err(fail)?;
+        std::fs::write(tmp.join("owner"), me()).map_err(fail)?;
+        std::fs::rename(&tmp, &dir).map_err(fail)?;
         Ok(TestRun { id, dir })
     }
 
@@ -64,7 +69,10 @@ impl TestRun {
     /// The run ended keeping failed tests' objects: no sweep may take them;
     /// `berth test --clean ID` does.
     pub fn keep(&self) {
-        let _ = std::fs::write(self.dir.join("owner"), KEPT);
+        let tmp = self.dir.join(".owner");
+        if std::fs::write(&tmp, KEPT).is_ok() {
+            let _ = std::fs::rename(&tmp, self.dir.join("owner"));
+        }
     }
 }
 
@@ -82,6 +90,14 @@ pub struct Swept {
 pub fn sweep_dead(e: &Engine) -> Result<Swept> {
     let mut s = Swept::default();
     for d in std::fs::read_dir(runs_dir(e)).into_iter().flatten().flatten() {
+        let young = d.metadata().and_then(|m| m.modified()).is_ok_and(|t| t.elapsed().is_ok_and(|a| a < std::time::Duration::from_secs(60)));
+        if d.file_name().to_string_lossy().starts_with('.') {
+            // A record being made, or one a crash left half made.
+            if !young {
+                let _ = std::fs::remove_dir_all(d.path());
+            }
+            continue;
+        }
         let owner = std::fs::read_to_string(d.path().join("owner")).unwrap_or_default();
         if alive(&owner) || owner == KEPT {
             continue;
@@ -120,11 +136,12 @@ pub fn remove_labelled(e: &Engine, run: &str, images: &[String]) -> Result<Swept
 
 pub fn remove_matching(e: &Engine, pick: &dyn Fn(&std::collections::BTreeMap<String, String>) -> bool, images: &[String]) -> Result<Swept> {
     let mut s = Swept::default();
-    // Stacks go whole: services, networks, volumes, built images.
+    // Stacks go whole (services, networks, volumes, built images); tried
+    // again after the containers, which may hold their networks.
     let stacks: std::collections::BTreeSet<String> =
         e.networks()?.into_iter().filter(|n| pick(&n.labels)).filter_map(|n| n.labels.get(crate::service::stack::STACK_LABEL).cloned()).collect();
-    for st in stacks {
-        let _ = e.stack_remove(&st);
+    for st in &stacks {
+        let _ = e.stack_remove(st);
     }
     for svc in e.services()? {
         if pick(&svc.spec.labels) {
@@ -134,6 +151,11 @@ pub fn remove_matching(e: &Engine, pick: &dyn Fn(&std::collections::BTreeMap<Str
     for c in e.containers(true)? {
         if pick(&c.spec.labels) && e.remove_with(&c.id, true, true).is_ok() {
             s.containers += 1;
+        }
+    }
+    for st in &stacks {
+        if e.stacks()?.iter().any(|x| &x.name == st) {
+            let _ = e.stack_remove(st);
         }
     }
     for n in e.networks()? {
@@ -148,7 +170,7 @@ pub fn remove_matching(e: &Engine, pick: &dyn Fn(&std::collections::BTreeMap<Str
     }
     // Newest first: a build's final image before the step images under it.
     for id in images.iter().rev() {
-        if e.image_remove(id, true).is_ok() {
+        if e.image_remove(id, false).is_ok() {
             s.images += 1;
         }
     }

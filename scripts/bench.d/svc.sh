@@ -46,7 +46,7 @@ median() { sort -g | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] 
 p1=$(free_port)
 p2=$(free_port)
 page='mkdir -p /w; head -c 512 /dev/zero > /w/index.html; exec httpd -f -p 80 -h /w'
-"$B" service create --name benchapi --replicas 3 -p "$p1:80" --network benchsvc busybox sh -c "$page" >/dev/null
+"$B" service create --name benchapi --replicas 3 -p "$p1:80" --network benchsvc --stop-grace-period 1s busybox sh -c "$page" >/dev/null
 "$B" run -d --name benchone -p "$p2:80" --network benchsvc busybox sh -c "$page" >/dev/null
 ip=$("$B" inspect -f '{{.NetworkSettings.Networks.benchsvc.IPAddress}}' benchone)
 case $ip in *.*.*.*) ;; *) say "  svc: no address for benchone ($ip)"; exit 1 ;; esac

@@ -71,6 +71,11 @@ pub struct CreateArgs {
     memory: Option<String>,
     #[arg(long)]
     cpus: Option<f64>,
+    /// Time a leaving replica gets between its stop signal and SIGKILL (default 10s)
+    #[arg(long = "stop-grace-period")]
+    stop_grace_period: Option<String>,
+    #[arg(long = "stop-signal")]
+    stop_signal: Option<String>,
     #[arg(required = true, trailing_var_arg = true, num_args = 1..)]
     image_and_cmd: Vec<String>,
 }
@@ -85,7 +90,7 @@ pub struct UpdateArgs {
     update_parallelism: Option<u32>,
     #[arg(long = "update-delay")]
     update_delay: Option<String>,
-    /// How long a new replica has to come up (and be healthy); default 30s
+    /// How long each new replica must keep serving before the next is replaced; default 2s
     #[arg(long = "update-monitor")]
     update_monitor: Option<String>,
     service: String,
@@ -121,6 +126,8 @@ impl CreateArgs {
             cpus: self.cpus,
             restart,
             health: health.transpose()?,
+            stop_timeout: ms("--stop-grace-period", &self.stop_grace_period)?.map(|m| m.div_ceil(1000)),
+            stop_signal: self.stop_signal.clone(),
             ..Default::default()
         };
         Ok(ServiceSpec {

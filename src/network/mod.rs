@@ -112,14 +112,24 @@ pub fn list(db: &Db) -> Result<Vec<Network>> {
     Ok(v)
 }
 
+/// By exact name, then exact id, then a unique id prefix (hex only: `_`
+/// in a name is no LIKE wildcard).
 pub fn get(db: &Db, key: &str) -> Result<Network> {
     schema(db)?;
-    let n = db
-        .conn
-        .query_row("SELECT id, name, subnet, gateway, bridge, created, labels FROM networks WHERE name=?1 OR id=?1 OR id LIKE ?1 || '%'", [key], row)
-        .optional()
-        .map_err(StoreError::from)?;
-    n.ok_or_else(|| NetworkError::NotFound(key.to_string()))
+    let cols = "SELECT id, name, subnet, gateway, bridge, created, labels FROM networks WHERE";
+    for w in ["name=?1", "id=?1"] {
+        if let Some(n) = db.conn.query_row(&format!("{cols} {w}"), [key], row).optional().map_err(StoreError::from)? {
+            return Ok(n);
+        }
+    }
+    if !key.is_empty() && key.bytes().all(|b| b.is_ascii_hexdigit()) {
+        let mut st = db.conn.prepare(&format!("{cols} id LIKE ?1 || '%'")).map_err(StoreError::from)?;
+        let found: Vec<Network> = st.query_map([key], row).map_err(StoreError::from)?.filter_map(|r| r.ok()).collect();
+        if found.len() == 1 {
+            return Ok(found.into_iter().next().unwrap());
+        }
+    }
+    Err(NetworkError::NotFound(key.to_string()))
 }
 
 /// Bridge device names: `berth0` for the default network of the default
@@ -747,11 +757,19 @@ pub fn firewall_rules(db: &Db) -> Result<Option<String>> {
         let m: Vec<String> = b.backends.iter().enumerate().map(|(i, ip)| format!("{i} : {ip}")).collect();
         format!("numgen inc mod {} map {{ {} }}", b.backends.len(), m.join(", "))
     };
-    for b in balance.values() {
-        if !b.backends.is_empty() {
+    // A VIP with no serving replica is refused; being an address of the
+    // host, it would otherwise reach whatever listens on the host itself.
+    let mut refuse = Vec::new();
+    let mut in_order: Vec<&crate::service::Balance> = balance.values().collect();
+    in_order.sort_by(|a, b| a.owner.cmp(&b.owner));
+    for b in in_order {
+        if b.backends.is_empty() {
+            refuse.push(format!("ip daddr {} reject", b.vip));
+        } else {
             dnat.push(format!("ip daddr {} dnat to {}", b.vip, spread(b)));
         }
     }
+    refuse.sort();
     for (cid, host_ip, hp, cp, proto) in rows {
         let dst = if host_ip == "0.0.0.0" { "fib daddr type local".to_string() } else { format!("ip daddr {host_ip}") };
         if let Some(b) = balance.get(&cid) {
@@ -787,8 +805,13 @@ pub fn firewall_rules(db: &Db) -> Result<Option<String>> {
     }
     fwd.push("iifname @bridges accept".to_string());
     fwd.push("oifname @bridges ct state established,related accept".to_string());
+    let input = if refuse.is_empty() {
+        String::new()
+    } else {
+        format!("  chain input {{\n    type filter hook input priority filter; policy accept;\n{}  }}\n", refuse.iter().map(|r| format!("    {r}\n")).collect::<String>())
+    };
     let body = format!(
-        "  set bridges {{\n    type ifname\n    elements = {{ {} }}\n  }}\n  chain forward {{\n    type filter hook forward priority filter; policy accept;\n{}  }}\n  chain prerouting {{\n    type nat hook prerouting priority dstnat; policy accept;\n{}  }}\n  chain output {{\n    type nat hook output priority -100; policy accept;\n{}  }}\n  chain postrouting {{\n    type nat hook postrouting priority srcnat; policy accept;\n{}  }}",
+        "{input}  set bridges {{\n    type ifname\n    elements = {{ {} }}\n  }}\n  chain forward {{\n    type filter hook forward priority filter; policy accept;\n{}  }}\n  chain prerouting {{\n    type nat hook prerouting priority dstnat; policy accept;\n{}  }}\n  chain output {{\n    type nat hook output priority -100; policy accept;\n{}  }}\n  chain postrouting {{\n    type nat hook postrouting priority srcnat; policy accept;\n{}  }}",
         bridges.join(", "),
         fwd.iter().map(|r| format!("    {r}\n")).collect::<String>(),
         dnat.iter().map(|r| format!("    {r}\n")).collect::<String>(),

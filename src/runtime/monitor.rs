@@ -76,7 +76,9 @@ struct Checks {
 /// user's exec, its output kept in a file for inspect.
 fn spawn_probe(paths: &Paths, id: &str, argv: &[String]) -> Option<i32> {
     use std::os::unix::process::CommandExt;
-    let exe = std::env::current_exe().ok()?;
+    // Not current_exe(): once the binary is replaced (an upgrade, a
+    // rebuild) that names a deleted file; /proc/self/exe still runs it.
+    let exe = std::path::PathBuf::from("/proc/self/exe");
     let out = std::fs::File::create(paths.container_run(id).join("health.out")).ok()?;
     let err = out.try_clone().ok()?;
     let mut cmd = std::process::Command::new(exe);
@@ -232,7 +234,9 @@ impl Monitor {
                 }
             };
             let _ = container::record_started(db_of(&mut self.db, &self.paths), &self.id, run.pid, proc::getpid(), restarts > 0, self.health.is_some());
-            if self.replica && restarts > 0 && self.health.is_none() {
+            // A replica without a check serves once running, on a first start
+            // as on a restart (with a check, its first healthy probe does it).
+            if self.replica && self.health.is_none() {
                 let _ = crate::network::sync_firewall(&self.paths, db_of(&mut self.db, &self.paths));
             }
             if let Some(h) = &self.health {
@@ -586,7 +590,17 @@ impl Monitor {
             self.checks.next = None;
             match h.argv().and_then(|argv| spawn_probe(&self.paths, &self.id, &argv)) {
                 Some(pid) => self.checks.probe = Some((pid, now, store::now_rfc3339())),
-                None => self.checks.next = Some(now + h.interval()),
+                None => {
+                    // A probe that cannot start is a failed probe, not silence.
+                    let at = store::now_rfc3339();
+                    let p = Probe { start: at.clone(), end: at, exit_code: -1, output: "the health check could not be started".into() };
+                    if self.checks.state.record(p, h.retries(), false) {
+                        let _ = container::set_health(db_of(&mut self.db, &self.paths), &self.id, &self.checks.state);
+                        let _ = crate::network::sync_firewall(&self.paths, db_of(&mut self.db, &self.paths));
+                        self.db = None;
+                    }
+                    self.checks.next = Some(now + h.interval());
+                }
             }
         }
     }

@@ -70,7 +70,7 @@ const RUN_OPTIONS: &str = "Options (all optional):
   memory: \"64m\"  cpus: 0.5  pids_limit: 64
   restart: \"no\" | \"always\" | \"on-failure[:N]\"
   cap_add: [\"NET_ADMIN\"]  cap_drop: [\"MKNOD\"]  privileged: false
-  sysctls: #{ \"net.ipv4.ip_forward\": \"1\" }  stop_signal: \"SIGTERM\"
+  sysctls: #{ \"net.ipv4.ip_forward\": \"1\" }  stop_signal: \"SIGTERM\"  stop_timeout: 10 (seconds)
   rm: false  tty: false
   health: #{ cmd: [\"test\", \"-f\", \"/ready\"], interval: 1000, timeout: 1000, start_period: 0, retries: 3 }
 Example: let c = run(\"busybox\", #{ name: \"c1\", cmd: [\"sleep\", \"300\"] });";
@@ -210,7 +210,8 @@ Example: let st = stack(\"shop\", \"examples/shop/compose.yaml\"); st.up(); ... 
     e("Service", "serving", "serving() -> [Container]", "the replicas that take connections now (running, healthy, not draining)"),
     e("Service", "scale", "scale(n)", "changes the number of replicas"),
     x("Service", "update", "update(opts)", "rolls the replicas to a new spec, batch by batch, and back if a new one fails",
-      "Options: image, cmd, env, parallelism (replicas at a time), delay and monitor (ms)."),
+      "Options: image, cmd, env, parallelism (replicas at a time), delay (ms between batches),
+monitor (ms each new replica must keep serving before the next is replaced; default 2000)."),
     e("Service", "remove", "remove()", "removes the service and its replicas"),
     // ---- Stack ----
     e("Stack", "name", "name -> string", "the stack's name"),

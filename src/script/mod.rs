@@ -141,6 +141,7 @@ pub fn run_spec(image: &str, opts: &Map) -> RResult<RunSpec> {
             "cap_drop" => s.cap_drop = strings(v, k)?,
             "sysctls" => s.sysctls = string_map(v, k)?,
             "stop_signal" => s.stop_signal = Some(text()?),
+            "stop_timeout" => s.stop_timeout = Some(v.as_int().ok().filter(|n| *n >= 0).ok_or_else(|| rerr("option stop_timeout must be a number of seconds"))? as u64),
             "network" => s.network = Some(text()?),
             "ip" => s.ip = Some(text()?),
             "aliases" => s.aliases = strings(v, k)?,
@@ -151,7 +152,7 @@ pub fn run_spec(image: &str, opts: &Map) -> RResult<RunSpec> {
             "health" => s.health = Some(health_spec(v)?),
             other => {
                 return Err(rerr(format!(
-                    "unknown run option {other:?}; known: name, cmd, entrypoint, env, workdir, hostname, user, labels, rm, tty, privileged, memory, cpus, pids_limit, restart, cap_add, cap_drop, sysctls, stop_signal, network, ip, publish, volumes, volumes_from, health"
+                    "unknown run option {other:?}; known: name, cmd, entrypoint, env, workdir, hostname, user, labels, rm, tty, privileged, memory, cpus, pids_limit, restart, cap_add, cap_drop, sysctls, stop_signal, stop_timeout, network, ip, aliases, publish, publish_all, volumes, volumes_from, health"
                 )))
             }
         }
@@ -680,8 +681,12 @@ pub fn build_with(engine: Arc<Engine>, argv: Vec<String>, tracker: Option<Arc<dy
                 other => return Err(rerr(format!("unknown build option {other:?}; known: tag, file, args, target, no_cache, quiet"))),
             }
         }
+        let before: std::collections::HashSet<String> = e.images().map_err(eng)?.into_iter().map(|i| i.id).collect();
         let i = e.build(&o).map_err(rerr)?;
-        nt(Created::Image(i.id.clone()));
+        // A cached build hands back an image that was already there: not ours.
+        if !before.contains(&i.id) {
+            nt(Created::Image(i.id.clone()));
+        }
         Ok(Image { engine: e.clone(), id: i.id })
     };
     let b = build.clone();

@@ -159,6 +159,9 @@ pub fn run(e: Engine, o: Options) -> anyhow::Result<i32> {
     }
     let kept = kept.into_inner().unwrap();
     if kept.is_empty() {
+        // Whatever still carries the run's label (made in a way no note
+        // caught) goes before the record does.
+        let _ = testrun::remove_labelled(&engine, &run.id, &[]);
         run.end();
     } else {
         // The record stays while kept objects exist, so --clean finds the
@@ -194,6 +197,7 @@ fn display_path(p: &Path) -> String {
 fn run_file(engine: &Arc<Engine>, run: &Arc<TestRun>, path: &Path, o: &Options, out: &Mutex<()>, kept: &Mutex<Vec<String>>) -> FileResult {
     let file = display_path(path);
     let started = Instant::now();
+    let file_start = crate::store::now_rfc3339();
     let mut result = FileResult { file: file.clone(), tests: Vec::new(), time: Duration::ZERO };
     let source = match std::fs::read_to_string(path) {
         Ok(s) => s,
@@ -229,7 +233,7 @@ fn run_file(engine: &Arc<Engine>, run: &Arc<TestRun>, path: &Path, o: &Options, 
             let t = TestResult { name: "(file)".into(), outcome: Outcome::Failed(msg), time: started.elapsed() };
             report(out, &file, &t);
             result.tests.push(t);
-            cleanup(engine, &session, false, kept);
+            cleanup(engine, &session, false, kept, &file_start);
             result.time = started.elapsed();
             return result;
         }
@@ -249,6 +253,7 @@ fn run_file(engine: &Arc<Engine>, run: &Arc<TestRun>, path: &Path, o: &Options, 
         }
         *session.current.lock().unwrap() = name.clone();
         let t0 = Instant::now();
+        let test_start = crate::store::now_rfc3339();
         let mut res: Result<(), Box<EvalAltResult>> = Ok(());
         if let Some(b) = &before {
             res = b.call::<Dynamic>(&r, &ast, ()).map(|_| ());
@@ -275,14 +280,14 @@ fn run_file(engine: &Arc<Engine>, run: &Arc<TestRun>, path: &Path, o: &Options, 
             },
         };
         let failed = matches!(outcome, Outcome::Failed(_));
-        cleanup(engine, &session, failed && o.keep_on_failure, kept);
+        cleanup(engine, &session, failed && o.keep_on_failure, kept, &test_start);
         let t = TestResult { name, outcome, time: t0.elapsed() };
         report(out, &file, &t);
         result.tests.push(t);
     }
     *session.current.lock().unwrap() = String::new();
     session.made.lock().unwrap().extend(file_objects);
-    cleanup(engine, &session, false, kept);
+    cleanup(engine, &session, false, kept, &file_start);
     if result.tests.is_empty() && o.filter.is_none() {
         let _g = out.lock().unwrap();
         println!("     {file}: no test(...) in this file");
@@ -317,8 +322,17 @@ fn container_logs(engine: &Engine, s: &Session) -> String {
 
 /// Removes what the session noted (containers first: they hold networks
 /// and volumes), or with `keep` lists it instead.
-fn cleanup(engine: &Engine, s: &Session, keep: bool, kept: &Mutex<Vec<String>>) {
-    let made: Vec<Created> = std::mem::take(&mut *s.made.lock().unwrap());
+fn cleanup(engine: &Engine, s: &Session, keep: bool, kept: &Mutex<Vec<String>>, since: &str) {
+    let mut made: Vec<Created> = std::mem::take(&mut *s.made.lock().unwrap());
+    // What carries this test's label without a note: a container whose
+    // start failed (run() threw before it could be noted), for one.
+    let mine = s.labels().get(testrun::TEST_LABEL).cloned().unwrap_or_default();
+    let labelled = |l: &BTreeMap<String, String>| l.get(testrun::RUN_LABEL) == Some(&s.run_id) && l.get(testrun::TEST_LABEL) == Some(&mine);
+    for c in engine.containers(true).unwrap_or_default() {
+        if labelled(&c.spec.labels) && !c.spec.labels.contains_key(crate::service::SERVICE_LABEL) && !made.contains(&Created::Container(c.id.clone())) {
+            made.push(Created::Container(c.id));
+        }
+    }
     if keep {
         let mut k = kept.lock().unwrap();
         for o in &made {
@@ -333,7 +347,9 @@ fn cleanup(engine: &Engine, s: &Session, keep: bool, kept: &Mutex<Vec<String>>) 
         }
         return;
     }
-    // Stacks and services first: they take their replicas along.
+    // Services (and stacks' services) take their replicas along. A stack's
+    // network may still hold one of the test's own containers: the stack
+    // is removed again once those are gone.
     for o in &made {
         if let Created::Stack(name) = o {
             let _ = engine.stack_remove(name);
@@ -344,19 +360,26 @@ fn cleanup(engine: &Engine, s: &Session, keep: bool, kept: &Mutex<Vec<String>>) 
             let _ = engine.service_remove(id);
         }
     }
-    // Named volumes a test's containers created on first use go too, once
-    // nothing uses them.
+    // Named volumes the test's containers created on first use go too,
+    // once nothing uses them.
     let mut implicit: Vec<String> = Vec::new();
     for o in &made {
         if let Created::Container(id) = o
             && let Ok(c) = engine.container(id)
         {
             for m in c.mounts.iter().filter(|m| m.kind == "volume" && !m.anonymous) {
-                if engine.volume(&m.name).is_ok_and(|x| x.labels.is_empty() && x.created >= c.created) {
+                if engine.volume(&m.name).is_ok_and(|x| x.labels.is_empty() && x.created.as_str() >= since) {
                     implicit.push(m.name.clone());
                 }
             }
             let _ = engine.remove_with(id, true, true);
+        }
+    }
+    for o in &made {
+        if let Created::Stack(name) = o
+            && engine.stacks().is_ok_and(|l| l.iter().any(|x| &x.name == name))
+        {
+            let _ = engine.stack_remove(name);
         }
     }
     for o in &made {
@@ -374,9 +397,12 @@ fn cleanup(engine: &Engine, s: &Session, keep: bool, kept: &Mutex<Vec<String>>) 
             let _ = engine.volume_remove(&v);
         }
     }
+    // Only images the test's builds made (a cached build returns an image
+    // that was there before), and not by force: one another file's test
+    // still runs, or that got another tag, stays.
     for o in made.iter().rev() {
         if let Created::Image(id) = o {
-            let _ = engine.image_remove(id, true);
+            let _ = engine.image_remove(id, false);
         }
     }
 }

@@ -50,6 +50,8 @@ pub struct ServicePlan {
     pub volumes: Vec<String>,
     pub depends_on: Vec<(String, Condition)>,
     pub restart_given: bool,
+    /// deploy.update_config, when given.
+    pub update: Option<super::UpdateConfig>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -159,6 +161,15 @@ impl Walk<'_> {
         }
     }
 
+    /// A count; a string of digits counts too (what `${N}` becomes).
+    fn count(&self, path: &str, v: &Value) -> R<u32> {
+        match v {
+            Value::Number(n) if n.as_u64().is_some_and(|x| x <= u32::MAX as u64) => Ok(n.as_u64().unwrap() as u32),
+            Value::String(s) if s.parse::<u32>().is_ok() => Ok(s.parse().unwrap()),
+            other => self.want(path, "a number", other),
+        }
+    }
+
     fn duration_ms(&self, path: &str, v: &Value) -> R<u64> {
         let s = self.string(path, v)?;
         crate::network::impair::parse_duration(&s).map(|us| us / 1000).or_else(|e| self.err(path, e))
@@ -258,13 +269,35 @@ pub fn interpolate(text: &str) -> Result<String, String> {
     Ok(out)
 }
 
+fn interpolate_values(v: &mut Value, path: &str) -> Result<(), (String, String)> {
+    match v {
+        Value::String(s) => *s = interpolate(s).map_err(|m| (path.trim_start_matches('.').to_string(), m))?,
+        Value::Array(a) => {
+            for (i, x) in a.iter_mut().enumerate() {
+                interpolate_values(x, &format!("{path}[{i}]"))?;
+            }
+        }
+        Value::Object(m) => {
+            for (k, x) in m.iter_mut() {
+                interpolate_values(x, &format!("{path}.{k}"))?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
 /// Reads a compose file (YAML).
 pub fn parse_file(path: &Path) -> R<Plan> {
     let origin = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| ComposeError { origin: origin.clone(), path: "(file)".into(), msg: e.to_string() })?;
-    let text = interpolate(&text).map_err(|msg| ComposeError { origin: origin.clone(), path: "(variables)".into(), msg })?;
-    let v: Value = serde_norway::from_str(&text).map_err(|e| ComposeError { origin: origin.clone(), path: "(yaml)".into(), msg: e.to_string() })?;
-    let base = path.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
+    let mut v: Value = serde_norway::from_str(&text).map_err(|e| ComposeError { origin: origin.clone(), path: "(yaml)".into(), msg: e.to_string() })?;
+    // In the values, after parsing: a variable holding '#' or ': ' stays
+    // one value, and comments are not touched.
+    interpolate_values(&mut v, "").map_err(|(path, msg)| ComposeError { origin: origin.clone(), path, msg })?;
+    // Binds and build contexts are relative to the file, wherever berth runs.
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let base = std::path::absolute(dir).map_err(|e| ComposeError { origin: origin.clone(), path: "(file)".into(), msg: e.to_string() })?;
     parse(&v, &origin, &base)
 }
 
@@ -281,6 +314,9 @@ pub fn parse(v: &Value, origin: &str, base: &Path) -> R<Plan> {
             let mut p = NetworkPlan { name: name.clone(), ..Default::default() };
             if !n.is_null() {
                 let m = w.map(&path, &n)?.clone();
+                if m.get("external").is_some_and(|x| x.as_bool() == Some(true)) || m.contains_key("name") {
+                    return w.err(&path, "external and renamed networks are not supported: a stack makes its own networks, named STACK_NETWORK");
+                }
                 w.unknown(&path, &m, &["driver", "ipam", "labels", "external", "name"]);
                 if let Some(d) = m.get("driver") {
                     let d = w.string(&format!("{path}.driver"), d)?;
@@ -315,6 +351,10 @@ pub fn parse(v: &Value, origin: &str, base: &Path) -> R<Plan> {
             if !v.is_null() {
                 let m = w.map(&format!("volumes.{name}"), &v)?.clone();
                 w.unknown(&format!("volumes.{name}"), &m, &["driver", "labels", "external", "name"]);
+                // Making a fresh, empty STACK_NAME volume instead would look like lost data.
+                if m.get("external").is_some_and(|x| x.as_bool() == Some(true)) || m.contains_key("name") {
+                    return w.err(&format!("volumes.{name}"), "external and renamed volumes are not supported: a stack makes its own volumes, named STACK_VOLUME; mount an existing one as a bind of its path");
+                }
             }
             plan.volumes.push(name);
         }
@@ -432,6 +472,10 @@ pub fn parse(v: &Value, origin: &str, base: &Path) -> R<Plan> {
                 // Binds are relative to the file's directory.
                 let spec = match spec.split_once(':') {
                     Some((src, rest)) if src.starts_with('.') => format!("{}:{rest}", w.relative(src).display()),
+                    Some((src, rest)) if src == "~" || src.starts_with("~/") => {
+                        let home = std::env::var("HOME").map_err(|_| ComposeError { origin: origin.into(), path: vp.clone(), msg: "~ needs HOME to be set".into() })?;
+                        format!("{home}{}:{rest}", &src[1..])
+                    }
                     _ => spec,
                 };
                 volumes.push(spec);
@@ -522,7 +566,7 @@ pub fn parse(v: &Value, origin: &str, base: &Path) -> R<Plan> {
                 }
             }
             if let Some(r) = hm.get("retries") {
-                hs.retries = r.as_u64().ok_or_else(|| ComposeError { origin: origin.into(), path: format!("{hp}.retries"), msg: format!("must be a number, not {r}") })? as u32;
+                hs.retries = w.count(&format!("{hp}.retries"), r)?;
             }
             t.health = Some(hs);
         }
@@ -532,12 +576,71 @@ pub fn parse(v: &Value, origin: &str, base: &Path) -> R<Plan> {
             t.restart = RestartPolicy::parse(&r).or_else(|e| w.err(&format!("{path}.restart"), e.to_string()))?;
         }
         let mut replicas = 1;
+        let mut restart_given = restart_given;
+        let mut update = None;
         if let Some(d) = m.get("deploy") {
             let dp = format!("{path}.deploy");
             let dm = w.map(&dp, d)?.clone();
-            w.unknown(&dp, &dm, &["replicas", "mode", "resources", "restart_policy", "update_config", "labels"]);
+            w.unknown(&dp, &dm, &["replicas", "resources", "restart_policy", "update_config"]);
             if let Some(r) = dm.get("replicas") {
-                replicas = r.as_u64().ok_or_else(|| ComposeError { origin: origin.into(), path: format!("{dp}.replicas"), msg: format!("must be a number, not {r}") })? as u32;
+                replicas = w.count(&format!("{dp}.replicas"), r)?;
+            }
+            if let Some(r) = dm.get("resources") {
+                let rp = format!("{dp}.resources");
+                let rm = w.map(&rp, r)?.clone();
+                w.unknown(&rp, &rm, &["limits"]);
+                if let Some(l) = rm.get("limits") {
+                    let lp = format!("{rp}.limits");
+                    let lm = w.map(&lp, l)?.clone();
+                    w.unknown(&lp, &lm, &["cpus", "memory", "pids"]);
+                    if let Some(x) = lm.get("memory") {
+                        t.memory = Some(crate::cli::parse_bytes(&w.string(&format!("{lp}.memory"), x)?).or_else(|e| w.err(&format!("{lp}.memory"), e))?);
+                    }
+                    if let Some(x) = lm.get("cpus") {
+                        let c = w.string(&format!("{lp}.cpus"), x)?;
+                        t.cpus = Some(c.parse().or_else(|_| w.err(&format!("{lp}.cpus"), format!("{c:?} is not a number of CPUs")))?);
+                    }
+                    if let Some(x) = lm.get("pids") {
+                        t.pids_limit = Some(w.count(&format!("{lp}.pids"), x)? as i64);
+                    }
+                }
+            }
+            if let Some(r) = dm.get("restart_policy") {
+                let rp = format!("{dp}.restart_policy");
+                let rm = w.map(&rp, r)?.clone();
+                w.unknown(&rp, &rm, &["condition", "max_attempts"]);
+                let max = rm.get("max_attempts").map(|x| w.count(&format!("{rp}.max_attempts"), x)).transpose()?.unwrap_or(0);
+                t.restart = match rm.get("condition").map(|x| w.string(&format!("{rp}.condition"), x)).transpose()?.as_deref() {
+                    None | Some("any") => RestartPolicy::Always,
+                    Some("on-failure") => RestartPolicy::OnFailure(max),
+                    Some("none") => RestartPolicy::No,
+                    Some(other) => return w.err(&format!("{rp}.condition"), format!("unknown condition {other:?}; known: none, on-failure, any")),
+                };
+                restart_given = true;
+            }
+            if let Some(u) = dm.get("update_config") {
+                let up = format!("{dp}.update_config");
+                let um = w.map(&up, u)?.clone();
+                w.unknown(&up, &um, &["parallelism", "delay", "monitor"]);
+                let mut c = super::UpdateConfig::default();
+                if let Some(x) = um.get("parallelism") {
+                    c.parallelism = w.count(&format!("{up}.parallelism"), x)?.max(1);
+                }
+                if let Some(x) = um.get("delay") {
+                    c.delay_ms = w.duration_ms(&format!("{up}.delay"), x)?;
+                }
+                if let Some(x) = um.get("monitor") {
+                    c.monitor_ms = w.duration_ms(&format!("{up}.monitor"), x)?;
+                }
+                update = Some(c);
+            }
+        }
+        if let Some(x) = m.get("stop_grace_period") {
+            t.stop_timeout = Some(w.duration_ms(&format!("{path}.stop_grace_period"), x)?.div_ceil(1000));
+        }
+        for k in ["tty", "stdin_open", "init"] {
+            if m.contains_key(k) {
+                w.warnings.push(format!("{origin}: {path}.{k}: ignored: a stack's replicas run detached, without a terminal or an init of their own"));
             }
         }
         for (k, slot) in [("hostname", &mut t.hostname), ("working_dir", &mut t.workdir), ("user", &mut t.user), ("stop_signal", &mut t.stop_signal)] {
@@ -569,7 +672,7 @@ pub fn parse(v: &Value, origin: &str, base: &Path) -> R<Plan> {
         if m.contains_key("container_name") {
             w.warnings.push(format!("{origin}: {path}.container_name: ignored: a stack's containers are named STACK_SERVICE.N"));
         }
-        plan.services.push(ServicePlan { name: name.clone(), image, build, template: t, replicas, ports, networks, volumes, depends_on, restart_given });
+        plan.services.push(ServicePlan { name: name.clone(), image, build, template: t, replicas, ports, networks, volumes, depends_on, restart_given, update });
     }
     // Dependency cycles cannot start.
     order(&plan).map_err(|cycle| ComposeError { origin: origin.into(), path: "services".into(), msg: format!("depends_on forms a cycle: {}", cycle.join(" -> ")) })?;

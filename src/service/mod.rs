@@ -45,13 +45,15 @@ pub struct UpdateConfig {
     pub parallelism: u32,
     /// Pause between batches.
     pub delay_ms: u64,
-    /// How long a new replica has to be running (and healthy, with a check).
+    /// How long a new replica must keep serving (no exit, restart or
+    /// failed check) before the next one is replaced; docker's
+    /// --update-monitor (which defaults to 5 s).
     pub monitor_ms: u64,
 }
 
 impl Default for UpdateConfig {
     fn default() -> Self {
-        UpdateConfig { parallelism: 1, delay_ms: 0, monitor_ms: 30_000 }
+        UpdateConfig { parallelism: 1, delay_ms: 0, monitor_ms: 2_000 }
     }
 }
 
@@ -135,13 +137,27 @@ pub fn list(db: &Db) -> Result<Vec<Service>> {
     Ok(v)
 }
 
+/// By exact name, then exact id, then a unique id prefix (hex only, so
+/// no LIKE wildcard slips in).
 pub fn get(db: &Db, key: &str) -> Result<Service> {
     schema(db)?;
-    db.conn
-        .query_row(&format!("SELECT {COLS} FROM services WHERE name=?1 OR id=?1 OR id LIKE ?1 || '%'"), [key], row)
-        .optional()
-        .map_err(StoreError::from)?
-        .ok_or_else(|| ServiceError::NotFound(key.to_string()))
+    let one = |sql: &str| db.conn.query_row(&format!("SELECT {COLS} FROM services WHERE {sql}"), [key], row).optional().map_err(StoreError::from);
+    if let Some(s) = one("name=?1")? {
+        return Ok(s);
+    }
+    if let Some(s) = one("id=?1")? {
+        return Ok(s);
+    }
+    if !key.is_empty() && key.bytes().all(|b| b.is_ascii_hexdigit()) {
+        let mut st = db.conn.prepare(&format!("SELECT {COLS} FROM services WHERE id LIKE ?1 || '%'")).map_err(StoreError::from)?;
+        let found: Vec<Service> = st.query_map([key], row).map_err(StoreError::from)?.filter_map(|r| r.ok()).collect();
+        match found.len() {
+            1 => return Ok(found.into_iter().next().unwrap()),
+            n if n > 1 => return Err(ServiceError::Invalid { name: key.to_string(), msg: format!("{n} services have ids starting with {key}; give more of the id or the name") }),
+            _ => {}
+        }
+    }
+    Err(ServiceError::NotFound(key.to_string()))
 }
 
 /// Records a new service (its VIP is allocated by the caller through the
@@ -253,6 +269,9 @@ pub fn validate(s: &ServiceSpec) -> Result<()> {
     }
     if s.template.name.is_some() {
         return bad("replicas are named by the service; drop the container name");
+    }
+    if s.template.ip.is_some() && s.replicas > 1 {
+        return bad("a service with a fixed address (ip, ipv4_address) has one replica: two cannot hold one address");
     }
     if s.update.parallelism == 0 {
         return bad("update parallelism must be at least 1");

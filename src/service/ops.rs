@@ -101,23 +101,35 @@ impl Engine {
     pub fn service_scale(&self, key: &str, replicas: u32) -> Result<Service> {
         let mut s = self.service(key)?;
         s.spec.replicas = replicas;
+        super::validate(&s.spec)?;
         super::set_spec(&mut self.db(), &s.id, &s.spec)?;
         self.service_sync(&s)?;
         let current = super::replicas(&self.db(), &s.name)?;
-        let extra: Vec<&Container> = current.iter().filter(|(slot, _)| *slot > replicas || *slot == 0).map(|(_, c)| c).collect();
+        // Slots no longer wanted; a never-started replica (its start failed)
+        // and a `.next` an interrupted update left are not replicas either.
+        let dead = |c: &Container| c.state == "created" || c.name.ends_with(".next");
+        let extra: Vec<&Container> = current.iter().filter(|(slot, c)| *slot > replicas || *slot == 0 || dead(c)).map(|(_, c)| c).collect();
         std::thread::scope(|sc| {
             for c in &extra {
-                sc.spawn(|| self.remove_with(&c.id, true, true));
+                sc.spawn(|| self.stop_then_remove(c));
             }
         });
-        let missing: Vec<u32> = (1..=replicas).filter(|slot| !current.iter().any(|(s2, _)| s2 == slot)).collect();
+        let missing: Vec<u32> = (1..=replicas).filter(|slot| !current.iter().any(|(s2, c)| s2 == slot && !dead(c))).collect();
         let results: Vec<Result<()>> = std::thread::scope(|sc| {
             let hs: Vec<_> = missing
                 .iter()
                 .map(|slot| {
                     let spec = super::replica_spec(&s.spec, *slot, &replica_name(&s.name, *slot));
                     let extra = &s.spec.extra_networks;
-                    sc.spawn(move || self.run_replica(&spec, extra).map(|_| ()))
+                    sc.spawn(move || {
+                        let r = self.run_replica(&spec, extra).map(|_| ());
+                        if r.is_err() {
+                            // A failed start leaves a created container that
+                            // would hold the slot.
+                            let _ = self.remove_with(spec.name.as_deref().unwrap_or_default(), true, true);
+                        }
+                        r
+                    })
                 })
                 .collect();
             hs.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(EngineError::Other("replica start panicked".into())))).collect()
@@ -173,6 +185,11 @@ impl Engine {
             new.update.monitor_ms = m;
         }
         super::set_spec(&mut self.db(), &s.id, &new)?;
+        // Only how updates proceed changed: nothing to replace.
+        let same = new.template.image == old.template.image && new.template.cmd == old.template.cmd && new.template.env == old.template.env;
+        if same {
+            return self.service(&s.id);
+        }
         let slots: Vec<u32> = (1..=new.replicas).collect();
         let mut done: Vec<u32> = Vec::new();
         for (i, batch) in slots.chunks(new.update.parallelism as usize).enumerate() {
@@ -181,9 +198,14 @@ impl Engine {
             }
             if let Err(why) = self.replace_slots(&s.id, batch, &new) {
                 super::set_spec(&mut self.db(), &s.id, &old)?;
-                let back = self.replace_slots(&s.id, &done, &old);
+                // Stop-first slots (a fixed address) lost their old replica too.
+                let mut back_slots = done.clone();
+                if new.template.ip.is_some() {
+                    back_slots.extend_from_slice(batch);
+                }
+                let back = self.replace_slots(&s.id, &back_slots, &old);
                 let tail = match back {
-                    Ok(()) => format!("rolled back {} replaced replica(s) to {}", done.len(), old.template.image),
+                    Ok(()) => format!("rolled back {} replaced replica(s) to {}", back_slots.len(), old.template.image),
                     Err(e) => format!("and the rollback failed too: {e}"),
                 };
                 return Err(EngineError::Other(format!("service {}: update to {} failed: {why}; {tail}", s.name, new.template.image)));
@@ -201,6 +223,15 @@ impl Engine {
         }
         let s = self.service(id).map_err(|e| e.to_string())?;
         let before = super::replicas(&self.db(), &s.name).map_err(|e| e.to_string())?;
+        // A replica with a fixed address cannot start beside the one that
+        // holds it: the old one goes first (a short gap, as docker's
+        // stop-first update order).
+        if spec.template.ip.is_some() {
+            for (_, c) in before.iter().filter(|(slot, _)| slots.contains(slot)) {
+                self.stop_then_remove(c);
+            }
+        }
+        let before: Vec<(u32, Container)> = if spec.template.ip.is_some() { Vec::new() } else { before };
         let started: Vec<std::result::Result<String, String>> = std::thread::scope(|sc| {
             let hs: Vec<_> = slots
                 .iter()
@@ -231,7 +262,11 @@ impl Engine {
         self.service_sync(&s).map_err(|e| e.to_string())?;
         std::thread::scope(|sc| {
             for o in &olds {
-                sc.spawn(move || self.remove_with(o, true, true));
+                sc.spawn(move || {
+                    if let Ok(c) = self.container(o) {
+                        self.stop_then_remove(&c);
+                    }
+                });
             }
         });
         for (slot, new_id) in slots.iter().zip(started.iter().flatten()) {
@@ -242,8 +277,9 @@ impl Engine {
         self.service_sync(&s).map_err(|e| e.to_string())
     }
 
-    /// Runs a replica and waits until it would serve: running, and healthy
-    /// if it has a check. Returns its id, or why not (it is then removed).
+    /// Runs a replica and waits until it serves (running, and healthy if
+    /// it has a check) and keeps serving for `monitor_ms` (no exit, restart
+    /// or failed check). Returns its id, or why not (it is then removed).
     fn start_and_wait_serving(&self, spec: &crate::container::RunSpec, extra: &[(String, Vec<String>)], monitor_ms: u64) -> std::result::Result<String, String> {
         let name = spec.name.clone().unwrap_or_default();
         let c = match self.run_replica(spec, extra) {
@@ -253,17 +289,24 @@ impl Engine {
                 return Err(format!("replica {name} did not start: {e}"));
             }
         };
-        let deadline = Instant::now() + Duration::from_millis(monitor_ms.max(1));
+        // Time to come up: with a check, its first probes must have had their
+        // chance (the first one runs an interval after the start).
+        let health = crate::container::health::effective(spec.health.as_ref(), self.image(&spec.image).ok().and_then(|i| i.config.config.healthcheck).as_ref());
+        let up_within = Duration::from_secs(30) + health.as_ref().map(|h| Duration::from_millis(h.start_period_ms) + h.interval() * 2 + h.timeout()).unwrap_or_default();
+        let deadline = Instant::now() + up_within;
+        // Then it must keep serving for the monitor window.
+        let mut serving_since: Option<Instant> = None;
         loop {
             let x = self.container(&c.id).map_err(|e| e.to_string())?;
             let healthy = x.health.status.is_empty() || x.health.status == "healthy";
-            // With no check, a replica that keeps running for a moment counts.
-            let settled = !x.health.status.is_empty() || x.started_at.is_empty() || crate::store::parse_rfc3339(&x.started_at).is_some_and(|t| now_secs() - t > 0.5);
-            if x.state == "running" && healthy && settled && x.restart_count == 0 {
-                return Ok(c.id);
-            }
             let failed = x.restart_count > 0 || x.state == "exited" || x.health.status == "unhealthy";
-            if failed || Instant::now() > deadline {
+            if !failed && x.state == "running" && healthy {
+                let since = *serving_since.get_or_insert_with(Instant::now);
+                if since.elapsed() >= Duration::from_millis(monitor_ms) {
+                    return Ok(c.id);
+                }
+            }
+            if failed || (serving_since.is_none() && Instant::now() > deadline) {
                 let logs: Vec<String> = self.logs(&c.id).map(|l| l.into_iter().map(|x| x.text).collect::<String>().lines().map(str::to_string).collect()).unwrap_or_default();
                 let tail = logs[logs.len().saturating_sub(3)..].join(" | ");
                 let why = if x.health.status == "unhealthy" {
@@ -273,13 +316,22 @@ impl Engine {
                     // Once restarted, the store holds the new run's code, not the exit's.
                     if x.state == "exited" { format!("replica {name} exited with code {}{log}", x.exit_code) } else { format!("replica {name} exited and was restarted{log}") }
                 } else {
-                    format!("replica {name} was not serving after {monitor_ms} ms (state {}, health {})", x.state, if x.health.status.is_empty() { "none" } else { &x.health.status })
+                    format!("replica {name} was not serving after {:?} (state {}, health {})", up_within, x.state, if x.health.status.is_empty() { "none" } else { &x.health.status })
                 };
                 let _ = self.remove_with(&c.id, true, true);
                 return Err(why);
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// A replica leaving: out of the balancing already, it gets its stop
+    /// signal and grace time (requests in flight finish), then goes.
+    fn stop_then_remove(&self, c: &Container) {
+        if c.running() {
+            let _ = self.stop(&c.id, Some(c.spec.stop_timeout.unwrap_or(10)));
+        }
+        let _ = self.remove_with(&c.id, true, true);
     }
 
     /// Runs one replica and joins it to the service's other networks.
@@ -300,7 +352,9 @@ impl Engine {
         let mut s = self.service(key)?;
         s.spec.replicas = 0;
         super::set_spec(&mut self.db(), &s.id, &s.spec)?;
-        self.service_sync(&s)?;
+        // Best effort from here on: a firewall that cannot be written (the
+        // very reason a create is being undone) must not keep the record.
+        let _ = self.service_sync(&s);
         let reps = super::replicas(&self.db(), &s.name)?;
         std::thread::scope(|sc| {
             for (_, c) in &reps {
@@ -311,7 +365,7 @@ impl Engine {
         {
             let mut db = self.db();
             let owner = s.owner();
-            network::unpublish_all(&mut db, &owner)?;
+            let _ = network::unpublish_all(&mut db, &owner);
             if let Some(n) = &net {
                 let _ = network::detach(&mut db, &owner, n);
             }
@@ -324,8 +378,4 @@ impl Engine {
         self.service_sync(&s)?;
         Ok(s)
     }
-}
-
-fn now_secs() -> f64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
 }

@@ -124,7 +124,13 @@ impl Engine {
                         no_cache: false,
                         show_output: false,
                     };
+                    let before: std::collections::HashSet<String> = self.images()?.into_iter().map(|i| i.id).collect();
                     let img = self.build(&o).map_err(|e| bad(format!("stack {stack}: building service {}: {e}", s.name)))?;
+                    if before.contains(&img.id) {
+                        // Built before (a cached build): not the stack's to remove.
+                        images.push((s.name.clone(), tag));
+                        continue;
+                    }
                     let mut db = self.db();
                     let list: String = db.conn.query_row("SELECT images FROM stacks WHERE name=?1", [stack], |r| r.get(0)).optional().map_err(StoreError::from)?.unwrap_or_else(|| "[]".into());
                     let mut ids: Vec<String> = serde_json::from_str(&list).unwrap_or_default();
@@ -170,8 +176,9 @@ impl Engine {
                 }
                 let (first, ip, aliases) = nets[0].clone();
                 t.ip = ip;
+                // The short name is the VIP's on this network (so it is
+                // balanced); the replicas keep only the aliases given.
                 t.aliases = aliases;
-                t.aliases.push(s.name.clone());
                 t.labels.extend(labels.clone());
                 t.labels.insert(STACK_SERVICE_LABEL.into(), s.name.clone());
                 let mut l = labels.clone();
@@ -185,6 +192,7 @@ impl Engine {
                     labels: l,
                     aliases: vec![s.name.clone()],
                     restart_explicit,
+                    update: s.update.clone().unwrap_or_default(),
                     extra_networks: nets[1..].iter().map(|(n, _, a)| (scoped(n), a.iter().cloned().chain([s.name.clone()]).collect())).collect(),
                     ..Default::default()
                 };
@@ -263,14 +271,22 @@ impl Engine {
                 sc.spawn(move || self.service_remove(&s.id));
             }
         });
+        // Everything that can go goes; what cannot (a network another
+        // container still uses) is named, and the stack stays listed so a
+        // second `stack rm` finishes the job.
+        let mut stuck = Vec::new();
         for n in self.networks()? {
-            if mine(&n.labels) {
-                self.network_remove(&n.id)?;
+            if mine(&n.labels)
+                && let Err(e) = self.network_remove(&n.id)
+            {
+                stuck.push(e.to_string());
             }
         }
         for v in self.volumes()? {
-            if mine(&v.labels) {
-                self.volume_remove(&v.name)?;
+            if mine(&v.labels)
+                && let Err(e) = self.volume_remove(&v.name)
+            {
+                stuck.push(e.to_string());
             }
         }
         let images: Vec<String> = {
@@ -279,7 +295,10 @@ impl Engine {
             serde_json::from_str(&list).unwrap_or_default()
         };
         for id in images.iter().rev() {
-            let _ = self.image_remove(id, true);
+            let _ = self.image_remove(id, false);
+        }
+        if !stuck.is_empty() {
+            return Err(bad(format!("stack {name}: removed its services, but not all of the rest: {}", stuck.join("; "))));
         }
         self.db().write(|tx| Ok(tx.execute("DELETE FROM stacks WHERE name=?1", [name])?))?;
         Ok(info)

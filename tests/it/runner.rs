@@ -161,6 +161,29 @@ fn files_run_in_parallel_with_jobs() {
 }
 
 #[test]
+fn what_a_failed_start_left_and_a_cached_build_are_handled() {
+    let env = Env::new("runner_failed_start");
+    let p = env.name("x");
+    let dir = env.dir.join("t");
+    std::fs::create_dir_all(dir.join("ctx")).unwrap();
+    std::fs::write(dir.join("ctx/Dockerfile"), "FROM busybox\nRUN echo built > /b\n").unwrap();
+    // The user's own image, built before the tests from the same context.
+    env.ok(&["build", "-q", "-t", "mine:1", dir.join("ctx").to_str().unwrap()]);
+    std::fs::write(
+        dir.join("f.rhai"),
+        format!(
+            "test(\"a start that fails\", || {{\n    let failed = false;\n    try {{ run(\"busybox\", #{{ name: \"{p}\", cmd: [\"nosuch\"] }}); }} catch {{ failed = true; }}\n    assert(failed, \"it fails\");\n    let img = build(\"{}\");\n    assert_eq(run_once(img.id, [\"cat\", \"/b\"]).stdout, \"built\\n\");\n}});\n",
+            dir.join("ctx").display()
+        ),
+    )
+    .unwrap();
+    let o = env.berth(&["test", dir.join("f.rhai").to_str().unwrap()]);
+    assert!(o.code == 0 && o.stdout.ends_with("1 passed, 0 failed\n"), "{o}");
+    assert_eq!(env.ok(&["ps", "-aq"]), "", "the container whose start failed is gone too");
+    assert!(env.ok(&["images"]).contains("mine"), "a cached build's image is the user's, and stays");
+}
+
+#[test]
 fn each_file_gets_its_own_test_id() {
     let env = Env::new("runner_test_id");
     let dir = env.dir.join("ids");

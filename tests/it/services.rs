@@ -98,7 +98,8 @@ fn replicas_behind_a_vip_and_a_port_follow_scale_and_come_back() {
     env.ok(&["network", "create", &net]);
     let api = env.name("api");
     let port = free_port();
-    env.ok(&["service", "create", "--name", &api, "--replicas", "3", "-p", &format!("{port}:80"), "--network", &net, "busybox", "sh", "-c", HOSTNAME_HTTPD]);
+    // httpd as pid 1 ignores SIGTERM: a short grace keeps scale-down quick.
+    env.ok(&["service", "create", "--name", &api, "--replicas", "3", "-p", &format!("{port}:80"), "--network", &net, "--stop-grace-period", "1s", "busybox", "sh", "-c", HOSTNAME_HTTPD]);
     let ls = env.ok(&["service", "ls"]);
     assert!(ls.contains(&api) && ls.contains("3/3"), "{ls}");
     // Through the published port, from the host: every replica answers.
@@ -128,6 +129,20 @@ fn replicas_behind_a_vip_and_a_port_follow_scale_and_come_back() {
     kill(pid);
     assert!(wait_until(Duration::from_secs(10), || env.inspect_f(&r1, "{{.RestartCount}}") == "1" && env.status(&r1) == "running"), "{} came back", r1);
     assert!(wait_until(Duration::from_secs(5), || seen(port, 6) == names(&api, &[1, 2])), "{:?}", seen(port, 6));
+    // A replica stopped and started by hand (a fresh monitor) rejoins; a
+    // paused one takes no requests until it is unpaused.
+    env.ok(&["restart", "-t", "1", &r1]);
+    assert!(wait_until(Duration::from_secs(5), || seen(port, 6) == names(&api, &[1, 2])), "after restart: {:?}", seen(port, 6));
+    env.ok(&["pause", &r1]);
+    let answers: Vec<Option<String>> = (0..6).map(|_| get(port, "/")).collect();
+    assert!(answers.iter().all(|a| a.as_deref() == Some(&format!("{api}.2"))), "a paused replica is out: {answers:?}");
+    env.ok(&["unpause", &r1]);
+    assert!(wait_until(Duration::from_secs(5), || seen(port, 6) == names(&api, &[1, 2])), "after unpause: {:?}", seen(port, 6));
+    // With no replica the VIP refuses connections (it is an address of the
+    // host, whose own services must not answer in the replicas' place).
+    env.ok(&["service", "scale", &format!("{api}=0")]);
+    let o = env.berth(&["run", "--rm", "--network", &net, "busybox", "sh", "-c", &format!("wget -q -O - http://{vip}/ 2>&1; echo rc=$?")]);
+    assert!(o.stdout.contains("rc=1") && o.stdout.to_lowercase().contains("refused"), "{o}");
 
     env.ok(&["service", "rm", &api]);
     assert_eq!(env.ok(&["ps", "-aq"]), "");
@@ -155,7 +170,7 @@ fn a_rolling_update_waits_for_health_and_rolls_back_a_failing_image() {
     let bad = img("bad", "FROM busybox\nCMD [\"sh\", \"-c\", \"echo cannot start; exit 3\"]\n");
     let api = env.name("api");
     let port = free_port();
-    env.ok(&["service", "create", "--name", &api, "--replicas", "2", "-p", &format!("{port}:80"), &v1]);
+    env.ok(&["service", "create", "--name", &api, "--replicas", "2", "-p", &format!("{port}:80"), "--stop-grace-period", "1s", &v1]);
     // Healthy replicas only: both answer once their checks pass.
     assert!(wait_until(Duration::from_secs(10), || seen(port, 6).len() == 2), "{:?}", seen(port, 6));
     let o = env.berth(&["service", "update", "--image", &bad, &api]);
@@ -350,7 +365,9 @@ volumes:
 "#,
     )
     .unwrap();
-    env.ok(&["stack", "deploy", "-c", dir.join("compose.yaml").to_str().unwrap(), "keys"]);
+    // -c relative to the working directory; binds relative to the file.
+    let o = env.cmd(&["stack", "deploy", "-c", "app/compose.yaml", "keys"]).current_dir(&env.dir).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let db = "keys_db.1";
     assert_eq!(env.ok(&["exec", db, "cat", "/tmp/env"]), "yes-1-db", "env_file and environment");
     assert_eq!(env.ok(&["exec", db, "cat", "/site/hello.txt"]), "from the host", "a bind relative to the file");
