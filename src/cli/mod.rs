@@ -602,13 +602,18 @@ struct ImportArgs {
 
 #[derive(Args)]
 struct TestArgs {
+    /// Test files, or directories searched for *.rhai (default: tests/)
     paths: Vec<String>,
+    /// Files run at once (each gets its own TEST_ID for names)
     #[arg(long, default_value_t = 1)]
     jobs: usize,
+    /// Run only tests whose "FILE › NAME" contains this text
     #[arg(long)]
     filter: Option<String>,
+    /// Also write a JUnit XML report to this file
     #[arg(long)]
     junit: Option<String>,
+    /// Keep a failed test's containers, networks and volumes for inspection
     #[arg(long = "keep-on-failure")]
     keep_on_failure: bool,
     /// Remove what a --keep-on-failure run kept (the run id it printed)
