@@ -579,7 +579,12 @@ impl Monitor {
         let now = Instant::now();
         if let Some((pid, started, _)) = &self.checks.probe {
             if now >= *started + h.timeout() {
-                // Its reaping records the failure.
+                // The check command runs two forks below `berth exec`,
+                // inside the container: all of them go, not just the
+                // client. Its reaping records the failure.
+                for d in proc::descendants(*pid).into_iter().rev() {
+                    let _ = proc::kill(d, libc::SIGKILL);
+                }
                 let _ = proc::kill(*pid, libc::SIGKILL);
                 self.checks.probe.as_mut().unwrap().1 = now + Duration::from_secs(3600);
                 self.checks.state.log.push(Probe { start: store::now_rfc3339(), end: store::now_rfc3339(), exit_code: -1, output: format!("health check exceeded its timeout ({:?})", h.timeout()) });

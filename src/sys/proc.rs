@@ -153,6 +153,29 @@ pub fn start_time(pid: i32) -> Option<u64> {
     after.split(' ').nth(19)?.parse().ok()
 }
 
+/// Every process below `pid` (children, their children, ...), as the
+/// host's /proc shows them.
+pub fn descendants(pid: i32) -> Vec<i32> {
+    let mut parent: Vec<(i32, i32)> = Vec::new();
+    for d in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(p) = d.file_name().to_string_lossy().parse::<i32>() else { continue };
+        let Ok(st) = std::fs::read_to_string(format!("/proc/{p}/stat")) else { continue };
+        // The field after ") STATE " is the parent.
+        if let Some(pp) = st.rsplit_once(") ").and_then(|(_, r)| r.split(' ').nth(1)).and_then(|x| x.parse::<i32>().ok()) {
+            parent.push((p, pp));
+        }
+    }
+    let mut out = Vec::new();
+    let mut frontier = vec![pid];
+    while let Some(p) = frontier.pop() {
+        for (c, _) in parent.iter().filter(|(_, pp)| *pp == p) {
+            out.push(*c);
+            frontier.push(*c);
+        }
+    }
+    out
+}
+
 pub fn is_alive(pid: i32, started: Option<u64>) -> bool {
     if pid <= 0 {
         return false;
@@ -489,4 +512,27 @@ pub fn write_all_fd(fd: RawFd, mut buf: &[u8]) -> io::Result<()> {
 pub fn trim_heap() {
     // SAFETY: malloc_trim only walks the allocator's own structures.
     unsafe { libc::malloc_trim(0) };
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_shells_children_are_its_descendants() {
+        let mut c = std::process::Command::new("sh").args(["-c", "sleep 30 & sleep 30 & wait"]).spawn().unwrap();
+        let pid = c.id() as i32;
+        let mut found = Vec::new();
+        for _ in 0..100 {
+            found = super::descendants(pid);
+            if found.len() >= 2 {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        for p in &found {
+            let _ = super::kill(*p, libc::SIGKILL);
+        }
+        let _ = c.kill();
+        let _ = c.wait();
+        assert_eq!(found.len(), 2, "two sleeps below the shell: {found:?}");
+    }
 }

@@ -380,3 +380,19 @@ volumes:
     env.ok(&["stack", "rm", "keys"]);
     assert_eq!(env.ok(&["volume", "ls", "-q"]), "");
 }
+
+#[test]
+fn a_probe_past_its_timeout_is_killed_whole() {
+    let env = Env::new("svc_probe_timeout");
+    let c = env.name("hang");
+    // A check that never answers: each probe must be killed at its
+    // timeout, its command inside the container too.
+    env.ok(&["run", "-d", "--name", &c, "--health-cmd", "sleep 1000", "--health-interval", "200ms", "--health-timeout", "300ms", "--health-retries", "2", "busybox", "sleep", "600"]);
+    assert!(wait_until(Duration::from_secs(15), || health(&env, &c) == "unhealthy"), "{}", health(&env, &c));
+    std::thread::sleep(Duration::from_secs(2));
+    let ps = env.ok(&["exec", &c, "ps"]);
+    let probes = ps.lines().filter(|l| l.contains("sleep 1000")).count();
+    assert!(probes <= 1, "timed-out probes do not pile up: {ps}");
+    let log = env.inspect_f(&c, "{{json .State.Health.Log}}");
+    assert!(log.contains("exceeded its timeout"), "{log}");
+}
