@@ -254,7 +254,7 @@ enum ImageCmd {
         /// Remove every image no container uses, not only untagged ones
         #[arg(short = 'a', long)]
         all: bool,
-        /// Do not ask (berth never asks; accepted for docker compatibility)
+        /// Do not ask for confirmation
         #[arg(short = 'f', long)]
         force: bool,
     },
@@ -858,7 +858,12 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             ImageCmd::Save(a) => Cmd::Save(a),
             ImageCmd::Load(a) => Cmd::Load(a),
             ImageCmd::Pull(a) => Cmd::Pull(a),
-            ImageCmd::Prune { all, .. } => {
+            ImageCmd::Prune { all, force } => {
+                // As docker: it asks, and without a terminal's "y" it does nothing.
+                let what = if all { "This will remove all images without at least one container associated to them." } else { "This will remove all dangling images." };
+                if !force && !confirm(what)? {
+                    return Ok(0);
+                }
                 let (ids, bytes) = engine()?.image_prune(all)?;
                 if !ids.is_empty() {
                     println!("Deleted Images:");
@@ -1267,7 +1272,10 @@ fn network_cmd(e: &Engine, cmd: NetworkCmd) -> anyhow::Result<i32> {
             print!("{out}");
             Ok(0)
         }
-        NetworkCmd::Prune { .. } => {
+        NetworkCmd::Prune { force } => {
+            if !force && !confirm("This will remove all custom networks not used by at least one container.")? {
+                return Ok(0);
+            }
             let gone = e.network_prune()?;
             if !gone.is_empty() {
                 println!("Deleted Networks:");

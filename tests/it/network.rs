@@ -133,7 +133,11 @@ fn default_network_and_prune() {
     assert_ne!(s1, s2, "chosen subnets differ");
     let keep = env.name("keep");
     env.run_detached(&keep, &["--network", &n1, "busybox", "sleep", "60"]);
-    let o = env.berth(&["network", "prune"]);
+    // As docker: it asks, and an answer other than y leaves everything.
+    let o = env.berth_stdin(&["network", "prune"], b"n\n");
+    assert!(o.code == 0 && o.stdout.contains("Are you sure you want to continue? [y/N]"), "{o}");
+    assert!(env.ok(&["network", "ls"]).contains(&n2), "nothing removed without a yes");
+    let o = env.berth_stdin(&["network", "prune"], b"y\n");
     assert_eq!(o.code, 0, "{o}");
     let left = env.ok(&["network", "ls"]);
     assert!(left.contains(&n1), "a network in use stays: {left}");

@@ -250,23 +250,28 @@ print("registry ok");
 fn image_prune_keeps_what_containers_use() {
     let env = Env::new("image_prune_keeps_what_containers_use");
     env.ok(&["tag", "busybox", "keep:1"]);
-    // An untagged (dangling) image: import again and drop the tag.
+    // An untagged (dangling) image: its tag taken by a newer import.
     let tar = busybox_tar().to_str().unwrap().to_string();
     env.ok(&["image", "import", "-c", "CMD [\"true\"]", &tar, "dangling:1"]);
     let dangling = env.ok(&["image", "inspect", "-f", "{{.Id}}", "dangling:1"]);
+    env.ok(&["image", "import", "-c", "CMD [\"false\"]", &tar, "dangling:1"]);
     env.ok(&["rmi", "dangling:1"]);
+    assert!(env.ok(&["images", "-q"]).contains(&dangling.trim_start_matches("sha256:")[..12]), "it is there, untagged: {}", env.ok(&["images"]));
     let user = env.name("user");
     env.ok(&["create", "--name", &user, "keep:1", "true"]);
     let o = env.berth(&["image", "prune"]);
+    assert!(o.code == 0 && o.stdout.contains("This will remove all dangling images"), "it asks: {o}");
+    assert!(env.ok(&["images", "-q"]).contains(&dangling.trim_start_matches("sha256:")[..12]), "no answer, nothing removed");
+    let o = env.berth(&["image", "prune", "-f"]);
     assert_eq!(o.code, 0, "{o}");
     let left = env.ok(&["images", "-q"]);
     assert!(!left.contains(&dangling.trim_start_matches("sha256:")[..12]), "the dangling image is gone: {left}");
     assert!(!left.is_empty(), "tagged images stay: {left}");
-    let o = env.berth(&["image", "prune", "-a"]);
+    let o = env.berth(&["image", "prune", "-a", "-f"]);
     assert_eq!(o.code, 0, "{o}");
     assert!(env.ok(&["image", "inspect", "-f", "{{.RepoTags}}", "keep:1"]).contains("keep:1"), "an image a container uses stays");
     env.ok(&["rm", &user]);
-    let o = env.berth(&["image", "prune", "-a"]);
+    let o = env.berth(&["image", "prune", "-a", "-f"]);
     assert!(o.stdout.contains("Total reclaimed space"), "{o}");
     assert_eq!(env.ok(&["images", "-q"]), "", "nothing unused is left");
 }
