@@ -28,6 +28,8 @@ pub enum ServiceCmd {
     },
     /// Rolling update of a service's replicas
     Update(UpdateArgs),
+    /// Roll a service back to its spec before the last update
+    Rollback { service: String },
     /// Remove services and their replicas
     #[command(alias = "remove")]
     Rm {
@@ -93,6 +95,9 @@ pub struct UpdateArgs {
     /// How long each new replica must keep serving before the next is replaced; default 2s
     #[arg(long = "update-monitor")]
     update_monitor: Option<String>,
+    /// Go back to the image, command and environment before the last update
+    #[arg(long)]
+    rollback: bool,
     service: String,
 }
 
@@ -235,10 +240,15 @@ pub fn run(e: &Engine, c: ServiceCmd) -> anyhow::Result<i32> {
                 parallelism: a.update_parallelism,
                 delay_ms: ms("--update-delay", &a.update_delay)?,
                 monitor_ms: ms("--update-monitor", &a.update_monitor)?,
+                rollback: a.rollback,
                 ..Default::default()
             };
             let s = e.service_update(&a.service, &u)?;
             println!("{}", s.name);
+        }
+        ServiceCmd::Rollback { service } => {
+            let s = e.service_update(&service, &ServiceUpdate { rollback: true, ..Default::default() })?;
+            println!("{}: rolled back to {}", s.name, s.spec.template.image);
         }
         ServiceCmd::Rm { services } => {
             let mut code = 0;

@@ -212,6 +212,7 @@ Example: let st = stack(\"shop\", \"examples/shop/compose.yaml\"); st.up(); ... 
     x("Service", "update", "update(opts)", "rolls the replicas to a new spec, batch by batch, and back if a new one fails",
       "Options: image, cmd, env, parallelism (replicas at a time), delay (ms between batches),
 monitor (ms each new replica must keep serving before the next is replaced; default 2000)."),
+    e("Service", "rollback", "rollback()", "rolls back to the image, command and environment before the last update (a rolling update too)"),
     e("Service", "remove", "remove()", "removes the service and its replicas"),
     // ---- Stack ----
     e("Stack", "name", "name -> string", "the stack's name"),

@@ -800,6 +800,9 @@ pub fn build_with(engine: Arc<Engine>, argv: Vec<String>, tracker: Option<Arc<dy
         s.engine.service_update(&s.id, &u).map(|_| ()).map_err(eng)
     });
     r.register_fn("remove", |s: &mut Service| -> RResult<()> { s.engine.service_remove(&s.id).map(|_| ()).map_err(eng) });
+    r.register_fn("rollback", |s: &mut Service| -> RResult<()> {
+        s.engine.service_update(&s.id, &crate::service::ops::ServiceUpdate { rollback: true, ..Default::default() }).map(|_| ()).map_err(eng)
+    });
     r.register_fn("to_string", |s: &mut Service| format!("Service({})", &s.id[..12]));
 
     // ---- stacks ----

@@ -79,6 +79,16 @@ pub struct ServiceSpec {
     /// The template's restart policy was chosen (else "no" means the
     /// default, "any").
     pub restart_explicit: bool,
+    /// What the last successful update replaced, for `service rollback`.
+    pub previous: Option<Previous>,
+}
+
+/// The parts of a template an update changes.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+pub struct Previous {
+    pub image: String,
+    pub cmd: Option<Vec<String>>,
+    pub env: Vec<String>,
 }
 
 #[derive(Serialize, Clone, Debug)]

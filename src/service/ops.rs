@@ -24,6 +24,9 @@ pub struct ServiceUpdate {
     pub parallelism: Option<u32>,
     pub delay_ms: Option<u64>,
     pub monitor_ms: Option<u64>,
+    /// Go back to what the last successful update replaced (image, command,
+    /// environment), itself as a rolling update.
+    pub rollback: bool,
 }
 
 fn replica_name(service: &str, slot: u32) -> String {
@@ -163,6 +166,14 @@ impl Engine {
     /// slot back to the previous spec.
     pub fn service_update(&self, key: &str, u: &ServiceUpdate) -> Result<Service> {
         let s = self.service(key)?;
+        let mut u = u.clone();
+        if u.rollback {
+            let p = s.spec.previous.clone().ok_or_else(|| EngineError::Other(format!("service {}: nothing to roll back to (no update has completed)", s.name)))?;
+            u.image = Some(p.image);
+            u.cmd = p.cmd;
+            u.env = Some(p.env);
+        }
+        let u = &u;
         let old = s.spec.clone();
         let mut new = old.clone();
         if let Some(i) = &u.image {
@@ -212,6 +223,8 @@ impl Engine {
             }
             done.extend_from_slice(batch);
         }
+        new.previous = Some(super::Previous { image: old.template.image.clone(), cmd: old.template.cmd.clone(), env: old.template.env.clone() });
+        super::set_spec(&mut self.db(), &s.id, &new)?;
         self.service(&s.id)
     }
 

@@ -200,7 +200,16 @@ fn a_rolling_update_waits_for_health_and_rolls_back_a_failing_image() {
     assert_eq!(after, names(&api, &[1, 2]).iter().map(|n| format!("v2-{n}")).collect(), "both replicas run v2 under their own names");
     let ps = env.ok(&["service", "ps", &api]);
     assert_eq!(ps.lines().filter(|l| l.split_whitespace().rev().nth(2) == Some("healthy")).count(), 2, "both healthy in the HEALTH column: {ps}");
+    // Back by hand to what the update replaced, and forward again.
+    assert!(env.ok(&["service", "rollback", &api]).ends_with(&format!("rolled back to {v1}")));
+    assert!(seen(port, 6).iter().all(|b| b.starts_with("v1-")), "v1 again: {:?}", seen(port, 6));
+    env.ok(&["service", "update", "--rollback", &api]);
+    assert!(seen(port, 6).iter().all(|b| b.starts_with("v2-")), "and v2 again: {:?}", seen(port, 6));
     env.ok(&["service", "rm", &api]);
+    let fresh = env.name("fresh");
+    env.ok(&["service", "create", "--name", &fresh, "--replicas", "0", &v1]);
+    let o = env.berth(&["service", "rollback", &fresh]);
+    assert!(o.code != 0 && o.stderr.contains("nothing to roll back to"), "{o}");
 }
 
 #[test]
@@ -214,7 +223,7 @@ fn services_from_a_script_and_the_test_runner() {
         format!(
             r#"
 test("a service from a script", || {{
-    let s = service("{p}", #{{ image: "busybox", replicas: 2, publish: ["{port}:80"],
+    let s = service("{p}", #{{ image: "busybox", replicas: 2, publish: ["{port}:80"], stop_timeout: 1,
                               cmd: ["sh", "-c", "{HOSTNAME_HTTPD}"] }});
     assert_eq(s.replicas, 2);
     assert_eq(s.containers().len(), 2);
@@ -228,6 +237,11 @@ test("a service from a script", || {{
     let clash = false;
     try {{ service("{p}", #{{ image: "other", replicas: 1 }}); }} catch (e) {{ clash = e.to_string().contains("exists with image busybox"); }}
     assert(clash, "other settings are refused");
+    // A rolling update of all three at once, then back.
+    s.update(#{{ env: ["V=2"], parallelism: 3, monitor: 200 }});
+    assert_eq(s.containers()[0].exec(["sh", "-c", "echo v$V"]).stdout, "v2\n");
+    s.rollback();
+    assert_eq(s.containers()[0].exec(["sh", "-c", "echo v$V"]).stdout, "v\n");
     // Left for the runner to remove.
 }});
 "#
