@@ -378,7 +378,7 @@ impl Engine {
 
     /// Rewrites this root's nftables table from the store, running `nft`
     /// after the database is released.
-    fn sync_firewall(&self) -> Result<()> {
+    pub(crate) fn sync_firewall(&self) -> Result<()> {
         let _lock = network::firewall_lock(&self.paths);
         let (rules, bridges) = {
             let db = self.db();
@@ -389,11 +389,7 @@ impl Engine {
 
     /// Rewrites /etc/hosts of every container on `net` (in place: the file
     /// is bind-mounted, so its inode must stay).
-    pub(crate) fn refresh_hosts_of(&self, net: &network::Network) -> Result<()> {
-        self.refresh_hosts(net)
-    }
-
-    fn refresh_hosts(&self, net: &network::Network) -> Result<()> {
+    pub(crate) fn refresh_hosts(&self, net: &network::Network) -> Result<()> {
         let members: Vec<String> = network::endpoints_of_network(&self.db(), net)?.into_iter().map(|(c, _, _)| c).collect();
         self.write_hosts(&members)
     }

@@ -68,8 +68,16 @@ struct Checks {
     state: HealthState,
     next: Option<Instant>,
     started_run: Option<Instant>,
-    /// (pid of `berth exec`, when it started, its start stamp)
-    probe: Option<(i32, Instant, String)>,
+    probe: Option<InFlight>,
+}
+
+/// A probe running: the `berth exec` that runs the check.
+struct InFlight {
+    pid: i32,
+    started: Instant,
+    stamp: String,
+    /// Killed at its timeout; its reaping records the failure.
+    timed_out: bool,
 }
 
 /// A probe is `berth exec` of the check's command: the same path as a
@@ -508,7 +516,7 @@ impl Monitor {
                                 if pid == run.pid {
                                     status = Some(st);
                                     drain_until = Some(Instant::now() + Duration::from_secs(2));
-                                } else if self.checks.probe.as_ref().is_some_and(|p| p.0 == pid) {
+                                } else if self.checks.probe.as_ref().is_some_and(|p| p.pid == pid) {
                                     self.probe_done(st.code());
                                 }
                             }
@@ -569,7 +577,8 @@ impl Monitor {
     fn probe_due(&self) -> Option<Instant> {
         let h = self.health.as_ref()?;
         match &self.checks.probe {
-            Some((_, started, _)) => Some(*started + h.timeout()),
+            Some(p) if p.timed_out => None,
+            Some(p) => Some(p.started + h.timeout()),
             None => self.checks.next,
         }
     }
@@ -577,34 +586,26 @@ impl Monitor {
     fn probe_tick(&mut self) {
         let Some(h) = self.health.clone() else { return };
         let now = Instant::now();
-        if let Some((pid, started, _)) = &self.checks.probe {
-            if now >= *started + h.timeout() {
+        if let Some(p) = &mut self.checks.probe {
+            if !p.timed_out && now >= p.started + h.timeout() {
                 // The check command runs two forks below `berth exec`,
-                // inside the container: all of them go, not just the
-                // client. Its reaping records the failure.
-                for d in proc::descendants(*pid).into_iter().rev() {
+                // inside the container: all of them go, not just the client.
+                for d in proc::descendants(p.pid).into_iter().rev() {
                     let _ = proc::kill(d, libc::SIGKILL);
                 }
-                let _ = proc::kill(*pid, libc::SIGKILL);
-                self.checks.probe.as_mut().unwrap().1 = now + Duration::from_secs(3600);
-                self.checks.state.log.push(Probe { start: store::now_rfc3339(), end: store::now_rfc3339(), exit_code: -1, output: format!("health check exceeded its timeout ({:?})", h.timeout()) });
+                let _ = proc::kill(p.pid, libc::SIGKILL);
+                p.timed_out = true;
             }
             return;
         }
         if self.checks.next.is_some_and(|t| now >= t) {
             self.checks.next = None;
             match h.argv().and_then(|argv| spawn_probe(&self.paths, &self.id, &argv)) {
-                Some(pid) => self.checks.probe = Some((pid, now, store::now_rfc3339())),
+                Some(pid) => self.checks.probe = Some(InFlight { pid, started: now, stamp: store::now_rfc3339(), timed_out: false }),
                 None => {
                     // A probe that cannot start is a failed probe, not silence.
                     let at = store::now_rfc3339();
-                    let p = Probe { start: at.clone(), end: at, exit_code: -1, output: "the health check could not be started".into() };
-                    if self.checks.state.record(p, h.retries(), false) {
-                        let _ = container::set_health(db_of(&mut self.db, &self.paths), &self.id, &self.checks.state);
-                        let _ = crate::network::sync_firewall(&self.paths, db_of(&mut self.db, &self.paths));
-                        self.db = None;
-                    }
-                    self.checks.next = Some(now + h.interval());
+                    self.record_probe(&h, Probe { start: at.clone(), end: at, exit_code: -1, output: "the health check could not be started".into() }, false);
                 }
             }
         }
@@ -612,22 +613,25 @@ impl Monitor {
 
     fn probe_done(&mut self, code: i32) {
         let Some(h) = self.health.clone() else { return };
-        let Some((_, _, start)) = self.checks.probe.take() else { return };
-        let mut output = std::fs::read(self.paths.container_run(&self.id).join("health.out")).unwrap_or_default();
-        output.truncate(4096);
-        // A timed-out probe left its note; the kill's status is not news.
-        let timed_out = self.checks.state.log.last().is_some_and(|p| p.exit_code == -1 && p.start >= start);
-        let changed = if timed_out {
-            let p = self.checks.state.log.pop().unwrap();
-            self.checks.state.record(p, h.retries(), false)
+        let Some(p) = self.checks.probe.take() else { return };
+        let end = store::now_rfc3339();
+        let probe = if p.timed_out {
+            Probe { start: p.stamp, end, exit_code: -1, output: format!("health check exceeded its timeout ({:?})", h.timeout()) }
         } else {
-            let in_start = self.checks.started_run.is_some_and(|t| t.elapsed() < Duration::from_millis(h.start_period_ms));
-            let p = Probe { start, end: store::now_rfc3339(), exit_code: code, output: String::from_utf8_lossy(&output).into_owned() };
-            self.checks.state.record(p, h.retries(), in_start)
+            let mut output = std::fs::read(self.paths.container_run(&self.id).join("health.out")).unwrap_or_default();
+            output.truncate(4096);
+            Probe { start: p.stamp, end, exit_code: code, output: String::from_utf8_lossy(&output).into_owned() }
         };
+        let in_start = !p.timed_out && self.checks.started_run.is_some_and(|t| t.elapsed() < Duration::from_millis(h.start_period_ms));
+        self.record_probe(&h, probe, in_start);
+    }
+
+    /// Folds a probe into the health, records it, and moves the balancing
+    /// when the status changed (only healthy replicas get traffic).
+    fn record_probe(&mut self, h: &HealthSpec, p: Probe, in_start_period: bool) {
+        let changed = self.checks.state.record(p, h.retries(), in_start_period);
         let _ = container::set_health(db_of(&mut self.db, &self.paths), &self.id, &self.checks.state);
         if changed {
-            // Service balancing follows health: only healthy replicas get traffic.
             let _ = crate::network::sync_firewall(&self.paths, db_of(&mut self.db, &self.paths));
         }
         self.db = None;

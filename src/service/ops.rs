@@ -146,16 +146,9 @@ impl Engine {
 
     /// Rewrites the balancing and the peers' names after a change.
     fn service_sync(&self, s: &Service) -> Result<()> {
-        let _lock = network::firewall_lock(&self.paths);
-        {
-            let db = self.db();
-            let rules = network::firewall_rules(&db)?;
-            let bridges = network::bridges(&db)?;
-            drop(db);
-            network::apply_firewall(&self.paths, rules.as_deref(), &bridges)?;
-        }
+        self.sync_firewall()?;
         if let Ok(n) = self.network(&s.network_id) {
-            self.refresh_hosts_of(&n)?;
+            self.refresh_hosts(&n)?;
         }
         Ok(())
     }
