@@ -7,7 +7,6 @@ pub mod spec;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use rusqlite::OptionalExtension;
 use serde::{Deserialize, Serialize};
 
 use crate::image::{self, ImageError};
@@ -211,18 +210,10 @@ fn from_row(r: &rusqlite::Row) -> rusqlite::Result<Container> {
 /// Finds a container by name, full id or unique id prefix.
 pub fn get(db: &Db, key: &str) -> Result<Container> {
     let key = key.trim_start_matches('/');
-    let by_name = db.conn.query_row(&format!("SELECT {COLS} FROM containers WHERE name=?1 OR id=?1"), [key], from_row).optional().map_err(StoreError::from)?;
-    if let Some(c) = by_name {
-        return Ok(c);
+    match store::lookup(&db.conn, &format!("SELECT {COLS} FROM containers"), key, from_row)? {
+        store::Found::One(c) => Ok(c),
+        _ => Err(ContainerError::NotFound(key.to_string())),
     }
-    if !key.is_empty() && key.bytes().all(|b| b.is_ascii_hexdigit()) {
-        let mut st = db.conn.prepare(&format!("SELECT {COLS} FROM containers WHERE id LIKE ?1")).map_err(StoreError::from)?;
-        let found: Vec<Container> = st.query_map([format!("{key}%")], from_row).map_err(StoreError::from)?.filter_map(|r| r.ok()).collect();
-        if found.len() == 1 {
-            return Ok(found.into_iter().next().unwrap());
-        }
-    }
-    Err(ContainerError::NotFound(key.to_string()))
 }
 
 pub fn list(db: &Db) -> Result<Vec<Container>> {

@@ -112,24 +112,12 @@ pub fn list(db: &Db) -> Result<Vec<Network>> {
     Ok(v)
 }
 
-/// By exact name, then exact id, then a unique id prefix (hex only: `_`
-/// in a name is no LIKE wildcard).
 pub fn get(db: &Db, key: &str) -> Result<Network> {
     schema(db)?;
-    let cols = "SELECT id, name, subnet, gateway, bridge, created, labels FROM networks WHERE";
-    for w in ["name=?1", "id=?1"] {
-        if let Some(n) = db.conn.query_row(&format!("{cols} {w}"), [key], row).optional().map_err(StoreError::from)? {
-            return Ok(n);
-        }
+    match store::lookup(&db.conn, "SELECT id, name, subnet, gateway, bridge, created, labels FROM networks", key, row)? {
+        store::Found::One(n) => Ok(n),
+        _ => Err(NetworkError::NotFound(key.to_string())),
     }
-    if !key.is_empty() && key.bytes().all(|b| b.is_ascii_hexdigit()) {
-        let mut st = db.conn.prepare(&format!("{cols} id LIKE ?1 || '%'")).map_err(StoreError::from)?;
-        let found: Vec<Network> = st.query_map([key], row).map_err(StoreError::from)?.filter_map(|r| r.ok()).collect();
-        if found.len() == 1 {
-            return Ok(found.into_iter().next().unwrap());
-        }
-    }
-    Err(NetworkError::NotFound(key.to_string()))
 }
 
 /// Bridge device names: `berth0` for the default network of the default

@@ -14,7 +14,6 @@ pub mod stack;
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
-use rusqlite::OptionalExtension;
 use serde::{Deserialize, Serialize};
 
 use crate::container::{self, RunSpec};
@@ -147,27 +146,13 @@ pub fn list(db: &Db) -> Result<Vec<Service>> {
     Ok(v)
 }
 
-/// By exact name, then exact id, then a unique id prefix (hex only, so
-/// no LIKE wildcard slips in).
 pub fn get(db: &Db, key: &str) -> Result<Service> {
     schema(db)?;
-    let one = |sql: &str| db.conn.query_row(&format!("SELECT {COLS} FROM services WHERE {sql}"), [key], row).optional().map_err(StoreError::from);
-    if let Some(s) = one("name=?1")? {
-        return Ok(s);
+    match store::lookup(&db.conn, &format!("SELECT {COLS} FROM services"), key, row)? {
+        store::Found::One(s) => Ok(s),
+        store::Found::Many(n) => Err(ServiceError::Invalid { name: key.to_string(), msg: format!("{n} services have ids starting with {key}; give more of the id or the name") }),
+        store::Found::None => Err(ServiceError::NotFound(key.to_string())),
     }
-    if let Some(s) = one("id=?1")? {
-        return Ok(s);
-    }
-    if !key.is_empty() && key.bytes().all(|b| b.is_ascii_hexdigit()) {
-        let mut st = db.conn.prepare(&format!("SELECT {COLS} FROM services WHERE id LIKE ?1 || '%'")).map_err(StoreError::from)?;
-        let found: Vec<Service> = st.query_map([key], row).map_err(StoreError::from)?.filter_map(|r| r.ok()).collect();
-        match found.len() {
-            1 => return Ok(found.into_iter().next().unwrap()),
-            n if n > 1 => return Err(ServiceError::Invalid { name: key.to_string(), msg: format!("{n} services have ids starting with {key}; give more of the id or the name") }),
-            _ => {}
-        }
-    }
-    Err(ServiceError::NotFound(key.to_string()))
 }
 
 /// Records a new service (its VIP is allocated by the caller through the

@@ -251,6 +251,35 @@ impl Db {
     }
 }
 
+/// What a user's key names in a table with `name` and `id` columns.
+pub enum Found<T> {
+    One(T),
+    /// A hex prefix several ids start with.
+    Many(usize),
+    None,
+}
+
+/// Finds the row `key` names, as docker does: an exact name, then an exact
+/// id, then an id prefix (hex only, so `_` or `%` never act as LIKE
+/// wildcards). `select` is `SELECT <columns> FROM <table>`.
+pub fn lookup<T>(conn: &Connection, select: &str, key: &str, row: impl Fn(&rusqlite::Row) -> rusqlite::Result<T>) -> Result<Found<T>> {
+    for w in ["name=?1", "id=?1"] {
+        if let Some(x) = conn.query_row(&format!("{select} WHERE {w}"), [key], &row).optional()? {
+            return Ok(Found::One(x));
+        }
+    }
+    if key.is_empty() || !key.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Ok(Found::None);
+    }
+    let mut st = conn.prepare(&format!("{select} WHERE id LIKE ?1 || '%'"))?;
+    let mut found: Vec<T> = st.query_map([key], &row)?.filter_map(|r| r.ok()).collect();
+    Ok(match found.len() {
+        0 => Found::None,
+        1 => Found::One(found.remove(0)),
+        n => Found::Many(n),
+    })
+}
+
 /// Makes the directories the store needs.
 pub fn ensure_dirs(paths: &Paths) -> Result<()> {
     for d in [paths.root.clone(), paths.blobs(), paths.layers(), paths.tmp(), paths.root.join("containers"), paths.run.clone()] {
