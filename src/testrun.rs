@@ -135,44 +135,69 @@ pub fn remove_labelled(e: &Engine, run: &str, images: &[String]) -> Result<Swept
 }
 
 pub fn remove_matching(e: &Engine, pick: &dyn Fn(&std::collections::BTreeMap<String, String>) -> bool, images: &[String]) -> Result<Swept> {
-    let mut s = Swept::default();
-    // Stacks go whole (services, networks, volumes, built images); tried
-    // again after the containers, which may hold their networks.
+    let networks = e.networks()?;
     let stacks: std::collections::BTreeSet<String> =
-        e.networks()?.into_iter().filter(|n| pick(&n.labels)).filter_map(|n| n.labels.get(crate::service::stack::STACK_LABEL).cloned()).collect();
-    for st in &stacks {
+        networks.iter().filter(|n| pick(&n.labels)).filter_map(|n| n.labels.get(crate::service::stack::STACK_LABEL).cloned()).collect();
+    let o = Objects {
+        stacks: stacks.into_iter().collect(),
+        services: e.services()?.into_iter().filter(|x| pick(&x.spec.labels)).map(|x| x.id).collect(),
+        containers: e.containers(true)?.into_iter().filter(|c| pick(&c.spec.labels)).map(|c| c.id).collect(),
+        networks: networks.into_iter().filter(|n| pick(&n.labels)).map(|n| n.id).collect(),
+        volumes: e.volumes()?.into_iter().filter(|v| pick(&v.labels)).map(|v| v.name).collect(),
+        images: images.to_vec(),
+    };
+    Ok(remove_objects(e, &o))
+}
+
+/// Objects to remove together, by id (volumes and stacks by name).
+#[derive(Debug, Default)]
+pub struct Objects {
+    pub stacks: Vec<String>,
+    pub services: Vec<String>,
+    pub containers: Vec<String>,
+    pub networks: Vec<String>,
+    pub volumes: Vec<String>,
+    /// Oldest first, as built.
+    pub images: Vec<String>,
+}
+
+/// Removes them in the order that lets each go: stacks and services (their
+/// replicas along), containers, stacks again (a container of the caller's
+/// may have held a stack's network), networks, volumes, then images, newest
+/// first (a build's final image before the step images under it) and never
+/// by force (one another user tagged or runs stays).
+pub fn remove_objects(e: &Engine, o: &Objects) -> Swept {
+    let mut s = Swept::default();
+    for st in &o.stacks {
         let _ = e.stack_remove(st);
     }
-    for svc in e.services()? {
-        if pick(&svc.spec.labels) {
-            let _ = e.service_remove(&svc.id);
-        }
+    for id in &o.services {
+        let _ = e.service_remove(id);
     }
-    for c in e.containers(true)? {
-        if pick(&c.spec.labels) && e.remove_with(&c.id, true, true).is_ok() {
+    for id in &o.containers {
+        if e.remove_with(id, true, true).is_ok() {
             s.containers += 1;
         }
     }
-    for st in &stacks {
-        if e.stacks()?.iter().any(|x| &x.name == st) {
+    for st in &o.stacks {
+        if e.stacks().is_ok_and(|l| l.iter().any(|x| &x.name == st)) {
             let _ = e.stack_remove(st);
         }
     }
-    for n in e.networks()? {
-        if pick(&n.labels) && e.network_remove(&n.id).is_ok() {
+    for id in &o.networks {
+        if e.network_remove(id).is_ok() {
             s.networks += 1;
         }
     }
-    for v in e.volumes()? {
-        if pick(&v.labels) && e.volume_remove(&v.name).is_ok() {
+    for v in &o.volumes {
+        if e.volume_remove(v).is_ok() {
             s.volumes += 1;
         }
     }
-    // Newest first: a build's final image before the step images under it.
-    for id in images.iter().rev() {
+    for id in o.images.iter().rev() {
         if e.image_remove(id, false).is_ok() {
             s.images += 1;
         }
     }
-    Ok(s)
+    s
 }

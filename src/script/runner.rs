@@ -347,62 +347,35 @@ fn cleanup(engine: &Engine, s: &Session, keep: bool, kept: &Mutex<Vec<String>>, 
         }
         return;
     }
-    // Services (and stacks' services) take their replicas along. A stack's
-    // network may still hold one of the test's own containers: the stack
-    // is removed again once those are gone.
-    for o in &made {
-        if let Created::Stack(name) = o {
-            let _ = engine.stack_remove(name);
-        }
-    }
-    for o in &made {
-        if let Created::Service(id) = o {
-            let _ = engine.service_remove(id);
-        }
-    }
     // Named volumes the test's containers created on first use go too,
-    // once nothing uses them.
+    // once nothing uses them: found before the containers go.
     let mut implicit: Vec<String> = Vec::new();
-    for o in &made {
-        if let Created::Container(id) = o
-            && let Ok(c) = engine.container(id)
-        {
-            for m in c.mounts.iter().filter(|m| m.kind == "volume" && !m.anonymous) {
-                if engine.volume(&m.name).is_ok_and(|x| x.labels.is_empty() && x.created.as_str() >= since) {
-                    implicit.push(m.name.clone());
+    let mut o = testrun::Objects::default();
+    for x in &made {
+        match x {
+            Created::Container(id) => {
+                if let Ok(c) = engine.container(id) {
+                    for m in c.mounts.iter().filter(|m| m.kind == "volume" && !m.anonymous) {
+                        if engine.volume(&m.name).is_ok_and(|v| v.labels.is_empty() && v.created.as_str() >= since) {
+                            implicit.push(m.name.clone());
+                        }
+                    }
                 }
+                o.containers.push(id.clone());
             }
-            let _ = engine.remove_with(id, true, true);
+            Created::Network(id) => o.networks.push(id.clone()),
+            Created::Volume(n) => o.volumes.push(n.clone()),
+            // Only images the test's builds made (a cached build returns one
+            // that was there before, and is not noted).
+            Created::Image(id) => o.images.push(id.clone()),
+            Created::Service(id) => o.services.push(id.clone()),
+            Created::Stack(name) => o.stacks.push(name.clone()),
         }
     }
-    for o in &made {
-        if let Created::Stack(name) = o
-            && engine.stacks().is_ok_and(|l| l.iter().any(|x| &x.name == name))
-        {
-            let _ = engine.stack_remove(name);
-        }
-    }
-    for o in &made {
-        if let Created::Network(id) = o {
-            let _ = engine.network_remove(id);
-        }
-    }
-    for o in &made {
-        if let Created::Volume(n) = o {
-            let _ = engine.volume_remove(n);
-        }
-    }
+    testrun::remove_objects(engine, &o);
     for v in implicit {
         if engine.volume_users(&v).is_empty() {
             let _ = engine.volume_remove(&v);
-        }
-    }
-    // Only images the test's builds made (a cached build returns an image
-    // that was there before), and not by force: one another file's test
-    // still runs, or that got another tag, stays.
-    for o in made.iter().rev() {
-        if let Created::Image(id) = o {
-            let _ = engine.image_remove(id, false);
         }
     }
 }
