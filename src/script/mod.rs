@@ -312,14 +312,15 @@ pub fn build(engine: Arc<Engine>, argv: Vec<String>) -> (rhai::Engine, rhai::Sco
 }
 
 pub fn build_with(engine: Arc<Engine>, argv: Vec<String>, tracker: Option<Arc<dyn Tracker>>) -> (rhai::Engine, rhai::Scope<'static>) {
-    // Labels a tracked run adds, and the note it takes of what was made.
-    let label = {
+    // Labels a tracked run adds (none otherwise), and the note it takes
+    // of what was made.
+    let extra = {
         let t = tracker.clone();
-        move |spec: &mut RunSpec| {
-            if let Some(t) = &t {
-                spec.labels.extend(t.labels());
-            }
-        }
+        move || t.as_ref().map(|t| t.labels()).unwrap_or_default()
+    };
+    let label = {
+        let extra = extra.clone();
+        move |spec: &mut RunSpec| spec.labels.extend(extra())
     };
     let note = {
         let t = tracker.clone();
@@ -581,7 +582,7 @@ pub fn build_with(engine: Arc<Engine>, argv: Vec<String>, tracker: Option<Arc<dy
     // ---- networks ----
     r.register_type_with_name::<Network>("Network");
     let e = engine.clone();
-    let t = tracker.clone();
+    let ex = extra.clone();
     let nt = note.clone();
     let network = move |name: &str, opts: Map| -> RResult<Network> {
         let mut subnet = None;
@@ -603,9 +604,7 @@ pub fn build_with(engine: Arc<Engine>, argv: Vec<String>, tracker: Option<Arc<dy
                 }
                 return Ok(Network { engine: e.clone(), id: n.id });
             }
-        if let Some(t) = &t {
-            labels.extend(t.labels());
-        }
+        labels.extend(ex());
         let n = e.network_create(&crate::network::NetworkSpec { name: name.to_string(), subnet, gateway, labels }).map_err(eng)?;
         nt(Created::Network(n.id.clone()));
         Ok(Network { engine: e.clone(), id: n.id })
@@ -695,7 +694,7 @@ pub fn build_with(engine: Arc<Engine>, argv: Vec<String>, tracker: Option<Arc<dy
     // ---- volumes ----
     r.register_type_with_name::<Volume>("Volume");
     let e = engine.clone();
-    let t = tracker.clone();
+    let ex = extra.clone();
     let nt = note.clone();
     let volume = move |name: &str, opts: Map| -> RResult<Volume> {
         let mut labels = std::collections::BTreeMap::new();
@@ -706,9 +705,7 @@ pub fn build_with(engine: Arc<Engine>, argv: Vec<String>, tracker: Option<Arc<dy
             }
         }
         let existed = e.volume(name).is_ok();
-        if let Some(t) = &t {
-            labels.extend(t.labels());
-        }
+        labels.extend(ex());
         let v = e.volume_create(Some(name), &labels).map_err(eng)?;
         if !existed {
             nt(Created::Volume(v.name.clone()));
@@ -736,7 +733,7 @@ pub fn build_with(engine: Arc<Engine>, argv: Vec<String>, tracker: Option<Arc<dy
     // ---- services ----
     r.register_type_with_name::<Service>("Service");
     let e = engine.clone();
-    let t = tracker.clone();
+    let ex = extra.clone();
     let nt = note.clone();
     let service = move |name: &str, opts: Map| -> RResult<Service> {
         let mut spec = service_spec(name, &opts)?;
@@ -750,10 +747,8 @@ pub fn build_with(engine: Arc<Engine>, argv: Vec<String>, tracker: Option<Arc<dy
             }
             return Ok(Service { engine: e.clone(), id: s.id });
         }
-        if let Some(t) = &t {
-            spec.labels.extend(t.labels());
-            spec.template.labels.extend(t.labels());
-        }
+        spec.labels.extend(ex());
+        spec.template.labels.extend(ex());
         let s = e.service_create(&spec).map_err(eng)?;
         nt(Created::Service(s.id.clone()));
         Ok(Service { engine: e.clone(), id: s.id })
@@ -827,11 +822,10 @@ pub fn build_with(engine: Arc<Engine>, argv: Vec<String>, tracker: Option<Arc<dy
     let e = engine.clone();
     r.register_fn("stacks", move || -> RResult<Array> { Ok(e.stacks().map_err(eng)?.into_iter().map(|s| Dynamic::from(s.name)).collect()) });
     r.register_get("name", |s: &mut Stack| s.name.clone());
-    let t = tracker.clone();
+    let ex = extra.clone();
     let nt = note.clone();
     r.register_fn("up", move |s: &mut Stack| -> RResult<Array> {
-        let extra = t.as_ref().map(|t| t.labels()).unwrap_or_default();
-        let made = s.engine.stack_deploy(&s.name, &s.plan, &s.source, &extra).map_err(eng)?;
+        let made = s.engine.stack_deploy(&s.name, &s.plan, &s.source, &ex()).map_err(eng)?;
         nt(Created::Stack(s.name.clone()));
         Ok(made.into_iter().map(|x| Dynamic::from(Service { engine: s.engine.clone(), id: x.id })).collect())
     });
