@@ -120,6 +120,11 @@ impl Walk<'_> {
         }
     }
 
+    /// `m[key]` as a string, if there, named `path.key` in errors.
+    fn opt_string(&self, m: &serde_json::Map<String, Value>, path: &str, key: &str) -> R<Option<String>> {
+        m.get(key).map(|v| self.string(&format!("{path}.{key}"), v)).transpose()
+    }
+
     /// A string is split like a shell would (quotes kept together); a list
     /// is taken as it is.
     fn command(&self, path: &str, v: &Value) -> R<Vec<String>> {
@@ -378,7 +383,7 @@ pub fn parse(v: &Value, origin: &str, base: &Path) -> R<Plan> {
             ],
         );
         let mut t = RunSpec::default();
-        let image = m.get("image").map(|v| w.string(&format!("{path}.image"), v)).transpose()?;
+        let image = w.opt_string(&m, &path, "image")?;
         let build = match m.get("build") {
             None => Build::None,
             Some(Value::String(dir)) => Build::Dir(w.relative(dir), None, BTreeMap::new()),
@@ -386,8 +391,8 @@ pub fn parse(v: &Value, origin: &str, base: &Path) -> R<Plan> {
                 let bp = format!("{path}.build");
                 let bm = w.map(&bp, b)?.clone();
                 w.unknown(&bp, &bm, &["context", "dockerfile", "args", "target"]);
-                let ctx = bm.get("context").map(|c| w.string(&format!("{bp}.context"), c)).transpose()?.unwrap_or_else(|| ".".into());
-                let file = bm.get("dockerfile").map(|f| w.string(&format!("{bp}.dockerfile"), f)).transpose()?;
+                let ctx = w.opt_string(&bm, &bp, "context")?.unwrap_or_else(|| ".".into());
+                let file = w.opt_string(&bm, &bp, "dockerfile")?;
                 let args = match bm.get("args") {
                     None => BTreeMap::new(),
                     Some(a) => w.env(&format!("{bp}.args"), a)?.into_iter().filter_map(|kv| kv.split_once('=').map(|(k, v)| (k.to_string(), v.to_string()))).collect(),
@@ -426,9 +431,9 @@ pub fn parse(v: &Value, origin: &str, base: &Path) -> R<Plan> {
                     Value::Object(pm) => {
                         let target = pm.get("target").ok_or_else(|| ComposeError { origin: origin.into(), path: pp.clone(), msg: "needs a target port".into() })?;
                         let target = w.string(&format!("{pp}.target"), target)?;
-                        let published = pm.get("published").map(|p| w.string(&format!("{pp}.published"), p)).transpose()?;
-                        let proto = pm.get("protocol").map(|p| w.string(&format!("{pp}.protocol"), p)).transpose()?.unwrap_or_else(|| "tcp".into());
-                        let ip = pm.get("host_ip").map(|p| w.string(&format!("{pp}.host_ip"), p)).transpose()?;
+                        let published = w.opt_string(&pm, &pp, "published")?;
+                        let proto = w.opt_string(&pm, &pp, "protocol")?.unwrap_or_else(|| "tcp".into());
+                        let ip = w.opt_string(&pm, &pp, "host_ip")?;
                         let mut s = String::new();
                         if let Some(ip) = ip {
                             s.push_str(&format!("{ip}:"));
@@ -453,7 +458,7 @@ pub fn parse(v: &Value, origin: &str, base: &Path) -> R<Plan> {
                 let vp = format!("{path}.volumes[{i}]");
                 let spec = match x {
                     Value::Object(vm) => {
-                        let src = vm.get("source").map(|s| w.string(&format!("{vp}.source"), s)).transpose()?;
+                        let src = w.opt_string(&vm, &vp, "source")?;
                         let dst = vm.get("target").ok_or_else(|| ComposeError { origin: origin.into(), path: vp.clone(), msg: "needs a target".into() })?;
                         let dst = w.string(&format!("{vp}.target"), dst)?;
                         let ro = vm.get("read_only").and_then(Value::as_bool).unwrap_or(false);
@@ -524,7 +529,7 @@ pub fn parse(v: &Value, origin: &str, base: &Path) -> R<Plan> {
                     let dp = format!("{path}.depends_on.{d}");
                     let c = w.map(&dp, cfg)?.clone();
                     w.unknown(&dp, &c, &["condition", "restart", "required"]);
-                    let cond = match c.get("condition").map(|x| w.string(&format!("{dp}.condition"), x)).transpose()?.as_deref() {
+                    let cond = match w.opt_string(&c, &dp, "condition")?.as_deref() {
                         None | Some("service_started") => Condition::Started,
                         Some("service_healthy") => Condition::Healthy,
                         Some("service_completed_successfully") => Condition::CompletedSuccessfully,
@@ -610,7 +615,7 @@ pub fn parse(v: &Value, origin: &str, base: &Path) -> R<Plan> {
                 let rm = w.map(&rp, r)?.clone();
                 w.unknown(&rp, &rm, &["condition", "max_attempts"]);
                 let max = rm.get("max_attempts").map(|x| w.count(&format!("{rp}.max_attempts"), x)).transpose()?.unwrap_or(0);
-                t.restart = match rm.get("condition").map(|x| w.string(&format!("{rp}.condition"), x)).transpose()?.as_deref() {
+                t.restart = match w.opt_string(&rm, &rp, "condition")?.as_deref() {
                     None | Some("any") => RestartPolicy::Always,
                     Some("on-failure") => RestartPolicy::OnFailure(max),
                     Some("none") => RestartPolicy::No,
