@@ -212,6 +212,15 @@ impl Engine {
         crate::build::builder::build(self, opts)
     }
 
+    /// `build`, and whether the image is new: a fully cached build hands
+    /// back one that was there before, which is not the caller's to remove.
+    pub fn build_new(&self, opts: &crate::build::builder::BuildOptions) -> std::result::Result<(Image, bool), crate::build::builder::BuildError> {
+        let before: std::collections::HashSet<String> = self.images()?.into_iter().map(|i| i.id).collect();
+        let img = self.build(opts)?;
+        let new = !before.contains(&img.id);
+        Ok((img, new))
+    }
+
     // ---- containers ----
 
     pub fn create(&self, spec: &RunSpec) -> Result<Container> {

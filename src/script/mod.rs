@@ -680,10 +680,8 @@ pub fn build_with(engine: Arc<Engine>, argv: Vec<String>, tracker: Option<Arc<dy
                 other => return Err(rerr(format!("unknown build option {other:?}; known: tag, file, args, target, no_cache, quiet"))),
             }
         }
-        let before: std::collections::HashSet<String> = e.images().map_err(eng)?.into_iter().map(|i| i.id).collect();
-        let i = e.build(&o).map_err(rerr)?;
-        // A cached build hands back an image that was already there: not ours.
-        if !before.contains(&i.id) {
+        let (i, new) = e.build_new(&o).map_err(rerr)?;
+        if new {
             nt(Created::Image(i.id.clone()));
         }
         Ok(Image { engine: e.clone(), id: i.id })

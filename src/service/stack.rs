@@ -124,9 +124,8 @@ impl Engine {
                         no_cache: false,
                         show_output: false,
                     };
-                    let before: std::collections::HashSet<String> = self.images()?.into_iter().map(|i| i.id).collect();
-                    let img = self.build(&o).map_err(|e| bad(format!("stack {stack}: building service {}: {e}", s.name)))?;
-                    if before.contains(&img.id) {
+                    let (img, new) = self.build_new(&o).map_err(|e| bad(format!("stack {stack}: building service {}: {e}", s.name)))?;
+                    if !new {
                         // Built before (a cached build): not the stack's to remove.
                         images.push((s.name.clone(), tag));
                         continue;
