@@ -624,7 +624,7 @@ impl Engine {
         if c.state != "running" {
             return Err(ContainerError::BadState { name: c.name, state: c.state, what: "only a running container can be paused".into() }.into());
         }
-        Cgroup::load(&format!("berth/{}", c.id)).freeze().map_err(other("pause"))?;
+        Cgroup::load(&c.cgroup(&self.paths)).freeze().map_err(other("pause"))?;
         container::set_state(&mut self.db(), &c.id, "paused")?;
         self.replica_moved(&c)?;
         self.container(&c.id)
@@ -635,7 +635,7 @@ impl Engine {
         if c.state != "paused" {
             return Err(ContainerError::BadState { name: c.name, state: c.state, what: "it is not paused".into() }.into());
         }
-        Cgroup::load(&format!("berth/{}", c.id)).thaw().map_err(other("unpause"))?;
+        Cgroup::load(&c.cgroup(&self.paths)).thaw().map_err(other("unpause"))?;
         container::set_state(&mut self.db(), &c.id, "running")?;
         self.replica_moved(&c)?;
         self.container(&c.id)
@@ -797,7 +797,7 @@ impl Engine {
         }
         if !capture && proc::thread_count() == 1 {
             let spec = runtime::load_spec(&self.paths.container_dir(&c.id)).map_err(other("reading config.json"))?;
-            let code = runtime::exec::exec(&spec, c.pid, &format!("berth/{}", c.id), opts).map_err(|e| EngineError::Start { code: e.code, msg: e.msg })?;
+            let code = runtime::exec::exec(&spec, c.pid, &c.cgroup(&self.paths), opts).map_err(|e| EngineError::Start { code: e.code, msg: e.msg })?;
             return Ok(Output { code, ..Default::default() });
         }
         let exe = std::env::current_exe().map_err(other("finding the berth binary"))?;
@@ -833,7 +833,7 @@ impl Engine {
         if !c.running() {
             return Err(ContainerError::BadState { name: c.name, state: c.state, what: "top needs a running container".into() }.into());
         }
-        let mut v: Vec<ProcInfo> = Cgroup::load(&format!("berth/{}", c.id)).procs().into_iter().filter_map(proc_info).collect();
+        let mut v: Vec<ProcInfo> = Cgroup::load(&c.cgroup(&self.paths)).procs().into_iter().filter_map(proc_info).collect();
         v.sort_by_key(|p| p.pid);
         Ok(v)
     }

@@ -27,6 +27,10 @@ pub struct Info {
     pub server_version: String,
     pub storage_driver: String,
     pub cgroup_version: u32,
+    /// Who manages containers' cgroups: berth itself, through the files.
+    pub cgroup_driver: String,
+    /// Where this root's containers' cgroups live.
+    pub cgroup_parent: String,
     pub kernel_version: String,
     pub os: String,
     pub architecture: String,
@@ -62,6 +66,8 @@ enum Fix {
     Kill(i32),
     RemoveFile(std::path::PathBuf),
     MarkExited(String),
+    /// Kill what is left in a cgroup and remove it.
+    RemoveCgroup(String),
 }
 
 /// The ids (as the host numbers them) of every network namespace something
@@ -158,6 +164,8 @@ impl Engine {
             server_version: env!("CARGO_PKG_VERSION").into(),
             storage_driver: "overlay".into(),
             cgroup_version: if crate::sys::cgroup::is_v2() { 2 } else { 1 },
+            cgroup_driver: "cgroupfs".into(),
+            cgroup_parent: self.paths.cgroup_parent(),
             kernel_version: u.as_ref().map(|u| u.release().to_string_lossy().into_owned()).unwrap_or_default(),
             os: os_name(),
             architecture: u.as_ref().map(|u| u.machine().to_string_lossy().into_owned()).unwrap_or_default(),
@@ -333,6 +341,7 @@ impl Engine {
 
         // Processes started for this root: monitors and delay lines.
         let root = self.paths.root.display().to_string();
+        let mut monitored: HashSet<String> = HashSet::new();
         if let Ok(rd) = std::fs::read_dir("/proc") {
             for e in rd.flatten() {
                 let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else { continue };
@@ -342,8 +351,35 @@ impl Engine {
                 }
                 if !known(&words[2]) {
                     add("process", format!("{pid} ({} {})", words[1], &words[2][..12.min(words[2].len())]), "its container is gone".into(), Fix::Kill(pid));
+                } else if words[1] == "monitor" {
+                    monitored.insert(words[2].clone());
                 }
             }
+        }
+
+        // cgroups: a container's lives as long as its monitor. One without
+        // a monitor is a crash's leftover, perhaps with processes still in
+        // it, beyond the reach of stop and kill.
+        let parent = self.paths.cgroup_parent();
+        let mut cgroups: Vec<String> = crate::sys::cgroup::children(&parent).into_iter().map(|id| format!("{parent}/{id}")).collect();
+        for c in &containers {
+            let cg = c.cgroup(&self.paths);
+            if !cgroups.contains(&cg) && crate::sys::cgroup::Cgroup::load(&cg).exists() {
+                cgroups.push(cg);
+            }
+        }
+        for cg in &cgroups {
+            let id = cg.rsplit('/').next().unwrap_or("");
+            if monitored.contains(id) {
+                continue;
+            }
+            let procs = crate::sys::cgroup::Cgroup::load(cg).procs().len();
+            let whose = if known(id) { "its container's monitor is gone" } else { "its container is gone" };
+            let reason = if procs > 0 { format!("{whose}; {procs} processes still run in it") } else { whose.to_string() };
+            add("cgroup", cg.clone(), reason, Fix::RemoveCgroup(cg.clone()));
+        }
+        if monitored.is_empty() && cgroups.is_empty() && crate::sys::cgroup::Cgroup::load(&parent).exists() {
+            add("cgroup", parent.clone(), "no container of this root uses it".into(), Fix::RemoveCgroup(parent.clone()));
         }
 
         // Containers recorded as running whose monitor is gone.
@@ -390,6 +426,13 @@ impl Engine {
             Fix::Kill(pid) => gone(proc::kill(*pid, libc::SIGKILL)),
             Fix::RemoveFile(p) => gone(std::fs::remove_file(p)),
             Fix::MarkExited(id) => self.container(id).map(|_| ()).map_err(|e| e.to_string()),
+            Fix::RemoveCgroup(path) => {
+                let cg = crate::sys::cgroup::Cgroup::load(path);
+                cg.kill_all().map_err(s)?;
+                cg.delete().map_err(s)?;
+                crate::sys::cgroup::remove_if_unused(&self.paths.cgroup_parent());
+                Ok(())
+            }
         }
     }
 }
@@ -571,7 +614,7 @@ pub struct Stats {
 
 impl Engine {
     fn sample(&self, c: &crate::container::Container) -> crate::sys::stats::Sample {
-        let cg = crate::sys::cgroup::Cgroup::load(&format!("berth/{}", c.id));
+        let cg = crate::sys::cgroup::Cgroup::load(&c.cgroup(&self.paths));
         let pid = (c.running() && c.pid > 0).then_some(c.pid);
         crate::sys::stats::sample(&cg, pid)
     }

@@ -435,6 +435,12 @@ struct RunArgs {
     cpus: Option<f64>,
     #[arg(long = "pids-limit")]
     pids_limit: Option<i64>,
+    /// Give a host device: HOST[:CONTAINER[:PERMS]] (PERMS of rwm).
+    #[arg(long = "device")]
+    device: Vec<String>,
+    /// The cgroup to put the container's cgroup under.
+    #[arg(long = "cgroup-parent")]
+    cgroup_parent: Option<String>,
     #[arg(long, default_value = "no")]
     restart: String,
     #[arg(long = "cap-add")]
@@ -721,6 +727,8 @@ impl RunArgs {
             volumes: self.volume.clone(),
             volumes_from: self.volumes_from.clone(),
             health: self.health()?,
+            devices: self.device.clone(),
+            cgroup_parent: self.cgroup_parent.clone(),
         })
     }
 
@@ -1461,7 +1469,7 @@ fn system_cmd(e: &Engine, c: SystemCmd) -> anyhow::Result<i32> {
             }
             println!("Containers: {}\n Running: {}\n Paused: {}\n Stopped: {}", i.containers, i.running, i.paused, i.stopped);
             println!("Images: {}\nNetworks: {}", i.images, i.networks);
-            println!("Server Version: berth {}\nStorage Driver: {}\nCgroup Driver: cgroupfs\nCgroup Version: {}", i.server_version, i.storage_driver, i.cgroup_version);
+            println!("Server Version: berth {}\nStorage Driver: {}\nCgroup Driver: {}\nCgroup Version: {}\nCgroup Parent: {}", i.server_version, i.storage_driver, i.cgroup_driver, i.cgroup_version, i.cgroup_parent);
             println!("Link Emulation: {}", i.link_emulation);
             println!("Kernel Version: {}\nOperating System: {}\nArchitecture: {}\nCPUs: {}", i.kernel_version, i.os, i.architecture, i.cpus);
             println!("Total Memory: {:.2}GiB\nBerth Root Dir: {}\nBerth Run Dir: {}", i.total_memory as f64 / (1u64 << 30) as f64, i.root_dir, i.run_dir);

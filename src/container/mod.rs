@@ -122,6 +122,11 @@ pub struct RunSpec {
     pub volumes_from: Vec<String>,
     /// A health check of its own (overrides the image's; test ["NONE"] disables).
     pub health: Option<health::HealthSpec>,
+    /// `--device HOST[:CONTAINER[:PERMS]]`: host devices given to the container.
+    pub devices: Vec<String>,
+    /// `--cgroup-parent`: the cgroup that holds this container's own
+    /// (default: the one of its berth root).
+    pub cgroup_parent: Option<String>,
 }
 
 /// A mount a container was created with, resolved: which volume (or host
@@ -174,6 +179,10 @@ struct Stored {
 impl Container {
     pub fn short_id(&self) -> &str {
         &self.id[..12]
+    }
+    /// The container's cgroup, relative to the hierarchy root.
+    pub fn cgroup(&self, paths: &Paths) -> String {
+        cgroup_path(paths, self.spec.cgroup_parent.as_deref(), &self.id)
     }
     pub fn running(&self) -> bool {
         self.state == "running" || self.state == "paused"
@@ -419,7 +428,14 @@ pub fn create(paths: &Paths, db: &mut Db, spec: &RunSpec) -> Result<Container> {
     };
     let dir = paths.container_dir(&id);
     let netns = bridge_net.as_ref().map(|_| crate::network::netns_path(paths, &id));
-    let config = match spec::build(&id, &dir, spec, &img, &lower, &paths.layers(), netns.as_deref(), mode == "host", &mounts) {
+    if let Some(p) = &spec.cgroup_parent
+        && let Err(e) = check_cgroup_parent(p)
+    {
+        undo(db, false);
+        return Err(e);
+    }
+    let cgroup = cgroup_path(paths, spec.cgroup_parent.as_deref(), &id);
+    let config = match spec::build(&id, &cgroup, &dir, spec, &img, &lower, &paths.layers(), netns.as_deref(), mode == "host", &mounts) {
         Ok(c) => c,
         Err(e) => {
             undo(db, false);
@@ -601,6 +617,30 @@ pub fn forget(db: &mut Db, id: &str) -> Result<()> {
     Ok(())
 }
 
+/// `PARENT/ID`, the parent being `--cgroup-parent` or the root's own.
+pub fn cgroup_path(paths: &Paths, parent: Option<&str>, id: &str) -> String {
+    let parent = parent.map(|p| p.trim_matches('/').to_string()).filter(|p| !p.is_empty()).unwrap_or_else(|| paths.cgroup_parent());
+    format!("{parent}/{id}")
+}
+
+/// The cgroup a container's files say it has (its row may be gone).
+fn cgroup_of_files(paths: &Paths, id: &str) -> String {
+    std::fs::read(paths.container_dir(id).join("config.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .and_then(|v| v["linux"]["cgroupsPath"].as_str().map(String::from))
+        .unwrap_or_else(|| cgroup_path(paths, None, id))
+}
+
+/// A `--cgroup-parent` must stay inside the hierarchy.
+pub fn check_cgroup_parent(p: &str) -> Result<()> {
+    let rel = p.trim_matches('/');
+    if rel.is_empty() || rel.split('/').any(|c| c.is_empty() || c == "." || c == "..") {
+        return Err(ContainerError::BadOption(format!("--cgroup-parent {p:?}: must be a cgroup path such as \"mygroup\" or \"/lab/db\", without \"..\"")));
+    }
+    Ok(())
+}
+
 pub fn remove_files(paths: &Paths, id: &str) -> Result<()> {
     crate::network::teardown(paths, id);
     let dir = paths.container_dir(id);
@@ -608,10 +648,11 @@ pub fn remove_files(paths: &Paths, id: &str) -> Result<()> {
     if crate::sys::mount::is_mounted(&merged) {
         let _ = crate::sys::mount::umount_detach(&merged);
     }
-    let cg = crate::sys::cgroup::Cgroup::load(&format!("berth/{id}"));
+    let cg = crate::sys::cgroup::Cgroup::load(&cgroup_of_files(paths, id));
     if cg.exists() {
         let _ = cg.delete();
     }
+    crate::sys::cgroup::remove_if_unused(&paths.cgroup_parent());
     let _ = std::fs::remove_dir_all(paths.container_run(id));
     std::fs::remove_dir_all(&dir).or_else(|e| if e.kind() == std::io::ErrorKind::NotFound { Ok(()) } else { Err(e) }).map_err(io_ctx(format!("removing {}", dir.display())))?;
     Ok(())
@@ -674,6 +715,8 @@ fn inspect_base(paths: &Paths, c: &Container, s: &RunSpec, max_retry: u32, polic
             "Memory": s.memory.unwrap_or(0),
             "NanoCpus": s.cpus.map(|c| (c * 1e9) as i64).unwrap_or(0),
             "PidsLimit": s.pids_limit,
+            "CgroupParent": s.cgroup_parent.clone().unwrap_or_default(),
+            "Devices": s.devices.iter().map(|d| spec::parse_device(d).map(|(h, c, p)| serde_json::json!({"PathOnHost": h, "PathInContainer": c, "CgroupPermissions": p})).unwrap_or_default()).collect::<Vec<_>>(),
             "RestartPolicy": { "Name": policy, "MaximumRetryCount": max_retry },
             "AutoRemove": s.rm,
             "CapAdd": s.cap_add,

@@ -120,7 +120,7 @@ pub fn check_sysctl(key: &str, network_host: bool) -> Result<(), ContainerError>
 
 /// Builds config.json for container `id` in `dir`.
 #[allow(clippy::too_many_arguments)]
-pub fn build(id: &str, dir: &Path, spec: &RunSpec, img: &Image, lower: &[String], layers_dir: &Path, netns: Option<&Path>, host_network: bool, volumes: &[super::MountRec]) -> Result<Value, ContainerError> {
+pub fn build(id: &str, cgroup: &str, dir: &Path, spec: &RunSpec, img: &Image, lower: &[String], layers_dir: &Path, netns: Option<&Path>, host_network: bool, volumes: &[super::MountRec]) -> Result<Value, ContainerError> {
     let args = command(spec, img)?;
     let caps = capabilities(spec)?;
     for k in spec.sysctls.keys() {
@@ -157,6 +157,12 @@ pub fn build(id: &str, dir: &Path, spec: &RunSpec, img: &Image, lower: &[String]
         devices.extend(host_devices().into_iter().filter(|d| !DEVICES.iter().any(|x| x.0 == d["path"])));
     }
     let mut dev_rules: Vec<Value> = vec![json!({"allow": false, "access": "rwm"})];
+    for d in &spec.devices {
+        let (path, bind, rule) = device(d)?;
+        devices.retain(|x| x["path"] != path.as_str());
+        mounts.push(bind);
+        dev_rules.push(rule);
+    }
     if spec.privileged {
         dev_rules = vec![json!({"allow": true, "access": "rwm"})];
     } else {
@@ -190,7 +196,7 @@ pub fn build(id: &str, dir: &Path, spec: &RunSpec, img: &Image, lower: &[String]
     }
     let mut linux = json!({
         "namespaces": namespaces,
-        "cgroupsPath": format!("berth/{id}"),
+        "cgroupsPath": cgroup,
         "resources": resources,
         "devices": devices,
         "sysctl": spec.sysctls.iter().collect::<BTreeMap<_, _>>(),
@@ -224,6 +230,49 @@ pub fn build(id: &str, dir: &Path, spec: &RunSpec, img: &Image, lower: &[String]
     }))
 }
 
+/// `HOST[:CONTAINER[:PERMS]]` (docker's `--device`): the host path, the
+/// path inside (default: the same) and the cgroup permissions (default rwm).
+pub fn parse_device(s: &str) -> Result<(String, String, String), ContainerError> {
+    let bad = |why: &str| ContainerError::BadOption(format!("--device {s:?}: {why}; expected HOST[:CONTAINER[:PERMS]] such as /dev/loop0 or /dev/sdb:/dev/xvdb:r"));
+    let parts: Vec<&str> = s.split(':').collect();
+    let perms_ok = |p: &str| !p.is_empty() && p.chars().all(|c| "rwm".contains(c));
+    let (host, ctr, perms) = match parts.as_slice() {
+        [h] => (*h, *h, "rwm"),
+        [h, p] if perms_ok(p) => (*h, *h, *p),
+        [h, c] => (*h, *c, "rwm"),
+        [h, c, p] => (*h, *c, *p),
+        _ => return Err(bad("too many colons")),
+    };
+    if !host.starts_with('/') || !ctr.starts_with('/') {
+        return Err(bad("paths must be absolute"));
+    }
+    if !perms_ok(perms) {
+        return Err(bad(&format!("permissions {perms:?} must be letters of rwm")));
+    }
+    Ok((host.to_string(), ctr.to_string(), perms.to_string()))
+}
+
+/// The path inside, the mount and the allow rule for one `--device`. The
+/// host's node is bound in rather than made: init makes nodes inside its
+/// cgroup, whose allow-list rightly refuses mknod to a device given as
+/// "r" or "rw" (runc falls back to the same bind).
+fn device(s: &str) -> Result<(String, Value, Value), ContainerError> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let (host, ctr, perms) = parse_device(s)?;
+    let md = std::fs::metadata(&host).map_err(|e| ContainerError::BadOption(format!("--device {host}: {e}")))?;
+    let t = if md.file_type().is_char_device() {
+        "c"
+    } else if md.file_type().is_block_device() {
+        "b"
+    } else {
+        return Err(ContainerError::BadOption(format!("--device {host}: not a device node")));
+    };
+    let (ma, mi) = (nix::sys::stat::major(md.rdev()), nix::sys::stat::minor(md.rdev()));
+    let bind = json!({"destination": ctr, "type": "bind", "source": host, "options": ["bind", "rprivate"]});
+    let rule = json!({"allow": true, "type": t, "major": ma, "minor": mi, "access": perms});
+    Ok((ctr, bind, rule))
+}
+
 /// The host's device nodes at the top of /dev: what --privileged shares.
 fn host_devices() -> Vec<Value> {
     use std::os::unix::fs::{FileTypeExt, MetadataExt};
@@ -242,4 +291,22 @@ fn host_devices() -> Vec<Value> {
                         "fileMode": md.mode() & 0o7777, "uid": md.uid(), "gid": md.gid()}));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_device;
+
+    #[test]
+    fn device_specs() {
+        let p = |s: &str| parse_device(s).map(|(a, b, c)| format!("{a} {b} {c}")).map_err(|e| e.to_string());
+        assert_eq!(p("/dev/loop0").unwrap(), "/dev/loop0 /dev/loop0 rwm");
+        assert_eq!(p("/dev/loop0:r").unwrap(), "/dev/loop0 /dev/loop0 r");
+        assert_eq!(p("/dev/sdb:/dev/xvdb").unwrap(), "/dev/sdb /dev/xvdb rwm");
+        assert_eq!(p("/dev/sdb:/dev/xvdb:rw").unwrap(), "/dev/sdb /dev/xvdb rw");
+        assert!(p("dev/sdb").unwrap_err().contains("absolute"));
+        assert!(p("/dev/sdb:/x:rwx").unwrap_err().contains("rwm"));
+        assert!(p("/a:/b:r:w").unwrap_err().contains("too many"));
+        assert!(p("").is_err());
+    }
 }

@@ -602,21 +602,12 @@ pub fn unpublish_all(db: &mut Db, container_id: &str) -> Result<()> {
 /// The nft table of this root: `berth` for the default root, a name of its
 /// own for any other (parallel tests never share one).
 pub fn table_name(paths: &Paths) -> String {
-    match root_tag(paths) {
+    match paths.tag() {
         None => "berth".into(),
         Some(t) => format!("berth_{t}"),
     }
 }
 
-/// Short tag of a non-default root, so several roots share a host.
-fn root_tag(paths: &Paths) -> Option<String> {
-    if paths.root == Path::new("/var/lib/berth") {
-        return None;
-    }
-    use sha2::Digest;
-    let h = sha2::Sha256::digest(paths.root.to_string_lossy().as_bytes());
-    Some(hex::encode(h)[..8].to_string())
-}
 
 /// The alias berth gives the links it makes: `berth:ROOT:OBJECT12`, so that
 /// `system check` finds its own leftovers and no other root's.
@@ -625,7 +616,7 @@ pub fn owner_alias(paths: &Paths, object_id: &str) -> String {
 }
 
 pub fn alias_prefix(paths: &Paths) -> String {
-    format!("berth:{}:", root_tag(paths).unwrap_or_else(|| "default".into()))
+    format!("berth:{}:", paths.tag().unwrap_or_else(|| "default".into()))
 }
 
 /// Rebuilds this root's nftables table from the store: egress NAT for each

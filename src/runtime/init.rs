@@ -163,6 +163,10 @@ fn prepare(spec: &Spec) -> R<()> {
                 _ => 'c',
             };
             let _ = std::fs::remove_file(&target);
+            // --device /dev/net/tun needs /dev/net in the container's tmpfs.
+            if let Some(dir) = target.parent() {
+                std::fs::create_dir_all(dir).map_err(|e| fail(format!("creating {}: {e}", dir.display())))?;
+            }
             mount::mknod(&target, kind, d.major() as u64, d.minor() as u64, d.file_mode().unwrap_or(0o666)).map_err(fail)?;
             // mknod applies the umask; set the mode the spec asks for.
             set_mode(&target, d.file_mode().unwrap_or(0o666))?;

@@ -333,10 +333,11 @@ impl Monitor {
 
     fn drop_spent_cgroup(&mut self) {
         if let Some(cg) = self.spent.take() {
-            for p in cg.procs() {
-                let _ = proc::kill(p, libc::SIGKILL);
-            }
+            let _ = cg.kill_all();
             let _ = cg.delete();
+            // The root's own parent goes with its last container, so a
+            // test's root leaves no cgroup behind.
+            crate::sys::cgroup::remove_if_unused(&self.paths.cgroup_parent());
         }
     }
 
@@ -386,7 +387,7 @@ impl Monitor {
     /// exec'd the user's command (or failed trying).
     fn start(&mut self) -> Result<Running, InitError> {
         let e = |m: String| InitError { code: EXIT_ENGINE, msg: m };
-        let cg_path = self.spec.linux().as_ref().and_then(|l| l.cgroups_path().clone()).map(|p| p.to_string_lossy().into_owned()).unwrap_or_else(|| format!("berth/{}", self.id));
+        let cg_path = self.spec.linux().as_ref().and_then(|l| l.cgroups_path().clone()).map(|p| p.to_string_lossy().into_owned()).unwrap_or_else(|| crate::container::cgroup_path(&self.paths, None, &self.id));
         tracing::debug!("monitor: start");
         let tty = self.spec.process().as_ref().and_then(|p| p.terminal()).unwrap_or(false);
         let (go_r, go_w) = proc::pipe().map_err(|x| e(x.to_string()))?;

@@ -67,7 +67,8 @@ const RUN_OPTIONS: &str = "Options (all optional):
   network: \"labnet\"  ip: \"192.168.13.4\"  aliases: [\"db\"]
   publish: [\"8000:80\"]  publish_all: true
   volumes: [\"data:/data\", \"/srv/x:/x:ro\"]  volumes_from: [\"c0\"]
-  memory: \"64m\"  cpus: 0.5  pids_limit: 64
+  memory: \"64m\"  cpus: 0.5  pids_limit: 64  cgroup_parent: \"lab\"
+  devices: [\"/dev/loop0\", \"/dev/sdb:/dev/xvdb:r\"]  host devices, HOST[:CONTAINER[:PERMS]]
   restart: \"no\" | \"always\" | \"on-failure[:N]\"
   cap_add: [\"NET_ADMIN\"]  cap_drop: [\"MKNOD\"]  privileged: false
   sysctls: #{ \"net.ipv4.ip_forward\": \"1\" }  stop_signal: \"SIGTERM\"  stop_timeout: 10 (seconds)
@@ -125,6 +126,7 @@ Example: let st = stack(\"shop\", \"examples/shop/compose.yaml\"); st.up(); ... 
     e("", "stacks", "stacks() -> [string]", "the names of the deployed stacks"),
     // ---- system ----
     e("", "system_df", "system_df() -> Map", "disk usage, as `berth system df`"),
+    e("", "system_info", "system_info() -> Map", "host and engine facts, as `berth system info` (cgroup_version, cgroup_driver, kernel_version, ...)"),
     x("", "prune", "prune([opts]) -> Map", "removes stopped containers, unused networks and dangling images",
       "Options: all: true (every unused image), volumes: true (unused volumes too)."),
     // ---- script utilities ----

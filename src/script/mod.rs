@@ -150,9 +150,11 @@ pub fn run_spec(image: &str, opts: &Map) -> RResult<RunSpec> {
             "volumes" => s.volumes = strings(v, k)?,
             "volumes_from" => s.volumes_from = strings(v, k)?,
             "health" => s.health = Some(health_spec(v)?),
+            "devices" => s.devices = strings(v, k)?,
+            "cgroup_parent" => s.cgroup_parent = Some(text()?),
             other => {
                 return Err(rerr(format!(
-                    "unknown run option {other:?}; known: name, cmd, entrypoint, env, workdir, hostname, user, labels, rm, tty, privileged, memory, cpus, pids_limit, restart, cap_add, cap_drop, sysctls, stop_signal, stop_timeout, network, ip, aliases, publish, publish_all, volumes, volumes_from, health"
+                    "unknown run option {other:?}; known: name, cmd, entrypoint, env, workdir, hostname, user, labels, rm, tty, privileged, memory, cpus, pids_limit, restart, cap_add, cap_drop, sysctls, stop_signal, stop_timeout, network, ip, aliases, publish, publish_all, volumes, volumes_from, health, devices, cgroup_parent"
                 )))
             }
         }
@@ -839,6 +841,8 @@ pub fn build_with(engine: Arc<Engine>, argv: Vec<String>, tracker: Option<Arc<dy
     r.register_fn("to_string", |s: &mut Stack| format!("Stack({})", s.name));
     let e = engine.clone();
     r.register_fn("system_df", move || -> RResult<Dynamic> { rhai::serde::to_dynamic(e.df().map_err(eng)?) });
+    let e = engine.clone();
+    r.register_fn("system_info", move || -> RResult<Dynamic> { rhai::serde::to_dynamic(e.info().map_err(eng)?) });
     let e = engine.clone();
     let prune = move |o: Map| -> RResult<Dynamic> {
         let mut all = false;

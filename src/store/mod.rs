@@ -75,6 +75,24 @@ impl Paths {
     pub fn index_lock(&self) -> PathBuf {
         self.root.join("index.lock")
     }
+    /// Short tag of a non-default root, so several roots share a host's
+    /// global namespaces (nft tables, link aliases, cgroups) without clashing.
+    pub fn tag(&self) -> Option<String> {
+        if self.root == Path::new("/var/lib/berth") {
+            return None;
+        }
+        use sha2::Digest;
+        let h = sha2::Sha256::digest(self.root.to_string_lossy().as_bytes());
+        Some(hex::encode(h)[..8].to_string())
+    }
+    /// The cgroup that holds this root's containers (relative to the
+    /// hierarchy's root): `berth` for the default root, `berth-TAG` else.
+    pub fn cgroup_parent(&self) -> String {
+        match self.tag() {
+            None => "berth".into(),
+            Some(t) => format!("berth-{t}"),
+        }
+    }
 }
 
 /// A fresh 64-hex id from the kernel's random pool.

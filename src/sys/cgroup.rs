@@ -1,13 +1,22 @@
-//! Control groups through cgroups-rs, on v1, hybrid and v2 hosts alike.
+//! Control groups on v1, hybrid and pure v2 hosts.
 //!
-//! On a hybrid host the v1 hierarchies are used and the cgroup2 mount that
-//! may own a controller (hugetlb here) is left alone: berth never asks for
-//! a controller it does not need.
+//! The version is what the filesystem at /sys/fs/cgroup says: cgroup2
+//! (pure v2) or a tmpfs of v1 hierarchies (v1, or hybrid when a cgroup2
+//! mount sits beside them; that one may own a controller, hugetlb here, and
+//! berth leaves it alone).
+//!
+//! v1 goes through cgroups-rs. v2 is written directly: its interface is a
+//! handful of files, and berth needs what the crate does not do there
+//! (controllers enabled top-down only where offered, a freeze that waits
+//! until the kernel says frozen, the BPF device filter).
 
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use cgroups_rs::{Cgroup as Cg, CgroupPid, MaxValue};
+
+use super::bpfdev;
 
 pub struct Limits {
     pub memory: Option<i64>,
@@ -20,48 +29,63 @@ pub struct Limits {
 }
 
 pub struct Cgroup {
-    cg: Cg,
+    imp: Imp,
     pub path: String,
+}
+
+enum Imp {
+    V1(Cg),
+    /// The cgroup's directory in the unified hierarchy.
+    V2(PathBuf),
 }
 
 fn e(what: &str, path: &str, err: impl std::fmt::Display) -> io::Error {
     io::Error::other(format!("cgroup {path}: {what}: {err}"))
 }
 
-/// Controllers berth uses; cpuset and others stay with the parent.
-fn wanted() -> Vec<String> {
-    ["memory", "cpu", "cpuacct", "pids", "freezer", "devices", "blkio", "io"].iter().map(|s| s.to_string()).collect()
+/// Like `e`, keeping the kind (NotFound tells a lost race from a real error).
+fn eio(what: &str, path: &str, err: io::Error) -> io::Error {
+    io::Error::new(err.kind(), format!("cgroup {path}: {what}: {err}"))
 }
 
-/// What the host offers, read once per process: (v2?, controllers we use,
-/// v1 mount point per controller).
+/// v1 controllers berth uses; cpuset and others stay with the parent.
+const V1_WANTED: [&str; 7] = ["memory", "cpu", "cpuacct", "pids", "freezer", "devices", "blkio"];
+/// v2 controllers berth enables for its cgroups, where the parent offers them.
+const V2_WANTED: [&str; 4] = ["memory", "cpu", "pids", "io"];
+
+const UNIFIED: &str = "/sys/fs/cgroup";
+
+/// What the host offers, read once per process.
 struct Host {
     v2: bool,
+    /// v1: the controllers of V1_WANTED that have a hierarchy.
     controllers: Vec<String>,
+    /// v1: mount point per controller.
     mounts: Vec<(String, PathBuf)>,
 }
 
 fn host() -> &'static Host {
     static HOST: std::sync::OnceLock<Host> = std::sync::OnceLock::new();
     HOST.get_or_init(|| {
-        let v2 = cgroups_rs::hierarchies::is_cgroup2_unified_mode();
-        let h = cgroups_rs::hierarchies::auto();
-        let have: Vec<String> = h.subsystems().iter().map(|s| s.controller_name()).collect();
-        let controllers = wanted().into_iter().filter(|w| have.contains(w)).collect();
+        const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
+        let v2 = nix::sys::statfs::statfs(UNIFIED).is_ok_and(|s| s.filesystem_type().0 as i64 == CGROUP2_SUPER_MAGIC);
         let mut mounts = Vec::new();
-        for l in std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default().lines() {
-            let Some((pre, post)) = l.split_once(" - ") else { continue };
-            let mut post = post.split(' ');
-            if post.next() != Some("cgroup") {
-                continue;
-            }
-            let opts = post.nth(1).unwrap_or("");
-            if let Some(mp) = pre.split(' ').nth(4) {
-                for o in opts.split(',') {
-                    mounts.push((o.to_string(), PathBuf::from(mp)));
+        if !v2 {
+            for l in std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default().lines() {
+                let Some((pre, post)) = l.split_once(" - ") else { continue };
+                let mut post = post.split(' ');
+                if post.next() != Some("cgroup") {
+                    continue;
+                }
+                let opts = post.nth(1).unwrap_or("");
+                if let Some(mp) = pre.split(' ').nth(4) {
+                    for o in opts.split(',') {
+                        mounts.push((o.to_string(), PathBuf::from(mp)));
+                    }
                 }
             }
         }
+        let controllers = V1_WANTED.iter().filter(|w| mounts.iter().any(|(c, _)| c == *w)).map(|s| s.to_string()).collect();
         Host { v2, controllers, mounts }
     })
 }
@@ -70,62 +94,198 @@ pub fn is_v2() -> bool {
     host().v2
 }
 
-fn hierarchy_controllers() -> Vec<String> {
-    host().controllers.clone()
+/// The directories that hold cgroup `path` on this host: one per v1
+/// hierarchy berth uses, or the one unified directory.
+pub fn dirs(path: &str) -> Vec<PathBuf> {
+    let h = host();
+    if h.v2 {
+        return vec![Path::new(UNIFIED).join(path)];
+    }
+    let mut v: Vec<PathBuf> = Vec::new();
+    for c in &h.controllers {
+        if let Some((_, mp)) = h.mounts.iter().find(|(x, _)| x == c) {
+            let d = mp.join(path);
+            if !v.contains(&d) {
+                v.push(d);
+            }
+        }
+    }
+    v
+}
+
+/// The names of the child cgroups of `parent` (in any hierarchy berth uses).
+pub fn children(parent: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for d in dirs(parent) {
+        for e in std::fs::read_dir(d).into_iter().flatten().flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                let n = e.file_name().to_string_lossy().into_owned();
+                if !out.contains(&n) {
+                    out.push(n);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Removes `path` where it is empty (no children, no processes); the
+/// kernel refuses otherwise and that is fine: someone still uses it.
+pub fn remove_if_unused(path: &str) {
+    for d in dirs(path) {
+        let _ = std::fs::remove_dir(d);
+    }
+}
+
+fn read(p: &Path) -> String {
+    std::fs::read_to_string(p).unwrap_or_default()
+}
+
+fn write(dir: &Path, file: &str, value: &str, path: &str) -> io::Result<()> {
+    std::fs::write(dir.join(file), value).map_err(|x| eio(&format!("writing {value:?} to {file}"), path, x))
+}
+
+/// mkdir that tolerates the directory being there already.
+fn mkdir(d: &Path) -> io::Result<()> {
+    match std::fs::create_dir(d) {
+        Err(x) if x.kind() != io::ErrorKind::AlreadyExists => Err(x),
+        _ => Ok(()),
+    }
+}
+
+/// Makes the v2 cgroup `path`, enabling our controllers top-down in each
+/// ancestor's subtree_control. An ancestor that holds processes cannot
+/// give its children controllers ("no internal processes"): that is an
+/// error naming it, not a silent cgroup without limits.
+fn create_v2(path: &str) -> io::Result<PathBuf> {
+    let mut dir = PathBuf::from(UNIFIED);
+    let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
+    for (i, part) in parts.iter().enumerate() {
+        let offered = read(&dir.join("cgroup.controllers"));
+        let enabled = read(&dir.join("cgroup.subtree_control"));
+        let want: Vec<String> = V2_WANTED
+            .iter()
+            .filter(|c| offered.split_whitespace().any(|o| o == **c) && !enabled.split_whitespace().any(|o| o == **c))
+            .map(|c| format!("+{c}"))
+            .collect();
+        if !want.is_empty() {
+            let here = parts[..i].join("/");
+            std::fs::write(dir.join("cgroup.subtree_control"), want.join(" ")).map_err(|x| {
+                let why = if x.raw_os_error() == Some(libc::EBUSY) {
+                    format!("{x}: it holds processes, so it cannot give its children controllers; choose a parent cgroup without processes")
+                } else {
+                    x.to_string()
+                };
+                eio(&format!("enabling {} in {}", want.join(" "), if here.is_empty() { "the root cgroup".to_string() } else { here }), path, io::Error::new(x.kind(), why))
+            })?;
+        }
+        dir.push(part);
+        mkdir(&dir).map_err(|x| eio(&format!("creating {}", dir.display()), path, x))?;
+    }
+    Ok(dir)
 }
 
 impl Cgroup {
-    /// Creates (or opens) the cgroup at `path` (relative, e.g.
-    /// `berth/<id>`) and applies the limits.
+    /// Creates (or opens) the cgroup at `path` (relative to the hierarchy
+    /// root, e.g. `berth/<id>`) and applies the limits.
     pub fn create(path: &str, limits: &Limits) -> io::Result<Cgroup> {
-        let h = cgroups_rs::hierarchies::auto();
-        let cg = Cg::new_with_specified_controllers(h, path, Some(hierarchy_controllers())).map_err(|x| e("create", path, x))?;
-        let me = Cgroup { cg, path: path.to_string() };
-        me.apply(limits)?;
-        Ok(me)
+        // Another root's last container may remove the shared parent while
+        // we build under it (remove_if_unused): start over when it does.
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            match Self::try_create(path) {
+                Err(x) if tries < 5 && x.kind() == io::ErrorKind::NotFound => continue,
+                Err(x) => return Err(x),
+                Ok(me) => {
+                    me.apply(limits)?;
+                    return Ok(me);
+                }
+            }
+        }
+    }
+
+    fn try_create(path: &str) -> io::Result<Cgroup> {
+        if is_v2() {
+            let dir = create_v2(path)?;
+            return Ok(Cgroup { imp: Imp::V2(dir), path: path.to_string() });
+        }
+        for d in dirs(path) {
+            std::fs::create_dir_all(&d).map_err(|x| eio(&format!("creating {}", d.display()), path, x))?;
+        }
+        let cg = Cg::load_with_specified_controllers(cgroups_rs::hierarchies::auto(), path, host().controllers.clone());
+        Ok(Cgroup { imp: Imp::V1(cg), path: path.to_string() })
     }
 
     pub fn load(path: &str) -> Cgroup {
-        let h = cgroups_rs::hierarchies::auto();
-        Cgroup { cg: Cg::load_with_specified_controllers(h, path, hierarchy_controllers()), path: path.to_string() }
+        let imp = if is_v2() {
+            Imp::V2(Path::new(UNIFIED).join(path))
+        } else {
+            Imp::V1(Cg::load_with_specified_controllers(cgroups_rs::hierarchies::auto(), path, host().controllers.clone()))
+        };
+        Cgroup { imp, path: path.to_string() }
     }
 
     pub fn exists(&self) -> bool {
-        self.cg.exists()
+        dirs(&self.path).iter().any(|d| d.is_dir())
     }
 
     fn apply(&self, l: &Limits) -> io::Result<()> {
         let p = &self.path;
-        if let Some(m) = l.memory {
-            let mem: &cgroups_rs::memory::MemController = self.cg.controller_of().ok_or_else(|| e("memory", p, "controller missing"))?;
-            mem.set_limit(m).map_err(|x| e("memory limit", p, x))?;
-            // Without swap the limit is the limit: a process past it is
-            // OOM-killed instead of swapping (docker sets memsw = 2x by
-            // default; our hosts have no swap, so equal is the honest value).
-            let _ = mem.set_memswap_limit(m);
-        }
-        if l.cpu_quota.is_some() || l.cpu_period.is_some() {
-            let cpu: &cgroups_rs::cpu::CpuController = self.cg.controller_of().ok_or_else(|| e("cpu", p, "controller missing"))?;
-            cpu.set_cfs_quota_and_period(l.cpu_quota, l.cpu_period).map_err(|x| e("cpu quota", p, x))?;
-        }
-        if let Some(n) = l.pids {
-            let pids: &cgroups_rs::pid::PidController = self.cg.controller_of().ok_or_else(|| e("pids", p, "controller missing"))?;
-            pids.set_pid_max(if n > 0 { MaxValue::Value(n) } else { MaxValue::Max }).map_err(|x| e("pids limit", p, x))?;
-        }
-        if !l.devices.is_empty() && !is_v2() {
-            self.set_devices(&l.devices)?;
+        match &self.imp {
+            Imp::V2(dir) => {
+                if let Some(m) = l.memory {
+                    write(dir, "memory.max", &m.to_string(), p)?;
+                    // Swap accounting may be off (no file): then there is no
+                    // swap to limit. With it, no swap beyond the limit, as on v1.
+                    if dir.join("memory.swap.max").exists() {
+                        write(dir, "memory.swap.max", "0", p)?;
+                    }
+                }
+                if l.cpu_quota.is_some() || l.cpu_period.is_some() {
+                    let quota = l.cpu_quota.filter(|q| *q > 0).map_or("max".to_string(), |q| q.to_string());
+                    write(dir, "cpu.max", &format!("{quota} {}", l.cpu_period.unwrap_or(100_000)), p)?;
+                }
+                if let Some(n) = l.pids {
+                    write(dir, "pids.max", &if n > 0 { n.to_string() } else { "max".into() }, p)?;
+                }
+                let rules: Vec<bpfdev::DevRule> = l.devices.iter().map(bpfdev::DevRule::from).collect();
+                if !rules.is_empty() {
+                    bpfdev::attach(dir, &rules).map_err(|x| e("device filter", p, x))?;
+                }
+            }
+            Imp::V1(cg) => {
+                if let Some(m) = l.memory {
+                    let mem: &cgroups_rs::memory::MemController = cg.controller_of().ok_or_else(|| e("memory", p, "controller missing"))?;
+                    mem.set_limit(m).map_err(|x| e("memory limit", p, x))?;
+                    // Without swap the limit is the limit: a process past it is
+                    // OOM-killed instead of swapping (docker sets memsw = 2x by
+                    // default; our hosts have no swap, so equal is the honest value).
+                    let _ = mem.set_memswap_limit(m);
+                }
+                if l.cpu_quota.is_some() || l.cpu_period.is_some() {
+                    let cpu: &cgroups_rs::cpu::CpuController = cg.controller_of().ok_or_else(|| e("cpu", p, "controller missing"))?;
+                    cpu.set_cfs_quota_and_period(l.cpu_quota, l.cpu_period).map_err(|x| e("cpu quota", p, x))?;
+                }
+                if let Some(n) = l.pids {
+                    let pids: &cgroups_rs::pid::PidController = cg.controller_of().ok_or_else(|| e("pids", p, "controller missing"))?;
+                    pids.set_pid_max(if n > 0 { MaxValue::Value(n) } else { MaxValue::Max }).map_err(|x| e("pids limit", p, x))?;
+                }
+                if !l.devices.is_empty() {
+                    self.set_v1_devices(&l.devices)?;
+                }
+            }
         }
         Ok(())
     }
 
-    fn set_devices(&self, rules: &[(char, i64, i64, String)]) -> io::Result<()> {
+    fn set_v1_devices(&self, rules: &[(char, i64, i64, String)]) -> io::Result<()> {
         let Some(dir) = self.dir_of("devices") else { return Ok(()) };
-        // Deny everything, then allow the list (v1 devices cgroup).
-        std::fs::write(dir.join("devices.deny"), "a").map_err(|x| e("devices.deny", &self.path, x))?;
+        // Deny everything, then allow the list.
+        write(&dir, "devices.deny", "a", &self.path)?;
         for (t, maj, min, acc) in rules {
             let n = |v: i64| if v < 0 { "*".to_string() } else { v.to_string() };
-            let rule = format!("{t} {}:{} {acc}", n(*maj), n(*min));
-            std::fs::write(dir.join("devices.allow"), &rule).map_err(|x| e(&format!("devices.allow {rule}"), &self.path, x))?;
+            write(&dir, "devices.allow", &format!("{t} {}:{} {acc}", n(*maj), n(*min)), &self.path)?;
         }
         Ok(())
     }
@@ -133,57 +293,125 @@ impl Cgroup {
     /// The directory of this cgroup in the hierarchy of `controller` (v1),
     /// or the unified directory (v2).
     pub fn dir_of(&self, controller: &str) -> Option<PathBuf> {
-        if is_v2() {
-            return Some(PathBuf::from("/sys/fs/cgroup").join(&self.path));
+        match &self.imp {
+            Imp::V2(d) => Some(d.clone()),
+            Imp::V1(_) => host().mounts.iter().find(|(c, _)| c == controller).map(|(_, mp)| mp.join(&self.path)),
         }
-        host().mounts.iter().find(|(c, _)| c == controller).map(|(_, mp)| mp.join(&self.path))
     }
 
     pub fn add(&self, pid: i32) -> io::Result<()> {
-        self.cg.add_task_by_tgid(CgroupPid::from(pid as u64)).map_err(|x| e(&format!("add pid {pid}"), &self.path, x))
+        match &self.imp {
+            Imp::V2(d) => write(d, "cgroup.procs", &pid.to_string(), &self.path),
+            Imp::V1(cg) => cg.add_task_by_tgid(CgroupPid::from(pid as u64)).map_err(|x| e(&format!("add pid {pid}"), &self.path, x)),
+        }
     }
 
     pub fn freeze(&self) -> io::Result<()> {
-        let f: &cgroups_rs::freezer::FreezerController = self.cg.controller_of().ok_or_else(|| e("freezer", &self.path, "controller missing"))?;
-        f.freeze().map_err(|x| e("freeze", &self.path, x))
+        self.set_frozen(true)
     }
 
     pub fn thaw(&self) -> io::Result<()> {
-        let f: &cgroups_rs::freezer::FreezerController = self.cg.controller_of().ok_or_else(|| e("freezer", &self.path, "controller missing"))?;
-        f.thaw().map_err(|x| e("thaw", &self.path, x))
+        self.set_frozen(false)
+    }
+
+    /// Freezes or thaws, and returns once the kernel says it is done: a
+    /// paused container must not run one more instruction after `pause`.
+    fn set_frozen(&self, frozen: bool) -> io::Result<()> {
+        let p = &self.path;
+        let what = if frozen { "freeze" } else { "thaw" };
+        let done: Box<dyn Fn() -> bool> = match &self.imp {
+            Imp::V2(d) => {
+                write(d, "cgroup.freeze", if frozen { "1" } else { "0" }, p)?;
+                let events = d.join("cgroup.events");
+                let want = if frozen { "frozen 1" } else { "frozen 0" };
+                Box::new(move || read(&events).lines().any(|l| l == want))
+            }
+            Imp::V1(cg) => {
+                let f: &cgroups_rs::freezer::FreezerController = cg.controller_of().ok_or_else(|| e("freezer", p, "controller missing"))?;
+                if frozen { f.freeze() } else { f.thaw() }.map_err(|x| e(what, p, x))?;
+                let state = self.dir_of("freezer").unwrap_or_default().join("freezer.state");
+                let want = if frozen { "FROZEN" } else { "THAWED" };
+                Box::new(move || read(&state).trim() == want)
+            }
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !done() {
+            if Instant::now() > deadline {
+                return Err(e(what, p, "the kernel did not finish within 10 s"));
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        Ok(())
     }
 
     pub fn procs(&self) -> Vec<i32> {
-        self.cg.procs().into_iter().map(|p| p.pid as i32).collect()
+        let mut v: Vec<i32> = Vec::new();
+        for d in dirs(&self.path) {
+            for p in read(&d.join("cgroup.procs")).split_whitespace().filter_map(|s| s.parse().ok()) {
+                if !v.contains(&p) {
+                    v.push(p);
+                }
+            }
+        }
+        v
+    }
+
+    /// Kills every process in the cgroup (for repair of a crashed
+    /// container whose monitor is gone) and waits until it is empty.
+    pub fn kill_all(&self) -> io::Result<()> {
+        if self.procs().is_empty() {
+            return Ok(());
+        }
+        if let Imp::V2(d) = &self.imp
+            && d.join("cgroup.kill").exists()
+        {
+            write(d, "cgroup.kill", "1", &self.path)?;
+        } else {
+            // Frozen first, so nothing forks while we kill.
+            let _ = self.freeze();
+            for p in self.procs() {
+                let _ = super::proc::kill(p, libc::SIGKILL);
+            }
+            let _ = self.thaw();
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !self.procs().is_empty() {
+            if Instant::now() > deadline {
+                return Err(e("kill", &self.path, "processes remain after SIGKILL"));
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        Ok(())
     }
 
     /// Did the kernel's OOM killer kill a process of this cgroup?
     pub fn oom_killed(&self) -> bool {
-        let read = |f: &str| self.dir_of("memory").and_then(|d| std::fs::read_to_string(d.join(f)).ok());
+        let read = |f: &str| self.dir_of("memory").map(|d| read(&d.join(f)));
         let count = |s: String, key: &str| s.lines().find_map(|l| l.strip_prefix(key)?.trim().parse::<u64>().ok()).unwrap_or(0);
-        if is_v2() {
-            read("memory.events").map(|s| count(s, "oom_kill ")).unwrap_or(0) > 0
-        } else {
-            read("memory.oom_control").map(|s| count(s, "oom_kill ")).unwrap_or(0) > 0
-        }
+        let file = if is_v2() { "memory.events" } else { "memory.oom_control" };
+        read(file).map(|s| count(s, "oom_kill ")).unwrap_or(0) > 0
     }
 
     pub fn memory_usage(&self) -> u64 {
         let f = if is_v2() { "memory.current" } else { "memory.usage_in_bytes" };
-        self.dir_of("memory").and_then(|d| std::fs::read_to_string(d.join(f)).ok()).and_then(|s| s.trim().parse().ok()).unwrap_or(0)
+        self.dir_of("memory").and_then(|d| read(&d.join(f)).trim().parse().ok()).unwrap_or(0)
     }
 
     /// Removes the cgroup; its processes must be gone.
     pub fn delete(&self) -> io::Result<()> {
-        // A freshly killed process may still be leaving; retry briefly.
-        let mut last = None;
-        for _ in 0..50 {
-            match self.cg.delete() {
-                Ok(()) => return Ok(()),
-                Err(x) => last = Some(x),
+        // A freshly killed process may still be leaving: the kernel says
+        // busy until it has; retry briefly.
+        let deadline = Instant::now() + Duration::from_millis(500);
+        for d in dirs(&self.path) {
+            loop {
+                match std::fs::remove_dir(&d) {
+                    Ok(()) => break,
+                    Err(x) if x.kind() == io::ErrorKind::NotFound => break,
+                    Err(x) if Instant::now() > deadline => return Err(e(&format!("removing {}", d.display()), &self.path, x)),
+                    Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                }
             }
-            std::thread::sleep(std::time::Duration::from_millis(10));
         }
-        Err(e("delete", &self.path, last.unwrap()))
+        Ok(())
     }
 }

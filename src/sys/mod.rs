@@ -1,6 +1,7 @@
 //! Thin, safe wrappers over the kernel. Nothing above `sys/` uses `unsafe`
 //! or raw syscalls.
 
+pub mod bpfdev;
 pub mod caps;
 pub mod delayline;
 pub mod cgroup;

@@ -164,3 +164,82 @@ fn cpu_quota_throttles_a_busy_loop() {
     assert!(used <= wall / 2 + 150_000_000, "--cpus 0.5 used {} ms of CPU in {} ms", used / 1_000_000, wall / 1_000_000);
     assert!(used > 50_000_000, "the busy loop hardly ran: {} ms", used / 1_000_000);
 }
+
+#[test]
+fn a_monitor_killed_hard_leaves_a_cgroup_that_check_repairs() {
+    let env = Env::new("a_monitor_killed_hard_leaves_a_cgroup_that_check_repairs");
+    let n = env.name("crash");
+    let id = env.run_detached(&n, &["--memory", "64m", "busybox", "sleep", "600"]);
+    let pid = env.pid(&n);
+    let cg = format!("{}/{id}", env.cgroup_parent());
+    assert!(!cgroup_dirs_of(&id).is_empty(), "the container's cgroup exists");
+    assert!(std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap().contains(&cg), "init is in {cg}");
+    assert_eq!(env.ok(&["system", "check"]), "no leftovers");
+
+    // The monitor dies without a word (its init follows it: parent-death signal).
+    let monitor = *pids_with_env("BERTH_ROOT", &env.root)
+            .iter()
+            .find(|p| String::from_utf8_lossy(&std::fs::read(format!("/proc/{p}/cmdline")).unwrap_or_default()).contains(&format!("monitor\0{id}")))
+            .expect("the monitor process");
+    kill(monitor);
+    assert!(wait_until(SECS(5), || !std::path::Path::new(&format!("/proc/{monitor}")).exists()), "monitor gone");
+
+    let o = env.berth(&["system", "check"]);
+    assert_eq!(o.code, 1, "{o}");
+    assert!(o.stdout.contains(&format!("cgroup {cg}")) && o.stdout.contains("monitor is gone"), "{o}");
+
+    let o = env.berth(&["system", "check", "--repair"]);
+    assert_eq!(o.code, 0, "{o}");
+    assert!(wait_until(SECS(5), || !std::path::Path::new(&format!("/proc/{pid}")).exists()), "repair killed the container's init");
+    assert!(cgroup_dirs_of(&id).is_empty(), "repair removed the cgroup: {:?}", cgroup_dirs_of(&id));
+    assert_eq!(env.ok(&["system", "check"]), "no leftovers");
+    assert_eq!(env.status(&n), "exited");
+}
+
+#[test]
+fn cgroup_parent_places_the_container() {
+    let env = Env::new("cgroup_parent_places_the_container");
+    let parent = format!("{}-lab", env.name("cgp"));
+    let n = env.name("placed");
+    let id = env.run_detached(&n, &["--cgroup-parent", &format!("/{parent}/db"), "--pids-limit", "32", "busybox", "sleep", "600"]);
+    let text = std::fs::read_to_string(format!("/proc/{}/cgroup", env.pid(&n))).unwrap();
+    assert!(text.contains(&format!("/{parent}/db/{id}")), "{text}");
+    assert_eq!(env.inspect_f(&n, "{{.HostConfig.CgroupParent}}"), format!("/{parent}/db"));
+    // The limit is in force there.
+    let o = env.berth(&["exec", &n, "sh", "-c", "for i in $(seq 40); do sleep 30 & done; echo started"]);
+    assert!(o.stderr.contains("fork") || !o.ok(), "pids limit applies under the given parent: {o}");
+    // A crash there is found too.
+    assert_eq!(env.ok(&["system", "check"]), "no leftovers");
+    env.ok(&["rm", "-f", &n]);
+    assert!(wait_until(SECS(5), || cgroup_dirs_of_under(&parent, &id).is_empty()), "the container's cgroup goes with it");
+    // The user's parent is theirs: berth leaves it (as docker does); the test removes it.
+    for d in cgroup_hierarchy_dirs(&parent) {
+        let _ = std::fs::remove_dir(d.join("db"));
+        let _ = std::fs::remove_dir(&d);
+    }
+    assert!(cgroup_hierarchy_dirs(&parent).is_empty());
+    // A parent outside the hierarchy is refused, naming the flag.
+    let o = env.berth(&["run", "--rm", "--cgroup-parent", "../escape", "busybox", "true"]);
+    assert_eq!(o.code, 125, "{o}");
+    assert!(o.stderr.contains("--cgroup-parent") && o.stderr.contains(".."), "{o}");
+}
+
+fn cgroup_dirs_of_under(parent: &str, id: &str) -> Vec<PathBuf> {
+    cgroup_hierarchy_dirs(parent).into_iter().map(|d| d.join("db").join(id)).filter(|d| d.exists()).collect()
+}
+
+#[test]
+fn system_info_names_the_cgroup_version_and_driver() {
+    let env = Env::new("system_info_names_the_cgroup_version_and_driver");
+    // The version is what the filesystem at /sys/fs/cgroup is.
+    let fs = std::process::Command::new("stat").args(["-fc", "%T", "/sys/fs/cgroup"]).output().unwrap();
+    let want = if String::from_utf8_lossy(&fs.stdout).trim() == "cgroup2fs" { "2" } else { "1" };
+    let o = env.ok(&["system", "info"]);
+    assert!(o.lines().any(|l| l.trim() == format!("Cgroup Version: {want}")), "{o}");
+    assert!(o.lines().any(|l| l.trim() == "Cgroup Driver: cgroupfs"), "{o}");
+    assert!(o.lines().any(|l| l.trim() == format!("Cgroup Parent: {}", env.cgroup_parent())), "{o}");
+    let f = env.dir.join("info.rhai");
+    std::fs::write(&f, "let i = system_info();\nprint(`${i.cgroup_version} ${i.cgroup_driver}`);\n").unwrap();
+    let o = env.berth(&["run", f.to_str().unwrap()]);
+    assert_eq!((o.code, o.out()), (0, format!("{want} cgroupfs").as_str()), "{o}");
+}

@@ -261,3 +261,58 @@ fn privileged_sees_host_devices() {
     let o = run_sh(&env, &[], "ls /dev");
     assert!(!o.stdout.lines().any(|l| host.iter().any(|h| h == l)), "default container sees host block devices: {o}");
 }
+
+#[test]
+fn a_block_device_node_is_useless_unless_privileged() {
+    let env = Env::new("a_block_device_node_is_useless_unless_privileged");
+    // The node is made and read in one go: the device allow-list (v1
+    // devices cgroup, v2 BPF program) refuses both, whatever the caps say.
+    let script = "mknod /tmp/b b 7 0; echo mknod=$?; head -c 1 /tmp/b >/dev/null; echo read=$?";
+    let o = run_sh(&env, &[], script);
+    assert!(o.stdout.contains("mknod=1") && o.stdout.contains("read=1"), "{o}");
+    assert!(o.stderr.contains("Operation not permitted"), "{o}");
+    // The host's loop0 (7:0) may exist only after its module loads: --privileged allows it all.
+    let o = run_sh(&env, &["--privileged"], script);
+    assert!(o.stdout.contains("mknod=0") && o.stdout.contains("read=0"), "{o}");
+}
+
+#[test]
+fn device_flag_gives_one_host_device_with_its_permissions() {
+    let env = Env::new("device_flag_gives_one_host_device_with_its_permissions");
+    assert!(std::path::Path::new("/dev/loop0").exists(), "the host has /dev/loop0");
+    // Read-only: reads work, a write open is refused, and no other block device is given.
+    let o = run_sh(
+        &env,
+        &["--device", "/dev/loop0:/dev/xvda:r"],
+        "ls -l /dev/xvda; head -c 1 /dev/xvda >/dev/null; echo read=$?; echo x > /dev/xvda; echo write=$?; mknod /tmp/l1 b 7 1; echo other=$?",
+    );
+    assert!(o.stdout.contains("read=0") && o.stdout.contains("write=1") && o.stdout.contains("other=1"), "{o}");
+    assert!(o.stdout.starts_with('b') && o.stdout.contains("7,   0"), "a block node 7:0 at /dev/xvda: {o}");
+    assert!(o.stderr.contains("Operation not permitted"), "{o}");
+    // Without the flag, the same path is not there and cannot be made usable.
+    let o = run_sh(&env, &[], "test -e /dev/xvda; echo exists=$?");
+    assert!(o.stdout.contains("exists=1"), "{o}");
+    // inspect shows it as docker does.
+    let n = env.name("dev");
+    env.run_detached(&n, &["--device", "/dev/loop0", "busybox", "sleep", "60"]);
+    let v = env.inspect(&n);
+    assert_eq!(v["HostConfig"]["Devices"][0]["PathOnHost"], "/dev/loop0", "{v}");
+    assert_eq!(v["HostConfig"]["Devices"][0]["CgroupPermissions"], "rwm", "{v}");
+    // Bad specs name the flag, the reason and the form; nothing is created.
+    for (spec, why) in [("/dev/loop0:/x:rwz", "rwm"), ("/nonexistent", "No such file"), ("/etc/hostname", "not a device node")] {
+        let o = env.berth(&["run", "--rm", "--device", spec, "busybox", "true"]);
+        assert_eq!(o.code, 125, "{o}");
+        assert!(o.stderr.contains("--device") && o.stderr.contains(why), "{o}");
+    }
+    assert_eq!(env.ok(&["ps", "-a", "-q"]).lines().count(), 1, "only the inspected container exists");
+    // From a script.
+    let f = env.dir.join("dev.rhai");
+    std::fs::write(
+        &f,
+        "let c = run(\"busybox\", #{ devices: [\"/dev/loop0:/dev/xvda:r\"], cmd: [\"sh\", \"-c\", \"head -c 1 /dev/xvda >/dev/null && echo read-ok; echo x > /dev/xvda || echo write-refused\"] });\n\
+         c.wait();\nlet l = c.logs();\nassert(l.contains(\"read-ok\") && l.contains(\"write-refused\"), l);\nc.remove();\nprint(\"devices ok\");\n",
+    )
+    .unwrap();
+    let o = env.berth(&["run", f.to_str().unwrap()]);
+    assert!(o.ok() && o.stdout.contains("devices ok"), "{o}");
+}

@@ -283,6 +283,11 @@ impl Env {
         format!("berth_{}", &hex::encode(sha2::Sha256::digest(self.root.to_string_lossy().as_bytes()))[..8])
     }
 
+    /// The cgroup that holds this root's containers.
+    pub fn cgroup_parent(&self) -> String {
+        format!("berth-{}", &self.nft_table()["berth_".len()..])
+    }
+
     pub fn full_id(&self, c: &str) -> String {
         self.inspect_f(c, "{{.Id}}")
     }
@@ -395,18 +400,31 @@ pub fn pids_with_env(var: &str, value: &Path) -> Vec<i32> {
 /// The cgroup directories (one per v1 controller, or the v2 one) that the
 /// given container id would own.
 pub fn cgroup_dirs_of(id: &str) -> Vec<PathBuf> {
+    // Under any root's parent (berth, berth-TAG), in every hierarchy.
     let mut v = Vec::new();
-    if let Ok(rd) = std::fs::read_dir("/sys/fs/cgroup") {
-        for e in rd.flatten() {
-            let p = e.path().join("berth").join(id);
-            if p.is_dir() {
-                v.push(p);
-            }
+    for parent in cgroup_hierarchy_dirs("berth") {
+        let p = parent.join(id);
+        if p.is_dir() {
+            v.push(p);
         }
     }
-    let p = Path::new("/sys/fs/cgroup/berth").join(id);
-    if p.is_dir() {
-        v.push(p);
+    v
+}
+
+/// Every cgroup directory whose name starts with `prefix`, directly under a
+/// hierarchy's root (v1: /sys/fs/cgroup/CTRL/, v2: /sys/fs/cgroup/).
+pub fn cgroup_hierarchy_dirs(prefix: &str) -> Vec<PathBuf> {
+    let mut tops = vec![PathBuf::from("/sys/fs/cgroup")];
+    if let Ok(rd) = std::fs::read_dir("/sys/fs/cgroup") {
+        tops.extend(rd.flatten().map(|e| e.path()));
+    }
+    let mut v = Vec::new();
+    for t in tops {
+        for e in std::fs::read_dir(&t).into_iter().flatten().flatten() {
+            if e.file_name().to_string_lossy().starts_with(prefix) && e.path().is_dir() && !v.contains(&e.path()) {
+                v.push(e.path());
+            }
+        }
     }
     v
 }
@@ -530,6 +548,15 @@ impl Drop for Env {
             for d in cgroup_dirs_of(&id) {
                 let _ = wait_until(Duration::from_secs(2), || std::fs::remove_dir(&d).is_ok() || !d.exists());
             }
+        }
+        // 3b. The root's own cgroup goes with its last container.
+        let parent = self.cgroup_parent();
+        let left = cgroup_hierarchy_dirs(&parent);
+        if !left.is_empty() {
+            for d in &left {
+                let _ = std::fs::remove_dir(d);
+            }
+            problems.push(format!("cgroups of this root were left: {left:?}"));
         }
         // 4. Mounts under our directory.
         for m in mounts_under(&self.dir) {
