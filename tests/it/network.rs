@@ -364,6 +364,15 @@ fn link_emulation_delays_drops_and_shapes_while_running() {
     assert!(insp.contains("\"Impairment\": \"delay 60ms jitter 5ms\""), "{insp}");
     let slow = ping_avg(&env, &b, &a, 5);
     assert!((54.0..120.0).contains(&slow), "60 ms delay shows in the round trip: {slow} ms");
+    // The path taken: netem in a's namespace, or one delay line.
+    let q = qdiscs_in(env.pid(&a), "eth0");
+    if impair_mechanism(&env) == "netem" {
+        assert!(q.contains("netem") && q.contains("delay 60ms"), "netem on a's eth0: {q}");
+        assert_eq!(delay_lines_of(&env), 0);
+    } else {
+        assert!(!q.contains("netem"), "{q}");
+        assert_eq!(delay_lines_of(&env), 1);
+    }
     // TCP crosses the delay line whole (checksum offload and GSO frames).
     let o = env.berth(&["exec", &b, "sh", "-c", &format!("wget -q -O /tmp/bb http://{a}/busybox && md5sum /tmp/bb /bin/busybox")]);
     let sums: Vec<&str> = o.stdout.lines().map(|l| l.split_whitespace().next().unwrap_or("")).collect();
@@ -439,7 +448,13 @@ print("impaired ok");
     let o = env.berth(&["run", f.to_str().unwrap()]);
     assert_eq!(o.code, 0, "{o}");
     assert!(o.stdout.contains("impaired ok"), "{o}");
-    assert_eq!(delay_lines_of(&env), 1, "one delay line for a's link");
+    if impair_mechanism(&env) == "netem" {
+        let q = qdiscs_in(env.pid(&format!("{p}a")), "eth0");
+        assert!(q.contains("netem") && q.contains("delay 10ms") && q.contains("loss 5%"), "netem on a's eth0: {q}");
+        assert_eq!(delay_lines_of(&env), 0, "netem needs no delay line");
+    } else {
+        assert_eq!(delay_lines_of(&env), 1, "one delay line for a's link");
+    }
     // Removing the container takes its delay line and loss chain along.
     env.ok(&["rm", "-f", &format!("{p}a")]);
     assert!(wait_until(std::time::Duration::from_secs(3), || delay_lines_of(&env) == 0));

@@ -429,6 +429,18 @@ pub fn cgroup_hierarchy_dirs(prefix: &str) -> Vec<PathBuf> {
     v
 }
 
+/// The link emulation berth picked on this host: "netem" or "userspace".
+pub fn impair_mechanism(env: &Env) -> &'static str {
+    let v: serde_json::Value = serde_json::from_str(&env.ok(&["system", "info", "--format", "json"])).unwrap();
+    if v["link_emulation"].as_str().unwrap_or("").starts_with("tc netem") { "netem" } else { "userspace" }
+}
+
+/// The qdiscs on `dev` inside the network namespace of process `pid`.
+pub fn qdiscs_in(pid: i32, dev: &str) -> String {
+    let o = Command::new("nsenter").args(["-t", &pid.to_string(), "-n", "tc", "qdisc", "show", "dev", dev]).output().unwrap();
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
 /// A TCP port free on loopback right now.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
