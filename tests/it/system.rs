@@ -200,7 +200,17 @@ fn a_link_only_the_kernel_still_holds_is_a_note_not_a_leftover() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(1500));
+    // Only once a has data queued on the connection is there something to
+    // orphan; a fixed sleep was too short on a loaded host.
+    let t0 = std::time::Instant::now();
+    loop {
+        let o = env.berth(&["exec", &a, "sh", "-c", "netstat -tn | awk '$4 ~ /:80$/ && $6 == \"ESTABLISHED\" && $3 > 0'"]);
+        if !o.out().is_empty() {
+            break;
+        }
+        assert!(t0.elapsed().as_secs() < 30, "a never had data queued for b: {o}");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
     env.ok(&["network", "impair", "--loss", "100", &net, &a]);
     env.ok(&["rm", "-f", &a, &b]);
     let _ = dl.wait();
