@@ -942,10 +942,11 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
                 }
             } else if a.format.as_deref() == Some("json") {
                 for c in &list {
-                    writeln!(out, "{}", serde_json::json!({"ID": c.short_id(), "Image": c.image_ref, "Command": c.command.join(" "), "CreatedAt": c.created, "State": c.state, "Status": table::status(c), "Names": c.name, "Labels": c.spec.labels}))?;
+                    let ports = e.ports(&c.id).map(|p| table::ports(&p)).unwrap_or_default();
+                    writeln!(out, "{}", serde_json::json!({"ID": c.short_id(), "Image": c.image_ref, "Command": c.command.join(" "), "CreatedAt": c.created, "State": c.state, "Status": table::status(c), "Ports": ports, "Names": c.name, "Labels": c.spec.labels}))?;
                 }
             } else {
-                write!(out, "{}", table::containers(&list))?;
+                write!(out, "{}", table::containers(&list, |c| e.ports(&c.id).map(|p| table::ports(&p)).unwrap_or_default()))?;
             }
             Ok(0)
         }

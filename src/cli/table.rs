@@ -95,10 +95,16 @@ fn quote_cmd(c: &Container) -> String {
     format!("\"{s}\"")
 }
 
-pub fn containers(list: &[Container]) -> String {
+/// docker's PORTS column: `0.0.0.0:18081->80/tcp, 127.0.0.1:5353->53/udp`.
+pub fn ports(list: &[crate::network::Published]) -> String {
+    list.iter().map(|p| format!("{}:{}->{}/{}", p.host_ip, p.host_port, p.container_port, p.proto)).collect::<Vec<_>>().join(", ")
+}
+
+/// `ports` gives each container's PORTS cell (the engine knows them).
+pub fn containers(list: &[Container], ports: impl Fn(&Container) -> String) -> String {
     let rows: Vec<Vec<String>> = list
         .iter()
-        .map(|c| vec![c.short_id().to_string(), c.image_ref.clone(), quote_cmd(c), ago(&c.created), status(c), String::new(), c.name.clone()])
+        .map(|c| vec![c.short_id().to_string(), c.image_ref.clone(), quote_cmd(c), ago(&c.created), status(c), ports(c), c.name.clone()])
         .collect();
     render(&["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"], &rows)
 }

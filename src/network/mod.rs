@@ -749,17 +749,29 @@ pub fn firewall_rules(db: &Db) -> Result<Option<String>> {
         }
     }
     refuse.sort();
+    // Connections that came in through a published port may cross from one
+    // of our networks to another, as docker's userland proxy lets them;
+    // direct traffic between networks stays dropped below.
+    let mut published = Vec::new();
     for (cid, host_ip, hp, cp, proto) in rows {
         let dst = if host_ip == "0.0.0.0" { "fib daddr type local".to_string() } else { format!("ip daddr {host_ip}") };
         if let Some(b) = balance.get(&cid) {
             if !b.backends.is_empty() {
                 dnat.push(format!("{dst} {proto} dport {hp} dnat to {} : {cp}", spread(b)));
+                for ip in &b.backends {
+                    published.push(format!("ct status dnat ip daddr {ip} {proto} dport {cp} accept"));
+                    published.push(format!("ct status dnat ip saddr {ip} {proto} sport {cp} accept"));
+                }
             }
             continue;
         }
         let Some(ep) = endpoints_of_container(db, &cid)?.into_iter().next() else { continue };
         dnat.push(format!("{dst} {proto} dport {hp} dnat to {}:{cp}", ep.ip));
+        published.push(format!("ct status dnat ip daddr {} {proto} dport {cp} accept", ep.ip));
+        published.push(format!("ct status dnat ip saddr {} {proto} sport {cp} accept", ep.ip));
     }
+    published.sort();
+    published.dedup();
     let mut post = Vec::new();
     for n in &nets {
         // Egress NAT: containers reach upstream hosts as the host.
@@ -778,7 +790,7 @@ pub fn firewall_rules(db: &Db) -> Result<Option<String>> {
     // host is dropped (counted, so it can be seen); they meet only through
     // a container attached to both. Our own traffic is accepted here.
     let bridges: Vec<String> = nets.iter().map(|n| format!("\"{}\"", n.bridge)).collect();
-    let mut fwd = Vec::new();
+    let mut fwd = published;
     for n in &nets {
         fwd.push(format!("iifname \"{0}\" oifname @bridges oifname != \"{0}\" counter drop", n.bridge));
     }

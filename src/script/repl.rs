@@ -269,7 +269,7 @@ fn table_of_all(engine: &Engine, items: &[Dynamic]) -> Option<String> {
         Some(items.iter().filter_map(|x| get(x.clone().cast::<T>())).collect())
     }
     if let Some(l) = all(items, |c: Container| engine.container(&c.id).ok()) {
-        return Some(table::containers(&l));
+        return Some(table::containers(&l, |c| engine.ports(&c.id).map(|p| table::ports(&p)).unwrap_or_default()));
     }
     if let Some(l) = all(items, |i: Image| engine.image(&i.id).ok()) {
         return Some(table::images(&l));

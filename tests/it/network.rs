@@ -194,6 +194,38 @@ fn published_tcp_port_reached_from_the_host_and_removed_with_the_container() {
 }
 
 #[test]
+fn ps_shows_ports_and_a_published_port_answers_from_another_network() {
+    let env = Env::new("ps_shows_ports_and_a_published_port_answers_from_another_network");
+    let web = env.name("pw");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let id = env.run_detached(
+        &web,
+        &["-p", &format!("{port}:80"), "-p", "80", "busybox", "sh", "-c", "mkdir /www && echo published-ok > /www/index.html && httpd -f -p 80 -h /www"],
+    );
+    // -p 80 picked a free host port; ps shows both as docker does.
+    let mapped = env.ok(&["port", &web]);
+    let eph: u16 = mapped.lines().filter_map(|l| l.rsplit_once(':')).map(|(_, p)| p.trim().parse().unwrap()).find(|p| *p != port).expect(&mapped);
+    let ps = env.ok(&["ps", "-f", &format!("id={}", &id[..12])]);
+    assert!(ps.contains(&format!("0.0.0.0:{port}->80/tcp")) && ps.contains(&format!("0.0.0.0:{eph}->80/tcp")), "{ps}");
+    let js = env.ok(&["ps", "--format", "json", "-f", &format!("id={}", &id[..12])]);
+    let j: serde_json::Value = serde_json::from_str(js.lines().next().unwrap()).unwrap();
+    assert!(j["Ports"].as_str().unwrap().contains(&format!("0.0.0.0:{port}->80/tcp")), "{js}");
+    assert!(wait_until(std::time::Duration::from_secs(10), || http_get(&format!("127.0.0.1:{eph}")).contains("published-ok")), "the mapped port answers");
+    // From a container on another network, through that network's gateway.
+    let net = env.name("other");
+    env.ok(&["network", "create", &net]);
+    let j: serde_json::Value = serde_json::from_str(&env.ok(&["network", "inspect", &net])).unwrap();
+    let j = if j.is_array() { j[0].clone() } else { j };
+    let gw = j["IPAM"]["Config"][0]["Gateway"].as_str().expect("a gateway in network inspect").to_string();
+    let o = env.berth(&["run", "--rm", "--network", &net, "busybox", "wget", "-q", "-O-", &format!("http://{gw}:{port}/")]);
+    assert!(o.stdout.contains("published-ok"), "from another network through its gateway: {o}");
+    // Direct traffic between the networks is still dropped.
+    let ip = env.inspect(&web)["NetworkSettings"]["Networks"]["bridge"]["IPAddress"].as_str().unwrap().to_string();
+    let o = env.berth(&["run", "--rm", "--network", &net, "busybox", "sh", "-c", &format!("printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 2 {ip} 80")]);
+    assert!(!o.stdout.contains("published-ok"), "networks stay isolated for direct traffic: {o}");
+}
+
+#[test]
 fn bad_publish_specs_are_refused() {
     let env = Env::new("bad_publish_specs_are_refused");
     let o = env.berth(&["run", "--rm", "-p", "99999:80", "busybox", "true"]);
