@@ -171,6 +171,8 @@ Example: let st = stack(\"shop\", \"examples/shop/compose.yaml\"); st.up(); ... 
       "Example: c.exec([\"cat\", \"/etc/hostname\"]).stdout"),
     e("Container", "copy_to", "copy_to(local, inside)", "copies a host file or directory into the container"),
     e("Container", "copy_from", "copy_from(inside, local)", "copies a file or directory out of the container"),
+    e("Container", "port", "port(80 | \"53/udp\") -> int", "the host port published for that container port (publish: [\"80\"] picks a free one)"),
+    e("Container", "url", "url(80) -> string", "http://127.0.0.1:PORT for the host port published for that container port"),
     x("Container", "wait_for_port", "wait_for_port(port, [opts])", "waits until something listens on the TCP port inside", WAIT_TIMEOUT),
     x("Container", "wait_for_log", "wait_for_log(text, [opts])", "waits until its log contains text", WAIT_TIMEOUT),
     x("Container", "connect", "connect(network, [opts])", "attaches it to another network", "Options: ip: \"10.9.0.7\", aliases: [\"db\"]."),

@@ -544,6 +544,43 @@ pub fn build_with(engine: Arc<Engine>, argv: Vec<String>, tracker: Option<Arc<dy
             std::thread::sleep(Duration::from_millis(50));
         }
     };
+    // The host port published for a container port, as Testcontainers'
+    // getMappedPort: `publish: ["80"]` picks a free one.
+    fn host_port(c: &Container, port: u16, proto: &str) -> RResult<i64> {
+        let ps = c.engine.ports(&c.id).map_err(eng)?;
+        match ps.iter().find(|p| p.container_port == port && p.proto == proto) {
+            Some(p) => Ok(p.host_port as i64),
+            None => {
+                let have: Vec<String> = ps.iter().map(|p| format!("{}/{}", p.container_port, p.proto)).collect();
+                let name = c.get().map(|x| x.name).unwrap_or_else(|_| c.id.clone());
+                Err(rerr(format!(
+                    "container {name}: port {port}/{proto} is not published ({}); publish it with publish: [\"{port}{}\"]",
+                    if have.is_empty() { "nothing is".to_string() } else { format!("published: {}", have.join(", ")) },
+                    if proto == "udp" { "/udp" } else { "" }
+                )))
+            }
+        }
+    }
+    fn port_spec(spec: &str) -> RResult<(u16, String)> {
+        let (p, proto) = spec.split_once('/').unwrap_or((spec, "tcp"));
+        let proto = proto.to_ascii_lowercase();
+        match (p.parse::<u16>(), proto.as_str()) {
+            (Ok(n), "tcp" | "udp") if n > 0 => Ok((n, proto)),
+            _ => Err(rerr(format!("port({spec:?}): expected a port number, optionally with /tcp or /udp (\"53/udp\")"))),
+        }
+    }
+    r.register_fn("port", |c: &mut Container, port: i64| -> RResult<i64> {
+        let p = u16::try_from(port).map_err(|_| rerr(format!("port({port}): not a port number")))?;
+        host_port(c, p, "tcp")
+    });
+    r.register_fn("port", |c: &mut Container, spec: &str| -> RResult<i64> {
+        let (p, proto) = port_spec(spec)?;
+        host_port(c, p, &proto)
+    });
+    r.register_fn("url", |c: &mut Container, port: i64| -> RResult<String> {
+        let p = u16::try_from(port).map_err(|_| rerr(format!("url({port}): not a port number")))?;
+        Ok(format!("http://127.0.0.1:{}", host_port(c, p, "tcp")?))
+    });
     let wp = wait_port;
     r.register_fn("wait_for_port", move |c: &mut Container, port: i64| wp(c, port, Map::new()));
     r.register_fn("wait_for_port", wait_port);

@@ -16,7 +16,7 @@ fn fixture(name: &str) -> String {
 /// the variable that lets the deliberately failing fixtures run.
 fn berth_test(env: &Env, p: &str, selftest: bool, args: &[&str]) -> Out {
     let mut c = env.cmd(&[&["test"], args].concat());
-    c.env("P", p).env("PORT", free_port().to_string()).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    c.env("P", p).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
     if selftest {
         c.env("SELFTEST", "1");
     }
