@@ -15,6 +15,9 @@ use crate::sys::proc;
 pub const RUN_LABEL: &str = "berth.test.run";
 /// The label naming the file and test that made an object.
 pub const TEST_LABEL: &str = "berth.test";
+/// The label holding the name scope of the file's run (one file may run
+/// twice in one run).
+pub const SCOPE_LABEL: &str = "berth.test.scope";
 
 const KEPT: &str = "kept";
 

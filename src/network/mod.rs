@@ -161,7 +161,7 @@ pub fn create(paths: &Paths, db: &mut Db, spec: &NetworkSpec) -> Result<Network>
         Some(s) => {
             let s = Subnet::parse(s).map_err(ipam)?;
             if let Some(t) = list(db)?.into_iter().find(|n| Subnet::parse(&n.subnet).is_ok_and(|x| x.overlaps(&s))) {
-                return Err(ipam(IpamError::Overlap { subnet: s.to_string(), with: format!("network {} ({})", t.name, t.subnet) }));
+                return Err(ipam(IpamError::Overlap { subnet: s.to_string(), with: format!("network {} ({}){}", t.name, t.subnet, made_by(&t.labels)) }));
             }
             // As docker does: a bridge on a subnet the host already routes
             // elsewhere (another root's bridge, a LAN) would split the
@@ -550,6 +550,12 @@ pub struct Published {
     pub proto: String,
 }
 
+/// " (made by test FILE › NAME)" for an object a `berth test` run made, so
+/// that a clash between test files says which file holds the other one.
+fn made_by(labels: &std::collections::BTreeMap<String, String>) -> String {
+    labels.get(crate::testrun::TEST_LABEL).map(|t| format!(" (made by test {t})")).unwrap_or_default()
+}
+
 /// Records the container's published ports, choosing free host ports
 /// where none was given.
 pub fn publish(db: &mut Db, container_id: &str, specs: &[ports::PortSpec]) -> Result<Vec<Published>> {
@@ -575,7 +581,11 @@ pub fn publish(db: &mut Db, container_id: &str, specs: &[ports::PortSpec]) -> Re
         })?;
         if let Err(by) = r {
             let _ = unpublish_all(db, container_id);
-            return Err(NetworkError::PortTaken { port: p.host_port, proto: p.proto.clone(), by: by[..12.min(by.len())].to_string() });
+            let by = match crate::container::get(db, &by) {
+                Ok(c) => format!("{}{}", c.name, made_by(&c.spec.labels)),
+                Err(_) => by[..12.min(by.len())].to_string(),
+            };
+            return Err(NetworkError::PortTaken { port: p.host_port, proto: p.proto.clone(), by });
         }
         out.push(p);
     }

@@ -141,6 +141,8 @@ Example: let st = stack(\"shop\", \"examples/shop/compose.yaml\"); st.up(); ... 
     e("", "test", "test(name, fn)", "a test case under `berth test`; its objects are removed after it"),
     e("", "before_each", "before_each(fn)", "under `berth test`: runs before each test of the file"),
     e("", "after_each", "after_each(fn)", "under `berth test`: runs after each test of the file, pass or fail"),
+    e("", "before_all", "before_all(fn)", "under `berth test`: runs once before the file's first test; what it makes (a shared fixture) is removed after the last"),
+    e("", "after_all", "after_all(fn)", "under `berth test`: runs once after the file's last test, pass or fail"),
     e("", "skip", "skip(reason)", "ends the current test as skipped"),
     e("", "TEST_ID", "TEST_ID -> string", "under berth test: six hex digits unique to this file's run, for names that must not clash with files run alongside (--jobs)"),
     x("", "help", "help([name])", "this listing; help(\"Container\") for a type, help(\"run\") for one function",

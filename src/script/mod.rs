@@ -296,6 +296,103 @@ fn listening(pid: i32, port: u16) -> bool {
 pub trait Tracker: Send + Sync {
     fn labels(&self) -> std::collections::BTreeMap<String, String>;
     fn created(&self, obj: Created);
+    /// The file's name scope under `berth test`: the names a script writes
+    /// are NAME.SCOPE on the host.
+    fn scope(&self) -> Option<String> {
+        None
+    }
+}
+
+/// What kind of object a scoped name refers to.
+#[derive(Clone, Copy)]
+enum Kind {
+    Container,
+    Network,
+    Volume,
+    Service,
+}
+
+/// Resolves the names a script writes. Outside `berth test` a name is
+/// itself. Inside, a name is the file's own object (NAME.SCOPE) when there
+/// is one, otherwise an existing object of that very name (one the script
+/// did not make, such as a shared registry), otherwise a new NAME.SCOPE.
+#[derive(Clone)]
+struct Names {
+    scope: Option<String>,
+    engine: Arc<Engine>,
+}
+
+impl Names {
+    fn scoped(&self, name: &str) -> String {
+        match &self.scope {
+            Some(s) if !name.is_empty() && !name.ends_with(&format!(".{s}")) => format!("{name}.{s}"),
+            _ => name.to_string(),
+        }
+    }
+
+    fn resolve(&self, kind: Kind, name: &str) -> String {
+        if self.scope.is_none() {
+            return name.to_string();
+        }
+        if matches!(kind, Kind::Network) && matches!(name, "none" | "host" | "bridge" | "default" | "") || name.starts_with("container:") {
+            return name.to_string();
+        }
+        let e = &self.engine;
+        let exists = |n: &str| match kind {
+            Kind::Container => e.container(n).is_ok_and(|c| c.name == n),
+            Kind::Network => e.network(n).is_ok_and(|x| x.name == n),
+            Kind::Volume => e.volume(n).is_ok(),
+            Kind::Service => e.service(n).is_ok_and(|x| x.name == n),
+        };
+        let own = self.scoped(name);
+        if own != name && !exists(&own) && exists(name) {
+            return name.to_string();
+        }
+        // An id or id prefix stays as it is.
+        if matches!(kind, Kind::Container | Kind::Network | Kind::Service) && !exists(&own) && !exists(name) && name.len() >= 12 && name.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return name.to_string();
+        }
+        own
+    }
+
+    /// A run spec's names: the container's, its network's, named volumes,
+    /// --volumes-from. On a network of the scope the container also answers
+    /// to the name as written, so peers reach `db` as `db`.
+    fn spec(&self, spec: &mut RunSpec) {
+        if self.scope.is_none() {
+            return;
+        }
+        let written = spec.name.clone();
+        if let Some(n) = &spec.name {
+            spec.name = Some(self.scoped(n));
+        }
+        if let Some(net) = &spec.network {
+            let real = self.resolve(Kind::Network, net);
+            if real != *net
+                && let Some(w) = &written
+                && !spec.aliases.contains(w)
+            {
+                spec.aliases.push(w.clone());
+            }
+            spec.network = Some(real);
+        }
+        for v in spec.volumes.iter_mut() {
+            if let Some((src, rest)) = v.split_once(':')
+                && !src.starts_with('/')
+                && !src.starts_with('.')
+                && !src.is_empty()
+            {
+                *v = format!("{}:{rest}", self.resolve(Kind::Volume, src));
+            }
+        }
+        for v in spec.volumes_from.iter_mut() {
+            let (c, mode) = match v.split_once(':') {
+                Some((c, m)) => (c.to_string(), format!(":{m}")),
+                None => (v.clone(), String::new()),
+            };
+            *v = format!("{}{mode}", self.resolve(Kind::Container, &c));
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -332,6 +429,7 @@ pub fn build_with(engine: Arc<Engine>, argv: Vec<String>, tracker: Option<Arc<dy
             }
         }
     };
+    let names = Names { scope: tracker.as_ref().and_then(|t| t.scope()), engine: engine.clone() };
     let mut r = rhai::Engine::new();
     r.set_max_expr_depths(256, 256);
     r.set_module_resolver(stdlib::Resolver::new());
@@ -402,8 +500,10 @@ pub fn build_with(engine: Arc<Engine>, argv: Vec<String>, tracker: Option<Arc<dy
     // ---- containers ----
     let e = engine.clone();
     let (lb, nt) = (label.clone(), note.clone());
+    let nm = names.clone();
     let run = move |image: &str, opts: Map| -> RResult<Container> {
         let mut spec = run_spec(image, &opts)?;
+        nm.spec(&mut spec);
         lb(&mut spec);
         let (c, _) = e.run(&spec, Attach::Detached).map_err(eng)?;
         nt(Created::Container(c.id.clone()));
@@ -414,8 +514,10 @@ pub fn build_with(engine: Arc<Engine>, argv: Vec<String>, tracker: Option<Arc<dy
     r.register_fn("run", run);
     let e = engine.clone();
     let lb = label.clone();
+    let nm = names.clone();
     let run_once = move |image: &str, cmd: Array, opts: Map| -> RResult<Map> {
         let mut spec = run_spec(image, &opts)?;
+        nm.spec(&mut spec);
         lb(&mut spec);
         spec.cmd = Some(strings(&Dynamic::from(cmd), "cmd")?);
         spec.rm = true;
@@ -427,6 +529,7 @@ pub fn build_with(engine: Arc<Engine>, argv: Vec<String>, tracker: Option<Arc<dy
     r.register_fn("run_once", run_once);
     let e = engine.clone();
     let (lb, nt) = (label.clone(), note.clone());
+    let nm = names.clone();
     r.register_fn("run_all", move |specs: Array| -> RResult<Array> {
         let specs: Vec<RunSpec> = specs
             .into_iter()
@@ -434,6 +537,7 @@ pub fn build_with(engine: Arc<Engine>, argv: Vec<String>, tracker: Option<Arc<dy
                 let m = s.try_cast::<Map>().ok_or_else(|| rerr("run_all takes an array of option maps, each with an image"))?;
                 let img = m.get("image").and_then(|i| i.clone().into_string().ok()).ok_or_else(|| rerr("each run_all spec needs an image"))?;
                 let mut spec = run_spec(&img, &m)?;
+                nm.spec(&mut spec);
                 lb(&mut spec);
                 Ok(spec)
             })
@@ -455,8 +559,9 @@ pub fn build_with(engine: Arc<Engine>, argv: Vec<String>, tracker: Option<Arc<dy
         Ok(out)
     });
     let e = engine.clone();
+    let nm = names.clone();
     r.register_fn("container", move |name: &str| -> RResult<Container> {
-        let c = e.container(name).map_err(eng)?;
+        let c = e.container(&nm.resolve(Kind::Container, name)).map_err(eng)?;
         Ok(Container { engine: e.clone(), id: c.id })
     });
     let e = engine.clone();
@@ -606,24 +711,39 @@ pub fn build_with(engine: Arc<Engine>, argv: Vec<String>, tracker: Option<Arc<dy
         let flag = |k: &str| opts.get(k).and_then(|f| f.as_bool().ok()).unwrap_or(false);
         c.engine.remove_with(&c.id, flag("force"), flag("volumes")).map(|_| ()).map_err(eng)
     });
-    let connect = |c: &mut Container, n: &str, o: Map| -> RResult<()> {
+    let nm = names.clone();
+    let connect = move |c: &mut Container, n: &str, o: Map| -> RResult<()> {
         let ip = o.get("ip").map(|v| v.to_string());
-        let aliases = match o.get("aliases") {
+        let mut aliases = match o.get("aliases") {
             Some(a) => strings(a, "aliases")?,
             None => vec![],
         };
-        c.engine.network_connect(n, &c.id, ip.as_deref(), &aliases).map_err(eng)
+        let net = nm.resolve(Kind::Network, n);
+        // On the scope's network the container answers to its written name.
+        if let Some(s) = &nm.scope
+            && net != n
+            && let Some(w) = c.get()?.name.strip_suffix(&format!(".{s}")).map(str::to_string)
+            && !aliases.contains(&w)
+        {
+            aliases.push(w);
+        }
+        c.engine.network_connect(&net, &c.id, ip.as_deref(), &aliases).map_err(eng)
     };
-    r.register_fn("connect", move |c: &mut Container, n: &str| connect(c, n, Map::new()));
+    let co = connect.clone();
+    r.register_fn("connect", move |c: &mut Container, n: &str| co(c, n, Map::new()));
     r.register_fn("connect", connect);
-    r.register_fn("disconnect", |c: &mut Container, n: &str| -> RResult<()> { c.engine.network_disconnect(n, &c.id).map_err(eng) });
+    let nm = names.clone();
+    r.register_fn("disconnect", move |c: &mut Container, n: &str| -> RResult<()> { c.engine.network_disconnect(&nm.resolve(Kind::Network, n), &c.id).map_err(eng) });
 
     // ---- networks ----
     r.register_type_with_name::<Network>("Network");
     let e = engine.clone();
     let ex = extra.clone();
     let nt = note.clone();
+    let nm = names.clone();
     let network = move |name: &str, opts: Map| -> RResult<Network> {
+        let real = nm.resolve(Kind::Network, name);
+        let name = real.as_str();
         let mut subnet = None;
         let mut gateway = None;
         let mut labels = std::collections::BTreeMap::new();
@@ -733,7 +853,10 @@ pub fn build_with(engine: Arc<Engine>, argv: Vec<String>, tracker: Option<Arc<dy
     let e = engine.clone();
     let ex = extra.clone();
     let nt = note.clone();
+    let nm = names.clone();
     let volume = move |name: &str, opts: Map| -> RResult<Volume> {
+        let real = nm.resolve(Kind::Volume, name);
+        let name = real.as_str();
         let mut labels = std::collections::BTreeMap::new();
         for (k, v) in &opts {
             match k.as_str() {
@@ -772,8 +895,17 @@ pub fn build_with(engine: Arc<Engine>, argv: Vec<String>, tracker: Option<Arc<dy
     let e = engine.clone();
     let ex = extra.clone();
     let nt = note.clone();
+    let nm = names.clone();
     let service = move |name: &str, opts: Map| -> RResult<Service> {
+        let real = nm.resolve(Kind::Service, name);
+        let name = real.as_str();
         let mut spec = service_spec(name, &opts)?;
+        if let Some(net) = &spec.network {
+            spec.network = Some(nm.resolve(Kind::Network, net));
+        }
+        let template_name = spec.template.name.take();
+        nm.spec(&mut spec.template);
+        spec.template.name = template_name;
         if let Ok(s) = e.service(name) {
             let same = s.spec.template.image == spec.template.image && s.spec.replicas == spec.replicas;
             if !same {
@@ -791,8 +923,9 @@ pub fn build_with(engine: Arc<Engine>, argv: Vec<String>, tracker: Option<Arc<dy
         Ok(Service { engine: e.clone(), id: s.id })
     };
     let e = engine.clone();
+    let nm = names.clone();
     r.register_fn("service", move |name: &str| -> RResult<Service> {
-        let s = e.service(name).map_err(eng)?;
+        let s = e.service(&nm.resolve(Kind::Service, name)).map_err(eng)?;
         Ok(Service { engine: e.clone(), id: s.id })
     });
     r.register_fn("service", service);
@@ -840,7 +973,10 @@ pub fn build_with(engine: Arc<Engine>, argv: Vec<String>, tracker: Option<Arc<dy
     // ---- stacks ----
     r.register_type_with_name::<Stack>("Stack");
     let e = engine.clone();
+    let nm = names.clone();
     let stack = move |name: &str, src: Dynamic| -> RResult<Stack> {
+        let real = nm.scoped(name);
+        let name = real.as_str();
         let (plan, source) = if let Some(path) = src.clone().try_cast::<String>() {
             (crate::service::compose::parse_file(std::path::Path::new(&path)).map_err(rerr)?, path)
         } else if let Some(m) = src.clone().try_cast::<Map>() {

@@ -58,6 +58,8 @@ struct Session {
     current: Mutex<String>,
     made: Mutex<Vec<Created>>,
     journal: Arc<TestRun>,
+    /// The file's name scope (its TEST_ID): `db` is `db.SCOPE` on the host.
+    scope: String,
 }
 
 impl Tracker for Session {
@@ -66,6 +68,7 @@ impl Tracker for Session {
         let mut m = BTreeMap::new();
         m.insert(testrun::RUN_LABEL.to_string(), self.run_id.clone());
         m.insert(testrun::TEST_LABEL.to_string(), if test.is_empty() { self.file.clone() } else { format!("{} › {test}", self.file) });
+        m.insert(testrun::SCOPE_LABEL.to_string(), self.scope.clone());
         m
     }
 
@@ -74,6 +77,10 @@ impl Tracker for Session {
             self.journal.journal_image(id);
         }
         self.made.lock().unwrap().push(obj);
+    }
+
+    fn scope(&self) -> Option<String> {
+        Some(self.scope.clone())
     }
 }
 
@@ -207,19 +214,31 @@ fn run_file(engine: &Arc<Engine>, run: &Arc<TestRun>, path: &Path, o: &Options, 
             return result;
         }
     };
-    let session = Arc::new(Session { run_id: run.id.clone(), file: file.clone(), current: Mutex::new(String::new()), made: Mutex::new(Vec::new()), journal: run.clone() });
+    // Unique to this file's run: the scope of its names, so files (and
+    // copies of one file) run side by side with the names they like.
+    let test_id = crate::store::new_id()[..6].to_string();
+    let session = Arc::new(Session {
+        run_id: run.id.clone(),
+        file: file.clone(),
+        current: Mutex::new(String::new()),
+        made: Mutex::new(Vec::new()),
+        journal: run.clone(),
+        scope: test_id.clone(),
+    });
     let (mut r, mut scope) = super::build_with(engine.clone(), vec![file.clone()], Some(session.clone()));
-    // Names unique to this file's run, for files that run side by side
-    // (--jobs): network("net-" + TEST_ID).
-    scope.push_constant("TEST_ID", crate::store::new_id()[..6].to_string());
+    scope.push_constant("TEST_ID", test_id);
     let tests: Arc<Mutex<Vec<(String, FnPtr)>>> = Arc::default();
-    let hooks: Arc<Mutex<(Option<FnPtr>, Option<FnPtr>)>> = Arc::default();
+    let hooks: Arc<Mutex<Hooks>> = Arc::default();
     let t = tests.clone();
     r.register_fn("test", move |name: &str, f: FnPtr| t.lock().unwrap().push((name.to_string(), f)));
     let h = hooks.clone();
-    r.register_fn("before_each", move |f: FnPtr| h.lock().unwrap().0 = Some(f));
+    r.register_fn("before_each", move |f: FnPtr| h.lock().unwrap().before_each = Some(f));
     let h = hooks.clone();
-    r.register_fn("after_each", move |f: FnPtr| h.lock().unwrap().1 = Some(f));
+    r.register_fn("after_each", move |f: FnPtr| h.lock().unwrap().after_each = Some(f));
+    let h = hooks.clone();
+    r.register_fn("before_all", move |f: FnPtr| h.lock().unwrap().before_all = Some(f));
+    let h = hooks.clone();
+    r.register_fn("after_all", move |f: FnPtr| h.lock().unwrap().after_all = Some(f));
     r.on_progress(|_| if STOP.load(Ordering::Relaxed) { Some("interrupted".into()) } else { None });
 
     // The file's top level registers the tests (and may set up shared objects).
@@ -238,18 +257,33 @@ fn run_file(engine: &Arc<Engine>, run: &Arc<TestRun>, path: &Path, o: &Options, 
             return result;
         }
     };
-    // Objects the top level made belong to the whole file.
-    let file_objects: Vec<Created> = std::mem::take(&mut *session.made.lock().unwrap());
     let list = tests.lock().unwrap().clone();
-    let (before, after) = hooks.lock().unwrap().clone();
+    let Hooks { before_each: before, after_each: after, before_all, after_all } = hooks.lock().unwrap().clone();
+    let selected = |name: &str| o.filter.as_ref().is_none_or(|flt| format!("{file} › {name}").contains(flt.as_str()));
+    let any = list.iter().any(|(n, _)| selected(n));
+    // before_all: the file's shared fixture, once, if a test will run; a
+    // failure fails every test of the file.
+    let mut all_failed: Option<String> = None;
+    if any && let Some(b) = &before_all {
+        *session.current.lock().unwrap() = String::new();
+        if let Err(e) = b.call::<Dynamic>(&r, &ast, ()) {
+            all_failed = Some(format!("before_all failed: {}{}", super::render_error(&file, &source, &e), container_logs(engine, &session)));
+        }
+    }
+    // Objects the top level and before_all made belong to the whole file.
+    let file_objects: Vec<Created> = std::mem::take(&mut *session.made.lock().unwrap());
     for (name, f) in list {
-        if let Some(flt) = &o.filter
-            && !format!("{file} › {name}").contains(flt.as_str())
-        {
+        if !selected(&name) {
             continue;
         }
         if STOP.load(Ordering::SeqCst) {
             break;
+        }
+        if let Some(msg) = &all_failed {
+            let t = TestResult { name, outcome: Outcome::Failed(msg.clone()), time: Duration::ZERO };
+            report(out, &file, &t);
+            result.tests.push(t);
+            continue;
         }
         *session.current.lock().unwrap() = name.clone();
         let t0 = Instant::now();
@@ -286,6 +320,16 @@ fn run_file(engine: &Arc<Engine>, run: &Arc<TestRun>, path: &Path, o: &Options, 
         result.tests.push(t);
     }
     *session.current.lock().unwrap() = String::new();
+    // after_all runs whatever happened, before the file's objects go; its
+    // failure is reported as a test of its own.
+    if any && all_failed.is_none() && let Some(a) = &after_all {
+        let t0 = Instant::now();
+        if let Err(e) = a.call::<Dynamic>(&r, &ast, ()) {
+            let t = TestResult { name: "(after_all)".into(), outcome: Outcome::Failed(super::render_error(&file, &source, &e)), time: t0.elapsed() };
+            report(out, &file, &t);
+            result.tests.push(t);
+        }
+    }
     session.made.lock().unwrap().extend(file_objects);
     cleanup(engine, &session, false, kept, &file_start);
     if result.tests.is_empty() && o.filter.is_none() {
@@ -294,6 +338,14 @@ fn run_file(engine: &Arc<Engine>, run: &Arc<TestRun>, path: &Path, o: &Options, 
     }
     result.time = started.elapsed();
     result
+}
+
+#[derive(Clone, Default)]
+struct Hooks {
+    before_each: Option<FnPtr>,
+    after_each: Option<FnPtr>,
+    before_all: Option<FnPtr>,
+    after_all: Option<FnPtr>,
 }
 
 fn skip_reason(e: &EvalAltResult) -> Option<String> {
@@ -327,7 +379,9 @@ fn cleanup(engine: &Engine, s: &Session, keep: bool, kept: &Mutex<Vec<String>>, 
     // What carries this test's label without a note: a container whose
     // start failed (run() threw before it could be noted), for one.
     let mine = s.labels().get(testrun::TEST_LABEL).cloned().unwrap_or_default();
-    let labelled = |l: &BTreeMap<String, String>| l.get(testrun::RUN_LABEL) == Some(&s.run_id) && l.get(testrun::TEST_LABEL) == Some(&mine);
+    let labelled = |l: &BTreeMap<String, String>| {
+        l.get(testrun::RUN_LABEL) == Some(&s.run_id) && l.get(testrun::TEST_LABEL) == Some(&mine) && l.get(testrun::SCOPE_LABEL) == Some(&s.scope)
+    };
     for c in engine.containers(true).unwrap_or_default() {
         if labelled(&c.spec.labels) && !c.spec.labels.contains_key(crate::service::SERVICE_LABEL) && !made.contains(&Created::Container(c.id.clone())) {
             made.push(Created::Container(c.id));

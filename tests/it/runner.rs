@@ -83,14 +83,16 @@ fn keep_on_failure_keeps_the_objects_until_clean() {
     let o = berth_test(&env, &p, true, &["--keep-on-failure", "--filter", "sum is wrong", &fixture("fail.rhai")]);
     assert_eq!(o.code, 1, "{o}");
     assert_eq!(last_line(&o), "0 passed, 1 failed", "the filter ran one test: {o}");
-    assert!(o.stdout.contains(&format!("container {p}-talker")) && o.stdout.contains(&format!("network {p}-net")), "{o}");
-    assert_eq!(env.status(&format!("{p}-talker")), "running", "kept for inspection");
+    assert!(o.stdout.contains(&format!("container {p}-talker.")) && o.stdout.contains(&format!("network {p}-net.")), "{o}");
+    // On the host the name carries the file's scope: talker.SCOPE.
+    let talker = o.stdout.split(&format!("container {p}-talker.")).nth(1).map(|r| format!("{p}-talker.{}", &r[..6])).unwrap();
+    assert_eq!(env.status(&talker), "running", "kept for inspection");
     let cmd = o.stdout.lines().find_map(|l| l.strip_prefix("remove them with: berth ")).unwrap_or_else(|| panic!("{o}"));
     let args: Vec<&str> = cmd.split_whitespace().collect();
     // No sweep takes kept objects, not even the next run's.
     let again = berth_test(&env, &p, false, &[&fixture("fail.rhai")]);
     assert_eq!(again.code, 0, "{again}");
-    assert_eq!(env.status(&format!("{p}-talker")), "running");
+    assert_eq!(env.status(&talker), "running");
     let done = env.ok(&args);
     assert!(done.contains("removed 1 container(s), 1 network(s), 1 volume(s)"), "{done}");
     assert_nothing_left(&env);
@@ -122,7 +124,8 @@ fn what_a_killed_run_left_is_removed_by_the_next_run_and_by_prune() {
     let env = Env::new("runner_killed");
     let p = env.name("h");
     kill_runner(start_hang(&env, &p));
-    assert_eq!(env.status(&format!("{p}-c")), "running", "a killed runner cleans nothing");
+    let ps = env.ok(&["ps", "--format", "json"]);
+    assert!(ps.contains(&format!("\"Names\":\"{p}-c.")) && ps.contains("\"State\":\"running\""), "a killed runner cleans nothing, and its container carries the scope: {ps}");
     let o = berth_test(&env, &p, false, &[&fixture("pass.rhai")]);
     assert_eq!(o.code, 0, "{o}");
     assert!(o.stdout.starts_with("removed what 1 killed test run(s) left: 1 container(s), 1 network(s), 1 volume(s), 0 image(s)"), "{o}");
@@ -194,6 +197,90 @@ fn each_file_gets_its_own_test_id() {
     let o = env.berth(&["test", "--jobs", "2", dir.to_str().unwrap()]);
     let ids: std::collections::BTreeSet<&str> = o.stdout.lines().filter_map(|l| l.strip_prefix("id=")).collect();
     assert!(o.code == 0 && ids.len() == 2, "two files, two ids: {o}");
+}
+
+#[test]
+fn one_file_twice_at_once_with_its_plain_names() {
+    let env = Env::new("runner_scope_twice");
+    let f = fixture("scoped.rhai");
+    // Twice in one runner, and a second runner at the same time.
+    let mut other = env.cmd(&["test", &f]);
+    other.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let other = other.spawn().unwrap();
+    let o = berth_test(&env, "", false, &["--jobs", "2", &f, &f]);
+    let o2 = collect(other, Duration::from_secs(120));
+    assert_eq!(o.code, 0, "{o}");
+    assert_eq!(last_line(&o), "4 passed, 0 failed", "{o}");
+    assert_eq!(o.stdout.matches("after_all: db is running").count(), 2, "after_all ran once per file, before the fixture went: {o}");
+    assert_eq!(o2.code, 0, "the second runner: {o2}");
+    assert_eq!(last_line(&o2), "2 passed, 0 failed", "{o2}");
+    assert_nothing_left(&env);
+}
+
+#[test]
+fn two_files_with_the_same_names_keep_to_their_own() {
+    let env = Env::new("runner_scope_two");
+    let dir = env.dir.join("two");
+    std::fs::create_dir_all(&dir).unwrap();
+    for who in ["one", "two"] {
+        std::fs::write(
+            dir.join(format!("{who}.rhai")),
+            format!(
+                r#"before_all(|| {{
+    network("net");
+    run("busybox", #{{ name: "db", network: "net", cmd: ["sh", "-c", "echo {who} > /who; exec httpd -f -p 80 -h /"] }}).wait_for_port(80);
+}});
+test("db is {who}'s", || {{
+    let web = run("busybox", #{{ name: "web", network: "net", cmd: ["sleep", "60"] }});
+    // Long enough for both files to be up at once.
+    for i in 0..20 {{
+        let r = web.exec(["wget", "-q", "-O-", "http://db/who"]);
+        assert_eq(r.stdout, "{who}\n", `the other file's db answered: ${{r.stdout}}${{r.stderr}}`);
+        sleep(100);
+    }}
+    assert_eq(network("net").containers().len(), 2, "only this file's db and web on its net");
+}});
+"#
+            ),
+        )
+        .unwrap();
+    }
+    let o = berth_test(&env, "", false, &["--jobs", "2", dir.to_str().unwrap()]);
+    assert_eq!(o.code, 0, "{o}");
+    assert_eq!(last_line(&o), "2 passed, 0 failed", "{o}");
+    assert_nothing_left(&env);
+}
+
+#[test]
+fn a_fixed_subnet_or_port_two_files_want_names_the_other_file() {
+    let env = Env::new("runner_scope_clash");
+    let dir = env.dir.join("clash");
+    std::fs::create_dir_all(&dir).unwrap();
+    let port = free_port();
+    // The same subnet and host port in both: whichever comes second fails
+    // and is told who holds them; neither hangs.
+    let body = format!(
+        r#"test("fixed", || {{
+    let n = network("net", #{{ subnet: "10.231.7.0/24" }});
+    let c = run("busybox", #{{ name: "web", network: "net", publish: ["{port}:80"], cmd: ["sleep", "30"] }});
+    sleep(4000);
+}});
+"#
+    );
+    for f in ["a.rhai", "b.rhai"] {
+        std::fs::write(dir.join(f), &body).unwrap();
+    }
+    let o = berth_test(&env, "", false, &["--jobs", "2", dir.to_str().unwrap()]);
+    assert_eq!(o.code, 1, "{o}");
+    assert_eq!(last_line(&o), "1 passed, 1 failed", "{o}");
+    assert!(o.stdout.contains("subnet 10.231.7.0/24 overlaps network net.") && o.stdout.contains("(made by test "), "the error names the other file's network: {o}");
+    // The port: one file holds it, a second one asks for it.
+    std::fs::write(dir.join("b.rhai"), format!(r#"test("port", || {{ sleep(800); run("busybox", #{{ name: "web", publish: ["{port}:80"], cmd: ["sleep", "5"] }}); }});"#)).unwrap();
+    std::fs::write(dir.join("a.rhai"), format!(r#"test("port", || {{ run("busybox", #{{ name: "web", publish: ["{port}:80"], cmd: ["sleep", "30"] }}); sleep(3000); }});"#)).unwrap();
+    let o = berth_test(&env, "", false, &["--jobs", "2", dir.to_str().unwrap()]);
+    assert_eq!(last_line(&o), "1 passed, 1 failed", "{o}");
+    assert!(o.stdout.contains(&format!("port {port}/tcp is already published by container web.")) && o.stdout.contains("a.rhai › port)"), "the error names the other file's container: {o}");
+    assert_nothing_left(&env);
 }
 
 #[test]
