@@ -324,8 +324,14 @@ struct Names {
 
 impl Names {
     fn scoped(&self, name: &str) -> String {
+        self.scoped_with(name, '.')
+    }
+
+    /// Services and stacks take "-": a dot would read as a replica's
+    /// number (NAME.1).
+    fn scoped_with(&self, name: &str, sep: char) -> String {
         match &self.scope {
-            Some(s) if !name.is_empty() && !name.ends_with(&format!(".{s}")) => format!("{name}.{s}"),
+            Some(s) if !name.is_empty() && !name.ends_with(&format!("{sep}{s}")) => format!("{name}{sep}{s}"),
             _ => name.to_string(),
         }
     }
@@ -344,7 +350,7 @@ impl Names {
             Kind::Volume => e.volume(n).is_ok(),
             Kind::Service => e.service(n).is_ok_and(|x| x.name == n),
         };
-        let own = self.scoped(name);
+        let own = self.scoped_with(name, if matches!(kind, Kind::Service) { '-' } else { '.' });
         if own != name && !exists(&own) && exists(name) {
             return name.to_string();
         }
@@ -897,11 +903,17 @@ pub fn build_with(engine: Arc<Engine>, argv: Vec<String>, tracker: Option<Arc<dy
     let nt = note.clone();
     let nm = names.clone();
     let service = move |name: &str, opts: Map| -> RResult<Service> {
+        let written = name;
         let real = nm.resolve(Kind::Service, name);
         let name = real.as_str();
         let mut spec = service_spec(name, &opts)?;
         if let Some(net) = &spec.network {
-            spec.network = Some(nm.resolve(Kind::Network, net));
+            let net_real = nm.resolve(Kind::Network, net);
+            // On the scope's network the VIP also answers to the written name.
+            if net_real != *net && name != written && !spec.aliases.iter().any(|a| a == written) {
+                spec.aliases.push(written.to_string());
+            }
+            spec.network = Some(net_real);
         }
         let template_name = spec.template.name.take();
         nm.spec(&mut spec.template);
@@ -975,7 +987,7 @@ pub fn build_with(engine: Arc<Engine>, argv: Vec<String>, tracker: Option<Arc<dy
     let e = engine.clone();
     let nm = names.clone();
     let stack = move |name: &str, src: Dynamic| -> RResult<Stack> {
-        let real = nm.scoped(name);
+        let real = nm.scoped_with(name, '-');
         let name = real.as_str();
         let (plan, source) = if let Some(path) = src.clone().try_cast::<String>() {
             (crate::service::compose::parse_file(std::path::Path::new(&path)).map_err(rerr)?, path)

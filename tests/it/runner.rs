@@ -210,10 +210,10 @@ fn one_file_twice_at_once_with_its_plain_names() {
     let o = berth_test(&env, "", false, &["--jobs", "2", &f, &f]);
     let o2 = collect(other, Duration::from_secs(120));
     assert_eq!(o.code, 0, "{o}");
-    assert_eq!(last_line(&o), "4 passed, 0 failed", "{o}");
+    assert_eq!(last_line(&o), "6 passed, 0 failed", "{o}");
     assert_eq!(o.stdout.matches("after_all: db is running").count(), 2, "after_all ran once per file, before the fixture went: {o}");
     assert_eq!(o2.code, 0, "the second runner: {o2}");
-    assert_eq!(last_line(&o2), "2 passed, 0 failed", "{o2}");
+    assert_eq!(last_line(&o2), "3 passed, 0 failed", "{o2}");
     assert_nothing_left(&env);
 }
 

@@ -228,7 +228,8 @@ test("a service from a script", || {{
     assert_eq(s.replicas, 2);
     assert_eq(s.containers().len(), 2);
     assert(s.vip.starts_with("172.") || s.vip.len() > 6, s.vip);
-    wait_for(|| {{ let seen = []; for i in 0..6 {{ try {{ seen.push(http_get("http://127.0.0.1:{port}/").body); }} catch {{ }} }} seen.contains("{p}.1\n") && seen.contains("{p}.2\n") }}, 10000);
+    wait_for(|| {{ let seen = []; for i in 0..6 {{ try {{ seen.push(http_get("http://127.0.0.1:{port}/").body); }} catch {{ }} }} seen.contains(s.name + ".1\n") && seen.contains(s.name + ".2\n") }}, 10000);
+    assert_eq(s.name, "{p}-" + TEST_ID, "under berth test the service's name carries the file's scope");
     s.scale(3);
     assert_eq(s.containers().len(), 3);
     assert_eq(service("{p}").replicas, 3);
