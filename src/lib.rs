@@ -9,6 +9,7 @@ pub mod engine;
 pub mod build;
 pub mod image;
 pub mod network;
+pub mod parse;
 pub mod runtime;
 pub mod script;
 pub mod service;

@@ -414,7 +414,12 @@ impl Ctx<'_> {
                     for f in &ins.flags {
                         for (flag, key) in [("--interval=", "Interval"), ("--timeout=", "Timeout"), ("--start-period=", "StartPeriod"), ("--retries=", "Retries")] {
                             if let Some(v) = f.strip_prefix(flag) {
-                                h[key] = if key == "Retries" { json!(v.parse::<u64>().unwrap_or(3)) } else { json!(parse_duration_ns(v)) };
+                                h[key] = if key == "Retries" {
+                                    json!(v.parse::<u64>().map_err(|_| at(&file, ins.line, &format!("HEALTHCHECK {flag}{v}: a count such as 3")))?)
+                                } else {
+                                    let d = crate::parse::duration(v, None).map_err(|e| at(&file, ins.line, &format!("HEALTHCHECK {flag}{v}: {e}")))?;
+                                    json!(d.as_nanos() as u64)
+                                };
                             }
                         }
                     }
@@ -774,21 +779,6 @@ fn history_text(ins: &Instruction) -> String {
         "run" => format!("RUN {}", o.split_once(char::is_whitespace).map(|x| x.1).unwrap_or("").trim()),
         _ => o.to_string(),
     }
-}
-
-fn parse_duration_ns(s: &str) -> u64 {
-    let (num, mult) = if let Some(n) = s.strip_suffix("ms") {
-        (n, 1_000_000f64)
-    } else if let Some(n) = s.strip_suffix('s') {
-        (n, 1e9)
-    } else if let Some(n) = s.strip_suffix('m') {
-        (n, 60e9)
-    } else if let Some(n) = s.strip_suffix('h') {
-        (n, 3600e9)
-    } else {
-        (s, 1e9)
-    };
-    (num.parse::<f64>().unwrap_or(0.0) * mult) as u64
 }
 
 fn parse_chown(c: &str) -> Option<(Option<u32>, Option<u32>)> {

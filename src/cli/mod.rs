@@ -749,7 +749,7 @@ impl RunArgs {
         let ms = |flag: &str, v: &Option<String>| -> anyhow::Result<u64> {
             match v {
                 None => Ok(0),
-                Some(t) => crate::network::impair::parse_duration(t).map(|us| us / 1000).map_err(|e| anyhow::anyhow!("{flag}: {e}")),
+                Some(t) => crate::parse::duration_ms(t).map_err(|e| anyhow::anyhow!("{flag}: {e}")),
             }
         };
         Ok(Some(HealthSpec {

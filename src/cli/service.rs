@@ -102,7 +102,7 @@ pub struct UpdateArgs {
 }
 
 fn ms(flag: &str, v: &Option<String>) -> anyhow::Result<Option<u64>> {
-    v.as_ref().map(|t| crate::network::impair::parse_duration(t).map(|us| us / 1000).map_err(|e| anyhow::anyhow!("{flag}: {e}"))).transpose()
+    v.as_ref().map(|t| crate::parse::duration_ms(t).map_err(|e| anyhow::anyhow!("{flag}: {e}"))).transpose()
 }
 
 impl CreateArgs {

@@ -737,6 +737,7 @@ fn inspect_base(paths: &Paths, c: &Container, s: &RunSpec, max_retry: u32, polic
             "Tty": s.tty,
             "OpenStdin": s.interactive,
             "StopSignal": cfg["annotations"]["berth.stop-signal"],
+            "StopTimeout": s.stop_timeout,
         },
         "NetworkSettings": {
             "Networks": netdb.as_ref().and_then(|db| crate::network::endpoints_of_container(db, &c.id).ok()).unwrap_or_default().into_iter().map(|e| (e.network.name.clone(), serde_json::json!({"IPAddress": e.ip.to_string(), "Gateway": e.network.gateway, "Aliases": e.aliases, "NetworkID": e.network.id}))).collect::<serde_json::Map<String, serde_json::Value>>(),

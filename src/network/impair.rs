@@ -106,17 +106,14 @@ fn split_number(s: &str) -> Option<(f64, String)> {
     Some((n, s[end..].trim().to_ascii_lowercase()))
 }
 
-/// "50ms", "1.5s", "200us"; a bare number is milliseconds.
+/// Microseconds, for tc: "50ms", "1.5s", "200us" (tc's "usec", "msec" and
+/// "sec" too); a bare number is milliseconds.
 pub fn parse_duration(s: &str) -> Result<u64, String> {
-    let bad = || format!("invalid duration {s:?}: use a number with us, ms or s, like 50ms");
-    let (n, unit) = split_number(s).ok_or_else(bad)?;
-    let mult = match unit.as_str() {
-        "us" | "usec" => 1.0,
-        "" | "ms" | "msec" => 1e3,
-        "s" | "sec" => 1e6,
-        _ => return Err(bad()),
-    };
-    Ok((n * mult).round() as u64)
+    let t = s.trim();
+    let t = t.strip_suffix("usec").map(|n| format!("{n}us")).or_else(|| t.strip_suffix("msec").map(|n| format!("{n}ms"))).or_else(|| t.strip_suffix("sec").map(|n| format!("{n}s"))).unwrap_or_else(|| t.to_string());
+    crate::parse::duration(&t, Some(std::time::Duration::from_millis(1)))
+        .map(|d| d.as_micros() as u64)
+        .map_err(|_| format!("invalid duration {s:?}: use a number with us, ms or s, like 50ms"))
 }
 
 /// tc's rate units: bit, kbit, mbit, gbit per second, or bps, kbps, mbps,

@@ -177,7 +177,7 @@ impl Walk<'_> {
 
     fn duration_ms(&self, path: &str, v: &Value) -> R<u64> {
         let s = self.string(path, v)?;
-        crate::network::impair::parse_duration(&s).map(|us| us / 1000).or_else(|e| self.err(path, e))
+        crate::parse::duration_ms(&s).or_else(|e| self.err(path, e))
     }
 
     fn relative(&self, p: &str) -> PathBuf {

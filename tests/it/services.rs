@@ -411,3 +411,38 @@ fn a_probe_past_its_timeout_is_killed_whole() {
     let log = env.inspect_f(&c, "{{json .State.Health.Log}}");
     assert!(log.contains("exceeded its timeout"), "{log}");
 }
+
+#[test]
+fn durations_read_as_docker_reads_them() {
+    let env = Env::new("svc_durations");
+    // The command line: Go's forms, minutes included.
+    let c = env.name("hc");
+    env.run_detached(&c, &["--health-cmd", "true", "--health-interval", "1m", "--health-timeout", "1m30s", "busybox", "sleep", "60"]);
+    let h = &env.inspect(&c)["Config"]["Healthcheck"];
+    assert_eq!((h["Interval"].as_u64(), h["Timeout"].as_u64()), (Some(60_000_000_000), Some(90_000_000_000)), "{h}");
+    let o = env.berth(&["run", "--rm", "--health-cmd", "true", "--health-interval", "5 parsecs", "busybox", "true"]);
+    assert!(o.code == 125 && o.stderr.contains("--health-interval") && o.stderr.contains("1m30s"), "{o}");
+    // A Dockerfile's HEALTHCHECK flags.
+    let dir = env.dir.join("ctx");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("Dockerfile"), "FROM busybox\nHEALTHCHECK --interval=1m30s --timeout=2s CMD true\n").unwrap();
+    let tag = format!("{}:1", env.name("img"));
+    env.ok(&["build", "-q", "-t", &tag, dir.to_str().unwrap()]);
+    let j: serde_json::Value = serde_json::from_str(&env.ok(&["image", "inspect", &tag])).unwrap();
+    let j = if j.is_array() { j[0].clone() } else { j };
+    assert_eq!(j["Config"]["Healthcheck"]["Interval"].as_u64(), Some(90_000_000_000), "{j}");
+    std::fs::write(dir.join("Dockerfile"), "FROM busybox\nHEALTHCHECK --interval=90 CMD true\n").unwrap();
+    let o = env.berth(&["build", "-q", "-t", &tag, dir.to_str().unwrap()]);
+    assert!(o.code != 0 && o.stderr.contains("Dockerfile:2") && o.stderr.contains("needs a unit"), "a bare number was silently 0 before: {o}");
+    // A compose file's healthcheck and stop_grace_period.
+    let stack = env.name("st");
+    let f = env.dir.join("compose.yaml");
+    std::fs::write(&f, "services:\n  web:\n    image: busybox\n    command: [\"sleep\", \"60\"]\n    stop_grace_period: 1m\n    healthcheck:\n      test: [\"CMD\", \"true\"]\n      interval: 1m30s\n").unwrap();
+    env.ok(&["stack", "deploy", "-c", f.to_str().unwrap(), &stack]);
+    let ids = env.ok(&["ps", "-q", "-f", &format!("name={stack}_web")]);
+    let id = ids.lines().next().unwrap_or_else(|| panic!("a replica of {stack}_web: {ids}"));
+    let j = env.inspect(id);
+    assert_eq!(j["Config"]["Healthcheck"]["Interval"].as_u64(), Some(90_000_000_000), "{j}");
+    assert_eq!(j["Config"]["StopTimeout"].as_u64(), Some(60), "{}", j["Config"]);
+    env.ok(&["stack", "rm", &stack]);
+}

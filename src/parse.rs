@@ -1,0 +1,97 @@
+//! Parsers for the values users type, shared by the fronts (command line,
+//! scripts, compose files, Dockerfiles) and the core: one meaning of "1m30s"
+//! everywhere. Pure functions, tested beside.
+
+use std::time::Duration;
+
+/// A Go duration, as docker reads `--health-interval` and compose reads
+/// `interval`: a sequence of decimal numbers with units ns, us (µs), ms, s,
+/// m, h (`300ms`, `1.5s`, `1m30s`, `2h`). A bare number is `bare_unit`
+/// (berth has always taken `--health-interval 500` as milliseconds and tc's
+/// `--delay 50` likewise), or refused when None, as Go does except for "0".
+pub fn duration(s: &str, bare_unit: Option<Duration>) -> Result<Duration, String> {
+    let bad = |why: &str| format!("invalid duration {s:?}: {why} (forms: 300ms, 1.5s, 1m30s, 2h)");
+    let t = s.trim();
+    if t.is_empty() {
+        return Err(bad("empty"));
+    }
+    if t.starts_with('-') {
+        return Err(bad("must not be negative"));
+    }
+    let t = t.strip_prefix('+').unwrap_or(t);
+    if let Ok(n) = t.parse::<f64>() {
+        return match bare_unit {
+            _ if n == 0.0 => Ok(Duration::ZERO),
+            Some(u) if n.is_finite() => Ok(u.mul_f64(n)),
+            _ => Err(bad("a number needs a unit")),
+        };
+    }
+    let mut total = 0f64;
+    let mut rest = t;
+    while !rest.is_empty() {
+        let end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        if end == 0 {
+            return Err(bad("expected a number"));
+        }
+        let n: f64 = rest[..end].parse().map_err(|_| bad("expected a number"))?;
+        rest = &rest[end..];
+        let uend = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let secs = match &rest[..uend] {
+            "ns" => 1e-9,
+            "us" | "µs" | "μs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            "" => return Err(bad("a number needs a unit")),
+            u => return Err(bad(&format!("unknown unit {u:?}"))),
+        };
+        rest = &rest[uend..];
+        total += n * secs;
+    }
+    if !total.is_finite() || total > u64::MAX as f64 / 1e9 {
+        return Err(bad("too long"));
+    }
+    Ok(Duration::from_secs_f64(total))
+}
+
+/// Milliseconds, the unit scripts and the store use; a bare number is ms.
+pub fn duration_ms(s: &str) -> Result<u64, String> {
+    duration(s, Some(Duration::from_millis(1))).map(|d| d.as_millis() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_forms() {
+        let d = |s| duration(s, None).unwrap();
+        assert_eq!(d("300ms"), Duration::from_millis(300));
+        assert_eq!(d("1.5s"), Duration::from_millis(1500));
+        assert_eq!(d("1m30s"), Duration::from_secs(90));
+        assert_eq!(d("2h"), Duration::from_secs(7200));
+        assert_eq!(d("1h2m3s4ms"), Duration::from_millis(3_723_004));
+        assert_eq!(d("200us"), Duration::from_micros(200));
+        assert_eq!(d("200µs"), Duration::from_micros(200));
+        assert_eq!(d("5ns"), Duration::from_nanos(5));
+        assert_eq!(d("0"), Duration::ZERO);
+        assert_eq!(d(".5m"), Duration::from_secs(30));
+    }
+
+    #[test]
+    fn bare_numbers_take_the_callers_unit() {
+        assert_eq!(duration("20", Some(Duration::from_millis(1))).unwrap(), Duration::from_millis(20));
+        assert_eq!(duration_ms("1m").unwrap(), 60_000);
+        assert_eq!(duration_ms("250").unwrap(), 250);
+        assert!(duration("20", None).unwrap_err().contains("needs a unit"));
+    }
+
+    #[test]
+    fn mistakes_say_why() {
+        for (s, why) in [("", "empty"), ("-1s", "negative"), ("5 parsecs", "unknown unit"), ("1x", "unknown unit"), ("m", "expected a number"), ("1.2.3s", "expected a number"), ("1s2", "needs a unit")] {
+            let e = duration(s, None).unwrap_err();
+            assert!(e.contains(why) && e.contains("1m30s"), "{s:?}: {e}");
+        }
+    }
+}
