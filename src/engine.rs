@@ -475,6 +475,15 @@ impl Engine {
     }
 
     pub fn network_remove(&self, key: &str) -> Result<network::Network> {
+        // As docker: the default network stays; `system reset` takes it.
+        let n = self.network(key)?;
+        if n.name == network::DEFAULT {
+            return Err(network::NetworkError::Predefined(n.name).into());
+        }
+        self.network_remove_any(&n.id)
+    }
+
+    pub(crate) fn network_remove_any(&self, key: &str) -> Result<network::Network> {
         let mut db = self.db();
         let names: Vec<(String, String)> = container::list(&db)?
             .into_iter()
@@ -487,11 +496,11 @@ impl Engine {
         Ok(n)
     }
 
-    /// `network prune`: removes every network no container uses (the
-    /// default one too: it is made again on demand). Returns their names.
+    /// `network prune`: removes every network no container uses, except the
+    /// default one, as docker. Returns their names.
     pub fn network_prune(&self) -> Result<Vec<String>> {
         let mut out = Vec::new();
-        for n in self.networks()? {
+        for n in self.networks()?.into_iter().filter(|n| n.name != network::DEFAULT) {
             let unused = network::endpoints_of_network(&self.db(), &n)?.is_empty();
             if unused && self.network_remove(&n.id).is_ok() {
                 out.push(n.name);

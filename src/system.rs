@@ -558,6 +558,58 @@ impl Engine {
         Ok(df)
     }
 
+    /// `system reset`: everything this root holds, as podman's: stacks,
+    /// services, containers (running ones too), every network (the default
+    /// one too), volumes, images and the build cache. Returns how many of
+    /// each went; what could not go is an error naming it.
+    pub fn reset(&self) -> Result<Reset> {
+        let mut r = Reset::default();
+        let _ = crate::testrun::sweep_dead(self);
+        for s in self.stacks()? {
+            self.stack_remove(&s.name)?;
+            r.stacks += 1;
+        }
+        for s in self.services()? {
+            self.service_remove(&s.id)?;
+            r.services += 1;
+        }
+        for c in self.containers(true)? {
+            self.remove_with(&c.id, true, true)?;
+            r.containers += 1;
+        }
+        for n in self.networks()? {
+            self.network_remove_any(&n.id)?;
+            r.networks += 1;
+        }
+        for v in self.volumes()? {
+            self.volume_remove(&v.name)?;
+            r.volumes += 1;
+        }
+        // Children before parents: an image a later one is built on goes last.
+        loop {
+            let imgs = self.images_all(true)?;
+            if imgs.is_empty() {
+                break;
+            }
+            let before = imgs.len();
+            for i in imgs {
+                if self.image_remove(&i.id, true).is_ok() {
+                    r.images += 1;
+                }
+            }
+            if self.images_all(true)?.len() == before {
+                let left: Vec<String> = self.images_all(true)?.iter().map(|i| i.short_id().to_string()).collect();
+                return Err(crate::engine::EngineError::Other(format!("system reset: images {} could not be removed", left.join(", "))));
+            }
+        }
+        let db = self.db();
+        let _ = db.conn.execute_batch("CREATE TABLE IF NOT EXISTS build_cache(key TEXT PRIMARY KEY, image_id TEXT NOT NULL)");
+        r.build_cache = db.conn.execute("DELETE FROM build_cache", []).unwrap_or(0);
+        drop(db);
+        crate::sys::cgroup::remove_if_unused(&self.paths.cgroup_parent());
+        Ok(r)
+    }
+
     /// `system prune`: stopped containers, unused networks, dangling images
     /// (every unused one with `all`), the build cache with `all`, and with
     /// `volumes` unused anonymous volumes.
@@ -593,6 +645,17 @@ impl Engine {
         }
         Ok(p)
     }
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Reset {
+    pub stacks: usize,
+    pub services: usize,
+    pub containers: usize,
+    pub networks: usize,
+    pub volumes: usize,
+    pub images: usize,
+    pub build_cache: usize,
 }
 
 // ---- stats ----

@@ -197,6 +197,13 @@ enum SystemCmd {
         #[arg(short = 'f', long)]
         force: bool,
     },
+    /// Remove everything this root holds: containers (running ones too),
+    /// services, stacks, every network (the default one too), volumes,
+    /// images and the build cache
+    Reset {
+        #[arg(short = 'f', long)]
+        force: bool,
+    },
     /// Look for leftovers: links, nftables rules, mounts, directories and
     /// processes the store no longer accounts for
     Check {
@@ -1524,6 +1531,17 @@ fn system_cmd(e: &Engine, c: SystemCmd) -> anyhow::Result<i32> {
                 println!("Deleted build cache entries: {}\n", p.build_cache);
             }
             println!("Total reclaimed space: {}", table::human_size(p.reclaimed));
+            Ok(0)
+        }
+        SystemCmd::Reset { force } => {
+            if !force && !confirm(&format!("This will remove everything under {}: all containers (running ones too), services, stacks, networks (the default one too), volumes, images and the build cache.", e.paths.root.display()))? {
+                return Ok(0);
+            }
+            let r = e.reset()?;
+            println!(
+                "Removed {} stack(s), {} service(s), {} container(s), {} network(s), {} volume(s), {} image(s), {} build cache entries",
+                r.stacks, r.services, r.containers, r.networks, r.volumes, r.images, r.build_cache
+            );
             Ok(0)
         }
         SystemCmd::Check { repair } => {

@@ -28,6 +28,8 @@ pub enum NetworkError {
     Exists(String),
     #[error("invalid network name {0:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")]
     BadName(String),
+    #[error("{0} is a pre-defined network and cannot be removed (`berth system reset` removes it with everything else)")]
+    Predefined(String),
     #[error("error while removing network {name}: network has active endpoints ({containers}); remove or disconnect them first")]
     InUse { name: String, containers: String },
     #[error("network {net}: {err}")]

@@ -126,6 +126,7 @@ Example: let st = stack(\"shop\", \"examples/shop/compose.yaml\"); st.up(); ... 
     e("", "stacks", "stacks() -> [string]", "the names of the deployed stacks"),
     // ---- system ----
     e("", "system_df", "system_df() -> Map", "disk usage, as `berth system df`"),
+    e("", "system_reset", "system_reset() -> Map", "removes everything this root holds, the default network too, as `berth system reset -f`; #{ containers, networks, volumes, images, ... } counts"),
     e("", "system_info", "system_info() -> Map", "host and engine facts, as `berth system info` (cgroup_version, cgroup_driver, kernel_version, ...)"),
     x("", "prune", "prune([opts]) -> Map", "removes stopped containers, unused networks and dangling images",
       "Options: all: true (every unused image), volumes: true (unused volumes too)."),

@@ -1027,6 +1027,8 @@ pub fn build_with(engine: Arc<Engine>, argv: Vec<String>, tracker: Option<Arc<dy
     let e = engine.clone();
     r.register_fn("system_df", move || -> RResult<Dynamic> { rhai::serde::to_dynamic(e.df().map_err(eng)?) });
     let e = engine.clone();
+    r.register_fn("system_reset", move || -> RResult<Dynamic> { rhai::serde::to_dynamic(e.reset().map_err(eng)?) });
+    let e = engine.clone();
     r.register_fn("system_info", move || -> RResult<Dynamic> { rhai::serde::to_dynamic(e.info().map_err(eng)?) });
     let e = engine.clone();
     let prune = move |o: Map| -> RResult<Dynamic> {

@@ -241,7 +241,27 @@ pub fn interpolate(text: &str) -> Result<String, String> {
             out.push('$');
             rest = r;
         } else if let Some(r) = after.strip_prefix('{') {
-            let end = r.find('}').ok_or_else(|| format!("unclosed ${{ in {:?}", &rest[i..rest.len().min(i + 40)]))?;
+            // The closing brace of this ${...}: a default may hold ${...} too.
+            let end = {
+                let (b, mut depth, mut k) = (r.as_bytes(), 1, 0);
+                loop {
+                    match b.get(k) {
+                        None => return Err(format!("unclosed ${{ in {:?}", &rest[i..rest.len().min(i + 40)])),
+                        Some(b'$') if b.get(k + 1) == Some(&b'{') => {
+                            depth += 1;
+                            k += 1;
+                        }
+                        Some(b'}') => {
+                            depth -= 1;
+                            if depth == 0 {
+                                break k;
+                            }
+                        }
+                        _ => {}
+                    }
+                    k += 1;
+                }
+            };
             let expr = &r[..end];
             let (name, op, arg) = match expr.find([':', '-', '?']) {
                 Some(k) if expr[k..].starts_with(":-") => (&expr[..k], ":-", &expr[k + 2..]),
@@ -251,11 +271,12 @@ pub fn interpolate(text: &str) -> Result<String, String> {
                 _ => (expr, "", ""),
             };
             let val = std::env::var(name).ok();
+            // The default and the message are expanded too, when used.
             let v = match (op, &val) {
-                (":-", v) if v.as_deref().is_none_or(str::is_empty) => arg.to_string(),
-                ("-", None) => arg.to_string(),
-                (":?", v) if v.as_deref().is_none_or(str::is_empty) => return Err(format!("{name}: {}", if arg.is_empty() { "is not set" } else { arg })),
-                ("?", None) => return Err(format!("{name}: {}", if arg.is_empty() { "is not set" } else { arg })),
+                (":-", v) if v.as_deref().is_none_or(str::is_empty) => interpolate(arg)?,
+                ("-", None) => interpolate(arg)?,
+                (":?", v) if v.as_deref().is_none_or(str::is_empty) => return Err(format!("{name}: {}", if arg.is_empty() { "is not set".into() } else { interpolate(arg)? })),
+                ("?", None) => return Err(format!("{name}: {}", if arg.is_empty() { "is not set".into() } else { interpolate(arg)? })),
                 (_, v) => v.clone().unwrap_or_default(),
             };
             out.push_str(&v);
@@ -790,6 +811,11 @@ volumes:
         unsafe { std::env::set_var("BERTH_T_PORT", "9090") };
         unsafe { std::env::remove_var("BERTH_T_UNSET") };
         assert_eq!(interpolate("p: ${BERTH_T_PORT}:80 $BERTH_T_PORT ${BERTH_T_UNSET:-8080} ${BERTH_T_UNSET-x} $$HOME").unwrap(), "p: 9090:80 9090 8080 x $HOME");
+        // Nested defaults, as docker compose expands them.
+        assert_eq!(interpolate("${BERTH_T_UNSET:-${BERTH_T_PORT}}").unwrap(), "9090");
+        assert_eq!(interpolate("${BERTH_T_UNSET:-${BERTH_T_UNSET2:-a}-b}/c").unwrap(), "a-b/c");
+        assert_eq!(interpolate("${BERTH_T_PORT:-${BERTH_T_UNSET}}").unwrap(), "9090");
+        assert!(interpolate("${BERTH_T_UNSET:-${BERTH_T_PORT}").unwrap_err().contains("unclosed"));
         assert!(interpolate("${BERTH_T_UNSET:?set it}").unwrap_err().contains("set it"));
         assert!(interpolate("${OPEN").unwrap_err().contains("unclosed"));
     }

@@ -146,7 +146,25 @@ fn default_network_and_prune() {
     let left = env.ok(&["network", "ls"]);
     assert!(left.contains(&n1), "a network in use stays: {left}");
     let names: Vec<&str> = left.lines().skip(1).filter_map(|l| l.split_whitespace().nth(1)).collect();
-    assert!(!names.contains(&n2.as_str()) && !names.contains(&"bridge"), "unused ones go: {left}");
+    assert!(!names.contains(&n2.as_str()), "unused ones go: {left}");
+    assert!(names.contains(&"bridge"), "the default network is never pruned, as docker's: {left}");
+    let o = env.berth(&["network", "rm", "bridge"]);
+    assert!(o.code != 0 && o.stderr.contains("bridge is a pre-defined network and cannot be removed") && o.stderr.contains("system reset"), "{o}");
+    assert!(env.ok(&["network", "ls"]).contains("bridge"));
+    // system reset takes everything, the default network and running
+    // containers too; a script can do the same.
+    let o = env.berth_stdin(&["system", "reset"], b"n\n");
+    assert!(o.code == 0 && env.ok(&["ps", "-q"]).trim().len() == 12, "asks first: {o}");
+    let o = env.ok(&["system", "reset", "-f"]);
+    assert!(o.contains("1 container(s), 2 network(s)"), "{o}");
+    assert_eq!(env.ok(&["ps", "-aq"]), "");
+    assert_eq!(env.ok(&["network", "ls", "-q"]), "", "no network left, the default one included");
+    assert_eq!(env.ok(&["images", "-q"]), "");
+    let f = env.dir.join("reset.rhai");
+    std::fs::write(&f, "network(\"n\"); run(\"busybox\", #{ name: \"c\", cmd: [\"sleep\", \"60\"] }).id;\nprint(system_reset());\n").unwrap();
+    env.ok(&["image", "import", "-c", r#"CMD ["sh"]"#, busybox_tar().to_str().unwrap(), "busybox"]);
+    let o = env.berth(&["run", f.to_str().unwrap()]);
+    assert!(o.ok() && o.stdout.contains("\"containers\": 1") && o.stdout.contains("\"networks\": 2"), "{o}");
 }
 
 fn http_get(addr: &str) -> String {

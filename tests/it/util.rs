@@ -507,14 +507,19 @@ impl Drop for Env {
                 problems.push(format!("`berth rm -f {}` failed: {o}", ids.join(" ")));
             }
         }
-        // 1b. Networks (the default one too): their bridges must not outlive
-        // the test.
-        let nets = self.berth_timeout(&["network", "ls", "-q"], Duration::from_secs(20));
-        for n in nets.stdout.split_whitespace() {
+        // 1b. Networks: their bridges must not outlive the test. The
+        // default one refuses `network rm`, as docker's: `system reset`
+        // takes it (and would take anything step 1 missed).
+        let nets = self.berth_timeout(&["network", "ls"], Duration::from_secs(20));
+        for n in nets.stdout.lines().skip(1).filter_map(|l| l.split_whitespace().nth(1)).filter(|n| *n != "bridge") {
             let o = self.berth_timeout(&["network", "rm", n], Duration::from_secs(20));
             if !o.ok() {
                 problems.push(format!("`berth network rm {n}` failed: {o}"));
             }
+        }
+        let o = self.berth_timeout(&["system", "reset", "-f"], Duration::from_secs(60));
+        if !o.ok() {
+            problems.push(format!("`berth system reset -f` failed: {o}"));
         }
         // With no network left, this root's nftables table must be gone.
         let t = self.nft_table();
