@@ -656,6 +656,13 @@ pub fn firewall_lock(paths: &Paths) -> Option<std::fs::File> {
 pub fn apply_firewall(paths: &Paths, rules: Option<&str>, bridges: &[String]) -> Result<()> {
     let table = table_name(paths);
     let sys = |err| NetworkError::System { net: "firewall".into(), err };
+    // Loopback-sourced packets (a published port reached at 127.0.0.1) may
+    // leave through our bridge only with route_localnet, set on our own
+    // interfaces. Done here, not where the rules are made: `system check`
+    // makes them too, and a check only reads.
+    for b in bridges {
+        let _ = std::fs::write(format!("/proc/sys/net/ipv4/conf/{b}/route_localnet"), "1");
+    }
     match rules {
         Some(body) => crate::sys::nft::replace_table("ip", &table, body).map_err(sys)?,
         None => {
@@ -794,9 +801,6 @@ pub fn firewall_rules(db: &Db) -> Result<Option<String>> {
         // Hairpin: a container reaching a published port of a peer on the
         // same bridge through the host's address.
         post.push(format!("ip saddr {} ip daddr {} oifname \"{}\" ct status dnat masquerade", n.subnet, n.subnet, n.bridge));
-        // Loopback-sourced packets may leave through our bridge only with
-        // route_localnet, set on our own interface.
-        let _ = std::fs::write(format!("/proc/sys/net/ipv4/conf/{}/route_localnet", n.bridge), "1");
     }
     // Isolation: traffic from one of our networks to another through the
     // host is dropped (counted, so it can be seen); they meet only through

@@ -225,3 +225,16 @@ fn a_link_only_the_kernel_still_holds_is_a_note_not_a_leftover() {
     assert!(!links().contains(&veth), "removed now: {}", links());
     assert_eq!(env.ok(&["system", "check"]), "no leftovers");
 }
+
+#[test]
+fn check_only_reads() {
+    let env = Env::new("check_only_reads");
+    let net = env.name("ro");
+    let id = env.ok(&["network", "create", &net]);
+    let f = format!("/proc/sys/net/ipv4/conf/br-{}/route_localnet", &id.trim()[..12]);
+    assert_eq!(std::fs::read_to_string(&f).unwrap().trim(), "1", "set when the firewall is written");
+    std::fs::write(&f, "0").unwrap();
+    let o = env.berth(&["system", "check"]);
+    assert_eq!(o.code, 0, "{o}");
+    assert_eq!(std::fs::read_to_string(&f).unwrap().trim(), "0", "system check changed the host");
+}
