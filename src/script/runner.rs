@@ -6,7 +6,9 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+// A test that panics a thread must not take the report down with it:
+// locks are taken whether or not an earlier holder panicked.
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use rhai::{Dynamic, EvalAltResult, FnPtr, Map};
@@ -64,7 +66,7 @@ struct Session {
 
 impl Tracker for Session {
     fn labels(&self) -> BTreeMap<String, String> {
-        let test = self.current.lock().unwrap().clone();
+        let test = self.current.lock().unwrap_or_else(PoisonError::into_inner).clone();
         let mut m = BTreeMap::new();
         m.insert(testrun::RUN_LABEL.to_string(), self.run_id.clone());
         m.insert(testrun::TEST_LABEL.to_string(), if test.is_empty() { self.file.clone() } else { format!("{} › {test}", self.file) });
@@ -76,7 +78,7 @@ impl Tracker for Session {
         if let Created::Image(id) = &obj {
             self.journal.journal_image(id);
         }
-        self.made.lock().unwrap().push(obj);
+        self.made.lock().unwrap_or_else(PoisonError::into_inner).push(obj);
     }
 
     fn scope(&self) -> Option<String> {
@@ -146,15 +148,15 @@ pub fn run(e: Engine, o: Options) -> anyhow::Result<i32> {
         for _ in 0..jobs {
             sc.spawn(|| {
                 loop {
-                    let next = queue.lock().unwrap().pop_front();
+                    let next = queue.lock().unwrap_or_else(PoisonError::into_inner).pop_front();
                     let Some((i, f)) = next else { break };
                     let r = run_file(&engine, &run, f, &o, &out, &kept);
-                    results.lock().unwrap().push((i, r));
+                    results.lock().unwrap_or_else(PoisonError::into_inner).push((i, r));
                 }
             });
         }
     });
-    let mut results = results.into_inner().unwrap();
+    let mut results = results.into_inner().unwrap_or_else(PoisonError::into_inner);
     results.sort_by_key(|(i, _)| *i);
     let results: Vec<FileResult> = results.into_iter().map(|(_, r)| r).collect();
     let count = |f: &dyn Fn(&Outcome) -> bool| results.iter().flat_map(|r| &r.tests).filter(|t| f(&t.outcome)).count();
@@ -164,7 +166,7 @@ pub fn run(e: Engine, o: Options) -> anyhow::Result<i32> {
     if let Some(path) = &o.junit {
         std::fs::write(path, junit(&results, started.elapsed())).map_err(|e| anyhow::anyhow!("writing JUnit report {path}: {e}"))?;
     }
-    let kept = kept.into_inner().unwrap();
+    let kept = kept.into_inner().unwrap_or_else(PoisonError::into_inner);
     if kept.is_empty() {
         // Whatever still carries the run's label (made in a way no note
         // caught) goes before the record does.
@@ -230,15 +232,15 @@ fn run_file(engine: &Arc<Engine>, run: &Arc<TestRun>, path: &Path, o: &Options, 
     let tests: Arc<Mutex<Vec<(String, FnPtr)>>> = Arc::default();
     let hooks: Arc<Mutex<Hooks>> = Arc::default();
     let t = tests.clone();
-    r.register_fn("test", move |name: &str, f: FnPtr| t.lock().unwrap().push((name.to_string(), f)));
+    r.register_fn("test", move |name: &str, f: FnPtr| t.lock().unwrap_or_else(PoisonError::into_inner).push((name.to_string(), f)));
     let h = hooks.clone();
-    r.register_fn("before_each", move |f: FnPtr| h.lock().unwrap().before_each = Some(f));
+    r.register_fn("before_each", move |f: FnPtr| h.lock().unwrap_or_else(PoisonError::into_inner).before_each = Some(f));
     let h = hooks.clone();
-    r.register_fn("after_each", move |f: FnPtr| h.lock().unwrap().after_each = Some(f));
+    r.register_fn("after_each", move |f: FnPtr| h.lock().unwrap_or_else(PoisonError::into_inner).after_each = Some(f));
     let h = hooks.clone();
-    r.register_fn("before_all", move |f: FnPtr| h.lock().unwrap().before_all = Some(f));
+    r.register_fn("before_all", move |f: FnPtr| h.lock().unwrap_or_else(PoisonError::into_inner).before_all = Some(f));
     let h = hooks.clone();
-    r.register_fn("after_all", move |f: FnPtr| h.lock().unwrap().after_all = Some(f));
+    r.register_fn("after_all", move |f: FnPtr| h.lock().unwrap_or_else(PoisonError::into_inner).after_all = Some(f));
     r.on_progress(|_| if STOP.load(Ordering::Relaxed) { Some("interrupted".into()) } else { None });
 
     // The file's top level registers the tests (and may set up shared objects).
@@ -257,21 +259,21 @@ fn run_file(engine: &Arc<Engine>, run: &Arc<TestRun>, path: &Path, o: &Options, 
             return result;
         }
     };
-    let list = tests.lock().unwrap().clone();
-    let Hooks { before_each: before, after_each: after, before_all, after_all } = hooks.lock().unwrap().clone();
+    let list = tests.lock().unwrap_or_else(PoisonError::into_inner).clone();
+    let Hooks { before_each: before, after_each: after, before_all, after_all } = hooks.lock().unwrap_or_else(PoisonError::into_inner).clone();
     let selected = |name: &str| o.filter.as_ref().is_none_or(|flt| format!("{file} › {name}").contains(flt.as_str()));
     let any = list.iter().any(|(n, _)| selected(n));
     // before_all: the file's shared fixture, once, if a test will run; a
     // failure fails every test of the file.
     let mut all_failed: Option<String> = None;
     if any && let Some(b) = &before_all {
-        *session.current.lock().unwrap() = String::new();
+        *session.current.lock().unwrap_or_else(PoisonError::into_inner) = String::new();
         if let Err(e) = b.call::<Dynamic>(&r, &ast, ()) {
             all_failed = Some(format!("before_all failed: {}{}", super::render_error(&file, &source, &e), container_logs(engine, &session)));
         }
     }
     // Objects the top level and before_all made belong to the whole file.
-    let file_objects: Vec<Created> = std::mem::take(&mut *session.made.lock().unwrap());
+    let file_objects: Vec<Created> = std::mem::take(&mut *session.made.lock().unwrap_or_else(PoisonError::into_inner));
     for (name, f) in list {
         if !selected(&name) {
             continue;
@@ -285,7 +287,7 @@ fn run_file(engine: &Arc<Engine>, run: &Arc<TestRun>, path: &Path, o: &Options, 
             result.tests.push(t);
             continue;
         }
-        *session.current.lock().unwrap() = name.clone();
+        *session.current.lock().unwrap_or_else(PoisonError::into_inner) = name.clone();
         let t0 = Instant::now();
         let test_start = crate::store::now_rfc3339();
         let mut res: Result<(), Box<EvalAltResult>> = Ok(());
@@ -319,7 +321,7 @@ fn run_file(engine: &Arc<Engine>, run: &Arc<TestRun>, path: &Path, o: &Options, 
         report(out, &file, &t);
         result.tests.push(t);
     }
-    *session.current.lock().unwrap() = String::new();
+    *session.current.lock().unwrap_or_else(PoisonError::into_inner) = String::new();
     // after_all runs whatever happened, before the file's objects go; its
     // failure is reported as a test of its own.
     if any && all_failed.is_none() && let Some(a) = &after_all {
@@ -330,10 +332,10 @@ fn run_file(engine: &Arc<Engine>, run: &Arc<TestRun>, path: &Path, o: &Options, 
             result.tests.push(t);
         }
     }
-    session.made.lock().unwrap().extend(file_objects);
+    session.made.lock().unwrap_or_else(PoisonError::into_inner).extend(file_objects);
     cleanup(engine, &session, false, kept, &file_start);
     if result.tests.is_empty() && o.filter.is_none() {
-        let _g = out.lock().unwrap();
+        let _g = out.lock().unwrap_or_else(PoisonError::into_inner);
         println!("     {file}: no test(...) in this file");
     }
     result.time = started.elapsed();
@@ -359,7 +361,7 @@ fn skip_reason(e: &EvalAltResult) -> Option<String> {
 /// The last 20 log lines of each container the failed test started.
 fn container_logs(engine: &Engine, s: &Session) -> String {
     let mut text = String::new();
-    for o in s.made.lock().unwrap().iter() {
+    for o in s.made.lock().unwrap_or_else(PoisonError::into_inner).iter() {
         let Created::Container(id) = o else { continue };
         let Ok(c) = engine.container(id) else { continue };
         let lines: Vec<String> = engine.logs(id).map(|l| l.into_iter().map(|x| x.text).collect::<String>().lines().map(str::to_string).collect()).unwrap_or_default();
@@ -375,7 +377,7 @@ fn container_logs(engine: &Engine, s: &Session) -> String {
 /// Removes what the session noted (containers first: they hold networks
 /// and volumes), or with `keep` lists it instead.
 fn cleanup(engine: &Engine, s: &Session, keep: bool, kept: &Mutex<Vec<String>>, since: &str) {
-    let mut made: Vec<Created> = std::mem::take(&mut *s.made.lock().unwrap());
+    let mut made: Vec<Created> = std::mem::take(&mut *s.made.lock().unwrap_or_else(PoisonError::into_inner));
     // What carries this test's label without a note: a container whose
     // start failed (run() threw before it could be noted), for one.
     let mine = s.labels().get(testrun::TEST_LABEL).cloned().unwrap_or_default();
@@ -388,7 +390,7 @@ fn cleanup(engine: &Engine, s: &Session, keep: bool, kept: &Mutex<Vec<String>>, 
         }
     }
     if keep {
-        let mut k = kept.lock().unwrap();
+        let mut k = kept.lock().unwrap_or_else(PoisonError::into_inner);
         for o in &made {
             k.push(match o {
                 Created::Container(id) => engine.container(id).map(|c| format!("container {}", c.name)).unwrap_or_else(|_| format!("container {}", &id[..12])),
@@ -435,7 +437,7 @@ fn cleanup(engine: &Engine, s: &Session, keep: bool, kept: &Mutex<Vec<String>>, 
 }
 
 fn report(out: &Mutex<()>, file: &str, t: &TestResult) {
-    let _g = out.lock().unwrap();
+    let _g = out.lock().unwrap_or_else(PoisonError::into_inner);
     let secs = t.time.as_secs_f64();
     match &t.outcome {
         Outcome::Passed => println!("ok   {file} › {} ({secs:.2} s)", t.name),

@@ -3,7 +3,7 @@
 //! resolved relative to the importing script as Rhai does by default.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Mutex, PoisonError};
 
 use rhai::module_resolvers::FileModuleResolver;
 use rhai::{Engine, EvalAltResult, Module, ModuleResolver, Position, Scope, Shared};
@@ -41,7 +41,7 @@ impl ModuleResolver for Resolver {
         let Some(text) = self::source(path) else {
             return self.files.resolve(engine, source, path, pos);
         };
-        if let Some(m) = self.loaded.lock().unwrap().get(path) {
+        if let Some(m) = self.loaded.lock().unwrap_or_else(PoisonError::into_inner).get(path) {
             return Ok(m.clone());
         }
         let mut ast = engine.compile(text).map_err(|e| Box::new(EvalAltResult::ErrorInModule(path.to_string(), Box::new(e.into()), pos)))?;
@@ -49,7 +49,7 @@ impl ModuleResolver for Resolver {
         let mut m = Module::eval_ast_as_new(Scope::new(), &ast, engine).map_err(|e| Box::new(EvalAltResult::ErrorInModule(path.to_string(), e, pos)))?;
         m.build_index();
         let shared: SharedModule = m.into();
-        self.loaded.lock().unwrap().insert(path.to_string(), shared.clone());
+        self.loaded.lock().unwrap_or_else(PoisonError::into_inner).insert(path.to_string(), shared.clone());
         Ok(shared)
     }
 }
