@@ -77,11 +77,10 @@ fn at(file: &str, line: usize, msg: impl std::fmt::Display) -> BuildError {
     BuildError::At { file: file.to_string(), line, msg: msg.to_string() }
 }
 
-/// Quiet builds (`-q`, scripts) print nothing but errors.
-static QUIET: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-fn say(s: &str) {
-    if QUIET.load(std::sync::atomic::Ordering::Relaxed) {
+/// Quiet builds (`-q`, scripts) print nothing but errors. Each build
+/// decides for itself: builds run side by side in one process.
+fn say(opts: &BuildOptions, s: &str) {
+    if !opts.show_output {
         return;
     }
     let mut o = std::io::stdout();
@@ -92,7 +91,6 @@ fn say(s: &str) {
 /// Builds the Dockerfile; tags and returns the final stage's image.
 pub fn build(engine: &Engine, opts: &BuildOptions) -> Result<Image> {
     let started = Instant::now();
-    QUIET.store(!opts.show_output, std::sync::atomic::Ordering::Relaxed);
     let file = opts.file.clone().unwrap_or_else(|| opts.context.join("Dockerfile"));
     let file = if file.is_relative() && !file.exists() { opts.context.join(&file) } else { file };
     let fname = file.display().to_string();
@@ -165,9 +163,9 @@ pub fn build(engine: &Engine, opts: &BuildOptions) -> Result<Image> {
             image::resolve(&db, &id).map_err(EngineError::from)?
         }
     };
-    say(&format!("Successfully built {} in {:.2}s", img.short_id(), started.elapsed().as_secs_f64()));
+    say(opts, &format!("Successfully built {} in {:.2}s", img.short_id(), started.elapsed().as_secs_f64()));
     if let Some(t) = &opts.tag {
-        say(&format!("Successfully tagged {t}"));
+        say(opts, &format!("Successfully tagged {t}"));
     }
     Ok(img)
 }
@@ -234,7 +232,7 @@ fn needed_stages(stages: &[(Instruction, Vec<Instruction>)], names: &[Option<Str
 impl Ctx<'_> {
     fn step_line(&mut self, ins: &Instruction) {
         self.step += 1;
-        say(&format!("Step {}/{} : {}", self.step, self.steps, ins.original.trim()));
+        say(self.opts, &format!("Step {}/{} : {}", self.step, self.steps, ins.original.trim()));
     }
 
     fn env_lookup(&self, st: &State) -> impl Fn(&str) -> Option<String> + use<> {
@@ -278,7 +276,7 @@ impl Ctx<'_> {
             state_of(self.engine, &img).map_err(|e| at(&self.file, from.line, e))?
         };
         if st.id.is_some() {
-            say(&format!(" ---> {}", short(st.id.as_deref().unwrap_or(""))));
+            say(self.opts, &format!(" ---> {}", short(st.id.as_deref().unwrap_or(""))));
         }
         // The base image's ONBUILD triggers run first, and are not inherited.
         let triggers = std::mem::take(&mut st.config.config.on_build);
@@ -286,7 +284,7 @@ impl Ctx<'_> {
             let df = dockerfile::parse(&triggers.join("\n")).map_err(|e| at(&self.file, from.line, format!("ONBUILD trigger of {base}: {e}")))?;
             self.steps += df.instructions.len();
             for ins in &df.instructions {
-                say(&format!("# Executing ONBUILD trigger: {}", ins.original.trim()));
+                say(self.opts, &format!("# Executing ONBUILD trigger: {}", ins.original.trim()));
                 self.instruction(&mut st, ins)?;
             }
         }
@@ -317,11 +315,11 @@ impl Ctx<'_> {
                     self.metadata(st, ins, other)?;
                     st.chain = key.clone();
                     let id = self.commit(st, None, &key)?;
-                    say(&format!(" ---> {}", short(&id)));
+                    say(self.opts, &format!(" ---> {}", short(&id)));
                 }
             }
         }
-        say(&format!(" ---> done in {:.2}s", t0.elapsed().as_secs_f64()));
+        say(self.opts, &format!(" ---> done in {:.2}s", t0.elapsed().as_secs_f64()));
         Ok(())
     }
 
@@ -509,7 +507,7 @@ impl Ctx<'_> {
         st.args = args;
         st.shell = shell;
         st.chain = key.to_string();
-        say(&format!(" ---> CACHED {}", short(&img.id)));
+        say(self.opts, &format!(" ---> CACHED {}", short(&img.id)));
         Ok(true)
     }
 
@@ -549,15 +547,15 @@ impl Ctx<'_> {
             ..Default::default()
         };
         let c = self.engine.create(&spec)?;
-        say(&format!(" ---> Running in {}", c.short_id()));
+        say(self.opts, &format!(" ---> Running in {}", c.short_id()));
         let attach = if self.opts.show_output { Attach::Stdio { stdin: false, tty: false } } else { Attach::Capture };
         let out = self.engine.start_attached(&c.id, attach);
         let result = (|| -> Result<String> {
             let out = out?;
             if out.code != 0 {
                 if !self.opts.show_output {
-                    say(&String::from_utf8_lossy(&out.stdout));
-                    say(&String::from_utf8_lossy(&out.stderr));
+                    say(self.opts, &String::from_utf8_lossy(&out.stdout));
+                    say(self.opts, &String::from_utf8_lossy(&out.stderr));
                 }
                 return Err(at(&self.file, ins.line, format!("step {}: RUN {} returned a non-zero code: {}", self.step, script.join(" "), out.code)));
             }
@@ -570,7 +568,7 @@ impl Ctx<'_> {
         })();
         let _ = self.engine.remove(&c.id, true);
         let id = result?;
-        say(&format!(" ---> {}", short(&id)));
+        say(self.opts, &format!(" ---> {}", short(&id)));
         Ok(())
     }
 
@@ -683,7 +681,7 @@ impl Ctx<'_> {
         st.config.history.push(History { created: store::now_image_time(), created_by: history_text(ins), comment: String::new(), empty_layer: false });
         let id = self.commit(st, Some(layer), &key)?;
         st.chain = key;
-        say(&format!(" ---> {}", short(&id)));
+        say(self.opts, &format!(" ---> {}", short(&id)));
         Ok(())
     }
 
