@@ -132,52 +132,34 @@ pub fn now_image_time() -> String {
     }
 }
 
-/// Formats a UTC timestamp without pulling in a date crate.
+/// A UTC timestamp as berth stores it: RFC 3339 with nanoseconds and Z.
 pub fn rfc3339(secs: i64, nanos: u32) -> String {
-    let days = secs.div_euclid(86400);
-    let rem = secs.rem_euclid(86400);
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:09}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        nanos
-    )
+    match chrono::DateTime::from_timestamp(secs, nanos) {
+        Some(t) => t.format("%Y-%m-%dT%H:%M:%S%.9fZ").to_string(),
+        None => "1970-01-01T00:00:00.000000000Z".to_string(),
+    }
 }
 
-/// Days since 1970-01-01 to (year, month, day), Howard Hinnant's algorithm.
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719468;
-    let era = z.div_euclid(146097);
-    let doe = z.rem_euclid(146097);
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
-
-/// Parses what `rfc3339` wrote back into seconds since the epoch.
+/// Seconds since the epoch of any RFC 3339 time (what `rfc3339` wrote, Go's
+/// and docker's forms, offsets other than Z).
 pub fn parse_rfc3339(s: &str) -> Option<f64> {
-    let (date, time) = s.split_once('T')?;
-    let mut dp = date.split('-').map(|x| x.parse::<i64>());
-    let (y, m, d) = (dp.next()?.ok()?, dp.next()?.ok()?, dp.next()?.ok()?);
-    let time = time.trim_end_matches('Z');
-    let mut tp = time.split(':');
-    let h: i64 = tp.next()?.parse().ok()?;
-    let mi: i64 = tp.next()?.parse().ok()?;
-    let sec: f64 = tp.next()?.parse().ok()?;
-    let y2 = if m <= 2 { y - 1 } else { y };
-    let era = y2.div_euclid(400);
-    let yoe = y2 - era * 400;
-    let mp = if m > 2 { m - 3 } else { m + 9 };
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146097 + doe - 719468;
-    Some((days * 86400 + h * 3600 + mi * 60) as f64 + sec)
+    let t = chrono::DateTime::parse_from_rfc3339(s.trim()).ok()?;
+    Some(t.timestamp() as f64 + f64::from(t.timestamp_subsec_nanos()) / 1e9)
+}
+
+#[cfg(test)]
+mod time_tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_round_trips_and_reads_offsets() {
+        let s = rfc3339(1_700_000_000, 250_000_000);
+        assert_eq!(s, "2023-11-14T22:13:20.250000000Z");
+        assert_eq!(parse_rfc3339(&s), Some(1_700_000_000.25));
+        assert_eq!(parse_rfc3339("2023-11-14T23:13:20+01:00"), Some(1_700_000_000.0));
+        assert_eq!(parse_rfc3339("2023-11-14T22:13:20Z"), Some(1_700_000_000.0));
+        assert_eq!(parse_rfc3339("yesterday"), None);
+    }
 }
 
 const SCHEMA: &str = r#"
