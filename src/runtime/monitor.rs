@@ -109,19 +109,6 @@ fn spawn_probe(paths: &Paths, id: &str, argv: &[String]) -> Option<i32> {
 /// The monitor's connection, reopened when needed: reopening is cheap next
 /// to a process start; retry briefly if the disk is busy rather than lose a
 /// record.
-fn db_of<'a>(db: &'a mut Option<Db>, paths: &Paths) -> &'a mut Db {
-    if db.is_none() {
-        for _ in 0..50 {
-            if let Ok(d) = Db::open(paths) {
-                *db = Some(d);
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-    db.as_mut().expect("state database unavailable")
-}
-
 /// Entry point of the hidden `monitor` subcommand. `first` is the socket of
 /// the client that started us (fd 3), if any.
 pub fn main(paths: Paths, id: &str, first: Option<OwnedFd>) -> i32 {
@@ -134,6 +121,22 @@ pub fn main(paths: Paths, id: &str, first: Option<OwnedFd>) -> i32 {
     }
     let _ = proc::setsid();
     proc::set_signal_default(libc::SIGPIPE, true);
+    // Warnings reach monitor.log (our stderr) even without BERTH_LOG: what
+    // a monitor could not record is never silent.
+    // A full disk must not turn a log line into a panic: tracing-subscriber
+    // reports a failed write with eprintln!, which panics when stderr fails.
+    struct Lossy;
+    impl std::io::Write for Lossy {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            let _ = std::io::stderr().write_all(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let filter = std::env::var("BERTH_LOG").unwrap_or_else(|_| "warn".into());
+    let _ = tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::new(filter)).with_ansi(false).with_writer(|| Lossy).try_init();
     tracing::debug!("monitor: daemonised");
     let first = first.map(UnixStream::from);
     match Monitor::new(paths, id, first.as_ref()) {
@@ -154,6 +157,48 @@ pub fn main(paths: Paths, id: &str, first: Option<OwnedFd>) -> i32 {
 }
 
 impl Monitor {
+    /// Runs `f` on the store, opened on first use. A store that cannot be
+    /// opened or a write that fails (busy past its timeout, a full disk) is
+    /// logged to monitor.log and dropped: the container goes on either way.
+    fn with_store<T, E: std::fmt::Display>(&mut self, what: &str, f: impl FnOnce(&mut Db, &Paths, &str) -> Result<T, E>) -> Option<T> {
+        let mut db = match self.db.take() {
+            Some(d) => d,
+            None => match Db::open(&self.paths) {
+                Ok(d) => d,
+                Err(e) => {
+                    tracing::warn!(container = %self.id, "{what}: the store cannot be opened: {e}");
+                    return None;
+                }
+            },
+        };
+        match f(&mut db, &self.paths, &self.id) {
+            Ok(v) => {
+                self.db = Some(db);
+                Some(v)
+            }
+            Err(e) => {
+                // A fresh connection next time: this one may be the problem.
+                tracing::warn!(container = %self.id, "{what}: {e}");
+                None
+            }
+        }
+    }
+
+    /// Like `with_store`, for what the engine relies on (a start, an exit):
+    /// retried until the store takes it, for up to 10 minutes.
+    fn must_store<E: std::fmt::Display>(&mut self, what: &str, mut f: impl FnMut(&mut Db, &Paths, &str) -> Result<(), E>) {
+        let deadline = Instant::now() + Duration::from_secs(600);
+        let mut wait = Duration::from_millis(50);
+        while self.with_store(what, &mut f).is_none() {
+            if Instant::now() > deadline {
+                tracing::error!(container = %self.id, "{what}: gave up after 10 minutes");
+                return;
+            }
+            std::thread::sleep(wait);
+            wait = (wait * 2).min(Duration::from_secs(2));
+        }
+    }
+
     fn new(paths: Paths, id: &str, first: Option<&UnixStream>) -> Result<Monitor, String> {
         let db = Db::open(&paths).map_err(|e| e.to_string())?;
         let c = container::get(&db, id).map_err(|e| e.to_string())?;
@@ -236,16 +281,18 @@ impl Monitor {
             let run = match self.start() {
                 Ok(r) => r,
                 Err(e) => {
-                    let _ = container::record_exited(db_of(&mut self.db, &self.paths), &self.id, e.code, false, &e.msg);
+                    let (code, msg) = (e.code, e.msg.clone());
+                    self.must_store("recording the failed start", |db, _, id| container::record_exited(db, id, code, false, &msg));
                     failed = Some(e);
                     break;
                 }
             };
-            let _ = container::record_started(db_of(&mut self.db, &self.paths), &self.id, run.pid, proc::getpid(), restarts > 0, self.health.is_some());
+            let (pid, health) = (run.pid, self.health.is_some());
+            self.must_store("recording the start", |db, _, id| container::record_started(db, id, pid, proc::getpid(), restarts > 0, health));
             // A replica without a check serves once running, on a first start
             // as on a restart (with a check, its first healthy probe does it).
             if self.replica && self.health.is_none() {
-                let _ = crate::network::sync_firewall(&self.paths, db_of(&mut self.db, &self.paths));
+                self.with_store("adding the replica to its service's balancing", |db, paths, _| crate::network::sync_firewall(paths, db));
             }
             if let Some(h) = &self.health {
                 self.checks = Checks { state: HealthState { status: "starting".into(), ..Default::default() }, next: Some(Instant::now() + h.interval()), started_run: Some(Instant::now()), probe: None };
@@ -255,7 +302,7 @@ impl Monitor {
             let code = self.supervise(run);
             if self.replica {
                 // A replica that stopped leaves its service's balancing now.
-                let _ = crate::network::sync_firewall(&self.paths, db_of(&mut self.db, &self.paths));
+                self.with_store("taking the replica out of its service's balancing", |db, paths, _| crate::network::sync_firewall(paths, db));
             }
             let again = !self.manual_stop
                 && match &self.restart {
@@ -273,9 +320,9 @@ impl Monitor {
             if started.elapsed() >= Duration::from_secs(10) {
                 delay = Duration::from_millis(100);
             }
-            let _ = container::set_state(db_of(&mut self.db, &self.paths), &self.id, "restarting");
+            self.with_store("recording the restart", |db, _, id| container::set_state(db, id, "restarting"));
             if !self.idle(delay) {
-                let _ = container::set_state(db_of(&mut self.db, &self.paths), &self.id, "exited");
+                self.must_store("recording the exit", |db, _, id| container::set_state(db, id, "exited"));
                 break;
             }
             delay = (delay * 2).min(Duration::from_secs(60));
@@ -286,29 +333,29 @@ impl Monitor {
     /// Cleans up, then tells the clients: a `run --rm` client must find
     /// the container gone once it has its answer.
     fn finish(&mut self, failed: Option<InitError>) {
-        let me = container::get(db_of(&mut self.db, &self.paths), &self.id).ok();
+        let me = self.with_store("reading the container", |db, _, id| container::get(db, id));
         let code = me.as_ref().map(|c| c.exit_code).unwrap_or(EXIT_ENGINE);
         let mut forgotten = None;
         if self.autoremove {
-            let had_ports = crate::network::ports_of(db_of(&mut self.db, &self.paths), &self.id).map(|p| !p.is_empty()).unwrap_or(false);
+            let had_ports = self.with_store("reading the published ports", |db, _, id| crate::network::ports_of(db, id)).is_some_and(|p| !p.is_empty());
             if let Some(me) = &me {
-                forgotten = container::forget_container(&self.paths, db_of(&mut self.db, &self.paths), me).ok();
+                forgotten = self.with_store("forgetting the container", |db, paths, _| container::forget_container(paths, db, me));
             }
             // Its published ports leave the firewall with it.
             if had_ports {
-                let _ = crate::network::sync_firewall(&self.paths, db_of(&mut self.db, &self.paths));
+                self.with_store("removing the published ports", |db, paths, _| crate::network::sync_firewall(paths, db));
             }
         } else {
-            let _ = container::record_monitor_gone(db_of(&mut self.db, &self.paths), &self.id);
+            self.must_store("recording the monitor's end", |db, _, id| container::record_monitor_gone(db, id));
             // A stopped container is off its networks, as in docker: its
             // namespace would otherwise still answer (and route) for it.
             // Its addresses stay reserved; start wires a fresh namespace.
             // Before the clients hear of the exit, so a start that follows
             // at once does not meet this namespace half gone.
-            let lossy = crate::network::has_loss(db_of(&mut self.db, &self.paths), &self.id);
+            let lossy = self.with_store("reading the link emulation", |db, _, id| Ok::<_, std::convert::Infallible>(crate::network::has_loss(db, id))).unwrap_or(false);
             crate::network::teardown(&self.paths, &self.id);
             if lossy {
-                let _ = crate::network::sync_loss(&self.paths, db_of(&mut self.db, &self.paths));
+                self.with_store("removing the link emulation", |db, paths, _| crate::network::sync_loss(paths, db));
             }
         }
         tracing::debug!("monitor: recorded");
@@ -322,7 +369,10 @@ impl Monitor {
         if self.autoremove {
             let _ = container::remove_files(&self.paths, &self.id);
             if let Some(f) = forgotten {
-                f.files_removed(&self.paths, db_of(&mut self.db, &self.paths));
+                self.with_store("dropping unused layers", |db, paths, _| {
+                    f.files_removed(paths, db);
+                    Ok::<_, std::convert::Infallible>(())
+                });
             }
         } else {
             let _ = std::fs::remove_file(self.paths.attach_socket(&self.id));
@@ -567,7 +617,7 @@ impl Monitor {
         tracing::debug!("monitor: init exited, output drained");
         let code = status.map(|s| s.code()).unwrap_or(EXIT_ENGINE);
         let oom = run.cgroup.oom_killed();
-        let _ = container::record_exited(db_of(&mut self.db, &self.paths), &self.id, code, oom, "");
+        self.must_store("recording the exit", |db, _, id| container::record_exited(db, id, code, oom, ""));
         self.spent = Some(run.cgroup);
         self.kill_at = None;
         code
@@ -631,9 +681,10 @@ impl Monitor {
     /// when the status changed (only healthy replicas get traffic).
     fn record_probe(&mut self, h: &HealthSpec, p: Probe, in_start_period: bool) {
         let changed = self.checks.state.record(p, h.retries(), in_start_period);
-        let _ = container::set_health(db_of(&mut self.db, &self.paths), &self.id, &self.checks.state);
+        let state = self.checks.state.clone();
+        self.with_store("recording the health", |db, _, id| container::set_health(db, id, &state));
         if changed {
-            let _ = crate::network::sync_firewall(&self.paths, db_of(&mut self.db, &self.paths));
+            self.with_store("moving the service's balancing", |db, paths, _| crate::network::sync_firewall(paths, db));
         }
         self.db = None;
         self.checks.next = Some(Instant::now() + h.interval());

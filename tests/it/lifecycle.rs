@@ -672,3 +672,68 @@ fn inspect_templates_index_and_refuse_what_they_do_not_know() {
     let o = env.berth(&["inspect", "-f", "{{range .Mounts}}x{{end}}", &c]);
     assert!(o.code == 125 && o.stderr.contains("\"range .Mounts\" is not understood"), "{o}");
 }
+
+/// The state of a container as the store has it (inspect waits for no one).
+fn state_and_code(env: &Env, c: &str) -> (String, String) {
+    let o = env.inspect_f(c, "{{.State.Status}} {{.State.ExitCode}}");
+    let mut w = o.split_whitespace().map(str::to_string);
+    (w.next().unwrap_or_default(), w.next().unwrap_or_default())
+}
+
+fn monitor_log(env: &Env, id: &str) -> String {
+    std::fs::read_to_string(env.root.join("containers").join(id).join("monitor.log")).unwrap_or_default()
+}
+
+#[test]
+fn an_exit_while_the_store_is_locked_is_recorded_when_it_is_free() {
+    let env = Env::new("exit_while_store_locked");
+    let c = env.name("c");
+    let id = env.run_detached(&c, &["busybox", "sh", "-c", "sleep 1; exit 3"]);
+    // Another process holds the store's write lock for 3 s across the exit.
+    let db = rusqlite::Connection::open(env.root.join("state.db")).unwrap();
+    db.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    db.execute_batch("COMMIT").unwrap();
+    drop(db);
+    assert!(wait_until(std::time::Duration::from_secs(20), || state_and_code(&env, &c) == ("exited".into(), "3".into())), "the exit is recorded once the store is free: {:?}", state_and_code(&env, &c));
+    let log = monitor_log(&env, &id);
+    assert!(!log.contains("panicked"), "the monitor did not panic: {log}");
+}
+
+/// Unmounts a tmpfs when dropped, after the Env declared after it.
+struct Unmount(Option<std::path::PathBuf>);
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        if let Some(p) = &self.0 {
+            let _ = nix::mount::umount2(p, nix::mount::MntFlags::MNT_DETACH);
+        }
+    }
+}
+
+#[test]
+fn a_full_disk_does_not_take_a_container_or_its_monitor_down() {
+    let mut guard = Unmount(None);
+    let env = Env::bare("full_disk");
+    nix::mount::mount(Some("tmpfs"), &env.root, Some("tmpfs"), nix::mount::MsFlags::empty(), Some("size=24m")).unwrap();
+    guard.0 = Some(env.root.clone());
+    env.ok(&["image", "import", "-c", r#"CMD ["sh"]"#, busybox_tar().to_str().unwrap(), "busybox"]);
+    let c = env.name("c");
+    let id = env.run_detached(&c, &["busybox", "sh", "-c", "i=0; while [ $i -lt 30 ]; do echo line $i; i=$((i+1)); sleep 0.1; done; exit 4"]);
+    // Fill the root's filesystem while the container runs and exits.
+    let filler = env.root.join("filler");
+    {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&filler).unwrap();
+        let block = vec![0u8; 1 << 20];
+        while f.write_all(&block).is_ok() {}
+        let _ = f.flush();
+    }
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    let pids = std::fs::read_to_string(env.root.join("containers").join(&id).join("monitor.log")).unwrap_or_default();
+    assert!(!pids.contains("panicked"), "no panic with the disk full: {pids}");
+    std::fs::remove_file(&filler).unwrap();
+    assert!(wait_until(std::time::Duration::from_secs(20), || state_and_code(&env, &c) == ("exited".into(), "4".into())), "the exit is recorded once there is room: {:?}", state_and_code(&env, &c));
+    let log = monitor_log(&env, &id);
+    assert!(!log.contains("panicked"), "the monitor did not panic: {log}");
+    env.ok(&["rm", &c]);
+}
