@@ -60,6 +60,27 @@ pub fn duration_ms(s: &str) -> Result<u64, String> {
     duration(s, Some(Duration::from_millis(1))).map(|d| d.as_millis() as u64)
 }
 
+/// Parses `64m`, `1g`, `512k`, `1048576`: docker's --memory units.
+pub fn memory(s: &str) -> Result<i64, String> {
+    let t = s.trim().to_ascii_lowercase();
+    let t = t.strip_suffix('b').unwrap_or(&t);
+    let (num, mult) = match t.chars().last() {
+        Some('k') => (&t[..t.len() - 1], 1i64 << 10),
+        Some('m') => (&t[..t.len() - 1], 1 << 20),
+        Some('g') => (&t[..t.len() - 1], 1 << 30),
+        _ => (t, 1),
+    };
+    let v: f64 = num.parse().map_err(|_| format!("invalid size {s:?}: use a number with an optional unit b, k, m or g (e.g. 64m)"))?;
+    if v <= 0.0 {
+        return Err(format!("invalid size {s:?}: must be positive"));
+    }
+    let bytes = (v * mult as f64) as i64;
+    if bytes < 6 << 20 {
+        return Err(format!("invalid size {s:?}: the minimum memory limit is 6m"));
+    }
+    Ok(bytes)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -85,6 +106,15 @@ mod tests {
         assert_eq!(duration_ms("1m").unwrap(), 60_000);
         assert_eq!(duration_ms("250").unwrap(), 250);
         assert!(duration("20", None).unwrap_err().contains("needs a unit"));
+    }
+
+    #[test]
+    fn memory_sizes() {
+        assert_eq!(memory("64m").unwrap(), 64 << 20);
+        assert_eq!(memory("1g").unwrap(), 1 << 30);
+        assert_eq!(memory("1.5GB").unwrap(), 3 << 29);
+        assert!(memory("4m").unwrap_err().contains("minimum"));
+        assert!(memory("lots").unwrap_err().contains("64m"));
     }
 
     #[test]

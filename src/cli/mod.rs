@@ -667,26 +667,7 @@ impl ContainerFilter {
     }
 }
 
-/// Parses `64m`, `1g`, `512k`, `1048576`: docker's --memory units.
-pub fn parse_bytes(s: &str) -> Result<i64, String> {
-    let t = s.trim().to_ascii_lowercase();
-    let t = t.strip_suffix('b').unwrap_or(&t);
-    let (num, mult) = match t.chars().last() {
-        Some('k') => (&t[..t.len() - 1], 1i64 << 10),
-        Some('m') => (&t[..t.len() - 1], 1 << 20),
-        Some('g') => (&t[..t.len() - 1], 1 << 30),
-        _ => (t, 1),
-    };
-    let v: f64 = num.parse().map_err(|_| format!("invalid size {s:?}: use a number with an optional unit b, k, m or g (e.g. 64m)"))?;
-    if v <= 0.0 {
-        return Err(format!("invalid size {s:?}: must be positive"));
-    }
-    let bytes = (v * mult as f64) as i64;
-    if bytes < 6 << 20 {
-        return Err(format!("invalid size {s:?}: the minimum memory limit is 6m"));
-    }
-    Ok(bytes)
-}
+pub use crate::parse::memory as parse_bytes;
 
 pub fn parse_kv(items: &[String], what: &str) -> anyhow::Result<BTreeMap<String, String>> {
     let mut m = BTreeMap::new();

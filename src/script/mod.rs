@@ -132,7 +132,7 @@ pub fn run_spec(image: &str, opts: &Map) -> RResult<RunSpec> {
             "tty" => s.tty = v.as_bool().map_err(|_| rerr("option tty must be true or false"))?,
             "privileged" => s.privileged = v.as_bool().map_err(|_| rerr("option privileged must be true or false"))?,
             "memory" => {
-                s.memory = Some(if let Ok(n) = v.as_int() { n } else { crate::cli::parse_bytes(&text()?).map_err(rerr)? });
+                s.memory = Some(if let Ok(n) = v.as_int() { n } else { crate::parse::memory(&text()?).map_err(rerr)? });
             }
             "cpus" => s.cpus = Some(v.as_float().or_else(|_| v.as_int().map(|i| i as f64)).map_err(|_| rerr("option cpus must be a number such as 0.5"))?),
             "pids_limit" => s.pids_limit = Some(v.as_int().map_err(|_| rerr("option pids_limit must be an integer"))?),

@@ -620,7 +620,7 @@ pub fn parse(v: &Value, origin: &str, base: &Path) -> R<Plan> {
                     let lm = w.map(&lp, l)?.clone();
                     w.unknown(&lp, &lm, &["cpus", "memory", "pids"]);
                     if let Some(x) = lm.get("memory") {
-                        t.memory = Some(crate::cli::parse_bytes(&w.string(&format!("{lp}.memory"), x)?).or_else(|e| w.err(&format!("{lp}.memory"), e))?);
+                        t.memory = Some(crate::parse::memory(&w.string(&format!("{lp}.memory"), x)?).or_else(|e| w.err(&format!("{lp}.memory"), e))?);
                     }
                     if let Some(x) = lm.get("cpus") {
                         let c = w.string(&format!("{lp}.cpus"), x)?;
@@ -689,7 +689,7 @@ pub fn parse(v: &Value, origin: &str, base: &Path) -> R<Plan> {
             t.privileged = x.as_bool().ok_or_else(|| ComposeError { origin: origin.into(), path: format!("{path}.privileged"), msg: format!("must be true or false, not {x}") })?;
         }
         if let Some(x) = m.get("mem_limit") {
-            t.memory = Some(crate::cli::parse_bytes(&w.string(&format!("{path}.mem_limit"), x)?).or_else(|e| w.err(&format!("{path}.mem_limit"), e))?);
+            t.memory = Some(crate::parse::memory(&w.string(&format!("{path}.mem_limit"), x)?).or_else(|e| w.err(&format!("{path}.mem_limit"), e))?);
         }
         if let Some(x) = m.get("cpus") {
             let s = w.string(&format!("{path}.cpus"), x)?;
