@@ -10,6 +10,7 @@ pub mod build;
 pub mod image;
 pub mod network;
 pub mod parse;
+pub mod render;
 pub mod runtime;
 pub mod script;
 pub mod service;

@@ -2,7 +2,7 @@
 //! calls one `Engine` method, renders the result.
 
 pub mod service;
-pub mod table;
+pub use crate::render as table;
 
 use std::collections::BTreeMap;
 use std::io::Write;

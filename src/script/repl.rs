@@ -20,7 +20,7 @@ use rustyline::validate::Validator;
 use rustyline::{Context, Editor, Helper};
 
 use super::{help, Container, Image, Network, Service, Volume};
-use crate::cli::table;
+use crate::render as table;
 use crate::engine::Engine;
 
 /// Values printed on one line up to this width; wider maps and arrays are
