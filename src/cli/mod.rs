@@ -756,16 +756,6 @@ pub struct Exit(pub i32);
 
 pub fn main() -> i32 {
     let args: Vec<String> = std::env::args().collect();
-    // Hidden monitor entry: no clap, no logging set-up: it must start fast.
-    if args.get(1).map(String::as_str) == Some("delay-line") {
-        let paths = crate::store::Paths::from_env(None);
-        return crate::network::impair::delay_line_main(&paths, &args[2..]);
-    }
-    if args.get(1).map(String::as_str) == Some("monitor") {
-        init_tracing();
-        let paths = crate::store::Paths::from_env(None);
-        return crate::runtime::monitor::main(paths, args.get(2).map(String::as_str).unwrap_or(""), crate::runtime::monitor::inherited_socket());
-    }
     init_tracing();
     quiet_on_closed_stdout();
     let cli = match Cli::try_parse_from(&args) {
