@@ -449,6 +449,11 @@ impl Engine {
         Ok(network::Topology { networks, containers })
     }
 
+    /// docker's inspect JSON of a container.
+    pub fn container_inspect(&self, c: &Container) -> serde_json::Value {
+        container::inspect_json(&self.paths, &self.db(), c)
+    }
+
     /// Published ports of a container.
     pub fn ports(&self, key: &str) -> Result<Vec<network::Published>> {
         let c = self.container(key)?;

@@ -1313,7 +1313,7 @@ fn inspect(e: &Engine, a: InspectArgs, images_only: bool) -> anyhow::Result<i32>
             e.image(n).map(|i| crate::image::inspect_json(&i))
         } else {
             match e.container(n) {
-                Ok(c) => Ok(crate::container::inspect_json(&e.paths, &c)),
+                Ok(c) => Ok(e.container_inspect(&c)),
                 Err(_) => e.image(n).map(|i| crate::image::inspect_json(&i)),
             }
         };

@@ -663,15 +663,15 @@ pub fn log_path(paths: &Paths, id: &str) -> PathBuf {
 }
 
 /// The data of `berth inspect`, in docker's shape.
-pub fn inspect_json(paths: &Paths, c: &Container) -> serde_json::Value {
+/// docker's inspect JSON; `db` gives its networks and ports.
+pub fn inspect_json(paths: &Paths, db: &Db, c: &Container) -> serde_json::Value {
     let s = &c.spec;
     let (max_retry, policy) = match &s.restart {
         RestartPolicy::OnFailure(n) => (*n, "on-failure"),
         other => (0, if *other == RestartPolicy::Always { "always" } else if *other == RestartPolicy::UnlessStopped { "unless-stopped" } else { "no" }),
     };
-    let netdb = Db::open(paths).ok();
     let cfg: serde_json::Value = std::fs::read(paths.container_dir(&c.id).join("config.json")).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
-    let mut v = inspect_base(paths, c, s, max_retry, policy, netdb.as_ref(), &cfg);
+    let mut v = inspect_base(paths, c, s, max_retry, policy, db, &cfg);
     if !c.health.status.is_empty() {
         v["State"]["Health"] = serde_json::json!({
             "Status": c.health.status,
@@ -685,7 +685,7 @@ pub fn inspect_json(paths: &Paths, c: &Container) -> serde_json::Value {
     v
 }
 
-fn inspect_base(paths: &Paths, c: &Container, s: &RunSpec, max_retry: u32, policy: &str, netdb: Option<&Db>, cfg: &serde_json::Value) -> serde_json::Value {
+fn inspect_base(paths: &Paths, c: &Container, s: &RunSpec, max_retry: u32, policy: &str, db: &Db, cfg: &serde_json::Value) -> serde_json::Value {
     serde_json::json!({
         "Id": c.id,
         "Created": c.created,
@@ -740,8 +740,8 @@ fn inspect_base(paths: &Paths, c: &Container, s: &RunSpec, max_retry: u32, polic
             "StopTimeout": s.stop_timeout,
         },
         "NetworkSettings": {
-            "Networks": netdb.as_ref().and_then(|db| crate::network::endpoints_of_container(db, &c.id).ok()).unwrap_or_default().into_iter().map(|e| (e.network.name.clone(), serde_json::json!({"IPAddress": e.ip.to_string(), "Gateway": e.network.gateway, "Aliases": e.aliases, "NetworkID": e.network.id}))).collect::<serde_json::Map<String, serde_json::Value>>(),
-            "Ports": netdb.as_ref().and_then(|db| crate::network::ports_of(db, &c.id).ok()).unwrap_or_default().into_iter().map(|p| (format!("{}/{}", p.container_port, p.proto), serde_json::json!([{"HostIp": p.host_ip, "HostPort": p.host_port.to_string()}]))).collect::<serde_json::Map<String, serde_json::Value>>(),
+            "Networks": crate::network::endpoints_of_container(db, &c.id).ok().unwrap_or_default().into_iter().map(|e| (e.network.name.clone(), serde_json::json!({"IPAddress": e.ip.to_string(), "Gateway": e.network.gateway, "Aliases": e.aliases, "NetworkID": e.network.id}))).collect::<serde_json::Map<String, serde_json::Value>>(),
+            "Ports": crate::network::ports_of(db, &c.id).ok().unwrap_or_default().into_iter().map(|p| (format!("{}/{}", p.container_port, p.proto), serde_json::json!([{"HostIp": p.host_ip, "HostPort": p.host_port.to_string()}]))).collect::<serde_json::Map<String, serde_json::Value>>(),
         },
         "GraphDriver": { "Name": "overlay2", "Data": { "UpperDir": paths.container_dir(&c.id).join("upper"), "WorkDir": paths.container_dir(&c.id).join("work") } },
     })

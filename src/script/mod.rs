@@ -620,7 +620,7 @@ pub fn build_with(engine: Arc<Engine>, argv: Vec<String>, tracker: Option<Arc<dy
     r.register_fn("logs", |c: &mut Container| -> RResult<String> { Ok(c.engine.logs(&c.id).map_err(eng)?.into_iter().map(|l| l.text).collect()) });
     r.register_fn("inspect", |c: &mut Container| -> RResult<Dynamic> {
         let x = c.get()?;
-        Ok(json_to_dynamic(&crate::container::inspect_json(&c.engine.paths, &x)))
+        Ok(json_to_dynamic(&c.engine.container_inspect(&x)))
     });
     r.register_fn("stats", |c: &mut Container| -> RResult<Map> {
         let s = c.engine.stats(std::slice::from_ref(&c.id), std::time::Duration::from_millis(500)).map_err(eng)?.pop().ok_or_else(|| rerr("no stats"))?;
