@@ -391,7 +391,7 @@ impl Engine {
         let _lock = network::firewall_lock(&self.paths);
         let (rules, bridges) = {
             let db = self.db();
-            (network::firewall_rules(&db)?, network::bridges(&db)?)
+            (crate::firewall::rules(&db)?, network::bridges(&db)?)
         };
         Ok(network::apply_firewall(&self.paths, rules.as_deref(), &bridges)?)
     }

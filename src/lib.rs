@@ -6,6 +6,7 @@
 pub mod cli;
 pub mod container;
 pub mod engine;
+pub mod firewall;
 pub mod build;
 pub mod image;
 pub mod network;

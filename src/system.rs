@@ -253,7 +253,7 @@ impl Engine {
 
         // nftables: the tables must say what the store says, no more, no less.
         let table = network::table_name(&self.paths);
-        let expected_fw = network::firewall_rules(&self.db())?;
+        let expected_fw = crate::firewall::rules(&self.db())?;
         let live_fw = nft::list_table("ip", &table);
         match (&expected_fw, &live_fw) {
             (None, Some(_)) => add("nftables", format!("table ip {table}"), "no network needs it".into(), Fix::SyncFirewall),
@@ -413,7 +413,7 @@ impl Engine {
         match fix {
             Fix::DeleteLink(l) => Netlink::new().and_then(|n| n.delete_link(l)).map_err(s),
             Fix::Rebridge { link, bridge } => Netlink::new().and_then(|n| n.set_master(link, bridge)).map_err(s),
-            Fix::SyncFirewall => network::sync_firewall(&self.paths, &self.db()).map_err(|e| e.to_string()),
+            Fix::SyncFirewall => crate::firewall::sync(&self.paths, &self.db()).map_err(|e| e.to_string()),
             Fix::SyncLoss => network::sync_loss(&self.paths, &self.db()).map_err(|e| e.to_string()),
             Fix::Unmount(m) => {
                 mount::umount_detach(m).map_err(s)?;

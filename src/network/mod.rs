@@ -631,16 +631,6 @@ pub fn alias_prefix(paths: &Paths) -> String {
     format!("berth:{}:", paths.tag().unwrap_or_else(|| "default".into()))
 }
 
-/// Rebuilds this root's nftables table from the store: egress NAT for each
-/// network, DNAT for every published port (from outside, from the host
-/// itself including loopback, and from other containers). No networks, no
-/// table.
-pub fn sync_firewall(paths: &Paths, db: &Db) -> Result<()> {
-    let _lock = firewall_lock(paths);
-    let rules = firewall_rules(db)?;
-    apply_firewall(paths, rules.as_deref(), &bridges(db)?)
-}
-
 /// Held from reading the store to writing the table, so that of two
 /// writers (a CLI and a monitor whose replica turned healthy) the later
 /// reading is also the later write. Released when dropped.
@@ -734,8 +724,19 @@ fn sync_foreign_forward(paths: &Paths, bridges: &[String]) -> std::io::Result<()
     Ok(())
 }
 
-/// The table's body from the store; None when there is no network.
-pub fn firewall_rules(db: &Db) -> Result<Option<String>> {
+/// What the firewall balances for one service: its VIP and the addresses
+/// of its serving replicas on its network. The service area computes it;
+/// the type lives here so that the network area depends on no service.
+pub struct Balance {
+    /// The owner id of the service's endpoint and ports rows.
+    pub owner: String,
+    pub vip: Ipv4Addr,
+    pub backends: Vec<Ipv4Addr>,
+}
+
+/// The table's body from the store and the services' balancing; None when
+/// there is no network.
+pub fn firewall_rules(db: &Db, balancing: Vec<Balance>) -> Result<Option<String>> {
     schema(db)?;
     let nets = list(db)?;
     if nets.is_empty() {
@@ -749,16 +750,15 @@ pub fn firewall_rules(db: &Db) -> Result<Option<String>> {
     }
     // Services: connections to a VIP or a service's published port are
     // spread round-robin over its serving replicas, by the kernel.
-    let balance: std::collections::HashMap<String, crate::service::Balance> =
-        crate::service::balancing(db).map_err(|e| NetworkError::System { net: "services".into(), err: std::io::Error::other(e.to_string()) })?.into_iter().map(|b| (b.owner.clone(), b)).collect();
-    let spread = |b: &crate::service::Balance| -> String {
+    let balance: std::collections::HashMap<String, Balance> = balancing.into_iter().map(|b| (b.owner.clone(), b)).collect();
+    let spread = |b: &Balance| -> String {
         let m: Vec<String> = b.backends.iter().enumerate().map(|(i, ip)| format!("{i} : {ip}")).collect();
         format!("numgen inc mod {} map {{ {} }}", b.backends.len(), m.join(", "))
     };
     // A VIP with no serving replica is refused; being an address of the
     // host, it would otherwise reach whatever listens on the host itself.
     let mut refuse = Vec::new();
-    let mut in_order: Vec<&crate::service::Balance> = balance.values().collect();
+    let mut in_order: Vec<&Balance> = balance.values().collect();
     in_order.sort_by(|a, b| a.owner.cmp(&b.owner));
     for b in in_order {
         if b.backends.is_empty() {

@@ -292,7 +292,7 @@ impl Monitor {
             // A replica without a check serves once running, on a first start
             // as on a restart (with a check, its first healthy probe does it).
             if self.replica && self.health.is_none() {
-                self.with_store("adding the replica to its service's balancing", |db, paths, _| crate::network::sync_firewall(paths, db));
+                self.with_store("adding the replica to its service's balancing", |db, paths, _| crate::firewall::sync(paths, db));
             }
             if let Some(h) = &self.health {
                 self.checks = Checks { state: HealthState { status: "starting".into(), ..Default::default() }, next: Some(Instant::now() + h.interval()), started_run: Some(Instant::now()), probe: None };
@@ -302,7 +302,7 @@ impl Monitor {
             let code = self.supervise(run);
             if self.replica {
                 // A replica that stopped leaves its service's balancing now.
-                self.with_store("taking the replica out of its service's balancing", |db, paths, _| crate::network::sync_firewall(paths, db));
+                self.with_store("taking the replica out of its service's balancing", |db, paths, _| crate::firewall::sync(paths, db));
             }
             let again = !self.manual_stop
                 && match &self.restart {
@@ -343,7 +343,7 @@ impl Monitor {
             }
             // Its published ports leave the firewall with it.
             if had_ports {
-                self.with_store("removing the published ports", |db, paths, _| crate::network::sync_firewall(paths, db));
+                self.with_store("removing the published ports", |db, paths, _| crate::firewall::sync(paths, db));
             }
         } else {
             self.must_store("recording the monitor's end", |db, _, id| container::record_monitor_gone(db, id));
@@ -684,7 +684,7 @@ impl Monitor {
         let state = self.checks.state.clone();
         self.with_store("recording the health", |db, _, id| container::set_health(db, id, &state));
         if changed {
-            self.with_store("moving the service's balancing", |db, paths, _| crate::network::sync_firewall(paths, db));
+            self.with_store("moving the service's balancing", |db, paths, _| crate::firewall::sync(paths, db));
         }
         self.db = None;
         self.checks.next = Some(Instant::now() + h.interval());

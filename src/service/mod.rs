@@ -209,15 +209,9 @@ pub fn serving(s: &Service, slot: u32, c: &container::Container) -> bool {
     c.state == "running" && (c.health.status.is_empty() || c.health.status == "healthy") && slot >= 1 && slot <= s.spec.replicas && !s.draining.contains(&c.id)
 }
 
-/// Each service's VIP, published ports and the addresses of its serving
-/// replicas on its network: what the firewall balances.
-pub struct Balance {
-    pub owner: String,
-    pub vip: Ipv4Addr,
-    pub backends: Vec<Ipv4Addr>,
-}
-
-pub fn balancing(db: &Db) -> Result<Vec<Balance>> {
+/// Each service's VIP and the addresses of its serving replicas on its
+/// network: what the firewall balances.
+pub fn balancing(db: &Db) -> Result<Vec<crate::network::Balance>> {
     let mut out = Vec::new();
     for s in list(db)? {
         let mut backends = Vec::new();
@@ -230,7 +224,7 @@ pub fn balancing(db: &Db) -> Result<Vec<Balance>> {
                 backends.push(ep.ip);
             }
         }
-        out.push(Balance { owner: s.owner(), vip: s.vip, backends });
+        out.push(crate::network::Balance { owner: s.owner(), vip: s.vip, backends });
     }
     Ok(out)
 }
