@@ -634,11 +634,8 @@ pub fn alias_prefix(paths: &Paths) -> String {
 /// Held from reading the store to writing the table, so that of two
 /// writers (a CLI and a monitor whose replica turned healthy) the later
 /// reading is also the later write. Released when dropped.
-pub fn firewall_lock(paths: &Paths) -> Option<std::fs::File> {
-    let f = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(paths.run.join("firewall.lock")).ok()?;
-    // SAFETY: flock on an fd we own.
-    unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&f), libc::LOCK_EX) };
-    Some(f)
+pub fn firewall_lock(paths: &Paths) -> Option<crate::store::FileLock> {
+    crate::store::FileLock::exclusive(&paths.run.join("firewall.lock")).ok()
 }
 
 /// Writes (or, with no networks, removes) this root's table. Runs `nft`,
