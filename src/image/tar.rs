@@ -16,7 +16,7 @@
 //! On error the target is left half-filled: the caller removes it.
 
 use std::collections::VecDeque;
-use std::ffi::{CString, OsStr, OsString};
+use std::ffi::{OsStr, OsString};
 use std::fs;
 use std::io::{self, Read, Write};
 use std::os::unix::ffi::OsStrExt;
@@ -369,25 +369,10 @@ fn parse_pax_time(v: &[u8]) -> Option<TimeSpec> {
     Some(TimeSpec::new(secs, nanos as _))
 }
 
+/// Sets an extended attribute on the entry itself (a symlink is not
+/// followed).
 fn lsetxattr(path: &Path, name: &[u8], value: &[u8]) -> io::Result<()> {
-    let p = CString::new(path.as_os_str().as_bytes())?;
-    let n = CString::new(name)?;
-    // SAFETY: both strings are NUL-terminated and outlive the call; the value
-    // pointer and length describe a live slice that the kernel only reads.
-    let rc = unsafe {
-        libc::lsetxattr(
-            p.as_ptr(),
-            n.as_ptr(),
-            value.as_ptr().cast(),
-            value.len(),
-            0,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    xattr::set(path, std::ffi::OsStr::from_bytes(name), value)
 }
 
 // ---------------------------------------------------------------------------
@@ -964,17 +949,7 @@ mod tests {
     }
 
     fn lgetxattr(path: &Path, name: &str) -> io::Result<Vec<u8>> {
-        let p = CString::new(path.as_os_str().as_bytes()).unwrap();
-        let n = CString::new(name).unwrap();
-        let mut buf = vec![0u8; 256];
-        // SAFETY: NUL-terminated strings and a buffer of the stated length.
-        let rc =
-            unsafe { libc::lgetxattr(p.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
-        if rc < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        buf.truncate(rc as usize);
-        Ok(buf)
+        xattr::get(path, name)?.ok_or_else(|| io::Error::from_raw_os_error(libc::ENODATA))
     }
 
     fn is_whiteout(path: &Path) -> bool {
