@@ -83,7 +83,7 @@ pub struct LogLine {
 }
 
 pub struct Engine {
-    pub paths: Paths,
+    pub(crate) paths: Paths,
     db: Mutex<Db>,
     /// docker-style config.json holding registry credentials.
     pub auth_file: PathBuf,
