@@ -27,6 +27,11 @@ pub enum EngineError {
     Network(#[from] network::NetworkError),
     #[error(transparent)]
     Volume(#[from] crate::volume::VolumeError),
+    #[error(transparent)]
+    Service(#[from] crate::service::ServiceError),
+    /// A system call or file operation that failed, with what it was for.
+    #[error("{context}: {source}")]
+    Io { context: String, source: std::io::Error },
     /// A start that failed before the user's command ran: docker's
     /// 125 / 126 / 127.
     #[error("{msg}")]
@@ -55,7 +60,7 @@ fn named(e: network::NetworkError, name: &str) -> network::NetworkError {
 }
 
 fn other(context: &str) -> impl FnOnce(std::io::Error) -> EngineError + '_ {
-    move |e| EngineError::Other(format!("{context}: {e}"))
+    move |source| EngineError::Io { context: context.to_string(), source }
 }
 
 /// How a client follows a container it starts.

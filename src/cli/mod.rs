@@ -770,10 +770,24 @@ pub fn main() -> i32 {
         Ok(code) => code,
         Err(e) => {
             let code = e.downcast_ref::<EngineError>().map(|x| x.exit_code()).unwrap_or(125);
-            eprintln!("berth: {e:#}");
+            eprintln!("berth: {}", chain(&e));
             code
         }
     }
+}
+
+/// The error and its causes on one line; a cause the message already
+/// shows (most of ours say "{context}: {source}") is not repeated.
+fn chain(e: &anyhow::Error) -> String {
+    let mut s = e.to_string();
+    for c in e.chain().skip(1) {
+        let c = c.to_string();
+        if !s.contains(&c) {
+            s.push_str(": ");
+            s.push_str(&c);
+        }
+    }
+    s
 }
 
 /// `berth images | head -1` must end quietly, as Go's docker does: its

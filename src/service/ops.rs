@@ -4,16 +4,10 @@
 
 use std::time::{Duration, Instant};
 
-use super::{ServiceError, ServiceSpec, Service};
+use super::{ServiceSpec, Service};
 use crate::container::{Container, RestartPolicy};
 use crate::engine::{Attach, Engine, EngineError, Result};
 use crate::network;
-
-impl From<ServiceError> for EngineError {
-    fn from(e: ServiceError) -> Self {
-        EngineError::Other(e.to_string())
-    }
-}
 
 /// What `service update` changes; None keeps the current value.
 #[derive(Debug, Clone, Default)]
