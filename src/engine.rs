@@ -360,8 +360,14 @@ impl Engine {
             }
             Attach::Stdio { stdin, tty } => {
                 attach::write_frame(sock, attach::HELLO, &[attach::WANT_OUTPUT | if stdin { attach::SENDS_STDIN } else { 0 }]).map_err(other("attach"))?;
-                out.code = relay_attached(sock, stdin, tty)?;
-                wait_monitor_gone(sock);
+                match relay_attached(sock, stdin, tty)? {
+                    Some(code) => {
+                        out.code = code;
+                        wait_monitor_gone(sock);
+                    }
+                    // Detached (Ctrl-P Ctrl-Q): the container goes on.
+                    None => out.code = 0,
+                }
                 Ok(out)
             }
         }
@@ -452,6 +458,73 @@ impl Engine {
             containers.push((c.name.clone(), c.state.clone(), eps.into_iter().map(|e| (e.network.name, e.ip.to_string())).collect(), ports));
         }
         Ok(network::Topology { networks, containers })
+    }
+
+    /// `berth update`: limits and restart policy of a container, applied
+    /// at once when it runs and kept for its next start.
+    pub fn update(&self, key: &str, u: &container::Update) -> Result<Container> {
+        let c = self.container(key)?;
+        let c = container::update(&self.paths, &mut self.db(), &c, u)?;
+        if c.running() {
+            let (cpu_quota, cpu_period) = match u.cpus {
+                Some(x) => (Some((x * 100_000.0).round() as i64), Some(100_000)),
+                None => (None, None),
+            };
+            let l = crate::sys::cgroup::Limits { memory: u.memory, cpu_quota, cpu_period, pids: u.pids_limit, devices: vec![] };
+            Cgroup::load(&c.cgroup(&self.paths)).set_limits(&l).map_err(other(&format!("container {}: writing its cgroup limits", c.name)))?;
+        }
+        Ok(c)
+    }
+
+    /// `berth attach`: this process's stdio to a running container's, until
+    /// it exits (its code) or the user detaches (None).
+    pub fn attach(&self, key: &str, stdin: bool) -> Result<Option<i32>> {
+        let c = self.container(key)?;
+        if !c.running() {
+            return Err(ContainerError::BadState { name: c.name, state: c.state, what: "you cannot attach to a container that is not running; start it first".into() }.into());
+        }
+        let mut sock = UnixStream::connect(self.paths.attach_socket(&c.id)).map_err(other(&format!("container {}: connecting to its monitor", c.name)))?;
+        attach::write_frame(&mut sock, attach::HELLO, &[attach::WANT_OUTPUT | if stdin { attach::SENDS_STDIN } else { 0 }]).map_err(other("attach"))?;
+        let r = relay_attached(&mut sock, stdin, c.spec.tty)?;
+        if r.is_some() {
+            wait_monitor_gone(&mut sock);
+        }
+        Ok(r)
+    }
+
+    /// `container prune`: stopped containers that match every filter
+    /// (label=K[=V], label!=K[=V], until=TIME); their ids and the bytes
+    /// freed.
+    pub fn container_prune(&self, filters: &[(String, String)]) -> Result<(Vec<String>, u64)> {
+        let mut out = (Vec::new(), 0);
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs_f64();
+        for c in self.containers(true)? {
+            if c.running() || c.state == "paused" || c.state == "restarting" {
+                continue;
+            }
+            let has = |v: &str| match v.split_once('=') {
+                Some((lk, lv)) => c.spec.labels.get(lk).map(String::as_str) == Some(lv),
+                None => c.spec.labels.contains_key(v),
+            };
+            let keep = filters.iter().any(|(k, v)| match k.as_str() {
+                "label" => !has(v),
+                "label!" => has(v),
+                "until" => {
+                    let limit = crate::parse::duration(v, None).map(|d| now - d.as_secs_f64()).ok().or_else(|| store::parse_rfc3339(v)).or_else(|| v.parse::<f64>().ok()).unwrap_or(f64::MAX);
+                    store::parse_rfc3339(&c.created).is_none_or(|t| t >= limit)
+                }
+                _ => true,
+            });
+            if keep {
+                continue;
+            }
+            let size = crate::volume::disk_usage(&self.paths.container_dir(&c.id).join("upper"));
+            if self.remove(&c.id, false).is_ok() {
+                out.0.push(c.id.clone());
+                out.1 += size;
+            }
+        }
+        Ok(out)
     }
 
     /// docker's inspect JSON of a container.
@@ -984,8 +1057,12 @@ fn wait_closed(sock: &mut UnixStream, timeout: Option<Duration>) {
 }
 
 /// Relays this process's stdin/stdout/stderr over the attach socket until
-/// the EXIT frame; returns the exit code.
-fn relay_attached(sock: &mut UnixStream, stdin: bool, tty: bool) -> Result<i32> {
+/// the EXIT frame: the exit code; None when the user detached with docker's
+/// keys, Ctrl-P Ctrl-Q, on a terminal.
+fn relay_attached(sock: &mut UnixStream, stdin: bool, tty: bool) -> Result<Option<i32>> {
+    const CTRL_P: u8 = 0x10;
+    const CTRL_Q: u8 = 0x11;
+    let mut held_p = false;
     let _raw = if tty && pty::is_tty(0) { pty::RawMode::enter(std::io::stdin()).ok() } else { None };
     let s = sock.as_raw_fd();
     let mut buf = vec![0u8; 65536];
@@ -1015,7 +1092,7 @@ fn relay_attached(sock: &mut UnixStream, stdin: bool, tty: bool) -> Result<i32> 
                     attach::STDERR => {
                         let _ = err.write_all(&p);
                     }
-                    attach::EXIT => return Ok(attach::payload_i32(&p)),
+                    attach::EXIT => return Ok(Some(attach::payload_i32(&p))),
                     _ => {}
                 }
             }
@@ -1027,7 +1104,24 @@ fn relay_attached(sock: &mut UnixStream, stdin: bool, tty: bool) -> Result<i32> 
                     let _ = attach::write_frame(sock, attach::STDIN_EOF, &[]);
                 }
                 Ok(n) => {
-                    let _ = attach::write_frame(sock, attach::STDIN, &buf[..n]);
+                    let mut data = Vec::with_capacity(n + 1);
+                    for &b in &buf[..n] {
+                        if tty && held_p {
+                            held_p = false;
+                            if b == CTRL_Q {
+                                return Ok(None);
+                            }
+                            data.push(CTRL_P);
+                        }
+                        if tty && b == CTRL_P {
+                            held_p = true;
+                            continue;
+                        }
+                        data.push(b);
+                    }
+                    if !data.is_empty() {
+                        let _ = attach::write_frame(sock, attach::STDIN, &data);
+                    }
                 }
             }
         }

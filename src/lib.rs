@@ -5,6 +5,7 @@
 
 pub mod cli;
 pub mod container;
+pub mod changes;
 pub mod engine;
 pub mod firewall;
 pub mod build;

@@ -1060,7 +1060,7 @@ fn append_tree<W: Write>(
 
 /// Walks an overlay upper dir: whiteouts (0:0 char devices) become `.wh.`
 /// entries, opaque dirs get `.wh..wh..opq`, everything else as it is.
-fn diff_tree<W: Write>(tb: &mut tar::Builder<W>, dir: &Path, rel: &Path, skip_runtime_files: bool) -> std::io::Result<()> {
+pub(crate) fn diff_tree<W: Write>(tb: &mut tar::Builder<W>, dir: &Path, rel: &Path, skip_runtime_files: bool) -> std::io::Result<()> {
     let mut names: Vec<_> = std::fs::read_dir(dir)?.flatten().collect();
     names.sort_by_key(|e| e.file_name());
     for e in names {

@@ -1,6 +1,7 @@
 //! The docker-compatible command line. Turns words into request structs,
 //! calls one `Engine` method, renders the result.
 
+mod more;
 pub mod service;
 pub use crate::render as table;
 
@@ -66,6 +67,26 @@ enum Cmd {
     Cp { src: String, dst: String },
     /// List a container's published ports
     Port { container: String },
+    /// Display system-wide information (as `system info`)
+    Info {
+        #[arg(short, long)]
+        format: Option<String>,
+    },
+    /// Show the version information
+    Version {
+        #[arg(short, long)]
+        format: Option<String>,
+    },
+    /// Inspect changes to files or directories on a container's filesystem
+    Diff { container: String },
+    /// Export a container's filesystem as a tar archive
+    Export(more::ExportArgs),
+    /// Create a new image from a container's changes
+    Commit(more::CommitArgs),
+    /// Update the limits and restart policy of containers
+    Update(more::UpdateArgs),
+    /// Attach this terminal's input and output to a running container
+    Attach(more::AttachArgs),
     /// Manage containers
     #[command(subcommand)]
     Container(ContainerCmd),
@@ -234,6 +255,14 @@ enum ContainerCmd {
     Exec(ExecArgs),
     Top { container: String },
     Cp { src: String, dst: String },
+    /// Remove all stopped containers
+    Prune(more::PruneArgs),
+    Diff { container: String },
+    Export(more::ExportArgs),
+    Commit(more::CommitArgs),
+    Update(more::UpdateArgs),
+    Attach(more::AttachArgs),
+    Port { container: String },
 }
 
 #[derive(Subcommand)]
@@ -828,7 +857,12 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         }
         bail!("no command given; try `berth --help`, or `berth repl`");
     };
+    // Version answers without a store (a fresh machine, no root yet).
+    if let Cmd::Version { format } = &cmd {
+        return more::version(engine().ok().as_ref(), format.as_deref());
+    }
     let cmd = match cmd {
+        Cmd::Info { format } => Cmd::System(SystemCmd::Info { format }),
         Cmd::Container(c) => match c {
             ContainerCmd::Ls(a) => Cmd::Ps(a),
             ContainerCmd::Run(a) => Cmd::Run(a),
@@ -847,6 +881,13 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             ContainerCmd::Exec(a) => Cmd::Exec(a),
             ContainerCmd::Top { container } => Cmd::Top { container },
             ContainerCmd::Cp { src, dst } => Cmd::Cp { src, dst },
+            ContainerCmd::Prune(a) => return more::container_prune(&engine()?, a, confirm),
+            ContainerCmd::Diff { container } => Cmd::Diff { container },
+            ContainerCmd::Export(a) => Cmd::Export(a),
+            ContainerCmd::Commit(a) => Cmd::Commit(a),
+            ContainerCmd::Update(a) => Cmd::Update(a),
+            ContainerCmd::Attach(a) => Cmd::Attach(a),
+            ContainerCmd::Port { container } => Cmd::Port { container },
         },
         Cmd::Image(c) => match c {
             ImageCmd::Ls(a) => Cmd::Images(a),
@@ -1148,6 +1189,12 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             e.copy(&src, &dst)?;
             Ok(0)
         }
+        Cmd::Diff { container } => more::diff(&e, &container),
+        Cmd::Export(a) => more::export(&e, &a),
+        Cmd::Commit(a) => more::commit(&e, a),
+        Cmd::Update(a) => more::update(&e, a),
+        Cmd::Attach(a) => more::attach(&e, &a),
+        Cmd::Info { .. } | Cmd::Version { .. } => unreachable!("answered above"),
         Cmd::Port { container } => {
             for p in e.ports(&container)? {
                 writeln!(out, "{}/{} -> {}:{}", p.container_port, p.proto, p.host_ip, p.host_port)?;

@@ -553,6 +553,52 @@ pub fn record_monitor_gone(db: &mut Db, id: &str) -> Result<()> {
     Ok(())
 }
 
+/// `update`: new limits and restart policy, in the record (what inspect
+/// shows) and in config.json (what a restart applies). None keeps a value.
+#[derive(Debug, Clone, Default)]
+pub struct Update {
+    pub memory: Option<i64>,
+    pub cpus: Option<f64>,
+    pub pids_limit: Option<i64>,
+    pub restart: Option<RestartPolicy>,
+}
+
+pub fn update(paths: &Paths, db: &mut Db, c: &Container, u: &Update) -> Result<Container> {
+    let mut spec = c.spec.clone();
+    if let Some(m) = u.memory {
+        spec.memory = Some(m);
+    }
+    if let Some(x) = u.cpus {
+        spec.cpus = Some(x);
+    }
+    if let Some(p) = u.pids_limit {
+        spec.pids_limit = Some(p);
+    }
+    if let Some(r) = &u.restart {
+        spec.restart = r.clone();
+    }
+    let cfg_path = paths.container_dir(&c.id).join("config.json");
+    let mut cfg: serde_json::Value = std::fs::read(&cfg_path).ok().and_then(|b| serde_json::from_slice(&b).ok()).ok_or_else(|| ContainerError::Runtime(format!("container {}: its config.json is unreadable", c.name)))?;
+    let res = &mut cfg["linux"]["resources"];
+    if let Some(m) = spec.memory {
+        res["memory"] = serde_json::json!({"limit": m, "swap": m});
+    }
+    if let Some(x) = spec.cpus {
+        res["cpu"] = serde_json::json!({"quota": (x * 100_000.0).round() as i64, "period": 100_000});
+    }
+    if let Some(p) = spec.pids_limit {
+        res["pids"] = serde_json::json!({"limit": p});
+    }
+    let tmp = cfg_path.with_extension("json.new");
+    std::fs::write(&tmp, serde_json::to_vec_pretty(&cfg).unwrap_or_default()).and_then(|_| std::fs::rename(&tmp, &cfg_path)).map_err(io_ctx(format!("container {}: writing config.json", c.name)))?;
+    let stored: String = db.conn.query_row("SELECT config FROM containers WHERE id=?1", [&c.id], |r| r.get(0)).map_err(StoreError::from)?;
+    let mut st: Stored = serde_json::from_str(&stored).map_err(|e| ContainerError::Runtime(format!("container {}: its record is unreadable: {e}", c.name)))?;
+    st.spec = spec;
+    let stored = serde_json::to_string(&st).unwrap_or_default();
+    db.write(|tx| Ok(tx.execute("UPDATE containers SET config=?2 WHERE id=?1", rusqlite::params![c.id, stored])?))?;
+    get(db, &c.id)
+}
+
 pub fn rename(db: &mut Db, key: &str, new: &str) -> Result<()> {
     let c = get(db, key)?;
     if !valid_name(new) {

@@ -255,7 +255,8 @@ pub fn chain_id(parent: Option<&str>, diff_id: &str) -> String {
 }
 
 /// Docker's `import --change`: the Dockerfile instructions that only touch
-/// the config (CMD, ENTRYPOINT, ENV, WORKDIR, USER, EXPOSE, LABEL, STOPSIGNAL).
+/// the config (CMD, ENTRYPOINT, ENV, WORKDIR, USER, EXPOSE, LABEL, VOLUME,
+/// STOPSIGNAL).
 pub fn apply_change(cfg: &mut RunConfig, change: &str) -> Result<()> {
     let bad = |reason: &str| ImageError::BadChange { change: change.to_string(), reason: reason.to_string() };
     let (instr, rest) = change.trim().split_once(char::is_whitespace).ok_or_else(|| bad("expected INSTRUCTION ARGS"))?;
@@ -282,6 +283,12 @@ pub fn apply_change(cfg: &mut RunConfig, change: &str) -> Result<()> {
             for p in rest.split_whitespace() {
                 let p = if p.contains('/') { p.to_string() } else { format!("{p}/tcp") };
                 cfg.exposed_ports.insert(p, serde_json::json!({}));
+            }
+        }
+        "VOLUME" => {
+            let paths: Vec<String> = if rest.starts_with('[') { serde_json::from_str(rest).map_err(|e| bad(&format!("bad JSON array: {e}")))? } else { rest.split_whitespace().map(str::to_string).collect() };
+            for p in paths {
+                cfg.volumes.insert(p, serde_json::json!({}));
             }
         }
         "LABEL" => {

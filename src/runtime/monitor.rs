@@ -300,6 +300,14 @@ impl Monitor {
             self.broadcast(attach::STARTED, &attach::i32_payload(run.pid), false);
             self.slim_down();
             let code = self.supervise(run);
+            // `berth update` may have changed the policy and the limits
+            // since: a restart follows the container's record.
+            if let Some(c) = self.with_store("reading the restart policy", |db, _, id| container::get(db, id)) {
+                self.restart = c.spec.restart;
+            }
+            if let Ok(s) = super::load_spec(&self.paths.container_dir(&self.id)) {
+                self.spec = s;
+            }
             if self.replica {
                 // A replica that stopped leaves its service's balancing now.
                 self.with_store("taking the replica out of its service's balancing", |db, paths, _| crate::firewall::sync(paths, db));

@@ -632,6 +632,57 @@ pub fn build_with(engine: Arc<Engine>, argv: Vec<String>, tracker: Option<Arc<dy
         }
         Ok(m)
     });
+    r.register_fn("diff", |c: &mut Container| -> RResult<Array> {
+        Ok(c.engine.diff(&c.id).map_err(eng)?.into_iter().map(|ch| {
+            let mut m = Map::new();
+            m.insert("kind".into(), ch.kind.to_string().into());
+            m.insert("path".into(), ch.path.into());
+            Dynamic::from(m)
+        }).collect())
+    });
+    // `export` is a Rhai keyword, so the method is export_to.
+    r.register_fn("export_to", |c: &mut Container, path: &str| -> RResult<()> {
+        let tmp = format!("{path}.berth-partial");
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&tmp).map_err(|e| rerr(format!("export: creating {path}: {e}")))?);
+        let r = c.engine.export(&c.id, &mut f).map_err(eng).and_then(|_| std::io::Write::flush(&mut f).map_err(|e| rerr(format!("export: writing {path}: {e}"))));
+        drop(f);
+        match r {
+            Ok(()) => std::fs::rename(&tmp, path).map_err(|e| rerr(format!("export: {path}: {e}"))),
+            Err(e) => {
+                let _ = std::fs::remove_file(&tmp);
+                Err(e)
+            }
+        }
+    });
+    let commit = |c: &mut Container, tag: &str, o: Map| -> RResult<Image> {
+        let mut opts = crate::changes::CommitOptions { tag: (!tag.is_empty()).then(|| tag.to_string()), pause: true, ..Default::default() };
+        for (k, v) in &o {
+            match k.as_str() {
+                "changes" => opts.changes = strings(v, "changes")?,
+                "message" => opts.message = v.to_string(),
+                "author" => opts.author = v.to_string(),
+                "pause" => opts.pause = v.as_bool().map_err(|_| rerr("commit option pause must be true or false"))?,
+                other => return Err(rerr(format!("unknown commit option {other:?}; known: changes, message, author, pause"))),
+            }
+        }
+        let i = c.engine.commit(&c.id, &opts).map_err(eng)?;
+        Ok(Image { engine: c.engine.clone(), id: i.id })
+    };
+    r.register_fn("commit", move |c: &mut Container, tag: &str| commit(c, tag, Map::new()));
+    r.register_fn("commit", commit);
+    r.register_fn("update", |c: &mut Container, o: Map| -> RResult<()> {
+        let mut u = crate::container::Update::default();
+        for (k, v) in &o {
+            match k.as_str() {
+                "memory" => u.memory = Some(if let Ok(n) = v.as_int() { n } else { crate::parse::memory(&v.to_string()).map_err(rerr)? }),
+                "cpus" => u.cpus = Some(v.as_float().or_else(|_| v.as_int().map(|i| i as f64)).map_err(|_| rerr("update option cpus must be a number such as 0.5"))?),
+                "pids_limit" => u.pids_limit = Some(v.as_int().map_err(|_| rerr("update option pids_limit must be an integer"))?),
+                "restart" => u.restart = Some(RestartPolicy::parse(&v.to_string()).map_err(rerr)?),
+                other => return Err(rerr(format!("unknown update option {other:?}; known: memory, cpus, pids_limit, restart"))),
+            }
+        }
+        c.engine.update(&c.id, &u).map(|_| ()).map_err(eng)
+    });
     r.register_fn("exec", |c: &mut Container, cmd: Array| -> RResult<Map> {
         let args = strings(&Dynamic::from(cmd), "cmd")?;
         let o = c.engine.exec(&c.id, ExecOptions { args, env: vec![], workdir: None, user: None, tty: false, interactive: false, privileged: false }, true).map_err(eng)?;

@@ -230,6 +230,11 @@ impl Cgroup {
         dirs(&self.path).iter().any(|d| d.is_dir())
     }
 
+    /// Writes the limits that are set (`berth update` on a running one).
+    pub fn set_limits(&self, l: &Limits) -> io::Result<()> {
+        self.apply(l)
+    }
+
     fn apply(&self, l: &Limits) -> io::Result<()> {
         let p = &self.path;
         match &self.imp {
@@ -257,6 +262,9 @@ impl Cgroup {
             Imp::V1(cg) => {
                 if let Some(m) = l.memory {
                     let mem: &cgroups_rs::memory::MemController = cg.controller_of().ok_or_else(|| e("memory", p, "controller missing"))?;
+                    // memory+swap may never be below memory: raising both
+                    // (`update`) must move memsw first, lowering it last.
+                    let _ = mem.set_memswap_limit(m);
                     mem.set_limit(m).map_err(|x| e("memory limit", p, x))?;
                     // Without swap the limit is the limit: a process past it is
                     // OOM-killed instead of swapping (docker sets memsw = 2x by

@@ -243,3 +243,42 @@ fn system_info_names_the_cgroup_version_and_driver() {
     let o = env.berth(&["run", f.to_str().unwrap()]);
     assert_eq!((o.code, o.out()), (0, format!("{want} cgroupfs").as_str()), "{o}");
 }
+
+#[test]
+fn update_changes_a_running_containers_limits_and_they_hold() {
+    let env = Env::new("update_limits");
+    let n = env.name("u");
+    env.run_detached(&n, &["busybox", "sleep", "300"]);
+    let pid: i32 = env.inspect_f(&n, "{{.State.Pid}}").parse().unwrap();
+    let o = env.berth(&["update", "--memory", "32m", "--pids-limit", "30", "--cpus", "0.5", "--restart", "on-failure:3", &n]);
+    assert!(o.ok() && o.out() == n, "{o}");
+    let (mem, pids, cpu) = if v2() {
+        (read_trim(cgroup_dir(pid, "memory").join("memory.max")), read_trim(cgroup_dir(pid, "pids").join("pids.max")), read_trim(cgroup_dir(pid, "cpu").join("cpu.max")))
+    } else {
+        (read_trim(cgroup_dir(pid, "memory").join("memory.limit_in_bytes")), read_trim(cgroup_dir(pid, "pids").join("pids.max")), read_trim(cgroup_dir(pid, "cpu").join("cpu.cfs_quota_us")))
+    };
+    assert_eq!((mem.as_str(), pids.as_str()), ("33554432", "30"), "the cgroup holds the new limits");
+    assert!(cpu.starts_with("50000"), "cpu quota: {cpu}");
+    assert_eq!(env.inspect_f(&n, "{{.HostConfig.Memory}}"), "33554432", "inspect shows it");
+    assert_eq!(env.inspect_f(&n, "{{.HostConfig.RestartPolicy.Name}}"), "on-failure");
+    // The new limit is enforced: what fitted before is OOM-killed now.
+    let o = env.berth_timeout(&["exec", &n, "sh", "-c", "x=$(head -c 100000000 /dev/zero | tr '\\0' a); echo survived ${#x}"], SECS(60));
+    assert!(!o.stdout.contains("survived"), "{o}");
+    // A restart keeps them.
+    env.ok(&["restart", "-t", "0", &n]);
+    let pid: i32 = env.inspect_f(&n, "{{.State.Pid}}").parse().unwrap();
+    let mem = read_trim(cgroup_dir(pid, "memory").join(if v2() { "memory.max" } else { "memory.limit_in_bytes" }));
+    assert_eq!(mem, "33554432", "after a restart");
+    // Mistakes say what to give.
+    let o = env.berth(&["update", &n]);
+    assert!(o.code == 125 && o.stderr.contains("--memory"), "{o}");
+    let o = env.berth(&["update", "--memory", "1k", &n]);
+    assert!(o.code == 125 && o.stderr.contains("minimum"), "{o}");
+    // From a script.
+    let f = env.dir.join("u.rhai");
+    std::fs::write(&f, format!("let c = container(\"{n}\");\nc.update(#{{ memory: \"48m\", pids_limit: 40 }});\nprint(c.inspect().HostConfig.Memory);\n")).unwrap();
+    let o = env.berth(&["run", f.to_str().unwrap()]);
+    assert!(o.ok() && o.out() == "50331648", "{o}");
+    let pid: i32 = env.inspect_f(&n, "{{.State.Pid}}").parse().unwrap();
+    assert_eq!(read_trim(cgroup_dir(pid, "pids").join("pids.max")), "40");
+}

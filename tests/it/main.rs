@@ -5,6 +5,7 @@ mod util;
 
 mod archive;
 mod build;
+mod commands;
 mod concurrency;
 mod examples;
 mod exitcodes;
