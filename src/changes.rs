@@ -148,8 +148,9 @@ impl Engine {
             config.config.labels.entry("org.opencontainers.image.authors".into()).or_insert_with(|| o.author.clone());
         }
         let diff_ids = config.rootfs.diff_ids.clone();
-        let mut db = self.db();
-        Ok(image::commit_image(&self.paths, &mut db, &config, descs, diff_ids, tag_key.as_deref())?)
+        let img = image::commit_image(&self.paths, &mut self.db(), &config, descs, diff_ids, tag_key.as_deref())?;
+        self.container_event(&c, "commit", &[("comment", o.message.clone())]);
+        Ok(img)
     }
 
     /// The container's upper dir as a stored layer on top of its image's.

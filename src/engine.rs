@@ -114,7 +114,9 @@ impl Engine {
     // ---- images ----
 
     pub fn import(&self, src: &mut dyn Read, source_name: &str, tag: Option<&str>, changes: &[String]) -> Result<Image> {
-        Ok(image::import(&self.paths, &mut self.db(), src, source_name, tag, changes)?)
+        let i = image::import(&self.paths, &mut self.db(), src, source_name, tag, changes)?;
+        self.event("image", "import", &i.id, &[("name", tag.unwrap_or(""))]);
+        Ok(i)
     }
 
     pub fn import_file(&self, path: &str, tag: Option<&str>, changes: &[String]) -> Result<Image> {
@@ -156,7 +158,15 @@ impl Engine {
         let mut db = self.db();
         let img = image::resolve(&db, name)?;
         let users = container::users_of_image(&db, &img.id)?;
-        Ok(image::remove(&self.paths, &mut db, name, force, &users)?)
+        let r = image::remove(&self.paths, &mut db, name, force, &users)?;
+        drop(db);
+        for t in &r.untagged {
+            self.event("image", "untag", &img.id, &[("name", t)]);
+        }
+        if !r.deleted.is_empty() {
+            self.event("image", "delete", &img.id, &[("name", name)]);
+        }
+        Ok(r)
     }
 
     fn registry_options(&self, progress: image::registry::Progress) -> image::registry::Options {
@@ -164,7 +174,9 @@ impl Engine {
     }
 
     pub fn pull(&self, name: &str, progress: image::registry::Progress) -> Result<Image> {
-        Ok(image::registry::pull(&self.paths, name, &self.registry_options(progress))?)
+        let i = image::registry::pull(&self.paths, name, &self.registry_options(progress))?;
+        self.event("image", "pull", &i.id, &[("name", name)]);
+        Ok(i)
     }
 
     pub fn push(&self, name: &str, progress: image::registry::Progress) -> Result<String> {
@@ -201,7 +213,9 @@ impl Engine {
     }
 
     pub fn tag(&self, src: &str, dst: &str) -> Result<Image> {
-        Ok(image::tag(&self.paths, &mut self.db(), src, dst)?)
+        let i = image::tag(&self.paths, &mut self.db(), src, dst)?;
+        self.event("image", "tag", &i.id, &[("name", dst)]);
+        Ok(i)
     }
 
     pub fn save(&self, names: &[String], out: &mut dyn Write, format: image::archive::Format) -> Result<()> {
@@ -237,7 +251,9 @@ impl Engine {
                 Err(e) => return Err(e),
             }
         }
-        Ok(container::create(&self.paths, &mut self.db(), spec)?)
+        let c = container::create(&self.paths, &mut self.db(), spec)?;
+        self.container_event(&c, "create", &[]);
+        Ok(c)
     }
 
     /// Finds a container and brings its recorded state up to date: a
@@ -441,6 +457,7 @@ impl Engine {
     pub fn network_create(&self, spec: &network::NetworkSpec) -> Result<network::Network> {
         let n = network::create(&self.paths, &mut self.db(), spec)?;
         self.sync_firewall()?;
+        self.event("network", "create", &n.id, &[("name", &n.name), ("type", "bridge")]);
         Ok(n)
     }
 
@@ -458,6 +475,27 @@ impl Engine {
             containers.push((c.name.clone(), c.state.clone(), eps.into_iter().map(|e| (e.network.name, e.ip.to_string())).collect(), ports));
         }
         Ok(network::Topology { networks, containers })
+    }
+
+    /// Records an event (`berth events`) about a container: its name and
+    /// image, and its labels, as docker's attributes.
+    pub(crate) fn container_event(&self, c: &Container, action: &str, extra: &[(&str, String)]) {
+        crate::events::container(&self.paths, c, action, extra);
+    }
+
+    /// The recorded events (`berth events --since`), oldest first.
+    pub fn events(&self, since: Option<f64>, until: Option<f64>, f: &crate::events::Filter) -> Vec<crate::events::Event> {
+        crate::events::recorded(&self.paths, since, until, f)
+    }
+
+    /// Events as they happen, until `until` or until `each` says stop.
+    pub fn follow_events(&self, until: Option<f64>, f: &crate::events::Filter, each: impl FnMut(&crate::events::Event) -> bool) {
+        crate::events::follow(&self.paths, until, f, each)
+    }
+
+    /// Records an event about an image, network, volume or service.
+    pub(crate) fn event(&self, typ: &str, action: &str, id: &str, attrs: &[(&str, &str)]) {
+        crate::events::emit(&self.paths, typ, action, id, attrs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect());
     }
 
     /// `berth update`: limits and restart policy of a container, applied
@@ -576,6 +614,7 @@ impl Engine {
         let n = network::remove(&mut db, key, |id| names.iter().find(|(i, _)| i == id).map(|(_, n)| n.clone()).unwrap_or_else(|| id[..12].to_string()))?;
         drop(db);
         self.sync_firewall()?;
+        self.event("network", "destroy", &n.id, &[("name", &n.name), ("type", "bridge")]);
         Ok(n)
     }
 
@@ -613,6 +652,7 @@ impl Engine {
             }
         }
         self.refresh_hosts(&ep.network)?;
+        self.event("network", "connect", &ep.network.id, &[("name", &ep.network.name), ("container", &c.id)]);
         Ok(())
     }
 
@@ -668,6 +708,7 @@ impl Engine {
             self.apply_impairments(&c, true)?;
         }
         self.refresh_hosts(&n)?;
+        self.event("network", "disconnect", &n.id, &[("name", &n.name), ("container", &c.id)]);
         // Its own file no longer lists the peers of that network.
         self.write_hosts(std::slice::from_ref(&c.id))
     }
@@ -691,6 +732,7 @@ impl Engine {
         let t = timeout.or(c.spec.stop_timeout).unwrap_or(10);
         if c.running() || c.state == "restarting" {
             self.control_and_wait(&c, attach::STOP, t as i32, None)?;
+            self.container_event(&c, "stop", &[]);
         }
         self.container(&c.id)
     }
@@ -703,12 +745,15 @@ impl Engine {
         }
         let wait = if sig == libc::SIGKILL { Some(Duration::from_secs(10)) } else { Some(Duration::from_millis(1)) };
         self.control_and_wait(&c, attach::KILL, sig, wait)?;
+        self.container_event(&c, "kill", &[("signal", sig.to_string())]);
         self.container(&c.id)
     }
 
     pub fn restart(&self, key: &str, timeout: Option<u64>) -> Result<Container> {
         let c = self.stop(key, timeout)?;
-        self.start(&c.id)
+        let c = self.start(&c.id)?;
+        self.container_event(&c, "restart", &[]);
+        Ok(c)
     }
 
     pub fn pause(&self, key: &str) -> Result<Container> {
@@ -718,6 +763,7 @@ impl Engine {
         }
         Cgroup::load(&c.cgroup(&self.paths)).freeze().map_err(other("pause"))?;
         container::set_state(&mut self.db(), &c.id, "paused")?;
+        self.container_event(&c, "pause", &[]);
         self.replica_moved(&c)?;
         self.container(&c.id)
     }
@@ -729,6 +775,7 @@ impl Engine {
         }
         Cgroup::load(&c.cgroup(&self.paths)).thaw().map_err(other("unpause"))?;
         container::set_state(&mut self.db(), &c.id, "running")?;
+        self.container_event(&c, "unpause", &[]);
         self.replica_moved(&c)?;
         self.container(&c.id)
     }
@@ -789,6 +836,7 @@ impl Engine {
                 Err(e) => return Err(e.into()),
             }
         }
+        self.container_event(&c, "destroy", &[]);
         if volumes {
             container::remove_anonymous_volumes(&self.paths, &mut self.db(), &c);
         }
@@ -805,7 +853,12 @@ impl Engine {
     // ---- volumes ----
 
     pub fn volume_create(&self, name: Option<&str>, labels: &std::collections::BTreeMap<String, String>) -> Result<crate::volume::Volume> {
-        Ok(crate::volume::create(&self.paths, &mut self.db(), name, name.is_none(), labels)?)
+        let existed = name.is_some_and(|n| self.volume(n).is_ok());
+        let v = crate::volume::create(&self.paths, &mut self.db(), name, name.is_none(), labels)?;
+        if !existed {
+            self.event("volume", "create", &v.name, &[("driver", "local")]);
+        }
+        Ok(v)
     }
 
     pub fn volume(&self, name: &str) -> Result<crate::volume::Volume> {
@@ -827,7 +880,10 @@ impl Engine {
         let v = self.volume(name)?;
         let mut db = self.db();
         let users = container::volume_users(&db, &v.name);
-        Ok(crate::volume::remove(&self.paths, &mut db, &v.name, &users)?)
+        crate::volume::remove(&self.paths, &mut db, &v.name, &users)?;
+        drop(db);
+        self.event("volume", "destroy", &v.name, &[("driver", "local")]);
+        Ok(())
     }
 
     /// Removes unused volumes (anonymous ones only unless `all`).
@@ -839,7 +895,11 @@ impl Engine {
 
     /// Renames; peers' hosts files follow the new name.
     pub fn rename(&self, key: &str, new: &str) -> Result<()> {
+        let old = self.container(key)?;
         container::rename(&mut self.db(), key, new)?;
+        if let Ok(c) = self.container(&old.id) {
+            self.container_event(&c, "rename", &[("oldName", format!("/{}", old.name))]);
+        }
         for ep in self.endpoints(new)? {
             self.refresh_hosts(&ep.network)?;
         }

@@ -7,6 +7,7 @@ pub mod cli;
 pub mod container;
 pub mod changes;
 pub mod engine;
+pub mod events;
 pub mod firewall;
 pub mod build;
 pub mod image;

@@ -87,6 +87,8 @@ enum Cmd {
     Update(more::UpdateArgs),
     /// Attach this terminal's input and output to a running container
     Attach(more::AttachArgs),
+    /// Get events as they happen (and, with --since, those recorded)
+    Events(more::EventsArgs),
     /// Manage containers
     #[command(subcommand)]
     Container(ContainerCmd),
@@ -1194,6 +1196,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Cmd::Commit(a) => more::commit(&e, a),
         Cmd::Update(a) => more::update(&e, a),
         Cmd::Attach(a) => more::attach(&e, &a),
+        Cmd::Events(a) => more::events(&e, &a),
         Cmd::Info { .. } | Cmd::Version { .. } => unreachable!("answered above"),
         Cmd::Port { container } => {
             for p in e.ports(&container)? {

@@ -62,6 +62,53 @@ pub struct AttachArgs {
 }
 
 #[derive(Args)]
+pub struct EventsArgs {
+    /// Show events since this time: a Unix time, an RFC 3339 time, or a duration before now (10m)
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Stop at this time (the same forms); without it, follow until interrupted
+    #[arg(long)]
+    pub until: Option<String>,
+    /// type=container|image|network|volume|service, event=start, container=NAME, label=K[=V], ...
+    #[arg(short = 'f', long)]
+    pub filter: Vec<String>,
+    /// json: one JSON object per line, as docker's
+    #[arg(long)]
+    pub format: Option<String>,
+}
+
+pub fn events(e: &Engine, a: &EventsArgs) -> anyhow::Result<i32> {
+    let since = a.since.as_deref().map(crate::events::parse_time).transpose().map_err(|m| anyhow::anyhow!("--since: {m}"))?;
+    let until = a.until.as_deref().map(crate::events::parse_time).transpose().map_err(|m| anyhow::anyhow!("--until: {m}"))?;
+    let mut f = crate::events::Filter::default();
+    for x in &a.filter {
+        f.add(x).map_err(|m| anyhow::anyhow!("--filter: {m}"))?;
+    }
+    let json = match a.format.as_deref() {
+        None => false,
+        Some("json") | Some("{{json .}}") => true,
+        Some(other) => anyhow::bail!("--format {other:?}: events print as lines or as json"),
+    };
+    let show = |ev: &crate::events::Event| -> bool {
+        let mut out = std::io::stdout().lock();
+        let text = if json { crate::events::json(ev).to_string() } else { crate::events::line(ev) };
+        writeln!(out, "{text}").and_then(|_| out.flush()).is_ok()
+    };
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs_f64();
+    if since.is_some() {
+        for ev in e.events(since, until.map(|u| u.min(now)), &f) {
+            if !show(&ev) {
+                return Ok(0);
+            }
+        }
+    }
+    if until.is_none_or(|u| u > now) {
+        e.follow_events(until, &f, show);
+    }
+    Ok(0)
+}
+
+#[derive(Args)]
 pub struct PruneArgs {
     #[arg(short = 'f', long)]
     pub force: bool,

@@ -199,6 +199,14 @@ impl Monitor {
         }
     }
 
+    /// Records a container event (`berth events`) from the monitor: starts
+    /// and exits happen here, whoever asked for them.
+    fn event(&mut self, action: &str, extra: &[(&str, String)]) {
+        if let Some(c) = self.with_store("reading the container for its event", |db, _, id| container::get(db, id)) {
+            crate::events::container(&self.paths, &c, action, extra);
+        }
+    }
+
     fn new(paths: Paths, id: &str, first: Option<&UnixStream>) -> Result<Monitor, String> {
         let db = Db::open(&paths).map_err(|e| e.to_string())?;
         let c = container::get(&db, id).map_err(|e| e.to_string())?;
@@ -289,6 +297,7 @@ impl Monitor {
             };
             let (pid, health) = (run.pid, self.health.is_some());
             self.must_store("recording the start", |db, _, id| container::record_started(db, id, pid, proc::getpid(), restarts > 0, health));
+            self.event("start", &[]);
             // A replica without a check serves once running, on a first start
             // as on a restart (with a check, its first healthy probe does it).
             if self.replica && self.health.is_none() {
@@ -626,6 +635,10 @@ impl Monitor {
         let code = status.map(|s| s.code()).unwrap_or(EXIT_ENGINE);
         let oom = run.cgroup.oom_killed();
         self.must_store("recording the exit", |db, _, id| container::record_exited(db, id, code, oom, ""));
+        if oom {
+            self.event("oom", &[]);
+        }
+        self.event("die", &[("exitCode", code.to_string())]);
         self.spent = Some(run.cgroup);
         self.kill_at = None;
         code

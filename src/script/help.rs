@@ -126,6 +126,7 @@ Example: let st = stack(\"shop\", \"examples/shop/compose.yaml\"); st.up(); ... 
     e("", "stacks", "stacks() -> [string]", "the names of the deployed stacks"),
     // ---- system ----
     e("", "system_df", "system_df() -> Map", "disk usage, as `berth system df`"),
+    e("", "events", "events([#{ since, until, filter }]) -> Array", "recorded events, oldest first: #{ type, action, id, name, attributes, time }; filter: #{ type: \"container\", event: \"start\", container: \"web\" }; since/until: Unix time, RFC 3339 or a duration before now (\"10m\")"),
     e("", "system_reset", "system_reset() -> Map", "removes everything this root holds, the default network too, as `berth system reset -f`; #{ containers, networks, volumes, images, ... } counts"),
     e("", "system_info", "system_info() -> Map", "host and engine facts, as `berth system info` (cgroup_version, cgroup_driver, kernel_version, ...)"),
     x("", "prune", "prune([opts]) -> Map", "removes stopped containers, unused networks and dangling images",

@@ -1075,6 +1075,51 @@ pub fn build_with(engine: Arc<Engine>, argv: Vec<String>, tracker: Option<Arc<dy
     });
     r.register_fn("down", |s: &mut Stack| -> RResult<()> { s.engine.stack_remove(&s.name).map(|_| ()).map_err(eng) });
     r.register_fn("to_string", |s: &mut Stack| format!("Stack({})", s.name));
+    // events(#{ since, until, filter: #{ type, event, container, ... } }):
+    // the recorded ones, at once (a script does not block on a stream).
+    let e = engine.clone();
+    let events = move |o: Map| -> RResult<Array> {
+        let time = |k: &str| -> RResult<Option<f64>> {
+            match o.get(k) {
+                None => Ok(None),
+                Some(v) if v.is_int() => Ok(Some(v.as_int().unwrap_or(0) as f64)),
+                Some(v) if v.is_float() => Ok(Some(v.as_float().unwrap_or(0.0))),
+                Some(v) => crate::events::parse_time(&v.to_string()).map(Some).map_err(|m| rerr(format!("events option {k}: {m}"))),
+            }
+        };
+        let mut f = crate::events::Filter::default();
+        for (k, _) in &o {
+            if !matches!(k.as_str(), "since" | "until" | "filter") {
+                return Err(rerr(format!("unknown events option {k:?}; known: since, until, filter")));
+            }
+        }
+        if let Some(m) = o.get("filter") {
+            let m = m.clone().try_cast::<Map>().ok_or_else(|| rerr("events option filter must be a map such as #{ type: \"container\", event: \"start\" }"))?;
+            for (k, v) in &m {
+                let vals = if v.is_array() { strings(v, "filter")? } else { vec![v.to_string()] };
+                for x in vals {
+                    f.add(&format!("{k}={x}")).map_err(rerr)?;
+                }
+            }
+        }
+        let (since, until) = (time("since")?, time("until")?);
+        Ok(e.events(since, until, &f)
+            .into_iter()
+            .map(|ev| {
+                let mut m = Map::new();
+                m.insert("type".into(), ev.typ.clone().into());
+                m.insert("action".into(), ev.action.clone().into());
+                m.insert("id".into(), ev.actor.id.clone().into());
+                m.insert("name".into(), ev.actor.attributes.get("name").cloned().unwrap_or_default().into());
+                m.insert("attributes".into(), ev.actor.attributes.iter().map(|(k, v)| (k.as_str().into(), Dynamic::from(v.clone()))).collect::<Map>().into());
+                m.insert("time".into(), Dynamic::from_float(ev.time_nano as f64 / 1e9));
+                Dynamic::from(m)
+            })
+            .collect())
+    };
+    let ev = events.clone();
+    r.register_fn("events", move || ev(Map::new()));
+    r.register_fn("events", events);
     let e = engine.clone();
     r.register_fn("system_df", move || -> RResult<Dynamic> { rhai::serde::to_dynamic(e.df().map_err(eng)?) });
     let e = engine.clone();

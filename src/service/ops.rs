@@ -90,6 +90,7 @@ impl Engine {
             let _ = self.service_remove(&id);
             return Err(e);
         }
+        self.event("service", "create", &id, &[("name", &spec.name)]);
         self.service(&id)
     }
 
@@ -212,6 +213,7 @@ impl Engine {
         }
         new.previous = Some(super::Previous { image: old.template.image.clone(), cmd: old.template.cmd.clone(), env: old.template.env.clone() });
         super::set_spec(&mut self.db(), &s.id, &new)?;
+        self.event("service", "update", &s.id, &[("name", &s.name), ("image", &new.template.image)]);
         self.service(&s.id)
     }
 
@@ -376,6 +378,7 @@ impl Engine {
             let _ = crate::sys::netlink::Netlink::new().and_then(|nl| nl.del_address(&n.bridge, s.vip, prefix));
         }
         self.service_sync(&s)?;
+        self.event("service", "remove", &s.id, &[("name", &s.name)]);
         Ok(s)
     }
 }

@@ -142,3 +142,50 @@ fn attach_follows_a_running_container_and_detaches_with_ctrl_p_ctrl_q() {
     assert!(out.stdout.contains("attached-42"), "the shell answered through attach: {out}");
     assert_eq!(env.inspect_f(&t, "{{.State.Status}}"), "running", "detached, not stopped: {out}");
 }
+
+#[test]
+fn events_are_recorded_streamed_and_filtered() {
+    let env = Env::new("cmd_events");
+    // A stream started first sees a start that happens after it began.
+    let mut stream = env.cmd(&["events", "--filter", "event=start"]).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let c = env.name("ev");
+    assert_eq!(env.berth(&["run", "--name", &c, "busybox", "sh", "-c", "exit 3"]).code, 3);
+    env.ok(&["rm", &c]);
+    let net = env.name("evnet");
+    env.ok(&["network", "create", &net]);
+    // The stream's first line, then it is stopped.
+    let stdout = stream.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        let mut l = String::new();
+        let _ = std::io::BufReader::new(stdout).read_line(&mut l);
+        let _ = tx.send(l);
+    });
+    let first = rx.recv_timeout(Duration::from_secs(10)).unwrap_or_default();
+    let _ = stream.kill();
+    let _ = stream.wait();
+    assert!(first.contains(" container start ") && first.contains(&format!("name={c}")), "the stream saw the start: {first:?}");
+    // After the fact: the container's life in order.
+    let o = env.ok(&["events", "--since", "5m", "--until", "now", "--filter", &format!("container={c}")]);
+    let actions: Vec<&str> = o.lines().filter_map(|l| l.split_whitespace().nth(2)).collect();
+    assert_eq!(actions, ["create", "start", "die", "destroy"], "{o}");
+    assert!(o.contains("exitCode=3"), "{o}");
+    // Filters keep to their kind.
+    let o = env.ok(&["events", "--since", "5m", "--until", "now", "--filter", "type=network"]);
+    assert!(o.contains(" network create ") && o.contains(&format!("name={net}")) && !o.contains(" container "), "{o}");
+    let o = env.ok(&["events", "--since", "5m", "--until", "now", "--format", "json", "--filter", "event=die"]);
+    let j: serde_json::Value = serde_json::from_str(o.lines().next().unwrap_or("null")).unwrap();
+    assert_eq!((j["Type"].as_str(), j["Action"].as_str(), j["Actor"]["Attributes"]["exitCode"].as_str()), (Some("container"), Some("die"), Some("3")), "{o}");
+    // Bad input names the value and the forms.
+    let o = env.berth(&["events", "--since", "yesterday"]);
+    assert!(o.code != 0 && o.stderr.contains("yesterday") && o.stderr.contains("RFC 3339"), "{o}");
+    let o = env.berth(&["events", "--filter", "colour=red", "--until", "now"]);
+    assert!(o.code != 0 && o.stderr.contains("colour") && o.stderr.contains("type, event"), "{o}");
+    // From a script.
+    let f = env.dir.join("ev.rhai");
+    std::fs::write(&f, format!("let es = events(#{{ since: \"5m\", filter: #{{ container: \"{c}\" }} }});\nprint(es.map(|e| e.action));\nassert_eq(es[0].name, \"{c}\");\n")).unwrap();
+    let o = env.berth(&["run", f.to_str().unwrap()]);
+    assert!(o.ok() && o.stdout.contains(r#"["create", "start", "die", "destroy"]"#), "{o}");
+}
