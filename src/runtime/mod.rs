@@ -1,6 +1,12 @@
-//! The runtime underneath: it reads only the OCI spec (config.json) and
-//! turns it into a running process tree: the monitor, the container's init,
-//! exec'd processes.
+//! The runtime underneath: it turns the OCI spec (config.json) into a
+//! running process tree: the monitor, the container's init, exec'd
+//! processes. `init` and `exec` read only the spec. The monitor cannot: it
+//! outlives every client, so it is the one that records a start and an exit
+//! in the store, moves a service replica in and out of the firewall's
+//! balancing, drops a `--rm` container, runs health probes and emits the
+//! container's events. Those are its only ties to the engine's areas
+//! (container records, the firewall, events), each a call through the
+//! store that never blocks the container (see `Monitor::with_store`).
 
 pub mod attach;
 pub mod exec;
