@@ -82,28 +82,17 @@ pub fn exit_now(code: i32) -> ! {
 }
 
 pub fn set_no_new_privs() -> io::Result<()> {
-    // SAFETY: prctl with integer arguments.
-    if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
+    nix::sys::prctl::set_no_new_privs().map_err(io::Error::from)
 }
 
 /// Asks the kernel to send `sig` to us when our parent dies.
 pub fn set_parent_death_signal(sig: i32) -> io::Result<()> {
-    // SAFETY: prctl with integer arguments.
-    if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, sig as libc::c_ulong, 0, 0, 0) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
+    let sig = nix::sys::signal::Signal::try_from(sig).map_err(io::Error::from)?;
+    nix::sys::prctl::set_pdeathsig(sig).map_err(io::Error::from)
 }
 
 pub fn set_child_subreaper() -> io::Result<()> {
-    // SAFETY: prctl with integer arguments.
-    if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
+    nix::sys::prctl::set_child_subreaper(true).map_err(io::Error::from)
 }
 
 pub fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
@@ -372,21 +361,13 @@ pub fn chdir(p: &std::path::Path) -> io::Result<()> {
 /// Sets uid, gid and supplementary groups, keeping capabilities across the
 /// uid change so the caller can then set exactly the ones the spec asks for.
 pub fn set_ids(uid: u32, gid: u32, groups: &[u32]) -> io::Result<()> {
-    // SAFETY: integer syscalls; groups slice outlives the call.
-    unsafe {
-        if libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        if libc::setgroups(groups.len(), groups.as_ptr()) < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        if libc::setresgid(gid, gid, gid) < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        if libc::setresuid(uid, uid, uid) < 0 {
-            return Err(io::Error::last_os_error());
-        }
-    }
+    use nix::unistd::{Gid, Uid};
+    nix::sys::prctl::set_keepcaps(true)?;
+    let groups: Vec<Gid> = groups.iter().map(|g| Gid::from_raw(*g)).collect();
+    nix::unistd::setgroups(&groups)?;
+    let (g, u) = (Gid::from_raw(gid), Uid::from_raw(uid));
+    nix::unistd::setresgid(g, g, g)?;
+    nix::unistd::setresuid(u, u, u)?;
     Ok(())
 }
 
