@@ -281,7 +281,7 @@ impl Engine {
         // (Missing ones matter only where the chain drops by policy.)
         if let Some((drops, rules)) = network::foreign_forward_rules(&self.paths) {
             let want: HashSet<String> = network::bridges(&self.db())?.into_iter().collect();
-            let have: HashSet<String> = rules.iter().flat_map(|(_, r)| rule_tokens(r)).collect();
+            let have: HashSet<String> = rules.iter().map(|(_, ifname)| ifname.clone()).collect();
             let mut stale: Vec<&String> = have.difference(&want).collect();
             stale.sort();
             if !stale.is_empty() {

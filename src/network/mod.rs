@@ -674,17 +674,49 @@ fn foreign_tag(paths: &Paths) -> String {
     alias_prefix(paths).trim_end_matches(':').to_string()
 }
 
-/// Whether `ip filter FORWARD` drops by policy, and the handles and text of
-/// this root's rules in it; None when that chain does not exist.
+/// Whether `ip filter FORWARD` drops by policy, and the handle and the
+/// interface of each of this root's rules in it; None when that chain does
+/// not exist. Read as nft's JSON, not by scraping its text.
 pub fn foreign_forward_rules(paths: &Paths) -> Option<(bool, Vec<(u64, String)>)> {
-    let out = std::process::Command::new("nft").args(["-a", "list", "chain", "ip", "filter", "FORWARD"]).stderr(std::process::Stdio::null()).output().ok()?;
+    let out = std::process::Command::new("nft").args(["-j", "list", "chain", "ip", "filter", "FORWARD"]).stderr(std::process::Stdio::null()).output().ok()?;
     if !out.status.success() {
         return None;
     }
-    let tag = format!("comment \"{}\"", foreign_tag(paths));
-    let text = String::from_utf8_lossy(&out.stdout);
-    let rules = text.lines().filter(|l| l.contains(&tag)).filter_map(|l| Some((l.rsplit("# handle ").next()?.trim().parse().ok()?, l.trim().to_string()))).collect();
-    Some((text.contains("policy drop;"), rules))
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+    Some(forward_rules_of(&v, &foreign_tag(paths)))
+}
+
+/// From `nft -j list chain`: the chain's drop policy, and (handle, the
+/// interface it matches) of each rule commented `tag`.
+fn forward_rules_of(v: &serde_json::Value, tag: &str) -> (bool, Vec<(u64, String)>) {
+    let items = v["nftables"].as_array().cloned().unwrap_or_default();
+    let drops = items.iter().any(|i| i["chain"]["policy"] == "drop");
+    let rules = items
+        .iter()
+        .filter_map(|i| i.get("rule"))
+        .filter(|r| r["comment"] == tag)
+        .filter_map(|r| {
+            let handle = r["handle"].as_u64()?;
+            let ifname = r["expr"].as_array()?.iter().find_map(|e| {
+                let m = &e["match"];
+                matches!(m["left"]["meta"]["key"].as_str(), Some("iifname" | "oifname")).then(|| m["right"].as_str().map(str::to_string)).flatten()
+            })?;
+            Some((handle, ifname))
+        })
+        .collect();
+    (drops, rules)
+}
+
+#[cfg(test)]
+mod forward_tests {
+    #[test]
+    fn reads_nft_json() {
+        let v: serde_json::Value = serde_json::from_str(r#"{"nftables": [{"metainfo": {"version": "1.0.6"}},
+            {"chain": {"family": "ip", "table": "filter", "name": "FORWARD", "handle": 1, "type": "filter", "hook": "forward", "prio": 0, "policy": "drop"}},
+            {"rule": {"family": "ip", "table": "filter", "chain": "FORWARD", "handle": 7, "comment": "berth-1a2b", "expr": [{"match": {"op": "==", "left": {"meta": {"key": "oifname"}}, "right": "br-0123"}}, {"counter": {"packets": 0, "bytes": 0}}, {"accept": null}]}},
+            {"rule": {"family": "ip", "table": "filter", "chain": "FORWARD", "handle": 9, "comment": "someone else", "expr": [{"accept": null}]}}]}"#).unwrap();
+        assert_eq!(super::forward_rules_of(&v, "berth-1a2b"), (true, vec![(7, "br-0123".to_string())]));
+    }
 }
 
 fn sync_foreign_forward(paths: &Paths, bridges: &[String]) -> std::io::Result<()> {
