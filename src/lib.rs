@@ -1,7 +1,12 @@
 //! berth: a container engine whose first interface is a script.
 //!
-//! One `Engine` (engine.rs) is the only door into the core; the fronts
-//! (cli/, script/) turn words into request structs and render results.
+//! One `Engine` (engine/) is the only door into the core; the fronts
+//! (cli/, script/, and testrun, which both use) turn words into request
+//! structs and render results. The areas below the door (container, image,
+//! network, volume, service, build, runtime, store, sys, ...) never import
+//! it: the door calls them, and where an area needs the engine back (a
+//! build's RUN steps), it says what it needs as a trait the engine
+//! implements (`build::builder::Host`).
 
 pub mod cli;
 pub mod container;

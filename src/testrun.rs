@@ -50,7 +50,7 @@ impl TestRun {
         // Built aside and renamed into place: a sweep never sees a run
         // without its owner.
         let tmp = runs_dir(e).join(format!(".{id}"));
-        let fail = |x: std::io::Error| crate::engine::EngineError::Other(format!("recording test run in {}: {x}", dir.display()));
+        let fail = |source: std::io::Error| crate::engine::EngineError::Io { context: format!("recording test run in {}", dir.display()), source };
         std::fs::create_dir_all(&tmp).map_err(fail)?;
         std::fs::write(tmp.join("owner"), me()).map_err(fail)?;
         std::fs::rename(&tmp, &dir).map_err(fail)?;

@@ -15,7 +15,6 @@ use sha2::{Digest, Sha256};
 use super::dockerfile::{self, Args, Instruction};
 use super::shell;
 use crate::container::RunSpec;
-use crate::engine::{Attach, Engine, EngineError};
 use crate::image::{self, History, Image, ImageConfig, RootFs};
 use crate::store;
 
@@ -26,7 +25,48 @@ pub enum BuildError {
     #[error("{0}")]
     Other(String),
     #[error(transparent)]
-    Engine(#[from] EngineError),
+    Image(#[from] image::ImageError),
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    /// A file operation that failed, with what it was for.
+    #[error("{context}: {source}")]
+    Io { context: String, source: std::io::Error },
+    /// The build cache's table in the store.
+    #[error("build cache: {0}")]
+    Cache(#[from] rusqlite::Error),
+    /// What the host running the build (the engine) reported.
+    #[error("{0}")]
+    Host(#[source] HostError),
+}
+
+pub type HostError = Box<dyn std::error::Error + Send + Sync>;
+
+fn io(context: impl std::fmt::Display) -> impl FnOnce(std::io::Error) -> BuildError {
+    let context = context.to_string();
+    move |source| BuildError::Io { context, source }
+}
+
+/// What a RUN step's container printed and returned.
+pub struct StepOutput {
+    pub code: i32,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
+/// What a build needs from whoever runs it: the store, its images, and a
+/// throwaway container for each RUN step. The engine implements it, so the
+/// door calls the builder and the builder never calls the door.
+pub trait Host {
+    fn paths(&self) -> &store::Paths;
+    fn db(&self) -> std::sync::MutexGuard<'_, store::Db>;
+    fn image(&self, name: &str) -> std::result::Result<Image, HostError>;
+    /// A container for a RUN step; returns its id.
+    fn step_create(&self, spec: &RunSpec) -> std::result::Result<String, HostError>;
+    /// Runs the step's container to its end: its output goes to our stdout
+    /// with `show_output`, else it is captured.
+    fn step_run(&self, id: &str, show_output: bool) -> std::result::Result<StepOutput, HostError>;
+    /// Removes the step's container (its upper directory read).
+    fn step_remove(&self, id: &str);
 }
 
 type Result<T> = std::result::Result<T, BuildError>;
@@ -60,7 +100,7 @@ struct State {
 }
 
 struct Ctx<'a> {
-    engine: &'a Engine,
+    engine: &'a dyn Host,
     opts: &'a BuildOptions,
     file: String,
     escape: char,
@@ -89,7 +129,7 @@ fn say(opts: &BuildOptions, s: &str) {
 }
 
 /// Builds the Dockerfile; tags and returns the final stage's image.
-pub fn build(engine: &Engine, opts: &BuildOptions) -> Result<Image> {
+pub fn build(engine: &dyn Host, opts: &BuildOptions) -> Result<Image> {
     let started = Instant::now();
     let file = opts.file.clone().unwrap_or_else(|| opts.context.join("Dockerfile"));
     let file = if file.is_relative() && !file.exists() { opts.context.join(&file) } else { file };
@@ -97,7 +137,7 @@ pub fn build(engine: &Engine, opts: &BuildOptions) -> Result<Image> {
     if !opts.context.is_dir() {
         return Err(BuildError::Other(format!("build context {} is not a directory", opts.context.display())));
     }
-    let src = std::fs::read_to_string(&file).map_err(|e| BuildError::Other(format!("reading {fname}: {e}")))?;
+    let src = std::fs::read_to_string(&file).map_err(io(format!("reading {fname}")))?;
     let df = dockerfile::parse(&src).map_err(|e| BuildError::Other(format!("{fname}: {e}")))?;
     df.validate().map_err(|e| BuildError::Other(format!("{fname}: {e}")))?;
     let ignore = read_dockerignore(&opts.context);
@@ -158,9 +198,9 @@ pub fn build(engine: &Engine, opts: &BuildOptions) -> Result<Image> {
     let img = {
         let mut db = engine.db();
         if let Some(t) = &opts.tag {
-            image::tag(&engine.paths, &mut db, &id, t).map_err(EngineError::from)?
+            image::tag(engine.paths(), &mut db, &id, t)?
         } else {
-            image::resolve(&db, &id).map_err(EngineError::from)?
+            image::resolve(&db, &id)?
         }
     };
     say(opts, &format!("Successfully built {} in {:.2}s", img.short_id(), started.elapsed().as_secs_f64()));
@@ -449,7 +489,7 @@ impl Ctx<'_> {
         }
         st.config.created = store::now_image_time();
         let mut db = self.engine.db();
-        let img = image::commit_image(&self.engine.paths, &mut db, &st.config, st.descs.clone(), st.config.rootfs.diff_ids.clone(), None).map_err(EngineError::from)?;
+        let img = image::commit_image(self.engine.paths(), &mut db, &st.config, st.descs.clone(), st.config.rootfs.diff_ids.clone(), None)?;
         if !key.is_empty() {
             cache_put(&db, key, &img.id)?;
         }
@@ -546,12 +586,11 @@ impl Ctx<'_> {
             network: Some("none".into()),
             ..Default::default()
         };
-        let c = self.engine.create(&spec)?;
-        say(self.opts, &format!(" ---> Running in {}", c.short_id()));
-        let attach = if self.opts.show_output { Attach::Stdio { stdin: false, tty: false } } else { Attach::Capture };
-        let out = self.engine.start_attached(&c.id, attach);
+        let cid = self.engine.step_create(&spec).map_err(BuildError::Host)?;
+        say(self.opts, &format!(" ---> Running in {}", short(&cid)));
+        let out = self.engine.step_run(&cid, self.opts.show_output);
         let result = (|| -> Result<String> {
-            let out = out?;
+            let out = out.map_err(BuildError::Host)?;
             if out.code != 0 {
                 if !self.opts.show_output {
                     say(self.opts, &String::from_utf8_lossy(&out.stdout));
@@ -559,14 +598,14 @@ impl Ctx<'_> {
                 }
                 return Err(at(&self.file, ins.line, format!("step {}: RUN {} returned a non-zero code: {}", self.step, script.join(" "), out.code)));
             }
-            let upper = self.engine.paths.container_dir(&c.id).join("upper");
+            let upper = self.engine.paths().container_dir(&cid).join("upper");
             let layer = self.layer_from_dir(&upper, st, true)?;
             st.config.history.push(History { created: store::now_image_time(), created_by: history_text(ins), comment: String::new(), empty_layer: false });
             let id = self.commit(st, Some(layer), &key)?;
             st.chain = key.clone();
             Ok(id)
         })();
-        let _ = self.engine.remove(&c.id, true);
+        self.engine.step_remove(&cid);
         let id = result?;
         say(self.opts, &format!(" ---> {}", short(&id)));
         Ok(())
@@ -598,7 +637,7 @@ impl Ctx<'_> {
         };
         // Sources: (path on the host, path inside the context or stage).
         let (root, mounted) = match &from {
-            None => (self.opts.context.canonicalize().map_err(|e| BuildError::Other(format!("build context: {e}")))?, None),
+            None => (self.opts.context.canonicalize().map_err(io("build context"))?, None),
             Some(f) => self.stage_root(f, ins)?,
         };
         let mut sources: Vec<PathBuf> = Vec::new();
@@ -627,16 +666,16 @@ impl Ctx<'_> {
             }
             return Ok(());
         }
-        let tmp = self.engine.paths.tmp().join(format!("import-{}-copy-{}", std::process::id(), &store::new_id()[..12]));
+        let tmp = self.engine.paths().tmp().join(format!("import-{}-copy-{}", std::process::id(), &store::new_id()[..12]));
         let result = (|| -> Result<image::StoredLayer> {
             let tarpath = tmp.with_extension("tar");
-            let f = std::fs::File::create(&tarpath).map_err(|e| BuildError::Other(format!("{}: {e}", tarpath.display())))?;
+            let f = std::fs::File::create(&tarpath).map_err(io(tarpath.display()))?;
             let mut tb = tar::Builder::new(std::io::BufWriter::new(f));
             tb.follow_symlinks(false);
             let mut added_dirs = Vec::new();
             for src in &sources {
                 let rel = src.strip_prefix(&root).unwrap_or(src);
-                let md = std::fs::symlink_metadata(src).map_err(|e| BuildError::Other(format!("{}: {e}", src.display())))?;
+                let md = std::fs::symlink_metadata(src).map_err(io(src.display()))?;
                 let target = if md.is_dir() {
                     // Copying a directory copies its contents.
                     dest.clone()
@@ -649,27 +688,27 @@ impl Ctx<'_> {
                     self.add_archive(&mut tb, src, &dest, &tmp).map_err(|e| at(&self.file, ins.line, e))?;
                     continue;
                 }
-                parent_dirs(&mut tb, &target, &mut added_dirs).map_err(|e| BuildError::Other(e.to_string()))?;
+                parent_dirs(&mut tb, &target, &mut added_dirs).map_err(io("writing the step's layer"))?;
                 append_tree(&mut tb, src, Path::new(target.trim_start_matches('/')), uid, gid, chmod, &root, if from.is_none() { &self.ignore } else { &[] }, rel)
-                    .map_err(|e| BuildError::Other(format!("{}: {e}", src.display())))?;
+                    .map_err(io(src.display()))?;
             }
             for (name, content) in &heredoc_files {
                 let target = if dest_is_dir || heredoc_files.len() > 1 { format!("{}/{name}", dest.trim_end_matches('/')) } else { dest.clone() };
-                parent_dirs(&mut tb, &target, &mut added_dirs).map_err(|e| BuildError::Other(e.to_string()))?;
+                parent_dirs(&mut tb, &target, &mut added_dirs).map_err(io("writing the step's layer"))?;
                 let mut hd = tar::Header::new_gnu();
                 hd.set_size(content.len() as u64);
                 hd.set_mode(chmod.unwrap_or(0o644));
                 hd.set_uid(uid.unwrap_or(0) as u64);
                 hd.set_gid(gid.unwrap_or(0) as u64);
                 hd.set_mtime(0);
-                tb.append_data(&mut hd, target.trim_start_matches('/'), content.as_bytes()).map_err(|e| BuildError::Other(e.to_string()))?;
+                tb.append_data(&mut hd, target.trim_start_matches('/'), content.as_bytes()).map_err(io("writing the step's layer"))?;
             }
-            tb.into_inner().and_then(|mut w| w.flush()).map_err(|e| BuildError::Other(e.to_string()))?;
-            let mut f = std::fs::File::open(&tarpath).map_err(|e| BuildError::Other(e.to_string()))?;
+            tb.into_inner().and_then(|mut w| w.flush()).map_err(io("writing the step's layer"))?;
+            let mut f = std::fs::File::open(&tarpath).map_err(io(tarpath.display()))?;
             let parent_chain = top_chain(st);
             let mut db = self.engine.db();
-            let l = image::store_layer(&self.engine.paths, &mut db, &mut f, parent_chain.as_deref(), &format!("{} step {}", ins.cmd.to_uppercase(), self.step), None, None)
-                .map_err(EngineError::from)?;
+            let l = image::store_layer(self.engine.paths(), &mut db, &mut f, parent_chain.as_deref(), &format!("{} step {}", ins.cmd.to_uppercase(), self.step), None, None)
+                ?;
             let _ = std::fs::remove_file(&tarpath);
             Ok(l)
         })();
@@ -704,13 +743,13 @@ impl Ctx<'_> {
                 state_of(self.engine, &img).map_err(BuildError::Other)?
             }
         };
-        let dirs: Vec<PathBuf> = chains_of(&st).iter().rev().map(|c| self.engine.paths.layer_dir(c).join("diff")).collect();
+        let dirs: Vec<PathBuf> = chains_of(&st).iter().rev().map(|c| self.engine.paths().layer_dir(c).join("diff")).collect();
         match dirs.len() {
             0 => Err(at(&self.file, ins.line, format!("COPY --from={r}: the stage has no files"))),
             1 => Ok((dirs[0].clone(), None)),
             _ => {
-                let m = self.engine.paths.tmp().join(format!("import-{}-from-{}", std::process::id(), &store::new_id()[..12]));
-                std::fs::create_dir_all(&m).map_err(|e| BuildError::Other(e.to_string()))?;
+                let m = self.engine.paths().tmp().join(format!("import-{}-from-{}", std::process::id(), &store::new_id()[..12]));
+                std::fs::create_dir_all(&m).map_err(io(m.display()))?;
                 let data = format!("lowerdir={}", dirs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(":"));
                 crate::sys::mount::mount(Some("overlay"), &m, Some("overlay"), crate::sys::mount::MsFlags::MS_RDONLY, Some(&data))
                     .map_err(|e| at(&self.file, ins.line, format!("COPY --from={r}: {e}")))?;
@@ -721,7 +760,7 @@ impl Ctx<'_> {
 
     /// The difference a RUN made: its container's upper dir as a layer.
     fn layer_from_dir(&self, upper: &Path, st: &State, skip_runtime_files: bool) -> Result<image::StoredLayer> {
-        let tarpath = self.engine.paths.tmp().join(format!("import-{}-run-{}.tar", std::process::id(), &store::new_id()[..12]));
+        let tarpath = self.engine.paths().tmp().join(format!("import-{}-run-{}.tar", std::process::id(), &store::new_id()[..12]));
         let r = (|| -> std::io::Result<()> {
             let f = std::fs::File::create(&tarpath)?;
             let mut tb = tar::Builder::new(std::io::BufWriter::new(f));
@@ -729,11 +768,11 @@ impl Ctx<'_> {
             diff_tree(&mut tb, upper, Path::new(""), skip_runtime_files)?;
             tb.into_inner()?.flush()
         })();
-        r.map_err(|e| BuildError::Other(format!("reading the step's changes: {e}")))?;
-        let mut f = std::fs::File::open(&tarpath).map_err(|e| BuildError::Other(e.to_string()))?;
+        r.map_err(io("reading the step's changes"))?;
+        let mut f = std::fs::File::open(&tarpath).map_err(io(tarpath.display()))?;
         let parent_chain = top_chain(st);
         let mut db = self.engine.db();
-        let l = image::store_layer(&self.engine.paths, &mut db, &mut f, parent_chain.as_deref(), "RUN step", None, None).map_err(EngineError::from);
+        let l = image::store_layer(self.engine.paths(), &mut db, &mut f, parent_chain.as_deref(), "RUN step", None, None);
         let _ = std::fs::remove_file(&tarpath);
         Ok(l?)
     }
@@ -815,8 +854,8 @@ fn top_chain(st: &State) -> Option<String> {
 }
 
 /// A stage state from a stored image.
-fn state_of(engine: &Engine, img: &Image) -> std::result::Result<State, String> {
-    let manifest: Value = image::read_blob(&engine.paths, &img.manifest)
+fn state_of(engine: &dyn Host, img: &Image) -> std::result::Result<State, String> {
+    let manifest: Value = image::read_blob(engine.paths(), &img.manifest)
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
         .ok_or_else(|| format!("the manifest of {} is missing", img.short_id()))?;
@@ -1112,12 +1151,12 @@ fn xattr_opaque(p: &Path) -> bool {
 fn cache_table(db: &store::Db) -> Result<()> {
     db.conn
         .execute_batch("CREATE TABLE IF NOT EXISTS build_cache(key TEXT PRIMARY KEY, image_id TEXT NOT NULL)")
-        .map_err(|e| BuildError::Other(format!("build cache: {e}")))
+        .map_err(BuildError::Cache)
 }
 
 fn cache_get(db: &store::Db, key: &str) -> Result<Option<String>> {
     cache_table(db)?;
-    store::get_opt::<String>(&db.conn, "SELECT image_id FROM build_cache WHERE key=?1", [key]).map_err(|e| BuildError::Other(e.to_string()))
+    store::get_opt::<String>(&db.conn, "SELECT image_id FROM build_cache WHERE key=?1", [key]).map_err(BuildError::from)
 }
 
 fn cache_put(db: &store::Db, key: &str, id: &str) -> Result<()> {
@@ -1125,7 +1164,7 @@ fn cache_put(db: &store::Db, key: &str, id: &str) -> Result<()> {
     db.conn
         .execute("INSERT OR REPLACE INTO build_cache(key, image_id) VALUES(?1, ?2)", [key, id])
         .map(|_| ())
-        .map_err(|e| BuildError::Other(format!("build cache: {e}")))
+        .map_err(BuildError::Cache)
 }
 
 /// Images the build cache holds as intermediate steps.

@@ -1,246 +1,20 @@
-//! `Engine`: the only door into the core. Fronts build request structs,
-//! call one method and render the typed result.
+//! The door's container methods: create, start and follow, stop, kill,
+//! pause, remove, logs, exec, top and cp.
 
 use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use super::{other, Attach, Engine, EngineError, LogLine, Output, Result};
 use crate::container::{self, Container, ContainerError, RunSpec};
-use crate::image::{self, Image, ImageError};
 use crate::network;
 use crate::runtime::{self, attach};
-use crate::store::{self, Db, Paths, StoreError};
+use crate::store::{self, Db};
 use crate::sys::{cgroup::Cgroup, proc, pty};
 
-#[derive(thiserror::Error, Debug)]
-pub enum EngineError {
-    #[error(transparent)]
-    Container(#[from] ContainerError),
-    #[error(transparent)]
-    Image(#[from] ImageError),
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error(transparent)]
-    Network(#[from] network::NetworkError),
-    #[error(transparent)]
-    Volume(#[from] crate::volume::VolumeError),
-    #[error(transparent)]
-    Service(#[from] crate::service::ServiceError),
-    /// A system call or file operation that failed, with what it was for.
-    #[error("{context}: {source}")]
-    Io { context: String, source: std::io::Error },
-    /// A start that failed before the user's command ran: docker's
-    /// 125 / 126 / 127.
-    #[error("{msg}")]
-    Start { code: i32, msg: String },
-    #[error("{0}")]
-    Other(String),
-}
-
-impl EngineError {
-    pub fn exit_code(&self) -> i32 {
-        match self {
-            EngineError::Start { code, .. } => *code,
-            _ => runtime::EXIT_ENGINE,
-        }
-    }
-}
-
-pub type Result<T> = std::result::Result<T, EngineError>;
-
-/// The network layer knows containers by id; users know them by name.
-fn named(e: network::NetworkError, name: &str) -> network::NetworkError {
-    match e {
-        network::NetworkError::NotConnected(_, net) => network::NetworkError::NotConnected(name.to_string(), net),
-        e => e,
-    }
-}
-
-fn other(context: &str) -> impl FnOnce(std::io::Error) -> EngineError + '_ {
-    move |source| EngineError::Io { context: context.to_string(), source }
-}
-
-/// How a client follows a container it starts.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Attach {
-    /// Print the id and leave it running.
-    Detached,
-    /// Relay this process's stdio (and terminal) until it exits.
-    Stdio { stdin: bool, tty: bool },
-    /// Collect stdout and stderr until it exits (scripts' run_once).
-    Capture,
-}
-
-#[derive(Debug, Default, Clone)]
-pub struct Output {
-    pub code: i32,
-    pub stdout: Vec<u8>,
-    pub stderr: Vec<u8>,
-}
-
-pub struct LogLine {
-    pub stream: String,
-    pub text: String,
-    pub time: String,
-}
-
-pub struct Engine {
-    pub(crate) paths: Paths,
-    db: Mutex<Db>,
-    /// docker-style config.json holding registry credentials.
-    pub auth_file: PathBuf,
-}
-
 impl Engine {
-    pub fn open(root: Option<PathBuf>) -> Result<Engine> {
-        let paths = Paths::from_env(root);
-        store::ensure_dirs(&paths)?;
-        let db = Db::open(&paths)?;
-        image::sweep_tmp(&paths);
-        let auth_file = std::env::var_os("BERTH_REGISTRY_CONFIG")
-            .map(PathBuf::from)
-            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".berth/config.json")))
-            .unwrap_or_else(|| paths.root.join("config.json"));
-        Ok(Engine { paths, db: Mutex::new(db), auth_file })
-    }
-
-    pub(crate) fn db(&self) -> std::sync::MutexGuard<'_, Db> {
-        self.db.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    // ---- images ----
-
-    pub fn import(&self, src: &mut dyn Read, source_name: &str, tag: Option<&str>, changes: &[String]) -> Result<Image> {
-        let i = image::import(&self.paths, &mut self.db(), src, source_name, tag, changes)?;
-        self.event("image", "import", &i.id, &[("name", tag.unwrap_or(""))]);
-        Ok(i)
-    }
-
-    pub fn import_file(&self, path: &str, tag: Option<&str>, changes: &[String]) -> Result<Image> {
-        if path == "-" {
-            return self.import(&mut std::io::stdin().lock(), "-", tag, changes);
-        }
-        let mut f = std::fs::File::open(path).map_err(|e| EngineError::Other(format!("open {path}: {e}")))?;
-        self.import(&mut f, path, tag, changes)
-    }
-
-    pub fn history(&self, name: &str) -> Result<(Image, Vec<image::HistoryLine>)> {
-        let db = self.db();
-        let img = image::resolve(&db, name)?;
-        let h = image::history(&db, &img)?;
-        Ok((img, h))
-    }
-
-    /// Images as `berth images` lists them: without the untagged
-    /// intermediate steps of builds unless `all` (docker's `images -a`).
-    pub fn images_all(&self, all: bool) -> Result<Vec<Image>> {
-        let db = self.db();
-        let list = image::list(&db)?;
-        if all {
-            return Ok(list);
-        }
-        let steps = crate::build::builder::cached_image_ids(&db);
-        Ok(list.into_iter().filter(|i| !i.tags.is_empty() || !steps.contains(&i.id)).collect())
-    }
-
-    pub fn images(&self) -> Result<Vec<Image>> {
-        self.images_all(false)
-    }
-
-    pub fn image(&self, name: &str) -> Result<Image> {
-        Ok(image::resolve(&self.db(), name)?)
-    }
-
-    pub fn image_remove(&self, name: &str, force: bool) -> Result<image::Removed> {
-        let mut db = self.db();
-        let img = image::resolve(&db, name)?;
-        let users = container::users_of_image(&db, &img.id)?;
-        let r = image::remove(&self.paths, &mut db, name, force, &users)?;
-        drop(db);
-        for t in &r.untagged {
-            self.event("image", "untag", &img.id, &[("name", t)]);
-        }
-        if !r.deleted.is_empty() {
-            self.event("image", "delete", &img.id, &[("name", name)]);
-        }
-        Ok(r)
-    }
-
-    fn registry_options(&self, progress: image::registry::Progress) -> image::registry::Options {
-        image::registry::Options { auth_file: self.auth_file.clone(), progress }
-    }
-
-    pub fn pull(&self, name: &str, progress: image::registry::Progress) -> Result<Image> {
-        let i = image::registry::pull(&self.paths, name, &self.registry_options(progress))?;
-        self.event("image", "pull", &i.id, &[("name", name)]);
-        Ok(i)
-    }
-
-    pub fn push(&self, name: &str, progress: image::registry::Progress) -> Result<String> {
-        let db = self.db();
-        Ok(image::registry::push(&self.paths, &db, name, &self.registry_options(progress))?)
-    }
-
-    pub fn login(&self, registry: &str, user: &str, password: &str) -> Result<()> {
-        Ok(image::registry::login(&self.auth_file, registry, user, password)?)
-    }
-
-    pub fn logout(&self, registry: &str) -> Result<bool> {
-        Ok(image::registry::logout(&self.auth_file, registry)?)
-    }
-
-    pub fn search(&self, registry: &str, term: &str) -> Result<Vec<image::registry::Found>> {
-        Ok(image::registry::search(registry, term, &self.registry_options(image::registry::Progress::Quiet))?)
-    }
-
-    /// `image prune`: removes dangling images (every unused one with
-    /// `all`); returns the removed ids and the bytes reclaimed.
-    pub fn image_prune(&self, all: bool) -> Result<(Vec<String>, u64)> {
-        let mut db = self.db();
-        let in_use: Vec<String> = container::list(&db)?.into_iter().map(|c| c.image_id).collect();
-        let mut removed = Vec::new();
-        let mut bytes = 0;
-        for img in image::prunable(&db, all, &in_use)? {
-            if image::remove(&self.paths, &mut db, &img.id, true, &[]).is_ok() {
-                bytes += img.size;
-                removed.push(img.id);
-            }
-        }
-        Ok((removed, bytes))
-    }
-
-    pub fn tag(&self, src: &str, dst: &str) -> Result<Image> {
-        let i = image::tag(&self.paths, &mut self.db(), src, dst)?;
-        self.event("image", "tag", &i.id, &[("name", dst)]);
-        Ok(i)
-    }
-
-    pub fn save(&self, names: &[String], out: &mut dyn Write, format: image::archive::Format) -> Result<()> {
-        Ok(image::archive::save(&self.paths, &self.db(), names, out, format)?)
-    }
-
-    pub fn load(&self, src: &mut dyn Read) -> Result<Vec<String>> {
-        Ok(image::archive::load(&self.paths, &mut self.db(), src)?)
-    }
-
-    /// `berth build`: runs the Dockerfile, tags and returns the image.
-    pub fn build(&self, opts: &crate::build::builder::BuildOptions) -> std::result::Result<Image, crate::build::builder::BuildError> {
-        crate::build::builder::build(self, opts)
-    }
-
-    /// `build`, and whether the image is new: a fully cached build hands
-    /// back one that was there before, which is not the caller's to remove.
-    pub fn build_new(&self, opts: &crate::build::builder::BuildOptions) -> std::result::Result<(Image, bool), crate::build::builder::BuildError> {
-        let before: std::collections::HashSet<String> = self.images()?.into_iter().map(|i| i.id).collect();
-        let img = self.build(opts)?;
-        let new = !before.contains(&img.id);
-        Ok((img, new))
-    }
-
-    // ---- containers ----
 
     pub fn create(&self, spec: &RunSpec) -> Result<Container> {
         // The default network is made through the door that also writes its
@@ -264,7 +38,7 @@ impl Engine {
         Ok(self.refresh(&mut db, c))
     }
 
-    fn refresh(&self, db: &mut Db, c: Container) -> Container {
+    pub(super) fn refresh(&self, db: &mut Db, c: Container) -> Container {
         if matches!(c.state.as_str(), "running" | "paused" | "restarting") && !proc::is_alive(c.monitor_pid, None) {
             let _ = container::record_exited(db, &c.id, if c.exit_code != 0 { c.exit_code } else { 255 }, false, "monitor process died");
             return container::get(db, &c.id).unwrap_or(c);
@@ -335,7 +109,7 @@ impl Engine {
         r
     }
 
-    fn follow(&self, sock: &mut UnixStream, attach: Attach) -> Result<Output> {
+    pub(super) fn follow(&self, sock: &mut UnixStream, attach: Attach) -> Result<Output> {
         let mut out = Output::default();
         // Until STARTED or ERROR arrives the start may still fail.
         loop {
@@ -355,7 +129,7 @@ impl Engine {
         match attach {
             Attach::Detached => Ok(out),
             Attach::Capture => {
-                attach::write_frame(sock, attach::HELLO, &[attach::WANT_OUTPUT]).map_err(other("attach"))?;
+                hello(sock, attach::WANT_OUTPUT)?;
                 while let Some((k, p)) = attach::read_frame(sock).map_err(other("attach"))? {
                     match k {
                         attach::STDOUT => out.stdout.extend(p),
@@ -375,7 +149,7 @@ impl Engine {
                 Ok(out)
             }
             Attach::Stdio { stdin, tty } => {
-                attach::write_frame(sock, attach::HELLO, &[attach::WANT_OUTPUT | if stdin { attach::SENDS_STDIN } else { 0 }]).map_err(other("attach"))?;
+                hello(sock, attach::WANT_OUTPUT | if stdin { attach::SENDS_STDIN } else { 0 })?;
                 match relay_attached(sock, stdin, tty)? {
                     Some(code) => {
                         out.code = code;
@@ -387,115 +161,6 @@ impl Engine {
                 Ok(out)
             }
         }
-    }
-
-    /// Wires a container's endpoints (namespace, veths, addresses) before
-    /// it starts, and refreshes the hosts files of everyone it meets.
-    fn plug_networks(&self, c: &Container) -> Result<()> {
-        let eps = {
-            let db = self.db();
-            network::endpoints_of_container(&db, &c.id)?
-        };
-        if eps.is_empty() {
-            return Ok(());
-        }
-        network::setup(&self.paths, &c.id, &eps).map_err(|e| EngineError::Other(format!("setting up the network of {}: {e}", c.name)))?;
-        self.apply_impairments(c, false)?;
-        // Only published ports depend on containers; the networks' own
-        // rules were written when they were made.
-        if !network::ports_of(&self.db(), &c.id)?.is_empty() {
-            self.sync_firewall()?;
-        }
-        for ep in &eps {
-            self.refresh_hosts(&ep.network)?;
-        }
-        Ok(())
-    }
-
-    /// Rewrites this root's nftables table from the store, running `nft`
-    /// after the database is released.
-    pub(crate) fn sync_firewall(&self) -> Result<()> {
-        let _lock = network::firewall_lock(&self.paths);
-        let (rules, bridges) = {
-            let db = self.db();
-            (crate::firewall::rules(&db)?, network::bridges(&db)?)
-        };
-        Ok(network::apply_firewall(&self.paths, rules.as_deref(), &bridges)?)
-    }
-
-    /// Rewrites /etc/hosts of every container on `net` (in place: the file
-    /// is bind-mounted, so its inode must stay).
-    pub(crate) fn refresh_hosts(&self, net: &network::Network) -> Result<()> {
-        let members: Vec<String> = network::endpoints_of_network(&self.db(), net)?.into_iter().map(|(c, _, _)| c).collect();
-        self.write_hosts(&members)
-    }
-
-    fn write_hosts(&self, targets: &[String]) -> Result<()> {
-        let files = {
-            let db = self.db();
-            let names: std::collections::HashMap<String, (String, String)> = container::list(&db)?
-                .into_iter()
-                .map(|c| {
-                    let hostname = std::fs::read_to_string(self.paths.container_dir(&c.id).join("hostname")).unwrap_or_default().trim().to_string();
-                    (c.id, (c.name, hostname))
-                })
-                .chain(crate::service::list(&db).unwrap_or_default().into_iter().map(|s| (s.owner(), (s.name, String::new()))))
-                .collect();
-            network::hosts_files(&db, targets, &names)?
-        };
-        for (cid, text) in files {
-            let p = self.paths.container_dir(&cid).join("hosts");
-            if let Ok(mut f) = std::fs::OpenOptions::new().write(true).truncate(true).open(&p) {
-                let _ = f.write_all(text.as_bytes());
-            }
-        }
-        Ok(())
-    }
-
-    // ---- networks ----
-
-    pub fn network_create(&self, spec: &network::NetworkSpec) -> Result<network::Network> {
-        let n = network::create(&self.paths, &mut self.db(), spec)?;
-        self.sync_firewall()?;
-        self.event("network", "create", &n.id, &[("name", &n.name), ("type", "bridge")]);
-        Ok(n)
-    }
-
-    /// Everything `network graph` draws.
-    pub fn topology(&self) -> Result<network::Topology> {
-        let networks = self.networks()?;
-        let mut containers = Vec::new();
-        for c in self.containers(true)? {
-            let db = self.db();
-            let eps = network::endpoints_of_container(&db, &c.id)?;
-            if eps.is_empty() {
-                continue;
-            }
-            let ports = network::ports_of(&db, &c.id)?.into_iter().map(|p| format!("{}:{}->{}/{}", p.host_ip, p.host_port, p.container_port, p.proto)).collect();
-            containers.push((c.name.clone(), c.state.clone(), eps.into_iter().map(|e| (e.network.name, e.ip.to_string())).collect(), ports));
-        }
-        Ok(network::Topology { networks, containers })
-    }
-
-    /// Records an event (`berth events`) about a container: its name and
-    /// image, and its labels, as docker's attributes.
-    pub(crate) fn container_event(&self, c: &Container, action: &str, extra: &[(&str, String)]) {
-        crate::events::container(&self.paths, c, action, extra);
-    }
-
-    /// The recorded events (`berth events --since`), oldest first.
-    pub fn events(&self, since: Option<f64>, until: Option<f64>, f: &crate::events::Filter) -> Vec<crate::events::Event> {
-        crate::events::recorded(&self.paths, since, until, f)
-    }
-
-    /// Events as they happen, until `until` or until `each` says stop.
-    pub fn follow_events(&self, until: Option<f64>, f: &crate::events::Filter, each: impl FnMut(&crate::events::Event) -> bool) {
-        crate::events::follow(&self.paths, until, f, each)
-    }
-
-    /// Records an event about an image, network, volume or service.
-    pub(crate) fn event(&self, typ: &str, action: &str, id: &str, attrs: &[(&str, &str)]) {
-        crate::events::emit(&self.paths, typ, action, id, attrs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect());
     }
 
     /// `berth update`: limits and restart policy of a container, applied
@@ -570,156 +235,13 @@ impl Engine {
         container::inspect_json(&self.paths, &self.db(), c)
     }
 
-    /// Published ports of a container.
-    pub fn ports(&self, key: &str) -> Result<Vec<network::Published>> {
-        let c = self.container(key)?;
-        Ok(network::ports_of(&self.db(), &c.id)?)
-    }
-
-    pub fn networks(&self) -> Result<Vec<network::Network>> {
-        Ok(network::list(&self.db())?)
-    }
-
-    pub fn network(&self, key: &str) -> Result<network::Network> {
-        Ok(network::get(&self.db(), key)?)
-    }
-
-    /// Containers on a network: (container id, name, address).
-    pub fn network_members(&self, key: &str) -> Result<Vec<(String, String, std::net::Ipv4Addr)>> {
-        let db = self.db();
-        let net = network::get(&db, key)?;
-        Ok(network::endpoints_of_network(&db, &net)?
-            .into_iter()
-            .filter(|(id, _, _)| !id.starts_with("svc:"))
-            .map(|(id, ip, _)| (id.clone(), container::get(&db, &id).map(|c| c.name).unwrap_or_default(), ip))
-            .collect())
-    }
-
-    pub fn network_remove(&self, key: &str) -> Result<network::Network> {
-        // As docker: the default network stays; `system reset` takes it.
-        let n = self.network(key)?;
-        if n.name == network::DEFAULT {
-            return Err(network::NetworkError::Predefined(n.name).into());
-        }
-        self.network_remove_any(&n.id)
-    }
-
-    pub(crate) fn network_remove_any(&self, key: &str) -> Result<network::Network> {
-        let mut db = self.db();
-        let names: Vec<(String, String)> = container::list(&db)?
-            .into_iter()
-            .map(|c| (c.id, c.name))
-            .chain(crate::service::list(&db).unwrap_or_default().into_iter().map(|s| (s.owner(), format!("service {}", s.name))))
-            .collect();
-        let n = network::remove(&mut db, key, |id| names.iter().find(|(i, _)| i == id).map(|(_, n)| n.clone()).unwrap_or_else(|| id[..12].to_string()))?;
-        drop(db);
-        self.sync_firewall()?;
-        self.event("network", "destroy", &n.id, &[("name", &n.name), ("type", "bridge")]);
-        Ok(n)
-    }
-
-    /// `network prune`: removes every network no container uses, except the
-    /// default one, as docker. Returns their names.
-    pub fn network_prune(&self) -> Result<Vec<String>> {
-        let mut out = Vec::new();
-        for n in self.networks()?.into_iter().filter(|n| n.name != network::DEFAULT) {
-            let unused = network::endpoints_of_network(&self.db(), &n)?.is_empty();
-            if unused && self.network_remove(&n.id).is_ok() {
-                out.push(n.name);
-            }
-        }
-        Ok(out)
-    }
-
-    pub fn endpoints(&self, key: &str) -> Result<Vec<network::Endpoint>> {
-        let c = self.container(key)?;
-        Ok(network::endpoints_of_container(&self.db(), &c.id)?)
-    }
-
-    /// `network connect`: recorded now, wired at once when it runs.
-    pub fn network_connect(&self, net: &str, key: &str, ip: Option<&str>, aliases: &[String]) -> Result<()> {
-        let c = self.container(key)?;
-        let ep = {
-            let mut db = self.db();
-            let n = network::get(&db, net)?;
-            network::attach(&mut db, &c.id, &n, ip, aliases)?
-        };
-        if c.running() {
-            let r = network::setup(&self.paths, &c.id, std::slice::from_ref(&ep));
-            if let Err(e) = r {
-                let _ = network::detach(&mut self.db(), &c.id, &ep.network);
-                return Err(EngineError::Other(format!("connecting {} to {net}: {e}", c.name)));
-            }
-        }
-        self.refresh_hosts(&ep.network)?;
-        self.event("network", "connect", &ep.network.id, &[("name", &ep.network.name), ("container", &c.id)]);
-        Ok(())
-    }
-
-    /// Link emulation on the container's link to `net`; `None` (or an
-    /// empty impairment) removes it. Takes effect at once when the
-    /// container's network is up, else when it starts.
-    pub fn network_impair(&self, net: &str, key: &str, imp: Option<&network::impair::Impairment>) -> Result<()> {
-        let c = self.container(key)?;
-        if let Some(i) = imp {
-            i.validate().map_err(|e| EngineError::Other(format!("impairing {} on {net}: {e}", c.name)))?;
-        }
-        {
-            let mut db = self.db();
-            let n = network::get(&db, net)?;
-            network::set_impair(&mut db, &c.id, &n, imp).map_err(|e| named(e, &c.name))?;
-        }
-        self.apply_impairments(&c, true)
-    }
-
-    /// The impairments of each of the container's links, as recorded.
-    pub fn impairments(&self, key: &str) -> Result<Vec<(String, network::impair::Impairment)>> {
-        let c = self.container(key)?;
-        Ok(network::impair_links(&self.db(), &c.id)?.into_iter().map(|l| (l.network, l.impairment)).collect())
-    }
-
-    /// Brings the container's links to their recorded impairments, if its
-    /// namespace exists. `always` also applies when nothing is impaired (to
-    /// undo a previous setting).
-    fn apply_impairments(&self, c: &Container, always: bool) -> Result<()> {
-        let links = network::impair_links(&self.db(), &c.id)?;
-        if !always && links.iter().all(|l| l.impairment.is_none()) {
-            return Ok(());
-        }
-        let ns = network::netns_path(&self.paths, &c.id);
-        if !ns.exists() {
-            return Ok(());
-        }
-        network::impair::apply(&self.paths, &c.id, &ns, &links).map_err(|e| EngineError::Other(format!("link emulation on {}: {e}", c.name)))?;
-        Ok(network::sync_loss(&self.paths, &self.db())?)
-    }
-
-    pub fn network_disconnect(&self, net: &str, key: &str) -> Result<()> {
-        let c = self.container(key)?;
-        let eps = self.endpoints(&c.id)?;
-        let n = self.network(net)?;
-        let ep = eps.into_iter().find(|e| e.network.id == n.id).ok_or_else(|| network::NetworkError::NotConnected(c.name.clone(), n.name.clone()))?;
-        let _ = network::unplug(&self.paths, &c.id, &ep);
-        let was_impaired = network::impair_links(&self.db(), &c.id)?.iter().any(|l| l.position == ep.position && !l.impairment.is_none());
-        network::detach(&mut self.db(), &c.id, &n).map_err(|e| named(e, &c.name))?;
-        if was_impaired {
-            // Its loss rule named an interface that is gone (and whose
-            // name a later connect may reuse).
-            self.apply_impairments(&c, true)?;
-        }
-        self.refresh_hosts(&n)?;
-        self.event("network", "disconnect", &n.id, &[("name", &n.name), ("container", &c.id)]);
-        // Its own file no longer lists the peers of that network.
-        self.write_hosts(std::slice::from_ref(&c.id))
-    }
-
-    fn connect(&self, c: &Container) -> Option<UnixStream> {
+    pub(super) fn connect(&self, c: &Container) -> Option<UnixStream> {
         UnixStream::connect(self.paths.attach_socket(&c.id)).ok()
     }
 
     /// Sends a control frame and waits until the monitor closes the
     /// connection (it has exited) or `timeout` passes.
-    fn control_and_wait(&self, c: &Container, kind: u8, arg: i32, timeout: Option<Duration>) -> Result<()> {
+    pub(super) fn control_and_wait(&self, c: &Container, kind: u8, arg: i32, timeout: Option<Duration>) -> Result<()> {
         let Some(mut s) = self.connect(c) else { return Ok(()) };
         attach::write_frame(&mut s, attach::HELLO, &[0]).map_err(other("attach"))?;
         attach::write_frame(&mut s, kind, &attach::i32_payload(arg)).map_err(other("attach"))?;
@@ -782,7 +304,7 @@ impl Engine {
 
     /// A service replica that pauses or resumes leaves or rejoins the
     /// balancing.
-    fn replica_moved(&self, c: &Container) -> Result<()> {
+    pub(super) fn replica_moved(&self, c: &Container) -> Result<()> {
         if c.spec.labels.contains_key(crate::service::SERVICE_LABEL) {
             self.sync_firewall()?;
         }
@@ -848,49 +370,6 @@ impl Engine {
             self.refresh_hosts(n)?;
         }
         Ok(c.name)
-    }
-
-    // ---- volumes ----
-
-    pub fn volume_create(&self, name: Option<&str>, labels: &std::collections::BTreeMap<String, String>) -> Result<crate::volume::Volume> {
-        let existed = name.is_some_and(|n| self.volume(n).is_ok());
-        let v = crate::volume::create(&self.paths, &mut self.db(), name, name.is_none(), labels)?;
-        if !existed {
-            self.event("volume", "create", &v.name, &[("driver", "local")]);
-        }
-        Ok(v)
-    }
-
-    pub fn volume(&self, name: &str) -> Result<crate::volume::Volume> {
-        Ok(crate::volume::get(&self.paths, &self.db(), name)?)
-    }
-
-    pub fn volumes(&self) -> Result<Vec<crate::volume::Volume>> {
-        Ok(crate::volume::list(&self.paths, &self.db())?)
-    }
-
-    /// Names of the containers mounting the volume.
-    pub fn volume_users(&self, name: &str) -> Vec<String> {
-        container::volume_users(&self.db(), name)
-    }
-
-    /// Refused while a container mounts it (docker's -f does not override
-    /// that either).
-    pub fn volume_remove(&self, name: &str) -> Result<()> {
-        let v = self.volume(name)?;
-        let mut db = self.db();
-        let users = container::volume_users(&db, &v.name);
-        crate::volume::remove(&self.paths, &mut db, &v.name, &users)?;
-        drop(db);
-        self.event("volume", "destroy", &v.name, &[("driver", "local")]);
-        Ok(())
-    }
-
-    /// Removes unused volumes (anonymous ones only unless `all`).
-    pub fn volume_prune(&self, all: bool) -> Result<(Vec<String>, u64)> {
-        let mut db = self.db();
-        let in_use = container::volumes_in_use(&container::list(&db)?);
-        Ok(crate::volume::prune(&self.paths, &mut db, &in_use, all)?)
     }
 
     /// Renames; peers' hosts files follow the new name.
@@ -999,14 +478,14 @@ impl Engine {
         match (split(src), split(dst)) {
             (Some((c, p)), None) => self.with_root(&c, |root| {
                 let from = runtime::init::in_root(root, Path::new(&p)).map_err(|e| EngineError::Other(e.msg))?;
-                copy_tree(&from, Path::new(dst)).map_err(|e| EngineError::Other(format!("copying {src} to {dst}: {e}")))
+                copy_tree(&from, Path::new(dst)).map_err(other(&format!("copying {src} to {dst}")))
             }),
             (None, Some((c, p))) => self.with_root(&c, |root| {
                 let mut to = runtime::init::in_root(root, Path::new(&p)).map_err(|e| EngineError::Other(e.msg))?;
                 if to.is_dir() {
                     to = to.join(Path::new(src).file_name().unwrap_or_default());
                 }
-                copy_tree(Path::new(src), &to).map_err(|e| EngineError::Other(format!("copying {src} to {dst}: {e}")))
+                copy_tree(Path::new(src), &to).map_err(other(&format!("copying {src} to {dst}")))
             }),
             _ => Err(EngineError::Other("cp: exactly one of SRC and DST must be CONTAINER:PATH".into())),
         }
@@ -1014,7 +493,7 @@ impl Engine {
 
     /// Gives `f` the container's root: /proc/PID/root while it runs, else a
     /// short-lived overlay mount of its layers.
-    fn with_root(&self, key: &str, f: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+    pub(super) fn with_root(&self, key: &str, f: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
         let c = self.container(key)?;
         if c.running() {
             return f(&PathBuf::from(format!("/proc/{}/root", c.pid)));
@@ -1094,6 +573,16 @@ fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
     }
     std::fs::copy(from, to)?;
     Ok(())
+}
+
+/// Says what this client wants. A container that ended at once may have
+/// had its monitor send everything and close before this: the frames are
+/// still ours to read, so a closed socket here is no error.
+fn hello(sock: &mut UnixStream, flags: u8) -> Result<()> {
+    match attach::write_frame(sock, attach::HELLO, &[flags]) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        r => r.map_err(other("attach")),
+    }
 }
 
 /// After EXIT the monitor still removes the cgroup (and, for --rm, the

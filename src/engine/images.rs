@@ -1,0 +1,124 @@
+//! The door's image methods: pull, push, tag, save, load, prune, build.
+
+use std::io::{Read, Write};
+
+use super::{other, Engine, Result};
+use crate::container;
+use crate::image::{self, Image};
+
+impl Engine {
+
+    pub fn import(&self, src: &mut dyn Read, source_name: &str, tag: Option<&str>, changes: &[String]) -> Result<Image> {
+        let i = image::import(&self.paths, &mut self.db(), src, source_name, tag, changes)?;
+        self.event("image", "import", &i.id, &[("name", tag.unwrap_or(""))]);
+        Ok(i)
+    }
+
+    pub fn import_file(&self, path: &str, tag: Option<&str>, changes: &[String]) -> Result<Image> {
+        if path == "-" {
+            return self.import(&mut std::io::stdin().lock(), "-", tag, changes);
+        }
+        let mut f = std::fs::File::open(path).map_err(other(&format!("open {path}")))?;
+        self.import(&mut f, path, tag, changes)
+    }
+
+    pub fn history(&self, name: &str) -> Result<(Image, Vec<image::HistoryLine>)> {
+        let db = self.db();
+        let img = image::resolve(&db, name)?;
+        let h = image::history(&db, &img)?;
+        Ok((img, h))
+    }
+
+    /// Images as `berth images` lists them: without the untagged
+    /// intermediate steps of builds unless `all` (docker's `images -a`).
+    pub fn images_all(&self, all: bool) -> Result<Vec<Image>> {
+        let db = self.db();
+        let list = image::list(&db)?;
+        if all {
+            return Ok(list);
+        }
+        let steps = crate::build::builder::cached_image_ids(&db);
+        Ok(list.into_iter().filter(|i| !i.tags.is_empty() || !steps.contains(&i.id)).collect())
+    }
+
+    pub fn images(&self) -> Result<Vec<Image>> {
+        self.images_all(false)
+    }
+
+    pub fn image(&self, name: &str) -> Result<Image> {
+        Ok(image::resolve(&self.db(), name)?)
+    }
+
+    pub fn image_remove(&self, name: &str, force: bool) -> Result<image::Removed> {
+        let mut db = self.db();
+        let img = image::resolve(&db, name)?;
+        let users = container::users_of_image(&db, &img.id)?;
+        let r = image::remove(&self.paths, &mut db, name, force, &users)?;
+        drop(db);
+        for t in &r.untagged {
+            self.event("image", "untag", &img.id, &[("name", t)]);
+        }
+        if !r.deleted.is_empty() {
+            self.event("image", "delete", &img.id, &[("name", name)]);
+        }
+        Ok(r)
+    }
+
+    pub(super) fn registry_options(&self, progress: image::registry::Progress) -> image::registry::Options {
+        image::registry::Options { auth_file: self.auth_file.clone(), progress }
+    }
+
+    pub fn pull(&self, name: &str, progress: image::registry::Progress) -> Result<Image> {
+        let i = image::registry::pull(&self.paths, name, &self.registry_options(progress))?;
+        self.event("image", "pull", &i.id, &[("name", name)]);
+        Ok(i)
+    }
+
+    pub fn push(&self, name: &str, progress: image::registry::Progress) -> Result<String> {
+        let db = self.db();
+        Ok(image::registry::push(&self.paths, &db, name, &self.registry_options(progress))?)
+    }
+
+    pub fn login(&self, registry: &str, user: &str, password: &str) -> Result<()> {
+        Ok(image::registry::login(&self.auth_file, registry, user, password)?)
+    }
+
+    pub fn logout(&self, registry: &str) -> Result<bool> {
+        Ok(image::registry::logout(&self.auth_file, registry)?)
+    }
+
+    pub fn search(&self, registry: &str, term: &str) -> Result<Vec<image::registry::Found>> {
+        Ok(image::registry::search(registry, term, &self.registry_options(image::registry::Progress::Quiet))?)
+    }
+
+    /// `image prune`: removes dangling images (every unused one with
+    /// `all`); returns the removed ids and the bytes reclaimed.
+    pub fn image_prune(&self, all: bool) -> Result<(Vec<String>, u64)> {
+        let mut db = self.db();
+        let in_use: Vec<String> = container::list(&db)?.into_iter().map(|c| c.image_id).collect();
+        let mut removed = Vec::new();
+        let mut bytes = 0;
+        for img in image::prunable(&db, all, &in_use)? {
+            if image::remove(&self.paths, &mut db, &img.id, true, &[]).is_ok() {
+                bytes += img.size;
+                removed.push(img.id);
+            }
+        }
+        Ok((removed, bytes))
+    }
+
+    pub fn tag(&self, src: &str, dst: &str) -> Result<Image> {
+        let i = image::tag(&self.paths, &mut self.db(), src, dst)?;
+        self.event("image", "tag", &i.id, &[("name", dst)]);
+        Ok(i)
+    }
+
+    pub fn save(&self, names: &[String], out: &mut dyn Write, format: image::archive::Format) -> Result<()> {
+        Ok(image::archive::save(&self.paths, &self.db(), names, out, format)?)
+    }
+
+    pub fn load(&self, src: &mut dyn Read) -> Result<Vec<String>> {
+        Ok(image::archive::load(&self.paths, &mut self.db(), src)?)
+    }
+
+}
