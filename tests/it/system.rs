@@ -107,8 +107,12 @@ fn stats_move_with_a_load() {
     env.run_detached(&idle, &["busybox", "sleep", "600"]);
     let b = stats_of(&env, &busy);
     let i = stats_of(&env, &idle);
-    assert!(b["cpu_percent"].as_f64().unwrap() > 50.0, "a dd to /dev/null shows CPU: {b}");
-    assert!(i["cpu_percent"].as_f64().unwrap() < 20.0, "{i}");
+    // A whole core when the host is idle; on a host busy with other work
+    // (CI's two cores under a parallel suite) its share of them, still far
+    // above a sleeper's.
+    let (bc, ic) = (b["cpu_percent"].as_f64().unwrap(), i["cpu_percent"].as_f64().unwrap());
+    assert!(bc > 20.0 && bc > ic + 15.0, "a dd to /dev/null shows CPU: {b}");
+    assert!(ic < 20.0, "{i}");
     assert_eq!(b["memory_limit"].as_u64().unwrap(), 256 << 20, "{b}");
     assert!(i["pids"].as_u64().unwrap() >= 1);
     // 50 MB in the container's memory (a tmpfs file is charged to its cgroup).
