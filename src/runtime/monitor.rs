@@ -45,6 +45,8 @@ struct Monitor {
     listener: UnixListener,
     clients: Vec<Client>,
     log: std::fs::File,
+    /// A write to the log failed (said once, not per line).
+    log_failed: bool,
     partial: [Vec<u8>; 2],
     interactive: bool,
     restart: RestartPolicy,
@@ -119,6 +121,7 @@ pub fn main(paths: Paths, id: &str, first: Option<OwnedFd>) -> i32 {
         Ok(None) => {}
         Err(_) => return EXIT_ENGINE,
     }
+    // Fails only for a process group leader, which the forked monitor is not.
     let _ = proc::setsid();
     proc::set_signal_default(libc::SIGPIPE, true);
     // Warnings reach monitor.log (our stderr) even without BERTH_LOG: what
@@ -149,6 +152,7 @@ pub fn main(paths: Paths, id: &str, first: Option<OwnedFd>) -> i32 {
         }
         Err(e) => {
             if let Some(mut f) = first {
+                // The starter may be gone already: no one is left to tell.
                 let _ = attach::write_frame(&mut f, attach::ERROR, &attach::error_payload(EXIT_ENGINE, &e));
             }
             EXIT_ENGINE
@@ -216,7 +220,7 @@ impl Monitor {
         let run = paths.container_run(&c.id);
         std::fs::create_dir_all(&run).map_err(|e| format!("{}: {e}", run.display()))?;
         let sock = paths.attach_socket(&c.id);
-        let _ = std::fs::remove_file(&sock);
+        warn_err("removing a stale attach socket", std::fs::remove_file(&sock));
         let listener = UnixListener::bind(&sock).map_err(|e| format!("{}: {e}", sock.display()))?;
         listener.set_nonblocking(true).ok();
         let log = std::fs::OpenOptions::new().create(true).append(true).open(container::log_path(&paths, &c.id)).map_err(|e| e.to_string())?;
@@ -231,6 +235,7 @@ impl Monitor {
             listener,
             clients: vec![],
             log,
+            log_failed: false,
             partial: [vec![], vec![]],
             interactive: c.spec.interactive,
             restart: c.spec.restart.clone(),
@@ -384,7 +389,9 @@ impl Monitor {
         // happens while they go on.
         self.drop_spent_cgroup();
         if self.autoremove {
-            let _ = container::remove_files(&self.paths, &self.id);
+            if let Err(e) = container::remove_files(&self.paths, &self.id) {
+                tracing::warn!("monitor: removing the container's files: {e}");
+            }
             if let Some(f) = forgotten {
                 self.with_store("dropping unused layers", |db, paths, _| {
                     f.files_removed(paths, db);
@@ -392,16 +399,16 @@ impl Monitor {
                 });
             }
         } else {
-            let _ = std::fs::remove_file(self.paths.attach_socket(&self.id));
-            let _ = std::fs::remove_dir(self.paths.container_run(&self.id));
+            warn_err("removing the attach socket", std::fs::remove_file(self.paths.attach_socket(&self.id)));
+            warn_err("removing the run directory", std::fs::remove_dir(self.paths.container_run(&self.id)));
         }
         tracing::debug!("monitor: finished");
     }
 
     fn drop_spent_cgroup(&mut self) {
         if let Some(cg) = self.spent.take() {
-            let _ = cg.kill_all();
-            let _ = cg.delete();
+            warn_err("killing what is left in the cgroup", cg.kill_all());
+            warn_err("removing the cgroup", cg.delete());
             // The root's own parent goes with its last container, so a
             // test's root leaves no cgroup behind.
             crate::sys::cgroup::remove_if_unused(&self.paths.cgroup_parent());
@@ -499,17 +506,18 @@ impl Monitor {
                 let cgroup = match Cgroup::create(&cg_path, &self.limits()).and_then(|cg| cg.add(pid).map(|_| cg)) {
                     Ok(cg) => cg,
                     Err(x) => {
-                        let _ = proc::kill(pid, libc::SIGKILL);
-                        let _ = proc::wait_pid(pid);
+                        warn_err("killing init after a cgroup failure", proc::kill(pid, libc::SIGKILL));
+                        warn_err("reaping init", proc::wait_pid(pid));
                         let cg = Cgroup::load(&cg_path);
                         if cg.exists() {
-                            let _ = cg.delete();
+                            warn_err("removing the cgroup", cg.delete());
                         }
                         return Err(e(x.to_string()));
                     }
                 };
                 tracing::debug!("monitor: in cgroup");
                 let mut g = std::fs::File::from(go_w);
+                // Init gone before "go" shows up as its report or its exit below.
                 let _ = g.write_all(b"g");
                 drop(g);
                 // With a tty, init opens it in the container's devpts and
@@ -520,13 +528,13 @@ impl Monitor {
                 };
                 drop(console);
                 if let Some(err) = init::read_report(err_r) {
-                    let _ = proc::wait_pid(pid);
-                    let _ = cgroup.delete();
+                    warn_err("reaping init", proc::wait_pid(pid));
+                    warn_err("removing the cgroup", cgroup.delete());
                     return Err(err);
                 }
                 tracing::debug!("monitor: exec done");
                 for fd in [&out, &errp].into_iter().flatten() {
-                    let _ = proc::set_nonblocking(fd.as_raw_fd(), true);
+                    warn_err("setting the output non-blocking", proc::set_nonblocking(fd.as_raw_fd(), true));
                 }
                 Ok(Running { pid, out, err: errp, stdin, tty, cgroup })
             }
@@ -573,7 +581,7 @@ impl Monitor {
             };
             if let Some(t) = self.kill_at
                 && Instant::now() >= t && status.is_none() {
-                    let _ = proc::kill(run.pid, libc::SIGKILL);
+                    warn_err("killing the container after its stop timeout", proc::kill(run.pid, libc::SIGKILL));
                     self.kill_at = None;
                 }
             if rev[0] != 0 {
@@ -663,9 +671,9 @@ impl Monitor {
                 // The check command runs two forks below `berth exec`,
                 // inside the container: all of them go, not just the client.
                 for d in proc::descendants(p.pid).into_iter().rev() {
-                    let _ = proc::kill(d, libc::SIGKILL);
+                    warn_err("killing a timed-out health check", proc::kill(d, libc::SIGKILL));
                 }
-                let _ = proc::kill(p.pid, libc::SIGKILL);
+                warn_err("killing a timed-out health check", proc::kill(p.pid, libc::SIGKILL));
                 p.timed_out = true;
             }
             return;
@@ -722,12 +730,12 @@ impl Monitor {
     fn request_stop(&mut self, run: &Running, timeout: u32) {
         self.manual_stop = true;
         // A frozen process cannot act on a signal.
-        let _ = run.cgroup.thaw();
-        let _ = proc::kill(run.pid, self.stop_signal);
+        warn_err("thawing the cgroup to stop it", run.cgroup.thaw());
+        warn_err("sending the stop signal", proc::kill(run.pid, self.stop_signal));
         let at = Instant::now() + Duration::from_secs(timeout as u64);
         self.kill_at = Some(self.kill_at.map_or(at, |k| k.min(at)));
         if timeout == 0 {
-            let _ = proc::kill(run.pid, libc::SIGKILL);
+            warn_err("killing the container", proc::kill(run.pid, libc::SIGKILL));
         }
     }
 
@@ -737,7 +745,7 @@ impl Monitor {
             attach::STDIN => {
                 let fd = if run.tty { run.out.as_ref() } else { run.stdin.as_ref() };
                 if let Some(fd) = fd {
-                    let _ = proc::write_all_fd(fd.as_raw_fd(), p);
+                    warn_err("passing stdin on", proc::write_all_fd(fd.as_raw_fd(), p));
                 }
             }
             attach::STDIN_EOF
@@ -754,9 +762,9 @@ impl Monitor {
                 let sig = attach::payload_i32(p);
                 if [libc::SIGKILL, libc::SIGTERM, libc::SIGINT].contains(&sig) {
                     self.manual_stop = true;
-                    let _ = run.cgroup.thaw();
+                    warn_err("thawing the cgroup to signal it", run.cgroup.thaw());
                 }
-                let _ = proc::kill(run.pid, sig);
+                warn_err("signalling the container", proc::kill(run.pid, sig));
             }
             _ => {}
         }
@@ -844,7 +852,15 @@ impl Monitor {
         });
         let mut s = rec.to_string();
         s.push('\n');
-        let _ = self.log.write_all(s.as_bytes());
+        // A full disk loses lines, not the container; monitor.log says so once.
+        match self.log.write_all(s.as_bytes()) {
+            Err(e) if !self.log_failed => {
+                self.log_failed = true;
+                tracing::warn!("monitor: writing the container's log: {e} (lines are lost until it works again)");
+            }
+            Ok(()) => self.log_failed = false,
+            Err(_) => {}
+        }
     }
 }
 
@@ -855,4 +871,17 @@ pub fn inherited_socket() -> Option<OwnedFd> {
     proc::set_cloexec(fd, true).ok()?;
     // SAFETY: the fd is open and was placed there for us by the client.
     Some(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Logs (at warn, to monitor.log) a step the monitor goes on without. A
+/// target that is already gone (a file, a process, a cgroup) is what the
+/// step wanted, so that is not logged.
+fn warn_err<T>(what: &str, r: std::io::Result<T>) {
+    if let Err(e) = r
+        && e.kind() != std::io::ErrorKind::NotFound
+        && e.raw_os_error() != Some(libc::ESRCH)
+        && e.raw_os_error() != Some(libc::ECHILD)
+    {
+        tracing::warn!("monitor: {what}: {e}");
+    }
 }
