@@ -19,11 +19,15 @@ pub fn duration(s: &str, bare_unit: Option<Duration>) -> Result<Duration, String
         return Err(bad("must not be negative"));
     }
     let t = t.strip_prefix('+').unwrap_or(t);
-    if let Ok(n) = t.parse::<f64>() {
+    // Digits and a dot only: f64's parser would also take "inf", "NaN"
+    // and "1e9", which no duration is.
+    if t.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+        && let Ok(n) = t.parse::<f64>()
+    {
         return match bare_unit {
             _ if n == 0.0 => Ok(Duration::ZERO),
-            Some(u) if n.is_finite() => Ok(u.mul_f64(n)),
-            _ => Err(bad("a number needs a unit")),
+            Some(u) => Duration::try_from_secs_f64(u.as_secs_f64() * n).map_err(|_| bad("too long")),
+            None => Err(bad("a number needs a unit")),
         };
     }
     let mut total = 0f64;
@@ -70,7 +74,15 @@ pub fn memory(s: &str) -> Result<i64, String> {
         Some('g') => (&t[..t.len() - 1], 1 << 30),
         _ => (t, 1),
     };
-    let v: f64 = num.parse().map_err(|_| format!("invalid size {s:?}: use a number with an optional unit b, k, m or g (e.g. 64m)"))?;
+    let how = || format!("invalid size {s:?}: use a number with an optional unit b, k, m or g (e.g. 64m)");
+    // Digits and a dot only: not f64's "inf", "NaN" or "1e9".
+    if !num.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        return Err(how());
+    }
+    let v: f64 = num.parse().map_err(|_| how())?;
+    if v * mult as f64 >= i64::MAX as f64 {
+        return Err(format!("invalid size {s:?}: too large"));
+    }
     if v <= 0.0 {
         return Err(format!("invalid size {s:?}: must be positive"));
     }
@@ -123,5 +135,41 @@ mod tests {
             let e = duration(s, None).unwrap_err();
             assert!(e.contains(why) && e.contains("1m30s"), "{s:?}: {e}");
         }
+    }
+
+    /// What a user types is any text: no input may panic, and a huge
+    /// number is an error, not an overflow (the fuzz target `user_input`
+    /// runs the same without end).
+    #[test]
+    fn no_input_panics() {
+        let seeds = ["1m30s", "1.5h", "300ms", "64m", "1.5GB", "2562047h", "9223372036854775807", "1e400s", ".5m", "1µs", "0"];
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for seed in seeds {
+            for _ in 0..400 {
+                let mut b: Vec<char> = seed.chars().collect();
+                for _ in 0..1 + next() % 3 {
+                    let pos = (next() as usize) % (b.len() + 1);
+                    let c = "0123456789.-+hmsuµnkgbKMGB e9".chars().nth((next() % 29) as usize).unwrap();
+                    match next() % 3 {
+                        0 => b.insert(pos, c),
+                        1 if pos < b.len() => b[pos] = c,
+                        _ => b.truncate(pos),
+                    }
+                }
+                let s: String = b.into_iter().collect();
+                let _ = duration(&s, None);
+                let _ = duration(&s, Some(Duration::from_secs(1)));
+                let _ = duration_ms(&s);
+                let _ = memory(&s);
+            }
+        }
+        assert!(duration("99999999999999999999h", None).is_err());
+        assert!(memory("99999999999999999999g").is_err());
     }
 }
