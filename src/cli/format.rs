@@ -138,3 +138,26 @@ pub(super) fn stats_table(rows: &[crate::system::Stats]) -> String {
         .collect();
     table::render(&["CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %", "NET I/O", "BLOCK I/O", "PIDS"], &rows)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::template;
+
+    #[test]
+    fn templates_read_paths_index_and_json() {
+        let v = serde_json::json!({"State": {"Status": "running", "Pid": 7}, "Config": {"Labels": {"a.b": "x"}}, "Mounts": [{"Destination": "/data"}]});
+        assert_eq!(template("{{.State.Status}} {{ .State.Pid }}", &v).unwrap(), "running 7");
+        assert_eq!(template(r#"{{index .Config.Labels "a.b"}}"#, &v).unwrap(), "x");
+        assert_eq!(template("{{(index .Mounts 0).Destination}}", &v).unwrap(), "/data");
+        assert_eq!(template("{{json .State}}", &v).unwrap(), r#"{"Pid":7,"Status":"running"}"#);
+        assert_eq!(template("{{.Nothing}}", &v).unwrap(), "<no value>");
+    }
+
+    #[test]
+    fn what_templates_do_not_understand_is_an_error() {
+        let v = serde_json::json!({});
+        assert!(template("{{.State", &v).unwrap_err().to_string().contains("unclosed"));
+        assert!(template("{{upper .Name}}", &v).unwrap_err().to_string().contains("not understood"));
+        assert!(template("{{(index .A \"k\"}}", &v).unwrap_err().to_string().contains("unbalanced"));
+    }
+}
