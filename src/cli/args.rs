@@ -1,0 +1,732 @@
+//! The command line's words: every subcommand, flag and help text berth
+//! accepts, and their turning into the engine's request structs.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+
+use super::{more, parse_bytes, parse_kv, service};
+use crate::container::{RestartPolicy, RunSpec};
+
+#[derive(Parser)]
+#[command(name = "berth", version, about = "A container engine whose first interface is a script", disable_help_subcommand = true)]
+pub struct Cli {
+    /// State directory (default /var/lib/berth, or $BERTH_ROOT)
+    #[arg(long, global = true)]
+    pub(super) root: Option<PathBuf>,
+    /// Registry credentials file, docker's config.json format (default ~/.berth/config.json, or $BERTH_REGISTRY_CONFIG)
+    #[arg(long = "registry-config", global = true)]
+    pub(super) registry_config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub(super) cmd: Option<Cmd>,
+}
+
+#[derive(Subcommand)]
+pub(super) enum Cmd {
+    /// Run a command in a new container, or a .rhai script
+    Run(RunArgs),
+    /// Create a new container
+    Create(RunArgs),
+    /// Start stopped containers
+    Start(StartArgs),
+    /// Stop running containers
+    Stop(StopArgs),
+    /// Restart containers
+    Restart(StopArgs),
+    /// Kill running containers
+    Kill(KillArgs),
+    /// Pause all processes within containers
+    Pause(Names),
+    /// Unpause all processes within containers
+    Unpause(Names),
+    /// Block until containers stop, then print their exit codes
+    Wait(Names),
+    /// Remove containers
+    Rm(RmArgs),
+    /// Rename a container
+    Rename { old: String, new: String },
+    /// List containers
+    Ps(PsArgs),
+    /// Display detailed information on containers or images
+    Inspect(InspectArgs),
+    /// Fetch the logs of a container
+    Logs(LogsArgs),
+    /// Run a command in a running container
+    Exec(ExecArgs),
+    /// Display the running processes of a container
+    Top { container: String },
+    /// Copy files between a container and the local filesystem
+    Cp { src: String, dst: String },
+    /// List a container's published ports
+    Port { container: String },
+    /// Display system-wide information (as `system info`)
+    Info {
+        #[arg(short, long)]
+        format: Option<String>,
+    },
+    /// Show the version information
+    Version {
+        #[arg(short, long)]
+        format: Option<String>,
+    },
+    /// Inspect changes to files or directories on a container's filesystem
+    Diff { container: String },
+    /// Export a container's filesystem as a tar archive
+    Export(more::ExportArgs),
+    /// Create a new image from a container's changes
+    Commit(more::CommitArgs),
+    /// Update the limits and restart policy of containers
+    Update(more::UpdateArgs),
+    /// Attach this terminal's input and output to a running container
+    Attach(more::AttachArgs),
+    /// Get events as they happen (and, with --since, those recorded)
+    Events(more::EventsArgs),
+    /// Manage containers
+    #[command(subcommand)]
+    Container(ContainerCmd),
+    /// Manage images
+    #[command(subcommand)]
+    Image(ImageCmd),
+    /// List images
+    Images(ImagesArgs),
+    /// Remove images
+    Rmi(RmiArgs),
+    /// Show the history of an image
+    History {
+        #[arg(short = 'q', long)]
+        quiet: bool,
+        #[arg(long)]
+        format: Option<String>,
+        image: String,
+    },
+    /// Import a filesystem tarball as an image
+    Import(ImportArgs),
+    /// Create a tag TARGET that refers to SOURCE
+    Tag { source: String, target: String },
+    /// Build an image from a Dockerfile
+    Build(BuildArgs),
+    /// Download an image from a registry
+    Pull(PullArgs),
+    /// Upload an image to a registry
+    Push(PullArgs),
+    /// Log in to a registry
+    Login(LoginArgs),
+    /// Log out from a registry
+    Logout { server: String },
+    /// Search a registry's repositories
+    Search(SearchArgs),
+    /// Save images to a tar archive (docker-archive, or --format oci)
+    Save(SaveArgs),
+    /// Load images from a tar archive or standard input
+    Load(LoadArgs),
+    /// Manage networks
+    #[command(subcommand)]
+    Network(NetworkCmd),
+    /// Manage volumes
+    #[command(subcommand)]
+    Volume(VolumeCmd),
+    /// Manage services: replicas behind one virtual IP
+    #[command(subcommand)]
+    Service(service::ServiceCmd),
+    /// Manage stacks: compose files deployed as services
+    #[command(subcommand)]
+    Stack(service::StackCmd),
+    /// Live resource use of containers: CPU, memory, network, block I/O, pids
+    Stats {
+        /// Print once and exit
+        #[arg(long)]
+        no_stream: bool,
+        #[arg(long)]
+        format: Option<String>,
+        containers: Vec<String>,
+    },
+    /// Engine-wide information and housekeeping
+    #[command(subcommand)]
+    System(SystemCmd),
+    /// Interactive Rhai session
+    Repl,
+    /// Run .rhai test files
+    Test(TestArgs),
+    #[command(hide = true)]
+    Monitor { id: String },
+}
+
+#[derive(Subcommand)]
+pub(super) enum VolumeCmd {
+    /// Create a volume (a generated name when none is given)
+    Create {
+        #[arg(long)]
+        label: Vec<String>,
+        name: Option<String>,
+    },
+    #[command(alias = "list")]
+    Ls {
+        #[arg(short = 'q', long)]
+        quiet: bool,
+        #[arg(long)]
+        format: Option<String>,
+    },
+    Inspect {
+        #[arg(required = true)]
+        volumes: Vec<String>,
+    },
+    /// Remove volumes (refused while a container uses them)
+    #[command(alias = "remove")]
+    Rm {
+        #[arg(short = 'f', long)]
+        force: bool,
+        #[arg(required = true)]
+        volumes: Vec<String>,
+    },
+    /// Remove unused anonymous volumes (-a: every unused volume)
+    Prune {
+        #[arg(short = 'a', long)]
+        all: bool,
+        #[arg(short = 'f', long)]
+        force: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub(super) enum SystemCmd {
+    /// What berth runs on and what it holds
+    Info {
+        #[arg(short, long)]
+        format: Option<String>,
+    },
+    /// Disk used by images, containers, volumes and the build cache
+    Df {
+        #[arg(short, long)]
+        verbose: bool,
+        #[arg(long)]
+        format: Option<String>,
+    },
+    /// Remove stopped containers, unused networks, dangling images (-a: all
+    /// unused images and the build cache), and with --volumes unused
+    /// anonymous volumes
+    Prune {
+        #[arg(short = 'a', long)]
+        all: bool,
+        #[arg(long)]
+        volumes: bool,
+        #[arg(short = 'f', long)]
+        force: bool,
+    },
+    /// Remove everything this root holds: containers (running ones too),
+    /// services, stacks, every network (the default one too), volumes,
+    /// images and the build cache
+    Reset {
+        #[arg(short = 'f', long)]
+        force: bool,
+    },
+    /// Look for leftovers: links, nftables rules, mounts, directories and
+    /// processes the store no longer accounts for
+    Check {
+        /// Remove what is found
+        #[arg(long)]
+        repair: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub(super) enum ContainerCmd {
+    #[command(alias = "list")]
+    Ls(PsArgs),
+    Run(RunArgs),
+    Create(RunArgs),
+    Start(StartArgs),
+    Stop(StopArgs),
+    Restart(StopArgs),
+    Kill(KillArgs),
+    Pause(Names),
+    Unpause(Names),
+    Wait(Names),
+    #[command(alias = "remove")]
+    Rm(RmArgs),
+    Rename { old: String, new: String },
+    Inspect(InspectArgs),
+    Logs(LogsArgs),
+    Exec(ExecArgs),
+    Top { container: String },
+    Cp { src: String, dst: String },
+    /// Remove all stopped containers
+    Prune(more::PruneArgs),
+    Diff { container: String },
+    Export(more::ExportArgs),
+    Commit(more::CommitArgs),
+    Update(more::UpdateArgs),
+    Attach(more::AttachArgs),
+    Port { container: String },
+}
+
+#[derive(Subcommand)]
+pub(super) enum ImageCmd {
+    #[command(alias = "list")]
+    Ls(ImagesArgs),
+    #[command(alias = "remove")]
+    Rm(RmiArgs),
+    Inspect(InspectArgs),
+    Import(ImportArgs),
+    History {
+        #[arg(short = 'q', long)]
+        quiet: bool,
+        #[arg(long)]
+        format: Option<String>,
+        image: String,
+    },
+    Tag { source: String, target: String },
+    Save(SaveArgs),
+    Load(LoadArgs),
+    Pull(PullArgs),
+    Push(PullArgs),
+    /// Remove unused images
+    Prune {
+        /// Remove every image no container uses, not only untagged ones
+        #[arg(short = 'a', long)]
+        all: bool,
+        /// Do not ask for confirmation
+        #[arg(short = 'f', long)]
+        force: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub(super) enum NetworkCmd {
+    /// Create a bridge network
+    Create {
+        #[arg(long)]
+        subnet: Option<String>,
+        #[arg(long)]
+        gateway: Option<String>,
+        #[arg(short = 'd', long, default_value = "bridge")]
+        driver: String,
+        #[arg(long)]
+        label: Vec<String>,
+        name: String,
+    },
+    #[command(alias = "list")]
+    Ls {
+        #[arg(short = 'q', long)]
+        quiet: bool,
+        #[arg(long)]
+        format: Option<String>,
+    },
+    #[command(alias = "remove")]
+    Rm {
+        #[arg(required = true)]
+        networks: Vec<String>,
+    },
+    Inspect {
+        #[arg(required = true)]
+        networks: Vec<String>,
+    },
+    /// Connect a container to a network
+    Connect {
+        #[arg(long)]
+        ip: Option<String>,
+        #[arg(long)]
+        alias: Vec<String>,
+        network: String,
+        container: String,
+    },
+    /// Disconnect a container from a network
+    Disconnect { network: String, container: String },
+    /// Emulate a slow or lossy link for what a container sends on a network
+    /// (no option: show the current setting)
+    Impair {
+        /// Added latency, like 50ms
+        #[arg(long)]
+        delay: Option<String>,
+        /// Random variation of the latency, like 5ms
+        #[arg(long)]
+        jitter: Option<String>,
+        /// Percent of packets dropped, like 1.5
+        #[arg(long)]
+        loss: Option<String>,
+        /// Bandwidth, like 10mbit
+        #[arg(long)]
+        rate: Option<String>,
+        /// Remove every impairment
+        #[arg(long, conflicts_with_all = ["delay", "jitter", "loss", "rate"])]
+        clear: bool,
+        network: String,
+        container: String,
+    },
+    /// Draw the topology: networks, containers, addresses, published ports
+    Graph {
+        /// dot (default), mermaid or svg
+        #[arg(long, default_value = "dot")]
+        format: String,
+    },
+    /// Remove every network no container uses
+    Prune {
+        #[arg(short = 'f', long)]
+        force: bool,
+    },
+}
+
+#[derive(Args)]
+pub(super) struct BuildArgs {
+    #[arg(short = 't', long)]
+    pub(super) tag: Option<String>,
+    #[arg(short = 'f', long)]
+    pub(super) file: Option<PathBuf>,
+    #[arg(long = "build-arg")]
+    pub(super) build_arg: Vec<String>,
+    #[arg(long)]
+    pub(super) target: Option<String>,
+    #[arg(long = "no-cache")]
+    pub(super) no_cache: bool,
+    #[arg(short = 'q', long)]
+    pub(super) quiet: bool,
+    pub(super) context: PathBuf,
+}
+
+#[derive(Args)]
+pub(super) struct PullArgs {
+    #[arg(short = 'q', long)]
+    pub(super) quiet: bool,
+    pub(super) image: String,
+}
+
+#[derive(Args)]
+pub(super) struct LoginArgs {
+    #[arg(short = 'u', long)]
+    pub(super) username: String,
+    #[arg(short = 'p', long)]
+    pub(super) password: Option<String>,
+    #[arg(long = "password-stdin")]
+    pub(super) password_stdin: bool,
+    pub(super) server: String,
+}
+
+#[derive(Args)]
+pub(super) struct SearchArgs {
+    /// Registry to search (default: the one in BERTH_REGISTRY, else Docker Hub)
+    #[arg(long)]
+    pub(super) registry: Option<String>,
+    pub(super) term: String,
+}
+
+#[derive(Args)]
+pub(super) struct SaveArgs {
+    /// Write to a file instead of standard output
+    #[arg(short = 'o', long)]
+    pub(super) output: Option<String>,
+    /// docker (default) or oci
+    #[arg(long, default_value = "docker")]
+    pub(super) format: String,
+    #[arg(required = true)]
+    pub(super) images: Vec<String>,
+}
+
+#[derive(Args)]
+pub(super) struct LoadArgs {
+    /// Read from a file instead of standard input
+    #[arg(short = 'i', long)]
+    pub(super) input: Option<String>,
+    #[arg(short = 'q', long)]
+    pub(super) quiet: bool,
+}
+
+#[derive(Args, Clone)]
+pub(super) struct RunArgs {
+    #[arg(short = 'd', long)]
+    pub(super) detach: bool,
+    /// Mount a volume: NAME:/DST, /HOST/PATH:/DST or /DST, with :ro for read-only
+    #[arg(short = 'v', long)]
+    pub(super) volume: Vec<String>,
+    /// Mount every volume of container C at the same places (C:ro for read-only)
+    #[arg(long)]
+    pub(super) volumes_from: Vec<String>,
+    #[arg(short = 'i', long)]
+    pub(super) interactive: bool,
+    #[arg(short = 't', long)]
+    pub(super) tty: bool,
+    #[arg(long)]
+    pub(super) rm: bool,
+    #[arg(long)]
+    pub(super) name: Option<String>,
+    #[arg(short = 'e', long = "env")]
+    pub(super) env: Vec<String>,
+    #[arg(short = 'w', long = "workdir")]
+    pub(super) workdir: Option<String>,
+    #[arg(long)]
+    pub(super) hostname: Option<String>,
+    #[arg(short = 'u', long)]
+    pub(super) user: Option<String>,
+    #[arg(long)]
+    pub(super) entrypoint: Option<String>,
+    #[arg(short = 'l', long = "label")]
+    pub(super) label: Vec<String>,
+    #[arg(short = 'm', long)]
+    pub(super) memory: Option<String>,
+    #[arg(long)]
+    pub(super) cpus: Option<f64>,
+    #[arg(long = "pids-limit")]
+    pub(super) pids_limit: Option<i64>,
+    /// Give a host device: HOST[:CONTAINER[:PERMS]] (PERMS of rwm).
+    #[arg(long = "device")]
+    pub(super) device: Vec<String>,
+    /// The cgroup to put the container's cgroup under.
+    #[arg(long = "cgroup-parent")]
+    pub(super) cgroup_parent: Option<String>,
+    #[arg(long, default_value = "no")]
+    pub(super) restart: String,
+    #[arg(long = "cap-add")]
+    pub(super) cap_add: Vec<String>,
+    #[arg(long = "cap-drop")]
+    pub(super) cap_drop: Vec<String>,
+    #[arg(long = "sysctl")]
+    pub(super) sysctl: Vec<String>,
+    #[arg(long)]
+    pub(super) privileged: bool,
+    #[arg(long = "network", alias = "net")]
+    pub(super) network: Option<String>,
+    #[arg(long)]
+    pub(super) ip: Option<String>,
+    #[arg(long = "network-alias", alias = "net-alias")]
+    pub(super) network_alias: Vec<String>,
+    /// Publish a port: [IP:][HOST:]CONTAINER[/udp]
+    #[arg(short = 'p', long = "publish")]
+    pub(super) publish: Vec<String>,
+    /// Publish every EXPOSEd port to a free host port
+    #[arg(short = 'P', long = "publish-all")]
+    pub(super) publish_all: bool,
+    #[arg(long = "stop-signal")]
+    pub(super) stop_signal: Option<String>,
+    #[arg(long = "stop-timeout")]
+    pub(super) stop_timeout: Option<u64>,
+    /// Command run (by /bin/sh -c) to check health
+    #[arg(long = "health-cmd")]
+    pub(super) health_cmd: Option<String>,
+    /// Time between checks (e.g. 1s, 500ms; default 30s)
+    #[arg(long = "health-interval")]
+    pub(super) health_interval: Option<String>,
+    #[arg(long = "health-timeout")]
+    pub(super) health_timeout: Option<String>,
+    #[arg(long = "health-start-period")]
+    pub(super) health_start_period: Option<String>,
+    /// Consecutive failures that make the container unhealthy (default 3)
+    #[arg(long = "health-retries")]
+    pub(super) health_retries: Option<u32>,
+    /// Disable the image's HEALTHCHECK
+    #[arg(long = "no-healthcheck")]
+    pub(super) no_healthcheck: bool,
+    /// Image, then the command and its arguments
+    #[arg(required = true, trailing_var_arg = true, num_args = 1..)]
+    pub(super) image_and_cmd: Vec<String>,
+}
+
+#[derive(Args)]
+pub(super) struct StartArgs {
+    #[arg(short = 'i', long)]
+    pub(super) interactive: bool,
+    #[arg(short = 'a', long)]
+    pub(super) attach: bool,
+    #[arg(required = true)]
+    pub(super) containers: Vec<String>,
+}
+
+#[derive(Args)]
+pub(super) struct StopArgs {
+    #[arg(short = 't', long = "time", alias = "timeout")]
+    pub(super) time: Option<u64>,
+    #[arg(required = true)]
+    pub(super) containers: Vec<String>,
+}
+
+#[derive(Args)]
+pub(super) struct KillArgs {
+    #[arg(short = 's', long, default_value = "KILL")]
+    pub(super) signal: String,
+    #[arg(required = true)]
+    pub(super) containers: Vec<String>,
+}
+
+#[derive(Args)]
+pub(super) struct Names {
+    #[arg(required = true)]
+    pub(super) containers: Vec<String>,
+}
+
+#[derive(Args)]
+pub(super) struct RmArgs {
+    #[arg(short = 'f', long)]
+    pub(super) force: bool,
+    #[arg(short = 'v', long)]
+    pub(super) volumes: bool,
+    pub(super) containers: Vec<String>,
+}
+
+#[derive(Args)]
+pub(super) struct PsArgs {
+    #[arg(short = 'a', long)]
+    pub(super) all: bool,
+    /// label=KEY[=VALUE], name=TEXT, status=STATE, id=PREFIX (repeatable; all must hold)
+    #[arg(short = 'f', long = "filter")]
+    pub(super) filter: Vec<String>,
+    #[arg(short = 'q', long)]
+    pub(super) quiet: bool,
+    #[arg(long)]
+    pub(super) format: Option<String>,
+}
+
+#[derive(Args)]
+pub(super) struct ImagesArgs {
+    /// Show the intermediate images of builds too
+    #[arg(short = 'a', long)]
+    pub(super) all: bool,
+    #[arg(short = 'q', long)]
+    pub(super) quiet: bool,
+    #[arg(long)]
+    pub(super) format: Option<String>,
+}
+
+#[derive(Args)]
+pub(super) struct RmiArgs {
+    #[arg(short = 'f', long)]
+    pub(super) force: bool,
+    pub(super) images: Vec<String>,
+}
+
+#[derive(Args)]
+pub(super) struct InspectArgs {
+    #[arg(long, short = 'f')]
+    pub(super) format: Option<String>,
+    #[arg(required = true)]
+    pub(super) names: Vec<String>,
+}
+
+#[derive(Args)]
+pub(super) struct LogsArgs {
+    #[arg(short = 'f', long)]
+    pub(super) follow: bool,
+    #[arg(short = 't', long)]
+    pub(super) timestamps: bool,
+    pub(super) container: String,
+}
+
+#[derive(Args)]
+pub(super) struct ExecArgs {
+    #[arg(short = 'i', long)]
+    pub(super) interactive: bool,
+    #[arg(short = 't', long)]
+    pub(super) tty: bool,
+    #[arg(short = 'd', long)]
+    pub(super) detach: bool,
+    #[arg(short = 'e', long = "env")]
+    pub(super) env: Vec<String>,
+    #[arg(short = 'w', long = "workdir")]
+    pub(super) workdir: Option<String>,
+    #[arg(short = 'u', long)]
+    pub(super) user: Option<String>,
+    #[arg(long)]
+    pub(super) privileged: bool,
+    #[arg(required = true, trailing_var_arg = true, num_args = 2..)]
+    pub(super) container_and_cmd: Vec<String>,
+}
+
+#[derive(Args)]
+pub(super) struct ImportArgs {
+    /// Tarball path, or - for standard input
+    pub(super) file: String,
+    pub(super) reference: Option<String>,
+    #[arg(short = 'c', long = "change")]
+    pub(super) change: Vec<String>,
+}
+
+#[derive(Args)]
+pub(super) struct TestArgs {
+    /// Test files, or directories searched for *.rhai (default: tests/)
+    pub(super) paths: Vec<String>,
+    /// Files run at once (each gets its own TEST_ID for names)
+    #[arg(long, default_value_t = 1)]
+    pub(super) jobs: usize,
+    /// Run only tests whose "FILE › NAME" contains this text
+    #[arg(long)]
+    pub(super) filter: Option<String>,
+    /// Also write a JUnit XML report to this file
+    #[arg(long)]
+    pub(super) junit: Option<String>,
+    /// Keep a failed test's containers, networks and volumes for inspection
+    #[arg(long = "keep-on-failure")]
+    pub(super) keep_on_failure: bool,
+    /// Remove what a --keep-on-failure run kept (the run id it printed)
+    #[arg(long, value_name = "RUN_ID")]
+    pub(super) clean: Option<String>,
+}
+
+impl RunArgs {
+    pub(super) fn to_spec(&self) -> anyhow::Result<RunSpec> {
+        let mut it = self.image_and_cmd.iter();
+        let image = it.next().cloned().context("an image name is required")?;
+        let cmd: Vec<String> = it.cloned().collect();
+        let env = self.env.iter().map(|e| if e.contains('=') { e.clone() } else { format!("{e}={}", std::env::var(e).unwrap_or_default()) }).collect();
+        Ok(RunSpec {
+            image,
+            name: self.name.clone(),
+            cmd: (!cmd.is_empty()).then_some(cmd),
+            entrypoint: self.entrypoint.as_ref().map(|e| if e.is_empty() { vec![] } else { vec![e.clone()] }),
+            env,
+            workdir: self.workdir.clone(),
+            hostname: self.hostname.clone(),
+            user: self.user.clone(),
+            labels: parse_kv(&self.label.iter().map(|l| if l.contains('=') { l.clone() } else { format!("{l}=") }).collect::<Vec<_>>(), "label")?,
+            tty: self.tty,
+            interactive: self.interactive,
+            rm: self.rm,
+            memory: self.memory.as_deref().map(parse_bytes).transpose().map_err(anyhow::Error::msg)?,
+            cpus: self.cpus,
+            pids_limit: self.pids_limit,
+            restart: RestartPolicy::parse(&self.restart)?,
+            cap_add: self.cap_add.clone(),
+            cap_drop: self.cap_drop.clone(),
+            sysctls: parse_kv(&self.sysctl, "sysctl")?,
+            privileged: self.privileged,
+            network: self.network.clone(),
+            ip: self.ip.clone(),
+            aliases: self.network_alias.clone(),
+            publish: self.publish.clone(),
+            publish_all: self.publish_all,
+            stop_signal: self.stop_signal.clone(),
+            stop_timeout: self.stop_timeout,
+            volumes: self.volume.clone(),
+            volumes_from: self.volumes_from.clone(),
+            health: self.health()?,
+            devices: self.device.clone(),
+            cgroup_parent: self.cgroup_parent.clone(),
+        })
+    }
+
+    /// `--health-*` as a check of the container's own; timing flags alone
+    /// adjust the image's check.
+    fn health(&self) -> anyhow::Result<Option<crate::container::health::HealthSpec>> {
+        use crate::container::health::HealthSpec;
+        if self.no_healthcheck {
+            if self.health_cmd.is_some() {
+                bail!("--no-healthcheck conflicts with --health-cmd");
+            }
+            return Ok(Some(HealthSpec { test: vec!["NONE".into()], ..Default::default() }));
+        }
+        let timing = self.health_interval.is_some() || self.health_timeout.is_some() || self.health_start_period.is_some() || self.health_retries.is_some();
+        if self.health_cmd.is_none() && !timing {
+            return Ok(None);
+        }
+        let ms = |flag: &str, v: &Option<String>| -> anyhow::Result<u64> {
+            match v {
+                None => Ok(0),
+                Some(t) => crate::parse::duration_ms(t).map_err(|e| anyhow::anyhow!("{flag}: {e}")),
+            }
+        };
+        Ok(Some(HealthSpec {
+            // Empty test: the image's command with these timings (the engine fills it in).
+            test: self.health_cmd.as_ref().map(|c| vec!["CMD-SHELL".to_string(), c.clone()]).unwrap_or_default(),
+            interval_ms: ms("--health-interval", &self.health_interval)?,
+            timeout_ms: ms("--health-timeout", &self.health_timeout)?,
+            start_period_ms: ms("--health-start-period", &self.health_start_period)?,
+            retries: self.health_retries.unwrap_or(0),
+        }))
+    }
+}

@@ -1,0 +1,97 @@
+//! `berth network ...`: bridges, their members, link emulation and the
+//! topology graph.
+
+use anyhow::bail;
+
+use super::args::NetworkCmd;
+use super::{confirm, each, format, parse_kv, table};
+use crate::engine::Engine;
+
+pub(super) fn command(e: &Engine, cmd: NetworkCmd) -> anyhow::Result<i32> {
+    match cmd {
+        NetworkCmd::Create { subnet, gateway, driver, label, name } => {
+            if driver != "bridge" {
+                bail!("network driver {driver:?} is not supported: berth networks are bridges");
+            }
+            let labels = parse_kv(&label, "label")?;
+            let n = e.network_create(&crate::network::NetworkSpec { name, subnet, gateway, labels })?;
+            println!("{}", n.id);
+            Ok(0)
+        }
+        NetworkCmd::Ls { quiet, format } => {
+            let list = e.networks()?;
+            if quiet {
+                for n in &list {
+                    println!("{}", &n.id[..12]);
+                }
+            } else if format.as_deref() == Some("json") {
+                for n in &list {
+                    println!("{}", serde_json::json!({"ID": &n.id[..12], "Name": n.name, "Driver": "bridge", "Scope": "local", "Subnet": n.subnet}));
+                }
+            } else {
+                print!("{}", table::networks(&list));
+            }
+            Ok(0)
+        }
+        NetworkCmd::Rm { networks } => each(&networks, |n| e.network_remove(n).map(|_| n.to_string())),
+        NetworkCmd::Inspect { networks } => {
+            let mut all = Vec::new();
+            for n in &networks {
+                all.push(format::network_json(e, &e.network(n)?));
+            }
+            println!("{}", serde_json::to_string_pretty(&all)?);
+            Ok(0)
+        }
+        NetworkCmd::Connect { ip, alias, network, container } => {
+            e.network_connect(&network, &container, ip.as_deref(), &alias)?;
+            Ok(0)
+        }
+        NetworkCmd::Disconnect { network, container } => {
+            e.network_disconnect(&network, &container)?;
+            Ok(0)
+        }
+        NetworkCmd::Impair { delay, jitter, loss, rate, clear, network, container } => {
+            use crate::network::impair::{self, Impairment};
+            if !clear && delay.is_none() && jitter.is_none() && loss.is_none() && rate.is_none() {
+                let n = e.network(&network)?;
+                let imp = e.impairments(&container)?.into_iter().find(|(name, _)| *name == n.name).map(|(_, i)| i);
+                let Some(imp) = imp else { anyhow::bail!("container {container} is not connected to network {network}") };
+                println!("{imp}");
+                return Ok(0);
+            }
+            let bad = |e: String| anyhow::anyhow!("network impair: {e}");
+            let imp = Impairment {
+                delay_us: delay.as_deref().map(impair::parse_duration).transpose().map_err(bad)?.unwrap_or(0),
+                jitter_us: jitter.as_deref().map(impair::parse_duration).transpose().map_err(bad)?.unwrap_or(0),
+                loss: loss.as_deref().map(impair::parse_loss).transpose().map_err(bad)?.unwrap_or(0.0),
+                rate_bps: rate.as_deref().map(impair::parse_rate).transpose().map_err(bad)?.unwrap_or(0),
+            };
+            e.network_impair(&network, &container, if clear { None } else { Some(&imp) })?;
+            Ok(0)
+        }
+        NetworkCmd::Graph { format } => {
+            let t = e.topology()?;
+            let out = match format.as_str() {
+                "dot" => crate::network::graph_dot(&t),
+                "mermaid" => crate::network::graph_mermaid(&t),
+                "svg" => crate::network::graph_svg(&t),
+                other => bail!("unknown graph format {other:?}: use dot, mermaid or svg"),
+            };
+            print!("{out}");
+            Ok(0)
+        }
+        NetworkCmd::Prune { force } => {
+            if !force && !confirm("This will remove all custom networks not used by at least one container.")? {
+                return Ok(0);
+            }
+            let gone = e.network_prune()?;
+            if !gone.is_empty() {
+                println!("Deleted Networks:");
+                for n in gone {
+                    println!("{n}");
+                }
+            }
+            Ok(0)
+        }
+    }
+}

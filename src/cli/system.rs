@@ -1,0 +1,115 @@
+//! `berth system ...` (and `berth info`): what the engine holds, and its
+//! housekeeping.
+
+use super::args::SystemCmd;
+use super::{confirm, table};
+use crate::engine::Engine;
+
+pub(super) fn command(e: &Engine, c: SystemCmd) -> anyhow::Result<i32> {
+    match c {
+        SystemCmd::Info { format } => {
+            let i = e.info()?;
+            if format.as_deref() == Some("json") {
+                println!("{}", serde_json::to_string_pretty(&i)?);
+                return Ok(0);
+            }
+            println!("Containers: {}\n Running: {}\n Paused: {}\n Stopped: {}", i.containers, i.running, i.paused, i.stopped);
+            println!("Images: {}\nNetworks: {}", i.images, i.networks);
+            println!("Server Version: berth {}\nStorage Driver: {}\nCgroup Driver: {}\nCgroup Version: {}\nCgroup Parent: {}", i.server_version, i.storage_driver, i.cgroup_driver, i.cgroup_version, i.cgroup_parent);
+            println!("Link Emulation: {}", i.link_emulation);
+            println!("Kernel Version: {}\nOperating System: {}\nArchitecture: {}\nCPUs: {}", i.kernel_version, i.os, i.architecture, i.cpus);
+            println!("Total Memory: {:.2}GiB\nBerth Root Dir: {}\nBerth Run Dir: {}", i.total_memory as f64 / (1u64 << 30) as f64, i.root_dir, i.run_dir);
+            Ok(0)
+        }
+        SystemCmd::Df { verbose, format } => {
+            let df = e.df()?;
+            if format.as_deref() == Some("json") {
+                println!("{}", serde_json::to_string_pretty(&df)?);
+                return Ok(0);
+            }
+            let pct = |r: &crate::system::DfRow| (r.reclaimable * 100).checked_div(r.size).unwrap_or(0);
+            let rows: Vec<Vec<String>> = [("Images", &df.images), ("Containers", &df.containers), ("Local Volumes", &df.volumes), ("Build Cache", &df.build_cache)]
+                .iter()
+                .map(|(n, r)| vec![n.to_string(), r.total.to_string(), r.active.to_string(), table::human_size(r.size), format!("{} ({}%)", table::human_size(r.reclaimable), pct(r))])
+                .collect();
+            print!("{}", table::render(&["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"], &rows));
+            if verbose {
+                for (kind, title) in [("image", "Images space usage:"), ("container", "Containers space usage:"), ("volume", "Local Volumes space usage:")] {
+                    println!("\n{title}\n");
+                    let rows: Vec<Vec<String>> = df.items.iter().filter(|i| i.kind == kind).map(|i| vec![i.name.clone(), table::human_size(i.size), if i.in_use { "yes".into() } else { "no".into() }]).collect();
+                    print!("{}", table::render(&["NAME", "SIZE", "IN USE"], &rows));
+                }
+            }
+            Ok(0)
+        }
+        SystemCmd::Prune { all, volumes, force } => {
+            if !force {
+                let mut what = vec!["all stopped containers", "all networks not used by at least one container"];
+                what.push(if all { "all images without at least one container associated to them" } else { "all dangling images" });
+                if volumes {
+                    what.push("all anonymous volumes not used by at least one container");
+                }
+                what.push(if all { "all build cache" } else { "unused build cache" });
+                what.push("everything left by `berth test` runs that were killed");
+                if !confirm(&format!("This will remove:\n  - {}\n", what.join("\n  - ")))? {
+                    return Ok(0);
+                }
+            }
+            let p = e.prune(all, volumes)?;
+            for (title, list) in [("Swept Test Runs (killed runners):", &p.test_runs), ("Deleted Containers:", &p.containers), ("Deleted Networks:", &p.networks), ("Deleted Images:", &p.images), ("Deleted Volumes:", &p.volumes)] {
+                if !list.is_empty() {
+                    println!("{title}");
+                    for x in list {
+                        println!("{x}");
+                    }
+                    println!();
+                }
+            }
+            if p.build_cache > 0 {
+                println!("Deleted build cache entries: {}\n", p.build_cache);
+            }
+            println!("Total reclaimed space: {}", table::human_size(p.reclaimed));
+            Ok(0)
+        }
+        SystemCmd::Reset { force } => {
+            if !force && !confirm(&format!("This will remove everything under {}: all containers (running ones too), services, stacks, networks (the default one too), volumes, images and the build cache.", e.paths.root.display()))? {
+                return Ok(0);
+            }
+            let r = e.reset()?;
+            println!(
+                "Removed {} stack(s), {} service(s), {} container(s), {} network(s), {} volume(s), {} image(s), {} build cache entries",
+                r.stacks, r.services, r.containers, r.networks, r.volumes, r.images, r.build_cache
+            );
+            Ok(0)
+        }
+        SystemCmd::Check { repair } => {
+            // Links the kernel is still closing are shown but not counted.
+            let (notes, found): (Vec<_>, Vec<_>) = e.check(repair)?.into_iter().partition(|f| f.transient);
+            for f in &notes {
+                let status = if !repair { "" } else if f.repaired { "  [removed]" } else { "  [repair failed]" };
+                println!("note: {} {}: {}{status}", f.kind, f.object, f.reason);
+            }
+            if found.is_empty() {
+                println!("no leftovers");
+                return Ok(0);
+            }
+            let mut unrepaired = 0;
+            for f in &found {
+                let status = if !repair {
+                    String::new()
+                } else if f.repaired {
+                    "  [removed]".into()
+                } else {
+                    unrepaired += 1;
+                    format!("  [repair failed: {}]", f.repair_error.as_deref().unwrap_or("?"))
+                };
+                println!("{} {}: {}{status}", f.kind, f.object, f.reason);
+            }
+            if !repair {
+                println!("{} problem(s) found; `berth system check --repair` removes them", found.len());
+                return Ok(1);
+            }
+            Ok(if unrepaired > 0 { 1 } else { 0 })
+        }
+    }
+}
