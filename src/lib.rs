@@ -13,6 +13,8 @@ pub mod container;
 pub mod changes;
 pub mod engine;
 pub mod events;
+#[macro_use]
+pub mod fault;
 pub mod firewall;
 pub mod build;
 pub mod image;

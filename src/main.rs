@@ -1,4 +1,5 @@
 fn main() {
+    berth::fault::arm();
     let args: Vec<String> = std::env::args().collect();
     // berth's own processes enter here, not through the command line: no
     // clap, no logging set-up, so that they start fast.

@@ -459,6 +459,7 @@ pub fn create(paths: &Paths, db: &mut Db, spec: &RunSpec) -> Result<Container> {
         e => e.into(),
     })
     .inspect_err(|_| undo(db, false))?;
+    crate::fault!("create.row");
     if let Some(net) = &bridge_net {
         let r = crate::network::attach(db, &id, net, spec.ip.as_deref(), &spec.aliases).and_then(|_| crate::network::publish(db, &id, &port_specs));
         if let Err(e) = r {
@@ -480,6 +481,7 @@ pub fn create(paths: &Paths, db: &mut Db, spec: &RunSpec) -> Result<Container> {
         // (loopback ones are useless inside); --network none an empty file.
         let resolv = if bridge_net.is_some() || mode == "host" { host_resolv_conf() } else { String::new() };
         std::fs::write(dir.join("resolv.conf"), resolv)?;
+        crate::fault!("create.files");
         std::fs::write(dir.join("config.json"), serde_json::to_vec_pretty(&config).unwrap())?;
         Ok(())
     })();
@@ -614,6 +616,7 @@ pub fn rename(db: &mut Db, key: &str, new: &str) -> Result<()> {
 /// Deletes the record and files of a container that is not running.
 pub fn delete(paths: &Paths, db: &mut Db, c: &Container) -> Result<()> {
     remove_files(paths, &c.id)?;
+    crate::fault!("rm.files");
     forget_container(paths, db, c)?.files_removed(paths, db);
     Ok(())
 }

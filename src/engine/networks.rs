@@ -19,10 +19,13 @@ impl Engine {
             return Ok(());
         }
         network::setup(&self.paths, &c.id, &eps).map_err(chain(format!("setting up the network of {}", c.name)))?;
+        crate::fault!("start.network");
         self.apply_impairments(c, false)?;
         // Only published ports depend on containers; the networks' own
         // rules were written when they were made.
+
         if !network::ports_of(&self.db(), &c.id)?.is_empty() {
+            crate::fault!("start.ports");
             self.sync_firewall()?;
         }
         for ep in &eps {
@@ -169,6 +172,7 @@ impl Engine {
             let n = network::get(&db, net)?;
             network::attach(&mut db, &c.id, &n, ip, aliases)?
         };
+        crate::fault!("network.connect");
         if c.running() {
             let r = network::setup(&self.paths, &c.id, std::slice::from_ref(&ep));
             if let Err(e) = r {
@@ -225,6 +229,7 @@ impl Engine {
         let n = self.network(net)?;
         let ep = eps.into_iter().find(|e| e.network.id == n.id).ok_or_else(|| network::NetworkError::NotConnected(c.name.clone(), n.name.clone()))?;
         let _ = network::unplug(&self.paths, &c.id, &ep);
+        crate::fault!("network.disconnect");
         let was_impaired = network::impair_links(&self.db(), &c.id)?.iter().any(|l| l.position == ep.position && !l.impairment.is_none());
         network::detach(&mut self.db(), &c.id, &n).map_err(|e| named(e, &c.name))?;
         if was_impaired {

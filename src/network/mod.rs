@@ -200,6 +200,7 @@ pub fn create(paths: &Paths, db: &mut Db, spec: &NetworkSpec) -> Result<Network>
         StoreError::Sql(rusqlite::Error::SqliteFailure(f, _)) if f.code == rusqlite::ErrorCode::ConstraintViolation => NetworkError::Exists(name.clone()),
         e => e.into(),
     })?;
+    crate::fault!("network.create");
     let made = (|| -> std::io::Result<()> {
         // As docker does: networks route (published ports from outside,
         // egress NAT), so the host must forward.
@@ -323,6 +324,7 @@ pub fn remove(db: &mut Db, key: &str, container_names: impl Fn(&str) -> String) 
     }
     let nl = Netlink::new().map_err(|err| NetworkError::System { net: net.name.clone(), err })?;
     nl.delete_link(&net.bridge).map_err(|err| NetworkError::System { net: net.name.clone(), err })?;
+    crate::fault!("network.rm");
     db.write(|tx| Ok(tx.execute("DELETE FROM networks WHERE id=?1", [&net.id])?))?;
     Ok(net)
 }

@@ -83,6 +83,7 @@ pub fn run(spec: &Spec, stdio: Stdio, go: RawFd, errfd: RawFd) -> ! {
         // (the first migration can wait out an RCU grace period); nothing
         // of the user's runs before we are in it.
         wait_go(go)?;
+        crate::fault!("start.exec");
         start_process(&plan, stdio, errfd, true)
     })();
     let e = match r {

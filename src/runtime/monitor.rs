@@ -463,6 +463,7 @@ impl Monitor {
         let e = |m: String| InitError { code: EXIT_ENGINE, msg: m };
         let cg_path = self.spec.linux().as_ref().and_then(|l| l.cgroups_path().clone()).map(|p| p.to_string_lossy().into_owned()).unwrap_or_else(|| crate::container::cgroup_path(&self.paths, None, &self.id));
         tracing::debug!("monitor: start");
+        crate::fault!("start.monitor");
         let tty = self.spec.process().as_ref().and_then(|p| p.terminal()).unwrap_or(false);
         let (go_r, go_w) = proc::pipe().map_err(|x| e(x.to_string()))?;
         let (err_r, err_w) = proc::pipe().map_err(|x| e(x.to_string()))?;
@@ -516,6 +517,7 @@ impl Monitor {
                     }
                 };
                 tracing::debug!("monitor: in cgroup");
+                crate::fault!("start.cgroup");
                 let mut g = std::fs::File::from(go_w);
                 // Init gone before "go" shows up as its report or its exit below.
                 let _ = g.write_all(b"g");

@@ -126,6 +126,7 @@ pub fn create(paths: &Paths, db: &mut Db, name: Option<&str>, anonymous: bool, l
         )?;
         Ok(n == 1)
     })?;
+    crate::fault!("volume.create");
     // Also for an existing row: a crash may have left it without its directory.
     if let Err(source) = make_data_dir(&data_path(paths, &name)) {
         if inserted {
@@ -155,6 +156,7 @@ pub fn remove(paths: &Paths, db: &mut Db, name: &str, users: &[String]) -> Resul
         return Err(VolumeError::InUse { name: name.to_string(), containers: users.join(", ") });
     }
     db.write(|tx| Ok(tx.execute("DELETE FROM volumes WHERE name=?1", [name])?))?;
+    crate::fault!("volume.rm");
     remove_tree(&paths.root.join("volumes").join(name)).map_err(|source| VolumeError::Leftover { name: name.to_string(), source })
 }
 
