@@ -83,12 +83,8 @@ impl Catalogue {
         let mut topics: Vec<Topic> = hosts.iter().map(|h| Topic { name: h.name.into(), doc: h.doc.into() }).collect();
         topics.push(Topic { name: RESULT.0.into(), doc: RESULT.1.into() });
         let mut entries = berth_entries(r);
-        for (sig, doc) in BUILTINS {
-            entries.push(Entry::from_comment("", &api::doc(sig, doc).name(), &api::doc(sig, doc).comment()).expect("a builtin's help"));
-        }
-        for (sig, doc) in RESULT_KEYS {
-            entries.push(Entry::from_comment(RESULT.0, api::doc(sig, doc).name(), &api::doc(sig, doc).comment()).expect("a Result key's help"));
-        }
+        let fixed = BUILTINS.iter().map(|(sig, line)| ("", doc(sig, line))).chain(RESULT_KEYS.iter().map(|(sig, line)| (RESULT.0, doc(sig, line))));
+        entries.extend(fixed.filter_map(|(owner, d)| Entry::from_comment(owner, d.name(), &d.comment())));
         for (module, _) in super::stdlib::MODULES {
             let Some(ast) = compile_module(r, module) else { continue };
             let about = ast.doc().lines().map(|l| l.trim_start_matches("//!").trim()).collect::<Vec<_>>().join(" ");

@@ -19,7 +19,7 @@ pub fn register(r: &mut rhai::Engine, ctx: &Ctx) {
             }
         };
         let mut f = crate::events::Filter::default();
-        for (k, _) in &o {
+        for k in o.keys() {
             if !matches!(k.as_str(), "since" | "until" | "filter") {
                 return Err(rerr(format!("unknown events option {k:?}; known: since, until, filter")));
             }
