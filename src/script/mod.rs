@@ -1,6 +1,7 @@
 //! The Rhai front: engine objects as Rhai types, lab scripts, the REPL and
 //! the test runner. Every function turns its arguments into a request
-//! struct, calls one `Engine` method and wraps the result.
+//! struct, calls one `Engine` method and wraps the result. The functions are
+//! registered in `api/`, one module per Rhai type, each with its help.
 
 mod api;
 pub mod help;

@@ -14,6 +14,15 @@ use crate::script::{eng, json_to_dynamic, listening, output_map, rerr, run_spec,
 pub const TYPE: (&str, &str) = ("Container", "a handle to a container; copies refer to the same container and getters read live state");
 
 pub fn register(r: &mut rhai::Engine, ctx: &Ctx) {
+    globals(r, ctx);
+    properties(r);
+    actions(r);
+    ports_and_waits(r);
+    networks(r, ctx);
+}
+
+/// run(), run_once(), run_all(), container() and containers().
+fn globals(r: &mut rhai::Engine, ctx: &Ctx) {
     let e = ctx.engine.clone();
     let x = ctx.clone();
     let nm = ctx.names.clone();
@@ -103,7 +112,10 @@ pub fn register(r: &mut rhai::Engine, ctx: &Ctx) {
     let d = doc("containers([opts]) -> [Container]", "running containers, as `berth ps` lists them").more("Options: all: true (stopped ones too), label: \"role=db\" (or just \"role\").");
     d.func(r, move || cs(Map::new()));
     d.func(r, containers);
+}
 
+/// Its properties, and how it prints and compares.
+fn properties(r: &mut rhai::Engine) {
     doc("id -> string", "the full id").get(r, |c: &mut Container| c.id.clone());
     doc("name -> string", "the container's name").get(r, |c: &mut Container| -> RResult<String> { Ok(c.get()?.name) });
     doc("state -> string", "\"created\", \"running\", \"paused\" or \"exited\"").get(r, |c: &mut Container| -> RResult<String> { Ok(c.get()?.state) });
@@ -121,6 +133,12 @@ pub fn register(r: &mut rhai::Engine, ctx: &Ctx) {
     });
     doc("image -> string", "the image reference it was created from").get(r, |c: &mut Container| -> RResult<String> { Ok(c.get()?.image_ref) });
     doc("labels -> Map", "its labels").get(r, |c: &mut Container| -> RResult<Map> { Ok(c.get()?.spec.labels.into_iter().map(|(k, v)| (k.into(), Dynamic::from(v))).collect()) });
+    r.register_fn("to_string", |c: &mut Container| -> String { format!("Container({})", &c.id[..12]) });
+    r.register_fn("==", |a: Container, b: Container| a.id == b.id);
+}
+
+/// What a container does, and what is done to it.
+fn actions(r: &mut rhai::Engine) {
     doc("start()", "starts a created or exited container").func(r, |c: &mut Container| -> RResult<()> { c.engine.start(&c.id).map(|_| ()).map_err(eng) });
     let d = doc("stop([seconds])", "SIGTERM (or its stop signal), SIGKILL after the grace period");
     d.func(r, |c: &mut Container| -> RResult<()> { c.engine.stop(&c.id, None).map(|_| ()).map_err(eng) });
@@ -206,6 +224,16 @@ pub fn register(r: &mut rhai::Engine, ctx: &Ctx) {
     });
     doc("copy_to(local, inside)", "copies a host file or directory into the container").func(r, |c: &mut Container, local: &str, inside: &str| -> RResult<()> { c.engine.copy(local, &format!("{}:{inside}", c.id)).map_err(eng) });
     doc("copy_from(inside, local)", "copies a file or directory out of the container").func(r, |c: &mut Container, inside: &str, local: &str| -> RResult<()> { c.engine.copy(&format!("{}:{inside}", c.id), local).map_err(eng) });
+    let d = doc("remove([opts])", "removes it").more("Options: force: true (a running one too), volumes: true (its anonymous volumes).");
+    d.func(r, |c: &mut Container| -> RResult<()> { c.engine.remove(&c.id, false).map(|_| ()).map_err(eng) });
+    d.func(r, |c: &mut Container, opts: Map| -> RResult<()> {
+        let flag = |k: &str| opts.get(k).and_then(|f| f.as_bool().ok()).unwrap_or(false);
+        c.engine.remove_with(&c.id, flag("force"), flag("volumes")).map(|_| ()).map_err(eng)
+    });
+}
+
+/// Published ports, and waiting for a port or a log line.
+fn ports_and_waits(r: &mut rhai::Engine) {
     let wait_port = |c: &mut Container, port: i64, opts: Map| -> RResult<()> {
         let deadline = Instant::now() + timeout_of(&opts);
         loop {
@@ -282,12 +310,9 @@ pub fn register(r: &mut rhai::Engine, ctx: &Ctx) {
     let d = doc("wait_for_log(text, [opts])", "waits until its log contains text").more(WAIT_TIMEOUT);
     d.func(r, move |c: &mut Container, t: &str| wl(c, t, Map::new()));
     d.func(r, wait_log);
-    let d = doc("remove([opts])", "removes it").more("Options: force: true (a running one too), volumes: true (its anonymous volumes).");
-    d.func(r, |c: &mut Container| -> RResult<()> { c.engine.remove(&c.id, false).map(|_| ()).map_err(eng) });
-    d.func(r, |c: &mut Container, opts: Map| -> RResult<()> {
-        let flag = |k: &str| opts.get(k).and_then(|f| f.as_bool().ok()).unwrap_or(false);
-        c.engine.remove_with(&c.id, flag("force"), flag("volumes")).map(|_| ()).map_err(eng)
-    });
+}
+
+fn networks(r: &mut rhai::Engine, ctx: &Ctx) {
     let nm = ctx.names.clone();
     let connect = move |c: &mut Container, n: &str, o: Map| -> RResult<()> {
         let ip = o.get("ip").map(|v| v.to_string());
@@ -312,8 +337,6 @@ pub fn register(r: &mut rhai::Engine, ctx: &Ctx) {
     d.func(r, connect);
     let nm = ctx.names.clone();
     doc("disconnect(network)", "detaches it from a network").func(r, move |c: &mut Container, n: &str| -> RResult<()> { c.engine.network_disconnect(&nm.resolve(Kind::Network, n), &c.id).map_err(eng) });
-    r.register_fn("to_string", |c: &mut Container| -> String { format!("Container({})", &c.id[..12]) });
-    r.register_fn("==", |a: Container, b: Container| a.id == b.id);
 }
 
 const RUN_OPTIONS: &str = "Options (all optional):
