@@ -1,26 +1,28 @@
-//! `help()` and `help("Type")`: the catalogue of functions and members with
-//! one-line descriptions, shared by the REPL's completion.
-//!
-//! The catalogue is written by hand (the engine's metadata has no prose);
-//! whatever the engine registers without an entry here still shows up in
-//! `help`, under "not described yet", so the listing never hides a function.
+//! `help()`, `help("Type")` and `help("name")`, and the REPL's completion,
+//! read from the engine's metadata: every berth function is registered
+//! with its help (`api::Doc`), and the functions of the stdlib modules carry
+//! theirs as doc comments in their Rhai source. So a function cannot exist
+//! without its help, nor help without its function.
 
 use std::any::TypeId;
 use std::collections::BTreeSet;
 
 use rhai::{Dynamic, EvalAltResult, Position};
 
+use super::api::{self, doc};
+
 /// One function, method or property. `owner` is "" for a global function,
 /// a type name ("Container") for a member, or a module name ("lab").
+#[derive(Clone, Debug)]
 pub struct Entry {
-    pub owner: &'static str,
-    pub name: &'static str,
+    pub owner: String,
+    pub name: String,
     /// How it is called: `run(image, [opts]) -> Container`; a property has
     /// no parentheses: `name -> string`.
-    pub sig: &'static str,
-    pub doc: &'static str,
+    pub sig: String,
+    pub doc: String,
     /// Options and details for `help("name")`; may be empty.
-    pub more: &'static str,
+    pub more: String,
 }
 
 impl Entry {
@@ -29,251 +31,120 @@ impl Entry {
     }
 
     /// The type a call returns, from the signature (`-> Container`).
-    pub fn returns(&self) -> Option<&'static str> {
+    pub fn returns(&self) -> Option<&str> {
         self.sig.rsplit_once("-> ").map(|(_, t)| t.trim())
+    }
+
+    /// An entry from a doc comment written as `api::Doc::comment` writes
+    /// it: the signature, the one line, then the details. None when the
+    /// comment does not have the first two.
+    fn from_comment(owner: &str, name: &str, comment: &str) -> Option<Entry> {
+        let mut lines = comment.lines().map(|l| {
+            let l = l.trim_start().trim_start_matches("///");
+            l.strip_prefix(' ').unwrap_or(l)
+        });
+        let sig = lines.next()?.trim();
+        let doc = lines.next()?.trim();
+        if sig.is_empty() || doc.is_empty() {
+            return None;
+        }
+        let more = lines.collect::<Vec<_>>().join("\n").trim_end().to_string();
+        Some(Entry { owner: owner.into(), name: name.into(), sig: sig.into(), doc: doc.into(), more })
     }
 }
 
-/// A catalogue entry (short name: the table below is long).
-const fn e(owner: &'static str, name: &'static str, sig: &'static str, doc: &'static str) -> Entry {
-    Entry { owner, name, sig, doc, more: "" }
-}
+/// The map a command returns. It is a plain Map, so nothing is registered
+/// for it: its keys are described here.
+const RESULT: (&str, &str) = ("Result", "the map a command returns: #{ code, stdout, stderr } (c.exec, run_once)");
+const RESULT_KEYS: &[(&str, &str)] = &[("code -> int", "the exit code"), ("stdout -> string", "what the command wrote on stdout"), ("stderr -> string", "what the command wrote on stderr")];
 
-/// A catalogue entry with details for `help(name)`.
-const fn x(owner: &'static str, name: &'static str, sig: &'static str, doc: &'static str, more: &'static str) -> Entry {
-    Entry { owner, name, sig, doc, more }
-}
-
-/// Types and modules with a description, in the order `help()` names them.
-pub const TYPES: &[(&str, &str)] = &[
-    ("Container", "a handle to a container; copies refer to the same container and getters read live state"),
-    ("Image", "a handle to a stored image"),
-    ("Network", "a bridge network; containers join it with run(.., #{ network }) or c.connect()"),
-    ("Volume", "a named volume; mount it with run(.., #{ volumes: [\"name:/path\"] })"),
-    ("Service", "replicas of one container spec behind a virtual IP, balanced over the healthy ones"),
-    ("Stack", "services, networks and volumes from a compose file or map, deployed by up()"),
-    ("Result", "the map a command returns: #{ code, stdout, stderr } (c.exec, run_once)"),
-    ("lab", "module: topologies of containers over per-link networks; import \"lab\" as lab;"),
-    ("wait", "module: readiness conditions with timeouts; import \"wait\" as wait;"),
+/// Names help describes that no berth registration carries: Rhai's own
+/// print (a keyword), and the constant the test runner puts in scope.
+const BUILTINS: &[(&str, &str)] = &[
+    ("print(value)", "prints a value on its own line"),
+    ("TEST_ID -> string", "under berth test: six hex digits unique to this file's run, for names that must not clash with files run alongside (--jobs)"),
 ];
 
-const RUN_OPTIONS: &str = "Options (all optional):
-  name: \"c1\"                   container name (unique)
-  cmd: [\"sleep\", \"60\"]         command, replaces the image's CMD
-  entrypoint: [\"sh\", \"-c\"]     replaces the image's ENTRYPOINT
-  env: #{ A: \"1\" }             environment (or [\"A=1\"])
-  workdir: \"/\"  hostname: \"h1\"  user: \"1000:1000\"
-  labels: #{ role: \"db\" }      labels, for containers(#{ label: \"role=db\" })
-  network: \"labnet\"  ip: \"192.168.13.4\"  aliases: [\"db\"]
-  publish: [\"8000:80\"]  publish_all: true
-  volumes: [\"data:/data\", \"/srv/x:/x:ro\"]  volumes_from: [\"c0\"]
-  memory: \"64m\"  cpus: 0.5  pids_limit: 64  cgroup_parent: \"lab\"
-  devices: [\"/dev/loop0\", \"/dev/sdb:/dev/xvdb:r\"]  host devices, HOST[:CONTAINER[:PERMS]]
-  restart: \"no\" | \"always\" | \"on-failure[:N]\"
-  cap_add: [\"NET_ADMIN\"]  cap_drop: [\"MKNOD\"]  privileged: false
-  sysctls: #{ \"net.ipv4.ip_forward\": \"1\" }  stop_signal: \"SIGTERM\"  stop_timeout: 10 (seconds)
-  rm: false  tty: false
-  health: #{ cmd: [\"test\", \"-f\", \"/ready\"], interval: 1000, timeout: 1000, start_period: 0, retries: 3 }
-Example: let c = run(\"busybox\", #{ name: \"c1\", cmd: [\"sleep\", \"300\"] });";
-
-const WAIT_TIMEOUT: &str = "Options: #{ timeout: ms } (default 30000).";
-
-const WAIT_OPTIONS: &str = "Options: timeout (ms, default 30000), interval (ms between polls, default 100).
-On timeout the error names what was awaited and the last thing seen.";
-
-const LAB_OPTIONS: &str = "Options: run()'s options for every node (image defaults to busybox, cmd to sleep infinity);
-name, network and ip are set by the lab. Nodes are <name>-n0.., networks <name>-l0..,
-all labelled berth.lab=<name> so lab::down(name) finds them.
-Example: import \"lab\" as lab; let l = lab::chain(\"demo\", 3, #{}); lab::show(lab::pingall(l.nodes), l.nodes);";
-
-/// The catalogue: globals first, then each type's members, then modules.
-pub static CATALOGUE: &[Entry] = &[
-    // ---- images ----
-    e("", "image", "image(ref) -> Image", "an existing image by reference (name:tag) or id"),
-    e("", "images", "images() -> [Image]", "the stored images, as `berth images` lists them"),
-    e("", "import", "import(path, tag) -> Image", "an image from a root filesystem tarball"),
-    e("", "pull", "pull(ref) -> Image", "pulls an image from a registry (progress bars on a terminal)"),
-    x("", "build", "build(dir, [opts]) -> Image", "builds the Dockerfile in dir",
-      "Options: tag: \"web:lab\", file: \"Dockerfile\", args: #{ V: \"1\" }, target: \"stage\", no_cache: true, quiet: false.\nExample: let web = build(\"examples/web\", #{ tag: \"web:lab\" });"),
-    // ---- containers ----
-    x("", "run", "run(image, [opts]) -> Container", "creates and starts a container, detached", RUN_OPTIONS),
-    x("", "run_once", "run_once(image, cmd, [opts]) -> Result", "runs cmd to completion, removes the container, returns #{ code, stdout, stderr }",
-      "Options: as run().\nExample: let r = run_once(\"busybox\", [\"echo\", \"hi\"]); r.stdout"),
-    x("", "run_all", "run_all(specs) -> [Container]", "starts several containers concurrently",
-      "Each spec is run()'s option map plus image.\nExample: run_all([#{ image: \"busybox\", name: \"n1\" }, #{ image: \"busybox\", name: \"n2\" }])"),
-    e("", "container", "container(name) -> Container", "an existing container by name or id"),
-    x("", "containers", "containers([opts]) -> [Container]", "running containers, as `berth ps` lists them",
-      "Options: all: true (stopped ones too), label: \"role=db\" (or just \"role\")."),
-    // ---- networks and volumes ----
-    x("", "network", "network(name, [opts]) -> Network", "the named network, created when missing",
-      "Options: subnet: \"192.168.13.0/24\", gateway: \"192.168.13.1\", labels: #{ k: \"v\" }.\nAn existing network is returned when its settings match; a different subnet is an error."),
-    e("", "networks", "networks([#{ label }]) -> [Network]", "all networks, or those with a label (\"k\" or \"k=v\")"),
-    x("", "volume", "volume(name, [opts]) -> Volume", "the named volume, created when missing", "Options: labels: #{ k: \"v\" }."),
-    e("", "volumes", "volumes([#{ label }]) -> [Volume]", "all volumes, or those with a label (\"k\" or \"k=v\")"),
-    // ---- services and stacks ----
-    x("", "service", "service(name, [opts]) -> Service", "the named service; with opts, created when missing",
-      "Options: image (required), replicas: 3, publish: [\"8080:80\"], network: \"labnet\",
-service_labels: #{ k: \"v\" }, update: #{ parallelism, delay, monitor } (ms),
-and run()'s options for every replica (restart defaults to always; name is the service's: NAME.1, NAME.2, ...).
-An existing service is returned when image and replicas match; otherwise use s.scale(n) or s.update(..).
-Example: let s = service(\"api\", #{ image: \"busybox\", replicas: 3, cmd: [\"httpd\", \"-f\", \"-p\", \"80\"], publish: [\"8080:80\"] });"),
-    e("", "services", "services() -> [Service]", "all services"),
-    x("", "stack", "stack(name, file_or_map) -> Stack", "reads a compose file (or a map of the same shape); up() deploys it",
-      "Compose keys: services (image, build, command, entrypoint, environment, env_file, ports, volumes, networks,
-depends_on with service_started/service_healthy/service_completed_successfully, healthcheck, restart,
-deploy.replicas), networks (ipam subnets), volumes. Objects are named NAME_SERVICE, NAME_NETWORK, ...
-Example: let st = stack(\"shop\", \"examples/shop/compose.yaml\"); st.up(); ... st.down();"),
-    e("", "stacks", "stacks() -> [string]", "the names of the deployed stacks"),
-    // ---- system ----
-    e("", "system_df", "system_df() -> Map", "disk usage, as `berth system df`"),
-    e("", "events", "events([#{ since, until, filter }]) -> Array", "recorded events, oldest first: #{ type, action, id, name, attributes, time }; filter: #{ type: \"container\", event: \"start\", container: \"web\" }; since/until: Unix time, RFC 3339 or a duration before now (\"10m\")"),
-    e("", "system_reset", "system_reset() -> Map", "removes everything this root holds, the default network too, as `berth system reset -f`; #{ containers, networks, volumes, images, ... } counts"),
-    e("", "system_info", "system_info() -> Map", "host and engine facts, as `berth system info` (cgroup_version, cgroup_driver, kernel_version, ...)"),
-    x("", "prune", "prune([opts]) -> Map", "removes stopped containers, unused networks and dangling images",
-      "Options: all: true (every unused image), volumes: true (unused volumes too)."),
-    // ---- script utilities ----
-    e("", "sleep", "sleep(ms)", "pauses the script"),
-    e("", "env", "env(name) -> string", "a host environment variable, or () when unset"),
-    e("", "assert", "assert(cond, [message])", "fails the script (or test) when cond is false"),
-    e("", "assert_eq", "assert_eq(a, b, [message])", "fails unless a and b have the same type and value"),
-    e("", "assert_ne", "assert_ne(a, b, [message])", "fails when a and b have the same type and value"),
-    x("", "wait_for", "wait_for(fn, ms) -> value", "calls fn every 50 ms until it returns true (or a value), fails on timeout",
-      "Example: wait_for(|| c.logs().contains(\"ready\"), 5000);"),
-    x("", "http_get", "http_get(url, [opts]) -> Map", "an HTTP GET: #{ status, body, headers }", "Options: timeout: ms (default 10000)."),
-    e("", "test", "test(name, fn)", "a test case under `berth test`; its objects are removed after it"),
-    e("", "before_each", "before_each(fn)", "under `berth test`: runs before each test of the file"),
-    e("", "after_each", "after_each(fn)", "under `berth test`: runs after each test of the file, pass or fail"),
-    e("", "before_all", "before_all(fn)", "under `berth test`: runs once before the file's first test; what it makes (a shared fixture) is removed after the last"),
-    e("", "after_all", "after_all(fn)", "under `berth test`: runs once after the file's last test, pass or fail"),
-    e("", "skip", "skip(reason)", "ends the current test as skipped"),
-    e("", "TEST_ID", "TEST_ID -> string", "under berth test: six hex digits unique to this file's run, for names that must not clash with files run alongside (--jobs)"),
-    x("", "help", "help([name])", "this listing; help(\"Container\") for a type, help(\"run\") for one function",
-      "Types and modules: Container, Image, Network, Volume, Service, Stack, Result, lab, wait."),
-    e("", "print", "print(value)", "prints a value on its own line"),
-    // ---- Container ----
-    e("Container", "id", "id -> string", "the full id"),
-    e("Container", "name", "name -> string", "the container's name"),
-    e("Container", "state", "state -> string", "\"created\", \"running\", \"paused\" or \"exited\""),
-    e("Container", "exit_code", "exit_code -> int", "the exit code of the last run"),
-    e("Container", "pid", "pid -> int", "the host pid of its init (0 when not running)"),
-    e("Container", "ip", "ip -> string", "its address on the first network"),
-    e("Container", "ips", "ips -> Map", "#{ network: address } for every network"),
-    e("Container", "health", "health -> string", "\"none\", \"starting\", \"healthy\" or \"unhealthy\""),
-    e("Container", "image", "image -> string", "the image reference it was created from"),
-    e("Container", "labels", "labels -> Map", "its labels"),
-    e("Container", "start", "start()", "starts a created or exited container"),
-    e("Container", "stop", "stop([seconds])", "SIGTERM (or its stop signal), SIGKILL after the grace period"),
-    e("Container", "kill", "kill([signal])", "sends a signal, SIGKILL by default (\"SIGTERM\", \"HUP\", ...)"),
-    e("Container", "restart", "restart()", "stops and starts it"),
-    e("Container", "pause", "pause()", "freezes its processes"),
-    e("Container", "unpause", "unpause()", "thaws its processes"),
-    e("Container", "wait", "wait() -> int", "waits until it exits; its exit code"),
-    e("Container", "logs", "logs() -> string", "its output so far"),
-    e("Container", "inspect", "inspect() -> Map", "the same data as `berth inspect`"),
-    e("Container", "stats", "stats() -> Map", "#{ cpu_percent, memory_bytes, memory_limit, pids, net_rx, net_tx, block_read, block_write }"),
-    x("Container", "exec", "exec(cmd) -> Result", "runs a command inside: #{ code, stdout, stderr }",
-      "Example: c.exec([\"cat\", \"/etc/hostname\"]).stdout"),
-    e("Container", "copy_to", "copy_to(local, inside)", "copies a host file or directory into the container"),
-    e("Container", "copy_from", "copy_from(inside, local)", "copies a file or directory out of the container"),
-    e("Container", "diff", "diff() -> Array", "its changes to its image: [#{ kind: \"A\" | \"C\" | \"D\", path }], as `berth diff`"),
-    e("Container", "export_to", "export_to(path)", "its whole filesystem as a tarball at path, as `berth export -o` (`export` is a Rhai keyword)"),
-    e("Container", "commit", "commit(tag, [opts]) -> Image", "a new image from its changes; opts: changes: [\"CMD [...]\", ...], message, author, pause"),
-    e("Container", "update", "update(opts)", "new limits now and at its next start: #{ memory, cpus, pids_limit, restart }"),
-    e("Container", "port", "port(80 | \"53/udp\") -> int", "the host port published for that container port (publish: [\"80\"] picks a free one)"),
-    e("Container", "url", "url(80) -> string", "http://127.0.0.1:PORT for the host port published for that container port"),
-    x("Container", "wait_for_port", "wait_for_port(port, [opts])", "waits until something listens on the TCP port inside", WAIT_TIMEOUT),
-    x("Container", "wait_for_log", "wait_for_log(text, [opts])", "waits until its log contains text", WAIT_TIMEOUT),
-    x("Container", "connect", "connect(network, [opts])", "attaches it to another network", "Options: ip: \"10.9.0.7\", aliases: [\"db\"]."),
-    e("Container", "disconnect", "disconnect(network)", "detaches it from a network"),
-    x("Container", "remove", "remove([opts])", "removes it", "Options: force: true (a running one too), volumes: true (its anonymous volumes)."),
-    // ---- Image ----
-    e("Image", "id", "id -> string", "the image id (sha256:...)"),
-    e("Image", "tags", "tags -> [string]", "its tags (\"busybox:latest\")"),
-    e("Image", "size", "size -> int", "its size in bytes"),
-    e("Image", "layers", "layers -> [string]", "its layer digests"),
-    e("Image", "config", "config -> Map", "#{ cmd, entrypoint, env, workdir, exposed_ports, user, labels }"),
-    e("Image", "history", "history() -> [Map]", "how each layer was made, as `berth history`"),
-    e("Image", "tag", "tag(ref)", "adds a tag"),
-    e("Image", "push", "push(ref) -> string", "pushes to a registry (tagging it first when needed); the digest"),
-    e("Image", "remove", "remove()", "removes the image"),
-    // ---- Network ----
-    e("Network", "id", "id -> string", "the network id"),
-    e("Network", "name", "name -> string", "the network's name"),
-    e("Network", "subnet", "subnet -> string", "its subnet (\"192.168.13.0/24\")"),
-    e("Network", "gateway", "gateway -> string", "its gateway address"),
-    e("Network", "labels", "labels -> Map", "its labels"),
-    e("Network", "containers", "containers() -> [Container]", "the containers attached to it"),
-    x("Network", "impair", "impair(container, opts)", "emulates a bad link to the container (tc netem); #{} removes it",
-      "Options: delay: \"50ms\" (or 50), jitter: \"5ms\", loss: 1.0 (percent), rate: \"10mbit\"."),
-    e("Network", "remove", "remove()", "removes the network"),
-    // ---- Volume ----
-    e("Volume", "name", "name -> string", "the volume's name"),
-    e("Volume", "path", "path -> string", "its directory on the host"),
-    e("Volume", "users", "users -> [string]", "the containers that mount it"),
-    e("Volume", "labels", "labels -> Map", "its labels"),
-    e("Volume", "remove", "remove()", "removes the volume"),
-    // ---- Service ----
-    e("Service", "id", "id -> string", "the service id"),
-    e("Service", "name", "name -> string", "the service's name"),
-    e("Service", "image", "image -> string", "the image its replicas run"),
-    e("Service", "replicas", "replicas -> int", "the number of replicas wanted"),
-    e("Service", "vip", "vip -> string", "its virtual IP, balanced over the replicas"),
-    e("Service", "containers", "containers() -> [Container]", "its replicas"),
-    e("Service", "serving", "serving() -> [Container]", "the replicas that take connections now (running, healthy, not draining)"),
-    e("Service", "scale", "scale(n)", "changes the number of replicas"),
-    x("Service", "update", "update(opts)", "rolls the replicas to a new spec, batch by batch, and back if a new one fails",
-      "Options: image, cmd, env, parallelism (replicas at a time), delay (ms between batches),
-monitor (ms each new replica must keep serving before the next is replaced; default 2000)."),
-    e("Service", "rollback", "rollback()", "rolls back to the image, command and environment before the last update (a rolling update too)"),
-    e("Service", "remove", "remove()", "removes the service and its replicas"),
-    // ---- Stack ----
-    e("Stack", "name", "name -> string", "the stack's name"),
-    e("Stack", "up", "up() -> [Service]", "deploys it: networks, volumes, images to build, then services in dependency order"),
-    e("Stack", "services", "services() -> [Service]", "its services"),
-    e("Stack", "service", "service(name) -> Service", "one of its services, by its name in the file"),
-    e("Stack", "down", "down()", "removes everything the stack made: services, networks, volumes, built images"),
-    // ---- Result ----
-    e("Result", "code", "code -> int", "the exit code"),
-    e("Result", "stdout", "stdout -> string", "what the command wrote on stdout"),
-    e("Result", "stderr", "stderr -> string", "what the command wrote on stderr"),
-    // ---- lab module ----
-    x("lab", "chain", "lab::chain(name, n, [opts]) -> Map", "n containers in a line, one network per link: #{ name, nodes, networks, links }", LAB_OPTIONS),
-    x("lab", "ring", "lab::ring(name, n, [opts]) -> Map", "a chain whose last node links back to the first", LAB_OPTIONS),
-    x("lab", "star", "lab::star(name, n, [opts]) -> Map", "n leaves around a hub (the last node, also .hub), one network per leaf", LAB_OPTIONS),
-    x("lab", "router", "lab::router(name, net_a, net_b, [opts]) -> Container", "a container on two networks that forwards between them",
-      "Options: run()'s options, and lab: the lab it belongs to (default: net_a's).\nHosts route through it with lab::route (they need cap_add: [\"NET_ADMIN\"])."),
-    e("lab", "route", "lab::route(host, subnet, via)", "adds a route inside host (which needs cap_add: [\"NET_ADMIN\"])"),
-    e("lab", "pingall", "lab::pingall(containers) -> [[bool]]", "who reaches whom by ping: m[i][j] is true when i reaches j"),
-    e("lab", "neighbours", "lab::neighbours(lab) -> [[bool]]", "the matrix pingall should give for a chain, ring or star"),
-    e("lab", "table", "lab::table(m, containers) -> string", "a ping matrix as text, one row per source"),
-    e("lab", "show", "lab::show(m, containers)", "prints lab::table"),
-    e("lab", "down", "lab::down(name) -> Map", "removes the lab's containers and networks: #{ containers, networks } removed"),
-    e("lab", "arg", "lab::arg(argv, key, default)", "a lab setting from the script's arguments (key=value), else LAB_KEY, else default"),
-    e("lab", "dir", "lab::dir(argv) -> string", "the directory of the running script"),
-    e("lab", "label_key", "lab::label_key() -> string", "the label that marks what belongs to a lab (berth.lab)"),
-    // ---- wait module ----
-    x("wait", "port", "wait::port(c, port, [opts])", "until something listens on the TCP port inside c", WAIT_OPTIONS),
-    x("wait", "log", "wait::log(c, text, [opts])", "until c's log has text on opts.times lines (default 1)", "Options: timeout, interval (ms), times."),
-    x("wait", "http", "wait::http(url, status, [opts]) -> Map", "until a GET of url answers with status; the response", "Options: timeout, interval (ms), body: text the body must contain."),
-    x("wait", "command", "wait::command(c, cmd, [opts]) -> Result", "until cmd exits 0 inside c; its result", WAIT_OPTIONS),
-    x("wait", "healthy", "wait::healthy(c, [opts])", "until c's health check reports \"healthy\"", WAIT_OPTIONS),
-    x("wait", "all", "wait::all(closures, [opts]) -> Array", "until every closure returns true (a throw counts as not yet); their values", WAIT_OPTIONS),
-    x("wait", "condition", "wait::condition(closure, [opts])", "until the closure returns true; its value", WAIT_OPTIONS),
-];
-
-/// The global functions.
-pub fn globals() -> Vec<&'static Entry> {
-    CATALOGUE.iter().filter(|e| e.owner.is_empty()).collect()
+/// A documented type or module: its name and what it is.
+pub struct Topic {
+    pub name: String,
+    pub doc: String,
 }
 
-/// The members of a type (or the functions of a module).
-pub fn members(type_name: &str) -> Vec<&'static Entry> {
-    CATALOGUE.iter().filter(|e| e.owner == type_name).collect()
+/// Everything help knows, read once from an engine.
+pub struct Catalogue {
+    pub topics: Vec<Topic>,
+    pub entries: Vec<Entry>,
 }
 
-/// The documented types and modules.
-pub fn type_names() -> Vec<&'static str> {
-    TYPES.iter().map(|(n, _)| *n).collect()
+impl Catalogue {
+    pub fn of(r: &rhai::Engine) -> Catalogue {
+        let hosts = api::host_types();
+        let mut topics: Vec<Topic> = hosts.iter().map(|h| Topic { name: h.name.into(), doc: h.doc.into() }).collect();
+        topics.push(Topic { name: RESULT.0.into(), doc: RESULT.1.into() });
+        let mut entries = berth_entries(r);
+        let fixed = BUILTINS.iter().map(|(sig, line)| ("", doc(sig, line))).chain(RESULT_KEYS.iter().map(|(sig, line)| (RESULT.0, doc(sig, line))));
+        entries.extend(fixed.filter_map(|(owner, d)| Entry::from_comment(owner, d.name(), &d.comment())));
+        for (module, _) in super::stdlib::MODULES {
+            let Some(ast) = compile_module(r, module) else { continue };
+            let about = ast.doc().lines().map(|l| l.trim_start_matches("//!").trim()).collect::<Vec<_>>().join(" ");
+            topics.push(Topic { name: module.to_string(), doc: format!("module: {about}") });
+            entries.extend(module_entries(&ast, module));
+        }
+        // Properties first, as a type's state reads before its actions.
+        entries.sort_by_cached_key(|e| (e.owner.clone(), !e.is_property(), e.name.to_lowercase()));
+        entries.dedup_by(|a, b| a.owner == b.owner && a.name == b.name);
+        Catalogue { topics, entries }
+    }
+
+    /// The global functions.
+    pub fn globals(&self) -> Vec<&Entry> {
+        self.members("")
+    }
+
+    /// The members of a type (or the functions of a module).
+    pub fn members(&self, owner: &str) -> Vec<&Entry> {
+        self.entries.iter().filter(|e| e.owner == owner).collect()
+    }
+
+    /// The documented types and modules.
+    pub fn type_names(&self) -> Vec<&str> {
+        self.topics.iter().map(|t| t.name.as_str()).collect()
+    }
+}
+
+/// The owner a registered function belongs to: the host type of its first
+/// parameter, or "" for a global function.
+fn owner_of(param_types: &[TypeId]) -> &'static str {
+    param_types.first().and_then(|t| api::host_types().into_iter().find(|h| h.id == *t)).map_or("", |h| h.name)
+}
+
+/// berth's registered functions with their help. Rhai's protocol
+/// functions (to_string, operators) have none and are left out.
+fn berth_entries(r: &rhai::Engine) -> Vec<Entry> {
+    r.collect_fn_metadata(
+        None,
+        |f| {
+            let m = f.metadata;
+            let name = m.name.strip_prefix("get$").unwrap_or(&m.name);
+            let comment = m.comments.iter().map(|c| c.as_str()).collect::<Vec<_>>().join("\n");
+            Entry::from_comment(owner_of(&m.param_types), name, &comment)
+        },
+        false,
+    )
+}
+
+fn compile_module(r: &rhai::Engine, module: &str) -> Option<rhai::AST> {
+    super::stdlib::source(module).and_then(|src| r.compile(src).ok())
+}
+
+/// The documented public functions of a stdlib module; of several
+/// overloads, the one with the doc comment.
+fn module_entries(ast: &rhai::AST, module: &str) -> Vec<Entry> {
+    ast.iter_functions()
+        .filter(|f| f.access == rhai::FnAccess::Public)
+        .filter_map(|f| Entry::from_comment(module, f.name, &f.comments.join("\n")))
+        .collect()
 }
 
 /// Rhai's own types, by TypeId, with the names help and completion use.
@@ -297,9 +168,6 @@ pub fn type_of(r: &rhai::Engine, v: &Dynamic) -> String {
     std_type(v.type_id()).map(String::from).unwrap_or_else(|| r.map_type_name(v.type_name()).to_string())
 }
 
-/// The engine's object types, whose members help lists.
-const HOST_TYPES: &[&str] = &["Container", "Image", "Network", "Volume", "Service", "Stack"];
-
 /// One function or property the engine knows.
 pub struct Known {
     /// The type of its first parameter ("Container", "Map", ...), if any.
@@ -311,7 +179,7 @@ pub struct Known {
 impl Known {
     /// The object type it is a member of, or "" for a global function.
     pub fn owner(&self) -> &str {
-        self.first.as_deref().filter(|t| HOST_TYPES.contains(t)).unwrap_or("")
+        self.first.as_deref().filter(|t| api::host_types().iter().any(|h| h.name == *t)).unwrap_or("")
     }
 }
 
@@ -347,20 +215,9 @@ pub fn registered(r: &rhai::Engine, with_stdlib: bool) -> Vec<Known> {
 
 /// The public functions of a stdlib module (`lab`), read from its source.
 pub fn module_functions(r: &rhai::Engine, module: &str) -> Vec<String> {
-    let Some(ast) = super::stdlib::source(module).and_then(|src| r.compile(src).ok()) else { return vec![] };
+    let Some(ast) = compile_module(r, module) else { return vec![] };
     let names: BTreeSet<String> = ast.iter_functions().filter(|f| f.access == rhai::FnAccess::Public).map(|f| f.name.to_string()).collect();
     names.into_iter().collect()
-}
-
-/// Names the engine (or a stdlib module) has for `owner` that the
-/// catalogue does not describe.
-fn undocumented(r: &rhai::Engine, owner: &str) -> Vec<String> {
-    let names: BTreeSet<String> = if super::stdlib::source(owner).is_some() {
-        module_functions(r, owner).into_iter().collect()
-    } else {
-        registered(r, false).into_iter().filter(|k| k.owner() == owner && k.name != "to_string").map(|k| k.name).collect()
-    };
-    names.into_iter().filter(|n| !CATALOGUE.iter().any(|e| e.owner == owner && e.name == n)).collect()
 }
 
 fn table(entries: &[&Entry], prefix: &str) -> String {
@@ -368,59 +225,51 @@ fn table(entries: &[&Entry], prefix: &str) -> String {
     entries.iter().map(|e| format!("  {:<w$}   {}\n", format!("{prefix}{}", e.sig), e.doc)).collect()
 }
 
+fn is_module(name: &str) -> bool {
+    super::stdlib::source(name).is_some()
+}
+
 /// The text of `help()`.
-pub fn overview(r: &rhai::Engine) -> String {
+pub fn overview(c: &Catalogue) -> String {
     let mut s = String::from("Functions (help(\"run\") describes one; help(\"Container\") lists a type's members):\n");
-    s += &table(&globals(), "");
-    let extra = undocumented(r, "");
-    if !extra.is_empty() {
-        s += &format!("Not described yet: {}\n", extra.join(", "));
-    }
+    s += &table(&c.globals(), "");
     s += "Types: ";
-    s += &TYPES.iter().filter(|(n, _)| n.starts_with(char::is_uppercase)).map(|(n, _)| *n).collect::<Vec<_>>().join(", ");
-    s += "\nModules: lab, wait (import \"lab\" as lab; then lab::chain(..)); help(\"lab\") lists a module's functions\n";
+    s += &c.type_names().into_iter().filter(|n| n.starts_with(char::is_uppercase)).collect::<Vec<_>>().join(", ");
+    let modules: Vec<&str> = super::stdlib::MODULES.iter().map(|(m, _)| *m).collect();
+    s += &format!("\nModules: {} (import \"lab\" as lab; then lab::chain(..)); help(\"lab\") lists a module's functions\n", modules.join(", "));
     s
 }
 
 /// The text of `help("Container")` (or a module's).
-pub fn type_help(r: &rhai::Engine, name: &str) -> Option<String> {
-    let (name, doc) = TYPES.iter().find(|(n, _)| *n == name)?;
-    let mut s = format!("{name}: {doc}\n");
-    let var = match *name {
-        "lab" | "wait" => "",
-        "Result" => "r.",
-        _ => &format!("{}.", name[..1].to_lowercase()),
+pub fn type_help(c: &Catalogue, name: &str) -> Option<String> {
+    let t = c.topics.iter().find(|t| t.name == name)?;
+    let mut s = format!("{}: {}\n", t.name, t.doc);
+    let var = match name {
+        _ if is_module(name) => String::new(),
+        "Result" => "r.".to_string(),
+        _ => format!("{}.", name[..1].to_lowercase()),
     };
-    s += &table(&members(name), var);
-    let extra = undocumented(r, name);
-    if !extra.is_empty() {
-        s += &format!("Not described yet: {}\n", extra.join(", "));
-    }
+    s += &table(&c.members(name), &var);
     Some(s)
 }
 
 fn entry_help(e: &Entry) -> String {
-    let who = match e.owner {
-        "" | "lab" | "wait" => String::new(),
-        o => format!("{o}."),
-    };
+    let who = if e.owner.is_empty() || is_module(&e.owner) { String::new() } else { format!("{}.", e.owner) };
     let mut s = format!("{who}{}\n  {}\n", e.sig, e.doc);
-    if !e.more.is_empty() {
-        for l in e.more.lines() {
-            s += &format!("  {l}\n");
-        }
+    for l in e.more.lines() {
+        s += &format!("  {l}\n");
     }
     s
 }
 
 /// The text of `help(name)`: a type, a module, a function, `Type.member`,
 /// `module::function`, or a member name shared by several types.
-pub fn describe(r: &rhai::Engine, name: &str) -> Result<String, String> {
+pub fn describe(c: &Catalogue, name: &str) -> Result<String, String> {
     let name = name.trim();
-    if let Some(s) = type_help(r, name) {
+    if let Some(s) = type_help(c, name) {
         return Ok(s);
     }
-    let find = |owner: &str, n: &str| CATALOGUE.iter().filter(|e| e.owner == owner && e.name == n).map(entry_help).collect::<String>();
+    let find = |owner: &str, n: &str| c.entries.iter().filter(|e| e.owner == owner && e.name == n).map(entry_help).collect::<String>();
     let s = find("", name);
     if !s.is_empty() {
         return Ok(s);
@@ -431,33 +280,28 @@ pub fn describe(r: &rhai::Engine, name: &str) -> Result<String, String> {
             return Ok(s);
         }
     }
-    let s: String = CATALOGUE.iter().filter(|e| e.name == name).map(entry_help).collect();
+    let s: String = c.entries.iter().filter(|e| e.name == name).map(entry_help).collect();
     if !s.is_empty() {
         return Ok(s);
     }
     // "CONTAINER" or "Lab": a type or module, spelt in another case.
-    if let Some(s) = TYPES.iter().find(|(t, _)| t.eq_ignore_ascii_case(name)).and_then(|(t, _)| type_help(r, t)) {
+    if let Some(s) = c.topics.iter().find(|t| t.name.eq_ignore_ascii_case(name)).and_then(|t| type_help(c, &t.name)) {
         return Ok(s);
     }
-    if let Some(k) = registered(r, false).into_iter().find(|k| k.name == name) {
-        let who = if k.owner().is_empty() { String::new() } else { format!("{}.", k.owner()) };
-        return Ok(format!("{who}{}\n  (not described yet)\n", k.name));
-    }
-    Err(format!(
-        "help: nothing is called {name:?}; known types and modules: {}; help() lists the functions",
-        type_names().join(", ")
-    ))
+    Err(format!("help: nothing is called {name:?}; known types and modules: {}; help() lists the functions", c.type_names().join(", ")))
 }
 
 /// Registers `help()` and `help(name)` on a Rhai engine.
 pub fn register(r: &mut rhai::Engine) {
-    // The closures need the engine's own metadata, which is complete only
-    // once every function is registered: read it when help is called.
-    r.register_fn("help", |ctx: rhai::NativeCallContext| {
-        print!("{}", overview(ctx.engine()));
+    // The engine's metadata is complete only once every function is
+    // registered: read it when help is called.
+    let d = doc("help([name])", "this listing; help(\"Container\") for a type, help(\"run\") for one function")
+        .more("Types and modules: Container, Image, Network, Volume, Service, Stack, Result, lab, wait.");
+    d.func(r, |ctx: rhai::NativeCallContext| {
+        print!("{}", overview(&Catalogue::of(ctx.engine())));
     });
-    r.register_fn("help", |ctx: rhai::NativeCallContext, name: &str| -> Result<(), Box<EvalAltResult>> {
-        match describe(ctx.engine(), name) {
+    d.func(r, |ctx: rhai::NativeCallContext, name: &str| -> Result<(), Box<EvalAltResult>> {
+        match describe(&Catalogue::of(ctx.engine()), name) {
             Ok(s) => {
                 print!("{s}");
                 Ok(())
@@ -469,40 +313,105 @@ pub fn register(r: &mut rhai::Engine) {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+
     use super::*;
 
+    /// The Rhai engine `berth run` and the REPL use, over a store in a
+    /// fresh directory.
+    fn engine(test: &str) -> rhai::Engine {
+        let root = std::env::temp_dir().join(format!("berth-help-{test}-{}", std::process::id()));
+        let e = crate::engine::Engine::open(Some(root.clone())).expect("a store in a temporary directory");
+        let r = super::super::build(Arc::new(e), vec![]).0;
+        // Only the metadata is read: the store can go at once.
+        let _ = std::fs::remove_dir_all(&root);
+        r
+    }
+
+    /// Rhai's protocol functions: they print and compare values, and are
+    /// not called by name.
+    fn protocol(name: &str) -> bool {
+        !name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_') || name == "to_string"
+    }
+
     #[test]
-    fn entries_are_well_formed() {
-        let mut seen = BTreeSet::new();
-        for e in CATALOGUE {
-            assert!(e.owner.is_empty() || TYPES.iter().any(|(t, _)| *t == e.owner), "{}: unknown owner {}", e.name, e.owner);
-            let call = e.sig.trim_start_matches("lab::").trim_start_matches("wait::");
-            assert!(call.starts_with(e.name), "{}: signature {:?} does not start with the name", e.name, e.sig);
-            assert!(!e.doc.is_empty() && !e.doc.contains('\n'), "{}: the doc is one line", e.name);
-            assert!(seen.insert((e.owner, e.name)), "{}.{} is listed twice", e.owner, e.name);
+    fn every_registered_function_has_help() {
+        let r = engine("registered");
+        let mut comments: BTreeMap<(String, String), String> = BTreeMap::new();
+        let all = r.collect_fn_metadata(None, |f| Some((f.metadata.name.to_string(), owner_of(&f.metadata.param_types), f.metadata.comments.join("\n"))), false);
+        assert!(all.len() > 100, "berth's functions are found: {}", all.len());
+        for (name, owner, comment) in all {
+            if protocol(&name) {
+                continue;
+            }
+            let short = name.strip_prefix("get$").unwrap_or(&name);
+            let e = Entry::from_comment(owner, short, &comment).unwrap_or_else(|| panic!("{owner}.{name} has no help: {comment:?}"));
+            assert!(e.sig.starts_with(short), "{owner}.{short}: signature {:?} names another function", e.sig);
+            assert_eq!(e.is_property(), name.starts_with("get$"), "{owner}.{short}: a property's signature has no parentheses, a call's has");
+            assert!(!e.doc.contains('\n'), "{owner}.{short}: the doc is one line");
+            // Overloads share one help, so none of them hides another's.
+            if let Some(c) = comments.insert((owner.to_string(), name.clone()), comment.clone()) {
+                assert_eq!(c, comment, "{owner}.{name}: overloads with different help");
+            }
+        }
+    }
+
+    #[test]
+    fn every_help_entry_names_a_function() {
+        let r = engine("entries");
+        let c = Catalogue::of(&r);
+        let registered: BTreeSet<(String, String)> = registered(&r, false).into_iter().map(|k| (k.owner().to_string(), k.name)).collect();
+        for e in &c.entries {
+            if is_module(&e.owner) {
+                assert!(module_functions(&r, &e.owner).contains(&e.name), "{}::{} is not in the module", e.owner, e.name);
+                assert!(e.sig.starts_with(&format!("{}::{}(", e.owner, e.name)), "{}::{}: signature {:?}", e.owner, e.name, e.sig);
+            } else if e.owner == RESULT.0 {
+                assert!(RESULT_KEYS.iter().any(|(s, _)| s.starts_with(&e.name)));
+            } else if !BUILTINS.iter().any(|(s, _)| s.starts_with(&e.name)) {
+                assert!(registered.contains(&(e.owner.clone(), e.name.clone())), "{}.{} is described but not registered", e.owner, e.name);
+            }
+        }
+        // A stdlib module's public functions are documented (one overload
+        // is enough).
+        for (m, _) in super::super::stdlib::MODULES {
+            for f in module_functions(&r, m) {
+                assert!(c.members(m).iter().any(|e| e.name == f), "{m}::{f} has no help: a /// comment with its signature and one line");
+            }
         }
     }
 
     #[test]
     fn every_type_has_members() {
-        for t in type_names() {
-            assert!(!members(t).is_empty(), "{t} has no members");
+        let r = engine("types");
+        let c = Catalogue::of(&r);
+        assert_eq!(c.type_names(), ["Container", "Image", "Network", "Volume", "Service", "Stack", "Result", "lab", "wait"]);
+        for t in c.type_names() {
+            assert!(!c.members(t).is_empty(), "{t} has no members");
         }
-        assert!(members("Container").iter().any(|e| e.name == "exec" && !e.is_property()));
-        assert!(members("Container").iter().any(|e| e.name == "state" && e.is_property()));
-        assert_eq!(globals().iter().find(|e| e.name == "container").and_then(|e| e.returns()), Some("Container"));
+        assert!(c.members("Container").iter().any(|e| e.name == "exec" && !e.is_property()));
+        assert!(c.members("Container").iter().any(|e| e.name == "state" && e.is_property()));
+        assert_eq!(c.globals().iter().find(|e| e.name == "container").and_then(|e| e.returns()), Some("Container"));
+        for f in ["test", "before_all", "skip", "print", "TEST_ID", "help", "sleep"] {
+            assert!(c.globals().iter().any(|e| e.name == f), "{f} is described");
+        }
     }
 
     #[test]
     fn describe_finds_types_functions_and_members() {
-        let r = rhai::Engine::new();
-        assert!(describe(&r, "Container").unwrap().contains("c.exec(cmd)"));
-        assert!(describe(&r, "run").unwrap().contains("cmd: [\"sleep\""), "run's options");
-        assert!(describe(&r, "lab::chain").unwrap().contains("lab::chain(name, n, [opts])"));
-        assert!(describe(&r, "Network.impair").unwrap().contains("netem"));
-        assert!(describe(&r, "remove").unwrap().matches("remove(").count() >= 4, "every type's remove");
-        assert!(describe(&r, "volume").unwrap().starts_with("volume(name"), "the function, not the type");
-        let err = describe(&r, "nosuch").unwrap_err();
+        let r = engine("describe");
+        let c = Catalogue::of(&r);
+        assert!(describe(&c, "Container").unwrap().contains("c.exec(cmd)"));
+        assert!(describe(&c, "run").unwrap().contains("cmd: [\"sleep\""), "run's options");
+        assert!(describe(&c, "lab").unwrap().contains("lab::chain(name, n, [opts])"));
+        assert!(describe(&c, "lab::chain").unwrap().contains("lab::chain(name, n, [opts])"));
+        assert!(describe(&c, "wait::port").unwrap().contains("Options: timeout"));
+        assert!(describe(&c, "Network.impair").unwrap().contains("netem"));
+        assert!(describe(&c, "remove").unwrap().matches("remove(").count() >= 4, "every type's remove");
+        assert!(describe(&c, "volume").unwrap().starts_with("volume(name"), "the function, not the type");
+        assert!(describe(&c, "Result").unwrap().contains("r.code -> int"));
+        assert!(overview(&c).contains("run(image, [opts]) -> Container"));
+        let err = describe(&c, "nosuch").unwrap_err();
         assert!(err.contains("Container, Image, Network, Volume"), "{err}");
     }
 }

@@ -207,7 +207,7 @@ impl Interrupt {
         let f = self.flag.clone();
         r.on_progress(move |_| f.load(Ordering::Relaxed).then(|| Dynamic::from("interrupted")));
         let f = self.flag.clone();
-        r.register_fn("sleep", move |ms: i64| {
+        super::api::util::SLEEP.func(r, move |ms: i64| {
             let end = Instant::now() + Duration::from_millis(ms.max(0) as u64);
             while !f.load(Ordering::Relaxed) {
                 let left = end.saturating_duration_since(Instant::now());
@@ -385,6 +385,8 @@ struct Assist {
     modules: Vec<(String, String)>,
     /// The public functions of each stdlib module.
     module_fns: HashMap<String, Vec<String>>,
+    /// help's catalogue: the members' signatures tell what a call returns.
+    catalogue: help::Catalogue,
 }
 
 fn as_candidate(name: &str, property: bool) -> String {
@@ -394,7 +396,8 @@ fn as_candidate(name: &str, property: bool) -> String {
 impl Assist {
     fn new(engine: Arc<Engine>, r: &rhai::Engine) -> Assist {
         let mut members: HashMap<String, BTreeSet<String>> = HashMap::new();
-        let mut globals: BTreeSet<String> = help::globals().iter().map(|e| as_candidate(e.name, false)).collect();
+        let catalogue = help::Catalogue::of(r);
+        let mut globals: BTreeSet<String> = catalogue.globals().iter().map(|e| as_candidate(&e.name, false)).collect();
         let ours = help::registered(r, false);
         for k in &ours {
             match k.owner() {
@@ -419,7 +422,7 @@ impl Assist {
             }
         }
         let module_fns = super::stdlib::MODULES.iter().map(|(m, _)| (m.to_string(), help::module_functions(r, m))).collect();
-        Assist { engine, members, globals, vars: vec![], functions: BTreeSet::new(), modules: vec![], module_fns }
+        Assist { engine, members, globals, vars: vec![], functions: BTreeSet::new(), modules: vec![], module_fns, catalogue }
     }
 
     fn refresh(&mut self, r: &rhai::Engine, scope: &Scope, session: &Session) {
@@ -430,7 +433,7 @@ impl Assist {
 
     /// The members `x.` offers for a value of type `t`.
     fn members_of(&self, t: &Ty) -> BTreeSet<String> {
-        let mut out: BTreeSet<String> = help::members(&t.name).iter().map(|e| as_candidate(e.name, e.is_property())).collect();
+        let mut out: BTreeSet<String> = self.catalogue.members(&t.name).iter().map(|e| as_candidate(&e.name, e.is_property())).collect();
         // A Result is a map; a map's own keys read like properties.
         let base = if t.name == "Result" { "Map" } else { t.name.as_str() };
         if let Some(m) = self.members.get(base) {
@@ -464,15 +467,15 @@ impl Assist {
             if !called && let Some((_, t)) = owner.keys.iter().find(|(k, _)| k == name) {
                 return Some(t.clone());
             }
-            let e = help::members(&owner.name).into_iter().find(|e| e.name == name && e.is_property() != called)?;
+            let e = self.catalogue.members(&owner.name).into_iter().find(|e| e.name == name && e.is_property() != called)?;
             return e.returns().map(Ty::named);
         }
         if let Some(module) = before.strip_suffix("::") {
             let m = self.module_of(module.rsplit(|c: char| !is_ident(c)).next().unwrap_or(""));
-            return help::members(&m).into_iter().find(|e| e.name == name).and_then(|e| e.returns()).map(Ty::named);
+            return self.catalogue.members(&m).into_iter().find(|e| e.name == name).and_then(|e| e.returns()).map(Ty::named);
         }
         if called {
-            return help::globals().into_iter().find(|e| e.name == name).and_then(|e| e.returns()).map(Ty::named);
+            return self.catalogue.globals().into_iter().find(|e| e.name == name).and_then(|e| e.returns()).map(Ty::named);
         }
         self.vars.iter().rev().find(|(n, _)| n == name).map(|(_, t)| t.clone())
     }
@@ -540,7 +543,7 @@ impl Assist {
         } else if let Some(m) = head.strip_suffix("::") {
             let alias = m.rsplit(|c: char| !is_ident(c)).next().unwrap_or("");
             let module = self.module_of(alias);
-            let mut p: BTreeSet<String> = help::members(&module).iter().map(|e| as_candidate(e.name, false)).collect();
+            let mut p: BTreeSet<String> = self.catalogue.members(&module).iter().map(|e| as_candidate(&e.name, false)).collect();
             p.extend(self.module_fns.get(&module).into_iter().flatten().map(|n| as_candidate(n, false)));
             p
         } else {

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use rhai::{Dynamic, EvalAltResult, FnPtr, Map};
 
+use super::api::testing;
 use super::{Created, Tracker};
 use crate::engine::Engine;
 use crate::testrun::{self, TestRun};
@@ -232,15 +233,15 @@ fn run_file(engine: &Arc<Engine>, run: &Arc<TestRun>, path: &Path, o: &Options, 
     let tests: Arc<Mutex<Vec<(String, FnPtr)>>> = Arc::default();
     let hooks: Arc<Mutex<Hooks>> = Arc::default();
     let t = tests.clone();
-    r.register_fn("test", move |name: &str, f: FnPtr| t.lock().unwrap_or_else(PoisonError::into_inner).push((name.to_string(), f)));
+    testing::TEST.func(&mut r, move |name: &str, f: FnPtr| t.lock().unwrap_or_else(PoisonError::into_inner).push((name.to_string(), f)));
     let h = hooks.clone();
-    r.register_fn("before_each", move |f: FnPtr| h.lock().unwrap_or_else(PoisonError::into_inner).before_each = Some(f));
+    testing::BEFORE_EACH.func(&mut r, move |f: FnPtr| h.lock().unwrap_or_else(PoisonError::into_inner).before_each = Some(f));
     let h = hooks.clone();
-    r.register_fn("after_each", move |f: FnPtr| h.lock().unwrap_or_else(PoisonError::into_inner).after_each = Some(f));
+    testing::AFTER_EACH.func(&mut r, move |f: FnPtr| h.lock().unwrap_or_else(PoisonError::into_inner).after_each = Some(f));
     let h = hooks.clone();
-    r.register_fn("before_all", move |f: FnPtr| h.lock().unwrap_or_else(PoisonError::into_inner).before_all = Some(f));
+    testing::BEFORE_ALL.func(&mut r, move |f: FnPtr| h.lock().unwrap_or_else(PoisonError::into_inner).before_all = Some(f));
     let h = hooks.clone();
-    r.register_fn("after_all", move |f: FnPtr| h.lock().unwrap_or_else(PoisonError::into_inner).after_all = Some(f));
+    testing::AFTER_ALL.func(&mut r, move |f: FnPtr| h.lock().unwrap_or_else(PoisonError::into_inner).after_all = Some(f));
     r.on_progress(|_| if STOP.load(Ordering::Relaxed) { Some("interrupted".into()) } else { None });
 
     // The file's top level registers the tests (and may set up shared objects).
