@@ -835,7 +835,8 @@ fn parse_chown(c: &str) -> Option<(Option<u32>, Option<u32>)> {
 fn is_archive(p: &Path) -> bool {
     let mut b = [0u8; 262];
     let n = std::fs::File::open(p).and_then(|mut f| f.read(&mut b)).unwrap_or(0);
-    n >= 2 && (b[..2] == [0x1f, 0x8b] || b[..4] == [0x28, 0xb5, 0x2f, 0xfd] || (n >= 262 && &b[257..262] == b"ustar"))
+    let compressed = matches!(image::tar::Compression::sniff(&b[..n]), image::tar::Compression::Gzip | image::tar::Compression::Zstd);
+    compressed || (n >= 262 && &b[257..262] == b"ustar")
 }
 
 fn chains_of(st: &State) -> Vec<String> {

@@ -23,6 +23,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
+use super::tar::Compression;
 use super::{ImageConfig, ImageError, Reference, Result};
 use crate::store::{self, Db, Paths, StoreError};
 
@@ -141,34 +142,6 @@ fn save_err(what: impl Into<PathBuf>, msg: impl std::fmt::Display) -> ImageError
 
 fn write_err(e: io::Error) -> ImageError {
     StoreError::Io { path: PathBuf::from("writing the archive"), source: e }.into()
-}
-
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Compression {
-    Plain,
-    Gzip,
-    Zstd,
-    Other(&'static str),
-}
-
-fn sniff(path: &Path) -> io::Result<Compression> {
-    let mut head = Vec::with_capacity(4);
-    File::open(path)?.take(4).read_to_end(&mut head)?;
-    Ok(match head.as_slice() {
-        [0x1f, 0x8b, ..] => Compression::Gzip,
-        [0x28, 0xb5, 0x2f, 0xfd] => Compression::Zstd,
-        [0xfd, b'7', b'z', b'X'] => Compression::Other("xz"),
-        [b'B', b'Z', b'h', ..] => Compression::Other("bzip2"),
-        _ => Compression::Plain,
-    })
-}
-
-fn media_type_of(c: Compression) -> &'static str {
-    match c {
-        Compression::Gzip => "application/vnd.oci.image.layer.v1.tar+gzip",
-        Compression::Zstd => "application/vnd.oci.image.layer.v1.tar+zstd",
-        _ => "application/vnd.oci.image.layer.v1.tar",
-    }
 }
 
 /// `busybox:latest` -> ("busybox", "latest"); the colon after the last slash.
@@ -322,7 +295,7 @@ fn add_layer_tar<W: Write>(paths: &Paths, b: &mut tar::Builder<W>, name: &str, b
     let path = paths.blob(blob_digest);
     let what = format!("layer {diff_id} (blob {blob_digest})");
     let open = || File::open(&path).map(BufReader::new).map_err(store::io_err(&path));
-    match sniff(&path).map_err(store::io_err(&path))? {
+    match Compression::of_file(&path).map_err(store::io_err(&path))? {
         Compression::Plain => {
             let size = std::fs::metadata(&path).map_err(store::io_err(&path))?.len();
             add_checked(b, name, open()?, size, diff_id, &what, &path)
@@ -827,7 +800,7 @@ fn stored_layer_desc(paths: &Paths, db: &Db, chain: &str) -> Result<Option<serde
     let Some(blob) = store::get_opt::<String>(&db.conn, "SELECT blob FROM layers WHERE chain_id=?1", [chain])? else { return Ok(None) };
     let path = paths.blob(&blob);
     let Ok(meta) = std::fs::metadata(&path) else { return Ok(None) };
-    let media_type = media_type_of(sniff(&path).map_err(store::io_err(&path))?);
+    let media_type = Compression::of_file(&path).map_err(store::io_err(&path))?.layer_media_type();
     Ok(Some(serde_json::json!({ "mediaType": media_type, "digest": blob, "size": meta.len() })))
 }
 

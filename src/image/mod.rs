@@ -378,15 +378,7 @@ pub fn store_layer(
         && want != diff_id {
             return Err(ImageError::DigestMismatch { what: format!("uncompressed layer {source_name} (diff_id)"), expected: want.to_string(), got: diff_id });
         }
-    let media_type = match std::fs::File::open(&blob_tmp).ok().and_then(|mut f| {
-        let mut b = [0u8; 4];
-        f.read_exact(&mut b).ok().map(|_| b)
-    }) {
-        Some([0x1f, 0x8b, ..]) => "application/vnd.oci.image.layer.v1.tar+gzip",
-        Some([0x28, 0xb5, 0x2f, 0xfd]) => "application/vnd.oci.image.layer.v1.tar+zstd",
-        _ => "application/vnd.oci.image.layer.v1.tar",
-    }
-    .to_string();
+    let media_type = tar::Compression::of_file(&blob_tmp).unwrap_or(tar::Compression::Plain).layer_media_type().to_string();
     let chain_id = commit_layer(paths, db, &scratch, &blob_tmp, &blob_digest, parent, &diff_id, stats.bytes)?;
     // Dropping the scratch dir removes what commit_layer did not move.
     drop(scratch);

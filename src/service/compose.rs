@@ -180,6 +180,22 @@ impl Walk<'_> {
         crate::parse::duration_ms(&s).or_else(|e| self.err(path, e))
     }
 
+    /// A map or `KEY=VALUE` list (labels, sysctls, build args) as pairs.
+    fn pairs<C: FromIterator<(String, String)>>(&self, path: &str, v: &Value) -> R<C> {
+        Ok(self.env(path, v)?.into_iter().filter_map(|kv| kv.split_once('=').map(|(k, v)| (k.to_string(), v.to_string()))).collect())
+    }
+
+    /// A byte size such as `512m`.
+    fn memory(&self, path: &str, v: &Value) -> R<i64> {
+        crate::parse::memory(&self.string(path, v)?).or_else(|e| self.err(path, e))
+    }
+
+    /// A number of CPUs such as `1.5`.
+    fn cpus(&self, path: &str, v: &Value) -> R<f64> {
+        let c = self.string(path, v)?;
+        c.parse().or_else(|_| self.err(path, format!("{c:?} is not a number of CPUs")))
+    }
+
     fn relative(&self, p: &str) -> PathBuf {
         let path = Path::new(p);
         if path.is_absolute() { path.to_path_buf() } else { self.base.join(path) }
@@ -330,73 +346,118 @@ pub fn parse_file(path: &Path) -> R<Plan> {
 /// Reads a compose document already in JSON form (a script's map).
 pub fn parse(v: &Value, origin: &str, base: &Path) -> R<Plan> {
     let mut w = Walk { origin, base, warnings: Vec::new() };
-    let top = w.map("(top)", v)?.clone();
-    w.unknown("(top)", &top, &["version", "name", "services", "networks", "volumes"]);
+    let top = w.map("(top)", v)?;
+    w.unknown("(top)", top, &["version", "name", "services", "networks", "volumes"]);
     let mut plan = Plan::default();
-
+    // Networks and volumes first: services may only use the declared ones.
     if let Some(nets) = top.get("networks").filter(|v| !v.is_null()) {
-        for (name, n) in w.map("networks", nets)?.clone() {
-            let path = format!("networks.{name}");
-            let mut p = NetworkPlan { name: name.clone(), ..Default::default() };
-            if !n.is_null() {
-                let m = w.map(&path, &n)?.clone();
-                if m.get("external").is_some_and(|x| x.as_bool() == Some(true)) || m.contains_key("name") {
-                    return w.err(&path, "external and renamed networks are not supported: a stack makes its own networks, named STACK_NETWORK");
-                }
-                w.unknown(&path, &m, &["driver", "ipam", "labels", "external", "name"]);
-                if let Some(d) = m.get("driver") {
-                    let d = w.string(&format!("{path}.driver"), d)?;
-                    if d != "bridge" && d != "overlay" {
-                        return w.err(&format!("{path}.driver"), format!("driver {d:?} is not supported: berth networks are bridges"));
-                    }
-                }
-                if let Some(ipam) = m.get("ipam") {
-                    let im = w.map(&format!("{path}.ipam"), ipam)?.clone();
-                    w.unknown(&format!("{path}.ipam"), &im, &["driver", "config"]);
-                    if let Some(cfg) = im.get("config") {
-                        let Value::Array(list) = cfg else { return w.want(&format!("{path}.ipam.config"), "a list", cfg) };
-                        if let Some(first) = list.first() {
-                            let cp = format!("{path}.ipam.config[0]");
-                            let c = w.map(&cp, first)?.clone();
-                            w.unknown(&cp, &c, &["subnet", "gateway", "ip_range"]);
-                            if let Some(s) = c.get("subnet") {
-                                p.subnet = Some(w.string(&format!("{cp}.subnet"), s)?);
-                            }
-                            if let Some(g) = c.get("gateway") {
-                                p.gateway = Some(w.string(&format!("{cp}.gateway"), g)?);
-                            }
-                        }
-                    }
-                }
-            }
-            plan.networks.push(p);
-        }
+        plan.networks = w.networks(nets)?;
     }
     if let Some(vols) = top.get("volumes").filter(|v| !v.is_null()) {
-        for (name, v) in w.map("volumes", vols)?.clone() {
-            if !v.is_null() {
-                let m = w.map(&format!("volumes.{name}"), &v)?.clone();
-                w.unknown(&format!("volumes.{name}"), &m, &["driver", "labels", "external", "name"]);
-                // Making a fresh, empty STACK_NAME volume instead would look like lost data.
-                if m.get("external").is_some_and(|x| x.as_bool() == Some(true)) || m.contains_key("name") {
-                    return w.err(&format!("volumes.{name}"), "external and renamed volumes are not supported: a stack makes its own volumes, named STACK_VOLUME; mount an existing one as a bind of its path");
-                }
-            }
-            plan.volumes.push(name);
+        plan.volumes = w.volumes(vols)?;
+    }
+    let Some(svcs) = top.get("services") else { return w.err("services", "a compose file needs services") };
+    let svcs = w.map("services", svcs)?;
+    for (name, s) in svcs {
+        let service = w.service(name, s, svcs, &plan)?;
+        plan.services.push(service);
+    }
+    // Dependency cycles cannot start.
+    order(&plan).map_err(|cycle| ComposeError { origin: origin.into(), path: "services".into(), msg: format!("depends_on forms a cycle: {}", cycle.join(" -> ")) })?;
+    plan.warnings = w.warnings;
+    Ok(plan)
+}
+
+/// A service on a network: (network name in the file, static address, aliases).
+type Attachment = (String, Option<String>, Vec<String>);
+
+/// What `deploy:` decides beside the container template.
+struct Deploy {
+    replicas: u32,
+    /// `restart_policy` was given (it overrides the service's `restart`).
+    restart_policy: bool,
+    update: Option<super::UpdateConfig>,
+}
+
+/// The sections of a compose file, one walker each, in the order `parse`
+/// visits them: the first wrong value found is the one reported.
+impl Walk<'_> {
+    /// Top-level `networks:`: the stack's own bridges.
+    fn networks(&mut self, v: &Value) -> R<Vec<NetworkPlan>> {
+        let mut out = Vec::new();
+        for (name, n) in self.map("networks", v)? {
+            out.push(self.network(name, n)?);
         }
+        Ok(out)
     }
 
-    let Some(svcs) = top.get("services") else { return w.err("services", "a compose file needs services") };
-    let svcs = w.map("services", svcs)?.clone();
-    for (name, s) in &svcs {
+    fn network(&mut self, name: &str, n: &Value) -> R<NetworkPlan> {
+        let path = format!("networks.{name}");
+        let mut p = NetworkPlan { name: name.to_string(), ..Default::default() };
+        if n.is_null() {
+            return Ok(p);
+        }
+        let m = self.map(&path, n)?;
+        if m.get("external").is_some_and(|x| x.as_bool() == Some(true)) || m.contains_key("name") {
+            return self.err(&path, "external and renamed networks are not supported: a stack makes its own networks, named STACK_NETWORK");
+        }
+        self.unknown(&path, m, &["driver", "ipam", "labels", "external", "name"]);
+        if let Some(d) = m.get("driver") {
+            let d = self.string(&format!("{path}.driver"), d)?;
+            if d != "bridge" && d != "overlay" {
+                return self.err(&format!("{path}.driver"), format!("driver {d:?} is not supported: berth networks are bridges"));
+            }
+        }
+        if let Some(ipam) = m.get("ipam") {
+            (p.subnet, p.gateway) = self.ipam(&format!("{path}.ipam"), ipam)?;
+        }
+        Ok(p)
+    }
+
+    /// A network's `ipam:`, as (subnet, gateway) of its first `config` entry.
+    fn ipam(&mut self, ip: &str, v: &Value) -> R<(Option<String>, Option<String>)> {
+        let im = self.map(ip, v)?;
+        self.unknown(ip, im, &["driver", "config"]);
+        let Some(cfg) = im.get("config") else { return Ok((None, None)) };
+        let Value::Array(list) = cfg else { return self.want(&format!("{ip}.config"), "a list", cfg) };
+        let Some(first) = list.first() else { return Ok((None, None)) };
+        let cp = format!("{ip}.config[0]");
+        let c = self.map(&cp, first)?;
+        self.unknown(&cp, c, &["subnet", "gateway", "ip_range"]);
+        let subnet = self.opt_string(c, &cp, "subnet")?;
+        let gateway = self.opt_string(c, &cp, "gateway")?;
+        Ok((subnet, gateway))
+    }
+
+    /// Top-level `volumes:`: the names the stack makes volumes for.
+    fn volumes(&mut self, v: &Value) -> R<Vec<String>> {
+        let mut out = Vec::new();
+        for (name, v) in self.map("volumes", v)? {
+            if !v.is_null() {
+                let path = format!("volumes.{name}");
+                let m = self.map(&path, v)?;
+                self.unknown(&path, m, &["driver", "labels", "external", "name"]);
+                // Making a fresh, empty STACK_NAME volume instead would look like lost data.
+                if m.get("external").is_some_and(|x| x.as_bool() == Some(true)) || m.contains_key("name") {
+                    return self.err(&path, "external and renamed volumes are not supported: a stack makes its own volumes, named STACK_VOLUME; mount an existing one as a bind of its path");
+                }
+            }
+            out.push(name.clone());
+        }
+        Ok(out)
+    }
+
+    /// One entry of `services:`; `services` is the whole section (for
+    /// `depends_on`), `plan` holds the declared networks and volumes.
+    fn service(&mut self, name: &str, s: &Value, services: &serde_json::Map<String, Value>, plan: &Plan) -> R<ServicePlan> {
         let path = format!("services.{name}");
         if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
-            return w.err(&path, "a service name is letters, digits, - and _");
+            return self.err(&path, "a service name is letters, digits, - and _");
         }
-        let m = w.map(&path, s)?.clone();
-        w.unknown(
+        let m = self.map(&path, s)?;
+        self.unknown(
             &path,
-            &m,
+            m,
             &[
                 "image", "build", "command", "entrypoint", "environment", "env_file", "ports", "volumes", "networks", "depends_on", "healthcheck", "restart", "deploy", "hostname",
                 "working_dir", "user", "labels", "cap_add", "cap_drop", "sysctls", "privileged", "mem_limit", "cpus", "stop_signal", "stop_grace_period", "expose", "container_name",
@@ -404,306 +465,382 @@ pub fn parse(v: &Value, origin: &str, base: &Path) -> R<Plan> {
             ],
         );
         let mut t = RunSpec::default();
-        let image = w.opt_string(&m, &path, "image")?;
+        let image = self.opt_string(m, &path, "image")?;
         let build = match m.get("build") {
             None => Build::None,
-            Some(Value::String(dir)) => Build::Dir(w.relative(dir), None, BTreeMap::new()),
-            Some(b @ Value::Object(_)) => {
-                let bp = format!("{path}.build");
-                let bm = w.map(&bp, b)?.clone();
-                w.unknown(&bp, &bm, &["context", "dockerfile", "args", "target"]);
-                let ctx = w.opt_string(&bm, &bp, "context")?.unwrap_or_else(|| ".".into());
-                let file = w.opt_string(&bm, &bp, "dockerfile")?;
-                let args = match bm.get("args") {
-                    None => BTreeMap::new(),
-                    Some(a) => w.env(&format!("{bp}.args"), a)?.into_iter().filter_map(|kv| kv.split_once('=').map(|(k, v)| (k.to_string(), v.to_string()))).collect(),
-                };
-                Build::Dir(w.relative(&ctx), file, args)
-            }
-            Some(other) => return w.want(&format!("{path}.build"), "a directory or a map with context", other),
+            Some(b) => self.build(&format!("{path}.build"), b)?,
         };
         if image.is_none() && matches!(build, Build::None) {
-            return w.err(&path, "needs an image or a build");
+            return self.err(&path, "needs an image or a build");
         }
         if let Some(c) = m.get("command") {
-            t.cmd = Some(w.command(&format!("{path}.command"), c)?);
+            t.cmd = Some(self.command(&format!("{path}.command"), c)?);
         }
         if let Some(c) = m.get("entrypoint") {
-            t.entrypoint = Some(w.command(&format!("{path}.entrypoint"), c)?);
+            t.entrypoint = Some(self.command(&format!("{path}.entrypoint"), c)?);
         }
         if let Some(f) = m.get("env_file") {
-            for (i, file) in w.strings(&format!("{path}.env_file"), f)?.iter().enumerate() {
-                let p = w.relative(file);
-                let text = std::fs::read_to_string(&p).or_else(|e| w.err(&format!("{path}.env_file[{i}]"), format!("{}: {e}", p.display())))?;
-                for l in text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
-                    t.env.push(l.strip_prefix("export ").unwrap_or(l).to_string());
-                }
-            }
+            t.env.extend(self.env_files(&format!("{path}.env_file"), f)?);
         }
         if let Some(e) = m.get("environment") {
-            t.env.extend(w.env(&format!("{path}.environment"), e)?);
+            t.env.extend(self.env(&format!("{path}.environment"), e)?);
         }
+        let ports = m.get("ports").map(|p| self.ports(&format!("{path}.ports"), p)).transpose()?.unwrap_or_default();
+        let volumes = m.get("volumes").map(|v| self.service_volumes(&format!("{path}.volumes"), v, &plan.volumes)).transpose()?.unwrap_or_default();
+        let networks = self.service_networks(&format!("{path}.networks"), m.get("networks"), &plan.networks)?;
+        let depends_on = self.depends_on(&format!("{path}.depends_on"), m.get("depends_on"), services)?;
+        if let Some(h) = m.get("healthcheck") {
+            t.health = Some(self.healthcheck(&format!("{path}.healthcheck"), h)?);
+        }
+        let mut restart_given = m.contains_key("restart");
+        if let Some(r) = m.get("restart") {
+            let r = self.string(&format!("{path}.restart"), r)?;
+            t.restart = RestartPolicy::parse(&r).or_else(|e| self.err(&format!("{path}.restart"), e.to_string()))?;
+        }
+        let (mut replicas, mut update) = (1, None);
+        if let Some(d) = m.get("deploy") {
+            let deploy = self.deploy(&format!("{path}.deploy"), d, &mut t)?;
+            replicas = deploy.replicas;
+            restart_given |= deploy.restart_policy;
+            update = deploy.update;
+        }
+        self.container_settings(&path, m, &mut t)?;
+        Ok(ServicePlan { name: name.to_string(), image, build, template: t, replicas, ports, networks, volumes, depends_on, restart_given, update })
+    }
+
+    /// `build:` as a directory, or a map with context, dockerfile and args.
+    fn build(&mut self, bp: &str, b: &Value) -> R<Build> {
+        match b {
+            Value::String(dir) => Ok(Build::Dir(self.relative(dir), None, BTreeMap::new())),
+            Value::Object(bm) => {
+                self.unknown(bp, bm, &["context", "dockerfile", "args", "target"]);
+                let ctx = self.opt_string(bm, bp, "context")?.unwrap_or_else(|| ".".into());
+                let file = self.opt_string(bm, bp, "dockerfile")?;
+                let args = match bm.get("args") {
+                    None => BTreeMap::new(),
+                    Some(a) => self.pairs(&format!("{bp}.args"), a)?,
+                };
+                Ok(Build::Dir(self.relative(&ctx), file, args))
+            }
+            other => self.want(bp, "a directory or a map with context", other),
+        }
+    }
+
+    /// `env_file:`, one file or a list, read now; blank and `#` lines skipped.
+    fn env_files(&self, fp: &str, f: &Value) -> R<Vec<String>> {
+        let mut env = Vec::new();
+        for (i, file) in self.strings(fp, f)?.iter().enumerate() {
+            let p = self.relative(file);
+            let text = std::fs::read_to_string(&p).or_else(|e| self.err(&format!("{fp}[{i}]"), format!("{}: {e}", p.display())))?;
+            for l in text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
+                env.push(l.strip_prefix("export ").unwrap_or(l).to_string());
+            }
+        }
+        Ok(env)
+    }
+
+    /// `ports:`, each a `-p` spec or a long-syntax map, checked like `-p`.
+    fn ports(&self, pp: &str, p: &Value) -> R<Vec<String>> {
+        let Value::Array(list) = p else { return self.want(pp, "a list", p) };
         let mut ports = Vec::new();
-        if let Some(p) = m.get("ports") {
-            let Value::Array(list) = p else { return w.want(&format!("{path}.ports"), "a list", p) };
-            for (i, x) in list.iter().enumerate() {
-                let pp = format!("{path}.ports[{i}]");
-                let spec = match x {
-                    Value::Object(pm) => {
-                        let target = pm.get("target").ok_or_else(|| ComposeError { origin: origin.into(), path: pp.clone(), msg: "needs a target port".into() })?;
-                        let target = w.string(&format!("{pp}.target"), target)?;
-                        let published = w.opt_string(&pm, &pp, "published")?;
-                        let proto = w.opt_string(&pm, &pp, "protocol")?.unwrap_or_else(|| "tcp".into());
-                        let ip = w.opt_string(&pm, &pp, "host_ip")?;
-                        let mut s = String::new();
-                        if let Some(ip) = ip {
-                            s.push_str(&format!("{ip}:"));
-                        }
-                        if let Some(p) = published {
-                            s.push_str(&format!("{p}:"));
-                        }
-                        format!("{s}{target}/{proto}")
-                    }
-                    other => w.string(&pp, other)?,
-                };
-                if let Err(e) = crate::network::ports::parse(&spec) {
-                    return w.err(&pp, e.to_string());
-                }
-                ports.push(spec);
+        for (i, x) in list.iter().enumerate() {
+            let xp = format!("{pp}[{i}]");
+            let spec = match x {
+                Value::Object(pm) => self.long_port(&xp, pm)?,
+                other => self.string(&xp, other)?,
+            };
+            if let Err(e) = crate::network::ports::parse(&spec) {
+                return self.err(&xp, e.to_string());
             }
+            ports.push(spec);
         }
+        Ok(ports)
+    }
+
+    /// `{target, published, protocol, host_ip}` as `[ip:][published:]target/proto`.
+    fn long_port(&self, pp: &str, pm: &serde_json::Map<String, Value>) -> R<String> {
+        let Some(target) = pm.get("target") else { return self.err(pp, "needs a target port") };
+        let target = self.string(&format!("{pp}.target"), target)?;
+        let published = self.opt_string(pm, pp, "published")?;
+        let proto = self.opt_string(pm, pp, "protocol")?.unwrap_or_else(|| "tcp".into());
+        let ip = self.opt_string(pm, pp, "host_ip")?;
+        let mut s = String::new();
+        if let Some(ip) = ip {
+            s.push_str(&format!("{ip}:"));
+        }
+        if let Some(p) = published {
+            s.push_str(&format!("{p}:"));
+        }
+        Ok(format!("{s}{target}/{proto}"))
+    }
+
+    /// A service's `volumes:`, as `-v` specs; named volumes must be among
+    /// `declared`, binds are made absolute.
+    fn service_volumes(&self, vp: &str, v: &Value, declared: &[String]) -> R<Vec<String>> {
+        let Value::Array(list) = v else { return self.want(vp, "a list", v) };
         let mut volumes = Vec::new();
-        if let Some(v) = m.get("volumes") {
-            let Value::Array(list) = v else { return w.want(&format!("{path}.volumes"), "a list", v) };
-            for (i, x) in list.iter().enumerate() {
-                let vp = format!("{path}.volumes[{i}]");
-                let spec = match x {
-                    Value::Object(vm) => {
-                        let src = w.opt_string(&vm, &vp, "source")?;
-                        let dst = vm.get("target").ok_or_else(|| ComposeError { origin: origin.into(), path: vp.clone(), msg: "needs a target".into() })?;
-                        let dst = w.string(&format!("{vp}.target"), dst)?;
-                        let ro = vm.get("read_only").and_then(Value::as_bool).unwrap_or(false);
-                        match src {
-                            Some(s) => format!("{s}:{dst}{}", if ro { ":ro" } else { "" }),
-                            None => dst,
-                        }
-                    }
-                    other => w.string(&vp, other)?,
-                };
-                // Named volumes must be declared, as compose requires.
-                let src = spec.split(':').next().unwrap_or("");
-                if spec.contains(':') && !src.starts_with('/') && !src.starts_with('.') && !src.starts_with('~') && !plan.volumes.iter().any(|n| n == src) {
-                    return w.err(&vp, format!("volume {src:?} is not declared under the top-level volumes"));
-                }
-                // Binds are relative to the file's directory.
-                let spec = match spec.split_once(':') {
-                    Some((src, rest)) if src.starts_with('.') => format!("{}:{rest}", w.relative(src).display()),
-                    Some((src, rest)) if src == "~" || src.starts_with("~/") => {
-                        let home = std::env::var("HOME").map_err(|_| ComposeError { origin: origin.into(), path: vp.clone(), msg: "~ needs HOME to be set".into() })?;
-                        format!("{home}{}:{rest}", &src[1..])
-                    }
-                    _ => spec,
-                };
-                volumes.push(spec);
-            }
+        for (i, x) in list.iter().enumerate() {
+            volumes.push(self.service_volume(&format!("{vp}[{i}]"), x, declared)?);
         }
+        Ok(volumes)
+    }
+
+    fn service_volume(&self, vp: &str, x: &Value, declared: &[String]) -> R<String> {
+        let spec = match x {
+            Value::Object(vm) => {
+                let src = self.opt_string(vm, vp, "source")?;
+                let Some(dst) = vm.get("target") else { return self.err(vp, "needs a target") };
+                let dst = self.string(&format!("{vp}.target"), dst)?;
+                let ro = vm.get("read_only").and_then(Value::as_bool).unwrap_or(false);
+                match src {
+                    Some(s) => format!("{s}:{dst}{}", if ro { ":ro" } else { "" }),
+                    None => dst,
+                }
+            }
+            other => self.string(vp, other)?,
+        };
+        // Named volumes must be declared, as compose requires.
+        let src = spec.split(':').next().unwrap_or("");
+        if spec.contains(':') && !src.starts_with('/') && !src.starts_with('.') && !src.starts_with('~') && !declared.iter().any(|n| n == src) {
+            return self.err(vp, format!("volume {src:?} is not declared under the top-level volumes"));
+        }
+        // Binds are relative to the file's directory.
+        Ok(match spec.split_once(':') {
+            Some((src, rest)) if src.starts_with('.') => format!("{}:{rest}", self.relative(src).display()),
+            Some((src, rest)) if src == "~" || src.starts_with("~/") => {
+                let Ok(home) = std::env::var("HOME") else { return self.err(vp, "~ needs HOME to be set") };
+                format!("{home}{}:{rest}", &src[1..])
+            }
+            _ => spec,
+        })
+    }
+
+    /// A service's `networks:`, a list of names or a map with address and
+    /// aliases; each must be `default` or among `declared`.
+    fn service_networks(&mut self, np: &str, v: Option<&Value>, declared: &[NetworkPlan]) -> R<Vec<Attachment>> {
         let mut networks = Vec::new();
-        match m.get("networks") {
+        match v {
             None => {}
             Some(Value::Array(list)) => {
                 for (i, x) in list.iter().enumerate() {
-                    networks.push((w.string(&format!("{path}.networks[{i}]"), x)?, None, vec![]));
+                    networks.push((self.string(&format!("{np}[{i}]"), x)?, None, vec![]));
                 }
             }
             Some(Value::Object(nm)) => {
                 for (n, cfg) in nm {
-                    let np = format!("{path}.networks.{n}");
-                    let (mut ip, mut aliases) = (None, vec![]);
-                    if !cfg.is_null() {
-                        let c = w.map(&np, cfg)?.clone();
-                        w.unknown(&np, &c, &["ipv4_address", "aliases"]);
-                        ip = c.get("ipv4_address").map(|a| w.string(&format!("{np}.ipv4_address"), a)).transpose()?;
-                        if let Some(a) = c.get("aliases") {
-                            aliases = w.strings(&format!("{np}.aliases"), a)?;
-                        }
-                    }
+                    let (ip, aliases) = self.network_attachment(&format!("{np}.{n}"), cfg)?;
                     networks.push((n.clone(), ip, aliases));
                 }
             }
-            Some(other) => return w.want(&format!("{path}.networks"), "a list or a map", other),
+            Some(other) => return self.want(np, "a list or a map", other),
         }
         for (n, _, _) in &networks {
-            if !plan.networks.iter().any(|p| &p.name == n) && n != "default" {
-                return w.err(&format!("{path}.networks"), format!("network {n:?} is not declared under the top-level networks"));
+            if !declared.iter().any(|p| &p.name == n) && n != "default" {
+                return self.err(np, format!("network {n:?} is not declared under the top-level networks"));
             }
         }
+        Ok(networks)
+    }
+
+    /// One network of a service, as (static address, aliases).
+    fn network_attachment(&mut self, np: &str, cfg: &Value) -> R<(Option<String>, Vec<String>)> {
+        if cfg.is_null() {
+            return Ok((None, vec![]));
+        }
+        let c = self.map(np, cfg)?;
+        self.unknown(np, c, &["ipv4_address", "aliases"]);
+        let ip = self.opt_string(c, np, "ipv4_address")?;
+        let aliases = match c.get("aliases") {
+            Some(a) => self.strings(&format!("{np}.aliases"), a)?,
+            None => vec![],
+        };
+        Ok((ip, aliases))
+    }
+
+    /// `depends_on:`, a list of names or a map with conditions; each must be
+    /// a service of `services`.
+    fn depends_on(&mut self, dp: &str, v: Option<&Value>, services: &serde_json::Map<String, Value>) -> R<Vec<(String, Condition)>> {
         let mut depends_on = Vec::new();
-        match m.get("depends_on") {
+        match v {
             None => {}
             Some(Value::Array(list)) => {
                 for (i, x) in list.iter().enumerate() {
-                    depends_on.push((w.string(&format!("{path}.depends_on[{i}]"), x)?, Condition::Started));
+                    depends_on.push((self.string(&format!("{dp}[{i}]"), x)?, Condition::Started));
                 }
             }
             Some(Value::Object(dm)) => {
                 for (d, cfg) in dm {
-                    let dp = format!("{path}.depends_on.{d}");
-                    let c = w.map(&dp, cfg)?.clone();
-                    w.unknown(&dp, &c, &["condition", "restart", "required"]);
-                    let cond = match w.opt_string(&c, &dp, "condition")?.as_deref() {
-                        None | Some("service_started") => Condition::Started,
-                        Some("service_healthy") => Condition::Healthy,
-                        Some("service_completed_successfully") => Condition::CompletedSuccessfully,
-                        Some(other) => return w.err(&format!("{dp}.condition"), format!("unknown condition {other:?}; known: service_started, service_healthy, service_completed_successfully")),
-                    };
-                    depends_on.push((d.clone(), cond));
+                    depends_on.push((d.clone(), self.condition(&format!("{dp}.{d}"), cfg)?));
                 }
             }
-            Some(other) => return w.want(&format!("{path}.depends_on"), "a list or a map", other),
+            Some(other) => return self.want(dp, "a list or a map", other),
         }
         for (d, _) in &depends_on {
-            if !svcs.contains_key(d) {
-                return w.err(&format!("{path}.depends_on"), format!("depends on {d:?}, which is not a service of this file"));
+            if !services.contains_key(d) {
+                return self.err(dp, format!("depends on {d:?}, which is not a service of this file"));
             }
         }
-        if let Some(h) = m.get("healthcheck") {
-            let hp = format!("{path}.healthcheck");
-            let hm = w.map(&hp, h)?.clone();
-            w.unknown(&hp, &hm, &["test", "interval", "timeout", "retries", "start_period", "disable"]);
-            let mut hs = HealthSpec::default();
-            if hm.get("disable").and_then(Value::as_bool) == Some(true) {
-                hs.test = vec!["NONE".into()];
-            } else if let Some(test) = hm.get("test") {
-                hs.test = match test {
-                    Value::String(s) => vec!["CMD-SHELL".into(), s.clone()],
-                    Value::Array(_) => {
-                        let words = w.strings(&format!("{hp}.test"), test)?;
-                        match words.first().map(String::as_str) {
-                            Some("CMD") | Some("CMD-SHELL") | Some("NONE") => words,
-                            _ => return w.err(&format!("{hp}.test"), "a list starts with CMD, CMD-SHELL or NONE"),
-                        }
-                    }
-                    other => return w.want(&format!("{hp}.test"), "a string or a list", other),
-                };
-            }
-            for (k, slot) in [("interval", &mut hs.interval_ms), ("timeout", &mut hs.timeout_ms), ("start_period", &mut hs.start_period_ms)] {
-                if let Some(x) = hm.get(k) {
-                    *slot = w.duration_ms(&format!("{hp}.{k}"), x)?;
-                }
-            }
-            if let Some(r) = hm.get("retries") {
-                hs.retries = w.count(&format!("{hp}.retries"), r)?;
-            }
-            t.health = Some(hs);
+        Ok(depends_on)
+    }
+
+    /// One dependency's `{condition: ...}`.
+    fn condition(&mut self, dp: &str, cfg: &Value) -> R<Condition> {
+        let c = self.map(dp, cfg)?;
+        self.unknown(dp, c, &["condition", "restart", "required"]);
+        match self.opt_string(c, dp, "condition")?.as_deref() {
+            None | Some("service_started") => Ok(Condition::Started),
+            Some("service_healthy") => Ok(Condition::Healthy),
+            Some("service_completed_successfully") => Ok(Condition::CompletedSuccessfully),
+            Some(other) => self.err(&format!("{dp}.condition"), format!("unknown condition {other:?}; known: service_started, service_healthy, service_completed_successfully")),
         }
-        let restart_given = m.contains_key("restart");
-        if let Some(r) = m.get("restart") {
-            let r = w.string(&format!("{path}.restart"), r)?;
-            t.restart = RestartPolicy::parse(&r).or_else(|e| w.err(&format!("{path}.restart"), e.to_string()))?;
+    }
+
+    fn healthcheck(&mut self, hp: &str, h: &Value) -> R<HealthSpec> {
+        let hm = self.map(hp, h)?;
+        self.unknown(hp, hm, &["test", "interval", "timeout", "retries", "start_period", "disable"]);
+        let mut hs = HealthSpec::default();
+        if hm.get("disable").and_then(Value::as_bool) == Some(true) {
+            hs.test = vec!["NONE".into()];
+        } else if let Some(test) = hm.get("test") {
+            hs.test = self.health_test(&format!("{hp}.test"), test)?;
         }
-        let mut replicas = 1;
-        let mut restart_given = restart_given;
-        let mut update = None;
-        if let Some(d) = m.get("deploy") {
-            let dp = format!("{path}.deploy");
-            let dm = w.map(&dp, d)?.clone();
-            w.unknown(&dp, &dm, &["replicas", "resources", "restart_policy", "update_config"]);
-            if let Some(r) = dm.get("replicas") {
-                replicas = w.count(&format!("{dp}.replicas"), r)?;
-            }
-            if let Some(r) = dm.get("resources") {
-                let rp = format!("{dp}.resources");
-                let rm = w.map(&rp, r)?.clone();
-                w.unknown(&rp, &rm, &["limits"]);
-                if let Some(l) = rm.get("limits") {
-                    let lp = format!("{rp}.limits");
-                    let lm = w.map(&lp, l)?.clone();
-                    w.unknown(&lp, &lm, &["cpus", "memory", "pids"]);
-                    if let Some(x) = lm.get("memory") {
-                        t.memory = Some(crate::parse::memory(&w.string(&format!("{lp}.memory"), x)?).or_else(|e| w.err(&format!("{lp}.memory"), e))?);
-                    }
-                    if let Some(x) = lm.get("cpus") {
-                        let c = w.string(&format!("{lp}.cpus"), x)?;
-                        t.cpus = Some(c.parse().or_else(|_| w.err(&format!("{lp}.cpus"), format!("{c:?} is not a number of CPUs")))?);
-                    }
-                    if let Some(x) = lm.get("pids") {
-                        t.pids_limit = Some(w.count(&format!("{lp}.pids"), x)? as i64);
-                    }
-                }
-            }
-            if let Some(r) = dm.get("restart_policy") {
-                let rp = format!("{dp}.restart_policy");
-                let rm = w.map(&rp, r)?.clone();
-                w.unknown(&rp, &rm, &["condition", "max_attempts"]);
-                let max = rm.get("max_attempts").map(|x| w.count(&format!("{rp}.max_attempts"), x)).transpose()?.unwrap_or(0);
-                t.restart = match w.opt_string(&rm, &rp, "condition")?.as_deref() {
-                    None | Some("any") => RestartPolicy::Always,
-                    Some("on-failure") => RestartPolicy::OnFailure(max),
-                    Some("none") => RestartPolicy::No,
-                    Some(other) => return w.err(&format!("{rp}.condition"), format!("unknown condition {other:?}; known: none, on-failure, any")),
-                };
-                restart_given = true;
-            }
-            if let Some(u) = dm.get("update_config") {
-                let up = format!("{dp}.update_config");
-                let um = w.map(&up, u)?.clone();
-                w.unknown(&up, &um, &["parallelism", "delay", "monitor"]);
-                let mut c = super::UpdateConfig::default();
-                if let Some(x) = um.get("parallelism") {
-                    c.parallelism = w.count(&format!("{up}.parallelism"), x)?.max(1);
-                }
-                if let Some(x) = um.get("delay") {
-                    c.delay_ms = w.duration_ms(&format!("{up}.delay"), x)?;
-                }
-                if let Some(x) = um.get("monitor") {
-                    c.monitor_ms = w.duration_ms(&format!("{up}.monitor"), x)?;
-                }
-                update = Some(c);
+        for (k, slot) in [("interval", &mut hs.interval_ms), ("timeout", &mut hs.timeout_ms), ("start_period", &mut hs.start_period_ms)] {
+            if let Some(x) = hm.get(k) {
+                *slot = self.duration_ms(&format!("{hp}.{k}"), x)?;
             }
         }
+        if let Some(r) = hm.get("retries") {
+            hs.retries = self.count(&format!("{hp}.retries"), r)?;
+        }
+        Ok(hs)
+    }
+
+    /// `test:` as a shell string, or a list starting with CMD, CMD-SHELL or NONE.
+    fn health_test(&self, tp: &str, test: &Value) -> R<Vec<String>> {
+        match test {
+            Value::String(s) => Ok(vec!["CMD-SHELL".into(), s.clone()]),
+            Value::Array(_) => {
+                let words = self.strings(tp, test)?;
+                match words.first().map(String::as_str) {
+                    Some("CMD") | Some("CMD-SHELL") | Some("NONE") => Ok(words),
+                    _ => self.err(tp, "a list starts with CMD, CMD-SHELL or NONE"),
+                }
+            }
+            other => self.want(tp, "a string or a list", other),
+        }
+    }
+
+    /// `deploy:`: replicas, resource limits, restart policy, update config.
+    fn deploy(&mut self, dp: &str, d: &Value, t: &mut RunSpec) -> R<Deploy> {
+        let dm = self.map(dp, d)?;
+        self.unknown(dp, dm, &["replicas", "resources", "restart_policy", "update_config"]);
+        let mut deploy = Deploy { replicas: 1, restart_policy: false, update: None };
+        if let Some(r) = dm.get("replicas") {
+            deploy.replicas = self.count(&format!("{dp}.replicas"), r)?;
+        }
+        if let Some(r) = dm.get("resources") {
+            self.resources(&format!("{dp}.resources"), r, t)?;
+        }
+        if let Some(r) = dm.get("restart_policy") {
+            t.restart = self.restart_policy(&format!("{dp}.restart_policy"), r)?;
+            deploy.restart_policy = true;
+        }
+        if let Some(u) = dm.get("update_config") {
+            deploy.update = Some(self.update_config(&format!("{dp}.update_config"), u)?);
+        }
+        Ok(deploy)
+    }
+
+    /// `deploy.resources`: only `limits` applies (berth has no reservations).
+    fn resources(&mut self, rp: &str, r: &Value, t: &mut RunSpec) -> R<()> {
+        let rm = self.map(rp, r)?;
+        self.unknown(rp, rm, &["limits"]);
+        let Some(l) = rm.get("limits") else { return Ok(()) };
+        let lp = format!("{rp}.limits");
+        let lm = self.map(&lp, l)?;
+        self.unknown(&lp, lm, &["cpus", "memory", "pids"]);
+        if let Some(x) = lm.get("memory") {
+            t.memory = Some(self.memory(&format!("{lp}.memory"), x)?);
+        }
+        if let Some(x) = lm.get("cpus") {
+            t.cpus = Some(self.cpus(&format!("{lp}.cpus"), x)?);
+        }
+        if let Some(x) = lm.get("pids") {
+            t.pids_limit = Some(self.count(&format!("{lp}.pids"), x)? as i64);
+        }
+        Ok(())
+    }
+
+    fn restart_policy(&mut self, rp: &str, r: &Value) -> R<RestartPolicy> {
+        let rm = self.map(rp, r)?;
+        self.unknown(rp, rm, &["condition", "max_attempts"]);
+        let max = rm.get("max_attempts").map(|x| self.count(&format!("{rp}.max_attempts"), x)).transpose()?.unwrap_or(0);
+        match self.opt_string(rm, rp, "condition")?.as_deref() {
+            None | Some("any") => Ok(RestartPolicy::Always),
+            Some("on-failure") => Ok(RestartPolicy::OnFailure(max)),
+            Some("none") => Ok(RestartPolicy::No),
+            Some(other) => self.err(&format!("{rp}.condition"), format!("unknown condition {other:?}; known: none, on-failure, any")),
+        }
+    }
+
+    fn update_config(&mut self, up: &str, u: &Value) -> R<super::UpdateConfig> {
+        let um = self.map(up, u)?;
+        self.unknown(up, um, &["parallelism", "delay", "monitor"]);
+        let mut c = super::UpdateConfig::default();
+        if let Some(x) = um.get("parallelism") {
+            c.parallelism = self.count(&format!("{up}.parallelism"), x)?.max(1);
+        }
+        if let Some(x) = um.get("delay") {
+            c.delay_ms = self.duration_ms(&format!("{up}.delay"), x)?;
+        }
+        if let Some(x) = um.get("monitor") {
+            c.monitor_ms = self.duration_ms(&format!("{up}.monitor"), x)?;
+        }
+        Ok(c)
+    }
+
+    /// The service keys that map straight onto `docker run` options. Read
+    /// after `deploy`, so `mem_limit` and `cpus` win over its limits.
+    fn container_settings(&mut self, path: &str, m: &serde_json::Map<String, Value>, t: &mut RunSpec) -> R<()> {
         if let Some(x) = m.get("stop_grace_period") {
-            t.stop_timeout = Some(w.duration_ms(&format!("{path}.stop_grace_period"), x)?.div_ceil(1000));
+            t.stop_timeout = Some(self.duration_ms(&format!("{path}.stop_grace_period"), x)?.div_ceil(1000));
         }
         for k in ["tty", "stdin_open", "init"] {
             if m.contains_key(k) {
-                w.warnings.push(format!("{origin}: {path}.{k}: ignored: a stack's replicas run detached, without a terminal or an init of their own"));
+                self.warnings.push(format!("{}: {path}.{k}: ignored: a stack's replicas run detached, without a terminal or an init of their own", self.origin));
             }
         }
         for (k, slot) in [("hostname", &mut t.hostname), ("working_dir", &mut t.workdir), ("user", &mut t.user), ("stop_signal", &mut t.stop_signal)] {
             if let Some(x) = m.get(k) {
-                *slot = Some(w.string(&format!("{path}.{k}"), x)?);
+                *slot = Some(self.string(&format!("{path}.{k}"), x)?);
             }
         }
         if let Some(l) = m.get("labels") {
-            t.labels = w.env(&format!("{path}.labels"), l)?.into_iter().filter_map(|kv| kv.split_once('=').map(|(k, v)| (k.to_string(), v.to_string()))).collect();
+            t.labels = self.pairs(&format!("{path}.labels"), l)?;
         }
         for (k, slot) in [("cap_add", &mut t.cap_add), ("cap_drop", &mut t.cap_drop)] {
             if let Some(x) = m.get(k) {
-                *slot = w.strings(&format!("{path}.{k}"), x)?;
+                *slot = self.strings(&format!("{path}.{k}"), x)?;
             }
         }
         if let Some(x) = m.get("sysctls") {
-            t.sysctls = w.env(&format!("{path}.sysctls"), x)?.into_iter().filter_map(|kv| kv.split_once('=').map(|(k, v)| (k.to_string(), v.to_string()))).collect();
+            t.sysctls = self.pairs(&format!("{path}.sysctls"), x)?;
         }
         if let Some(x) = m.get("privileged") {
-            t.privileged = x.as_bool().ok_or_else(|| ComposeError { origin: origin.into(), path: format!("{path}.privileged"), msg: format!("must be true or false, not {x}") })?;
+            let Some(b) = x.as_bool() else { return self.err(&format!("{path}.privileged"), format!("must be true or false, not {x}")) };
+            t.privileged = b;
         }
         if let Some(x) = m.get("mem_limit") {
-            t.memory = Some(crate::parse::memory(&w.string(&format!("{path}.mem_limit"), x)?).or_else(|e| w.err(&format!("{path}.mem_limit"), e))?);
+            t.memory = Some(self.memory(&format!("{path}.mem_limit"), x)?);
         }
         if let Some(x) = m.get("cpus") {
-            let s = w.string(&format!("{path}.cpus"), x)?;
-            t.cpus = Some(s.parse().or_else(|_| w.err(&format!("{path}.cpus"), format!("{s:?} is not a number of CPUs")))?);
+            t.cpus = Some(self.cpus(&format!("{path}.cpus"), x)?);
         }
         if m.contains_key("container_name") {
-            w.warnings.push(format!("{origin}: {path}.container_name: ignored: a stack's containers are named STACK_SERVICE.N"));
+            self.warnings.push(format!("{}: {path}.container_name: ignored: a stack's containers are named STACK_SERVICE.N", self.origin));
         }
-        plan.services.push(ServicePlan { name: name.clone(), image, build, template: t, replicas, ports, networks, volumes, depends_on, restart_given, update });
+        Ok(())
     }
-    // Dependency cycles cannot start.
-    order(&plan).map_err(|cycle| ComposeError { origin: origin.into(), path: "services".into(), msg: format!("depends_on forms a cycle: {}", cycle.join(" -> ")) })?;
-    plan.warnings = w.warnings;
-    Ok(plan)
 }
 
 /// Services in waves: each wave depends only on earlier ones, so a wave

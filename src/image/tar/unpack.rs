@@ -1,165 +1,26 @@
-//! Unpacking image layer tarballs (and `berth image import` root filesystem
-//! archives) into a directory that becomes an overlayfs lower dir.
-//!
-//! The extractor must never write outside its target, whatever the archive
-//! says. Every path it touches is computed by [`walk`], which resolves entry
-//! names below the target as if the target were `/`: symlinks met on the way
-//! are read and spliced in by us (absolute targets restart at the target,
-//! `..` stops at it), so the kernel only ever sees paths whose directory part
-//! is made of real directories. The final component of a path is never
-//! followed: an entry replaces what was there instead of writing through it.
-//!
-//! OCI/docker whiteouts (`.wh.name`, `.wh..wh..opq`) are converted to the
-//! overlayfs form (a 0:0 character device, the `trusted.overlay.opaque`
-//! xattr), so this needs root on a filesystem with `trusted.*` xattrs.
-//!
-//! On error the target is left half-filled: the caller removes it.
+//! Writing entries into the target: files, links, devices, whiteouts
+//! converted to overlayfs's form, then ownership, modes, xattrs and times.
 
-use std::collections::VecDeque;
 use std::ffi::{OsStr, OsString};
 use std::fs;
 use std::io::{self, Read, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
-use std::path::{Component, Path, PathBuf};
+use std::path::Path;
 
 use nix::sys::stat::{self, Mode, SFlag, UtimensatFlags};
 use nix::sys::time::TimeSpec;
 use tar::EntryType;
 
-/// Same limit as the kernel's: more hops than this is treated as a loop.
-const MAX_SYMLINK_HOPS: u32 = 40;
+use super::meta::{Meta, numeric, read_meta};
+use super::walk::{WalkError, join, normalise, walk, walk_error};
+use super::{TarError, UnpackStats};
+
 const WHITEOUT_PREFIX: &[u8] = b".wh.";
 /// `.wh..wh.` names are AUFS bookkeeping; only the opaque marker means something.
 const WHITEOUT_META_PREFIX: &[u8] = b".wh..wh.";
 const OPAQUE_MARKER: &[u8] = b".wh..wh..opq";
 const OPAQUE_XATTR: &[u8] = b"trusted.overlay.opaque";
-const XATTR_PAX_PREFIX: &[u8] = b"SCHILY.xattr.";
-
-/// What [`unpack`] wrote.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct UnpackStats {
-    /// Filesystem objects created from entries (files, dirs, links, devices, whiteouts).
-    pub files: u64,
-    /// Bytes of regular file content written.
-    pub bytes: u64,
-}
-
-#[derive(thiserror::Error, Debug)]
-pub enum TarError {
-    #[error(
-        "the archive is compressed with {0}, which berth cannot decompress yet; \
-         provide it gzip-compressed or uncompressed"
-    )]
-    Unsupported(&'static str),
-    #[error("reading the layer archive: {0}")]
-    Read(io::Error),
-    #[error("cannot unpack into {}: {error}", path.display())]
-    Target { path: PathBuf, error: io::Error },
-    #[error("layer entry \"{entry}\" climbs out of the target directory; refusing the archive")]
-    Escape { entry: String },
-    #[error(
-        "layer entry \"{entry}\" is a hard link to \"{target}\", which {reason}; refusing the archive"
-    )]
-    HardLink {
-        entry: String,
-        target: String,
-        reason: &'static str,
-    },
-    #[error(
-        "layer entry \"{entry}\": more than {MAX_SYMLINK_HOPS} symbolic links while resolving \
-         its path (a symlink loop?); refusing the archive"
-    )]
-    SymlinkLoop { entry: String },
-    #[error(
-        "layer entry \"{entry}\": \"{component}\" is not a directory, so nothing can be \
-         placed under it; refusing the archive"
-    )]
-    NotADirectory { entry: String, component: String },
-    #[error("layer entry \"{entry}\" is {what}, which berth cannot unpack")]
-    UnsupportedEntry { entry: String, what: String },
-    #[error("layer entry \"{entry}\" is malformed: {detail}")]
-    BadEntry { entry: String, detail: String },
-    #[error("layer entry \"{entry}\": cannot {op} {}: {error}", path.display())]
-    Io {
-        entry: String,
-        op: String,
-        path: PathBuf,
-        error: io::Error,
-    },
-}
-
-// ---------------------------------------------------------------------------
-// Decompression
-
-enum Format {
-    Tar,
-    Gzip,
-    Zstd,
-    Other(&'static str),
-}
-
-/// Wraps a reader, sniffing gzip (1f 8b), zstd (28 b5 2f fd) or plain tar.
-/// xz and bzip2 (not used by image layers) are recognised only to report
-/// [`TarError::Unsupported`] instead of a confusing "bad tar header".
-pub fn decompressed<'a, R: Read + 'a>(mut r: R) -> Result<Box<dyn Read + 'a>, TarError> {
-    // One tar block is enough to see both compression magics and "ustar".
-    let head = read_head(&mut r, 512).map_err(TarError::Read)?;
-    let format = sniff(&head);
-    let whole = io::Cursor::new(head).chain(r);
-    match format {
-        Format::Tar => Ok(Box::new(whole)),
-        // Multi-member: some tools write layers as concatenated gzip streams.
-        Format::Gzip => Ok(Box::new(flate2::read::MultiGzDecoder::new(whole))),
-        Format::Zstd => Ok(Box::new(zstd::stream::read::Decoder::new(whole).map_err(TarError::Read)?)),
-        Format::Other(name) => Err(TarError::Unsupported(name)),
-    }
-}
-
-/// Reads up to `n` bytes, looping over short reads so sniffing sees them all.
-fn read_head<R: Read>(r: &mut R, n: usize) -> io::Result<Vec<u8>> {
-    let mut head = Vec::with_capacity(n);
-    r.take(n as u64).read_to_end(&mut head)?;
-    Ok(head)
-}
-
-fn sniff(head: &[u8]) -> Format {
-    // A ustar header wins: its first bytes are a file name, which could
-    // accidentally look like a magic number.
-    if head.get(257..262) == Some(b"ustar") {
-        return Format::Tar;
-    }
-    if head.starts_with(&[0x1f, 0x8b]) {
-        Format::Gzip
-    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        Format::Zstd
-    } else if head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0x00]) {
-        Format::Other("xz")
-    } else if head.starts_with(b"BZh") {
-        Format::Other("bzip2")
-    } else {
-        Format::Tar
-    }
-}
-
-// ---------------------------------------------------------------------------
-// Path handling
-
-/// Splits an entry name into components, dropping "", "." and a leading "/",
-/// and applying ".." lexically. `None` when ".." would climb above the top.
-fn normalise(name: &[u8]) -> Option<Vec<OsString>> {
-    let mut out: Vec<OsString> = Vec::new();
-    for part in name.split(|b| *b == b'/') {
-        match part {
-            b"" | b"." => {}
-            b".." => {
-                out.pop()?;
-            }
-            _ => out.push(OsStr::from_bytes(part).to_os_string()),
-        }
-    }
-    Some(out)
-}
 
 /// AUFS keeps bookkeeping in `.wh..wh.*` entries at the top; overlayfs has no use for them.
 fn is_aufs_meta(comps: &[OsString]) -> bool {
@@ -169,214 +30,11 @@ fn is_aufs_meta(comps: &[OsString]) -> bool {
     })
 }
 
-fn join(root: &Path, comps: &[OsString]) -> PathBuf {
-    let mut p = root.to_path_buf();
-    p.extend(comps);
-    p
-}
-
-fn shown(comps: &[OsString]) -> String {
-    let joined: Vec<_> = comps.iter().map(|c| c.to_string_lossy()).collect();
-    joined.join("/")
-}
-
-/// Why [`walk`] stopped; the caller turns it into a [`TarError`] naming the entry.
-#[derive(Debug)]
-enum WalkError {
-    Loop,
-    NotDir(Vec<OsString>),
-    Missing,
-    Io(&'static str, PathBuf, io::Error),
-}
-
-/// Resolves `comps` below `root` as the kernel would if `root` were "/": each
-/// symlink met is read and spliced in (absolute targets restart at `root`,
-/// `..` never goes above it). Returns the components of a real directory,
-/// none of them a symlink, so `join(root, result)` can be handed to the
-/// kernel safely. Missing directories are created (0755) when `create`.
-fn walk(root: &Path, comps: &[OsString], create: bool) -> Result<Vec<OsString>, WalkError> {
-    let mut todo: VecDeque<OsString> = comps.iter().cloned().collect();
-    let mut done: Vec<OsString> = Vec::new();
-    let mut hops = 0;
-    while let Some(c) = todo.pop_front() {
-        if c.is_empty() || c == "." {
-            continue;
-        }
-        if c == ".." {
-            // `done` holds real directories only, so lexical ".." is the physical parent.
-            done.pop();
-            continue;
-        }
-        let path = join(root, &done).join(&c);
-        match fs::symlink_metadata(&path) {
-            Ok(m) if m.is_dir() => done.push(c),
-            Ok(m) if m.file_type().is_symlink() => {
-                hops += 1;
-                if hops > MAX_SYMLINK_HOPS {
-                    return Err(WalkError::Loop);
-                }
-                let target =
-                    fs::read_link(&path).map_err(|e| WalkError::Io("read symlink", path, e))?;
-                splice_link(&target, &mut done, &mut todo);
-            }
-            Ok(_) => {
-                done.push(c);
-                return Err(WalkError::NotDir(done));
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound && create => {
-                fs::DirBuilder::new()
-                    .mode(0o755)
-                    .create(&path)
-                    .map_err(|e| WalkError::Io("create directory", path, e))?;
-                done.push(c);
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(WalkError::Missing),
-            Err(e) => return Err(WalkError::Io("inspect", path, e)),
-        }
-    }
-    Ok(done)
-}
-
-/// Puts a symlink's target in front of the remaining components.
-fn splice_link(target: &Path, done: &mut Vec<OsString>, todo: &mut VecDeque<OsString>) {
-    if target.is_absolute() {
-        // Absolute targets are relative to the image root, i.e. to `root`.
-        done.clear();
-    }
-    for comp in target.components().rev() {
-        match comp {
-            Component::Normal(n) => todo.push_front(n.to_os_string()),
-            Component::ParentDir => todo.push_front(OsString::from("..")),
-            Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
-        }
-    }
-}
-
-fn walk_error(e: WalkError, entry: &str) -> TarError {
-    match e {
-        WalkError::Loop => TarError::SymlinkLoop {
-            entry: entry.into(),
-        },
-        WalkError::NotDir(comps) => TarError::NotADirectory {
-            entry: entry.into(),
-            component: shown(&comps),
-        },
-        // Only hard links walk without creating, and they map this themselves.
-        WalkError::Missing => TarError::BadEntry {
-            entry: entry.into(),
-            detail: "a parent directory is missing".into(),
-        },
-        WalkError::Io(op, path, error) => TarError::Io {
-            entry: entry.into(),
-            op: op.into(),
-            path,
-            error,
-        },
-    }
-}
-
-// ---------------------------------------------------------------------------
-// Entry metadata
-
-/// Ownership, permissions, time and xattrs of one entry, PAX overrides applied.
-struct Meta {
-    mode: u32,
-    uid: u32,
-    gid: u32,
-    mtime: TimeSpec,
-    xattrs: Vec<(Vec<u8>, Vec<u8>)>,
-}
-
-fn read_meta<R: Read>(entry: &mut tar::Entry<'_, R>, name: &str) -> Result<Meta, TarError> {
-    let bad = |what: &str, e: io::Error| TarError::BadEntry {
-        entry: name.into(),
-        detail: format!("invalid {what} field: {e}"),
-    };
-    let h = entry.header();
-    let old = h.as_old();
-    let mode = numeric(h.mode(), &old.mode).map_err(|e| bad("mode", e))? & 0o7777;
-    let mut uid = numeric(h.uid(), &old.uid).map_err(|e| bad("uid", e))?;
-    let mut gid = numeric(h.gid(), &old.gid).map_err(|e| bad("gid", e))?;
-    let secs = numeric(h.mtime(), &old.mtime).map_err(|e| bad("mtime", e))?;
-    let mut mtime = TimeSpec::new(i64::try_from(secs).unwrap_or(i64::MAX), 0);
-    let mut xattrs = Vec::new();
-    if let Some(exts) = entry.pax_extensions().map_err(TarError::Read)? {
-        for ext in exts {
-            let ext = ext.map_err(|e| bad("pax", e))?;
-            let (key, value) = (ext.key_bytes(), ext.value_bytes());
-            match key {
-                // PAX carries ids and times that do not fit the ustar fields.
-                b"uid" => uid = parse_pax_u64(value).ok_or_else(|| bad("pax uid", other()))?,
-                b"gid" => gid = parse_pax_u64(value).ok_or_else(|| bad("pax gid", other()))?,
-                b"mtime" => mtime = parse_pax_time(value).unwrap_or(mtime),
-                _ => {
-                    if let Some(attr) = key.strip_prefix(XATTR_PAX_PREFIX) {
-                        xattrs.push((attr.to_vec(), value.to_vec()));
-                    }
-                }
-            }
-        }
-    }
-    let id = |v: u64, what| u32::try_from(v).map_err(|_| bad(what, io::Error::other("too large")));
-    Ok(Meta {
-        mode,
-        uid: id(uid, "uid")?,
-        gid: id(gid, "gid")?,
-        mtime,
-        xattrs,
-    })
-}
-
-/// Some writers leave numeric fields blank (NUL or spaces) for 0; the tar
-/// crate rejects those, so a blank raw field reads as the default.
-fn numeric<T: Default>(value: io::Result<T>, raw: &[u8]) -> io::Result<T> {
-    match value {
-        Err(_) if raw.iter().all(|b| *b == 0 || *b == b' ') => Ok(T::default()),
-        v => v,
-    }
-}
-
-fn other() -> io::Error {
-    io::Error::other("not a number")
-}
-
-fn parse_pax_u64(v: &[u8]) -> Option<u64> {
-    std::str::from_utf8(v).ok()?.parse().ok()
-}
-
-/// Parses a PAX time such as "1700000000.123456789" or "-1.5".
-fn parse_pax_time(v: &[u8]) -> Option<TimeSpec> {
-    let s = std::str::from_utf8(v).ok()?;
-    let (neg, s) = match s.strip_prefix('-') {
-        Some(rest) => (true, rest),
-        None => (false, s),
-    };
-    let (whole, frac) = s.split_once('.').unwrap_or((s, ""));
-    let mut secs: i64 = whole.parse().ok()?;
-    if !frac.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let digits: String = frac.chars().chain(std::iter::repeat('0')).take(9).collect();
-    let mut nanos: i64 = digits.parse().ok()?;
-    if neg {
-        // timespec wants a non-negative nanosecond part: -1.5 is -2 s + 0.5 s.
-        secs = -secs;
-        if nanos > 0 {
-            secs -= 1;
-            nanos = 1_000_000_000 - nanos;
-        }
-    }
-    Some(TimeSpec::new(secs, nanos as _))
-}
-
 /// Sets an extended attribute on the entry itself (a symlink is not
 /// followed).
 fn lsetxattr(path: &Path, name: &[u8], value: &[u8]) -> io::Result<()> {
     xattr::set(path, std::ffi::OsStr::from_bytes(name), value)
 }
-
-// ---------------------------------------------------------------------------
-// Unpacking
 
 /// A directory whose times are applied at the end, once nothing more is
 /// written into it. Its identity is kept so that, if a later entry replaced
@@ -839,124 +497,19 @@ fn io_err(entry: &str, op: &str, path: &Path, error: io::Error) -> TarError {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use std::ffi::OsStr;
+    use std::fs;
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::MetadataExt;
+    use std::path::Path;
+
+    use nix::sys::stat;
+    use tar::{EntryType, Header};
+
+    use super::super::UnpackStats;
+    use super::super::test_archive::{Ar, is_whiteout, lgetxattr, unpack_into};
+    use super::{lsetxattr, unpack};
     use crate::testutil::TempDir;
-    use tar::Header;
-
-    const MTIME: u64 = 1_600_000_000;
-
-    /// Builds archives entry by entry, writing names as raw bytes so that
-    /// hostile names (`..`, absolute, non-UTF-8) get through.
-    struct Ar(tar::Builder<Vec<u8>>);
-
-    impl Ar {
-        fn new() -> Ar {
-            Ar(tar::Builder::new(Vec::new()))
-        }
-
-        fn entry(
-            &mut self,
-            name: &[u8],
-            kind: EntryType,
-            link: Option<&[u8]>,
-            data: &[u8],
-            tweak: impl FnOnce(&mut Header),
-        ) -> &mut Ar {
-            let mut h = Header::new_gnu();
-            {
-                let g = h.as_gnu_mut().unwrap();
-                g.name[..name.len()].copy_from_slice(name);
-                if let Some(l) = link {
-                    g.linkname[..l.len()].copy_from_slice(l);
-                }
-            }
-            h.set_entry_type(kind);
-            h.set_mode(if kind == EntryType::Directory {
-                0o755
-            } else {
-                0o644
-            });
-            h.set_uid(0);
-            h.set_gid(0);
-            h.set_mtime(MTIME);
-            h.set_size(data.len() as u64);
-            tweak(&mut h);
-            h.set_cksum();
-            self.0.append(&h, data).unwrap();
-            self
-        }
-
-        fn file(&mut self, name: &str, data: &[u8]) -> &mut Ar {
-            self.entry(name.as_bytes(), EntryType::Regular, None, data, |_| {})
-        }
-        fn dir(&mut self, name: &str) -> &mut Ar {
-            self.entry(name.as_bytes(), EntryType::Directory, None, b"", |_| {})
-        }
-        fn symlink(&mut self, name: &str, target: &str) -> &mut Ar {
-            self.entry(
-                name.as_bytes(),
-                EntryType::Symlink,
-                Some(target.as_bytes()),
-                b"",
-                |_| {},
-            )
-        }
-        fn hardlink(&mut self, name: &str, target: &str) -> &mut Ar {
-            self.entry(
-                name.as_bytes(),
-                EntryType::Link,
-                Some(target.as_bytes()),
-                b"",
-                |_| {},
-            )
-        }
-
-        /// A PAX header ('x' local, 'g' global) with the given records.
-        fn pax(&mut self, global: bool, records: &[(&str, &[u8])]) -> &mut Ar {
-            let mut body = Vec::new();
-            for (k, v) in records {
-                let rest = k.len() + v.len() + 3; // ' ', '=', '\n'
-                let mut len = rest + 1;
-                while len != rest + len.to_string().len() {
-                    len = rest + len.to_string().len();
-                }
-                body.extend_from_slice(format!("{len} {k}=").as_bytes());
-                body.extend_from_slice(v);
-                body.push(b'\n');
-            }
-            let mut h = Header::new_ustar();
-            h.set_path("PaxHeaders/x").unwrap();
-            h.set_entry_type(if global {
-                EntryType::XGlobalHeader
-            } else {
-                EntryType::XHeader
-            });
-            h.set_size(body.len() as u64);
-            h.set_mode(0o644);
-            h.set_cksum();
-            self.0.append(&h, &body[..]).unwrap();
-            self
-        }
-
-        fn bytes(&mut self) -> Vec<u8> {
-            self.0.finish().unwrap();
-            self.0.get_ref().clone()
-        }
-    }
-
-    fn unpack_into(ar: &mut Ar, dest: &TempDir) -> Result<UnpackStats, TarError> {
-        unpack(&ar.bytes()[..], dest.path())
-    }
-
-    fn lgetxattr(path: &Path, name: &str) -> io::Result<Vec<u8>> {
-        xattr::get(path, name)?.ok_or_else(|| io::Error::from_raw_os_error(libc::ENODATA))
-    }
-
-    fn is_whiteout(path: &Path) -> bool {
-        use std::os::unix::fs::FileTypeExt;
-        let m = fs::symlink_metadata(path).unwrap();
-        m.file_type().is_char_device() && m.rdev() == 0
-    }
 
     #[test]
     fn plain_files_dirs_modes_and_mtimes() {
@@ -989,20 +542,6 @@ mod tests {
     }
 
     #[test]
-    fn leading_slash_and_dot_are_stripped_and_root_entry_applies_to_dest() {
-        let t = TempDir::new("strip");
-        let mut ar = Ar::new();
-        ar.entry(b"./", EntryType::Directory, None, b"", |h| {
-            h.set_mode(0o711)
-        });
-        ar.file("/abs/file", b"a").file("./rel/file", b"r");
-        unpack_into(&mut ar, &t).unwrap();
-        assert_eq!(fs::read(t.path().join("abs/file")).unwrap(), b"a");
-        assert_eq!(fs::read(t.path().join("rel/file")).unwrap(), b"r");
-        assert_eq!(fs::metadata(t.path()).unwrap().mode() & 0o7777, 0o711);
-    }
-
-    #[test]
     fn absolute_symlink_is_kept_verbatim() {
         let t = TempDir::new("abslink");
         let mut ar = Ar::new();
@@ -1011,116 +550,6 @@ mod tests {
         assert_eq!(
             fs::read_link(t.path().join("bin/sh")).unwrap(),
             Path::new("/bin/busybox")
-        );
-    }
-
-    #[test]
-    fn write_through_absolute_symlink_lands_inside() {
-        let t = TempDir::new("etclink");
-        let mut ar = Ar::new();
-        ar.dir("real/etc/")
-            .symlink("etc", "/real/etc")
-            .file("etc/hosts", b"127.0.0.1 x\n");
-        unpack_into(&mut ar, &t).unwrap();
-        assert_eq!(
-            fs::read(t.path().join("real/etc/hosts")).unwrap(),
-            b"127.0.0.1 x\n"
-        );
-        assert!(
-            fs::symlink_metadata(t.path().join("etc"))
-                .unwrap()
-                .file_type()
-                .is_symlink()
-        );
-    }
-
-    #[test]
-    fn dotdot_escape_is_refused() {
-        let t = TempDir::new("dotdot");
-        let mut ar = Ar::new();
-        ar.file("../../x", b"evil");
-        let err = unpack_into(&mut ar, &t).unwrap_err();
-        assert!(matches!(err, TarError::Escape { .. }), "{err}");
-        assert_eq!(
-            err.to_string(),
-            "layer entry \"../../x\" climbs out of the target directory; refusing the archive"
-        );
-    }
-
-    #[test]
-    fn inner_dotdot_escape_is_refused() {
-        let t = TempDir::new("innerdotdot");
-        let mut ar = Ar::new();
-        ar.file("a/../../x", b"evil");
-        let err = unpack_into(&mut ar, &t).unwrap_err();
-        assert!(
-            matches!(err, TarError::Escape { ref entry } if entry == "a/../../x"),
-            "{err}"
-        );
-    }
-
-    #[test]
-    fn dotdot_staying_inside_is_fine() {
-        let t = TempDir::new("dotdotok");
-        let mut ar = Ar::new();
-        ar.file("a/../b", b"ok");
-        unpack_into(&mut ar, &t).unwrap();
-        assert_eq!(fs::read(t.path().join("b")).unwrap(), b"ok");
-    }
-
-    #[test]
-    fn symlink_to_root_is_confined() {
-        let t = TempDir::new("evilroot");
-        let marker = format!("berth-tar-test-{}", std::process::id());
-        let mut ar = Ar::new();
-        ar.symlink("evil", "/")
-            .file("evil/etc/passwd", marker.as_bytes());
-        unpack_into(&mut ar, &t).unwrap();
-        assert_eq!(
-            fs::read(t.path().join("etc/passwd")).unwrap(),
-            marker.as_bytes()
-        );
-        let host = fs::read("/etc/passwd").unwrap_or_default();
-        assert!(
-            !String::from_utf8_lossy(&host).contains(&marker),
-            "host /etc/passwd was written"
-        );
-    }
-
-    #[test]
-    fn relative_symlink_climbing_is_confined() {
-        let t = TempDir::new("up");
-        let name = format!("berth-tar-up-{}", std::process::id());
-        let mut ar = Ar::new();
-        ar.symlink("up", "../../..")
-            .file(&format!("up/{name}"), b"x");
-        unpack_into(&mut ar, &t).unwrap();
-        assert_eq!(fs::read(t.path().join(&name)).unwrap(), b"x");
-        assert!(!Path::new("/").join(&name).exists());
-        assert!(!std::env::temp_dir().join(&name).exists());
-    }
-
-    #[test]
-    fn symlink_loop_is_refused() {
-        let t = TempDir::new("loop");
-        let mut ar = Ar::new();
-        ar.symlink("a", "b").symlink("b", "a").file("a/x", b"x");
-        let err = unpack_into(&mut ar, &t).unwrap_err();
-        assert!(
-            matches!(err, TarError::SymlinkLoop { ref entry } if entry == "a/x"),
-            "{err}"
-        );
-    }
-
-    #[test]
-    fn file_under_a_file_is_refused() {
-        let t = TempDir::new("notdir");
-        let mut ar = Ar::new();
-        ar.file("f", b"x").file("f/g", b"y");
-        let err = unpack_into(&mut ar, &t).unwrap_err();
-        assert!(
-            matches!(err, TarError::NotADirectory { ref component, .. } if component == "f"),
-            "{err}"
         );
     }
 
@@ -1147,20 +576,6 @@ mod tests {
     }
 
     #[test]
-    fn hardlink_outside_is_refused() {
-        let t = TempDir::new("hlout");
-        let mut ar = Ar::new();
-        ar.hardlink("h", "../outside");
-        let err = unpack_into(&mut ar, &t).unwrap_err();
-        assert!(matches!(err, TarError::HardLink { .. }), "{err}");
-        let msg = err.to_string();
-        assert!(
-            msg.contains("\"h\"") && msg.contains("\"../outside\""),
-            "{msg}"
-        );
-    }
-
-    #[test]
     fn hardlink_inside_shares_the_inode() {
         let t = TempDir::new("hlin");
         let mut ar = Ar::new();
@@ -1179,36 +594,6 @@ mod tests {
         ar.hardlink("h", "nope");
         let err = unpack_into(&mut ar, &t).unwrap_err();
         assert!(err.to_string().contains("does not exist"), "{err}");
-    }
-
-    #[test]
-    fn hardlink_through_symlink_parent_stays_inside_or_is_refused() {
-        // Pointing at the host's /etc: nothing there inside dest, so refused.
-        let t = TempDir::new("hlsym1");
-        let host_links = fs::metadata("/etc/passwd").map(|m| m.nlink()).ok();
-        let mut ar = Ar::new();
-        ar.symlink("out", "/etc").hardlink("h", "out/passwd");
-        let err = unpack_into(&mut ar, &t).unwrap_err();
-        assert!(matches!(err, TarError::HardLink { .. }), "{err}");
-        assert_eq!(
-            fs::metadata("/etc/passwd").map(|m| m.nlink()).ok(),
-            host_links
-        );
-
-        // With dest/etc/passwd present, the link goes to that one.
-        let t = TempDir::new("hlsym2");
-        let mut ar = Ar::new();
-        ar.file("etc/passwd", b"inner")
-            .symlink("out", "../../../etc")
-            .hardlink("h", "out/passwd");
-        unpack_into(&mut ar, &t).unwrap();
-        let inner = fs::metadata(t.path().join("etc/passwd")).unwrap();
-        let h = fs::metadata(t.path().join("h")).unwrap();
-        assert_eq!(inner.ino(), h.ino());
-        assert_eq!(
-            fs::metadata("/etc/passwd").map(|m| m.nlink()).ok(),
-            host_links
-        );
     }
 
     #[test]
@@ -1369,54 +754,5 @@ mod tests {
         ar.file("big", &[7u8; 2000]);
         let bytes = ar.bytes();
         assert!(unpack(&bytes[..1024], t.path()).is_err());
-    }
-
-    #[test]
-    fn gzip_input_is_decompressed() {
-        let t = TempDir::new("gzip");
-        let mut ar = Ar::new();
-        ar.file("hello.txt", b"from gzip");
-        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-        gz.write_all(&ar.bytes()).unwrap();
-        let gz = gz.finish().unwrap();
-        let stats = unpack(decompressed(&gz[..]).unwrap(), t.path()).unwrap();
-        assert_eq!(stats, UnpackStats { files: 1, bytes: 9 });
-        assert_eq!(fs::read(t.path().join("hello.txt")).unwrap(), b"from gzip");
-    }
-
-    #[test]
-    fn plain_tar_passes_through_decompressed() {
-        let t = TempDir::new("plaintar");
-        let mut ar = Ar::new();
-        ar.file("p", b"plain");
-        let bytes = ar.bytes();
-        unpack(decompressed(&bytes[..]).unwrap(), t.path()).unwrap();
-        assert_eq!(fs::read(t.path().join("p")).unwrap(), b"plain");
-    }
-
-    #[test]
-    fn zstd_input_is_decompressed() {
-        let t = TempDir::new("zstd");
-        let mut ar = Ar::new();
-        ar.file("z", b"zstd layer");
-        let packed = zstd::stream::encode_all(&ar.bytes()[..], 3).unwrap();
-        unpack(decompressed(&packed[..]).unwrap(), t.path()).unwrap();
-        assert_eq!(fs::read(t.path().join("z")).unwrap(), b"zstd layer");
-    }
-
-    #[test]
-    fn xz_is_unsupported() {
-        let data = [0xfdu8, b'7', b'z', b'X', b'Z', 0, 0, 0];
-        let err = decompressed(&data[..]).err().expect("xz must be refused");
-        assert!(matches!(err, TarError::Unsupported("xz")), "{err}");
-    }
-
-    #[test]
-    fn pax_time_parsing() {
-        let t = parse_pax_time(b"-1.5").unwrap();
-        assert_eq!((t.tv_sec(), t.tv_nsec()), (-2, 500_000_000));
-        let t = parse_pax_time(b"12.000000001999").unwrap();
-        assert_eq!((t.tv_sec(), t.tv_nsec()), (12, 1));
-        assert!(parse_pax_time(b"12.x").is_none());
     }
 }
