@@ -9,7 +9,8 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Component, Path, PathBuf};
 use std::time::Instant;
 
-use serde_json::{Value, json};
+use oci_spec::image::Descriptor;
+use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use super::dockerfile::{self, Args, Instruction};
@@ -87,8 +88,8 @@ pub struct BuildOptions {
 #[derive(Clone)]
 struct State {
     config: ImageConfig,
-    /// Layer descriptors (mediaType, digest, size), bottom first.
-    descs: Vec<Value>,
+    /// Layer descriptors, bottom first.
+    descs: Vec<Descriptor>,
     /// Image id when the state is a committed image (cache and RUN need one).
     id: Option<String>,
     /// Args declared in this stage, with values.
@@ -484,7 +485,7 @@ impl Ctx<'_> {
     /// when given; records the cache key.
     fn commit(&self, st: &mut State, layer: Option<image::StoredLayer>, key: &str) -> Result<String> {
         if let Some(l) = layer {
-            st.descs.push(json!({"mediaType": l.media_type, "digest": l.blob_digest, "size": l.blob_size}));
+            st.descs.push(l.descriptor()?);
             st.config.rootfs.diff_ids.push(l.diff_id);
         }
         st.config.created = store::now_image_time();
@@ -856,11 +857,7 @@ fn top_chain(st: &State) -> Option<String> {
 
 /// A stage state from a stored image.
 fn state_of(engine: &dyn Host, img: &Image) -> std::result::Result<State, String> {
-    let manifest: Value = image::read_blob(engine.paths(), &img.manifest)
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .ok_or_else(|| format!("the manifest of {} is missing", img.short_id()))?;
-    let descs = manifest["layers"].as_array().cloned().unwrap_or_default();
+    let descs = image::manifest_of(engine.paths(), img).map_err(|e| e.to_string())?.layers().clone();
     Ok(State { config: img.config.clone(), descs, id: Some(img.id.clone()), args: BTreeMap::new(), shell: vec!["/bin/sh".into(), "-c".into()], chain: img.id.clone() })
 }
 

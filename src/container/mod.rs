@@ -38,6 +38,8 @@ pub enum ContainerError {
     Runtime(String),
     #[error("{context}: {source}")]
     Io { context: String, source: std::io::Error },
+    #[error("writing config.json: {0}")]
+    Spec(#[from] oci_spec::OciSpecError),
 }
 
 pub type Result<T> = std::result::Result<T, ContainerError>;
@@ -442,7 +444,7 @@ pub fn create(paths: &Paths, db: &mut Db, spec: &RunSpec) -> Result<Container> {
             return Err(e);
         }
     };
-    let command = config["process"]["args"].as_array().map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect()).unwrap_or_default();
+    let command = config.process().as_ref().and_then(|p| p.args().clone()).unwrap_or_default();
     let stored = serde_json::to_string(&Stored { spec: spec.clone(), command, mounts }).unwrap();
     let created = store::now_rfc3339();
     // Intent first: the row exists (state "creating" is never shown) before
@@ -471,7 +473,7 @@ pub fn create(paths: &Paths, db: &mut Db, spec: &RunSpec) -> Result<Container> {
         for d in ["upper", "work", "merged"] {
             std::fs::create_dir_all(dir.join(d))?;
         }
-        let hostname = config["hostname"].as_str().unwrap_or("localhost").to_string();
+        let hostname = config.hostname().clone().unwrap_or_else(|| "localhost".into());
         std::fs::write(dir.join("hostname"), format!("{hostname}\n"))?;
         std::fs::write(
             dir.join("hosts"),

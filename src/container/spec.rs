@@ -1,10 +1,13 @@
 //! From the user's options and the image config to an OCI runtime spec
 //! (`config.json`), the only thing the runtime underneath reads.
 
-use std::collections::BTreeMap;
-use std::path::Path;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 
-use serde_json::{Value, json};
+use oci_spec::runtime::{
+    Capabilities, Capability, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxCpuBuilder, LinuxDevice, LinuxDeviceBuilder, LinuxDeviceCgroup, LinuxDeviceCgroupBuilder, LinuxDeviceType, LinuxMemoryBuilder,
+    LinuxNamespaceBuilder, LinuxNamespaceType, LinuxPidsBuilder, LinuxResourcesBuilder, Mount, MountBuilder, ProcessBuilder, RootBuilder, Spec, SpecBuilder, UserBuilder,
+};
 
 use super::{ContainerError, RunSpec};
 use crate::image::Image;
@@ -118,9 +121,11 @@ pub fn check_sysctl(key: &str, network_host: bool) -> Result<(), ContainerError>
     )))
 }
 
-/// Builds config.json for container `id` in `dir`.
+/// Builds config.json for container `id` in `dir`. The runtime reads it
+/// back with the same oci-spec types, so a field the writer names is one the
+/// reader knows.
 #[allow(clippy::too_many_arguments)]
-pub fn build(id: &str, cgroup: &str, dir: &Path, spec: &RunSpec, img: &Image, lower: &[String], layers_dir: &Path, netns: Option<&Path>, host_network: bool, volumes: &[super::MountRec]) -> Result<Value, ContainerError> {
+pub fn build(id: &str, cgroup: &str, dir: &Path, spec: &RunSpec, img: &Image, lower: &[String], layers_dir: &Path, netns: Option<&Path>, host_network: bool, volumes: &[super::MountRec]) -> Result<Spec, ContainerError> {
     let args = command(spec, img)?;
     let caps = capabilities(spec)?;
     for k in spec.sysctls.keys() {
@@ -132,102 +137,170 @@ pub fn build(id: &str, cgroup: &str, dir: &Path, spec: &RunSpec, img: &Image, lo
     }
     let user = spec.user.clone().filter(|u| !u.is_empty()).unwrap_or_else(|| img.config.config.user.clone());
     // Lower dirs are short links relative to layers/, topmost first as
-    // overlayfs wants; the runtime mounts from that directory.
+    // overlayfs wants; the runtime mounts from that directory (berth.chdir=,
+    // an option only berth's runtime understands and strips).
     let lowerdir = lower.iter().rev().map(|s| format!("l/{s}")).collect::<Vec<_>>().join(":");
-    let mut mounts = vec![json!({
-        "destination": "/", "type": "overlay", "source": "overlay",
-        "options": [format!("lowerdir={lowerdir}"), format!("upperdir={}", dir.join("upper").display()), format!("workdir={}", dir.join("work").display()), format!("berth.chdir={}", layers_dir.display())]
-    })];
+    let mut mounts = vec![mount(
+        "/",
+        "overlay",
+        "overlay",
+        &[&format!("lowerdir={lowerdir}"), &format!("upperdir={}", dir.join("upper").display()), &format!("workdir={}", dir.join("work").display()), &format!("berth.chdir={}", layers_dir.display())],
+    )?];
     mounts.extend([
-        json!({"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]}),
-        json!({"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]}),
-        json!({"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]}),
-        json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]}),
-        json!({"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]}),
-        json!({"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", if spec.privileged { "rw" } else { "ro" }]}),
+        mount("/proc", "proc", "proc", &["nosuid", "noexec", "nodev"])?,
+        mount("/dev", "tmpfs", "tmpfs", &["nosuid", "strictatime", "mode=755", "size=65536k"])?,
+        mount("/dev/pts", "devpts", "devpts", &["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"])?,
+        mount("/dev/shm", "tmpfs", "shm", &["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"])?,
+        mount("/dev/mqueue", "mqueue", "mqueue", &["nosuid", "noexec", "nodev"])?,
+        mount("/sys", "sysfs", "sysfs", &["nosuid", "noexec", "nodev", if spec.privileged { "rw" } else { "ro" }])?,
     ]);
     for f in ["hosts", "hostname", "resolv.conf"] {
-        mounts.push(json!({"destination": format!("/etc/{f}"), "type": "bind", "source": dir.join(f), "options": ["rbind", "rprivate"]}));
+        mounts.push(mount(format!("/etc/{f}"), "bind", dir.join(f), &["rbind", "rprivate"])?);
     }
     for v in volumes {
-        mounts.push(json!({"destination": v.destination, "type": "bind", "source": v.source, "options": ["rbind", "rprivate", if v.rw { "rw" } else { "ro" }]}));
+        mounts.push(mount(&v.destination, "bind", &v.source, &["rbind", "rprivate", if v.rw { "rw" } else { "ro" }])?);
     }
-    let mut devices: Vec<Value> = DEVICES.iter().map(|(p, t, ma, mi)| json!({"path": p, "type": t.to_string(), "major": ma, "minor": mi, "fileMode": 0o666, "uid": 0, "gid": 0})).collect();
+    let mut devices = DEVICES.iter().map(|&(p, t, ma, mi)| node(p, dev_type(t), ma, mi, 0o666, 0, 0)).collect::<Result<Vec<_>, _>>()?;
     if spec.privileged {
-        devices.extend(host_devices().into_iter().filter(|d| !DEVICES.iter().any(|x| x.0 == d["path"])));
+        devices.extend(host_devices()?.into_iter().filter(|d| !DEVICES.iter().any(|x| d.path() == Path::new(x.0))));
     }
-    let mut dev_rules: Vec<Value> = vec![json!({"allow": false, "access": "rwm"})];
+    let mut dev_rules = vec![dev_rule(false, None, None, None, "rwm")?];
     for d in &spec.devices {
         let (path, bind, rule) = device(d)?;
-        devices.retain(|x| x["path"] != path.as_str());
+        devices.retain(|x| x.path() != Path::new(&path));
         mounts.push(bind);
         dev_rules.push(rule);
     }
     if spec.privileged {
-        dev_rules = vec![json!({"allow": true, "access": "rwm"})];
+        dev_rules = vec![dev_rule(true, None, None, None, "rwm")?];
     } else {
-        for (_, t, ma, mi) in DEVICES {
-            dev_rules.push(json!({"allow": true, "type": t.to_string(), "major": ma, "minor": mi, "access": "rwm"}));
+        for &(_, t, ma, mi) in DEVICES {
+            dev_rules.push(dev_rule(true, Some(dev_type(t)), Some(ma), Some(mi), "rwm")?);
         }
         // pts (136:*) and /dev/ptmx (5:2), /dev/console (5:1).
-        dev_rules.push(json!({"allow": true, "type": "c", "major": 136, "access": "rwm"}));
-        dev_rules.push(json!({"allow": true, "type": "c", "major": 5, "minor": 2, "access": "rwm"}));
-        dev_rules.push(json!({"allow": true, "type": "c", "major": 5, "minor": 1, "access": "rwm"}));
+        dev_rules.push(dev_rule(true, Some(LinuxDeviceType::C), Some(136), None, "rwm")?);
+        dev_rules.push(dev_rule(true, Some(LinuxDeviceType::C), Some(5), Some(2), "rwm")?);
+        dev_rules.push(dev_rule(true, Some(LinuxDeviceType::C), Some(5), Some(1), "rwm")?);
     }
-    let mut resources = json!({"devices": dev_rules});
+    let mut resources = LinuxResourcesBuilder::default().devices(dev_rules);
     if let Some(m) = spec.memory {
-        resources["memory"] = json!({"limit": m, "swap": m});
+        resources = resources.memory(LinuxMemoryBuilder::default().limit(m).swap(m).build()?);
     }
     if let Some(c) = spec.cpus {
         let period = 100_000u64;
-        resources["cpu"] = json!({"quota": (c * period as f64).round() as i64, "period": period});
+        resources = resources.cpu(LinuxCpuBuilder::default().quota((c * period as f64).round() as i64).period(period).build()?);
     }
     if let Some(p) = spec.pids_limit {
-        resources["pids"] = json!({"limit": p});
+        resources = resources.pids(LinuxPidsBuilder::default().limit(p).build()?);
     }
     let added: Vec<String> = caps.iter().filter(|c| !caps::DEFAULT.contains(&c.as_str())).cloned().collect();
     // The network namespace: a prepared one (bridge networks), the host's
     // (--network host: none listed), or a fresh one with only loopback.
-    let mut namespaces = vec![json!({"type": "pid"}), json!({"type": "mount"}), json!({"type": "uts"}), json!({"type": "ipc"})];
+    let mut namespaces = [LinuxNamespaceType::Pid, LinuxNamespaceType::Mount, LinuxNamespaceType::Uts, LinuxNamespaceType::Ipc]
+        .into_iter()
+        .map(|t| LinuxNamespaceBuilder::default().typ(t).build())
+        .collect::<Result<Vec<_>, _>>()?;
     match (netns, host_network) {
-        (Some(p), _) => namespaces.push(json!({"type": "network", "path": p})),
+        (Some(p), _) => namespaces.push(LinuxNamespaceBuilder::default().typ(LinuxNamespaceType::Network).path(p).build()?),
         (None, true) => {}
-        (None, false) => namespaces.push(json!({"type": "network"})),
+        (None, false) => namespaces.push(LinuxNamespaceBuilder::default().typ(LinuxNamespaceType::Network).build()?),
     }
-    let mut linux = json!({
-        "namespaces": namespaces,
-        "cgroupsPath": cgroup,
-        "resources": resources,
-        "devices": devices,
-        "sysctl": spec.sysctls.iter().collect::<BTreeMap<_, _>>(),
-    });
-    if !spec.privileged {
-        linux["maskedPaths"] = json!(MASKED);
-        linux["readonlyPaths"] = json!(READONLY);
-        linux["seccomp"] = serde_json::to_value(crate::sys::seccomp::docker_default(&added)).map_err(|e| ContainerError::BadOption(e.to_string()))?;
-    }
+    let linux = LinuxBuilder::default()
+        .namespaces(namespaces)
+        .cgroups_path(cgroup)
+        .resources(resources.build()?)
+        .devices(devices)
+        .sysctl(spec.sysctls.clone().into_iter().collect::<HashMap<_, _>>());
+    let linux = if spec.privileged {
+        // Unset fields take oci-spec's defaults, which mask paths; a
+        // privileged container sees everything.
+        let mut l = linux.build()?;
+        l.set_masked_paths(None);
+        l.set_readonly_paths(None);
+        l
+    } else {
+        linux.masked_paths(strings(MASKED)).readonly_paths(strings(READONLY)).seccomp(crate::sys::seccomp::docker_default(&added)).build()?
+    };
     let hostname = spec.hostname.clone().unwrap_or_else(|| id[..12].to_string());
-    let mut annotations = BTreeMap::new();
-    annotations.insert("berth.stop-signal".to_string(), spec.stop_signal.clone().or_else(|| Some(img.config.config.stop_signal.clone()).filter(|s| !s.is_empty())).unwrap_or_else(|| "SIGTERM".into()));
-    annotations.insert("berth.user".to_string(), user);
-    Ok(json!({
-        "ociVersion": "1.0.2",
-        "process": {
-            "terminal": spec.tty,
-            "user": {"uid": 0, "gid": 0},
-            "args": args,
-            "env": env(&RunSpec { hostname: Some(hostname.clone()), ..spec.clone() }, img),
-            "cwd": cwd,
-            "capabilities": {"bounding": caps, "effective": caps, "permitted": caps, "inheritable": [], "ambient": []},
-            "noNewPrivileges": !spec.privileged,
-            "rlimits": [],
-        },
-        "root": {"path": dir.join("merged"), "readonly": false},
-        "hostname": hostname,
-        "mounts": mounts,
-        "linux": linux,
-        "annotations": annotations,
-    }))
+    // What the runtime needs and OCI has no field for travels as
+    // annotations: the stop signal the monitor sends, and the user as
+    // written ("name", "uid:gid"), which init resolves inside the rootfs.
+    let annotations = HashMap::from([
+        ("berth.stop-signal".to_string(), spec.stop_signal.clone().or_else(|| Some(img.config.config.stop_signal.clone()).filter(|s| !s.is_empty())).unwrap_or_else(|| "SIGTERM".into())),
+        ("berth.user".to_string(), user),
+    ]);
+    let cap_set = caps.iter().map(|c| capability(c)).collect::<Result<Capabilities, _>>()?;
+    let process = ProcessBuilder::default()
+        .terminal(spec.tty)
+        .user(UserBuilder::default().uid(0u32).gid(0u32).build()?)
+        .args(args)
+        .env(env(&RunSpec { hostname: Some(hostname.clone()), ..spec.clone() }, img))
+        .cwd(cwd)
+        .capabilities(
+            LinuxCapabilitiesBuilder::default()
+                .bounding(cap_set.clone())
+                .effective(cap_set.clone())
+                .permitted(cap_set)
+                .inheritable(Capabilities::new())
+                .ambient(Capabilities::new())
+                .build()?,
+        )
+        .no_new_privileges(!spec.privileged)
+        .rlimits(Vec::new())
+        .build()?;
+    Ok(SpecBuilder::default()
+        .version("1.0.2")
+        .process(process)
+        .root(RootBuilder::default().path(dir.join("merged")).readonly(false).build()?)
+        .hostname(hostname)
+        .mounts(mounts)
+        .linux(linux)
+        .annotations(annotations)
+        .build()?)
+}
+
+fn strings(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| s.to_string()).collect()
+}
+
+fn mount(destination: impl Into<PathBuf>, typ: &str, source: impl Into<PathBuf>, options: &[&str]) -> Result<Mount, ContainerError> {
+    Ok(MountBuilder::default().destination(destination).typ(typ).source(source).options(strings(options)).build()?)
+}
+
+fn dev_type(t: char) -> LinuxDeviceType {
+    match t {
+        'b' => LinuxDeviceType::B,
+        'p' => LinuxDeviceType::P,
+        'u' => LinuxDeviceType::U,
+        _ => LinuxDeviceType::C,
+    }
+}
+
+fn node(path: impl Into<PathBuf>, typ: LinuxDeviceType, major: i64, minor: i64, mode: u32, uid: u32, gid: u32) -> Result<LinuxDevice, ContainerError> {
+    Ok(LinuxDeviceBuilder::default().path(path).typ(typ).major(major).minor(minor).file_mode(mode).uid(uid).gid(gid).build()?)
+}
+
+fn dev_rule(allow: bool, typ: Option<LinuxDeviceType>, major: Option<i64>, minor: Option<i64>, access: &str) -> Result<LinuxDeviceCgroup, ContainerError> {
+    let mut r = LinuxDeviceCgroupBuilder::default().allow(allow).access(access);
+    if let Some(t) = typ {
+        r = r.typ(t);
+    }
+    if let Some(m) = major {
+        r = r.major(m);
+    }
+    if let Some(m) = minor {
+        r = r.minor(m);
+    }
+    Ok(r.build()?)
+}
+
+/// `CAP_NET_ADMIN` as oci-spec's type. Its parser is serde's (it also takes
+/// the name without CAP_), so go through that rather than spell the table
+/// again.
+fn capability(name: &str) -> Result<Capability, ContainerError> {
+    use serde::Deserialize;
+    use serde::de::value::{Error, StrDeserializer};
+    Capability::deserialize(StrDeserializer::<Error>::new(name)).map_err(|_| ContainerError::BadOption(format!("capability {name} is unknown to the OCI runtime spec this berth was built with")))
 }
 
 /// `HOST[:CONTAINER[:PERMS]]` (docker's `--device`): the host path, the
@@ -256,46 +329,118 @@ pub fn parse_device(s: &str) -> Result<(String, String, String), ContainerError>
 /// host's node is bound in rather than made: init makes nodes inside its
 /// cgroup, whose allow-list rightly refuses mknod to a device given as
 /// "r" or "rw" (runc falls back to the same bind).
-fn device(s: &str) -> Result<(String, Value, Value), ContainerError> {
+fn device(s: &str) -> Result<(String, Mount, LinuxDeviceCgroup), ContainerError> {
     use std::os::unix::fs::{FileTypeExt, MetadataExt};
     let (host, ctr, perms) = parse_device(s)?;
     let md = std::fs::metadata(&host).map_err(|e| ContainerError::BadOption(format!("--device {host}: {e}")))?;
     let t = if md.file_type().is_char_device() {
-        "c"
+        LinuxDeviceType::C
     } else if md.file_type().is_block_device() {
-        "b"
+        LinuxDeviceType::B
     } else {
         return Err(ContainerError::BadOption(format!("--device {host}: not a device node")));
     };
-    let (ma, mi) = (nix::sys::stat::major(md.rdev()), nix::sys::stat::minor(md.rdev()));
-    let bind = json!({"destination": ctr, "type": "bind", "source": host, "options": ["bind", "rprivate"]});
-    let rule = json!({"allow": true, "type": t, "major": ma, "minor": mi, "access": perms});
+    let (ma, mi) = (nix::sys::stat::major(md.rdev()) as i64, nix::sys::stat::minor(md.rdev()) as i64);
+    let bind = mount(&ctr, "bind", &host, &["bind", "rprivate"])?;
+    let rule = dev_rule(true, Some(t), Some(ma), Some(mi), &perms)?;
     Ok((ctr, bind, rule))
 }
 
 /// The host's device nodes at the top of /dev: what --privileged shares.
-fn host_devices() -> Vec<Value> {
+fn host_devices() -> Result<Vec<LinuxDevice>, ContainerError> {
     use std::os::unix::fs::{FileTypeExt, MetadataExt};
     let mut out = Vec::new();
-    let Ok(dir) = std::fs::read_dir("/dev") else { return out };
+    let Ok(dir) = std::fs::read_dir("/dev") else { return Ok(out) };
     for e in dir.flatten() {
         let Ok(md) = e.path().symlink_metadata() else { continue };
         let ft = md.file_type();
-        let t = if ft.is_char_device() { "c" } else if ft.is_block_device() { "b" } else { continue };
+        let t = if ft.is_char_device() { LinuxDeviceType::C } else if ft.is_block_device() { LinuxDeviceType::B } else { continue };
         let name = e.file_name().to_string_lossy().into_owned();
         if name == "console" || name == "ptmx" || name.starts_with("tty") && name != "tty" {
             continue;
         }
         let rdev = md.rdev();
-        out.push(json!({"path": format!("/dev/{name}"), "type": t, "major": nix::sys::stat::major(rdev), "minor": nix::sys::stat::minor(rdev),
-                        "fileMode": md.mode() & 0o7777, "uid": md.uid(), "gid": md.gid()}));
+        out.push(node(format!("/dev/{name}"), t, nix::sys::stat::major(rdev) as i64, nix::sys::stat::minor(rdev) as i64, md.mode() & 0o7777, md.uid(), md.gid())?);
     }
-    out
+    Ok(out)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::parse_device;
+    use super::*;
+    use crate::container::MountRec;
+
+    fn image() -> Image {
+        let mut config = crate::image::ImageConfig::default();
+        config.config.cmd = Some(vec!["sh".into(), "-c".into(), "echo hi".into()]);
+        config.config.env = vec!["FOO=bar".into()];
+        config.config.user = "nobody".into();
+        Image { id: "sha256:abc".into(), tags: vec![], manifest: String::new(), created: String::new(), size: 0, config, layers: vec![] }
+    }
+
+    fn config(spec: &RunSpec, netns: Option<&Path>, host_network: bool) -> Spec {
+        let vols = [MountRec { kind: "bind".into(), name: String::new(), source: "/srv/data".into(), destination: "/data".into(), rw: false, anonymous: false }];
+        build("0123456789abcdef", "berth/0123", Path::new("/c/0123"), spec, &image(), &["l1".into(), "l2".into()], Path::new("/layers"), netns, host_network, &vols).unwrap()
+    }
+
+    /// What the writer produces is what the runtime reads back
+    /// (runtime::load parses config.json with the same types).
+    #[test]
+    fn round_trips_through_the_runtimes_reader() {
+        let spec = RunSpec {
+            image: "x".into(), tty: true, user: Some("1000:1000".into()), cap_add: vec!["net_admin".into()], cap_drop: vec!["MKNOD".into()],
+            memory: Some(64 << 20), cpus: Some(1.5), pids_limit: Some(100), sysctls: [("net.ipv4.ip_forward".to_string(), "1".to_string())].into(),
+            devices: vec!["/dev/null:/dev/nothing:r".into()],
+            ..Default::default()
+        };
+        let c = config(&spec, Some(Path::new("/run/netns/x")), false);
+        let back: Spec = serde_json::from_slice(&serde_json::to_vec_pretty(&c).unwrap()).unwrap();
+        assert_eq!(back, c);
+
+        let json = serde_json::to_value(&c).unwrap();
+        assert_eq!(json["ociVersion"], "1.0.2");
+        assert_eq!(json["process"]["terminal"], true);
+        assert_eq!(json["process"]["user"], serde_json::json!({"uid": 0, "gid": 0}));
+        assert_eq!(json["process"]["rlimits"], serde_json::json!([]));
+        assert_eq!(json["annotations"]["berth.user"], "1000:1000");
+        assert_eq!(json["annotations"]["berth.stop-signal"], "SIGTERM");
+        assert_eq!(json["root"], serde_json::json!({"path": "/c/0123/merged", "readonly": false}));
+        assert_eq!(json["hostname"], "0123456789ab");
+        assert_eq!(json["mounts"][0]["options"][0], "lowerdir=l/l2:l/l1");
+        assert_eq!(json["mounts"][0]["options"][3], "berth.chdir=/layers");
+        let caps = json["process"]["capabilities"]["bounding"].as_array().unwrap();
+        assert!(caps.contains(&"CAP_NET_ADMIN".into()) && !caps.contains(&"CAP_MKNOD".into()));
+        let linux = &json["linux"];
+        assert_eq!(linux["namespaces"][4], serde_json::json!({"type": "network", "path": "/run/netns/x"}));
+        assert_eq!(linux["resources"]["memory"], serde_json::json!({"limit": 64 << 20, "swap": 64 << 20}));
+        assert_eq!(linux["resources"]["cpu"], serde_json::json!({"quota": 150_000, "period": 100_000}));
+        assert_eq!(linux["resources"]["pids"], serde_json::json!({"limit": 100}));
+        assert_eq!(linux["resources"]["devices"][0], serde_json::json!({"allow": false, "access": "rwm"}));
+        assert_eq!(linux["resources"]["devices"][1], serde_json::json!({"allow": true, "type": "c", "major": 1, "minor": 3, "access": "r"}));
+        assert_eq!(linux["sysctl"]["net.ipv4.ip_forward"], "1");
+        assert_eq!(linux["maskedPaths"].as_array().unwrap().len(), MASKED.len());
+        assert!(linux["seccomp"].is_object());
+        // --device replaces the default node of the same path.
+        assert!(!linux["devices"].as_array().unwrap().iter().any(|d| d["path"] == "/dev/nothing"));
+        let mounts = json["mounts"].as_array().unwrap();
+        assert!(mounts.contains(&serde_json::json!({"destination": "/data", "type": "bind", "source": "/srv/data", "options": ["rbind", "rprivate", "ro"]})));
+        assert!(mounts.contains(&serde_json::json!({"destination": "/dev/nothing", "type": "bind", "source": "/dev/null", "options": ["bind", "rprivate"]})));
+    }
+
+    /// Unset fields would take oci-spec's defaults; a privileged container
+    /// on the host's network must get none of them.
+    #[test]
+    fn privileged_on_the_host_network_has_no_masks_and_no_netns() {
+        let c = serde_json::to_value(config(&RunSpec { image: "x".into(), privileged: true, ..Default::default() }, None, true)).unwrap();
+        let linux = &c["linux"];
+        for absent in ["maskedPaths", "readonlyPaths", "seccomp"] {
+            assert!(linux.get(absent).is_none(), "{absent} should be absent: {linux}");
+        }
+        assert_eq!(linux["namespaces"].as_array().unwrap().len(), 4);
+        assert_eq!(linux["resources"]["devices"], serde_json::json!([{"allow": true, "access": "rwm"}]));
+        assert_eq!(c["process"]["noNewPrivileges"], false);
+        assert_eq!(c["annotations"]["berth.user"], "nobody");
+    }
 
     #[test]
     fn device_specs() {
@@ -310,3 +455,4 @@ mod tests {
         assert!(p("").is_err());
     }
 }
+

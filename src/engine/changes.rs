@@ -105,12 +105,8 @@ impl Engine {
             let _ = self.unpause(&c.id);
         }
         let layer = layer?;
-        let manifest: serde_json::Value = image::read_blob(&self.paths, &base.manifest)
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .ok_or_else(|| EngineError::Other(format!("commit: the manifest of image {} is missing", base.short_id())))?;
-        let mut descs = manifest["layers"].as_array().cloned().unwrap_or_default();
-        descs.push(serde_json::json!({"mediaType": layer.media_type, "digest": layer.blob_digest, "size": layer.blob_size}));
+        let mut descs = image::manifest_of(&self.paths, &base)?.layers().clone();
+        descs.push(layer.descriptor()?);
         config.rootfs.diff_ids.push(layer.diff_id.clone());
         config.created = store::now_image_time();
         let cmd = c.spec.cmd.clone().or(base.config.config.cmd.clone()).unwrap_or_default().join(" ");

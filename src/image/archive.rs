@@ -20,7 +20,7 @@ use std::io::{self, BufReader, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::tar::Compression;
@@ -35,7 +35,6 @@ pub enum Format {
 
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
-const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
 const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
 const REF_NAME: &str = "org.opencontainers.image.ref.name";
 const CONTAINERD_NAME: &str = "io.containerd.image.name";
@@ -84,8 +83,9 @@ struct Index {
     manifests: Vec<Descriptor>,
 }
 
-/// One image of docker's manifest.json.
-#[derive(Deserialize, Debug)]
+/// One image of docker's manifest.json (docker's own format, which
+/// oci-spec does not model; save and load share this type).
+#[derive(Serialize, Deserialize, Debug)]
 struct DockerEntry {
     #[serde(rename = "Config")]
     config: String,
@@ -343,7 +343,7 @@ pub fn save(paths: &Paths, db: &Db, names: &[String], out: &mut dyn Write, forma
                 if configs_done.insert(cfg_hex.to_string()) {
                     add_bytes(&mut b, &cfg_name, config_bytes)?;
                 }
-                entries.push(serde_json::json!({ "Config": cfg_name, "RepoTags": s.tags, "Layers": layer_names }));
+                entries.push(DockerEntry { config: cfg_name, repo_tags: Some(s.tags.clone()), layers: layer_names });
                 if let Some(top) = config.rootfs.diff_ids.last().and_then(|d| sha256_hex(d)) {
                     for t in &s.tags {
                         let (repo, tag) = split_tag(t);
@@ -376,18 +376,17 @@ pub fn save(paths: &Paths, db: &Db, names: &[String], out: &mut dyn Write, forma
                     add_blob(paths, &mut b, &s.img.manifest, &format!("manifest of image {short}"))?;
                 }
                 let media_type = if manifest.media_type.is_empty() { OCI_MANIFEST } else { manifest.media_type.as_str() };
-                let base = serde_json::json!({ "mediaType": media_type, "digest": s.img.manifest, "size": manifest_bytes.len() });
+                let base = super::descriptor(media_type, &s.img.manifest, manifest_bytes.len() as u64)?;
                 if s.tags.is_empty() {
                     descriptors.push(base.clone());
                 }
                 for t in &s.tags {
                     let mut d = base.clone();
-                    d["annotations"] = serde_json::json!({ REF_NAME: t, CONTAINERD_NAME: full_name(t) });
+                    d.set_annotations(Some([(REF_NAME.to_string(), t.clone()), (CONTAINERD_NAME.to_string(), full_name(t))].into()));
                     descriptors.push(d);
                 }
             }
-            let index = serde_json::json!({ "schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": descriptors });
-            add_bytes(&mut b, "index.json", &serde_json::to_vec(&index).unwrap())?;
+            add_bytes(&mut b, "index.json", &super::index_json(descriptors, false)?)?;
         }
     }
     b.finish().map_err(write_err)?;
@@ -796,12 +795,12 @@ fn plan_oci(ar: &Unpacked) -> Result<Vec<Plan>> {
 }
 
 /// The descriptor of a layer already in the store, if its blob is there.
-fn stored_layer_desc(paths: &Paths, db: &Db, chain: &str) -> Result<Option<serde_json::Value>> {
+fn stored_layer_desc(paths: &Paths, db: &Db, chain: &str) -> Result<Option<oci_spec::image::Descriptor>> {
     let Some(blob) = store::get_opt::<String>(&db.conn, "SELECT blob FROM layers WHERE chain_id=?1", [chain])? else { return Ok(None) };
     let path = paths.blob(&blob);
     let Ok(meta) = std::fs::metadata(&path) else { return Ok(None) };
     let media_type = Compression::of_file(&path).map_err(store::io_err(&path))?.layer_media_type();
-    Ok(Some(serde_json::json!({ "mediaType": media_type, "digest": blob, "size": meta.len() })))
+    Ok(Some(super::descriptor(media_type, &blob, meta.len())?))
 }
 
 /// Stores the layers of a verified plan and records its image and tags.
@@ -820,30 +819,26 @@ fn commit(paths: &Paths, db: &mut Db, plan: Plan, report: &mut Vec<String>) -> R
     for l in &plan.layers {
         let chain = super::chain_id(parent.as_deref(), &l.diff_id);
         let have = super::has_layer(db, &chain)?;
+        // Some(None): stored already, and the archive's own manifest (kept
+        // as it is) names the blob, so no descriptor is needed.
         let existing = match (&l.expect_blob, have) {
             (_, false) => None,
-            (Some(blob), true) => paths.blob(blob).exists().then_some(serde_json::Value::Null),
-            (None, true) => stored_layer_desc(paths, db, &chain)?,
+            (Some(blob), true) => paths.blob(blob).exists().then_some(None),
+            (None, true) => stored_layer_desc(paths, db, &chain)?.map(Some),
         };
         match existing {
-            Some(d) => descs.push(d),
+            Some(d) => descs.extend(d),
             None => {
                 let mut f = BufReader::new(File::open(&l.path).map_err(|e| load_err(&l.name, e))?);
                 let s = super::store_layer(paths, db, &mut f, parent.as_deref(), &format!("archive entry {}", l.name), l.expect_blob.as_deref(), Some(&l.diff_id))?;
-                descs.push(serde_json::json!({ "mediaType": s.media_type, "digest": s.blob_digest, "size": s.blob_size }));
+                descs.push(s.descriptor()?);
             }
         }
         parent = Some(chain);
     }
     let manifest = match &plan.manifest {
         Some(m) => m.clone(),
-        None => serde_json::to_vec(&serde_json::json!({
-            "schemaVersion": 2,
-            "mediaType": OCI_MANIFEST,
-            "config": { "mediaType": OCI_CONFIG, "digest": plan.config_digest, "size": plan.config_bytes.len() },
-            "layers": descs,
-        }))
-        .unwrap(),
+        None => super::manifest_json(&plan.config_digest, plan.config_bytes.len() as u64, descs)?,
     };
     record(paths, db, &plan, &manifest, report)
 }

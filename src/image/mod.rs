@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
+use oci_spec::image::{Descriptor, DescriptorBuilder, ImageIndex, ImageIndexBuilder, ImageManifest, ImageManifestBuilder, MediaType};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -40,6 +41,10 @@ pub enum ImageError {
     DigestMismatch { what: String, expected: String, got: String },
     #[error("image config of {0} is unreadable: {1}")]
     BadConfig(String, serde_json::Error),
+    #[error("manifest of image {0} is unreadable: {1}")]
+    BadManifest(String, serde_json::Error),
+    #[error("image manifest or index: {0}")]
+    Spec(#[from] oci_spec::OciSpecError),
 }
 
 pub type Result<T> = std::result::Result<T, ImageError>;
@@ -322,8 +327,7 @@ pub fn import(paths: &Paths, db: &mut Db, src: &mut dyn Read, source_name: &str,
         rootfs: RootFs { kind: "layers".into(), diff_ids: vec![layer.diff_id.clone()] },
         history: vec![History { created: now.clone(), created_by: format!("berth import {source_name}"), comment: "Imported from a filesystem archive".into(), empty_layer: false }],
     };
-    let layer_desc = serde_json::json!({ "mediaType": layer.media_type, "digest": layer.blob_digest, "size": layer.blob_size });
-    let img = commit_image(paths, db, &config, vec![layer_desc], vec![layer.diff_id], tag_key.as_deref())?;
+    let img = commit_image(paths, db, &config, vec![layer.descriptor()?], vec![layer.diff_id], tag_key.as_deref())?;
     Ok(img)
 }
 
@@ -337,6 +341,42 @@ pub struct StoredLayer {
     /// Unpacked bytes.
     pub size: u64,
     pub media_type: String,
+}
+
+impl StoredLayer {
+    /// Its entry in a manifest's `layers`.
+    pub fn descriptor(&self) -> Result<Descriptor> {
+        descriptor(self.media_type.as_str(), &self.blob_digest, self.blob_size)
+    }
+}
+
+/// A descriptor of the blob `digest`: what manifests and indexes list.
+pub fn descriptor(media_type: impl Into<MediaType>, digest: &str, size: u64) -> Result<Descriptor> {
+    Ok(DescriptorBuilder::default().media_type(media_type).digest(digest.parse::<oci_spec::image::Digest>()?).size(size).build()?)
+}
+
+/// An OCI image manifest: the config blob and the layers, bottom first.
+pub fn manifest_json(config_digest: &str, config_size: u64, layers: Vec<Descriptor>) -> Result<Vec<u8>> {
+    let m = ImageManifestBuilder::default()
+        .schema_version(2u32)
+        .media_type(MediaType::ImageManifest)
+        .config(descriptor(MediaType::ImageConfig, config_digest, config_size)?)
+        .layers(layers)
+        .build()?;
+    Ok(serde_json::to_vec(&m).expect("a manifest serialises"))
+}
+
+/// An OCI image index listing `manifests`.
+pub fn index_json(manifests: Vec<Descriptor>, pretty: bool) -> Result<Vec<u8>> {
+    let i: ImageIndex = ImageIndexBuilder::default().schema_version(2u32).media_type(MediaType::ImageIndex).manifests(manifests).build()?;
+    Ok(if pretty { serde_json::to_vec_pretty(&i) } else { serde_json::to_vec(&i) }.expect("an index serialises"))
+}
+
+/// The stored manifest of `img`, OCI or Docker v2 (pulled images keep the
+/// manifest the registry sent; oci-spec reads both, Docker's media types as
+/// `MediaType::Other`).
+pub fn manifest_of(paths: &Paths, img: &Image) -> Result<ImageManifest> {
+    serde_json::from_slice(&read_blob(paths, &img.manifest)?).map_err(|e| ImageError::BadManifest(img.short_id().to_string(), e))
 }
 
 /// Streams one layer blob (tar, gzip; zstd when supported) in one pass:
@@ -486,16 +526,10 @@ fn short_link(paths: &Paths, chain: &str) -> Result<String> {
 
 /// Writes config and manifest blobs, records the image and its tag, and
 /// refreshes index.json.
-pub fn commit_image(paths: &Paths, db: &mut Db, config: &ImageConfig, layer_descs: Vec<serde_json::Value>, diff_ids: Vec<String>, tag_key: Option<&str>) -> Result<Image> {
+pub fn commit_image(paths: &Paths, db: &mut Db, config: &ImageConfig, layer_descs: Vec<Descriptor>, diff_ids: Vec<String>, tag_key: Option<&str>) -> Result<Image> {
     let config_bytes = serde_json::to_vec(config).expect("config serialises");
     let config_digest = write_blob(paths, &config_bytes)?;
-    let manifest = serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": { "mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": config_bytes.len() },
-        "layers": layer_descs,
-    });
-    let manifest_bytes = serde_json::to_vec(&manifest).expect("manifest serialises");
+    let manifest_bytes = manifest_json(&config_digest, config_bytes.len() as u64, layer_descs)?;
     let manifest_digest = write_blob(paths, &manifest_bytes)?;
     let mut chains = Vec::new();
     let mut parent: Option<String> = None;
@@ -541,16 +575,13 @@ pub fn write_index(paths: &Paths, db: &Db) -> Result<()> {
             .ok()
             .and_then(|v| v["mediaType"].as_str().map(String::from))
             .unwrap_or_else(|| "application/vnd.oci.image.manifest.v1+json".into());
-        let size = bytes.len();
-        manifests.push(serde_json::json!({
-            "mediaType": media_type,
-            "digest": digest, "size": size,
-            "annotations": { "org.opencontainers.image.ref.name": name }
-        }));
+        let mut d = descriptor(media_type.as_str(), &digest, bytes.len() as u64)?;
+        d.set_annotations(Some([("org.opencontainers.image.ref.name".to_string(), name)].into()));
+        manifests.push(d);
     }
-    let index = serde_json::json!({ "schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": manifests });
+    let index = index_json(manifests, true)?;
     let tmp = paths.root.join("index.json.tmp");
-    std::fs::write(&tmp, serde_json::to_vec_pretty(&index).unwrap()).map_err(store::io_err(&tmp))?;
+    std::fs::write(&tmp, index).map_err(store::io_err(&tmp))?;
     let dst = paths.root.join("index.json");
     std::fs::rename(&tmp, &dst).map_err(store::io_err(&dst))?;
     Ok(())
@@ -741,4 +772,61 @@ pub fn history(db: &Db, img: &Image) -> Result<Vec<HistoryLine>> {
     }
     lines.reverse();
     Ok(lines)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn digest(c: char) -> String {
+        format!("sha256:{}", c.to_string().repeat(64))
+    }
+
+    #[test]
+    fn a_written_manifest_reads_back_with_the_same_types() {
+        let layers = vec![descriptor("application/vnd.oci.image.layer.v1.tar+gzip", &digest('a'), 10).unwrap(), descriptor(MediaType::ImageLayer, &digest('b'), 20).unwrap()];
+        let bytes = manifest_json(&digest('c'), 30, layers.clone()).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(v["schemaVersion"], 2);
+        assert_eq!(v["mediaType"], "application/vnd.oci.image.manifest.v1+json");
+        assert_eq!(v["config"], serde_json::json!({"mediaType": "application/vnd.oci.image.config.v1+json", "digest": digest('c'), "size": 30}));
+        assert_eq!(v["layers"][0], serde_json::json!({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": digest('a'), "size": 10}));
+        let back: ImageManifest = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(back.layers(), &layers);
+    }
+
+    #[test]
+    fn an_index_names_its_images() {
+        let mut d = descriptor(MediaType::ImageManifest, &digest('d'), 5).unwrap();
+        d.set_annotations(Some([("org.opencontainers.image.ref.name".to_string(), "busybox:latest".to_string())].into()));
+        let v: serde_json::Value = serde_json::from_slice(&index_json(vec![d], true).unwrap()).unwrap();
+        assert_eq!(v, serde_json::json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": [
+            {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": digest('d'), "size": 5, "annotations": {"org.opencontainers.image.ref.name": "busybox:latest"}}
+        ]}));
+    }
+
+    /// Pulled images keep the registry's manifest, often Docker's.
+    #[test]
+    fn docker_v2_manifests_are_read() {
+        let docker = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+            "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": 7, "digest": digest('e')},
+            "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "size": 9, "digest": digest('f')}]
+        });
+        let m: ImageManifest = serde_json::from_value(docker).unwrap();
+        assert_eq!(m.media_type().as_ref().unwrap().to_string(), "application/vnd.docker.distribution.manifest.v2+json");
+        assert_eq!(m.layers()[0].media_type().to_string(), "application/vnd.docker.image.rootfs.diff.tar.gzip");
+        assert_eq!(m.layers()[0].digest().to_string(), digest('f'));
+        // A commit on top keeps the Docker layer as it is and adds an OCI one.
+        let mut layers = m.layers().clone();
+        layers.push(descriptor(MediaType::ImageLayer, &digest('a'), 1).unwrap());
+        let v: serde_json::Value = serde_json::from_slice(&manifest_json(&digest('c'), 3, layers).unwrap()).unwrap();
+        assert_eq!(v["layers"][0]["mediaType"], "application/vnd.docker.image.rootfs.diff.tar.gzip");
+    }
+
+    #[test]
+    fn a_bad_digest_is_refused() {
+        assert!(descriptor(MediaType::ImageLayer, "sha256:xyz", 1).is_err());
+    }
 }

@@ -1,5 +1,8 @@
 //! Image references: `busybox`, `busybox:1.36`, `127.0.0.1:5000/lab/web:1`,
 //! `name@sha256:...`. Pure functions, unit-tested beside.
+//!
+//! berth's only reference parser: the registry client gets the parsed
+//! parts (`registry::oci_ref`), so a name is never read two ways.
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reference {
@@ -117,10 +120,50 @@ mod tests {
         assert_eq!(r.tag, None);
     }
 
+    fn parts(s: &str) -> (String, String, Option<String>, Option<String>) {
+        let r = Reference::parse(s).unwrap();
+        (r.registry, r.repository, r.tag, r.digest)
+    }
+
+    #[test]
+    fn docker_hub_normalisation() {
+        let p = |reg: &str, repo: &str, tag: Option<&str>| (reg.to_string(), repo.to_string(), tag.map(String::from), None);
+        assert_eq!(parts("user/img"), p("docker.io", "user/img", Some("latest")));
+        assert_eq!(parts("docker.io/busybox"), p("docker.io", "library/busybox", Some("latest")));
+        assert_eq!(parts("docker.io/library/busybox:1"), p("docker.io", "library/busybox", Some("1")));
+        assert_eq!(parts("a/b/c"), p("docker.io", "a/b/c", Some("latest")));
+        assert_eq!(Reference::parse("user/img:2").unwrap().tag_key().unwrap(), "user/img:2");
+        assert_eq!(Reference::parse("docker.io/library/busybox").unwrap().familiar_name(), "busybox");
+    }
+
+    #[test]
+    fn registry_hosts() {
+        // A first component is a host when it has a dot, a port or is localhost.
+        assert_eq!(parts("localhost/x").0, "localhost");
+        assert_eq!(parts("localhost:5000/x"), ("localhost:5000".into(), "x".into(), Some("latest".into()), None));
+        assert_eq!(parts("ghcr.io/o/r:v1").0, "ghcr.io");
+        assert_eq!(Reference::parse("localhost:5000/x").unwrap().tag_key().unwrap(), "localhost:5000/x:latest");
+    }
+
+    #[test]
+    fn digest_with_host_and_with_tag() {
+        let d = format!("sha256:{}", "0123456789abcdef".repeat(4));
+        assert_eq!(parts(&format!("host.example/x@{d}")), ("host.example".into(), "x".into(), None, Some(d.clone())));
+        assert_eq!(parts(&format!("busybox:1.36@{d}")), ("docker.io".into(), "library/busybox".into(), Some("1.36".into()), Some(d.clone())));
+        assert_eq!(Reference::parse(&format!("host.example/x@{d}")).unwrap().tag_key(), None);
+    }
+
     #[test]
     fn bad_references() {
-        for bad in ["", "Busybox", "busybox:", "busybox@sha256:xyz", "a//b", "busybox:-x"] {
+        let upper = format!("busybox@sha256:{}", "A".repeat(64));
+        let short = format!("busybox@sha256:{}", "a".repeat(63));
+        let algo = format!("busybox@md5:{}", "a".repeat(64));
+        for bad in ["", "Busybox", "user/Img", "localhost:5000/X", "busybox:", "busybox@sha256:xyz", &upper, &short, &algo, "a//b", "/x", "x/", "busybox:-x", "busybox:a b"] {
             assert!(Reference::parse(bad).is_err(), "{bad} should be refused");
         }
+        let e = Reference::parse("Busybox").unwrap_err().to_string();
+        assert!(e.contains("\"Busybox\"") && e.contains("lowercase"), "{e}");
+        assert!(Reference::parse("").unwrap_err().to_string().contains("empty"));
+        assert!(Reference::parse(&algo).unwrap_err().to_string().contains("sha256:"));
     }
 }

@@ -62,11 +62,16 @@ fn client_for(registry: &str) -> Client {
     Client::new(ClientConfig { protocol, ..Default::default() })
 }
 
+/// berth's parsed reference as oci-client's, field by field: `Reference::parse`
+/// is the one parser (docker.io/library normalisation, berth's error
+/// messages); oci-client never parses a name again.
 fn oci_ref(r: &Reference) -> OciRef {
+    let (registry, repository) = (r.registry.clone(), r.repository.clone());
     match (&r.tag, &r.digest) {
-        (_, Some(d)) => OciRef::with_digest(r.registry.clone(), r.repository.clone(), d.clone()),
-        (Some(t), None) => OciRef::with_tag(r.registry.clone(), r.repository.clone(), t.clone()),
-        (None, None) => OciRef::with_tag(r.registry.clone(), r.repository.clone(), "latest".into()),
+        (Some(t), Some(d)) => OciRef::with_tag_and_digest(registry, repository, t.clone(), d.clone()),
+        (None, Some(d)) => OciRef::with_digest(registry, repository, d.clone()),
+        (Some(t), None) => OciRef::with_tag(registry, repository, t.clone()),
+        (None, None) => OciRef::with_tag(registry, repository, "latest".into()),
     }
 }
 
@@ -270,7 +275,7 @@ async fn pull_async(paths: &Paths, r: &Reference, name: &str, auth: RegistryAuth
     let mut manifest: Value = serde_json::from_slice(&bytes).map_err(|e| reg_err(format!("manifest of {name}"), e))?;
     if manifest.get("manifests").is_some() {
         let digest = pick_platform(&manifest, name)?;
-        reference = OciRef::with_digest(r.registry.clone(), r.repository.clone(), digest.clone());
+        reference = reference.clone_with_digest(digest.clone());
         let (b, _) = client.pull_manifest_raw(&reference, &auth, MANIFEST_TYPES).await.map_err(|e| reg_err(format!("pulling {name}@{digest}"), e))?;
         if sha256_digest(&b) != digest {
             return Err(ImageError::DigestMismatch { what: format!("manifest of {name} for this platform"), expected: digest, got: sha256_digest(&b) });
@@ -475,6 +480,29 @@ fn catalog(registry: &str, term: &str, opts: &Options) -> Result<Vec<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The one parser's result reaches oci-client as is; oci-client's own
+    /// parser, were it asked, would agree on every form berth accepts.
+    #[test]
+    fn references_reach_oci_client_normalised() {
+        let d = format!("sha256:{}", "a".repeat(64));
+        let cases = [
+            ("busybox".to_string(), "docker.io/library/busybox:latest".to_string()),
+            ("busybox:1.36".into(), "docker.io/library/busybox:1.36".into()),
+            ("docker.io/busybox".into(), "docker.io/library/busybox:latest".into()),
+            ("user/img".into(), "docker.io/user/img:latest".into()),
+            ("localhost/x".into(), "localhost/x:latest".into()),
+            ("localhost:5000/x".into(), "localhost:5000/x:latest".into()),
+            ("127.0.0.1:5000/lab/web:1".into(), "127.0.0.1:5000/lab/web:1".into()),
+            (format!("host.example/x@{d}"), format!("host.example/x@{d}")),
+            (format!("quay.io/a/b:1.2@{d}"), format!("quay.io/a/b:1.2@{d}")),
+        ];
+        for (input, whole) in cases {
+            let ours = oci_ref(&Reference::parse(&input).unwrap());
+            assert_eq!(ours.whole(), whole, "{input}");
+            assert_eq!(input.parse::<OciRef>().unwrap(), ours, "oci-client reads {input} differently");
+        }
+    }
     #[test]
     fn base64_roundtrip() {
         for s in ["", "a", "ab", "abc", "user:pass", "ünïcode:p@ss"] {
