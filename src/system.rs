@@ -63,6 +63,19 @@ pub(crate) enum Fix {
     MarkExited(String),
     /// Kill what is left in a cgroup and remove it.
     RemoveCgroup(String),
+    /// Drop a container's record, endpoints and files: a create or rm cut short.
+    ForgetContainer(String),
+    /// Drop an endpoint record whose link is missing.
+    Detach { container: String, network: String },
+    /// Remove the network namespace of a container that is not running.
+    Teardown(String),
+    /// Drop a network's record: a create or rm cut short between row and bridge.
+    ForgetNetwork(String),
+    /// Make the bridge a network's record names again.
+    RecreateBridge(String),
+    /// Make a recorded volume's directory again.
+    MakeVolumeDir(String),
+    RemoveDir(std::path::PathBuf),
 }
 
 /// The ids (as the host numbers them) of every network namespace something

@@ -314,6 +314,9 @@ pub(super) enum NetworkCmd {
     },
     #[command(alias = "remove")]
     Rm {
+        /// Do not fail for a network that does not exist
+        #[arg(short = 'f', long)]
+        force: bool,
         #[arg(required = true)]
         networks: Vec<String>,
     },
@@ -331,7 +334,13 @@ pub(super) enum NetworkCmd {
         container: String,
     },
     /// Disconnect a container from a network
-    Disconnect { network: String, container: String },
+    Disconnect {
+        /// Do not fail when the container is not connected to it
+        #[arg(short = 'f', long)]
+        force: bool,
+        network: String,
+        container: String,
+    },
     /// Emulate a slow or lossy link for what a container sends on a network
     /// (no option: show the current setting)
     Impair {

@@ -99,7 +99,7 @@ pub(super) fn rm(e: &Engine, a: &RmArgs) -> anyhow::Result<i32> {
     if a.containers.is_empty() {
         bail!("\"rm\" requires at least 1 argument: berth rm [-f] CONTAINER...");
     }
-    each(&a.containers, |n| e.remove_with(n, a.force, a.volumes).map(|_| n.to_string()))
+    super::remove_each(&a.containers, a.force, |n| e.remove_with(n, a.force, a.volumes).map(|_| n.to_string()))
 }
 
 pub(super) fn rename(e: &Engine, old: &str, new: &str) -> anyhow::Result<i32> {

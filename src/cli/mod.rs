@@ -189,6 +189,7 @@ fn each(names: &[String], f: impl Fn(&str) -> Result<String, EngineError>) -> an
     let mut code = 0;
     for n in names {
         match f(n) {
+            Ok(s) if s.is_empty() => {}
             Ok(s) => println!("{s}"),
             Err(e) => {
                 eprintln!("berth: {e}");
@@ -197,6 +198,16 @@ fn each(names: &[String], f: impl Fn(&str) -> Result<String, EngineError>) -> an
         }
     }
     Ok(code)
+}
+
+/// `each` for removals: with `force`, an object that does not exist is
+/// already where the user wants it, as `rm -f` of a missing file is (and
+/// docker's `rm -f`, `network rm -f`, `volume rm -f` since 20.10 and 23).
+fn remove_each(names: &[String], force: bool, f: impl Fn(&str) -> Result<String, EngineError>) -> anyhow::Result<i32> {
+    each(names, |n| match f(n) {
+        Err(e) if force && e.is_not_found() => Ok(String::new()),
+        r => r,
+    })
 }
 
 /// Docker's "Are you sure you want to continue? [y/N]", read from stdin.

@@ -4,8 +4,9 @@
 use anyhow::bail;
 
 use super::args::NetworkCmd;
-use super::{confirm, each, format, parse_kv, table};
-use crate::engine::Engine;
+use super::{confirm, format, parse_kv, table};
+use crate::engine::{Engine, EngineError};
+use crate::network::NetworkError;
 
 pub(super) fn command(e: &Engine, cmd: NetworkCmd) -> anyhow::Result<i32> {
     match cmd {
@@ -33,7 +34,7 @@ pub(super) fn command(e: &Engine, cmd: NetworkCmd) -> anyhow::Result<i32> {
             }
             Ok(0)
         }
-        NetworkCmd::Rm { networks } => each(&networks, |n| e.network_remove(n).map(|_| n.to_string())),
+        NetworkCmd::Rm { networks, force } => super::remove_each(&networks, force, |n| e.network_remove(n).map(|_| n.to_string())),
         NetworkCmd::Inspect { networks } => {
             let mut all = Vec::new();
             for n in &networks {
@@ -46,9 +47,12 @@ pub(super) fn command(e: &Engine, cmd: NetworkCmd) -> anyhow::Result<i32> {
             e.network_connect(&network, &container, ip.as_deref(), &alias)?;
             Ok(0)
         }
-        NetworkCmd::Disconnect { network, container } => {
-            e.network_disconnect(&network, &container)?;
-            Ok(0)
+        NetworkCmd::Disconnect { force, network, container } => {
+            match e.network_disconnect(&network, &container) {
+                // Already where the user wants it (a disconnect cut short and repaired, say).
+                Err(EngineError::Network(NetworkError::NotConnected(..))) if force => Ok(0),
+                r => r.map(|_| 0).map_err(Into::into),
+            }
         }
         NetworkCmd::Impair { delay, jitter, loss, rate, clear, network, container } => {
             use crate::network::impair::{self, Impairment};

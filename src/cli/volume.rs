@@ -1,7 +1,7 @@
 //! `berth volume ...`.
 
 use super::args::VolumeCmd;
-use super::{confirm, each, format, parse_kv, table};
+use super::{confirm, format, parse_kv, table};
 use crate::engine::Engine;
 
 pub(super) fn command(e: &Engine, c: VolumeCmd) -> anyhow::Result<i32> {
@@ -32,7 +32,7 @@ pub(super) fn command(e: &Engine, c: VolumeCmd) -> anyhow::Result<i32> {
             println!("{}", serde_json::to_string_pretty(&out)?);
             Ok(0)
         }
-        VolumeCmd::Rm { volumes, .. } => each(&volumes, |n| e.volume_remove(n).map(|_| n.to_string())),
+        VolumeCmd::Rm { volumes, force } => super::remove_each(&volumes, force, |n| e.volume_remove(n).map(|_| n.to_string())),
         VolumeCmd::Prune { all, force } => {
             if !force && !confirm(if all { "This will remove all local volumes not used by at least one container." } else { "This will remove anonymous local volumes not used by at least one container." })? {
                 return Ok(0);

@@ -51,6 +51,17 @@ pub enum EngineError {
 }
 
 impl EngineError {
+    /// The object named does not exist (no such container, network, ...).
+    pub fn is_not_found(&self) -> bool {
+        matches!(
+            self,
+            EngineError::Container(ContainerError::NotFound(_))
+                | EngineError::Network(network::NetworkError::NotFound(_))
+                | EngineError::Volume(crate::volume::VolumeError::NotFound(_))
+                | EngineError::Image(ImageError::NotFound(_))
+        )
+    }
+
     pub fn exit_code(&self) -> i32 {
         match self {
             EngineError::Start { code, .. } => *code,

@@ -167,6 +167,14 @@ impl Engine {
     /// `network connect`: recorded now, wired at once when it runs.
     pub fn network_connect(&self, net: &str, key: &str, ip: Option<&str>, aliases: &[String]) -> Result<()> {
         let c = self.container(key)?;
+        // The default network exists for users as it does in docker, though
+        // berth makes it on first use.
+        if net == network::DEFAULT && network::get(&self.db(), net).is_err() {
+            match self.network_create(&network::NetworkSpec { name: network::DEFAULT.into(), ..Default::default() }) {
+                Ok(_) | Err(EngineError::Network(network::NetworkError::Exists(_))) => {}
+                Err(e) => return Err(e),
+            }
+        }
         let ep = {
             let mut db = self.db();
             let n = network::get(&db, net)?;

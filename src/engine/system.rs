@@ -47,6 +47,7 @@ impl Engine {
         let monitored = ck.processes();
         ck.cgroups(&monitored);
         ck.containers();
+        ck.records(&monitored)?;
         let Check { mut found, closing, .. } = ck;
         for (f, _) in &mut found {
             f.transient = matches!(f.kind, "veth" | "tap") && closing.contains(&f.object);
@@ -85,6 +86,33 @@ impl Engine {
             Fix::Kill(pid) => gone(proc::kill(*pid, libc::SIGKILL)),
             Fix::RemoveFile(p) => gone(std::fs::remove_file(p)),
             Fix::MarkExited(id) => self.container(id).map(|_| ()).map_err(|e| e.to_string()),
+            Fix::ForgetContainer(id) => {
+                network::teardown(&self.paths, id);
+                crate::container::forget(&mut self.db(), id).map_err(|e| e.to_string())?;
+                crate::container::remove_files(&self.paths, id).map_err(|e| e.to_string())?;
+                // Its published ports leave the firewall with it.
+                crate::firewall::sync(&self.paths, &self.db()).map_err(|e| e.to_string())
+            }
+            Fix::Detach { container, network: net } => {
+                let n = network::get(&self.db(), net).map_err(|e| e.to_string())?;
+                network::detach(&mut self.db(), container, &n).map_err(|e| e.to_string())?;
+                self.refresh_hosts(&n).map_err(|e| e.to_string())?;
+                self.write_hosts(std::slice::from_ref(container)).map_err(|e| e.to_string())
+            }
+            Fix::Teardown(id) => {
+                network::teardown(&self.paths, id);
+                Ok(())
+            }
+            Fix::ForgetNetwork(id) => {
+                network::forget(&mut self.db(), id).map_err(|e| e.to_string())?;
+                crate::firewall::sync(&self.paths, &self.db()).map_err(|e| e.to_string())
+            }
+            Fix::RecreateBridge(id) => {
+                let net = network::get(&self.db(), id).map_err(|e| e.to_string())?;
+                network::make_bridge(&self.paths, &net).map_err(s)
+            }
+            Fix::MakeVolumeDir(name) => crate::volume::make_dir(&self.paths, name).map_err(s),
+            Fix::RemoveDir(p) => gone(std::fs::remove_dir_all(p)),
             Fix::RemoveCgroup(path) => {
                 let cg = crate::sys::cgroup::Cgroup::load(path);
                 cg.kill_all().map_err(s)?;
@@ -286,11 +314,14 @@ impl Engine {
 struct Check<'a> {
     engine: &'a Engine,
     containers: Vec<Container>,
+    networks: Vec<network::Network>,
     endpoints: Vec<network::Endpoint>,
     /// Short ids (12) of the containers and networks the store knows.
     cids: HashSet<String>,
     nids: HashSet<String>,
     found: Vec<(Finding, Fix)>,
+    /// Every link's name, as links() saw them.
+    link_names: HashSet<String>,
     /// Links the kernel is still closing (reported, marked transient).
     closing: Vec<String>,
 }
@@ -306,7 +337,7 @@ impl<'a> Check<'a> {
         }
         let cids = containers.iter().map(|c| c.id[..12].to_string()).collect();
         let nids = networks.iter().map(|n| n.id[..12].to_string()).collect();
-        Ok(Check { engine, containers, endpoints, cids, nids, found: Vec::new(), closing: Vec::new() })
+        Ok(Check { engine, containers, networks, endpoints, cids, nids, found: Vec::new(), link_names: HashSet::new(), closing: Vec::new() })
     }
 
     fn add(&mut self, kind: &'static str, object: String, reason: String, fix: Fix) {
@@ -350,6 +381,24 @@ impl<'a> Check<'a> {
         // seconds); its links go with it. One something else holds is a leak.
         let held = if links.iter().any(going) { held_netns_ids() } else { HashSet::new() };
         let going: Vec<bool> = links.iter().map(going).collect();
+        // A recorded network without its bridge: a create or rm cut short
+        // between the two (no container can be on it), or a bridge someone
+        // deleted under containers that still need it.
+        self.link_names = links.iter().map(|l| l.name.clone()).collect();
+        let names: HashSet<&str> = links.iter().map(|l| l.name.as_str()).collect();
+        let missing: Vec<(String, String, String, bool)> = self
+            .networks
+            .iter()
+            .filter(|n| !names.contains(n.bridge.as_str()))
+            .map(|n| (n.id.clone(), n.name.clone(), n.bridge.clone(), self.endpoints.iter().any(|e| e.network.id == n.id)))
+            .collect();
+        for (id, name, bridge, used) in missing {
+            if used {
+                self.add("network", name, format!("its bridge {bridge} is missing"), Fix::RecreateBridge(id));
+            } else {
+                self.add("network", name, format!("its bridge {bridge} is missing: a create or rm was cut short"), Fix::ForgetNetwork(id));
+            }
+        }
         let delay_dir = paths.run.join("delay");
         for (l, going) in links.iter().zip(going) {
             let Some(owner) = l.alias.as_deref().and_then(|a| a.strip_prefix(&prefix)) else { continue };
@@ -528,5 +577,56 @@ impl<'a> Check<'a> {
         for (name, why, id) in dead {
             self.add("container", name, why, Fix::MarkExited(id));
         }
+    }
+
+    /// Records whose objects are missing or half made, and objects of
+    /// records that should have none: what a create, rm or start that was
+    /// cut short leaves.
+    fn records(&mut self, monitored: &HashSet<String>) -> Result<()> {
+        let paths = self.paths();
+        let mut add = Vec::new();
+        for c in &self.containers {
+            let dir = paths.container_dir(&c.id);
+            if !dir.join("config.json").exists() {
+                add.push(("container", c.name.clone(), "its files are missing: a create or rm was cut short".to_string(), Fix::ForgetContainer(c.id.clone())));
+                continue;
+            }
+            // A running container's recorded endpoint without its veth: a
+            // connect or disconnect cut short between the record and the
+            // link. Repair drops the record: the connect never happened,
+            // the disconnect is complete.
+            if monitored.contains(&c.id) {
+                for ep in self.endpoints.iter().filter(|e| e.container_id == c.id) {
+                    let veth = network::veth_name(&c.id, ep.position);
+                    if !self.link_names.contains(&veth) {
+                        let why = format!("its endpoint on {} has no link {veth}: a connect or disconnect was cut short", ep.network.name);
+                        add.push(("container", c.name.clone(), why, Fix::Detach { container: c.id.clone(), network: ep.network.id.clone() }));
+                    }
+                }
+            }
+            // No monitor, so not running: its namespace (and the veths in
+            // it) outlived a start cut short or a killed monitor.
+            let ns = network::netns_path(paths, &c.id);
+            if !monitored.contains(&c.id) && !proc::is_alive(c.monitor_pid, None) && ns.exists() {
+                add.push(("mount", ns.display().to_string(), format!("container {} is not running", c.name), Fix::Teardown(c.id.clone())));
+            }
+        }
+        let vols = crate::volume::list(paths, &self.engine.db()).map_err(super::EngineError::from)?;
+        for v in &vols {
+            if !crate::volume::data_path(paths, &v.name).is_dir() {
+                add.push(("volume", v.name.clone(), "its directory is missing: a create was cut short".to_string(), Fix::MakeVolumeDir(v.name.clone())));
+            }
+        }
+        let names: HashSet<&str> = vols.iter().map(|v| v.name.as_str()).collect();
+        for e in std::fs::read_dir(paths.root.join("volumes")).into_iter().flatten().flatten() {
+            let n = e.file_name().to_string_lossy().into_owned();
+            if !names.contains(n.as_str()) {
+                add.push(("directory", e.path().display().to_string(), "its volume is gone: an rm was cut short".to_string(), Fix::RemoveDir(e.path())));
+            }
+        }
+        for (kind, object, reason, fix) in add {
+            self.add(kind, object, reason, fix);
+        }
+        Ok(())
     }
 }

@@ -201,21 +201,42 @@ pub fn create(paths: &Paths, db: &mut Db, spec: &NetworkSpec) -> Result<Network>
         e => e.into(),
     })?;
     crate::fault!("network.create");
-    let made = (|| -> std::io::Result<()> {
-        // As docker does: networks route (published ports from outside,
-        // egress NAT), so the host must forward.
-        let _ = std::fs::write("/proc/sys/net/ipv4/ip_forward", "1");
-        nl.create_bridge(&bridge)?;
-        nl.set_alias(&bridge, &owner_alias(paths, &id))?;
-        nl.add_address(&bridge, gateway, subnet.prefix)?;
-        nl.set_up(&bridge)
-    })();
+    let made = bridge_up(paths, &nl, &id, &bridge, gateway, subnet.prefix);
     if let Err(e) = made {
         let _ = nl.delete_link(&bridge);
         let _ = db.write(|tx| Ok(tx.execute("DELETE FROM networks WHERE id=?1", [&id])?));
         return Err(sys(e));
     }
     get(db, &id)
+}
+
+fn bridge_up(paths: &Paths, nl: &Netlink, id: &str, bridge: &str, gateway: Ipv4Addr, prefix: u8) -> std::io::Result<()> {
+    // As docker does: networks route (published ports from outside,
+    // egress NAT), so the host must forward.
+    let _ = std::fs::write("/proc/sys/net/ipv4/ip_forward", "1");
+    nl.create_bridge(bridge)?;
+    nl.set_alias(bridge, &owner_alias(paths, id))?;
+    nl.add_address(bridge, gateway, prefix)?;
+    nl.set_up(bridge)
+}
+
+/// Makes a recorded network's bridge again (`system check --repair`).
+pub fn make_bridge(paths: &Paths, net: &Network) -> std::io::Result<()> {
+    let bad = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("network {}: its recorded {what} is unreadable", net.name));
+    let subnet = Subnet::parse(&net.subnet).map_err(|_| bad("subnet"))?;
+    let gateway: Ipv4Addr = net.gateway.parse().map_err(|_| bad("gateway"))?;
+    let nl = Netlink::new()?;
+    bridge_up(paths, &nl, &net.id, &net.bridge, gateway, subnet.prefix)
+}
+
+/// Drops a network's record (and any endpoints): its bridge is gone.
+pub fn forget(db: &mut Db, id: &str) -> Result<()> {
+    schema(db)?;
+    db.write(|tx| {
+        tx.execute("DELETE FROM endpoints WHERE network_id=?1", [id])?;
+        Ok(tx.execute("DELETE FROM networks WHERE id=?1", [id])?)
+    })?;
+    Ok(())
 }
 
 /// The default network, made on first use.

@@ -137,6 +137,11 @@ pub fn create(paths: &Paths, db: &mut Db, name: Option<&str>, anonymous: bool, l
     get(paths, db, &name)
 }
 
+/// Makes a recorded volume's directory again (`system check --repair`).
+pub fn make_dir(paths: &Paths, name: &str) -> io::Result<()> {
+    make_data_dir(&data_path(paths, name))
+}
+
 fn make_data_dir(data: &Path) -> io::Result<()> {
     let parent = data.parent().expect("data path has a parent");
     fs::DirBuilder::new().recursive(true).mode(0o755).create(parent).map_err(at(parent))?;

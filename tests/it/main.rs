@@ -7,6 +7,7 @@ mod archive;
 mod build;
 mod commands;
 mod concurrency;
+mod crash;
 mod examples;
 mod exitcodes;
 mod import;

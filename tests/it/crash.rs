@@ -1,0 +1,184 @@
+//! A crash at any step. berth is killed with SIGKILL at a named fault point
+//! (`BERTH_FAULT`, src/fault.rs), as a power cut or the OOM killer would;
+//! then `system check` must report exactly what was left, `--repair` must
+//! remove it, and the same operation must then succeed. The Env's own
+//! clean-up checks that nothing leaked: processes, cgroups, mounts, links,
+//! nftables tables, and the check itself once more.
+
+use std::time::Duration;
+
+use crate::util::*;
+
+/// One fault point and the operation that passes through it.
+struct Case {
+    point: &'static str,
+    /// Commands that set the scene, without faults. `{c}`, `{n}`, `{v}`
+    /// stand for a container, a network and a volume of this test.
+    setup: &'static [&'static [&'static str]],
+    op: &'static [&'static str],
+    /// What `system check` reports, by kind (first word of each line).
+    left: &'static [&'static str],
+    /// Whether the killed process is the one the test ran (else it is a
+    /// monitor or an init that the command started).
+    client_dies: bool,
+}
+
+const CREATE: &[&str] = &["create", "--name", "{c}", "busybox", "sleep", "600"];
+const CREATED: &[&[&str]] = &[CREATE];
+const CREATED_PORT: &[&[&str]] = &[&["create", "--name", "{c}", "-p", "127.0.0.1::80", "busybox", "sleep", "600"]];
+const RUNNING_AND_NET: &[&[&str]] = &[&["network", "create", "{n}"], &["run", "-d", "--name", "{c}", "busybox", "sleep", "600"]];
+const RUNNING_ON_NET: &[&[&str]] = &[&["network", "create", "{n}"], &["run", "-d", "--name", "{c}", "--network", "{n}", "busybox", "sleep", "600"], &["network", "connect", "bridge", "{c}"]];
+
+const CASES: &[Case] = &[
+    // run = create + start
+    Case { point: "create.row", setup: &[], op: CREATE, left: &["container"], client_dies: true },
+    Case { point: "create.files", setup: &[], op: CREATE, left: &["container"], client_dies: true },
+    Case { point: "start.network", setup: CREATED, op: &["start", "{c}"], left: &["mount"], client_dies: true },
+    Case { point: "start.ports", setup: CREATED_PORT, op: &["start", "{c}"], left: &["mount", "nftables"], client_dies: true },
+    Case { point: "start.monitor", setup: CREATED, op: &["start", "{c}"], left: &["mount"], client_dies: false },
+    Case { point: "start.cgroup", setup: CREATED, op: &["start", "{c}"], left: &["mount", "cgroup"], client_dies: false },
+    // Init killed before the user's command: the container simply exits.
+    Case { point: "start.exec", setup: CREATED, op: &["start", "{c}"], left: &[], client_dies: false },
+    Case { point: "rm.files", setup: CREATED, op: &["rm", "-f", "{c}"], left: &["container"], client_dies: true },
+    // networks
+    Case { point: "network.create", setup: &[], op: &["network", "create", "{n}"], left: &["network", "nftables"], client_dies: true },
+    Case { point: "network.rm", setup: &[&["network", "create", "{n}"]], op: &["network", "rm", "-f", "{n}"], left: &["network"], client_dies: true },
+    Case { point: "network.connect", setup: RUNNING_AND_NET, op: &["network", "connect", "{n}", "{c}"], left: &["container"], client_dies: true },
+    Case { point: "network.disconnect", setup: RUNNING_ON_NET, op: &["network", "disconnect", "-f", "{n}", "{c}"], left: &["container"], client_dies: true },
+    // volumes
+    Case { point: "volume.create", setup: &[], op: &["volume", "create", "{v}"], left: &["volume"], client_dies: true },
+    Case { point: "volume.rm", setup: &[&["volume", "create", "{v}"]], op: &["volume", "rm", "-f", "{v}"], left: &["directory"], client_dies: true },
+];
+
+fn fill(env: &Env, args: &[&str]) -> Vec<String> {
+    args.iter().map(|a| a.replace("{c}", &env.name("c")).replace("{n}", &env.name("n")).replace("{v}", &env.name("v"))).collect()
+}
+
+/// The kinds `system check` reports, sorted; transient notes left out.
+fn kinds(o: &Out) -> Vec<String> {
+    let mut k: Vec<String> = o
+        .stdout
+        .lines()
+        .filter(|l| !l.starts_with("note:") && !l.contains("problem(s) found") && *l != "no leftovers")
+        .filter_map(|l| l.split_whitespace().next().map(String::from))
+        .collect();
+    k.sort();
+    k
+}
+
+fn crash_at(case: &Case) {
+    let env = Env::new(&format!("crash_{}", case.point.replace('.', "_")));
+    for s in case.setup {
+        let a = fill(&env, s);
+        env.ok(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    }
+    let op = fill(&env, case.op);
+    let op: Vec<&str> = op.iter().map(String::as_str).collect();
+    let o = collect(env.cmd(&op).env("BERTH_FAULT", case.point).stdin(std::process::Stdio::null()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap(), CMD_TIMEOUT);
+    if case.client_dies {
+        assert!(o.stderr.contains(&format!("fault point {}: killed", case.point)) && !o.ok(), "berth was killed at {}: {o}", case.point);
+    }
+    // A monitor killed at its point writes that to monitor.log; whatever
+    // was killed, the scene must now be what the case says.
+    let o = env.berth(&["system", "check"]);
+    let mut want: Vec<String> = case.left.iter().map(|s| s.to_string()).collect();
+    want.sort();
+    assert_eq!(kinds(&o), want, "after a crash at {}, system check reports what was left:\n{o}", case.point);
+    if !want.is_empty() {
+        assert_eq!(o.code, 1, "{o}");
+        let r = env.berth(&["system", "check", "--repair"]);
+        assert!(r.ok() && !r.stdout.contains("repair failed"), "repair after {}: {r}", case.point);
+    }
+    let o = env.berth(&["system", "check"]);
+    assert_eq!((o.code, o.out()), (0, "no leftovers"), "after the repair at {}: {o}", case.point);
+    // The same operation now goes through (a start after a crashed start
+    // starts the container; a create makes it).
+    let o = env.berth(&op);
+    assert!(o.ok(), "`berth {}` after the repair at {}: {o}", op.join(" "), case.point);
+    let o = env.berth(&["system", "check"]);
+    assert_eq!((o.code, o.out()), (0, "no leftovers"), "after the retry at {}: {o}", case.point);
+}
+
+macro_rules! crash_tests {
+    ($($test:ident => $point:literal),* $(,)?) => {
+        $(
+            #[test]
+            fn $test() {
+                crash_at(CASES.iter().find(|c| c.point == $point).expect("a case for the point"));
+            }
+        )*
+        /// Every case has its test, and every case names a point berth has.
+        #[test]
+        fn every_fault_point_has_a_test() {
+            let tested = [$($point),*];
+            for c in CASES {
+                assert!(tested.contains(&c.point), "{} has no test", c.point);
+            }
+            let mut points = Vec::new();
+            let mut stack = vec![std::path::PathBuf::from(REPO).join("src")];
+            while let Some(d) = stack.pop() {
+                for e in std::fs::read_dir(&d).unwrap().flatten() {
+                    let p = e.path();
+                    if p.is_dir() {
+                        stack.push(p);
+                    } else if p.extension().is_some_and(|x| x == "rs") {
+                        let text = std::fs::read_to_string(&p).unwrap();
+                        for (i, _) in text.match_indices("crate::fault!(\"") {
+                            let rest = &text[i + 15..];
+                            points.push(rest[..rest.find('"').unwrap()].to_string());
+                        }
+                    }
+                }
+            }
+            points.sort();
+            for p in &points {
+                assert!(tested.contains(&p.as_str()), "fault point {p} in src has no crash test");
+            }
+        }
+    };
+}
+
+crash_tests! {
+    crash_at_create_row => "create.row",
+    crash_at_create_files => "create.files",
+    crash_at_start_network => "start.network",
+    crash_at_start_ports => "start.ports",
+    crash_at_start_monitor => "start.monitor",
+    crash_at_start_cgroup => "start.cgroup",
+    crash_at_start_exec => "start.exec",
+    crash_at_rm_files => "rm.files",
+    crash_at_network_create => "network.create",
+    crash_at_network_rm => "network.rm",
+    crash_at_network_connect => "network.connect",
+    crash_at_network_disconnect => "network.disconnect",
+    crash_at_volume_create => "volume.create",
+    crash_at_volume_rm => "volume.rm",
+}
+
+/// The monitor killed with -9 while its container runs: init goes with it
+/// (its parent-death signal), the state says exited, and the next command
+/// sees that.
+#[test]
+fn a_killed_monitor_takes_its_container_down() {
+    let env = Env::new("a_killed_monitor_takes_its_container_down");
+    let c = env.name("c");
+    env.run_detached(&c, &["busybox", "sleep", "600"]);
+    let init = env.pid(&c);
+    let id = env.full_id(&c);
+    let monitor = pids_with_env("BERTH_ROOT", &env.root)
+        .into_iter()
+        .find(|p| String::from_utf8_lossy(&std::fs::read(format!("/proc/{p}/cmdline")).unwrap_or_default()).contains(&format!("monitor\0{id}")))
+        .expect("the container's monitor");
+    kill(monitor);
+    assert!(wait_until(Duration::from_secs(5), || !std::path::Path::new(&format!("/proc/{init}")).exists()), "init {init} died with its monitor");
+    assert_eq!(env.inspect_f(&c, "{{.State.Status}}"), "exited");
+    let o = env.berth(&["ps", "--format", "{{.Names}}"]);
+    assert!(!o.stdout.contains(&c), "ps no longer lists it as running: {o}");
+    // What the monitor would have cleaned up, the check finds and removes.
+    let o = env.berth(&["system", "check", "--repair"]);
+    assert!(o.ok(), "{o}");
+    assert_eq!(env.ok(&["system", "check"]), "no leftovers");
+    // And it starts again.
+    env.ok(&["start", &c]);
+    assert_eq!(env.inspect_f(&c, "{{.State.Status}}"), "running");
+}
