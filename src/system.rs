@@ -76,6 +76,8 @@ pub(crate) enum Fix {
     /// Make a recorded volume's directory again.
     MakeVolumeDir(String),
     RemoveDir(std::path::PathBuf),
+    /// Remove the layers and blobs no image reaches.
+    DropUnreached,
 }
 
 /// The ids (as the host numbers them) of every network namespace something
@@ -156,6 +158,25 @@ pub(crate) fn berth_process(pid: i32) -> Option<(Vec<String>, String)> {
     let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
     let words: Vec<String> = cmd.split(|b| *b == 0).filter(|w| !w.is_empty()).map(|w| String::from_utf8_lossy(w).into_owned()).collect();
     Some((words, String::from_utf8_lossy(root).into_owned()))
+}
+
+/// Other berth commands running on `root` now (not monitors or delay
+/// lines): a pull or build among them has layers no image reaches yet.
+pub(crate) fn other_clients(root: &str) -> Vec<i32> {
+    let me = std::process::id() as i32;
+    let exe = std::env::current_exe().ok();
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else { continue };
+        if pid == me || std::fs::read_link(format!("/proc/{pid}/exe")).ok() != exe {
+            continue;
+        }
+        let Some((words, r)) = berth_process(pid) else { continue };
+        if r == root && !matches!(words.get(1).map(String::as_str), Some("monitor" | "delay-line")) {
+            out.push(pid);
+        }
+    }
+    out
 }
 
 #[cfg(test)]

@@ -199,6 +199,7 @@ pub fn build(engine: &dyn Host, opts: &BuildOptions) -> Result<Image> {
     let img = {
         let mut db = engine.db();
         if let Some(t) = &opts.tag {
+            crate::fault!("build.tag");
             image::tag(engine.paths(), &mut db, &id, t)?
         } else {
             image::resolve(&db, &id)?
@@ -272,6 +273,7 @@ fn needed_stages(stages: &[(Instruction, Vec<Instruction>)], names: &[Option<Str
 
 impl Ctx<'_> {
     fn step_line(&mut self, ins: &Instruction) {
+        crate::fault!("build.step");
         self.step += 1;
         say(self.opts, &format!("Step {}/{} : {}", self.step, self.steps, ins.original.trim()));
     }

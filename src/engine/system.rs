@@ -48,6 +48,7 @@ impl Engine {
         ck.cgroups(&monitored);
         ck.containers();
         ck.records(&monitored)?;
+        ck.image_data()?;
         let Check { mut found, closing, .. } = ck;
         for (f, _) in &mut found {
             f.transient = matches!(f.kind, "veth" | "tap") && closing.contains(&f.object);
@@ -113,6 +114,7 @@ impl Engine {
             }
             Fix::MakeVolumeDir(name) => crate::volume::make_dir(&self.paths, name).map_err(s),
             Fix::RemoveDir(p) => gone(std::fs::remove_dir_all(p)),
+            Fix::DropUnreached => crate::image::drop_unreached(&self.paths, &mut self.db()).map_err(|e| e.to_string()),
             Fix::RemoveCgroup(path) => {
                 let cg = crate::sys::cgroup::Cgroup::load(path);
                 cg.kill_all().map_err(s)?;
@@ -626,6 +628,27 @@ impl<'a> Check<'a> {
         }
         for (kind, object, reason, fix) in add {
             self.add(kind, object, reason, fix);
+        }
+        Ok(())
+    }
+
+    /// Layers and blobs no image reaches: a pull, load or build cut short.
+    /// While another berth command runs on this root they may be its work
+    /// in progress, so they are not looked at then.
+    fn image_data(&mut self) -> Result<()> {
+        let paths = self.paths();
+        if !other_clients(&paths.root.display().to_string()).is_empty() {
+            return Ok(());
+        }
+        let u = crate::image::unreached(paths, &self.engine.db())?;
+        for l in u.layers {
+            self.add("layer", l, "no image uses it: a pull, load or build was cut short".into(), Fix::DropUnreached);
+        }
+        for d in u.layer_dirs {
+            self.add("directory", d.display().to_string(), "a layer no image uses".into(), Fix::DropUnreached);
+        }
+        for b in u.blobs {
+            self.add("file", b.display().to_string(), "a blob no image uses".into(), Fix::DropUnreached);
         }
         Ok(())
     }

@@ -6,7 +6,7 @@ pub mod reference;
 pub mod registry;
 pub mod tar;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
@@ -448,6 +448,7 @@ pub fn commit_image_raw(paths: &Paths, db: &mut Db, config_bytes: &[u8], manifes
     let layers_json = serde_json::to_string(&chains).unwrap();
     let created = if config.created.is_empty() { store::now_image_time() } else { config.created.clone() };
     let config_json = String::from_utf8_lossy(config_bytes).into_owned();
+    crate::fault!("image.commit");
     db.write(|tx| {
         // An image already here keeps the manifest it came with: replacing
         // it would orphan that manifest's blob.
@@ -507,6 +508,7 @@ fn commit_layer(paths: &Paths, db: &mut Db, scratch: &Scratch, blob_tmp: &Path, 
         )?;
         Ok(())
     })?;
+    crate::fault!("layer.stored");
     Ok(chain)
 }
 
@@ -548,6 +550,7 @@ pub fn commit_image(paths: &Paths, db: &mut Db, config: &ImageConfig, layer_desc
     let id = config_digest.clone();
     let layers_json = serde_json::to_string(&chains).unwrap();
     let config_json = String::from_utf8(config_bytes).unwrap();
+    crate::fault!("image.commit");
     db.write(|tx| {
         tx.execute(
             "INSERT OR REPLACE INTO images(id, manifest, created, size, config, layers) VALUES(?1,?2,?3,?4,?5,?6)",
@@ -709,6 +712,98 @@ pub fn inspect_json(img: &Image) -> serde_json::Value {
         "RootFS": { "Type": "layers", "Layers": img.config.rootfs.diff_ids },
         "Metadata": { "Manifest": img.manifest, "ChainIds": img.layers },
     })
+}
+
+/// What no image reaches: layer records, layer directories and blobs left
+/// by a pull, load or build that was cut short (or an rmi). Images reach
+/// their config and manifest blobs, the layers the manifest names, and
+/// their chain ids' records, directories and blobs.
+#[derive(Debug, Default)]
+pub struct Unreached {
+    pub layers: Vec<String>,
+    pub layer_dirs: Vec<PathBuf>,
+    pub blobs: Vec<PathBuf>,
+}
+
+impl Unreached {
+    pub fn is_empty(&self) -> bool {
+        self.layers.is_empty() && self.layer_dirs.is_empty() && self.blobs.is_empty()
+    }
+}
+
+pub fn unreached(paths: &Paths, db: &Db) -> Result<Unreached> {
+    let images = list(db)?;
+    let mut chains: HashSet<String> = HashSet::new();
+    let mut blobs: HashSet<String> = HashSet::new();
+    for img in &images {
+        chains.extend(img.layers.iter().cloned());
+        blobs.insert(img.id.trim_start_matches("sha256:").to_string());
+        blobs.insert(img.manifest.trim_start_matches("sha256:").to_string());
+        if let Ok(m) = manifest_of(paths, img) {
+            blobs.extend(m.layers().iter().map(|d| d.digest().to_string().trim_start_matches("sha256:").to_string()));
+        }
+    }
+    let rows: Vec<(String, String)> = {
+        let mut st = db.conn.prepare("SELECT chain_id, blob FROM layers").map_err(StoreError::from)?;
+        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).map_err(StoreError::from)?.filter_map(|r| r.ok()).collect()
+    };
+    let mut out = Unreached::default();
+    for (chain, blob) in &rows {
+        if chains.contains(chain) {
+            blobs.insert(blob.trim_start_matches("sha256:").to_string());
+        } else {
+            out.layers.push(chain.clone());
+        }
+    }
+    let dirs: HashSet<String> = chains.iter().map(|c| c.trim_start_matches("sha256:").to_string()).collect();
+    for e in std::fs::read_dir(paths.layers()).into_iter().flatten().flatten() {
+        let n = e.file_name().to_string_lossy().into_owned();
+        if n != "l" && !dirs.contains(&n) && !out.layers.iter().any(|l| l.ends_with(&n)) {
+            out.layer_dirs.push(e.path());
+        }
+    }
+    for e in std::fs::read_dir(paths.blobs()).into_iter().flatten().flatten() {
+        if !blobs.contains(e.file_name().to_string_lossy().as_ref()) {
+            out.blobs.push(e.path());
+        }
+    }
+    out.layers.sort();
+    out.layer_dirs.sort();
+    out.blobs.sort();
+    Ok(out)
+}
+
+/// Removes what [`unreached`] finds: records first, then files.
+pub fn drop_unreached(paths: &Paths, db: &mut Db) -> Result<()> {
+    let u = unreached(paths, db)?;
+    db.write(|tx| {
+        for l in &u.layers {
+            tx.execute("DELETE FROM layers WHERE chain_id=?1", [l])?;
+        }
+        Ok(())
+    })?;
+    for l in &u.layers {
+        let hex = l.trim_start_matches("sha256:");
+        let _ = std::fs::remove_file(paths.layers().join("l").join(format!("L{}", &hex[..10.min(hex.len())])));
+        remove_dir_gone(&paths.layer_dir(l))?;
+    }
+    for d in &u.layer_dirs {
+        remove_dir_gone(d)?;
+    }
+    for b in &u.blobs {
+        match std::fs::remove_file(b) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(store::io_err(b)(e).into()),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn remove_dir_gone(d: &Path) -> Result<()> {
+    match std::fs::remove_dir_all(d) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(store::io_err(d)(e).into()),
+        _ => Ok(()),
+    }
 }
 
 /// Removes what killed imports and pulls left in tmp/ (their process is

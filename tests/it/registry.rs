@@ -13,13 +13,13 @@ use sha2::{Digest, Sha256};
 use crate::util::*;
 
 /// A docker-registry process, killed (by pid) on drop.
-struct Registry {
+pub(crate) struct Registry {
     child: Child,
     pub addr: String,
 }
 
 impl Registry {
-    fn start(env: &Env, htpasswd: Option<(&str, &str)>) -> Registry {
+    pub(crate) fn start(env: &Env, htpasswd: Option<(&str, &str)>) -> Registry {
         let dir = env.dir.join(format!("registry-{}", free_port()));
         std::fs::create_dir_all(dir.join("data")).unwrap();
         let port = free_port();
