@@ -46,6 +46,9 @@ pub struct Finding {
     /// With --repair: None if repaired, else why not.
     pub repair_error: Option<String>,
     pub repaired: bool,
+    /// Left by another root, one that no longer exists: shown, and
+    /// removed only with `--all-roots`.
+    pub other_root: bool,
     /// Not a leftover: on its way out by itself (a veth whose namespace only
     /// the kernel still holds). Shown, not counted; --repair removes it now.
     pub transient: bool,
@@ -78,6 +81,9 @@ pub(crate) enum Fix {
     RemoveDir(std::path::PathBuf),
     /// Remove the layers and blobs no image reaches.
     DropUnreached,
+    DeleteTable { family: String, name: String },
+    /// Kill what runs in a cgroup tree and remove it, bottom up.
+    RemoveCgroupTree(String),
 }
 
 /// The ids (as the host numbers them) of every network namespace something

@@ -226,6 +226,10 @@ pub(super) enum SystemCmd {
         /// Remove what is found
         #[arg(long)]
         repair: bool,
+        /// Also count (and with --repair remove) what roots that no longer
+        /// exist left behind; without it those are only noted
+        #[arg(long)]
+        all_roots: bool,
     },
 }
 

@@ -82,11 +82,20 @@ pub(super) fn command(e: &Engine, c: SystemCmd) -> anyhow::Result<i32> {
             );
             Ok(0)
         }
-        SystemCmd::Check { repair } => {
-            // Links the kernel is still closing are shown but not counted.
-            let (notes, found): (Vec<_>, Vec<_>) = e.check(repair)?.into_iter().partition(|f| f.transient);
+        SystemCmd::Check { repair, all_roots } => {
+            // Links the kernel is still closing are shown but not counted,
+            // and so is what gone roots left, unless --all-roots.
+            let (notes, found): (Vec<_>, Vec<_>) = e.check_roots(repair, all_roots)?.into_iter().partition(|f| f.transient || (f.other_root && !all_roots));
             for f in &notes {
-                let status = if !repair { "" } else if f.repaired { "  [removed]" } else { "  [repair failed]" };
+                let status = if f.other_root && !all_roots {
+                    "  (--all-roots removes it)"
+                } else if !repair {
+                    ""
+                } else if f.repaired {
+                    "  [removed]"
+                } else {
+                    "  [repair failed]"
+                };
                 println!("note: {} {}: {}{status}", f.kind, f.object, f.reason);
             }
             if found.is_empty() {

@@ -40,6 +40,12 @@ impl Engine {
 
     /// Finds (and with `repair`, removes) what this root left behind.
     pub fn check(&self, repair: bool) -> Result<Vec<Finding>> {
+        self.check_roots(repair, false)
+    }
+
+    /// `check`, with what roots that no longer exist left behind removed
+    /// too when `all_roots` (else those are only shown).
+    pub fn check_roots(&self, repair: bool, all_roots: bool) -> Result<Vec<Finding>> {
         let mut ck = Check::new(self)?;
         ck.links()?;
         ck.firewall()?;
@@ -49,12 +55,13 @@ impl Engine {
         ck.containers();
         ck.records(&monitored)?;
         ck.image_data()?;
+        ck.other_roots();
         let Check { mut found, closing, .. } = ck;
         for (f, _) in &mut found {
             f.transient = matches!(f.kind, "veth" | "tap") && closing.contains(&f.object);
         }
         if repair {
-            for (f, fix) in &mut found {
+            for (f, fix) in found.iter_mut().filter(|(f, _)| all_roots || !f.other_root) {
                 let r = self.apply_fix(fix);
                 f.repaired = r.is_ok();
                 f.repair_error = r.err();
@@ -114,6 +121,8 @@ impl Engine {
             }
             Fix::MakeVolumeDir(name) => crate::volume::make_dir(&self.paths, name).map_err(s),
             Fix::RemoveDir(p) => gone(std::fs::remove_dir_all(p)),
+            Fix::DeleteTable { family, name } => nft::delete_table(family, name).map_err(s),
+            Fix::RemoveCgroupTree(path) => crate::sys::cgroup::remove_tree(path).map_err(s),
             Fix::DropUnreached => crate::image::drop_unreached(&self.paths, &mut self.db()).map_err(|e| e.to_string()),
             Fix::RemoveCgroup(path) => {
                 let cg = crate::sys::cgroup::Cgroup::load(path);
@@ -343,7 +352,7 @@ impl<'a> Check<'a> {
     }
 
     fn add(&mut self, kind: &'static str, object: String, reason: String, fix: Fix) {
-        self.found.push((Finding { kind, object, reason, repair_error: None, repaired: false, transient: false }, fix));
+        self.found.push((Finding { kind, object, reason, repair_error: None, repaired: false, transient: false, other_root: false }, fix));
     }
 
     fn known(&self, id: &str) -> bool {
@@ -651,5 +660,60 @@ impl<'a> Check<'a> {
             self.add("file", b.display().to_string(), "a blob no image uses".into(), Fix::DropUnreached);
         }
         Ok(())
+    }
+
+    /// What roots that no longer exist left: links by their owner alias,
+    /// nftables tables and cgroups by the root's tag, and processes by
+    /// their BERTH_ROOT. A root is gone when its register entry or its
+    /// store is, and no process still runs for it.
+    fn other_roots(&mut self) {
+        let own = self.paths().tag().unwrap_or_else(|| "default".into());
+        let mut live_roots: HashSet<String> = HashSet::new();
+        let mut procs: Vec<(i32, String)> = Vec::new();
+        for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else { continue };
+            if let Some((words, root)) = berth_process(pid) {
+                let tag = crate::store::Paths { root: root.clone().into(), run: Default::default() }.tag().unwrap_or_else(|| "default".into());
+                if std::path::Path::new(&root).join("state.db").exists() {
+                    live_roots.insert(tag);
+                } else if matches!(words.get(1).map(String::as_str), Some("monitor" | "delay-line")) {
+                    procs.push((pid, format!("{pid} ({}, root {root})", words[1])));
+                }
+            }
+        }
+        let gone = |t: &str| t != own && t != "default" && !live_roots.contains(t) && !crate::store::root_of_tag_exists(t);
+        let mut add = Vec::new();
+        let why = |t: &str| format!("its root (tag {t}) no longer exists");
+        for l in Netlink::new().and_then(|n| n.links_detailed()).unwrap_or_default() {
+            let Some(rest) = l.alias.as_deref().and_then(|a| a.strip_prefix("berth:")) else { continue };
+            let tag = rest.split(':').next().unwrap_or("");
+            if gone(tag) {
+                let kind = if l.bridge { "bridge" } else if l.name.starts_with("vd") { "tap" } else { "veth" };
+                add.push((kind, l.name.clone(), why(tag), Fix::DeleteLink(l.name.clone())));
+            }
+        }
+        for (family, name) in nft::tables() {
+            if let Some(tag) = name.strip_prefix("berth_")
+                && gone(tag)
+            {
+                add.push(("nftables", format!("table {family} {name}"), why(tag), Fix::DeleteTable { family, name: name.clone() }));
+            }
+        }
+        for cg in crate::sys::cgroup::children("") {
+            if let Some(tag) = cg.strip_prefix("berth-")
+                && gone(tag)
+            {
+                add.push(("cgroup", cg.clone(), why(tag), Fix::RemoveCgroupTree(cg.clone())));
+            }
+        }
+        for (pid, what) in procs {
+            add.push(("process", what, "its root no longer exists".into(), Fix::Kill(pid)));
+        }
+        for (kind, object, reason, fix) in add {
+            self.add(kind, object, reason, fix);
+            if let Some((f, _)) = self.found.last_mut() {
+                f.other_root = true;
+            }
+        }
     }
 }

@@ -285,11 +285,35 @@ pub fn ensure_dirs(paths: &Paths) -> Result<()> {
     for d in [paths.root.clone(), paths.blobs(), paths.layers(), paths.tmp(), paths.root.join("containers"), paths.run.clone()] {
         std::fs::create_dir_all(&d).map_err(io_err(&d))?;
     }
+    register_root(paths);
     let layout = paths.root.join("oci-layout");
     if !layout.exists() {
         std::fs::write(&layout, br#"{"imageLayoutVersion":"1.0.0"}"#).map_err(io_err(&layout))?;
     }
     Ok(())
+}
+
+/// Where each root says which tag it goes by, host-wide: the kernel
+/// objects a root makes carry only its tag, and a root deleted with
+/// `rm -rf` leaves them to someone who can tell that its root is gone.
+/// On tmpfs, so it goes at reboot with those objects.
+pub const ROOTS_DIR: &str = "/run/berth-roots";
+
+fn register_root(paths: &Paths) {
+    let Some(tag) = paths.tag() else { return };
+    let f = Path::new(ROOTS_DIR).join(&tag);
+    let root = paths.root.to_string_lossy();
+    if std::fs::read_to_string(&f).ok().as_deref() != Some(root.as_ref()) {
+        // Best effort: without the register, only --all-roots is blind to it.
+        let _ = std::fs::create_dir_all(ROOTS_DIR);
+        let _ = std::fs::write(&f, root.as_bytes());
+    }
+}
+
+/// Whether the root that goes by `tag` still exists: registered, and its
+/// store is there.
+pub fn root_of_tag_exists(tag: &str) -> bool {
+    std::fs::read_to_string(Path::new(ROOTS_DIR).join(tag)).is_ok_and(|root| Path::new(&root).join("state.db").exists())
 }
 
 /// An exclusive advisory lock on a file, released on drop.

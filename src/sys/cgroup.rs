@@ -137,6 +137,39 @@ pub fn remove_if_unused(path: &str) {
     }
 }
 
+/// Kills every process in cgroup `path` and below, then removes the
+/// tree bottom up, in every hierarchy berth uses.
+pub fn remove_tree(path: &str) -> io::Result<()> {
+    for d in dirs(path) {
+        remove_dir_tree(&d)?;
+    }
+    Ok(())
+}
+
+fn remove_dir_tree(d: &Path) -> io::Result<()> {
+    if !d.exists() {
+        return Ok(());
+    }
+    for e in std::fs::read_dir(d)?.flatten() {
+        if e.file_type().is_ok_and(|t| t.is_dir()) {
+            remove_dir_tree(&e.path())?;
+        }
+    }
+    for pid in read(&d.join("cgroup.procs")).split_whitespace().filter_map(|p| p.parse::<i32>().ok()) {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+    }
+    // Killed processes leave the cgroup as they are reaped.
+    let mut last = Ok(());
+    for _ in 0..50 {
+        last = std::fs::remove_dir(d);
+        if last.is_ok() || !d.exists() {
+            return Ok(());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    last
+}
+
 fn read(p: &Path) -> String {
     std::fs::read_to_string(p).unwrap_or_default()
 }

@@ -45,6 +45,19 @@ pub fn table_exists(family: &str, name: &str) -> bool {
     Command::new("nft").args(["list", "table", family, name]).stdout(Stdio::null()).stderr(Stdio::null()).status().map(|s| s.success()).unwrap_or(false)
 }
 
+/// Every table on the host: (family, name).
+pub fn tables() -> Vec<(String, String)> {
+    let Ok(out) = Command::new("nft").args(["list", "tables"]).stderr(Stdio::null()).output() else { return vec![] };
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let mut w = l.split_whitespace();
+            (w.next() == Some("table")).then_some(())?;
+            Some((w.next()?.to_string(), w.next()?.to_string()))
+        })
+        .collect()
+}
+
 /// The table's text as `nft list table` prints it, or None if it is absent.
 pub fn list_table(family: &str, name: &str) -> Option<String> {
     let out = Command::new("nft").args(["list", "table", family, name]).stderr(Stdio::null()).output().ok()?;

@@ -282,3 +282,86 @@ fn crash_during_build() {
         assert_eq!(env.ok(&["run", "--rm", "crash/built:1", "cat", "/one"]), point);
     }
 }
+
+/// A root deleted with `rm -rf` while it had a network and a running
+/// container: another root's check notes what it left (without counting
+/// it), and `--all-roots --repair` removes it, and only it.
+#[test]
+fn a_deleted_roots_leftovers_go_with_all_roots() {
+    let env = Env::new("a_deleted_roots_leftovers_go_with_all_roots");
+    let own_net = env.name("own");
+    env.ok(&["network", "create", &own_net]);
+    let own_bridge = bridge_of(&env, &own_net);
+    let dead = Env::new("a_deleted_roots_leftovers_dead");
+    let net = dead.name("n");
+    dead.ok(&["network", "create", &net]);
+    let bridge = bridge_of(&dead, &net);
+    let c = dead.name("c");
+    dead.run_detached(&c, &["--network", &net, "busybox", "sleep", "600"]);
+    let table = dead.nft_table();
+    let cgroup = dead.cgroup_parent();
+    // The user's `rm -rf` of the root (its run directory keeps the
+    // namespace's mount, which a root cannot be told from outside).
+    std::fs::remove_dir_all(&dead.root).unwrap();
+    let tag = table.trim_start_matches("berth_").to_string();
+
+    let o = env.berth(&["system", "check"]);
+    assert_eq!(o.code, 0, "another root's leftovers are noted, not counted: {o}");
+    for want in [format!("bridge {bridge}"), format!("table ip {table}"), format!("cgroup {cgroup}"), "(monitor".to_string()] {
+        assert!(o.stdout.lines().any(|l| l.starts_with("note:") && l.contains(&want) && l.contains("--all-roots")), "noted: {want}\n{o}");
+    }
+    let o = env.berth(&["system", "check", "--all-roots"]);
+    assert_eq!(o.code, 1, "{o}");
+    assert!(o.stdout.contains(&tag), "{o}");
+    let o = env.berth(&["system", "check", "--all-roots", "--repair"]);
+    assert!(o.ok() && !o.stdout.contains("repair failed"), "{o}");
+    assert!(!std::process::Command::new("ip").args(["link", "show", &bridge]).output().unwrap().status.success(), "the dead root's bridge is gone");
+    assert!(!std::process::Command::new("nft").args(["list", "table", "ip", &table]).output().unwrap().status.success(), "its table is gone");
+    assert!(cgroup_hierarchy_dirs(&cgroup).is_empty(), "its cgroups are gone");
+    assert!(wait_until(Duration::from_secs(5), || pids_with_env("BERTH_ROOT", &dead.root).is_empty()), "its monitor is gone");
+    // The live root's own objects are untouched.
+    assert!(std::process::Command::new("ip").args(["link", "show", &own_bridge]).output().unwrap().status.success(), "a live root's bridge stays");
+    assert_eq!(env.ok(&["system", "check"]), "no leftovers");
+    drop(dead_cleanup(dead));
+}
+
+fn bridge_of(env: &Env, net: &str) -> String {
+    let v: serde_json::Value = serde_json::from_str(&env.ok(&["network", "inspect", net])).unwrap();
+    v[0]["Options"]["com.docker.network.bridge.name"].as_str().unwrap().to_string()
+}
+
+/// The dead root's Env: its directory goes (the namespace mount first);
+/// its own clean-up would find an empty root and say so.
+fn dead_cleanup(dead: Env) {
+    for m in mounts_under(&dead.dir) {
+        let _ = std::process::Command::new("umount").args(["-l", &m]).status();
+    }
+    let _ = std::fs::remove_dir_all(&dead.dir);
+    std::mem::forget(dead);
+}
+
+/// The same from a script: `system_check()` lists what a crash left and
+/// `system_check(#{ repair: true })` removes it.
+#[test]
+fn a_script_finds_and_repairs_a_crash() {
+    let env = Env::new("a_script_finds_and_repairs_a_crash");
+    let c = env.name("c");
+    let o = collect(env.cmd(&["create", "--name", &c, "busybox", "true"]).env("BERTH_FAULT", "create.row").stdin(std::process::Stdio::null()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap(), CMD_TIMEOUT);
+    assert!(!o.ok(), "{o}");
+    let f = env.dir.join("check.rhai");
+    std::fs::write(
+        &f,
+        format!(
+            r#"let found = system_check();
+if found.len() != 1 || found[0].kind != "container" || found[0].object != "{c}" {{ throw `unexpected findings: ${{found}}`; }}
+let fixed = system_check(#{{ repair: true }});
+if !fixed[0].repaired {{ throw `not repaired: ${{fixed}}`; }}
+if system_check().len() != 0 {{ throw "still there"; }}
+print(run_once("busybox", ["echo", "ok"]).stdout);
+"#
+        ),
+    )
+    .unwrap();
+    let o = env.berth(&["run", f.to_str().unwrap()]);
+    assert!(o.ok() && o.stdout.contains("ok"), "{o}");
+}

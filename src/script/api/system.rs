@@ -76,4 +76,26 @@ pub fn register(r: &mut rhai::Engine, ctx: &Ctx) {
     let d = doc("prune([opts]) -> Map", "removes stopped containers, unused networks and dangling images").more("Options: all: true (every unused image), volumes: true (unused volumes too).");
     d.func(r, move || pr(Map::new()));
     d.func(r, prune);
+    let e = ctx.engine.clone();
+    let check = move |o: Map| -> RResult<Array> {
+        let mut repair = false;
+        let mut all_roots = false;
+        for (k, v) in &o {
+            let b = v.as_bool().map_err(|_| rerr(format!("system_check option {k} must be true or false")))?;
+            match k.as_str() {
+                "repair" => repair = b,
+                "all_roots" => all_roots = b,
+                other => return Err(rerr(format!("unknown system_check option {other:?}; known: repair, all_roots"))),
+            }
+        }
+        // As the CLI counts them: what is on its way out, and what gone
+        // roots left (unless all_roots), are not findings.
+        let found = e.check_roots(repair, all_roots).map_err(eng)?;
+        found.into_iter().filter(|f| !f.transient && (all_roots || !f.other_root)).map(|f| rhai::serde::to_dynamic(f)).collect()
+    };
+    let ch = check.clone();
+    let d = doc("system_check([opts]) -> Array", "the leftovers `berth system check` finds: #{ kind, object, reason, repaired, repair_error }; empty when there are none")
+        .more("Options: repair: true (remove them, as --repair), all_roots: true (also what roots that no longer exist left, as --all-roots).");
+    d.func(r, move || ch(Map::new()));
+    d.func(r, check);
 }
