@@ -82,6 +82,12 @@ pub(crate) enum Fix {
     /// Remove the layers and blobs no image reaches.
     DropUnreached,
     DeleteTable { family: String, name: String },
+    /// Remove a service whose create was cut short.
+    RemoveService(String),
+    /// Remove a stack whose deploy was cut short.
+    RemoveStack(String),
+    /// Bring a service back to its record (scale, update cut short).
+    ReconcileService(String),
     /// Kill what runs in a cgroup tree and remove it, bottom up.
     RemoveCgroupTree(String),
 }

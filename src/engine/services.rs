@@ -41,6 +41,14 @@ impl Engine {
         // Fail before anything is made: the image must be here.
         self.image(&spec.template.image)?;
         let port_specs = spec.publish.iter().map(|p| network::ports::parse(p)).collect::<std::result::Result<Vec<_>, _>>().map_err(network::NetworkError::from)?;
+        // The default network is made through the door that also writes its
+        // firewall rules, as for a container.
+        if spec.network.is_none() && network::get(&self.db(), network::DEFAULT).is_err() {
+            match self.network_create(&network::NetworkSpec { name: network::DEFAULT.into(), ..Default::default() }) {
+                Ok(_) | Err(EngineError::Network(network::NetworkError::Exists(_))) => {}
+                Err(e) => return Err(e),
+            }
+        }
         let id = crate::store::new_id();
         let owner = service::owner(&id);
         let (net, vip) = {
@@ -55,6 +63,7 @@ impl Engine {
                 let _ = network::detach(&mut db, &owner, &net);
                 return Err(e.into());
             }
+            spec.creating = true;
             if let Err(e) = service::insert(&mut db, &spec, &net.id, ep.ip, &id) {
                 let _ = network::unpublish_all(&mut db, &owner);
                 let _ = network::detach(&mut db, &owner, &net);
@@ -62,6 +71,7 @@ impl Engine {
             }
             (net, ep.ip)
         };
+        crate::fault!("service.create");
         // The host answers for the VIP on the bridge; the table sends it on.
         let prefix = network::ipam::Subnet::parse(&net.subnet).map(|s| s.prefix).unwrap_or(24);
         if let Err(e) = crate::sys::netlink::Netlink::new().and_then(|nl| nl.add_address(&net.bridge, vip, prefix)) {
@@ -73,6 +83,9 @@ impl Engine {
             let _ = self.service_remove(&id);
             return Err(e);
         }
+        let mut done = self.service(&id)?.spec;
+        done.creating = false;
+        service::set_spec(&mut self.db(), &id, &done)?;
         self.event("service", "create", &id, &[("name", &spec.name)]);
         self.service(&id)
     }
@@ -193,6 +206,7 @@ impl Engine {
                 return Err(EngineError::Other(format!("service {}: update to {} failed: {why}; {tail}", s.name, new.template.image)));
             }
             done.extend_from_slice(batch);
+            crate::fault!("service.update");
         }
         new.previous = Some(service::Previous { image: old.template.image.clone(), cmd: old.template.cmd.clone(), env: old.template.env.clone() });
         service::set_spec(&mut self.db(), &s.id, &new)?;
@@ -322,6 +336,7 @@ impl Engine {
     /// Runs one replica and joins it to the service's other networks.
     fn run_replica(&self, spec: &crate::container::RunSpec, extra: &[(String, Vec<String>)]) -> Result<Container> {
         let (c, _) = self.run(spec, Attach::Detached)?;
+        crate::fault!("service.replica");
         for (net, aliases) in extra {
             if let Err(e) = self.network_connect(net, &c.id, None, aliases) {
                 let _ = self.remove_with(&c.id, true, true);
@@ -329,6 +344,21 @@ impl Engine {
             }
         }
         Ok(c)
+    }
+
+    /// Brings a service back to its record after a scale or update was cut
+    /// short: a `.next` replica an update left goes, missing slots start,
+    /// and replicas of another image than the record's are replaced.
+    pub(crate) fn service_reconcile(&self, key: &str) -> Result<()> {
+        let s = self.service(key)?;
+        for (_, c) in service::replicas(&self.db(), &s.name)? {
+            if c.name.ends_with(".next") {
+                self.stop_then_remove(&c);
+            }
+        }
+        self.service_scale(&s.id, s.spec.replicas)?;
+        let stale: Vec<u32> = service::replicas(&self.db(), &s.name)?.into_iter().filter(|(_, c)| c.image_ref != s.spec.template.image).map(|(slot, _)| slot).collect();
+        self.replace_slots(&s.id, &stale, &s.spec).map_err(|why| EngineError::Other(format!("service {}: replacing replicas of an update cut short: {why}", s.name)))
     }
 
     /// Removes the replicas (after they leave the balancing), the VIP, the

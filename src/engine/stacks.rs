@@ -52,13 +52,16 @@ impl Engine {
             let mut db = self.db();
             schema(&db)?;
             let now = store::now_rfc3339();
-            let added = db.write(|tx| Ok(tx.execute("INSERT OR IGNORE INTO stacks(name, source, created) VALUES(?1,?2,?3)", rusqlite::params![name, source, now])?))?;
+            let added = db.write(|tx| Ok(tx.execute("INSERT OR IGNORE INTO stacks(name, source, created, deploying) VALUES(?1,?2,?3,1)", rusqlite::params![name, source, now])?))?;
             if added == 0 {
                 return Err(bad(format!("stack {name} is already deployed; remove it first (berth stack rm {name})")));
             }
         }
         match self.deploy_plan(name, plan, extra) {
-            Ok(v) => Ok(v),
+            Ok(v) => {
+                self.db().write(|tx| Ok(tx.execute("UPDATE stacks SET deploying=0 WHERE name=?1", [name])?))?;
+                Ok(v)
+            }
             Err(e) => {
                 let _ = self.stack_remove(name);
                 Err(e)
@@ -197,6 +200,7 @@ impl Engine {
             for r in results {
                 made.push(r.map_err(|e| bad(format!("stack {stack}: {e}")))?);
             }
+            crate::fault!("stack.deploy");
         }
         Ok(made)
     }
@@ -246,6 +250,7 @@ impl Engine {
                 sc.spawn(move || self.service_remove(&s.id));
             }
         });
+        crate::fault!("stack.rm");
         // Everything that can go goes; what cannot (a network another
         // container still uses) is named, and the stack stays listed so a
         // second `stack rm` finishes the job.

@@ -55,6 +55,7 @@ impl Engine {
         ck.containers();
         ck.records(&monitored)?;
         ck.image_data()?;
+        ck.services()?;
         ck.other_roots();
         let Check { mut found, closing, .. } = ck;
         for (f, _) in &mut found {
@@ -121,6 +122,9 @@ impl Engine {
             }
             Fix::MakeVolumeDir(name) => crate::volume::make_dir(&self.paths, name).map_err(s),
             Fix::RemoveDir(p) => gone(std::fs::remove_dir_all(p)),
+            Fix::RemoveStack(name) => self.stack_remove(name).map(|_| ()).map_err(|e| e.to_string()),
+            Fix::RemoveService(id) => self.service_remove(id).map(|_| ()).map_err(|e| e.to_string()),
+            Fix::ReconcileService(id) => self.service_reconcile(id).map_err(|e| e.to_string()),
             Fix::DeleteTable { family, name } => nft::delete_table(family, name).map_err(s),
             Fix::RemoveCgroupTree(path) => crate::sys::cgroup::remove_tree(path).map_err(s),
             Fix::DropUnreached => crate::image::drop_unreached(&self.paths, &mut self.db()).map_err(|e| e.to_string()),
@@ -715,5 +719,47 @@ impl<'a> Check<'a> {
                 f.other_root = true;
             }
         }
+    }
+
+    /// Services whose create, scale or update was cut short: a create not
+    /// marked complete, a slot without its replica, an update's `.next`
+    /// replica, a replica of another image than the record's. Skipped while
+    /// another berth command runs on this root (it may be doing just that).
+    fn services(&mut self) -> Result<()> {
+        if !other_clients(&self.paths().root.display().to_string()).is_empty() {
+            return Ok(());
+        }
+        let cut = crate::service::stack::deploying(&self.engine.db())?;
+        for st in &cut {
+            self.add("stack", st.clone(), "its deploy was cut short".into(), Fix::RemoveStack(st.clone()));
+        }
+        for s in self.engine.services()? {
+            // A stack being rolled back takes its services along.
+            if s.spec.labels.get(crate::service::stack::STACK_LABEL).is_some_and(|st| cut.contains(st)) {
+                continue;
+            }
+            if s.spec.creating {
+                self.add("service", s.name.clone(), "its create was cut short".into(), Fix::RemoveService(s.id.clone()));
+                continue;
+            }
+            let reps = crate::service::replicas(&self.engine.db(), &s.name)?;
+            let mut why = Vec::new();
+            let missing: Vec<String> = (1..=s.spec.replicas).filter(|k| !reps.iter().any(|(slot, c)| slot == k && !c.name.ends_with(".next"))).map(|k| k.to_string()).collect();
+            if !missing.is_empty() {
+                why.push(format!("slot(s) {} have no replica", missing.join(", ")));
+            }
+            let next: Vec<&str> = reps.iter().filter(|(_, c)| c.name.ends_with(".next")).map(|(_, c)| c.name.as_str()).collect();
+            if !next.is_empty() {
+                why.push(format!("{} left by an update", next.join(", ")));
+            }
+            let stale = reps.iter().filter(|(_, c)| !c.name.ends_with(".next") && c.image_ref != s.spec.template.image).count();
+            if stale > 0 {
+                why.push(format!("{stale} replica(s) of another image than {}", s.spec.template.image));
+            }
+            if !why.is_empty() {
+                self.add("service", s.name.clone(), format!("{}: a scale or update was cut short", why.join("; ")), Fix::ReconcileService(s.id.clone()));
+            }
+        }
+        Ok(())
     }
 }

@@ -80,6 +80,10 @@ pub struct ServiceSpec {
     pub restart_explicit: bool,
     /// What the last successful update replaced, for `service rollback`.
     pub previous: Option<Previous>,
+    /// Recorded until its create is complete: a create cut short is rolled
+    /// back by `system check --repair`, not mistaken for a scaled service.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub creating: bool,
 }
 
 /// The parts of a template an update changes.

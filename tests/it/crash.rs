@@ -127,7 +127,7 @@ macro_rules! crash_tests {
         #[test]
         fn every_fault_point_has_a_test() {
             // The points the pull, load and build tests below pass through.
-            let tested = [$($point,)* "layer.stored", "image.commit", "build.step", "build.tag"];
+            let tested = [$($point,)* "layer.stored", "image.commit", "build.step", "build.tag", "service.create", "service.replica", "service.update", "stack.deploy", "stack.rm"];
             for c in CASES {
                 assert!(tested.contains(&c.point), "{} has no test", c.point);
             }
@@ -364,4 +364,39 @@ print(run_once("busybox", ["echo", "ok"]).stdout);
     .unwrap();
     let o = env.berth(&["run", f.to_str().unwrap()]);
     assert!(o.ok() && o.stdout.contains("ok"), "{o}");
+}
+
+#[test]
+fn crash_during_service_create_scale_and_update() {
+    let env = Env::new("crash_during_service_ops");
+    let s = env.name("s");
+    // A create cut short is rolled back; its retry makes the service.
+    crash_and_repair(&env, "service.create", &["service", "create", "--name", &s, "--replicas", "2", "busybox", "sleep", "600"], &["nftables", "service"], true);
+    let ls = env.ok(&["service", "ls"]);
+    assert!(ls.lines().any(|l| l.contains(&s) && l.contains("2/2")), "{ls}");
+    // A scale killed once its new replica ran: the replica's own monitor
+    // takes it into the balancing, so nothing is amiss.
+    crash_and_repair(&env, "service.replica", &["service", "scale", &format!("{s}=3")], &[], true);
+    // An update killed after its first slot: one replica of each image.
+    env.ok(&["tag", "busybox", "crash/bb2:1"]);
+    crash_and_repair(&env, "service.update", &["service", "update", "--update-parallelism", "1", "--update-monitor", "0", "--image", "crash/bb2:1", &s], &["service"], true);
+    let reps = env.ok(&["ps", "--filter", &format!("name={s}.")]);
+    assert_eq!(reps.lines().filter(|l| l.contains("crash/bb2:1")).count(), 3, "every replica runs the new image: {reps}");
+}
+
+#[test]
+fn crash_during_stack_deploy_and_rm() {
+    let env = Env::new("crash_during_stack");
+    let f = env.dir.join("compose.yaml");
+    std::fs::write(&f, "services:\n  db:\n    image: busybox\n    command: sleep 600\n  web:\n    image: busybox\n    command: sleep 600\n    depends_on: [db]\n").unwrap();
+    let st = env.name("st");
+    let deploy = ["stack", "deploy", "-c", f.to_str().unwrap(), &st];
+    // Killed after its first wave (db): rolled back, then deployed whole.
+    crash_and_repair(&env, "stack.deploy@1", &deploy, &["stack"], true);
+    let svcs = env.ok(&["stack", "services", &st]);
+    assert_eq!(svcs.lines().filter(|l| l.contains(&st)).count(), 2, "{svcs}");
+    // Killed after its services went: the stack is still listed, and a
+    // second rm finishes the job.
+    crash_and_repair(&env, "stack.rm", &["stack", "rm", &st], &[], true);
+    assert!(!env.ok(&["stack", "ls"]).contains(&st));
 }
