@@ -443,13 +443,15 @@ fn kill_with_signals() {
 fn pause_freezes_and_unpause_resumes() {
     let env = Env::new("pause_freezes_and_unpause_resumes");
     let n = env.name("cnt");
-    env.run_detached(&n, &["busybox", "sh", "-c", "i=0; while true; do i=$((i+1)); echo $i > /tmp/c; sleep 0.1; done"]);
+    env.run_detached(&n, &["busybox", "sh", "-c", "i=0; while true; do i=$((i+1)); echo $i > /tmp/c.new; mv /tmp/c.new /tmp/c; sleep 0.1; done"]);
     let read = || env.cp_out(&n, "/tmp/c").and_then(|s| s.trim().parse::<u64>().ok());
     assert!(wait_until(SECS(5), || read().unwrap_or(0) >= 2), "counter runs");
     env.ok(&["pause", &n]);
     assert_eq!(env.status(&n), "paused");
     assert_eq!(env.inspect_f(&n, "{{.State.Paused}}"), "true");
     assert!(env.ok(&["ps"]).lines().any(|l| l.contains(&n) && l.contains("(Paused)")));
+    // (The counter is renamed into place: a pause between a truncate and
+    // its write would otherwise leave an empty file to read.)
     let v1 = read().expect("cp from a paused container");
     sleep_ms(800);
     let v2 = read().expect("cp from a paused container");

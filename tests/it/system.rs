@@ -131,7 +131,7 @@ fn stats_move_with_a_load() {
     assert!(t.starts_with("CONTAINER ID") && t.contains("MEM USAGE / LIMIT") && t.contains(&busy) && t.contains(&idle), "{t}");
     // From a script.
     let f = env.dir.join("stats.rhai");
-    std::fs::write(&f, format!("let s = container(\"{busy}\").stats();\nassert(s.cpu_percent > 50.0, `${{s}}`);\nassert(s.memory_limit == 268435456);\nprint(\"stats ok\");\n")).unwrap();
+    std::fs::write(&f, format!("let s = container(\"{busy}\").stats();\nassert(s.cpu_percent > 20.0, `${{s}}`);\nassert(s.memory_limit == 268435456);\nprint(\"stats ok\");\n")).unwrap();
     let o = env.berth(&["run", f.to_str().unwrap()]);
     assert!(o.ok() && o.stdout.contains("stats ok"), "{o}");
 }
