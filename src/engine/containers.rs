@@ -85,7 +85,7 @@ impl Engine {
         let mut p = rows.to_be_bytes().to_vec();
         p.extend(cols.to_be_bytes());
         attach::write_frame(&mut ours, attach::RESIZE, &p).map_err(other("attach"))?;
-        let exe = std::env::current_exe().map_err(other("finding the berth binary"))?;
+        let (exe, _sealed) = runtime::sealed_exe().map_err(other("sealing the berth binary"))?;
         let mut cmd = std::process::Command::new(exe);
         cmd.arg("monitor").arg(&c.id).env("BERTH_ROOT", &self.paths.root).env("BERTH_RUN", &self.paths.run);
         cmd.stdin(std::process::Stdio::null()).stdout(std::process::Stdio::null());
@@ -431,7 +431,7 @@ impl Engine {
             let code = runtime::exec::exec(&spec, c.pid, &c.cgroup(&self.paths), opts).map_err(|e| EngineError::Start { code: e.code, msg: e.msg })?;
             return Ok(Output { code, ..Default::default() });
         }
-        let exe = std::env::current_exe().map_err(other("finding the berth binary"))?;
+        let (exe, _sealed) = runtime::sealed_exe().map_err(other("sealing the berth binary"))?;
         let mut cmd = std::process::Command::new(exe);
         cmd.arg("exec").env("BERTH_ROOT", &self.paths.root).env("BERTH_RUN", &self.paths.run);
         for e in &opts.env {
