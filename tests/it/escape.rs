@@ -123,3 +123,35 @@ fn exec_cannot_overwrite_the_host_berth_binary() {
     assert!(r.contains("write refused"), "{r}");
     berth_at(&env, &a, &["rm", "-f", &c]);
 }
+
+/// The descriptors a process sees in the container: ls itself opens one
+/// for the directory it lists.
+fn fds_inside(o: &Out) -> Vec<String> {
+    o.stdout.split_whitespace().map(String::from).collect()
+}
+
+#[test]
+fn no_host_descriptor_reaches_the_container() {
+    let env = Env::new("esc_fd");
+    // 0, 1, 2, and the one ls opens for /proc/self/fd.
+    let want = vec!["0", "1", "2", "3"];
+    let o = env.berth(&["run", "--rm", "busybox", "ls", "/proc/self/fd"]);
+    assert!(o.ok(), "{o}");
+    assert_eq!(fds_inside(&o), want, "run: {o}");
+    let c = env.name("c");
+    env.run_detached(&c, &["busybox", "sleep", "1000"]);
+    let o = env.berth(&["exec", &c, "ls", "/proc/self/fd"]);
+    assert!(o.ok(), "{o}");
+    assert_eq!(fds_inside(&o), want, "exec: {o}");
+    let o = env.berth(&["exec", "-t", &c, "ls", "/proc/self/fd"]);
+    assert_eq!(fds_inside(&o), want, "exec -t: {o}");
+    // CVE-2024-21626: a working directory through a leaked descriptor
+    // would put the process in the host's filesystem.
+    for n in 3..16 {
+        let w = format!("/proc/self/fd/{n}");
+        let o = env.berth(&["run", "--rm", "-w", &w, "busybox", "sh", "-c", "ls ..; cat ../../../../etc/hostname"]);
+        assert!(!o.ok(), "run -w {w} succeeded: {o}");
+        let o = env.berth(&["exec", "-w", &w, &c, "sh", "-c", "ls ..; cat ../../../../etc/hostname"]);
+        assert!(!o.ok(), "exec -w {w} succeeded: {o}");
+    }
+}
