@@ -12,6 +12,7 @@ pub mod netlink;
 pub mod nft;
 pub mod proc;
 pub mod pty;
+pub mod rootfs;
 pub mod seccomp;
 pub mod stats;
 pub mod xattr;

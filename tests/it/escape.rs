@@ -155,3 +155,39 @@ fn no_host_descriptor_reaches_the_container() {
         assert!(!o.ok(), "exec -w {w} succeeded: {o}");
     }
 }
+
+/// CVE-2018-15664: while `berth cp` runs, the container swaps a directory
+/// of the path for a symlink to `/`. Followed on the host, it would read
+/// the host's file or write beside it.
+#[test]
+fn cp_never_follows_a_swapped_symlink_to_the_host() {
+    let env = Env::new("esc_cp");
+    let host = env.dir.join("hostdir");
+    std::fs::create_dir_all(&host).unwrap();
+    std::fs::write(host.join("secret"), "host secret\n").unwrap();
+    let h = host.to_str().unwrap().trim_start_matches('/');
+    let c = env.name("c");
+    let swap = format!(
+        "mkdir -p /w/real/{h}; echo inside > /w/real/{h}/secret; touch /ready; \
+         while :; do ln -sfn /w/real /w/d; ln -sfn / /w/d; done"
+    );
+    env.run_detached(&c, &["busybox", "sh", "-c", &swap]);
+    assert!(wait_until(Duration::from_secs(10), || env.berth(&["exec", &c, "test", "-e", "/ready"]).ok()));
+    let src = env.dir.join("mine");
+    std::fs::write(&src, "from the host\n").unwrap();
+    let mut read_inside = 0;
+    for i in 0..100 {
+        let out = env.dir.join(format!("out{i}"));
+        let o = env.berth(&["cp", &format!("{c}:/w/d/{h}/secret"), out.to_str().unwrap()]);
+        if o.ok() {
+            let got = std::fs::read_to_string(&out).unwrap_or_default();
+            assert_eq!(got, "inside\n", "cp out read a host file (try {i})");
+            read_inside += 1;
+        }
+        let o = env.berth(&["cp", src.to_str().unwrap(), &format!("{c}:/w/d/{h}/planted")]);
+        let _ = o;
+        assert!(!host.join("planted").exists(), "cp in wrote on the host (try {i})");
+    }
+    assert!(read_inside > 0, "no copy out ever succeeded: the test tried nothing");
+    assert_eq!(std::fs::read_to_string(host.join("secret")).unwrap(), "host secret\n");
+}
