@@ -85,7 +85,7 @@ impl Engine {
         let mut p = rows.to_be_bytes().to_vec();
         p.extend(cols.to_be_bytes());
         attach::write_frame(&mut ours, attach::RESIZE, &p).map_err(other("attach"))?;
-        let exe = std::env::current_exe().map_err(other("finding the berth binary"))?;
+        let (exe, _sealed) = runtime::sealed_exe().map_err(other("sealing the berth binary"))?;
         let mut cmd = std::process::Command::new(exe);
         cmd.arg("monitor").arg(&c.id).env("BERTH_ROOT", &self.paths.root).env("BERTH_RUN", &self.paths.run);
         cmd.stdin(std::process::Stdio::null()).stdout(std::process::Stdio::null());
@@ -431,7 +431,7 @@ impl Engine {
             let code = runtime::exec::exec(&spec, c.pid, &c.cgroup(&self.paths), opts).map_err(|e| EngineError::Start { code: e.code, msg: e.msg })?;
             return Ok(Output { code, ..Default::default() });
         }
-        let exe = std::env::current_exe().map_err(other("finding the berth binary"))?;
+        let (exe, _sealed) = runtime::sealed_exe().map_err(other("sealing the berth binary"))?;
         let mut cmd = std::process::Command::new(exe);
         cmd.arg("exec").env("BERTH_ROOT", &self.paths.root).env("BERTH_RUN", &self.paths.run);
         for e in &opts.env {
@@ -476,17 +476,10 @@ impl Engine {
             (!c.contains('/') && !c.is_empty()).then(|| (c.to_string(), p.to_string()))
         };
         match (split(src), split(dst)) {
-            (Some((c, p)), None) => self.with_root(&c, |root| {
-                let from = runtime::init::in_root(root, Path::new(&p)).map_err(|e| EngineError::Other(e.msg))?;
-                copy_tree(&from, Path::new(dst)).map_err(other(&format!("copying {src} to {dst}")))
-            }),
-            (None, Some((c, p))) => self.with_root(&c, |root| {
-                let mut to = runtime::init::in_root(root, Path::new(&p)).map_err(|e| EngineError::Other(e.msg))?;
-                if to.is_dir() {
-                    to = to.join(Path::new(src).file_name().unwrap_or_default());
-                }
-                copy_tree(Path::new(src), &to).map_err(other(&format!("copying {src} to {dst}")))
-            }),
+            // Resolved by the kernel inside the root, step by step: the
+            // container may be swapping paths for symlinks meanwhile.
+            (Some((c, p)), None) => self.with_root(&c, |root| crate::sys::rootfs::copy_out(root, Path::new(&p), Path::new(dst)).map_err(other(&format!("copying {src} to {dst}")))),
+            (None, Some((c, p))) => self.with_root(&c, |root| crate::sys::rootfs::copy_in(Path::new(src), root, Path::new(&p)).map_err(other(&format!("copying {src} to {dst}")))),
             _ => Err(EngineError::Other("cp: exactly one of SRC and DST must be CONTAINER:PATH".into())),
         }
     }
@@ -552,27 +545,6 @@ fn proc_info(pid: i32) -> Option<ProcInfo> {
 fn parse_log_line(l: &str) -> Option<LogLine> {
     let v: serde_json::Value = serde_json::from_str(l).ok()?;
     Some(LogLine { stream: v["stream"].as_str()?.to_string(), text: v["log"].as_str()?.to_string(), time: v["time"].as_str().unwrap_or("").to_string() })
-}
-
-/// Copies a file, symlink or directory tree, keeping modes.
-fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
-    let md = std::fs::symlink_metadata(from)?;
-    if md.file_type().is_symlink() {
-        let t = std::fs::read_link(from)?;
-        let _ = std::fs::remove_file(to);
-        return std::os::unix::fs::symlink(t, to);
-    }
-    if md.is_dir() {
-        std::fs::create_dir_all(to)?;
-        std::fs::set_permissions(to, md.permissions())?;
-        for e in std::fs::read_dir(from)? {
-            let e = e?;
-            copy_tree(&e.path(), &to.join(e.file_name()))?;
-        }
-        return Ok(());
-    }
-    std::fs::copy(from, to)?;
-    Ok(())
 }
 
 /// Says what this client wants. A container that ended at once may have

@@ -36,6 +36,12 @@ pub fn exec(spec: &Spec, init_pid: i32, cgroup_path: &str, o: ExecOptions) -> Re
     if proc::thread_count() > 1 {
         return Err(fail(EXIT_ENGINE, "exec must run in a single-threaded process (use `berth exec`)".into()));
     }
+    // What we fork below runs this binary inside the container until it
+    // execs the command: it must not be the host's writable file.
+    if !crate::sys::exe::self_is_sealed() {
+        let e = crate::sys::exe::reexec_sealed();
+        return Err(fail(EXIT_ENGINE, format!("exec: cannot run berth from a read-only copy of itself: {e}")));
+    }
     let o_interactive = o.interactive;
     let mut plan = ProcessPlan::from_spec(spec).map_err(|e| fail(e.code, e.msg))?;
     plan.args = o.args;

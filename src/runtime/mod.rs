@@ -23,6 +23,16 @@ pub fn load_spec(bundle: &Path) -> std::io::Result<Spec> {
     serde_json::from_slice(&bytes).map_err(|e| std::io::Error::other(format!("{}: {e}", p.display())))
 }
 
+/// The path to start a monitor or exec helper from, and the descriptor
+/// that keeps it valid until the child has started: those processes enter
+/// containers, so they run from a copy of berth that cannot be written
+/// (see `sys::exe`).
+pub fn sealed_exe() -> std::io::Result<(std::path::PathBuf, std::os::fd::OwnedFd)> {
+    use std::os::fd::AsRawFd;
+    let fd = crate::sys::exe::sealed_self()?;
+    Ok((format!("/proc/self/fd/{}", fd.as_raw_fd()).into(), fd))
+}
+
 /// Exit codes a failed start maps to, as docker's CLI reports them.
 pub const EXIT_ENGINE: i32 = 125;
 pub const EXIT_CANNOT_INVOKE: i32 = 126;

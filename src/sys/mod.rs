@@ -4,6 +4,7 @@
 pub mod bpfdev;
 pub mod caps;
 pub mod delayline;
+pub mod exe;
 pub mod cgroup;
 pub mod mount;
 pub mod net;
@@ -11,6 +12,7 @@ pub mod netlink;
 pub mod nft;
 pub mod proc;
 pub mod pty;
+pub mod rootfs;
 pub mod seccomp;
 pub mod stats;
 pub mod xattr;

@@ -42,14 +42,31 @@ pub fn dup_onto(fd: RawFd, target: RawFd) -> io::Result<()> {
 }
 
 /// Closes every descriptor from `from` up, except those in `keep`.
+/// close_range first: it needs no /proc, which a container's mount
+/// namespace may not show us; listing /proc/self/fd is the fallback for
+/// kernels before 5.9.
 pub fn close_fds_from(from: RawFd, keep: &[RawFd]) {
+    let mut keep: Vec<RawFd> = keep.iter().copied().filter(|k| *k >= from).collect();
+    keep.sort_unstable();
+    let mut lo = from as libc::c_uint;
+    let mut ok = true;
+    for k in keep.iter().map(|k| *k as libc::c_uint).chain([libc::c_uint::MAX]) {
+        if k > lo {
+            // SAFETY: closing numbers unknown to Rust owners in the freshly
+            // forked child where this is called.
+            ok &= unsafe { libc::syscall(libc::SYS_close_range, lo, k - 1, 0) } == 0;
+        }
+        lo = k.saturating_add(1);
+    }
+    if ok {
+        return;
+    }
     let fds: Vec<RawFd> = std::fs::read_dir("/proc/self/fd")
         .map(|d| d.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect())
         .unwrap_or_default();
     for fd in fds {
         if fd >= from && !keep.contains(&fd) {
-            // SAFETY: closing a descriptor number; unknown to Rust owners in
-            // the freshly forked child where this is called.
+            // SAFETY: as above.
             unsafe { libc::close(fd) };
         }
     }

@@ -6,6 +6,7 @@ mod util;
 mod archive;
 mod build;
 mod commands;
+mod escape;
 mod concurrency;
 mod crash;
 mod examples;

@@ -1,0 +1,138 @@
+//! The berth binary as processes inside a container can reach it.
+//!
+//! A process that enters a container (the exec helper, the init the
+//! monitor clones) runs berth's own binary there until it execs the user's
+//! command, and a command that is a `#!/proc/self/exe` script turns it back
+//! into berth. Meanwhile any root process in the container may open
+//! /proc/PID/exe and, once the process is gone, reopen that for writing:
+//! the host's binary (CVE-2019-5736). So such processes run from a view of
+//! the binary that cannot be written: a read-only detached mount of the
+//! same file, or, where we may not mount (rootless), a sealed memfd copy.
+
+use std::ffi::CString;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+// Kernel ABI (linux/mount.h); not every libc version names them.
+const OPEN_TREE_CLONE: libc::c_uint = 1;
+const AT_RECURSIVE: libc::c_uint = 0x8000;
+const MOUNT_ATTR_RDONLY: u64 = 1;
+
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+fn cvt(r: libc::c_long) -> io::Result<libc::c_long> {
+    if r < 0 { Err(io::Error::last_os_error()) } else { Ok(r) }
+}
+
+/// True when our own executable cannot be written through /proc/self/exe:
+/// it sits on a read-only mount (the clone below, or a read-only /usr) or
+/// is a memfd sealed against writes.
+pub fn self_is_sealed() -> bool {
+    let Ok(f) = std::fs::File::open("/proc/self/exe") else { return false };
+    // SAFETY: plain fcntl on a descriptor we own.
+    let seals = unsafe { libc::fcntl(f.as_raw_fd(), libc::F_GET_SEALS) };
+    if seals >= 0 && seals & libc::F_SEAL_WRITE != 0 {
+        return true;
+    }
+    nix::sys::statvfs::fstatvfs(&f).map(|s| s.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY)).unwrap_or(false)
+}
+
+/// A close-on-exec descriptor of our executable that no process can write
+/// through; exec it as /proc/self/fd/N.
+pub fn sealed_self() -> io::Result<OwnedFd> {
+    match readonly_clone() {
+        Ok(fd) => Ok(fd),
+        Err(e) => {
+            tracing::debug!("read-only clone of the berth binary: {e}; using a sealed copy");
+            sealed_copy()
+        }
+    }
+}
+
+/// Set across our own re-exec so a host where sealing silently does not
+/// take can never loop.
+const REEXEC_MARK: &str = "_BERTH_SEALED_REEXEC";
+
+/// Replaces this process with the same command line run from
+/// `sealed_self()`. Returns only when that is impossible, with the reason;
+/// also when we already re-executed once.
+pub fn reexec_sealed() -> io::Error {
+    if std::env::var_os(REEXEC_MARK).is_some() {
+        return io::Error::other("already re-executed from a sealed copy, and the binary is still writable");
+    }
+    let fd = match sealed_self() {
+        Ok(fd) => fd,
+        Err(e) => return e,
+    };
+    let cstr = |b: &[u8]| CString::new(b).map_err(io::Error::other);
+    let args: io::Result<Vec<CString>> = std::env::args_os().map(|a| cstr(a.as_encoded_bytes())).collect();
+    let mut env: Vec<Vec<u8>> = std::env::vars_os().map(|(k, v)| [k.as_encoded_bytes(), b"=", v.as_encoded_bytes()].concat()).collect();
+    env.push(format!("{REEXEC_MARK}=1").into_bytes());
+    let env: io::Result<Vec<CString>> = env.iter().map(|e| cstr(e)).collect();
+    let (args, env) = match (args, env) {
+        (Ok(a), Ok(e)) => (a, e),
+        (Err(e), _) | (_, Err(e)) => return e,
+    };
+    match nix::unistd::fexecve(&fd, &args, &env) {
+        Err(e) => io::Error::from(e),
+        Ok(never) => match never {},
+    }
+}
+
+/// A detached bind mount of /proc/self/exe, made read-only. It is attached
+/// nowhere, so it costs no mount table entry, leaves nothing after a
+/// crash, and shares the page cache with the binary (no copy).
+fn readonly_clone() -> io::Result<OwnedFd> {
+    let path = CString::new("/proc/self/exe").expect("no NUL");
+    // SAFETY: open_tree with a valid C string; the result is a new fd we own.
+    let fd = cvt(unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, path.as_ptr(), OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint) })?;
+    // SAFETY: the kernel just handed us this descriptor.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd as RawFd) };
+    let attr = MountAttr { attr_set: MOUNT_ATTR_RDONLY, attr_clr: 0, propagation: 0, userns_fd: 0 };
+    let empty = CString::new("").expect("no NUL");
+    // SAFETY: mount_setattr on our fd with a properly sized struct.
+    cvt(unsafe {
+        libc::syscall(libc::SYS_mount_setattr, fd.as_raw_fd(), empty.as_ptr(), libc::AT_EMPTY_PATH as libc::c_uint | AT_RECURSIVE, &attr as *const MountAttr, std::mem::size_of::<MountAttr>())
+    })?;
+    Ok(fd)
+}
+
+/// A copy of the binary in memory, sealed so neither we nor anyone who
+/// reopens it can change it. Costs the binary's size in memory per process
+/// that holds it, hence only the fallback.
+fn sealed_copy() -> io::Result<OwnedFd> {
+    use nix::sys::memfd::{MFdFlags, memfd_create};
+    let fd = memfd_create("berth", MFdFlags::MFD_CLOEXEC | MFdFlags::MFD_ALLOW_SEALING).map_err(io::Error::from)?;
+    let mut src = std::fs::File::open("/proc/self/exe")?;
+    let mut dst = std::fs::File::from(fd);
+    io::copy(&mut src, &mut dst)?;
+    let seals = libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
+    // SAFETY: plain fcntl on a descriptor we own.
+    if unsafe { libc::fcntl(dst.as_raw_fd(), libc::F_ADD_SEALS, seals) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(dst.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sealed_binary_refuses_writes() {
+        let fd = sealed_self().unwrap();
+        let p = format!("/proc/self/fd/{}", fd.as_raw_fd());
+        let w = std::fs::OpenOptions::new().write(true).open(&p).and_then(|mut f| io::Write::write_all(&mut f, b"x"));
+        assert!(w.is_err(), "wrote through {p}");
+        let c = sealed_copy().unwrap();
+        let p = format!("/proc/self/fd/{}", c.as_raw_fd());
+        let w = std::fs::OpenOptions::new().write(true).open(&p).and_then(|mut f| io::Write::write_all(&mut f, b"x"));
+        assert!(w.is_err(), "wrote through the sealed copy");
+    }
+}

@@ -1,0 +1,124 @@
+//! Copying into and out of a container's root while the container runs.
+//!
+//! A running container can swap any directory in a path for a symlink
+//! between our check and our use (CVE-2018-15664). So paths are resolved
+//! by the kernel with openat2(RESOLVE_IN_ROOT), which treats the root as
+//! `/` at every step, and every step below is relative to a descriptor
+//! with one name component and O_NOFOLLOW: a symlink swapped in later is
+//! refused, never followed to the host.
+
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
+
+use nix::fcntl::{AtFlags, OFlag, OpenHow, ResolveFlag, openat, openat2, readlinkat};
+use nix::sys::stat::{FileStat, Mode, SFlag, fchmod, fstat, fstatat, mkdirat};
+
+const CLO: OFlag = OFlag::O_CLOEXEC.union(OFlag::O_NOCTTY);
+
+fn kind(st: &FileStat) -> SFlag {
+    SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits())
+}
+
+fn open_root(root: &Path) -> io::Result<OwnedFd> {
+    Ok(nix::fcntl::open(root, OFlag::O_PATH | OFlag::O_DIRECTORY | CLO, Mode::empty())?)
+}
+
+/// Opens `path` inside `root` as if root were `/`.
+fn open_in(root: BorrowedFd, path: &Path, flags: OFlag) -> io::Result<OwnedFd> {
+    let rel = path.strip_prefix("/").unwrap_or(path);
+    let rel = if rel.as_os_str().is_empty() { Path::new(".") } else { rel };
+    let how = OpenHow::new().flags(flags | CLO).resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+    openat2(root, rel, how).map_err(|e| io::Error::new(io::Error::from(e).kind(), format!("{}: {e}", path.display())))
+}
+
+/// Copies `path` of the container (file, symlink target or tree) to `dst`
+/// on the host.
+pub fn copy_out(root: &Path, path: &Path, dst: &Path) -> io::Result<()> {
+    let r = open_root(root)?;
+    // Non-blocking: a FIFO planted by the container must not hang us.
+    let fd = open_in(r.as_fd(), path, OFlag::O_RDONLY | OFlag::O_NONBLOCK)?;
+    out_of(fd, dst)
+}
+
+fn out_of(fd: OwnedFd, dst: &Path) -> io::Result<()> {
+    let st = fstat(&fd)?;
+    let mode = std::fs::Permissions::from_mode(st.st_mode & 0o7777);
+    match kind(&st) {
+        SFlag::S_IFDIR => {
+            std::fs::create_dir_all(dst)?;
+            std::fs::set_permissions(dst, mode)?;
+            let names: Vec<std::ffi::CString> = nix::dir::Dir::from_fd(fd.try_clone()?)?
+                .iter()
+                .filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_owned())
+                .filter(|n| !matches!(n.to_bytes(), b"." | b".."))
+                .collect();
+            for n in names {
+                let to = dst.join(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(n.to_bytes()));
+                let st = fstatat(&fd, n.as_c_str(), AtFlags::AT_SYMLINK_NOFOLLOW)?;
+                if kind(&st) == SFlag::S_IFLNK {
+                    let t = readlinkat(&fd, n.as_c_str())?;
+                    let _ = std::fs::remove_file(&to);
+                    std::os::unix::fs::symlink(t, &to)?;
+                    continue;
+                }
+                let child = openat(&fd, n.as_c_str(), OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | CLO, Mode::empty())?;
+                out_of(child, &to)?;
+            }
+            Ok(())
+        }
+        SFlag::S_IFREG => {
+            let mut from = std::fs::File::from(fd);
+            let mut to = std::fs::File::create(dst)?;
+            io::copy(&mut from, &mut to)?;
+            to.set_permissions(mode)
+        }
+        // Devices, FIFOs and sockets carry no content to copy.
+        _ => Ok(()),
+    }
+}
+
+/// Copies `src` from the host into the container: into `path` when that is
+/// a directory, else as `path`.
+pub fn copy_in(src: &Path, root: &Path, path: &Path) -> io::Result<()> {
+    let r = open_root(root)?;
+    let (dir, name) = match open_in(r.as_fd(), path, OFlag::O_RDONLY | OFlag::O_DIRECTORY) {
+        Ok(d) => (d, src.file_name().ok_or_else(|| io::Error::other(format!("{}: no file name", src.display())))?.to_owned()),
+        Err(_) => {
+            let parent = path.parent().unwrap_or(Path::new("/"));
+            let name = path.file_name().ok_or_else(|| io::Error::other(format!("{}: no file name", path.display())))?;
+            (open_in(r.as_fd(), parent, OFlag::O_RDONLY | OFlag::O_DIRECTORY)?, name.to_owned())
+        }
+    };
+    into(&dir, Path::new(&name), src)
+}
+
+fn into(dir: &OwnedFd, name: &Path, src: &Path) -> io::Result<()> {
+    let md = std::fs::symlink_metadata(src)?;
+    let mode = Mode::from_bits_truncate(md.mode() & 0o7777);
+    if md.file_type().is_symlink() {
+        let t = std::fs::read_link(src)?;
+        let _ = nix::unistd::unlinkat(dir, name, nix::unistd::UnlinkatFlags::NoRemoveDir);
+        return Ok(nix::unistd::symlinkat(&t, dir, name)?);
+    }
+    if md.is_dir() {
+        match mkdirat(dir, name, mode) {
+            Ok(()) | Err(nix::errno::Errno::EEXIST) => {}
+            Err(e) => return Err(e.into()),
+        }
+        let sub = openat(dir, name, OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | CLO, Mode::empty())?;
+        fchmod(&sub, mode)?;
+        for e in std::fs::read_dir(src)? {
+            let e = e?;
+            into(&sub, Path::new(&e.file_name()), &e.path())?;
+        }
+        return Ok(());
+    }
+    let fd = openat(dir, name, OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_TRUNC | OFlag::O_NOFOLLOW | CLO, mode)?;
+    fchmod(&fd, mode)?;
+    let mut to = std::fs::File::from(fd);
+    io::copy(&mut std::fs::File::open(src)?, &mut to)?;
+    Ok(())
+}
