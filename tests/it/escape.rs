@@ -107,8 +107,16 @@ fn exec_cannot_overwrite_the_host_berth_binary() {
     let script = env.dir.join("attack.sh");
     std::fs::write(&script, ATTACK).unwrap();
     assert!(berth_at(&env, &a, &["cp", script.to_str().unwrap(), &format!("{c}:/attack.sh")]).ok());
-    let result = || berth_at(&env, &a, &["exec", &c, "cat", "/result"]).stdout;
-    assert!(wait_until(Duration::from_secs(10), || result().contains("waiting")), "the attacker did not start");
+    // Read with cp, not exec: an exec of copy A would put a berth process
+    // in the container for the attacker to catch first, and copy A is kept
+    // busy by the monitor, so its write would be refused for that reason.
+    let out = env.dir.join("result");
+    let result = || {
+        let _ = std::fs::remove_file(&out);
+        berth_at(&env, &a, &["cp", &format!("{c}:/result"), out.to_str().unwrap()]);
+        std::fs::read_to_string(&out).unwrap_or_default()
+    };
+    assert!(wait_until(Duration::from_secs(10), || result().contains("waiting")), "the attacker did not start: {}", result());
     // Catching a process that lives a few ms is a race: try a few times.
     let mut tries = 0;
     while tries < 30 && result().contains("waiting") {
