@@ -210,6 +210,7 @@ pub fn build(id: &str, cgroup: &str, dir: &Path, spec: &RunSpec, img: &Image, lo
     let mut annotations = BTreeMap::new();
     annotations.insert("berth.stop-signal".to_string(), spec.stop_signal.clone().or_else(|| Some(img.config.config.stop_signal.clone()).filter(|s| !s.is_empty())).unwrap_or_else(|| "SIGTERM".into()));
     annotations.insert("berth.user".to_string(), user);
+    super::logfile::LogConfig::from_opts(&spec.log_opts).map_err(ContainerError::BadOption)?.to_annotations(&mut annotations);
     Ok(json!({
         "ociVersion": "1.0.2",
         "process": {
