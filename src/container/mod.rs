@@ -767,7 +767,7 @@ fn inspect_base(paths: &Paths, c: &Container, s: &RunSpec, max_retry: u32, polic
         "HostConfig": {
             "Memory": s.memory.unwrap_or(0),
             "NanoCpus": s.cpus.map(|c| (c * 1e9) as i64).unwrap_or(0),
-            "PidsLimit": s.pids_limit,
+            "PidsLimit": s.pids_limit.unwrap_or(spec::DEFAULT_PIDS_LIMIT),
             "CgroupParent": s.cgroup_parent.clone().unwrap_or_default(),
             "Devices": s.devices.iter().map(|d| spec::parse_device(d).map(|(h, c, p)| serde_json::json!({"PathOnHost": h, "PathInContainer": c, "CgroupPermissions": p})).unwrap_or_default()).collect::<Vec<_>>(),
             "RestartPolicy": { "Name": policy, "MaximumRetryCount": max_retry },

@@ -12,6 +12,14 @@ use crate::sys::caps;
 
 pub const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
+/// The pids limit of a container that names none (`--pids-limit 0` or -1
+/// lifts it). docker sets none, so one fork bomb takes every pid of the
+/// host (pid_max is 32768 on many hosts) and with them berth's own exec,
+/// monitor and `rm`. 2048 is podman's default: far above what a real
+/// service forks (a web server's workers, a build's jobs), and low enough
+/// that a dozen runaway containers still leave the host pids to spare.
+pub const DEFAULT_PIDS_LIMIT: i64 = 2048;
+
 /// Paths in /proc a container must not read (Docker's list).
 pub const MASKED: &[&str] = &[
     "/proc/asound", "/proc/acpi", "/proc/interrupts", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list",
@@ -182,9 +190,7 @@ pub fn build(id: &str, cgroup: &str, dir: &Path, spec: &RunSpec, img: &Image, lo
         let period = 100_000u64;
         resources["cpu"] = json!({"quota": (c * period as f64).round() as i64, "period": period});
     }
-    if let Some(p) = spec.pids_limit {
-        resources["pids"] = json!({"limit": p});
-    }
+    resources["pids"] = json!({"limit": spec.pids_limit.unwrap_or(DEFAULT_PIDS_LIMIT)});
     let added: Vec<String> = caps.iter().filter(|c| !caps::DEFAULT.contains(&c.as_str())).cloned().collect();
     // The network namespace: a prepared one (bridge networks), the host's
     // (--network host: none listed), or a fresh one with only loopback.
