@@ -132,7 +132,7 @@ fn load(env: &Arc<Env>, workers: usize, cycles: usize) -> LoadRun {
                 a.extend(&ids);
                 let o = env.berth(&a);
                 // A network removed between ls and inspect is no error of berth's.
-                if !ls.ok() || (!o.ok() && !o.stderr.contains("No such network")) {
+                if !ls.ok() || (!o.ok() && !o.stderr.contains("not found")) {
                     errors.push(format!("sampler: {ls}\n{o}"));
                 } else if o.ok() {
                     let v: serde_json::Value = serde_json::from_str(&o.stdout).unwrap_or_default();
