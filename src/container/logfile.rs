@@ -131,7 +131,9 @@ pub fn read_all(path: &Path) -> String {
 
 /// Reads a log as it grows, across rotations: first the rotated files,
 /// then the current one; when the monitor renames it away, the rest of the
-/// old file and then the new one.
+/// old file and then the new one. It polls, as `logs -f` does: a file
+/// rotated twice between two polls (max-size written within 100 ms) is
+/// skipped by the follower; `logs` without -f still shows it while kept.
 pub struct Follower {
     path: PathBuf,
     backlog: Vec<PathBuf>,
