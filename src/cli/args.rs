@@ -511,6 +511,9 @@ pub(super) struct RunArgs {
     pub(super) stop_signal: Option<String>,
     #[arg(long = "stop-timeout")]
     pub(super) stop_timeout: Option<u64>,
+    /// Log option of the json-file driver: max-size=10m, max-file=3 (default 20m and 5; max-size=-1 keeps all)
+    #[arg(long = "log-opt")]
+    pub(super) log_opt: Vec<String>,
     /// Command run (by /bin/sh -c) to check health
     #[arg(long = "health-cmd")]
     pub(super) health_cmd: Option<String>,
@@ -710,6 +713,7 @@ impl RunArgs {
             health: self.health()?,
             devices: self.device.clone(),
             cgroup_parent: self.cgroup_parent.clone(),
+            log_opts: parse_kv(&self.log_opt, "--log-opt")?,
         })
     }
 

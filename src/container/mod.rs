@@ -2,6 +2,7 @@
 //! the OCI spec built from them, and the lifecycle operations.
 
 pub mod health;
+pub mod logfile;
 pub mod spec;
 
 use std::collections::BTreeMap;
@@ -129,6 +130,9 @@ pub struct RunSpec {
     /// `--cgroup-parent`: the cgroup that holds this container's own
     /// (default: the one of its berth root).
     pub cgroup_parent: Option<String>,
+    /// `--log-opt KEY=VALUE` of docker's json-file driver (max-size,
+    /// max-file); what is left out keeps berth's default limit.
+    pub log_opts: BTreeMap<String, String>,
 }
 
 /// A mount a container was created with, resolved: which volume (or host
@@ -765,7 +769,7 @@ fn inspect_base(paths: &Paths, c: &Container, s: &RunSpec, max_retry: u32, polic
         "HostConfig": {
             "Memory": s.memory.unwrap_or(0),
             "NanoCpus": s.cpus.map(|c| (c * 1e9) as i64).unwrap_or(0),
-            "PidsLimit": s.pids_limit,
+            "PidsLimit": s.pids_limit.unwrap_or(spec::DEFAULT_PIDS_LIMIT),
             "CgroupParent": s.cgroup_parent.clone().unwrap_or_default(),
             "Devices": s.devices.iter().map(|d| spec::parse_device(d).map(|(h, c, p)| serde_json::json!({"PathOnHost": h, "PathInContainer": c, "CgroupPermissions": p})).unwrap_or_default()).collect::<Vec<_>>(),
             "RestartPolicy": { "Name": policy, "MaximumRetryCount": max_retry },
@@ -775,6 +779,7 @@ fn inspect_base(paths: &Paths, c: &Container, s: &RunSpec, max_retry: u32, polic
             "Privileged": s.privileged,
             "Sysctls": s.sysctls,
             "NetworkMode": s.network.clone().unwrap_or_else(|| crate::network::DEFAULT.into()),
+            "LogConfig": { "Type": "json-file", "Config": logfile::LogConfig::from_opts(&s.log_opts).unwrap_or_default().to_docker() },
         },
         "Config": {
             "Hostname": cfg["hostname"],

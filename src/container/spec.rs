@@ -15,6 +15,14 @@ use crate::sys::caps;
 
 pub const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
+/// The pids limit of a container that names none (`--pids-limit 0` or -1
+/// lifts it). docker sets none, so one fork bomb takes every pid of the
+/// host (pid_max is 32768 on many hosts) and with them berth's own exec,
+/// monitor and `rm`. 2048 is podman's default: far above what a real
+/// service forks (a web server's workers, a build's jobs), and low enough
+/// that a dozen runaway containers still leave the host pids to spare.
+pub const DEFAULT_PIDS_LIMIT: i64 = 2048;
+
 /// Paths in /proc a container must not read (Docker's list).
 pub const MASKED: &[&str] = &[
     "/proc/asound", "/proc/acpi", "/proc/interrupts", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list",
@@ -190,9 +198,7 @@ pub fn build(id: &str, cgroup: &str, dir: &Path, spec: &RunSpec, img: &Image, lo
         let period = 100_000u64;
         resources = resources.cpu(LinuxCpuBuilder::default().quota((c * period as f64).round() as i64).period(period).build()?);
     }
-    if let Some(p) = spec.pids_limit {
-        resources = resources.pids(LinuxPidsBuilder::default().limit(p).build()?);
-    }
+    resources = resources.pids(LinuxPidsBuilder::default().limit(spec.pids_limit.unwrap_or(DEFAULT_PIDS_LIMIT)).build()?);
     let added: Vec<String> = caps.iter().filter(|c| !caps::DEFAULT.contains(&c.as_str())).cloned().collect();
     // The network namespace: a prepared one (bridge networks), the host's
     // (--network host: none listed), or a fresh one with only loopback.
@@ -225,10 +231,12 @@ pub fn build(id: &str, cgroup: &str, dir: &Path, spec: &RunSpec, img: &Image, lo
     // What the runtime needs and OCI has no field for travels as
     // annotations: the stop signal the monitor sends, and the user as
     // written ("name", "uid:gid"), which init resolves inside the rootfs.
-    let annotations = HashMap::from([
+    let mut annotations = std::collections::BTreeMap::from([
         ("berth.stop-signal".to_string(), spec.stop_signal.clone().or_else(|| Some(img.config.config.stop_signal.clone()).filter(|s| !s.is_empty())).unwrap_or_else(|| "SIGTERM".into())),
         ("berth.user".to_string(), user),
     ]);
+    super::logfile::LogConfig::from_opts(&spec.log_opts).map_err(ContainerError::BadOption)?.to_annotations(&mut annotations);
+    let annotations: HashMap<String, String> = annotations.into_iter().collect();
     let cap_set = caps.iter().map(|c| capability(c)).collect::<Result<Capabilities, _>>()?;
     let process = ProcessBuilder::default()
         .terminal(spec.tty)

@@ -387,7 +387,7 @@ impl Engine {
 
     pub fn logs(&self, key: &str) -> Result<Vec<LogLine>> {
         let c = self.container(key)?;
-        let text = std::fs::read_to_string(container::log_path(&self.paths, &c.id)).unwrap_or_default();
+        let text = container::logfile::read_all(&container::log_path(&self.paths, &c.id));
         Ok(text.lines().filter_map(parse_log_line).collect())
     }
 
@@ -396,11 +396,10 @@ impl Engine {
     pub fn follow_logs(&self, key: &str, each: &mut dyn FnMut(&LogLine)) -> Result<()> {
         let c = self.container(key)?;
         let path = container::log_path(&self.paths, &c.id);
-        let mut f = std::fs::File::open(&path).map_err(other("opening the log"))?;
+        let mut f = container::logfile::Follower::open(&path).map_err(other("opening the log"))?;
         let mut pending = String::new();
         loop {
-            let mut chunk = String::new();
-            f.read_to_string(&mut chunk).map_err(other("reading the log"))?;
+            let chunk = f.read_new().map_err(other("reading the log"))?;
             pending.push_str(&chunk);
             while let Some(i) = pending.find('\n') {
                 let line: String = pending.drain(..=i).collect();

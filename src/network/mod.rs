@@ -587,23 +587,33 @@ pub fn publish(db: &mut Db, container_id: &str, specs: &[ports::PortSpec]) -> Re
     schema(db)?;
     let mut out = Vec::new();
     for sp in specs {
-        let host_port = match sp.host_port {
-            Some(p) => p,
-            None => ports::free_port(&sp.proto).map_err(|err| NetworkError::System { net: "ports".into(), err })?,
-        };
-        let p = Published { host_ip: sp.host_ip.map(|a| a.to_string()).unwrap_or_else(|| "0.0.0.0".into()), host_port, container_port: sp.container_port, proto: sp.proto.clone() };
-        let cid = container_id.to_string();
-        let r = db.write(|tx| {
-            let by: Option<String> = tx.query_row("SELECT container_id FROM ports WHERE host_port=?1 AND proto=?2", rusqlite::params![p.host_port, p.proto], |r| r.get(0)).optional()?;
-            if let Some(by) = by {
-                return Ok(Err(by));
+        // The kernel's free port is free only until it is released again: a
+        // container starting beside this one may be handed the same one. A
+        // port berth chose is chosen again; only one the user named fails.
+        let mut tries = 0;
+        let (p, r) = loop {
+            let host_port = match sp.host_port {
+                Some(p) => p,
+                None => ports::free_port(&sp.proto).map_err(|err| NetworkError::System { net: "ports".into(), err })?,
+            };
+            let p = Published { host_ip: sp.host_ip.map(|a| a.to_string()).unwrap_or_else(|| "0.0.0.0".into()), host_port, container_port: sp.container_port, proto: sp.proto.clone() };
+            let cid = container_id.to_string();
+            let r = db.write(|tx| {
+                let by: Option<String> = tx.query_row("SELECT container_id FROM ports WHERE host_port=?1 AND proto=?2", rusqlite::params![p.host_port, p.proto], |r| r.get(0)).optional()?;
+                if let Some(by) = by {
+                    return Ok(Err(by));
+                }
+                tx.execute(
+                    "INSERT INTO ports(container_id, host_ip, host_port, container_port, proto) VALUES(?1,?2,?3,?4,?5)",
+                    rusqlite::params![cid, p.host_ip, p.host_port, p.container_port, p.proto],
+                )?;
+                Ok(Ok(()))
+            })?;
+            tries += 1;
+            if r.is_ok() || sp.host_port.is_some() || tries >= 20 {
+                break (p, r);
             }
-            tx.execute(
-                "INSERT INTO ports(container_id, host_ip, host_port, container_port, proto) VALUES(?1,?2,?3,?4,?5)",
-                rusqlite::params![cid, p.host_ip, p.host_port, p.container_port, p.proto],
-            )?;
-            Ok(Ok(()))
-        })?;
+        };
         if let Err(by) = r {
             let _ = unpublish_all(db, container_id);
             let by = match crate::container::get(db, &by) {

@@ -44,7 +44,7 @@ struct Monitor {
     sig: OwnedFd,
     listener: UnixListener,
     clients: Vec<Client>,
-    log: std::fs::File,
+    log: container::logfile::LogWriter,
     /// A write to the log failed (said once, not per line).
     log_failed: bool,
     partial: [Vec<u8>; 2],
@@ -223,7 +223,8 @@ impl Monitor {
         warn_err("removing a stale attach socket", std::fs::remove_file(&sock));
         let listener = UnixListener::bind(&sock).map_err(|e| format!("{}: {e}", sock.display()))?;
         listener.set_nonblocking(true).ok();
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(container::log_path(&paths, &c.id)).map_err(|e| e.to_string())?;
+        let log_cfg = container::logfile::LogConfig::from_annotations(spec.annotations().as_ref());
+        let log = container::logfile::LogWriter::open(&container::log_path(&paths, &c.id), log_cfg).map_err(|e| e.to_string())?;
         let stop_signal = spec.annotations().as_ref().and_then(|a| a.get("berth.stop-signal")).and_then(|s| proc::signal_number(s)).unwrap_or(libc::SIGTERM);
         let db_after_new = db;
         let health_spec = crate::image::resolve(&db_after_new, &c.image_id).ok().and_then(|i| health::effective(c.spec.health.as_ref(), i.config.config.healthcheck.as_ref())).or_else(|| health::effective(c.spec.health.as_ref(), None));
@@ -855,7 +856,7 @@ impl Monitor {
         let mut s = rec.to_string();
         s.push('\n');
         // A full disk loses lines, not the container; monitor.log says so once.
-        match self.log.write_all(s.as_bytes()) {
+        match self.log.write_record(s.as_bytes()) {
             Err(e) if !self.log_failed => {
                 self.log_failed = true;
                 tracing::warn!("monitor: writing the container's log: {e} (lines are lost until it works again)");

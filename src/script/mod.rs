@@ -153,9 +153,11 @@ pub fn run_spec(image: &str, opts: &Map) -> RResult<RunSpec> {
             "health" => s.health = Some(health_spec(v)?),
             "devices" => s.devices = strings(v, k)?,
             "cgroup_parent" => s.cgroup_parent = Some(text()?),
+            // docker's --log-opt keys; a number is taken as written ("max-file": 3).
+            "log_opts" => s.log_opts = v.clone().try_cast::<Map>().ok_or_else(|| rerr("option log_opts must be a map such as #{ \"max-size\": \"10m\", \"max-file\": 3 }"))?.into_iter().map(|(a, b)| (a.to_string(), b.to_string())).collect(),
             other => {
                 return Err(rerr(format!(
-                    "unknown run option {other:?}; known: name, cmd, entrypoint, env, workdir, hostname, user, labels, rm, tty, privileged, memory, cpus, pids_limit, restart, cap_add, cap_drop, sysctls, stop_signal, stop_timeout, network, ip, aliases, publish, publish_all, volumes, volumes_from, health, devices, cgroup_parent"
+                    "unknown run option {other:?}; known: name, cmd, entrypoint, env, workdir, hostname, user, labels, rm, tty, privileged, memory, cpus, pids_limit, restart, cap_add, cap_drop, sysctls, stop_signal, stop_timeout, network, ip, aliases, publish, publish_all, volumes, volumes_from, health, devices, cgroup_parent, log_opts"
                 )))
             }
         }

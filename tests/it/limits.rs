@@ -282,3 +282,130 @@ fn update_changes_a_running_containers_limits_and_they_hold() {
     let pid: i32 = env.inspect_f(&n, "{{.State.Pid}}").parse().unwrap();
     assert_eq!(read_trim(cgroup_dir(pid, "pids").join("pids.max")), "40");
 }
+
+/// Issue 15 "Load": a container that prints without pause must not fill
+/// the disk. ~50 MB of output with max-size=1m max-file=2 leaves about
+/// 2 MB in at most two files, and `berth logs` shows the newest lines.
+#[test]
+fn log_rotation_bounds_what_a_chatty_container_leaves_on_disk() {
+    let env = Env::new("log_rotation_bounds_what_a_chatty_container_leaves_on_disk");
+    let n = env.name("chatty");
+    // 50 000 lines of 1000 bytes, then a last line to look for.
+    let script = "s=$(head -c 1000 /dev/zero | tr '\\0' x); yes \"$s\" | head -n 50000; echo last-line";
+    let id = env.ok(&["run", "-d", "--name", &n, "--log-opt", "max-size=1m", "--log-opt", "max-file=2", "busybox", "sh", "-c", script]);
+    let o = env.berth_timeout(&["wait", &n], SECS(240));
+    assert_eq!(o.out(), "0", "{o}");
+    let dir = env.root.join("containers").join(&id);
+    let logs: Vec<(String, u64)> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("log.jsonl"))
+        .map(|e| (e.file_name().to_string_lossy().into_owned(), e.metadata().unwrap().len()))
+        .collect();
+    let total: u64 = logs.iter().map(|(_, s)| s).sum();
+    assert!(logs.len() <= 2, "max-file=2 keeps two files: {logs:?}");
+    assert!(total <= (2 << 20) + (64 << 10), "{total} bytes of log on disk with max-size=1m max-file=2: {logs:?}");
+    let out = env.berth_timeout(&["logs", &n], SECS(60));
+    assert!(out.ok(), "{out}");
+    let lines = out.lines();
+    assert_eq!(lines.last().copied(), Some("last-line"), "the tail is there");
+    assert!(lines.len() > 500, "about 2 MB of lines are kept, {} shown", lines.len());
+    assert!(lines[..lines.len() - 1].iter().all(|l| l.len() == 1000 && l.bytes().all(|b| b == b'x')), "whole lines, in order");
+    // -f reads the rotated file first too, then stops with the container.
+    let f = env.berth_timeout(&["logs", "-f", &n], SECS(60));
+    assert_eq!(f.stdout, out.stdout, "logs -f shows what logs shows");
+    let v = env.inspect(&n);
+    assert_eq!(v["HostConfig"]["LogConfig"], serde_json::json!({"Type": "json-file", "Config": {"max-size": "1m", "max-file": "2"}}));
+
+    // Without options: the default limit, as inspect shows it.
+    let d = env.name("default");
+    env.ok(&["create", "--name", &d, "busybox", "true"]);
+    assert_eq!(env.inspect(&d)["HostConfig"]["LogConfig"]["Config"], serde_json::json!({"max-size": "20m", "max-file": "5"}));
+    // A mistake is named, with the known keys.
+    let o = env.berth(&["create", "--log-opt", "max-size=lots", "busybox", "true"]);
+    assert_eq!(o.code, 125, "{o}");
+    assert!(o.stderr.contains("max-size") && o.stderr.contains("10m"), "{o}");
+    let o = env.berth(&["create", "--log-opt", "compress=true", "busybox", "true"]);
+    assert!(o.stderr.contains("unknown log opt") && o.stderr.contains("max-file"), "{o}");
+    // A script names them as a map.
+    let f = env.dir.join("log-opts.rhai");
+    std::fs::write(&f, "let c = run(\"busybox\", #{ cmd: [\"true\"], log_opts: #{ \"max-size\": \"3m\", \"max-file\": 4 } });\nc.wait();\nlet l = c.inspect().HostConfig.LogConfig.Config;\nprint(`${l[\"max-size\"]} ${l[\"max-file\"]}`);\nc.remove();\n").unwrap();
+    let o = env.berth(&["run", f.to_str().unwrap()]);
+    assert_eq!((o.code, o.out()), (0, "3m 4"), "{o}");
+}
+
+/// Kills every process of the container's pids cgroup when dropped, so a
+/// fork bomb never outlives a failed test (Env's own clean-up goes through
+/// berth, which is what this test doubts).
+/// Killing its init first ends the whole pid namespace at once.
+struct BombGuard(i32, Option<PathBuf>);
+
+impl Drop for BombGuard {
+    fn drop(&mut self) {
+        if self.0 > 0 && std::fs::read_to_string(format!("/proc/{}/status", self.0)).is_ok() {
+            kill(self.0);
+        }
+        let Some(d) = &self.1 else { return };
+        let _ = std::fs::write(d.join("cgroup.kill"), "1");
+        for _ in 0..50 {
+            let procs = std::fs::read_to_string(d.join("cgroup.procs")).unwrap_or_default();
+            if procs.trim().is_empty() {
+                return;
+            }
+            for p in procs.split_whitespace().filter_map(|s| s.parse().ok()) {
+                kill(p);
+            }
+            sleep_ms(100);
+        }
+    }
+}
+
+/// Issue 15 "Load": a fork bomb under the default settings leaves the host
+/// and berth usable. The default pids limit (2048) holds it in its cgroup;
+/// exec, run and rm -f still work beside it, and nothing is left.
+#[test]
+fn fork_bomb_under_default_settings_leaves_berth_usable() {
+    let env = Env::new("fork_bomb_under_default_settings_leaves_berth_usable");
+    let probe = env.name("probe");
+    env.run_detached(&probe, &["busybox", "sleep", "300"]);
+    // The limit must be in place before anything forks without end: a
+    // container without options shows it, or the bomb is not started.
+    let ppid = env.pid(&probe);
+    assert_eq!(read_trim(cgroup_dir(ppid, "pids").join("pids.max")), "2048", "no default pids limit: not starting the fork bomb");
+    assert_eq!(env.inspect(&probe)["HostConfig"]["PidsLimit"], 2048);
+
+    let bomb = env.name("bomb");
+    let id = env.ok(&["run", "-d", "--name", &bomb, "busybox", "sh", "-c", "b() { b | b & }; b; sleep 300"]);
+    let pids = cgroup_dirs_of(&id).into_iter().find(|d| d.join("pids.max").exists());
+    let _guard = BombGuard(env.pid(&bomb), pids.clone());
+    let pids = pids.expect("the bomb's pids cgroup");
+    assert_eq!(read_trim(pids.join("pids.max")), "2048");
+    // It really runs into its limit.
+    let mut peak = 0u64;
+    let hit = wait_until(SECS(30), || {
+        peak = peak.max(read_trim(pids.join("pids.current")).parse().unwrap_or(0));
+        peak >= 1500
+    });
+    assert!(hit, "the bomb reached only {peak} pids");
+
+    // berth beside it: exec, a new container, ps.
+    let t = Instant::now();
+    let o = env.berth_timeout(&["exec", &probe, "true"], SECS(20));
+    assert!(o.ok(), "exec beside the bomb: {o}");
+    let o = env.berth_timeout(&["run", "--rm", "busybox", "echo", "still-here"], SECS(30));
+    assert_eq!((o.code, o.out()), (0, "still-here"), "{o}");
+    assert!(env.berth_timeout(&["ps"], SECS(20)).ok());
+    assert!(t.elapsed() < SECS(30), "berth took {:?} beside the bomb", t.elapsed());
+    // The host forks too.
+    assert!(std::process::Command::new("true").status().map(|s| s.success()).unwrap_or(false));
+    assert!(read_trim(pids.join("pids.current")).parse::<u64>().unwrap_or(0) <= 2048);
+
+    // rm -f takes the bomb with every process it forked.
+    let o = env.berth_timeout(&["rm", "-f", &bomb], SECS(60));
+    assert!(o.ok(), "rm -f of the bomb: {o}");
+    assert!(wait_until(SECS(10), || cgroup_dirs_of(&id).is_empty()), "the bomb's cgroups are left: {:?}", cgroup_dirs_of(&id));
+    assert!(env.berth(&["inspect", &bomb]).code != 0, "the bomb is gone");
+    env.ok(&["rm", "-f", &probe]);
+    let check = env.berth(&["system", "check"]);
+    assert!(check.ok(), "{check}");
+}

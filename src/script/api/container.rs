@@ -349,7 +349,8 @@ const RUN_OPTIONS: &str = "Options (all optional):
   network: \"labnet\"  ip: \"192.168.13.4\"  aliases: [\"db\"]
   publish: [\"8000:80\"]  publish_all: true
   volumes: [\"data:/data\", \"/srv/x:/x:ro\"]  volumes_from: [\"c0\"]
-  memory: \"64m\"  cpus: 0.5  pids_limit: 64  cgroup_parent: \"lab\"
+  memory: \"64m\"  cpus: 0.5  pids_limit: 64 (default 2048; 0 lifts it)  cgroup_parent: \"lab\"
+  log_opts: #{ \"max-size\": \"10m\", \"max-file\": 3 }  log rotation (default 20m, 5 files)
   devices: [\"/dev/loop0\", \"/dev/sdb:/dev/xvdb:r\"]  host devices, HOST[:CONTAINER[:PERMS]]
   restart: \"no\" | \"always\" | \"on-failure[:N]\"
   cap_add: [\"NET_ADMIN\"]  cap_drop: [\"MKNOD\"]  privileged: false
