@@ -106,6 +106,10 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     STORE.with_borrow_mut(|s| {
         let st = s.get_or_insert_with(|| fresh(top));
         let loaded = berth::image::archive::load(&st.paths, &mut st.db, &mut bytes.as_slice());
+        if std::env::var_os("BERTH_FUZZ_SHOW").is_some() {
+            // To check that seeds load: BERTH_FUZZ_SHOW=1 image_archive seeds/image_archive/*
+            eprintln!("load: {loaded:?}");
+        }
         static RUNS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if loaded.is_ok() || n % 1000 == 999 {
