@@ -7,7 +7,7 @@ use crate::engine::Engine;
 /// The common docker templates: `{{.State.Status}}` dotted paths, `json`,
 /// `index X "key"` and `(index X "key").Field`. Anything else is an error,
 /// not a silent "null".
-pub(super) fn template(f: &str, v: &serde_json::Value) -> anyhow::Result<String> {
+pub fn template(f: &str, v: &serde_json::Value) -> anyhow::Result<String> {
     let mut out = String::new();
     let mut rest = f;
     while let Some(i) = rest.find("{{") {

@@ -18,6 +18,8 @@ mod volume;
 
 pub use crate::render as table;
 pub use args::Cli;
+/// The `--format` template renderer, public for the fuzz targets (fuzz/).
+pub use format::template as format_template;
 
 use std::collections::BTreeMap;
 
