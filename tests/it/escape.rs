@@ -199,3 +199,239 @@ fn cp_never_follows_a_swapped_symlink_to_the_host() {
     assert!(read_inside > 0, "no copy out ever succeeded: the test tried nothing");
     assert_eq!(std::fs::read_to_string(host.join("secret")).unwrap(), "host secret\n");
 }
+
+// Hostile archives. Each must end, in bounded memory and time, with the
+// image stored or a clear error, and leave nothing behind on failure.
+
+/// What one berth run cost: its output, peak resident memory (VmHWM, KiB,
+/// sampled while it runs) and wall time.
+struct Cost {
+    out: Out,
+    peak_kib: u64,
+    secs: f64,
+}
+
+fn berth_measured(env: &Env, args: &[&str], vars: &[(&str, &str)], timeout: Duration) -> Cost {
+    let mut cmd = env.cmd(args);
+    cmd.envs(vars.iter().copied());
+    let start = std::time::Instant::now();
+    let child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let status = format!("/proc/{}/status", child.id());
+    let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
+    let sampler = std::thread::spawn(move || {
+        let mut peak = 0;
+        while stop_rx.try_recv().is_err() {
+            if let Some(kib) = std::fs::read_to_string(&status).ok().as_deref().and_then(|s| status_field(s, "VmHWM")).and_then(|v| v.trim_end_matches("kB").trim().parse::<u64>().ok()) {
+                peak = peak.max(kib);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        peak
+    });
+    let out = collect(child, timeout);
+    let secs = start.elapsed().as_secs_f64();
+    stop_tx.send(()).unwrap();
+    let peak_kib = sampler.join().unwrap();
+    eprintln!("berth {}: {secs:.1} s, peak RSS {} MiB", args.join(" "), peak_kib / 1024);
+    Cost { out, peak_kib, secs }
+}
+
+/// Nothing of a refused archive may stay: no layer, no scratch directory.
+fn assert_left_nothing(env: &Env) {
+    for sub in ["layers", "tmp"] {
+        let d = env.root.join(sub);
+        let left: Vec<_> = std::fs::read_dir(&d).map(|r| r.filter_map(|e| e.ok()).map(|e| e.file_name()).collect()).unwrap_or_default();
+        assert!(left.is_empty(), "{} keeps {left:?}", d.display());
+    }
+}
+
+fn header(kind: tar::EntryType, size: u64) -> tar::Header {
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(kind);
+    h.set_size(size);
+    h.set_mode(if kind == tar::EntryType::Directory { 0o755 } else { 0o644 });
+    h.set_mtime(1_700_000_000);
+    h
+}
+
+/// Gzip members of `n` MiB of zeros, written one compressed MiB at a time:
+/// berth reads multi-member gzip, so a bomb of GBs is a few MB on disk and
+/// costs the test one compression.
+fn zero_members(w: &mut impl std::io::Write, mib: u64) {
+    use std::io::Write;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    gz.write_all(&vec![0u8; 1 << 20]).unwrap();
+    let member = gz.finish().unwrap();
+    for _ in 0..mib {
+        w.write_all(&member).unwrap();
+    }
+}
+
+fn gzip_member(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(bytes).unwrap();
+    gz.finish().unwrap()
+}
+
+/// A layer of 200,000 empty files in 200 directories: unpacked as a
+/// stream, so memory stays flat whatever the count.
+#[test]
+fn a_layer_of_many_tiny_files_unpacks_in_bounded_memory() {
+    let env = Env::bare("esc_many");
+    let path = env.dir.join("many.tar.gz");
+    {
+        let f = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+        let mut b = tar::Builder::new(flate2::write::GzEncoder::new(f, flate2::Compression::fast()));
+        for d in 0..200 {
+            b.append_data(&mut header(tar::EntryType::Directory, 0), format!("d{d}/"), std::io::empty()).unwrap();
+            for i in 0..1000 {
+                b.append_data(&mut header(tar::EntryType::Regular, 0), format!("d{d}/f{i}"), std::io::empty()).unwrap();
+            }
+        }
+        b.into_inner().unwrap().finish().unwrap();
+    }
+    let c = berth_measured(&env, &["import", path.to_str().unwrap(), "many"], &[], Duration::from_secs(300));
+    assert!(c.out.ok(), "{}", c.out);
+    assert!(c.peak_kib < 128 * 1024, "berth peaked at {} MiB for 200k files", c.peak_kib / 1024);
+    let layers: Vec<_> = std::fs::read_dir(env.root.join("layers")).unwrap().map(|e| e.unwrap().path()).filter(|p| p.join("diff").is_dir()).collect();
+    assert_eq!(layers.len(), 1, "{layers:?}");
+    assert_eq!(std::fs::read_dir(layers[0].join("diff/d199")).unwrap().count(), 1000);
+}
+
+/// A 2 GiB file of zeros, 2 MB compressed, and the same zeros hidden after
+/// the end-of-archive marker (read only to hash the layer). With a 256 MiB
+/// limit both are refused before writing the file or inflating it all.
+#[test]
+fn a_gzip_bomb_is_refused_at_the_layer_size_limit() {
+    let env = Env::bare("esc_bomb");
+    let limit = [("BERTH_MAX_LAYER_SIZE", "256m")];
+    let one_file = env.dir.join("bomb.tar.gz");
+    {
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&one_file).unwrap());
+        let mut h = header(tar::EntryType::Regular, 2 << 30);
+        h.set_path("bomb").unwrap();
+        h.set_cksum();
+        std::io::Write::write_all(&mut f, &gzip_member(h.as_bytes())).unwrap();
+        zero_members(&mut f, 2048 + 1);
+    }
+    assert!(std::fs::metadata(&one_file).unwrap().len() < 8 << 20);
+    let c = berth_measured(&env, &["import", one_file.to_str().unwrap(), "bomb"], &limit, Duration::from_secs(60));
+    assert!(!c.out.ok(), "a 2 GiB layer passed a 256 MiB limit");
+    assert!(c.out.stderr.contains("\"bomb\" holds 2 GiB while the layer may unpack to 256 MiB") && c.out.stderr.contains("BERTH_MAX_LAYER_SIZE"), "{}", c.out);
+    assert!(c.secs < 10.0 && c.peak_kib < 64 * 1024, "{:.1} s, {} KiB", c.secs, c.peak_kib);
+    assert_left_nothing(&env);
+
+    let trailing = env.dir.join("trailing.tar.gz");
+    {
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&trailing).unwrap());
+        let mut b = tar::Builder::new(Vec::new());
+        b.append_data(&mut header(tar::EntryType::Regular, 2), "ok", &b"ok"[..]).unwrap();
+        std::io::Write::write_all(&mut f, &gzip_member(&b.into_inner().unwrap())).unwrap();
+        zero_members(&mut f, 2048);
+    }
+    let c = berth_measured(&env, &["import", trailing.to_str().unwrap(), "trailing"], &limit, Duration::from_secs(120));
+    assert!(!c.out.ok(), "2 GiB after the end of the archive passed a 256 MiB limit");
+    assert!(c.out.stderr.contains("more than 256 MiB uncompressed") && c.out.stderr.contains("BERTH_MAX_LAYER_SIZE"), "{}", c.out);
+    assert!(c.peak_kib < 64 * 1024, "{} KiB", c.peak_kib);
+    assert_left_nothing(&env);
+
+    // Many files that are each small but together pass the limit: refused
+    // (by the stream count, which also counts headers, or by the entry that
+    // would pass it) having written no more than the limit.
+    let many = env.dir.join("many.tar.gz");
+    {
+        let f = std::io::BufWriter::new(std::fs::File::create(&many).unwrap());
+        let mut b = tar::Builder::new(flate2::write::GzEncoder::new(f, flate2::Compression::fast()));
+        for i in 0..64 {
+            b.append_data(&mut header(tar::EntryType::Regular, 1 << 20), format!("z{i}"), std::io::repeat(0).take(1 << 20)).unwrap();
+        }
+        b.into_inner().unwrap().finish().unwrap();
+    }
+    let c = berth_measured(&env, &["import", many.to_str().unwrap(), "many"], &[("BERTH_MAX_LAYER_SIZE", "16m")], Duration::from_secs(60));
+    assert!(!c.out.ok() && c.out.stderr.contains("16 MiB") && c.out.stderr.contains("BERTH_MAX_LAYER_SIZE"), "{}", c.out);
+    assert_left_nothing(&env);
+
+    // `berth load` of a docker-archive whose layer is the bomb: refused
+    // while hashing the layer, before anything is unpacked.
+    let archive = env.dir.join("bomb-save.tar");
+    {
+        let mut b = tar::Builder::new(std::fs::File::create(&archive).unwrap());
+        let config = br#"{"architecture":"amd64","os":"linux","config":{},"rootfs":{"type":"layers","diff_ids":["sha256:0000000000000000000000000000000000000000000000000000000000000000"]}}"#;
+        let manifest = br#"[{"Config":"config.json","RepoTags":["bomb:1"],"Layers":["layer.tar.gz"]}]"#;
+        b.append_data(&mut header(tar::EntryType::Regular, config.len() as u64), "config.json", &config[..]).unwrap();
+        b.append_data(&mut header(tar::EntryType::Regular, manifest.len() as u64), "manifest.json", &manifest[..]).unwrap();
+        let bomb = std::fs::read(&one_file).unwrap();
+        b.append_data(&mut header(tar::EntryType::Regular, bomb.len() as u64), "layer.tar.gz", &bomb[..]).unwrap();
+        b.finish().unwrap();
+    }
+    let c = berth_measured(&env, &["load", "-i", archive.to_str().unwrap()], &limit, Duration::from_secs(120));
+    assert!(!c.out.ok(), "{}", c.out);
+    assert!(c.out.stderr.contains("more than 256 MiB uncompressed"), "{}", c.out);
+    assert!(c.peak_kib < 64 * 1024, "{} KiB", c.peak_kib);
+    assert!(env.berth(&["image", "inspect", "bomb:1"]).code != 0);
+}
+
+/// Thousands of nested directories: refused past the depth limit, quickly;
+/// a tree just under it unpacks.
+#[test]
+fn deep_directories_end_at_the_depth_limit() {
+    let env = Env::bare("esc_deep");
+    let tree = |depth: usize, path: &Path| {
+        let mut b = tar::Builder::new(std::fs::File::create(path).unwrap());
+        for k in 1..=depth {
+            b.append_data(&mut header(tar::EntryType::Directory, 0), "d/".repeat(k), std::io::empty()).unwrap();
+        }
+        b.append_data(&mut header(tar::EntryType::Regular, 4), format!("{}leaf", "d/".repeat(depth)), &b"leaf"[..]).unwrap();
+        b.finish().unwrap();
+    };
+    let deep = env.dir.join("deep.tar");
+    tree(5000, &deep);
+    let c = berth_measured(&env, &["import", deep.to_str().unwrap(), "deep"], &[], Duration::from_secs(120));
+    assert!(!c.out.ok(), "{}", c.out);
+    assert!(c.out.stderr.contains("513 directories deep, more than berth's limit of 512"), "{}", c.out);
+    assert!(c.out.stderr.len() < 600, "the error quotes too much: {}", c.out);
+    assert!(c.secs < 30.0 && c.peak_kib < 64 * 1024, "{:.1} s, {} KiB", c.secs, c.peak_kib);
+    assert_left_nothing(&env);
+
+    let ok = env.dir.join("ok.tar");
+    tree(500, &ok);
+    let c = berth_measured(&env, &["import", ok.to_str().unwrap(), "ok"], &[], Duration::from_secs(120));
+    assert!(c.out.ok(), "{}", c.out);
+    assert!(c.secs < 60.0, "{:.1} s for 500 levels", c.secs);
+}
+
+/// Components of 255 bytes (the most a name may have) piled beyond
+/// PATH_MAX: refused with the limit named; a path of 15 of them (3839
+/// bytes) unpacks.
+#[test]
+fn names_beyond_path_max_are_refused() {
+    let env = Env::bare("esc_long");
+    let comp = |i: usize| format!("{i:0>255}");
+    let long = env.dir.join("long.tar");
+    {
+        let mut b = tar::Builder::new(std::fs::File::create(&long).unwrap());
+        let mut p = String::new();
+        for i in 0..20 {
+            p.push_str(&comp(i));
+            p.push('/');
+            b.append_data(&mut header(tar::EntryType::Directory, 0), &p, std::io::empty()).unwrap();
+        }
+        b.finish().unwrap();
+    }
+    let c = berth_measured(&env, &["import", long.to_str().unwrap(), "long"], &[], Duration::from_secs(60));
+    assert!(!c.out.ok(), "{}", c.out);
+    assert!(c.out.stderr.contains("bytes long, more than the") && c.out.stderr.contains("in a Linux path (4095 bytes)"), "{}", c.out);
+    assert!(c.out.stderr.len() < 600, "the error quotes too much: {}", c.out);
+    assert_left_nothing(&env);
+
+    let ok = env.dir.join("ok.tar");
+    {
+        let mut b = tar::Builder::new(std::fs::File::create(&ok).unwrap());
+        let p: Vec<String> = (0..15).map(comp).collect();
+        b.append_data(&mut header(tar::EntryType::Regular, 2), p.join("/"), &b"ok"[..]).unwrap();
+        b.finish().unwrap();
+    }
+    let c = berth_measured(&env, &["import", ok.to_str().unwrap(), "ok"], &[], Duration::from_secs(60));
+    assert!(c.out.ok(), "{}", c.out);
+}

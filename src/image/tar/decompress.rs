@@ -5,6 +5,7 @@ use std::io::{self, Read};
 use std::path::Path;
 
 use super::TarError;
+use super::limits::{Capped, max_layer_size};
 
 /// How an archive or layer blob is compressed, told by its first bytes.
 /// Layer unpacking, `save`/`load` and the layer store all ask here, so they
@@ -62,19 +63,30 @@ impl Compression {
 /// Wraps a reader, undoing gzip or zstd and passing plain tar through.
 /// xz and bzip2 are recognised only to report [`TarError::Unsupported`]
 /// instead of a confusing "bad tar header".
+///
+/// The result fails once it has produced more than the layer size limit
+/// (`BERTH_MAX_LAYER_SIZE`, see [`super::limits`]): every reader of an
+/// archive, hashing included, goes through here, so none of them can be
+/// kept inflating a bomb for hours.
 pub fn decompressed<'a, R: Read + 'a>(mut r: R) -> Result<Box<dyn Read + 'a>, TarError> {
+    let limit = max_layer_size().map_err(TarError::BadLimit)?;
     let head = read_head(&mut r, HEAD).map_err(TarError::Read)?;
     let compression = Compression::sniff(&head);
     let whole = io::Cursor::new(head).chain(r);
-    match compression {
-        Compression::Plain => Ok(Box::new(whole)),
+    let plain: Box<dyn Read + 'a> = match compression {
+        Compression::Plain => Box::new(whole),
         // Multi-member: some tools write layers as concatenated gzip streams.
-        Compression::Gzip => Ok(Box::new(flate2::read::MultiGzDecoder::new(whole))),
-        Compression::Zstd => Ok(Box::new(
-            zstd::stream::read::Decoder::new(whole).map_err(TarError::Read)?,
-        )),
-        Compression::Other(name) => Err(TarError::Unsupported(name)),
-    }
+        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(whole)),
+        Compression::Zstd => {
+            Box::new(zstd::stream::read::Decoder::new(whole).map_err(TarError::Read)?)
+        }
+        Compression::Other(name) => return Err(TarError::Unsupported(name)),
+    };
+    Ok(Box::new(Capped {
+        inner: plain,
+        left: limit,
+        limit,
+    }))
 }
 
 /// Reads up to `n` bytes, looping over short reads so sniffing sees them all.

@@ -20,6 +20,7 @@
 //! entry's ownership, times and xattrs, and `unpack` writes the entries.
 
 mod decompress;
+mod limits;
 mod meta;
 #[cfg(test)]
 mod test_archive;
@@ -30,6 +31,7 @@ use std::io;
 use std::path::PathBuf;
 
 pub use decompress::{Compression, decompressed};
+pub use limits::{DEFAULT_MAX_LAYER_SIZE, MAX_LAYER_SIZE_ENV, MAX_PATH_DEPTH, MAX_PATH_LEN};
 pub use unpack::unpack;
 use walk::MAX_SYMLINK_HOPS;
 
@@ -51,6 +53,32 @@ pub enum TarError {
     Unsupported(&'static str),
     #[error("reading the layer archive: {0}")]
     Read(io::Error),
+    #[error("{0}")]
+    BadLimit(String),
+    #[error(
+        "layer entry \"{entry}\" holds {} while the layer may unpack to {} in all \
+         (a decompression bomb?); refusing the archive. Set {MAX_LAYER_SIZE_ENV} to raise the limit",
+        limits::human(*size), limits::human(*limit)
+    )]
+    TooLarge {
+        entry: String,
+        size: u64,
+        limit: u64,
+    },
+    #[error(
+        "layer entry \"{entry}\": its path is {len} bytes long, more than the {max} that fit \
+         below the layer directory in a Linux path ({MAX_PATH_LEN} bytes); refusing the archive"
+    )]
+    PathTooLong {
+        entry: String,
+        len: usize,
+        max: usize,
+    },
+    #[error(
+        "layer entry \"{entry}\": its path is {depth} directories deep, more than berth's \
+         limit of {MAX_PATH_DEPTH}; refusing the archive"
+    )]
+    TooDeep { entry: String, depth: usize },
     #[error("cannot unpack into {}: {error}", path.display())]
     Target { path: PathBuf, error: io::Error },
     #[error("layer entry \"{entry}\" climbs out of the target directory; refusing the archive")]

@@ -12,6 +12,7 @@ use nix::sys::stat::{self, Mode, SFlag, UtimensatFlags};
 use nix::sys::time::TimeSpec;
 use tar::EntryType;
 
+use super::limits::{MAX_PATH_DEPTH, max_layer_size, path_budget, shorten};
 use super::meta::{Meta, numeric, read_meta};
 use super::walk::{WalkError, join, normalise, walk, walk_error};
 use super::{TarError, UnpackStats};
@@ -51,6 +52,8 @@ struct Unpacker<'a> {
     root: &'a Path,
     stats: UnpackStats,
     dir_times: Vec<DirTime>,
+    /// Content bytes the whole archive may write (`BERTH_MAX_LAYER_SIZE`).
+    max_bytes: u64,
 }
 
 /// Unpacks `src` (already decompressed, see [`decompressed`]) into `dest`, an
@@ -65,6 +68,7 @@ pub fn unpack<R: Read>(src: R, dest: &Path) -> Result<UnpackStats, TarError> {
         root: dest,
         stats: UnpackStats::default(),
         dir_times: Vec::new(),
+        max_bytes: max_layer_size().map_err(TarError::BadLimit)?,
     };
     let mut archive = tar::Archive::new(src);
     for entry in archive.entries().map_err(TarError::Read)? {
@@ -73,6 +77,30 @@ pub fn unpack<R: Read>(src: R, dest: &Path) -> Result<UnpackStats, TarError> {
     }
     u.finish_dir_times()?;
     Ok(u.stats)
+}
+
+/// Refuses paths no system call could name, and trees so deep that
+/// resolving each entry would take quadratic time.
+fn check_path(comps: &[OsString], max_len: usize, name: &str) -> Result<(), TarError> {
+    if comps.len() > MAX_PATH_DEPTH {
+        return Err(TarError::TooDeep {
+            entry: name.into(),
+            depth: comps.len(),
+        });
+    }
+    let len = comps
+        .iter()
+        .map(|c| c.len() + 1)
+        .sum::<usize>()
+        .saturating_sub(1);
+    if len > max_len {
+        return Err(TarError::PathTooLong {
+            entry: name.into(),
+            len,
+            max: max_len,
+        });
+    }
+    Ok(())
 }
 
 fn check_target(dest: &Path) -> Result<(), TarError> {
@@ -90,7 +118,8 @@ fn check_target(dest: &Path) -> Result<(), TarError> {
 impl Unpacker<'_> {
     fn entry<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>) -> Result<(), TarError> {
         let raw = entry.path_bytes().into_owned();
-        let name = String::from_utf8_lossy(&raw).into_owned();
+        // Shortened: a hostile name may be megabytes, and errors quote it.
+        let name = shorten(&String::from_utf8_lossy(&raw));
         let mut kind = entry.header().entry_type();
         if kind.is_pax_global_extensions() {
             // Global PAX headers (e.g. git archive's commit comment) carry nothing we apply.
@@ -103,6 +132,7 @@ impl Unpacker<'_> {
         let comps = normalise(&raw).ok_or_else(|| TarError::Escape {
             entry: name.clone(),
         })?;
+        check_path(&comps, path_budget(self.root), &name)?;
         if is_aufs_meta(&comps) {
             return Ok(()); // e.g. .wh..wh.plnk/..., AUFS's hard link store
         }
@@ -157,6 +187,15 @@ impl Unpacker<'_> {
         path: &Path,
         name: &str,
     ) -> Result<(), TarError> {
+        // Refused before anything is written: the header declares the size,
+        // so a bomb of one huge file costs no disk at all.
+        if entry.size() > self.max_bytes.saturating_sub(self.stats.bytes) {
+            return Err(TarError::TooLarge {
+                entry: name.into(),
+                size: entry.size(),
+                limit: self.max_bytes,
+            });
+        }
         clear_slot(path, false, name)?;
         let mut file = fs::OpenOptions::new()
             .write(true)

@@ -10,6 +10,7 @@ use std::os::unix::fs::DirBuilderExt;
 use std::path::{Component, Path, PathBuf};
 
 use super::TarError;
+use super::limits::{MAX_PATH_DEPTH, path_budget};
 
 /// Same limit as the kernel's: more hops than this is treated as a loop.
 pub(super) const MAX_SYMLINK_HOPS: u32 = 40;
@@ -45,6 +46,10 @@ fn shown(comps: &[OsString]) -> String {
 #[derive(Debug)]
 pub(super) enum WalkError {
     Loop,
+    /// Symlinks spliced in made the path deeper than the limit (depth so far).
+    TooDeep(usize),
+    /// ... or longer (bytes so far, bytes allowed).
+    TooLong(usize, usize),
     NotDir(Vec<OsString>),
     Missing,
     Io(&'static str, PathBuf, io::Error),
@@ -71,6 +76,14 @@ pub(super) fn walk(
             // `done` holds real directories only, so lexical ".." is the physical parent.
             done.pop();
             continue;
+        }
+        // Entry names were checked, but spliced symlinks can lengthen them.
+        if done.len() + 1 > MAX_PATH_DEPTH {
+            return Err(WalkError::TooDeep(done.len() + 1 + todo.len()));
+        }
+        let len = done.iter().map(|d| d.len() + 1).sum::<usize>() + c.len();
+        if len > path_budget(root) {
+            return Err(WalkError::TooLong(len, path_budget(root)));
         }
         let path = join(root, &done).join(&c);
         match fs::symlink_metadata(&path) {
@@ -121,6 +134,15 @@ pub(super) fn walk_error(e: WalkError, entry: &str) -> TarError {
     match e {
         WalkError::Loop => TarError::SymlinkLoop {
             entry: entry.into(),
+        },
+        WalkError::TooDeep(depth) => TarError::TooDeep {
+            entry: entry.into(),
+            depth,
+        },
+        WalkError::TooLong(len, max) => TarError::PathTooLong {
+            entry: entry.into(),
+            len,
+            max,
         },
         WalkError::NotDir(comps) => TarError::NotADirectory {
             entry: entry.into(),
