@@ -12,7 +12,7 @@ use oci_spec::runtime::Spec;
 
 use super::{EXIT_CANNOT_INVOKE, EXIT_ENGINE, EXIT_NOT_FOUND};
 use crate::sys::mount::{self, MsFlags};
-use crate::sys::{caps, net, proc, pty, seccomp};
+use crate::sys::{caps, net, proc, pty, rootfs, seccomp};
 
 pub struct InitError {
     pub code: i32,
@@ -264,43 +264,35 @@ fn flags_and_data(opts: &[String]) -> (MsFlags, bool, String) {
 }
 
 fn do_mount(m: &oci_spec::runtime::Mount, root: &Path) -> R<()> {
-    let target = in_root(root, m.destination())?;
+    let dest = m.destination();
     let opts = m.options().clone().unwrap_or_default();
     let (flags, ro, data) = flags_and_data(&opts);
     let typ = m.typ().clone().unwrap_or_default();
     let source = m.source().clone().unwrap_or_default();
+    // The target is opened, not named: see rootfs::MountTarget. Errors name
+    // the container's path, not the /proc/self/fd link.
+    let at = |e: std::io::Error| fail(format!("mount on {}: {e}", dest.display()));
     if flags.contains(MsFlags::MS_BIND) || typ == "bind" {
         let src_is_dir = std::fs::metadata(&source).map(|md| md.is_dir()).map_err(|e| fail(format!("bind source {}: {e}", source.display())))?;
-        make_target(&target, src_is_dir)?;
-        mount::bind(&source, &target, flags.contains(MsFlags::MS_REC)).map_err(fail)?;
+        let target = rootfs::mount_target(root, dest, src_is_dir).map_err(at)?;
+        mount::bind(&source, &target.path(), flags.contains(MsFlags::MS_REC)).map_err(at)?;
         if ro {
-            mount::remount_ro(&target, flags & (MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC)).map_err(fail)?;
+            // The held descriptor is the directory under the new mount:
+            // open the path again to reach the mount itself.
+            let top = rootfs::mount_target(root, dest, src_is_dir).map_err(at)?;
+            mount::remount_ro(&top.path(), flags & (MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC)).map_err(at)?;
         }
         return Ok(());
     }
-    make_target(&target, true)?;
+    let target = rootfs::mount_target(root, dest, true).map_err(at)?;
     let flags = if ro { flags | MsFlags::MS_RDONLY } else { flags };
     let data = (!data.is_empty()).then_some(data);
     let src = source.to_string_lossy().into_owned();
-    match mount::mount(Some(&src), &target, Some(&typ), flags, data.as_deref()) {
+    match mount::mount(Some(&src), &target.path(), Some(&typ), flags, data.as_deref()) {
         Ok(()) => Ok(()),
         // mqueue may be missing from a kernel; a container runs without it.
         Err(_) if typ == "mqueue" => Ok(()),
-        Err(e) => Err(fail(e)),
-    }
-}
-
-fn make_target(p: &Path, dir: bool) -> R<()> {
-    if dir {
-        std::fs::create_dir_all(p).map_err(|e| fail(format!("mkdir {}: {e}", p.display())))
-    } else {
-        if let Some(parent) = p.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| fail(format!("mkdir {}: {e}", parent.display())))?;
-        }
-        if std::fs::symlink_metadata(p).is_err() {
-            std::fs::File::create(p).map_err(|e| fail(format!("create {}: {e}", p.display())))?;
-        }
-        Ok(())
+        Err(e) => Err(at(e)),
     }
 }
 

@@ -1,4 +1,5 @@
-//! Copying into and out of a container's root while the container runs.
+//! Copying into and out of a container's root while the container runs,
+//! and opening mount points inside it while init sets it up.
 //!
 //! A running container can swap any directory in a path for a symlink
 //! between our check and our use (CVE-2018-15664). So paths are resolved
@@ -31,6 +32,102 @@ fn open_in(root: BorrowedFd, path: &Path, flags: OFlag) -> io::Result<OwnedFd> {
     let rel = if rel.as_os_str().is_empty() { Path::new(".") } else { rel };
     let how = OpenHow::new().flags(flags | CLO).resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
     openat2(root, rel, how).map_err(|e| io::Error::new(io::Error::from(e).kind(), format!("{}: {e}", path.display())))
+}
+
+/// A mount point inside a container's root, held open: the mount goes on
+/// [`MountTarget::path`], the descriptor's /proc/self/fd link, so the
+/// kernel mounts on the directory we resolved, whatever a symlink swapped
+/// into the path since (CVE-2021-30465, runc's mount race).
+pub struct MountTarget(OwnedFd);
+
+impl MountTarget {
+    pub fn path(&self) -> std::path::PathBuf {
+        format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&self.0)).into()
+    }
+}
+
+/// Resolves the mount destination `path` inside `root` as if root were `/`
+/// (a symlink to `/etc` planted by the image or an earlier run of the
+/// container leads to the container's /etc, never the host's) and creates
+/// what is missing: directories, and for a file bind (`dir` false) an
+/// empty file. The walk goes one component at a time from a descriptor of
+/// the directory above, with O_NOFOLLOW: symlinks are read and resolved by
+/// us (a dangling one, to a directory the image lacks, is created inside
+/// the root), and one swapped in while we walk makes the open fail instead
+/// of leading out. Refuses a path that resolves to the root itself: a
+/// mount there would replace the container's whole filesystem.
+pub fn mount_target(root: &Path, path: &Path, dir: bool) -> io::Result<MountTarget> {
+    use std::collections::VecDeque;
+    use std::ffi::OsString;
+    use std::os::unix::ffi::OsStrExt;
+    let ctx = |what: &str, e: nix::errno::Errno| io::Error::new(io::Error::from(e).kind(), format!("{what} {}: {e}", path.display()));
+    let opath = OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    // stack[0] is the root; ".." pops, never past it.
+    let mut stack = vec![open_root(root)?];
+    let mut todo: VecDeque<OsString> = path.iter().filter(|c| *c != "/").map(OsString::from).collect();
+    let mut hops = 0;
+    let mut last: Option<OwnedFd> = None;
+    while let Some(name) = todo.pop_front() {
+        if name == "." {
+            continue;
+        }
+        if name == ".." {
+            if stack.len() > 1 {
+                stack.pop();
+            }
+            continue;
+        }
+        let cur = stack.last().expect("the root stays");
+        let is_last = todo.is_empty();
+        let st = match fstatat(cur, name.as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW) {
+            Ok(st) => Some(st),
+            Err(nix::errno::Errno::ENOENT) => None,
+            Err(e) => return Err(ctx("resolving", e)),
+        };
+        match st.map(|st| kind(&st)) {
+            Some(SFlag::S_IFLNK) => {
+                hops += 1;
+                if hops > 40 {
+                    return Err(ctx("too many symlinks resolving", nix::errno::Errno::ELOOP));
+                }
+                let target = readlinkat(cur, name.as_os_str()).map_err(|e| ctx("reading a symlink of", e))?;
+                if target.as_bytes().starts_with(b"/") {
+                    stack.truncate(1);
+                }
+                for c in Path::new(&target).iter().rev().filter(|c| *c != "/") {
+                    todo.push_front(c.to_os_string());
+                }
+                continue;
+            }
+            Some(SFlag::S_IFDIR) => {}
+            Some(_) if is_last => {}
+            Some(_) => return Err(ctx("a non-directory is in the path of", nix::errno::Errno::ENOTDIR)),
+            None if is_last && !dir => {
+                let f = openat(cur, name.as_os_str(), OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | CLO, Mode::from_bits_truncate(0o644));
+                f.map_err(|e| ctx("creating the mount point", e))?;
+            }
+            None => mkdirat(cur, name.as_os_str(), Mode::from_bits_truncate(0o755)).map_err(|e| ctx("creating a directory for", e))?,
+        }
+        let fd = openat(cur, name.as_os_str(), if is_last { opath } else { opath | OFlag::O_DIRECTORY }, Mode::empty()).map_err(|e| ctx("opening", e))?;
+        if is_last {
+            last = Some(fd);
+        } else {
+            stack.push(fd);
+        }
+    }
+    // A path ending in a symlink to / or in ".." ends on a directory of the stack.
+    let fd = match last {
+        Some(fd) => fd,
+        None => stack.pop().expect("the root stays"),
+    };
+    let (st, top) = (fstat(&fd)?, fstat(&open_root(root)?)?);
+    if (st.st_dev, st.st_ino) == (top.st_dev, top.st_ino) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{} leads to the container's root directory itself (a symlink to /?); a mount there would hide the whole filesystem", path.display()),
+        ));
+    }
+    Ok(MountTarget(fd))
 }
 
 /// Copies `path` of the container (file, symlink target or tree) to `dst`

@@ -435,3 +435,62 @@ fn names_beyond_path_max_are_refused() {
     let c = berth_measured(&env, &["import", ok.to_str().unwrap(), "ok"], &[], Duration::from_secs(60));
     assert!(c.out.ok(), "{}", c.out);
 }
+
+/// Mount points seen from the test's own (the host's) mount namespace.
+fn host_mount_points() -> Vec<String> {
+    std::fs::read_to_string("/proc/self/mountinfo").unwrap().lines().filter_map(|l| l.split(' ').nth(4).map(String::from)).collect()
+}
+
+/// Volume targets that an earlier run of the container turned into
+/// symlinks (to /etc, to a host directory's path, to /): the volume goes
+/// on the container's own path, never the host's, and a target that is
+/// the root itself is refused. Then the racing form (CVE-2021-30465): a
+/// second container swaps a directory of a shared volume for a symlink
+/// while the first mounts a volume below it.
+#[test]
+fn volume_targets_never_follow_symlinks_to_the_host() {
+    let env = Env::new("esc_vol");
+    let host = env.dir.join("hostdir");
+    std::fs::create_dir_all(&host).unwrap();
+    let h = host.to_str().unwrap();
+    let mounts_before = host_mount_points();
+    let etc_before: Vec<_> = std::fs::read_dir("/etc").unwrap().map(|e| e.unwrap().file_name()).collect();
+    let planter = env.name("planter");
+    env.ok(&["run", "--name", &planter, "busybox", "sh", "-c", &format!("ln -s /etc /data && ln -s {h} /hostlink && ln -s / /top")]);
+    let img = "esc-vol/planted:1";
+    env.ok(&["commit", &planter, img]);
+
+    let o = env.berth(&["run", "--rm", "-v", "esc-vol-etc:/data", img, "sh", "-c", "grep -c ' /etc ' /proc/self/mountinfo; echo in > /data/planted"]);
+    assert!(o.ok(), "{o}");
+    assert_eq!(o.out(), "1", "the volume is not mounted on the container's /etc: {o}");
+    assert!(env.root.join("volumes/esc-vol-etc/_data/planted").exists(), "the write did not land in the volume");
+    assert!(!Path::new("/etc/planted").exists());
+
+    let o = env.berth(&["run", "--rm", "-v", "esc-vol-host:/hostlink/sub", img, "sh", "-c", &format!("grep -c ' {h}/sub ' /proc/self/mountinfo")]);
+    assert!(o.ok(), "{o}");
+    assert_eq!(o.out(), "1", "{o}");
+    assert!(!host.join("sub").exists(), "init created the mount point on the host");
+
+    let o = env.berth(&["run", "--rm", "-v", "esc-vol-top:/top", img, "true"]);
+    assert!(!o.ok(), "a volume over the container's root was accepted: {o}");
+    assert!(o.stderr.contains("/top") && o.stderr.contains("root directory itself"), "{o}");
+
+    // The race: `swapper` flips /s/b between a directory and a symlink to
+    // the host directory; each start of `victim` mounts a volume on
+    // /a/b/c through the same volume.
+    let swapper = env.name("swapper");
+    env.run_detached(&swapper, &["-v", "esc-vol-shared:/s", "busybox", "sh", "-c", &format!("touch /s/ready; while :; do mkdir -p /s/b; rm -rf /s/b; ln -sfn {h} /s/b; rm -f /s/b; done")]);
+    assert!(wait_until(Duration::from_secs(10), || env.root.join("volumes/esc-vol-shared/_data/ready").exists()));
+    for i in 0..20 {
+        let o = env.berth(&["run", "--rm", "-v", "esc-vol-shared:/a", "-v", "esc-vol-other:/a/b/c", "busybox", "true"]);
+        let _ = o; // a start that lost the race may fail; it must not escape
+        assert!(!host.join("c").exists(), "init created the mount point on the host (try {i})");
+    }
+    env.berth(&["rm", "-f", &swapper]);
+
+    assert_eq!(std::fs::read_dir(&host).unwrap().count(), 0, "the host directory changed");
+    let etc_after: Vec<_> = std::fs::read_dir("/etc").unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(etc_before, etc_after, "the host's /etc changed");
+    let new: Vec<_> = host_mount_points().into_iter().filter(|m| !mounts_before.contains(m) && !m.starts_with(env.dir.to_str().unwrap())).collect();
+    assert!(new.is_empty(), "mounts appeared on the host: {new:?}");
+}
