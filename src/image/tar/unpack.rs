@@ -1,6 +1,7 @@
 //! Writing entries into the target: files, links, devices, whiteouts
 //! converted to overlayfs's form, then ownership, modes, xattrs and times.
 
+use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
 use std::fs;
 use std::io::{self, Read, Write};
@@ -38,12 +39,11 @@ fn lsetxattr(path: &Path, name: &[u8], value: &[u8]) -> io::Result<()> {
 }
 
 /// A directory whose times are applied at the end, once nothing more is
-/// written into it. Its identity is kept so that, if a later entry replaced
-/// it, the times do not land on whatever took its place.
+/// written into it. It is kept by identity (device, inode), so that, if a
+/// later entry replaced it, the times do not land on whatever took its
+/// place.
 struct DirTime {
     comps: Vec<OsString>,
-    dev: u64,
-    ino: u64,
     mtime: TimeSpec,
     entry: String,
 }
@@ -51,7 +51,10 @@ struct DirTime {
 struct Unpacker<'a> {
     root: &'a Path,
     stats: UnpackStats,
-    dir_times: Vec<DirTime>,
+    /// One per directory, not per entry: an archive naming the same deep
+    /// directory millions of times must not grow our memory with it. As
+    /// for owner and mode, the last entry's time wins.
+    dir_times: HashMap<(u64, u64), DirTime>,
     /// Content bytes the whole archive may write (`BERTH_MAX_LAYER_SIZE`).
     max_bytes: u64,
 }
@@ -67,7 +70,7 @@ pub fn unpack<R: Read>(src: R, dest: &Path) -> Result<UnpackStats, TarError> {
     let mut u = Unpacker {
         root: dest,
         stats: UnpackStats::default(),
-        dir_times: Vec::new(),
+        dir_times: HashMap::new(),
         max_bytes: max_layer_size().map_err(TarError::BadLimit)?,
     };
     let mut archive = tar::Archive::new(src);
@@ -381,28 +384,28 @@ impl Unpacker<'_> {
         name: &str,
     ) -> Result<(), TarError> {
         let m = fs::symlink_metadata(path).map_err(|e| io_err(name, "inspect", path, e))?;
-        self.dir_times.push(DirTime {
-            comps,
-            dev: m.dev(),
-            ino: m.ino(),
-            mtime,
-            entry: name.into(),
-        });
+        self.dir_times.insert(
+            (m.dev(), m.ino()),
+            DirTime {
+                comps,
+                mtime,
+                entry: name.into(),
+            },
+        );
         Ok(())
     }
 
     /// Applies directory times last, since writing into a directory changes
     /// its mtime. Paths are resolved again: later entries may have moved things.
     fn finish_dir_times(&mut self) -> Result<(), TarError> {
-        for d in self.dir_times.iter().rev() {
+        // Any order: setting a directory's times changes no other's.
+        for (&(dev, ino), d) in &self.dir_times {
             let Ok(real) = walk(self.root, &d.comps, false) else {
                 continue; // removed by a later entry
             };
             let path = join(self.root, &real);
             match fs::symlink_metadata(&path) {
-                Ok(m) if m.dev() == d.dev && m.ino() == d.ino => {
-                    set_time(&path, d.mtime, &d.entry)?
-                }
+                Ok(m) if m.dev() == dev && m.ino() == ino => set_time(&path, d.mtime, &d.entry)?,
                 _ => {} // replaced by something else
             }
         }
@@ -549,6 +552,23 @@ mod tests {
     use super::super::test_archive::{Ar, is_whiteout, lgetxattr, unpack_into};
     use super::{lsetxattr, unpack};
     use crate::testutil::TempDir;
+
+    #[test]
+    fn a_directory_named_again_takes_the_last_time_and_is_kept_once() {
+        let t = TempDir::new("dirtwice");
+        let mut ar = Ar::new();
+        for mtime in [1000, 2000, 3000] {
+            ar.entry(b"d/", EntryType::Directory, None, b"", |h| {
+                h.set_mtime(mtime)
+            });
+        }
+        ar.file("d/f", b"x");
+        unpack_into(&mut ar, &t).unwrap();
+        assert_eq!(
+            fs::symlink_metadata(t.path().join("d")).unwrap().mtime(),
+            3000
+        );
+    }
 
     #[test]
     fn plain_files_dirs_modes_and_mtimes() {
