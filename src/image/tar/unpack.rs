@@ -461,19 +461,33 @@ fn copy_content<R: Read>(
     path: &Path,
     name: &str,
 ) -> Result<u64, TarError> {
+    use std::io::{Seek, SeekFrom};
     let mut buf = vec![0u8; 64 * 1024];
     let mut total = 0u64;
+    // Runs of zeros become holes (the file is new, so skipped ranges read
+    // as zeros): a sparse entry or a file of zeros costs no disk, and a
+    // bomb made of them only its time, which the size cap bounds.
+    let mut hole = false;
     loop {
         let n = match entry.read(&mut buf) {
-            Ok(0) => return Ok(total),
+            Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(TarError::Read(e)),
         };
-        file.write_all(&buf[..n])
-            .map_err(|e| io_err(name, "write", path, e))?;
+        if buf[..n].iter().all(|b| *b == 0) {
+            file.seek(SeekFrom::Current(n as i64)).map_err(|e| io_err(name, "seek", path, e))?;
+            hole = true;
+        } else {
+            file.write_all(&buf[..n]).map_err(|e| io_err(name, "write", path, e))?;
+            hole = false;
+        }
         total += n as u64;
     }
+    if hole {
+        file.set_len(total).map_err(|e| io_err(name, "extend", path, e))?;
+    }
+    Ok(total)
 }
 
 fn link_name<R: Read>(entry: &tar::Entry<'_, R>, name: &str) -> Result<Vec<u8>, TarError> {
@@ -552,6 +566,21 @@ mod tests {
     use super::super::test_archive::{Ar, is_whiteout, lgetxattr, unpack_into};
     use super::{lsetxattr, unpack};
     use crate::testutil::TempDir;
+
+    #[test]
+    fn zeros_become_holes_and_read_back_the_same() {
+        let t = TempDir::new("holes");
+        let mut data = vec![0u8; 4 << 20];
+        data[100] = 7; // data, then 4 MiB of zeros to the end
+        let mut ar = Ar::new();
+        ar.file("z", &data).file("allzero", &vec![0u8; 1 << 20]);
+        unpack_into(&mut ar, &t).unwrap();
+        assert_eq!(fs::read(t.path().join("z")).unwrap(), data);
+        assert_eq!(fs::read(t.path().join("allzero")).unwrap(), vec![0u8; 1 << 20]);
+        // On a filesystem with holes (ext4, tmpfs, xfs) the zeros take no blocks.
+        let blocks = fs::metadata(t.path().join("allzero")).unwrap().blocks();
+        assert!(blocks < 64, "a file of zeros is a hole: {blocks} blocks");
+    }
 
     #[test]
     fn a_directory_named_again_takes_the_last_time_and_is_kept_once() {
