@@ -688,9 +688,18 @@ impl<'a> Check<'a> {
         let gone = |t: &str| t != own && t != "default" && !live_roots.contains(t) && !crate::store::root_of_tag_exists(t);
         let mut add = Vec::new();
         let why = |t: &str| format!("its root (tag {t}) no longer exists");
-        for l in Netlink::new().and_then(|n| n.links_detailed()).unwrap_or_default() {
-            let Some(rest) = l.alias.as_deref().and_then(|a| a.strip_prefix("berth:")) else { continue };
-            let tag = rest.split(':').next().unwrap_or("");
+        let links = Netlink::new().and_then(|n| n.links_detailed()).unwrap_or_default();
+        let tag_of = |l: &crate::sys::netlink::LinkDetail| l.alias.as_deref().and_then(|a| a.strip_prefix("berth:")).map(|r| r.split(':').next().unwrap_or("").to_string());
+        // A veth whose namespace nothing but the kernel holds any more is
+        // on its way out (a gone root's last connections closing), as for
+        // this root's own links: not a leftover.
+        let held = if links.iter().any(|l| !l.bridge && tag_of(l).is_some_and(|t| gone(&t))) { held_netns_ids() } else { HashSet::new() };
+        for l in &links {
+            let Some(tag) = tag_of(l) else { continue };
+            let tag = tag.as_str();
+            if !l.bridge && l.peer_nsid.is_some_and(|id| !held.contains(&id)) {
+                continue;
+            }
             if gone(tag) {
                 let kind = if l.bridge { "bridge" } else if l.name.starts_with("vd") { "tap" } else { "veth" };
                 add.push((kind, l.name.clone(), why(tag), Fix::DeleteLink(l.name.clone())));
