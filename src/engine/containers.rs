@@ -17,13 +17,8 @@ use crate::sys::{cgroup::Cgroup, proc, pty};
 impl Engine {
 
     pub fn create(&self, spec: &RunSpec) -> Result<Container> {
-        // The default network is made through the door that also writes its
-        // firewall rules (egress NAT, isolation).
-        if spec.network.as_deref().is_none_or(|n| n == network::DEFAULT) && network::get(&self.db(), network::DEFAULT).is_err() {
-            match self.network_create(&network::NetworkSpec { name: network::DEFAULT.into(), ..Default::default() }) {
-                Ok(_) | Err(EngineError::Network(network::NetworkError::Exists(_))) => {}
-                Err(e) => return Err(e),
-            }
+        if spec.network.as_deref().is_none_or(|n| n == network::DEFAULT) {
+            self.ensure_default_network()?;
         }
         let c = container::create(&self.paths, &mut self.db(), spec)?;
         self.container_event(&c, "create", &[]);

@@ -34,6 +34,19 @@ impl Engine {
         Ok(())
     }
 
+    /// The default network exists for users as it does in docker, though
+    /// berth makes it on first use: through the door, which also writes its
+    /// firewall rules (egress NAT, isolation). A racing maker is no error.
+    pub(super) fn ensure_default_network(&self) -> Result<()> {
+        if network::get(&self.db(), network::DEFAULT).is_ok() {
+            return Ok(());
+        }
+        match self.network_create(&network::NetworkSpec { name: network::DEFAULT.into(), ..Default::default() }) {
+            Ok(_) | Err(EngineError::Network(network::NetworkError::Exists(_))) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Rewrites this root's nftables table from the store, running `nft`
     /// after the database is released.
     pub(crate) fn sync_firewall(&self) -> Result<()> {
@@ -167,13 +180,8 @@ impl Engine {
     /// `network connect`: recorded now, wired at once when it runs.
     pub fn network_connect(&self, net: &str, key: &str, ip: Option<&str>, aliases: &[String]) -> Result<()> {
         let c = self.container(key)?;
-        // The default network exists for users as it does in docker, though
-        // berth makes it on first use.
-        if net == network::DEFAULT && network::get(&self.db(), net).is_err() {
-            match self.network_create(&network::NetworkSpec { name: network::DEFAULT.into(), ..Default::default() }) {
-                Ok(_) | Err(EngineError::Network(network::NetworkError::Exists(_))) => {}
-                Err(e) => return Err(e),
-            }
+        if net == network::DEFAULT {
+            self.ensure_default_network()?;
         }
         let ep = {
             let mut db = self.db();

@@ -41,13 +41,8 @@ impl Engine {
         // Fail before anything is made: the image must be here.
         self.image(&spec.template.image)?;
         let port_specs = spec.publish.iter().map(|p| network::ports::parse(p)).collect::<std::result::Result<Vec<_>, _>>().map_err(network::NetworkError::from)?;
-        // The default network is made through the door that also writes its
-        // firewall rules, as for a container.
-        if spec.network.is_none() && network::get(&self.db(), network::DEFAULT).is_err() {
-            match self.network_create(&network::NetworkSpec { name: network::DEFAULT.into(), ..Default::default() }) {
-                Ok(_) | Err(EngineError::Network(network::NetworkError::Exists(_))) => {}
-                Err(e) => return Err(e),
-            }
+        if spec.network.is_none() {
+            self.ensure_default_network()?;
         }
         let id = crate::store::new_id();
         let owner = service::owner(&id);
