@@ -132,7 +132,8 @@ fn sha256_hex(digest: &str) -> Option<&str> {
 
 /// An error about a part of an archive being read.
 fn load_err(entry: &str, msg: impl std::fmt::Display) -> ImageError {
-    ImageError::ImportIo { source_name: format!("archive entry {entry}"), err: io::Error::other(msg.to_string()) }
+    // Shortened: a hostile name may be megabytes.
+    ImageError::ImportIo { source_name: format!("archive entry {}", super::tar::shorten(entry)), err: io::Error::other(msg.to_string()) }
 }
 
 /// An error about the store while writing an archive.
@@ -415,6 +416,9 @@ fn clean_name(name: &str) -> std::result::Result<Vec<&str>, &'static str> {
     if name.starts_with('/') {
         return Err("is an absolute path");
     }
+    if name.len() > MAX_NAME {
+        return Err("is a name too long for an image archive (more than 1024 bytes)");
+    }
     let mut parts = Vec::new();
     for c in name.split('/') {
         match c {
@@ -423,8 +427,19 @@ fn clean_name(name: &str) -> std::result::Result<Vec<&str>, &'static str> {
             c => parts.push(c),
         }
     }
+    if parts.len() > MAX_DEPTH {
+        return Err("is nested too deep for an image archive (more than 16 directories)");
+    }
     Ok(parts)
 }
+
+// docker-archive and OCI layouts are at most three levels deep
+// (blobs/sha256/DIGEST) with short names and a few files per layer; the
+// limits leave room for any writer while keeping a hostile archive from
+// costing us time per level or memory per link.
+const MAX_NAME: usize = 1024;
+const MAX_DEPTH: usize = 16;
+const MAX_ENTRIES: usize = 100_000;
 
 /// A link target, relative to `base` (components of the directory the link
 /// is in), resolved lexically; it may not leave the archive.
@@ -474,6 +489,9 @@ impl Unpacked {
                 continue;
             }
             seen += 1;
+            if seen > MAX_ENTRIES {
+                return Err(load_err(&name, format!("is past {MAX_ENTRIES} entries, more than any image archive holds")));
+            }
             let parts = clean_name(&name).map_err(|why| load_err(&name, why))?;
             let rel = parts.join("/");
             let path = self.dir.join(&rel);
@@ -898,6 +916,9 @@ mod tests {
         assert!(clean_name("a/../../x").is_err());
         assert!(clean_name("/etc/passwd").is_err());
         assert!(clean_name("./").unwrap().is_empty());
+        assert_eq!(clean_name("blobs/sha256/ab").unwrap().len(), 3);
+        assert!(clean_name(&"d/".repeat(17)).unwrap_err().contains("nested too deep"));
+        assert!(clean_name(&"n".repeat(1025)).unwrap_err().contains("too long"));
     }
 
     #[test]

@@ -394,6 +394,14 @@ fn deep_directories_end_at_the_depth_limit() {
     assert!(c.secs < 30.0 && c.peak_kib < 64 * 1024, "{:.1} s, {} KiB", c.secs, c.peak_kib);
     assert_left_nothing(&env);
 
+    // The same tree given to `load`, as if an image archive: refused at
+    // its first too-deep name, long before the end.
+    let c = berth_measured(&env, &["load", "-i", deep.to_str().unwrap()], &[], Duration::from_secs(60));
+    assert!(!c.out.ok(), "{}", c.out);
+    assert!(c.out.stderr.contains("is nested too deep for an image archive (more than 16 directories)"), "{}", c.out);
+    assert!(c.out.stderr.len() < 600, "the error quotes too much: {}", c.out);
+    assert_left_nothing(&env);
+
     let ok = env.dir.join("ok.tar");
     tree(500, &ok);
     let c = berth_measured(&env, &["import", ok.to_str().unwrap(), "ok"], &[], Duration::from_secs(120));
@@ -423,6 +431,23 @@ fn names_beyond_path_max_are_refused() {
     assert!(!c.out.ok(), "{}", c.out);
     assert!(c.out.stderr.contains("bytes long, more than the") && c.out.stderr.contains("in a Linux path (4095 bytes)"), "{}", c.out);
     assert!(c.out.stderr.len() < 600, "the error quotes too much: {}", c.out);
+    assert_left_nothing(&env);
+
+    // A GNU long name of 4 GiB (4 MB of gzip): the tar reader would buffer
+    // it whole; berth refuses it at its header, in bounded memory.
+    let bomb = env.dir.join("longname-bomb.tar.gz");
+    {
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&bomb).unwrap());
+        let mut h = header(tar::EntryType::GNULongName, 4 << 30);
+        h.as_gnu_mut().unwrap().name[..13].copy_from_slice(b"././@LongLink");
+        h.set_cksum();
+        std::io::Write::write_all(&mut f, &gzip_member(h.as_bytes())).unwrap();
+        zero_members(&mut f, 4096);
+    }
+    let c = berth_measured(&env, &["import", bomb.to_str().unwrap(), "bomb"], &[], Duration::from_secs(60));
+    assert!(!c.out.ok(), "{}", c.out);
+    assert!(c.out.stderr.contains("GNU long name header of 4 GiB, above berth's limit of 1 MiB"), "{}", c.out);
+    assert!(c.secs < 10.0 && c.peak_kib < 64 * 1024, "{:.1} s, {} KiB", c.secs, c.peak_kib);
     assert_left_nothing(&env);
 
     let ok = env.dir.join("ok.tar");

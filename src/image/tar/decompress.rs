@@ -5,6 +5,7 @@ use std::io::{self, Read};
 use std::path::Path;
 
 use super::TarError;
+use super::headers::HeaderGuard;
 use super::limits::{Capped, max_layer_size};
 
 /// How an archive or layer blob is compressed, told by its first bytes.
@@ -67,7 +68,8 @@ impl Compression {
 /// The result fails once it has produced more than the layer size limit
 /// (`BERTH_MAX_LAYER_SIZE`, see [`super::limits`]): every reader of an
 /// archive, hashing included, goes through here, so none of them can be
-/// kept inflating a bomb for hours.
+/// kept inflating a bomb for hours. It also refuses an oversized long-name
+/// or PAX header before the tar crate buffers it (see [`super::headers`]).
 pub fn decompressed<'a, R: Read + 'a>(mut r: R) -> Result<Box<dyn Read + 'a>, TarError> {
     let limit = max_layer_size().map_err(TarError::BadLimit)?;
     let head = read_head(&mut r, HEAD).map_err(TarError::Read)?;
@@ -82,11 +84,11 @@ pub fn decompressed<'a, R: Read + 'a>(mut r: R) -> Result<Box<dyn Read + 'a>, Ta
         }
         Compression::Other(name) => return Err(TarError::Unsupported(name)),
     };
-    Ok(Box::new(Capped {
+    Ok(Box::new(HeaderGuard::new(Capped {
         inner: plain,
         left: limit,
         limit,
-    }))
+    })))
 }
 
 /// Reads up to `n` bytes, looping over short reads so sniffing sees them all.

@@ -20,6 +20,7 @@
 //! entry's ownership, times and xattrs, and `unpack` writes the entries.
 
 mod decompress;
+mod headers;
 mod limits;
 mod meta;
 #[cfg(test)]
@@ -31,7 +32,8 @@ use std::io;
 use std::path::PathBuf;
 
 pub use decompress::{Compression, decompressed};
-pub use limits::{DEFAULT_MAX_LAYER_SIZE, MAX_LAYER_SIZE_ENV, MAX_PATH_DEPTH, MAX_PATH_LEN};
+pub use headers::MAX_EXTENSION;
+pub use limits::{shorten, DEFAULT_MAX_LAYER_SIZE, MAX_LAYER_SIZE_ENV, MAX_PATH_DEPTH, MAX_PATH_LEN};
 pub use unpack::unpack;
 use walk::MAX_SYMLINK_HOPS;
 

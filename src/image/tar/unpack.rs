@@ -15,7 +15,7 @@ use tar::EntryType;
 
 use super::limits::{MAX_PATH_DEPTH, max_layer_size, path_budget, shorten};
 use super::meta::{Meta, numeric, read_meta};
-use super::walk::{WalkError, join, normalise, walk, walk_error};
+use super::walk::{WalkError, join, normalise, walk, walk_error, walk_from};
 use super::{TarError, UnpackStats};
 
 const WHITEOUT_PREFIX: &[u8] = b".wh.";
@@ -57,6 +57,13 @@ struct Unpacker<'a> {
     dir_times: HashMap<(u64, u64), DirTime>,
     /// Content bytes the whole archive may write (`BERTH_MAX_LAYER_SIZE`).
     max_bytes: u64,
+    /// The last directory resolved: (entry components, real components).
+    /// Archives list a directory before what it holds, so the next entry
+    /// resolves from here in one lookup, and a deep tree costs time linear
+    /// in its depth rather than quadratic. Only removing something can make
+    /// it wrong (a symlink is only ever made where nothing was), so every
+    /// removal drops it.
+    resolved: Option<(Vec<OsString>, Vec<OsString>)>,
 }
 
 /// Unpacks `src` (already decompressed, see [`decompressed`]) into `dest`, an
@@ -72,6 +79,7 @@ pub fn unpack<R: Read>(src: R, dest: &Path) -> Result<UnpackStats, TarError> {
         stats: UnpackStats::default(),
         dir_times: HashMap::new(),
         max_bytes: max_layer_size().map_err(TarError::BadLimit)?,
+        resolved: None,
     };
     let mut archive = tar::Archive::new(src);
     for entry in archive.entries().map_err(TarError::Read)? {
@@ -148,7 +156,7 @@ impl Unpacker<'_> {
         let Some((file, parent)) = comps.split_last() else {
             return self.root_entry(kind, &meta, &name);
         };
-        let parent = walk(self.root, parent, true).map_err(|e| walk_error(e, &name))?;
+        let parent = self.resolve(parent, true).map_err(|e| walk_error(e, &name))?;
         let path = join(self.root, &parent).join(file);
         match kind {
             EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
@@ -199,7 +207,7 @@ impl Unpacker<'_> {
                 limit: self.max_bytes,
             });
         }
-        clear_slot(path, false, name)?;
+        self.clear_slot(path, false, name)?;
         let mut file = fs::OpenOptions::new()
             .write(true)
             .create_new(true) // O_EXCL: never follows or reuses what is there
@@ -222,7 +230,7 @@ impl Unpacker<'_> {
     }
 
     fn directory(&mut self, path: &Path, name: &str) -> Result<(), TarError> {
-        if clear_slot(path, true, name)? {
+        if self.clear_slot(path, true, name)? {
             return Ok(()); // existing directory: only metadata changes
         }
         fs::DirBuilder::new()
@@ -240,7 +248,7 @@ impl Unpacker<'_> {
         // Stored verbatim: absolute targets like /bin/busybox are normal in
         // images, and we never follow them ourselves except through `walk`.
         let target = link_name(entry, name)?;
-        clear_slot(path, false, name)?;
+        self.clear_slot(path, false, name)?;
         std::os::unix::fs::symlink(OsStr::from_bytes(&target), path)
             .map_err(|e| io_err(name, "create symlink", path, e))
     }
@@ -262,7 +270,7 @@ impl Unpacker<'_> {
         let Some((file, parent)) = comps.split_last() else {
             return Err(refuse("is the target directory itself"));
         };
-        let parent = walk(self.root, parent, false).map_err(|e| match e {
+        let parent = self.resolve(parent, false).map_err(|e| match e {
             WalkError::Missing | WalkError::NotDir(_) => {
                 refuse("does not exist in the target directory")
             }
@@ -282,7 +290,7 @@ impl Unpacker<'_> {
         if target == path {
             return Ok(()); // a link to itself: unlinking first would lose the file
         }
-        clear_slot(path, false, name)?;
+        self.clear_slot(path, false, name)?;
         // No AT_SYMLINK_FOLLOW: a symlink target is linked itself, not followed.
         nix::unistd::linkat(
             nix::fcntl::AT_FDCWD,
@@ -307,7 +315,7 @@ impl Unpacker<'_> {
             // A fifo's device fields are meaningless and often blank.
             _ => (SFlag::S_IFIFO, 0),
         };
-        clear_slot(path, false, name)?;
+        self.clear_slot(path, false, name)?;
         stat::mknod(path, sflag, Mode::from_bits_truncate(0o600), dev)
             .map_err(|e| io_err(name, "create device node", path, e.into()))
     }
@@ -329,9 +337,9 @@ impl Unpacker<'_> {
                 detail: "a whiteout must name a file".into(),
             });
         }
-        let parent = walk(self.root, parent, true).map_err(|e| walk_error(e, name))?;
+        let parent = self.resolve(parent, true).map_err(|e| walk_error(e, name))?;
         let path = join(self.root, &parent).join(OsStr::from_bytes(hidden));
-        clear_slot(&path, false, name)?;
+        self.clear_slot(&path, false, name)?;
         // overlayfs's whiteout: a character device with device number 0:0.
         stat::mknod(&path, SFlag::S_IFCHR, Mode::empty(), stat::makedev(0, 0))
             .map_err(|e| io_err(name, "create whiteout", &path, e.into()))?;
@@ -340,7 +348,7 @@ impl Unpacker<'_> {
     }
 
     fn opaque(&mut self, dir: &[OsString], name: &str) -> Result<(), TarError> {
-        let dir = walk(self.root, dir, true).map_err(|e| walk_error(e, name))?;
+        let dir = self.resolve(dir, true).map_err(|e| walk_error(e, name))?;
         let path = join(self.root, &dir);
         lsetxattr(&path, OPAQUE_XATTR, b"y").map_err(|e| TarError::Io {
             entry: name.into(),
@@ -395,12 +403,51 @@ impl Unpacker<'_> {
         Ok(())
     }
 
+    /// Makes room for a new entry at `path` without following a final symlink.
+    /// Returns true when `path` is a directory and the new entry is one too,
+    /// in which case it is kept (only its metadata will change).
+    fn clear_slot(&mut self, path: &Path, new_is_dir: bool, name: &str) -> Result<bool, TarError> {
+        let m = match fs::symlink_metadata(path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(io_err(name, "inspect", path, e)),
+        };
+        if m.is_dir() && new_is_dir {
+            return Ok(true);
+        }
+        self.resolved = None;
+        let removed = if m.is_dir() {
+            // A non-directory replaces a whole directory, as in docker's applier.
+            fs::remove_dir_all(path)
+        } else {
+            fs::remove_file(path)
+        };
+        removed.map_err(|e| io_err(name, "remove the existing", path, e))?;
+        Ok(false)
+    }
+
+    /// [`walk`] to `comps`, from the last directory resolved when it is a
+    /// prefix of them.
+    fn resolve(&mut self, comps: &[OsString], create: bool) -> Result<Vec<OsString>, WalkError> {
+        let real = match self.resolved.take() {
+            Some((seen, real)) if comps.starts_with(&seen) => {
+                walk_from(self.root, real, &comps[seen.len()..], create)
+            }
+            _ => walk(self.root, comps, create),
+        }?;
+        self.resolved = Some((comps.to_vec(), real.clone()));
+        Ok(real)
+    }
+
     /// Applies directory times last, since writing into a directory changes
     /// its mtime. Paths are resolved again: later entries may have moved things.
     fn finish_dir_times(&mut self) -> Result<(), TarError> {
-        // Any order: setting a directory's times changes no other's.
-        for (&(dev, ino), d) in &self.dir_times {
-            let Ok(real) = walk(self.root, &d.comps, false) else {
+        // Setting a directory's times changes no other's, so any order
+        // would do; sorted, each resolves from its parent in one lookup.
+        let mut dirs: Vec<_> = std::mem::take(&mut self.dir_times).into_iter().collect();
+        dirs.sort_unstable_by(|a, b| a.1.comps.cmp(&b.1.comps));
+        for ((dev, ino), d) in dirs {
+            let Ok(real) = self.resolve(&d.comps, false) else {
                 continue; // removed by a later entry
             };
             let path = join(self.root, &real);
@@ -430,28 +477,6 @@ fn device(h: &tar::Header, name: &str) -> Result<libc::dev_t, TarError> {
         .map_err(bad)?
         .unwrap_or(0);
     Ok(stat::makedev(major.into(), minor.into()))
-}
-
-/// Makes room for a new entry at `path` without following a final symlink.
-/// Returns true when `path` is a directory and the new entry is one too,
-/// in which case it is kept (only its metadata will change).
-fn clear_slot(path: &Path, new_is_dir: bool, name: &str) -> Result<bool, TarError> {
-    let m = match fs::symlink_metadata(path) {
-        Ok(m) => m,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
-        Err(e) => return Err(io_err(name, "inspect", path, e)),
-    };
-    if m.is_dir() && new_is_dir {
-        return Ok(true);
-    }
-    let removed = if m.is_dir() {
-        // A non-directory replaces a whole directory, as in docker's applier.
-        fs::remove_dir_all(path)
-    } else {
-        fs::remove_file(path)
-    };
-    removed.map_err(|e| io_err(name, "remove the existing", path, e))?;
-    Ok(false)
 }
 
 /// Copies an entry's content, telling archive read errors from write errors.
@@ -639,6 +664,26 @@ mod tests {
             fs::read_link(t.path().join("bin/sh")).unwrap(),
             Path::new("/bin/busybox")
         );
+    }
+
+    #[test]
+    fn a_directory_replaced_by_a_symlink_is_resolved_anew() {
+        // The parent "a/b" is resolved for "a/b/f"; then "a/b" becomes a
+        // symlink, and "a/b/g" must follow it, not the remembered directory.
+        let t = TempDir::new("reresolve");
+        let mut ar = Ar::new();
+        ar.dir("x/")
+            .dir("a/")
+            .dir("a/b/")
+            .file("a/b/f", b"f")
+            .symlink("a/b", "../x")
+            .file("a/b/g", b"g")
+            .file("a/b/../c", b"c");
+        unpack_into(&mut ar, &t).unwrap();
+        assert!(fs::symlink_metadata(t.path().join("a/b")).unwrap().file_type().is_symlink());
+        assert_eq!(fs::read(t.path().join("x/g")).unwrap(), b"g");
+        assert_eq!(fs::read(t.path().join("a/c")).unwrap(), b"c");
+        assert!(!t.path().join("x/f").exists());
     }
 
     #[test]

@@ -65,8 +65,19 @@ pub(super) fn walk(
     comps: &[OsString],
     create: bool,
 ) -> Result<Vec<OsString>, WalkError> {
+    walk_from(root, Vec::new(), comps, create)
+}
+
+/// [`walk`] from `done`, an earlier result (real directories, no symlink),
+/// on to `comps`: resolving an entry whose parent was resolved just before
+/// costs one lookup instead of one per level.
+pub(super) fn walk_from(
+    root: &Path,
+    mut done: Vec<OsString>,
+    comps: &[OsString],
+    create: bool,
+) -> Result<Vec<OsString>, WalkError> {
     let mut todo: VecDeque<OsString> = comps.iter().cloned().collect();
-    let mut done: Vec<OsString> = Vec::new();
     let mut hops = 0;
     while let Some(c) = todo.pop_front() {
         if c.is_empty() || c == "." {
