@@ -1,3 +1,4 @@
+#![recursion_limit = "256"]
 //! berth: a container engine whose first interface is a script.
 //!
 //! One `Engine` (engine/) is the only door into the core; the fronts
@@ -8,6 +9,7 @@
 //! build's RUN steps), it says what it needs as a trait the engine
 //! implements (`build::builder::Host`).
 
+pub mod api;
 pub mod cli;
 pub mod container;
 pub mod changes;

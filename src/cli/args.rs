@@ -148,8 +148,31 @@ pub(super) enum Cmd {
     Repl,
     /// Run .rhai test files
     Test(TestArgs),
+    /// Serve the Docker Engine API (for the docker CLI, Compose and SDKs)
+    Serve(ServeArgs),
     #[command(hide = true)]
     Monitor { id: String },
+}
+
+#[derive(Args)]
+pub(super) struct ServeArgs {
+    /// unix:///PATH (default unix://$BERTH_RUN/docker.sock) or tcp://ADDRESS:PORT
+    pub(super) address: Option<String>,
+    /// Exit after this many seconds without a request and with no connection open (0 = never)
+    #[arg(short, long, default_value_t = 0)]
+    pub(super) time: u64,
+    /// Require clients to show a certificate signed by --tlscacert (mutual TLS)
+    #[arg(long)]
+    pub(super) tlsverify: bool,
+    #[arg(long, value_name = "FILE")]
+    pub(super) tlscacert: Option<PathBuf>,
+    #[arg(long, value_name = "FILE")]
+    pub(super) tlscert: Option<PathBuf>,
+    #[arg(long, value_name = "FILE")]
+    pub(super) tlskey: Option<PathBuf>,
+    /// Allow plain TCP without TLS (anyone who reaches the port can run containers as root)
+    #[arg(long)]
+    pub(super) insecure: bool,
 }
 
 #[derive(Subcommand)]

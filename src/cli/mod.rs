@@ -173,6 +173,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Cmd::System(c) => system::command(&e, c),
         Cmd::Repl => crate::script::repl::run(e),
         Cmd::Test(a) => test(e, a),
+        Cmd::Serve(a) => system::serve(e, &a),
         Cmd::Version { .. } | Cmd::Image(_) => unreachable!("answered above"),
         Cmd::Monitor { .. } => unreachable!(),
     }

@@ -122,3 +122,27 @@ pub(super) fn command(e: &Engine, c: SystemCmd) -> anyhow::Result<i32> {
         }
     }
 }
+
+/// `berth serve`: the Docker Engine API in the foreground until interrupted
+/// or idle for --time seconds.
+pub(super) fn serve(e: Engine, a: &super::args::ServeArgs) -> anyhow::Result<i32> {
+    use crate::api::{Listen, ServeOptions, Server};
+    let listen = ServeOptions::listen(a.address.as_deref(), &e.paths.run.clone()).map_err(anyhow::Error::msg)?;
+    let tls = if a.tlsverify {
+        let need = |f: &Option<std::path::PathBuf>, flag: &str| f.clone().ok_or_else(|| anyhow::anyhow!("--tlsverify needs {flag} FILE"));
+        Some(crate::api::TlsFiles { ca: need(&a.tlscacert, "--tlscacert")?, cert: need(&a.tlscert, "--tlscert")?, key: need(&a.tlskey, "--tlskey")? })
+    } else {
+        if a.tlscacert.is_some() || a.tlscert.is_some() || a.tlskey.is_some() {
+            anyhow::bail!("--tlscacert, --tlscert and --tlskey take effect with --tlsverify; add it");
+        }
+        None
+    };
+    let idle = (a.time > 0).then(|| std::time::Duration::from_secs(a.time));
+    let tcp = matches!(listen, Listen::Tcp(_));
+    let server = Server::start(std::sync::Arc::new(e), ServeOptions { listen, idle, tls, insecure: a.insecure }).map_err(anyhow::Error::msg)?;
+    eprintln!("berth: serving the Docker Engine API on {}{}", server.addr(), if tcp && !a.tlsverify { " (plain TCP)" } else { "" });
+    // SIGINT and SIGTERM end the process; the socket file goes with a clean stop only,
+    // and a stale one is replaced at the next start.
+    server.wait();
+    Ok(0)
+}

@@ -3,6 +3,11 @@
 
 mod util;
 
+mod api;
+mod api_containers;
+mod api_exec;
+mod api_images;
+mod api_objects;
 mod archive;
 mod build;
 mod commands;

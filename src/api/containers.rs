@@ -1,0 +1,7 @@
+//! The API's containers endpoints.
+
+use super::{Ctx, Reply, Req, Result};
+
+pub(super) fn route(_ctx: &Ctx, _req: &mut Req, _seg: &[&str]) -> Option<Result<Reply>> {
+    None
+}
