@@ -120,3 +120,144 @@ fn plain_tcp_is_refused_without_insecure() {
     let o = env.berth(&["serve", "tcp://127.0.0.1:0"]);
     assert!(!o.ok() && o.stderr.contains("without TLS") && o.stderr.contains("--insecure"), "{o}");
 }
+
+/// A script serves the API; the docker CLI makes a volume through it,
+/// and the script sees it as one of its own objects.
+#[test]
+fn a_script_serves_the_api_to_the_docker_cli() {
+    let env = Env::bare("api_script");
+    let sock = env.run.join("script.sock");
+    let script = env.dir.join("serve.rhai");
+    std::fs::write(
+        &script,
+        format!(
+            r#"
+let api = serve("unix://{}");
+print(`serving ${{api.addr}}`);
+wait_for(|| volumes().some(|v| v.name == "from-docker"), 60000);
+api.stop();
+print("saw from-docker");
+"#,
+            sock.display()
+        ),
+    )
+    .unwrap();
+    let child = env.cmd(&["run", script.to_str().unwrap()]).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    assert!(wait_until(Duration::from_secs(20), || std::os::unix::net::UnixStream::connect(&sock).is_ok()), "the script's server did not listen");
+    let config = env.dir.join("docker-config");
+    let o = collect(
+        Command::new(DOCKER).args(["volume", "create", "from-docker"]).env("DOCKER_HOST", format!("unix://{}", sock.display())).env("DOCKER_CONFIG", &config).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap(),
+        Duration::from_secs(30),
+    );
+    assert!(o.ok(), "{o}");
+    let out = collect(child, Duration::from_secs(60));
+    assert!(out.ok() && out.stdout.contains("saw from-docker"), "{out}");
+    assert!(!sock.exists(), "stop() left the socket");
+    assert_eq!(env.ok(&["volume", "ls", "-q"]), "from-docker");
+}
+
+/// Certificates for mutual TLS, made with openssl: a CA, the server's
+/// (for IP `ip`), a client's signed by the CA, and a client's signed by a
+/// CA the server does not know.
+fn make_certs(dir: &std::path::Path, ip: &str) {
+    let sh = |cmd: &str| {
+        let o = Command::new("sh").arg("-ec").arg(cmd).current_dir(dir).output().unwrap();
+        assert!(o.status.success(), "{cmd}: {}", String::from_utf8_lossy(&o.stderr));
+    };
+    sh("openssl req -x509 -newkey rsa:2048 -nodes -keyout ca-key.pem -out ca.pem -days 2 -subj /CN=berth-test-ca 2>/dev/null");
+    sh(&format!(
+        "openssl req -newkey rsa:2048 -nodes -keyout server-key.pem -out server.csr -subj /CN=server 2>/dev/null; \
+         printf 'subjectAltName=IP:{ip}\\nextendedKeyUsage=serverAuth\\n' > server.ext; \
+         openssl x509 -req -in server.csr -CA ca.pem -CAkey ca-key.pem -CAcreateserial -out server-cert.pem -days 2 -extfile server.ext 2>/dev/null"
+    ));
+    sh("mkdir -p good bad; \
+        openssl req -newkey rsa:2048 -nodes -keyout good/key.pem -out client.csr -subj /CN=client 2>/dev/null; \
+        printf 'extendedKeyUsage=clientAuth\\n' > client.ext; \
+        openssl x509 -req -in client.csr -CA ca.pem -CAkey ca-key.pem -CAcreateserial -out good/cert.pem -days 2 -extfile client.ext 2>/dev/null; \
+        cp ca.pem good/ca.pem; \
+        openssl req -x509 -newkey rsa:2048 -nodes -keyout other-ca-key.pem -out other-ca.pem -days 2 -subj /CN=other-ca 2>/dev/null; \
+        openssl req -newkey rsa:2048 -nodes -keyout bad/key.pem -out bad.csr -subj /CN=intruder 2>/dev/null; \
+        openssl x509 -req -in bad.csr -CA other-ca.pem -CAkey other-ca-key.pem -CAcreateserial -out bad/cert.pem -days 2 -extfile client.ext 2>/dev/null; \
+        cp ca.pem bad/ca.pem");
+}
+
+/// Two network namespaces joined by a veth pair, removed when dropped.
+struct TwoHosts {
+    server_ns: String,
+    client_ns: String,
+}
+
+impl TwoHosts {
+    fn new(tag: &str) -> TwoHosts {
+        let (s, c) = (format!("bapi-s-{tag}"), format!("bapi-c-{tag}"));
+        let t = TwoHosts { server_ns: s.clone(), client_ns: c.clone() };
+        let ip = |args: &str| {
+            let o = Command::new("sh").arg("-ec").arg(format!("ip {args}")).output().unwrap();
+            assert!(o.status.success(), "ip {args}: {}", String::from_utf8_lossy(&o.stderr));
+        };
+        ip(&format!("netns add {s}"));
+        ip(&format!("netns add {c}"));
+        ip(&format!("link add bapi-{tag} netns {s} type veth peer name bapi-{tag} netns {c}"));
+        ip(&format!("-n {s} addr add 10.231.0.1/24 dev bapi-{tag}"));
+        ip(&format!("-n {c} addr add 10.231.0.2/24 dev bapi-{tag}"));
+        ip(&format!("-n {s} link set bapi-{tag} up"));
+        ip(&format!("-n {c} link set bapi-{tag} up"));
+        ip(&format!("-n {s} link set lo up"));
+        t
+    }
+}
+
+impl Drop for TwoHosts {
+    fn drop(&mut self) {
+        for ns in [&self.server_ns, &self.client_ns] {
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
+    }
+}
+
+/// Client and server on two "machines" (network namespaces): over TLS,
+/// a client with a certificate the CA signed works; one without, or with
+/// one another CA signed, gets nothing.
+#[test]
+fn mutual_tls_between_two_hosts() {
+    let env = Env::bare("api_tls");
+    let certs = env.dir.join("certs");
+    std::fs::create_dir_all(&certs).unwrap();
+    make_certs(&certs, "10.231.0.1");
+    let hosts = TwoHosts::new(&format!("{}", std::process::id() % 100000));
+    let c = |f: &str| certs.join(f).to_string_lossy().into_owned();
+    let log = std::fs::File::create(env.dir.join("serve.log")).unwrap();
+    let mut server = Command::new("ip")
+        .args(["netns", "exec", &hosts.server_ns, BERTH, "serve", "tcp://10.231.0.1:2376", "--tlsverify", "--tlscacert", &c("ca.pem"), "--tlscert", &c("server-cert.pem"), "--tlskey", &c("server-key.pem")])
+        .env("BERTH_ROOT", &env.root)
+        .env("BERTH_RUN", &env.run)
+        .env("BERTH_LOG", "debug")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let docker = |cert_dir: Option<&str>, args: &[&str]| -> Out {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &hosts.client_ns, DOCKER, "-H", "tcp://10.231.0.1:2376"]);
+        if let Some(d) = cert_dir {
+            cmd.arg("--tlsverify").env("DOCKER_CERT_PATH", certs.join(d));
+        } else {
+            cmd.arg("--tls").env("DOCKER_CERT_PATH", env.dir.join("no-certs"));
+        }
+        cmd.args(args).env("DOCKER_CONFIG", env.dir.join("docker-config")).env_remove("DOCKER_HOST").stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        collect(cmd.spawn().unwrap(), Duration::from_secs(30))
+    };
+    let up = wait_until(Duration::from_secs(15), || docker(Some("good"), &["version", "--format", "{{.Server.Version}}"]).ok());
+    let log = || std::fs::read_to_string(env.dir.join("serve.log")).unwrap_or_default();
+    assert!(up, "the TLS server never answered a good client: {}", log());
+    let good = docker(Some("good"), &["info", "--format", "{{.OSType}}"]);
+    assert!(good.ok() && good.out() == "linux", "{good}");
+    let bad = docker(Some("bad"), &["version", "--format", "{{.Server.Version}}"]);
+    assert!(!bad.ok() && bad.stdout.trim().is_empty(), "a client the CA did not sign was served: {bad}");
+    let none = docker(None, &["version", "--format", "{{.Server.Version}}"]);
+    assert!(!none.ok() && none.stdout.trim().is_empty(), "a client without a certificate was served: {none}");
+    assert!(log().contains("TLS handshake refused"), "{}", log());
+    let _ = server.kill();
+    let _ = server.wait();
+}

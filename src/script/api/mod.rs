@@ -6,6 +6,7 @@
 pub mod container;
 pub mod image;
 pub mod network;
+pub mod serve;
 pub mod service;
 pub mod stack;
 pub mod system;
@@ -88,7 +89,7 @@ pub struct HostType {
 }
 
 /// The engine's object types, in the order `help()` names them.
-pub fn host_types() -> [HostType; 6] {
+pub fn host_types() -> [HostType; 7] {
     let t = |id, (name, doc): (&'static str, &'static str)| HostType { id, name, doc };
     [
         t(TypeId::of::<Container>(), container::TYPE),
@@ -97,6 +98,7 @@ pub fn host_types() -> [HostType; 6] {
         t(TypeId::of::<Volume>(), volume::TYPE),
         t(TypeId::of::<Service>(), service::TYPE),
         t(TypeId::of::<Stack>(), stack::TYPE),
+        t(TypeId::of::<serve::ApiServer>(), serve::TYPE),
     ]
 }
 
@@ -109,6 +111,7 @@ pub fn register_types(r: &mut rhai::Engine) {
     r.register_type_with_name::<Volume>(volume::TYPE.0);
     r.register_type_with_name::<Service>(service::TYPE.0);
     r.register_type_with_name::<Stack>(stack::TYPE.0);
+    r.register_type_with_name::<serve::ApiServer>(serve::TYPE.0);
 }
 
 /// What the registrations share: the engine, the script's name scope, and
