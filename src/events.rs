@@ -168,6 +168,13 @@ pub fn recorded(paths: &Paths, since: Option<f64>, until: Option<f64>, f: &Filte
 /// Calls `each` for every event recorded from now on that passes the
 /// filter, until `until` (or forever, or until `each` returns false).
 pub fn follow(paths: &Paths, until: Option<f64>, f: &Filter, mut each: impl FnMut(&Event) -> bool) {
+    follow_ticking(paths, until, f, |e| e.is_none_or(&mut each))
+}
+
+/// `follow`, with `each` also called with None at every poll (10 a
+/// second), so a follower whose reader went away stops though no event
+/// comes.
+pub fn follow_ticking(paths: &Paths, until: Option<f64>, f: &Filter, mut each: impl FnMut(Option<&Event>) -> bool) {
     let path = file(paths);
     let mut pos = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
     let mut pending = Vec::new();
@@ -195,10 +202,13 @@ pub fn follow(paths: &Paths, until: Option<f64>, f: &Filter, mut each: impl FnMu
             if let Ok(e) = serde_json::from_slice::<Event>(&line)
                 && until.is_none_or(|u| e.time_nano <= nano(u))
                 && f.matches(&e)
-                && !each(&e)
+                && !each(Some(&e))
             {
                 return;
             }
+        }
+        if !each(None) {
+            return;
         }
         std::thread::sleep(Duration::from_millis(100));
     }

@@ -230,8 +230,12 @@ impl DfRow {
 #[derive(Debug, Clone, Serialize)]
 pub struct DfItem {
     pub kind: &'static str,
+    /// The image or container ID, the volume's name.
+    pub id: String,
     pub name: String,
     pub size: u64,
+    /// Of an image's size, what its layers shared with other images hold.
+    pub shared: u64,
     pub in_use: bool,
 }
 

@@ -154,6 +154,12 @@ impl Engine {
         crate::events::follow(&self.paths, until, f, each)
     }
 
+    /// `follow_events`, with `each` also called with None at every poll, so
+    /// a follower can stop when its reader has gone though no event comes.
+    pub fn follow_events_ticking(&self, until: Option<f64>, f: &crate::events::Filter, each: impl FnMut(Option<&crate::events::Event>) -> bool) {
+        crate::events::follow_ticking(&self.paths, until, f, each)
+    }
+
     /// Records an event about an image, network, volume or service.
     pub(crate) fn event(&self, typ: &str, action: &str, id: &str, attrs: &[(&str, &str)]) {
         crate::events::emit(&self.paths, typ, action, id, attrs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect());

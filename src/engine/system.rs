@@ -152,15 +152,20 @@ impl Engine {
         let mut size_of = |chain: &str| -> u64 { *layer_size.entry(chain.to_string()).or_insert_with(|| disk_usage(&self.paths.layer_dir(chain))) };
         let mut counted: HashSet<String> = HashSet::new();
         let mut active_layers: HashSet<String> = HashSet::new();
+        let mut users: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+        for l in images.iter().flat_map(|i| i.layers.iter().collect::<HashSet<_>>()) {
+            *users.entry(l.as_str()).or_default() += 1;
+        }
         for i in &images {
             let in_use = used_images.contains(i.id.as_str());
             let own: u64 = i.layers.iter().map(|l| size_of(l)).sum();
+            let shared: u64 = i.layers.iter().filter(|l| users.get(l.as_str()).is_some_and(|n| *n > 1)).map(|l| size_of(l)).sum();
             df.images.total += 1;
             if in_use {
                 df.images.active += 1;
                 active_layers.extend(i.layers.iter().cloned());
             }
-            df.items.push(DfItem { kind: "image", name: i.tags.first().cloned().unwrap_or_else(|| i.short_id().to_string()), size: own, in_use });
+            df.items.push(DfItem { kind: "image", id: i.id.clone(), name: i.tags.first().cloned().unwrap_or_else(|| i.short_id().to_string()), size: own, shared, in_use });
             for l in &i.layers {
                 if counted.insert(l.clone()) {
                     df.images.size += size_of(l);
@@ -172,14 +177,14 @@ impl Engine {
             let size = disk_usage(&self.paths.container_dir(&c.id).join("upper"));
             let running = matches!(c.state.as_str(), "running" | "paused" | "restarting");
             df.containers.count(size, running);
-            df.items.push(DfItem { kind: "container", name: c.name.clone(), size, in_use: running });
+            df.items.push(DfItem { kind: "container", id: c.id.clone(), name: c.name.clone(), size, shared: 0, in_use: running });
         }
         let mounted = crate::container::volumes_in_use(&containers);
         for v in self.volumes()? {
             let size = disk_usage(&v.mountpoint);
             let in_use = mounted.contains(&v.name);
             df.volumes.count(size, in_use);
-            df.items.push(DfItem { kind: "volume", name: v.name.clone(), size, in_use });
+            df.items.push(DfItem { kind: "volume", id: v.name.clone(), name: v.name.clone(), size, shared: 0, in_use });
         }
         // Build steps that are not images of their own: their layers beyond
         // those of listed images.
