@@ -82,7 +82,14 @@ pub struct BuildOptions {
     pub no_cache: bool,
     /// Stream RUN output to our stdout (the CLI) or not (scripts, quiet).
     pub show_output: bool,
+    /// Where the lines go instead of our stdout (the API streams them to
+    /// its client); RUN output is then captured and passed on per step.
+    pub log: Option<BuildLog>,
+    /// Labels set on the final image (docker's `build --label`).
+    pub labels: BTreeMap<String, String>,
 }
+
+pub type BuildLog = std::sync::Arc<dyn Fn(&str) + Send + Sync>;
 
 /// Where a stage stands: its image so far.
 #[derive(Clone)]
@@ -123,6 +130,9 @@ fn at(file: &str, line: usize, msg: impl std::fmt::Display) -> BuildError {
 fn say(opts: &BuildOptions, s: &str) {
     if !opts.show_output {
         return;
+    }
+    if let Some(log) = &opts.log {
+        return log(s);
     }
     let mut o = std::io::stdout();
     let _ = writeln!(o, "{s}");
@@ -194,6 +204,7 @@ pub fn build(engine: &dyn Host, opts: &BuildOptions) -> Result<Image> {
         final_state = Some(st);
     }
     let mut st = final_state.expect("at least one stage");
+    cx.label_final(&mut st);
     // A final stage of metadata only still needs an image of its own.
     let id = cx.parent_id(&mut st)?;
     let img = {
@@ -205,9 +216,13 @@ pub fn build(engine: &dyn Host, opts: &BuildOptions) -> Result<Image> {
             image::resolve(&db, &id)?
         }
     };
-    say(opts, &format!("Successfully built {} in {:.2}s", img.short_id(), started.elapsed().as_secs_f64()));
-    if let Some(t) = &opts.tag {
-        say(opts, &format!("Successfully tagged {t}"));
+    // A front with a log of its own tells the result in its own words
+    // (the API: docker's aux ID and "Successfully built ID", which clients parse).
+    if opts.log.is_none() {
+        say(opts, &format!("Successfully built {} in {:.2}s", img.short_id(), started.elapsed().as_secs_f64()));
+        if let Some(t) = &opts.tag {
+            say(opts, &format!("Successfully tagged {t}"));
+        }
     }
     Ok(img)
 }
@@ -500,6 +515,24 @@ impl Ctx<'_> {
         Ok(img.id)
     }
 
+    /// `--label`s on the final image, as one more metadata step (cached
+    /// like the others: the labels are part of its key).
+    fn label_final(&self, st: &mut State) {
+        if self.opts.labels.is_empty() {
+            return;
+        }
+        let mut h = Sha256::new();
+        h.update(st.chain.as_bytes());
+        for (k, v) in &self.opts.labels {
+            h.update(format!("\0label {k}={v}").as_bytes());
+            st.config.config.labels.insert(k.clone(), v.clone());
+        }
+        let text = self.opts.labels.iter().map(|(k, v)| format!("{k}={v:?}")).collect::<Vec<_>>().join(" ");
+        st.config.history.push(History { created: store::now_image_time(), created_by: format!("LABEL {text}"), comment: String::new(), empty_layer: true });
+        st.chain = hex::encode(h.finalize());
+        st.id = None;
+    }
+
     /// The state's image id, committing metadata-only changes first (or
     /// reusing the image an earlier build committed for the same chain).
     fn parent_id(&self, st: &mut State) -> Result<String> {
@@ -591,14 +624,19 @@ impl Ctx<'_> {
         };
         let cid = self.engine.step_create(&spec).map_err(BuildError::Host)?;
         say(self.opts, &format!(" ---> Running in {}", short(&cid)));
-        let out = self.engine.step_run(&cid, self.opts.show_output);
+        let live = self.opts.show_output && self.opts.log.is_none();
+        let out = self.engine.step_run(&cid, live);
         let result = (|| -> Result<String> {
             let out = out.map_err(BuildError::Host)?;
-            if out.code != 0 {
-                if !self.opts.show_output {
-                    say(self.opts, &String::from_utf8_lossy(&out.stdout));
-                    say(self.opts, &String::from_utf8_lossy(&out.stderr));
+            if self.opts.log.is_some() {
+                for o in [&out.stdout, &out.stderr] {
+                    let text = String::from_utf8_lossy(o);
+                    if !text.is_empty() {
+                        say(self.opts, text.trim_end_matches('\n'));
+                    }
                 }
+            }
+            if out.code != 0 {
                 return Err(at(&self.file, ins.line, format!("step {}: RUN {} returned a non-zero code: {}", self.step, script.join(" "), out.code)));
             }
             let upper = self.engine.paths().container_dir(&cid).join("upper");

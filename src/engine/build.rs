@@ -1,9 +1,11 @@
 //! The door's build methods, and the engine as the builder's host: the
 //! store, its images and a throwaway container per RUN step.
 
+use std::io::Read;
+use std::path::{Path, PathBuf};
 use std::sync::MutexGuard;
 
-use super::{Attach, Engine, EngineError};
+use super::{Attach, Engine, EngineError, chain, other};
 use crate::build::builder::{self, BuildError, BuildOptions, HostError, StepOutput};
 use crate::container::RunSpec;
 use crate::image::Image;
@@ -45,7 +47,40 @@ impl builder::Host for Engine {
     }
 }
 
+/// A build context received as a tar stream (the API's `/build`),
+/// unpacked in a directory of its own under the store's tmp and removed
+/// when dropped.
+pub struct BuildContext {
+    dir: PathBuf,
+}
+
+impl BuildContext {
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+}
+
+impl Drop for BuildContext {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::remove_dir_all(&self.dir) {
+            tracing::warn!("build: removing the context {}: {e}", self.dir.display());
+        }
+    }
+}
+
 impl Engine {
+    /// Unpacks a build context sent as a tar (plain, gzip or zstd) with
+    /// the same guards as a layer: nothing lands outside its directory.
+    /// The pid in the name lets a later start sweep what a killed server left.
+    pub fn build_context(&self, tar: &mut dyn Read) -> super::Result<BuildContext> {
+        let dir = self.paths.tmp().join(format!("build-{}-{}", std::process::id(), &crate::store::new_id()[..16]));
+        std::fs::create_dir_all(&dir).map_err(other(&format!("creating {}", dir.display())))?;
+        let ctx = BuildContext { dir };
+        let plain = crate::image::tar::decompressed(tar).map_err(chain("reading the build context"))?;
+        crate::image::tar::unpack(plain, &ctx.dir).map_err(chain("unpacking the build context"))?;
+        Ok(ctx)
+    }
+
     /// `berth build`: runs the Dockerfile, tags and returns the image.
     pub fn build(&self, opts: &BuildOptions) -> std::result::Result<Image, BuildError> {
         builder::build(self, opts)

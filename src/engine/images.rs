@@ -64,23 +64,43 @@ impl Engine {
         Ok(r)
     }
 
-    pub(super) fn registry_options(&self, progress: image::registry::Progress) -> image::registry::Options {
-        image::registry::Options { auth_file: self.auth_file.clone(), progress }
+    pub(super) fn registry_options(&self, progress: image::registry::Progress, credentials: Option<(String, String)>) -> image::registry::Options {
+        image::registry::Options { auth_file: self.auth_file.clone(), progress, credentials }
     }
 
     pub fn pull(&self, name: &str, progress: image::registry::Progress) -> Result<Image> {
-        let i = image::registry::pull(&self.paths, name, &self.registry_options(progress))?;
+        self.pull_as(name, progress, None)
+    }
+
+    /// `pull` with credentials of its own (the API's X-Registry-Auth)
+    /// instead of those `login` stored.
+    pub fn pull_as(&self, name: &str, progress: image::registry::Progress, credentials: Option<(String, String)>) -> Result<Image> {
+        let i = image::registry::pull(&self.paths, name, &self.registry_options(progress, credentials))?;
         self.event("image", "pull", &i.id, &[("name", name)]);
         Ok(i)
     }
 
     pub fn push(&self, name: &str, progress: image::registry::Progress) -> Result<String> {
-        let db = self.db();
-        Ok(image::registry::push(&self.paths, &db, name, &self.registry_options(progress))?)
+        self.push_as(name, progress, None)
+    }
+
+    pub fn push_as(&self, name: &str, progress: image::registry::Progress, credentials: Option<(String, String)>) -> Result<String> {
+        // The store's lock is not held over the upload (blobs are files):
+        // a long push must not stall every other request of `berth serve`.
+        let i = self.image(name)?;
+        let d = image::registry::push(&self.paths, &i, name, &self.registry_options(progress, credentials))?;
+        self.event("image", "push", &i.id, &[("name", name)]);
+        Ok(d)
     }
 
     pub fn login(&self, registry: &str, user: &str, password: &str) -> Result<()> {
         Ok(image::registry::login(&self.auth_file, registry, user, password)?)
+    }
+
+    /// Checks credentials against a registry without storing them (the
+    /// API's `/auth`: the client keeps them).
+    pub fn login_check(&self, registry: &str, user: &str, password: &str) -> Result<()> {
+        Ok(image::registry::check_login(registry, user, password)?)
     }
 
     pub fn logout(&self, registry: &str) -> Result<bool> {
@@ -88,7 +108,7 @@ impl Engine {
     }
 
     pub fn search(&self, registry: &str, term: &str) -> Result<Vec<image::registry::Found>> {
-        Ok(image::registry::search(registry, term, &self.registry_options(image::registry::Progress::Quiet))?)
+        Ok(image::registry::search(registry, term, &self.registry_options(image::registry::Progress::Quiet, None))?)
     }
 
     /// `image prune`: removes dangling images (every unused one with

@@ -20,6 +20,7 @@ mod stacks;
 mod system;
 mod volumes;
 
+pub use build::BuildContext;
 pub use containers::ProcInfo;
 
 #[derive(thiserror::Error, Debug)]

@@ -102,6 +102,8 @@ impl Engine {
                         target: None,
                         no_cache: false,
                         show_output: false,
+                        log: None,
+                        labels: Default::default(),
                     };
                     let (img, new) = self.build_new(&o).map_err(|e| bad(format!("stack {stack}: building service {}: {e}", s.name)))?;
                     if !new {

@@ -37,6 +37,9 @@ pub enum ImageError {
     Store(#[from] StoreError),
     #[error("{0}")]
     Registry(String),
+    /// The registry refused the credentials.
+    #[error("{0}")]
+    Unauthorized(String),
     #[error("{what}: digest mismatch: expected {expected}, got {got}; nothing of it was kept")]
     DigestMismatch { what: String, expected: String, got: String },
     #[error("image config of {0} is unreadable: {1}")]
@@ -815,6 +818,7 @@ pub fn sweep_tmp(paths: &Paths) {
         let pid = name
             .strip_prefix("import-")
             .or_else(|| name.strip_prefix("blob-"))
+            .or_else(|| name.strip_prefix("build-"))
             .and_then(|r| r.split('-').next())
             .and_then(|p| p.parse::<i32>().ok());
         let stale = match pid {

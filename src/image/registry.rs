@@ -29,18 +29,58 @@ const MANIFEST_TYPES: &[&str] = &[
 ];
 
 /// How a pull or push reports progress.
-#[derive(Clone, Copy, PartialEq, Debug)]
+#[derive(Clone)]
 pub enum Progress {
     /// Bars per layer and in total (a terminal).
     Bars,
     /// One plain line per event (piped output, logs).
     Lines,
     Quiet,
+    /// Each step handed to a front that renders its own (the API's JSON
+    /// lines); nothing is printed.
+    Events(Reporter),
+}
+
+impl std::fmt::Debug for Progress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Progress::Bars => "Bars",
+            Progress::Lines => "Lines",
+            Progress::Quiet => "Quiet",
+            Progress::Events(_) => "Events",
+        })
+    }
+}
+
+pub type Reporter = Arc<dyn Fn(Event) + Send + Sync>;
+
+/// One step of a pull or push, in docker's words ("Pulling fs layer",
+/// "Already exists", "Pushed", ...).
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// About the image (`id` None), a layer (its short digest) or a tag.
+    Status { id: Option<String>, status: String },
+    /// A layer moving: bytes done of its size.
+    Bytes { id: String, status: &'static str, current: u64, total: u64 },
+    /// A push is done: the tag, the manifest's digest and its size.
+    Pushed { tag: String, digest: String, size: u64 },
 }
 
 pub struct Options {
     pub auth_file: PathBuf,
     pub progress: Progress,
+    /// Credentials for this one operation (the API's X-Registry-Auth);
+    /// None uses those stored by `login`.
+    pub credentials: Option<(String, String)>,
+}
+
+impl Options {
+    fn auth(&self, registry: &str) -> RegistryAuth {
+        match &self.credentials {
+            Some((u, p)) => RegistryAuth::Basic(u.clone(), p.clone()),
+            None => credentials(&self.auth_file, registry),
+        }
+    }
 }
 
 fn reg_err(what: impl std::fmt::Display, e: impl std::fmt::Display) -> ImageError {
@@ -133,22 +173,7 @@ pub fn credentials(file: &Path, registry: &str) -> RegistryAuth {
 
 /// Checks the credentials against the registry, then stores them.
 pub fn login(file: &Path, registry: &str, user: &str, password: &str) -> Result<()> {
-    let r = Reference::parse(&format!("{registry}/berth-login-check:latest"))?;
-    let auth = RegistryAuth::Basic(user.to_string(), password.to_string());
-    block_on(async {
-        let c = client_for(&r.registry);
-        // A token registry checks the password here; a basic-auth one
-        // only when a request carries it, so make one.
-        c.auth(&oci_ref(&r), &auth, oci_client::RegistryOperation::Pull).await.map_err(|e| reg_err(format!("login to {registry}"), e))?;
-        match c.catalog(&oci_ref(&r), &auth, Some(1), None).await {
-            Err(oci_client::errors::OciDistributionError::UnauthorizedError { .. }) => {
-                Err(ImageError::Registry(format!("login to {registry}: unauthorized: incorrect username or password")))
-            }
-            // A registry without a catalog (Docker Hub) is fine: its token
-            // flow above checked the password.
-            _ => Ok(()),
-        }
-    })?;
+    check_login(registry, user, password)?;
     let mut v = read_auths(file);
     v["auths"][auth_key(registry)] = serde_json::json!({ "auth": base64_encode(format!("{user}:{password}").as_bytes()) });
     if let Some(d) = file.parent() {
@@ -160,6 +185,27 @@ pub fn login(file: &Path, registry: &str, user: &str, password: &str) -> Result<
     let _ = std::fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(0o600));
     std::fs::rename(&tmp, file).map_err(|e| reg_err(file.display(), e))?;
     Ok(())
+}
+
+/// Checks credentials against the registry and stores nothing (the API's
+/// `/auth`: the client keeps them).
+pub fn check_login(registry: &str, user: &str, password: &str) -> Result<()> {
+    let r = Reference::parse(&format!("{registry}/berth-login-check:latest"))?;
+    let auth = RegistryAuth::Basic(user.to_string(), password.to_string());
+    block_on(async {
+        let c = client_for(&r.registry);
+        // A token registry checks the password here; a basic-auth one
+        // only when a request carries it, so make one.
+        c.auth(&oci_ref(&r), &auth, oci_client::RegistryOperation::Pull).await.map_err(|e| reg_err(format!("login to {registry}"), e))?;
+        match c.catalog(&oci_ref(&r), &auth, Some(1), None).await {
+            Err(oci_client::errors::OciDistributionError::UnauthorizedError { .. }) => {
+                Err(ImageError::Unauthorized(format!("login to {registry}: unauthorized: incorrect username or password")))
+            }
+            // A registry without a catalog (Docker Hub) is fine: its token
+            // flow above checked the password.
+            _ => Ok(()),
+        }
+    })
 }
 
 pub fn logout(file: &Path, registry: &str) -> Result<bool> {
@@ -188,7 +234,7 @@ struct Bars {
 
 impl Bars {
     fn new(mode: Progress) -> Bars {
-        let multi = (mode == Progress::Bars).then(indicatif::MultiProgress::new);
+        let multi = matches!(mode, Progress::Bars).then(indicatif::MultiProgress::new);
         Bars { mode, multi }
     }
     fn bar(&self, label: &str, total: u64) -> Option<indicatif::ProgressBar> {
@@ -210,8 +256,16 @@ impl Bars {
                     let _ = m.println(s);
                 }
             }
-            Progress::Quiet => {}
+            Progress::Quiet | Progress::Events(_) => {}
         }
+    }
+    fn event(&self, e: Event) {
+        if let Progress::Events(report) = &self.mode {
+            report(e);
+        }
+    }
+    fn status(&self, id: Option<&str>, status: impl Into<String>) {
+        self.event(Event::Status { id: id.map(String::from), status: status.into() });
     }
 }
 
@@ -259,8 +313,8 @@ fn pick_platform(index: &Value, name: &str) -> Result<String> {
 /// Pulls `name` into the store and tags it; returns the image.
 pub fn pull(paths: &Paths, name: &str, opts: &Options) -> Result<Image> {
     let r = Reference::parse(name)?;
-    let auth = credentials(&opts.auth_file, &r.registry);
-    let bars = Bars::new(opts.progress);
+    let auth = opts.auth(&r.registry);
+    let bars = Bars::new(opts.progress.clone());
     block_on(pull_async(paths, &r, name, auth, &bars))
 }
 
@@ -285,6 +339,8 @@ async fn pull_async(paths: &Paths, r: &Reference, name: &str, auth: RegistryAuth
     }
     let manifest_digest = sha256_digest(&bytes);
     bars.line(&format!("{name}: manifest {}", short(&manifest_digest)));
+    let shown = r.tag.clone().or(r.digest.clone());
+    bars.status(shown.as_deref(), format!("Pulling from {}", r.repository));
     let desc = |v: &Value| -> Result<OciDescriptor> { serde_json::from_value(v.clone()).map_err(|e| reg_err(format!("descriptor in the manifest of {name}"), e)) };
     let config_desc = desc(&manifest["config"])?;
     let mut config_bytes = Vec::new();
@@ -313,6 +369,7 @@ async fn pull_async(paths: &Paths, r: &Reference, name: &str, auth: RegistryAuth
         let (parent, chain) = chains[i].clone();
         if super::has_layer(&db, &chain)? {
             bars.line(&format!("{}: already exists", short(&l.digest)));
+            bars.status(Some(short(&l.digest)), "Already exists");
             if let Some(t) = &total {
                 t.inc(l.size.max(0) as u64);
             }
@@ -325,7 +382,8 @@ async fn pull_async(paths: &Paths, r: &Reference, name: &str, auth: RegistryAuth
         let paths = paths.clone();
         let bar = bars.bar(short(&l.digest), l.size.max(0) as u64);
         let total = total.clone();
-        let lines = bars.mode == Progress::Lines;
+        let lines = matches!(bars.mode, Progress::Lines);
+        bars.status(Some(short(&l.digest)), "Pulling fs layer");
         jobs.push(async move {
             if lines {
                 eprintln!("{}: downloading {} bytes", short(&l.digest), l.size);
@@ -349,11 +407,20 @@ async fn pull_async(paths: &Paths, r: &Reference, name: &str, auth: RegistryAuth
                     return Err(reg_err(format!("layer {}", short(&l.digest)), e));
                 }
             };
+            let size = l.size.max(0) as u64;
+            let (mut done, mut told) = (0u64, 0u64);
             while let Some(chunk) = stream.next().await {
                 let n = chunk.as_ref().map(|c| c.len() as u64).unwrap_or(0);
                 let failed = chunk.is_err();
                 if tx.send(chunk).await.is_err() || failed {
                     break;
+                }
+                done += n;
+                // Every 512 KiB, not every chunk: a line per chunk would
+                // outweigh the layer.
+                if done - told >= 512 << 10 || done >= size {
+                    told = done;
+                    bars.event(Event::Bytes { id: short(&l.digest).to_string(), status: "Downloading", current: done, total: size });
                 }
                 if let Some(b) = &bar {
                     b.inc(n);
@@ -363,7 +430,9 @@ async fn pull_async(paths: &Paths, r: &Reference, name: &str, auth: RegistryAuth
                 }
             }
             drop(tx);
+            bars.status(Some(short(&l.digest)), "Download complete");
             let stored = worker.await.map_err(|e| reg_err("unpacking", e))??;
+            bars.status(Some(short(&l.digest)), "Pull complete");
             if let Some(b) = &bar {
                 b.finish_with_message("done");
             }
@@ -381,37 +450,56 @@ async fn pull_async(paths: &Paths, r: &Reference, name: &str, auth: RegistryAuth
         t.finish();
     }
     let mut db = db;
+    let before = r.tag_key().and_then(|k| super::resolve(&db, &k).ok()).map(|i| i.id);
     // Stored as it came, so its digest is the registry's (RepoDigests).
     let img = super::commit_image_raw(paths, &mut db, &config_bytes, &bytes, r.tag_key().as_deref())?;
+    let shown = r.tag_key().unwrap_or_else(|| name.to_string());
+    let status = if before.as_deref() == Some(img.id.as_str()) { format!("Status: Image is up to date for {shown}") } else { format!("Status: Downloaded newer image for {shown}") };
     bars.line(&format!("Digest: {manifest_digest}"));
-    bars.line(&format!("Status: Downloaded newer image for {}", r.tag_key().unwrap_or_else(|| name.to_string())));
+    bars.line(&status);
+    bars.status(None, format!("Digest: {manifest_digest}"));
+    bars.status(None, status);
     super::resolve(&db, &img.id)
 }
 
-/// Pushes an image under `name` (which must be one of its tags).
-pub fn push(paths: &Paths, db: &Db, name: &str, opts: &Options) -> Result<String> {
-    let img = super::resolve(db, name)?;
+/// Pushes `img` under `name` (which must be one of its tags).
+pub fn push(paths: &Paths, img: &Image, name: &str, opts: &Options) -> Result<String> {
     let r = Reference::parse(name)?;
-    let auth = credentials(&opts.auth_file, &r.registry);
-    let bars = Bars::new(opts.progress);
+    let auth = opts.auth(&r.registry);
+    let bars = Bars::new(opts.progress.clone());
     let manifest_bytes = super::read_blob(paths, &img.manifest)?;
     let manifest: Value = serde_json::from_slice(&manifest_bytes).map_err(|e| reg_err("stored manifest", e))?;
     let media_type = manifest["mediaType"].as_str().unwrap_or("application/vnd.oci.image.manifest.v1+json").to_string();
     let mut blobs: Vec<String> = manifest["layers"].as_array().cloned().unwrap_or_default().iter().filter_map(|l| l["digest"].as_str().map(String::from)).collect();
-    blobs.push(manifest["config"]["digest"].as_str().unwrap_or_default().to_string());
+    let config = manifest["config"]["digest"].as_str().unwrap_or_default().to_string();
+    blobs.push(config.clone());
+    bars.status(None, format!("The push refers to repository [{}/{}]", r.registry, r.repository));
     block_on(async {
         let client = client_for(&r.registry);
         let reference = oci_ref(&r);
         client.auth(&reference, &auth, oci_client::RegistryOperation::Push).await.map_err(|e| reg_err(format!("authenticating to {}", r.registry), e))?;
         for d in &blobs {
+            // docker shows layers only, not the config.
+            let layer = *d != config;
             if client.blob_exists(&reference, d).await.unwrap_or(false) {
                 bars.line(&format!("{}: layer already exists", short(d)));
+                if layer {
+                    bars.status(Some(short(d)), "Layer already exists");
+                }
                 continue;
             }
             let data = super::read_blob(paths, d)?;
             let bar = bars.bar(short(d), data.len() as u64);
             bars.line(&format!("{}: pushing {} bytes", short(d), data.len()));
+            let len = data.len() as u64;
+            if layer {
+                bars.event(Event::Bytes { id: short(d).to_string(), status: "Pushing", current: 0, total: len });
+            }
             client.push_blob(&reference, data.clone(), d).await.map_err(|e| reg_err(format!("pushing blob {}", short(d)), e))?;
+            if layer {
+                bars.event(Event::Bytes { id: short(d).to_string(), status: "Pushing", current: len, total: len });
+                bars.status(Some(short(d)), "Pushed");
+            }
             if let Some(b) = bar {
                 b.set_position(data.len() as u64);
                 b.finish_with_message("pushed");
@@ -422,7 +510,10 @@ pub fn push(paths: &Paths, db: &Db, name: &str, opts: &Options) -> Result<String
         Ok::<_, ImageError>(())
     })?;
     let digest = sha256_digest(&manifest_bytes);
-    bars.line(&format!("{}: digest: {digest} size: {}", r.tag.clone().unwrap_or_default(), manifest_bytes.len()));
+    let tag = r.tag.clone().unwrap_or_default();
+    bars.line(&format!("{tag}: digest: {digest} size: {}", manifest_bytes.len()));
+    bars.status(None, format!("{tag}: digest: {digest} size: {}", manifest_bytes.len()));
+    bars.event(Event::Pushed { tag, digest: digest.clone(), size: manifest_bytes.len() as u64 });
     Ok(digest)
 }
 

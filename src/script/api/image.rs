@@ -86,6 +86,8 @@ fn register_build(r: &mut rhai::Engine, ctx: &Ctx) {
             target: None,
             no_cache: false,
             show_output: false,
+            log: None,
+            labels: Default::default(),
         };
         for (k, v) in &opts {
             match k.as_str() {
