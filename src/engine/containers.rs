@@ -101,6 +101,9 @@ impl Engine {
         tracing::debug!("start: monitor spawned");
         let r = self.follow(&mut ours, attach);
         tracing::debug!("start: done");
+        if attach == Attach::Detached {
+            self.hand_over_start(&c.id, r.is_ok().then_some(ours));
+        }
         r
     }
 
@@ -425,22 +428,8 @@ impl Engine {
             let code = runtime::exec::exec(&spec, c.pid, &c.cgroup(&self.paths), opts).map_err(|e| EngineError::Start { code: e.code, msg: e.msg })?;
             return Ok(Output { code, ..Default::default() });
         }
-        let (exe, _sealed) = runtime::sealed_exe().map_err(other("sealing the berth binary"))?;
-        let mut cmd = std::process::Command::new(exe);
-        cmd.arg("exec").env("BERTH_ROOT", &self.paths.root).env("BERTH_RUN", &self.paths.run);
-        for e in &opts.env {
-            cmd.arg("-e").arg(e);
-        }
-        if let Some(w) = &opts.workdir {
-            cmd.arg("-w").arg(w);
-        }
-        if let Some(u) = &opts.user {
-            cmd.arg("-u").arg(u);
-        }
-        if opts.privileged {
-            cmd.arg("--privileged");
-        }
-        cmd.arg(&c.id).args(&opts.args).stdin(std::process::Stdio::null());
+        let (mut cmd, _sealed) = self.berth_exec(&c.id, &runtime::exec::ExecOptions { interactive: false, tty: false, ..opts })?;
+        cmd.stdin(std::process::Stdio::null());
         let o = cmd.output().map_err(other("running berth exec"))?;
         let code = o.status.code().unwrap_or(runtime::EXIT_ENGINE);
         if code >= 125 && o.stdout.is_empty() {

@@ -16,12 +16,14 @@ mod containers;
 mod images;
 mod networks;
 mod services;
+mod sessions;
 mod stacks;
 mod system;
 mod volumes;
 
 pub use build::BuildContext;
 pub use containers::ProcInfo;
+pub use sessions::{AttachEvent, AttachInput, AttachStream, ExecSession, ExecTerminal, PendingAttach, Waited};
 
 #[derive(thiserror::Error, Debug)]
 pub enum EngineError {

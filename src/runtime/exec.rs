@@ -143,14 +143,34 @@ pub fn exec(spec: &Spec, init_pid: i32, cgroup_path: &str, o: ExecOptions) -> Re
 pub fn relay(master: &OwnedFd, interactive: bool) {
     let raw = if pty::is_tty(0) { crate::sys::pty::RawMode::enter(std::io::stdin()).ok() } else { None };
     let m = master.as_raw_fd();
+    // Our terminal's size follows to the container's: on SIGWINCH (a
+    // user's window, or the API's pty resized), and once now for a change
+    // made before we listened.
+    let winch = proc::signalfd(&[libc::SIGWINCH]).ok();
+    let pass_size = || {
+        if let Some((rows, cols)) = pty::get_size(0) {
+            pty::set_size(m, rows, cols);
+        }
+    };
+    pass_size();
     let mut buf = vec![0u8; 16384];
     let mut stdin_open = interactive;
     loop {
         let mut fds = vec![(m, libc::POLLIN)];
+        if let Some(w) = &winch {
+            fds.push((w.as_raw_fd(), libc::POLLIN));
+        }
+        let stdin_at = fds.len();
         if stdin_open {
             fds.push((0, libc::POLLIN));
         }
         let Ok(rev) = proc::poll(&fds, -1) else { break };
+        if let Some(w) = &winch
+            && rev[1] != 0
+            && !proc::read_signalfd(w).is_empty()
+        {
+            pass_size();
+        }
         if rev[0] != 0 {
             match proc::read_fd(m, &mut buf) {
                 Ok(0) | Err(_) => break,
@@ -161,7 +181,7 @@ pub fn relay(master: &OwnedFd, interactive: bool) {
                 }
             }
         }
-        if stdin_open && rev.get(1).copied().unwrap_or(0) != 0 {
+        if stdin_open && rev.get(stdin_at).copied().unwrap_or(0) != 0 {
             match proc::read_fd(0, &mut buf) {
                 Ok(0) | Err(_) => stdin_open = false,
                 Ok(n) => {
