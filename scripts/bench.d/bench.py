@@ -614,6 +614,10 @@ def cmd_report(args):
         out.extend(pull_sections(d))
     out.extend(build_sections(d))
     out.extend(net_sections(d))
+    if present(d, "api"):
+        out.append(time_section(d, "api", "docker run --rm (API)", ["docker"], {"docker": ("faster", 5)}))
+    if present(d, "apips"):
+        out.append(time_section(d, "apips", "docker ps, 50 running", ["docker"], {}))
     if not out:
         print("(no figures: every section was skipped)")
         return
