@@ -233,6 +233,9 @@ pub enum Reply {
     /// The connection is taken over: 101 Switching Protocols when the
     /// client asked to upgrade, else 200 with the request body as input.
     Hijack { content_type: &'static str, session: Session },
+    /// Another reply with headers of its own added (the archive
+    /// endpoint's `X-Docker-Container-Path-Stat`).
+    WithHeaders { headers: Vec<(&'static str, String)>, reply: Box<Reply> },
 }
 
 impl Reply {

@@ -404,6 +404,20 @@ async fn answer(ctx: Arc<Ctx>, mut req: Request<Incoming>) -> Response<Out> {
     let Ok((reply, body)) = rx.await else {
         return error_response(&ApiError::internal("the handler failed"));
     };
+    let (reply, extra) = match reply {
+        Ok(Reply::WithHeaders { headers, reply }) => (Ok(*reply), headers),
+        r => (r, Vec::new()),
+    };
+    let mut r = respond(reply, body, wants_upgrade, on_upgrade);
+    for (k, v) in extra {
+        if let Ok(v) = HeaderValue::from_str(&v) {
+            r.headers_mut().insert(k, v);
+        }
+    }
+    r
+}
+
+fn respond(reply: Result<Reply, ApiError>, body: Body, wants_upgrade: bool, on_upgrade: hyper::upgrade::OnUpgrade) -> Response<Out> {
     match reply {
         Err(e) => error_response(&e),
         Ok(Reply::Json(status, v)) => {
@@ -469,6 +483,8 @@ async fn answer(ctx: Arc<Ctx>, mut req: Request<Incoming>) -> Response<Out> {
                 r
             }
         }
+        // Unwrapped by the caller; nested ones lose their headers.
+        Ok(Reply::WithHeaders { reply, .. }) => respond(Ok(*reply), body, wants_upgrade, on_upgrade),
     }
 }
 

@@ -225,34 +225,9 @@ pub(super) fn exec(e: &Engine, a: ExecArgs) -> anyhow::Result<i32> {
 }
 
 pub(super) fn top(e: &Engine, container: &str) -> anyhow::Result<i32> {
-    let procs = e.top(container)?;
-    let hz = 100.0;
-    let boot = boot_time();
-    let rows: Vec<Vec<String>> = procs
-        .iter()
-        .map(|p| {
-            let start = boot + p.start_ticks as f64 / hz;
-            let st = crate::store::rfc3339(start as i64, 0);
-            let t = p.cpu_ticks / 100;
-            vec![uid_name(p.uid), p.pid.to_string(), p.ppid.to_string(), "0".into(), st[11..16].to_string(), p.tty.clone(), format!("{:02}:{:02}:{:02}", t / 3600, t / 60 % 60, t % 60), p.cmd.clone()]
-        })
-        .collect();
-    write!(std::io::stdout(), "{}", table::render(&["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"], &rows))?;
+    let rows = crate::render::top_rows(&e.top(container)?);
+    write!(std::io::stdout(), "{}", table::render(&crate::render::TOP_TITLES, &rows))?;
     Ok(0)
-}
-
-fn boot_time() -> f64 {
-    std::fs::read_to_string("/proc/stat").ok().and_then(|s| s.lines().find_map(|l| l.strip_prefix("btime ")?.trim().parse().ok())).unwrap_or(0.0)
-}
-
-fn uid_name(uid: u32) -> String {
-    std::fs::read_to_string("/etc/passwd")
-        .ok()
-        .and_then(|p| p.lines().find_map(|l| {
-            let f: Vec<&str> = l.split(':').collect();
-            (f.len() > 2 && f[2] == uid.to_string()).then(|| f[0].to_string())
-        }))
-        .unwrap_or_else(|| uid.to_string())
 }
 
 pub(super) fn cp(e: &Engine, src: &str, dst: &str) -> anyhow::Result<i32> {

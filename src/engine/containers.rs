@@ -392,11 +392,20 @@ impl Engine {
     /// Calls `each` for every log line, then for new ones until the
     /// container stops.
     pub fn follow_logs(&self, key: &str, each: &mut dyn FnMut(&LogLine)) -> Result<()> {
+        self.follow_logs_until(key, &|| false, each)
+    }
+
+    /// `follow_logs` that also ends when `stop` says so (a client of the
+    /// API that went away), checked while no new line comes.
+    pub fn follow_logs_until(&self, key: &str, stop: &dyn Fn() -> bool, each: &mut dyn FnMut(&LogLine)) -> Result<()> {
         let c = self.container(key)?;
         let path = container::log_path(&self.paths, &c.id);
         let mut f = container::logfile::Follower::open(&path).map_err(other("opening the log"))?;
         let mut pending = String::new();
-        loop {
+        // The last lines may land between a read that found nothing and
+        // the look at the state: one more read after the container stopped.
+        let mut last = false;
+        while !stop() {
             let chunk = f.read_new().map_err(other("reading the log"))?;
             pending.push_str(&chunk);
             while let Some(i) = pending.find('\n') {
@@ -406,13 +415,16 @@ impl Engine {
                 }
             }
             if chunk.is_empty() {
-                let running = self.container(&c.id).map(|c| c.running() || c.state == "restarting").unwrap_or(false);
-                if !running {
+                if last {
                     return Ok(());
                 }
-                std::thread::sleep(Duration::from_millis(100));
+                last = !self.container(&c.id).map(|c| c.running() || c.state == "restarting").unwrap_or(false);
+                if !last {
+                    std::thread::sleep(Duration::from_millis(100));
+                }
             }
         }
+        Ok(())
     }
 
     /// Runs a command in a running container. In a single-threaded process
@@ -467,6 +479,73 @@ impl Engine {
         }
     }
 
+    /// One reading of a container's raw counters (the API's stats, which
+    /// clients turn into percentages); zeros for one that is not running.
+    pub fn stats_sample(&self, key: &str) -> Result<crate::sys::stats::Sample> {
+        let c = self.container(key)?;
+        Ok(self.sample(&c))
+    }
+
+    /// lstat of `path` in the container (docker's archive stat). A path
+    /// that is not there is an `Io` error of kind NotFound.
+    pub fn path_stat(&self, key: &str, path: &str) -> Result<PathStat> {
+        let mut info = None;
+        self.with_root(key, |root| {
+            info = Some(crate::sys::rootfs::stat_in(root, Path::new(path)).map_err(other(&format!("container {key}")))?);
+            Ok(())
+        })?;
+        let i = info.ok_or_else(|| EngineError::Other(format!("container {key}: {path}: no answer")))?;
+        Ok(PathStat { name: split_dir_entry(path).1, size: i.size, mode: i.mode, mtime: i.mtime, link_target: i.link_target.map(|t| t.to_string_lossy().into_owned()) })
+    }
+
+    /// `path` of the container as a tar stream (docker's `GET archive`),
+    /// entries named from the path's last component.
+    pub fn archive_out(&self, key: &str, path: &str, out: &mut dyn Write) -> Result<()> {
+        let base = split_dir_entry(path).1;
+        self.with_root(key, |root| crate::sys::rootfs::tar_out(root, Path::new(path), Path::new(&base), out).map_err(other(&format!("container {key}: archiving"))))
+    }
+
+    /// Extracts a tar stream (plain, gzip or zstd) into the directory
+    /// `path` of the container (docker's `PUT archive`). It is unpacked on
+    /// the host first, by the image extractor that never writes outside its
+    /// target, then copied in as `berth cp` does. With `no_replace_kind` a
+    /// directory may not replace a file, nor a file a directory.
+    pub fn archive_in(&self, key: &str, path: &str, src: &mut dyn Read, no_replace_kind: bool) -> Result<()> {
+        let c = self.container(key)?;
+        let dir = self.path_stat(&c.id, path)?;
+        if dir.mode & libc::S_IFMT != libc::S_IFDIR {
+            return Err(ContainerError::BadOption(format!("container {}: {path} is not a directory; the archive is extracted into a directory", c.name)).into());
+        }
+        let tmp = self.paths.tmp().join(format!("cp-{}-{}", std::process::id(), &store::new_id()[..12]));
+        std::fs::create_dir_all(&tmp).map_err(other(&format!("creating {}", tmp.display())))?;
+        let r = (|| {
+            let plain = crate::image::tar::decompressed(src).map_err(super::chain(format!("container {}: reading the archive", c.name)))?;
+            crate::image::tar::unpack(plain, &tmp).map_err(super::chain(format!("container {}: unpacking the archive", c.name)))?;
+            let mut entries: Vec<PathBuf> = std::fs::read_dir(&tmp).map_err(other("reading the unpacked archive"))?.flatten().map(|e| e.path()).collect();
+            entries.sort();
+            for e in &entries {
+                drop_specials(e).map_err(other("reading the unpacked archive"))?;
+            }
+            self.with_root(&c.id, |root| {
+                for e in &entries {
+                    let name = e.file_name().unwrap_or_default().to_string_lossy().into_owned();
+                    let dst = Path::new(path).join(&name);
+                    if no_replace_kind && let Ok(have) = crate::sys::rootfs::stat_in(root, &dst) {
+                        let dir_there = have.mode & libc::S_IFMT == libc::S_IFDIR;
+                        if dir_there != std::fs::symlink_metadata(e).is_ok_and(|m| m.is_dir()) {
+                            let (a, b) = if dir_there { ("directory", "non-directory") } else { ("non-directory", "directory") };
+                            return Err(ContainerError::BadOption(format!("cannot overwrite {a} {} with {b} {name}", dst.display())).into());
+                        }
+                    }
+                    crate::sys::rootfs::copy_in(e, root, Path::new(path)).map_err(other(&format!("container {}: copying {name} into {path}", c.name)))?;
+                }
+                Ok(())
+            })
+        })();
+        let _ = std::fs::remove_dir_all(&tmp);
+        r
+    }
+
     /// Gives `f` the container's root: /proc/PID/root while it runs, else a
     /// short-lived overlay mount of its layers.
     pub(super) fn with_root(&self, key: &str, f: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
@@ -492,6 +571,53 @@ impl Engine {
         let _ = crate::sys::mount::umount_detach(&merged);
         r
     }
+}
+
+/// A path in a container as docker's archive header describes it.
+pub struct PathStat {
+    /// The last component of the path asked for.
+    pub name: String,
+    pub size: u64,
+    /// st_mode: type and permission bits.
+    pub mode: u32,
+    pub mtime: i64,
+    pub link_target: Option<String>,
+}
+
+/// docker's SplitPathDirEntry: ("/a", "b") for "/a/b" and "/a/b/", and
+/// ("/a/b", ".") for "/a/b/.", which names a directory's content.
+pub fn split_dir_entry(path: &str) -> (String, String) {
+    let mut parts: Vec<&str> = Vec::new();
+    for c in path.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            c => parts.push(c),
+        }
+    }
+    if path == "." || path.ends_with("/.") {
+        return (format!("/{}", parts.join("/")), ".".into());
+    }
+    match parts.split_last() {
+        Some((last, rest)) => (format!("/{}", rest.join("/")), last.to_string()),
+        None => ("/".into(), "/".into()),
+    }
+}
+
+/// Takes out of an unpacked archive what `cp` must not copy into a
+/// container: FIFOs, sockets and device nodes (a FIFO would hang the copy).
+fn drop_specials(p: &Path) -> std::io::Result<()> {
+    let md = std::fs::symlink_metadata(p)?;
+    if md.is_dir() {
+        for e in std::fs::read_dir(p)? {
+            drop_specials(&e?.path())?;
+        }
+    } else if !md.is_file() && !md.file_type().is_symlink() {
+        std::fs::remove_file(p)?;
+    }
+    Ok(())
 }
 
 pub struct ProcInfo {

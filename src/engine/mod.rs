@@ -22,7 +22,7 @@ mod system;
 mod volumes;
 
 pub use build::BuildContext;
-pub use containers::ProcInfo;
+pub use containers::{PathStat, ProcInfo, split_dir_entry};
 pub use sessions::{AttachEvent, AttachInput, AttachStream, ExecSession, ExecTerminal, PendingAttach, Waited};
 
 #[derive(thiserror::Error, Debug)]

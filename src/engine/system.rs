@@ -289,7 +289,7 @@ impl Engine {
 }
 
 impl Engine {
-    fn sample(&self, c: &crate::container::Container) -> crate::sys::stats::Sample {
+    pub(super) fn sample(&self, c: &crate::container::Container) -> crate::sys::stats::Sample {
         let cg = crate::sys::cgroup::Cgroup::load(&c.cgroup(&self.paths));
         let pid = (c.running() && c.pid > 0).then_some(c.pid);
         crate::sys::stats::sample(&cg, pid)

@@ -28,9 +28,11 @@ fn open_root(root: &Path) -> io::Result<OwnedFd> {
 
 /// Opens `path` inside `root` as if root were `/`.
 fn open_in(root: BorrowedFd, path: &Path, flags: OFlag) -> io::Result<OwnedFd> {
+    // openat2 refuses O_PATH with any flag but these few.
+    let extra = if flags.contains(OFlag::O_PATH) { OFlag::O_CLOEXEC } else { CLO };
     let rel = path.strip_prefix("/").unwrap_or(path);
     let rel = if rel.as_os_str().is_empty() { Path::new(".") } else { rel };
-    let how = OpenHow::new().flags(flags | CLO).resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+    let how = OpenHow::new().flags(flags | extra).resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
     openat2(root, rel, how).map_err(|e| io::Error::new(io::Error::from(e).kind(), format!("{}: {e}", path.display())))
 }
 
@@ -177,6 +179,163 @@ fn out_of(fd: OwnedFd, dst: &Path) -> io::Result<()> {
     }
 }
 
+/// What lstat says of a path in a container: the last component is not
+/// followed, so a symlink shows as one, with its target.
+pub struct PathInfo {
+    pub mode: u32,
+    pub size: u64,
+    pub mtime: i64,
+    pub link_target: Option<std::path::PathBuf>,
+}
+
+/// Stats `path` inside `root` as if root were `/`.
+pub fn stat_in(root: &Path, path: &Path) -> io::Result<PathInfo> {
+    let r = open_root(root)?;
+    let fd = open_in(r.as_fd(), path, OFlag::O_PATH | OFlag::O_NOFOLLOW)?;
+    let st = fstat(&fd)?;
+    // An O_PATH descriptor of a symlink reads as the link itself.
+    let link_target = if kind(&st) == SFlag::S_IFLNK { Some(readlinkat(&fd, "")?.into()) } else { None };
+    Ok(PathInfo { mode: st.st_mode, size: st.st_size as u64, mtime: st.st_mtime, link_target })
+}
+
+/// Writes `path` of the container as a tar stream whose entries are named
+/// from `name` down (docker's archive endpoint): a file, a tree, or a
+/// symlink itself. The walk is the one of [`copy_out`], by descriptors.
+pub fn tar_out(root: &Path, path: &Path, name: &Path, out: &mut dyn io::Write) -> io::Result<()> {
+    let r = open_root(root)?;
+    let mut tb = tar::Builder::new(out);
+    let fd = open_in(r.as_fd(), path, OFlag::O_PATH | OFlag::O_NOFOLLOW)?;
+    let st = fstat(&fd)?;
+    if kind(&st) == SFlag::S_IFLNK {
+        append_special(&mut tb, name, &st, Some(&readlinkat(&fd, "")?))?;
+    } else {
+        let fd = open_in(r.as_fd(), path, OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK)?;
+        tar_of(&mut tb, fd, name)?;
+    }
+    tb.finish()
+}
+
+/// The tar crate drops `.` components from names, but docker's clients
+/// rebase the entries of a directory's content (`docker cp c:/dir/. x`) by
+/// their leading `./`: such a name also goes in a PAX `path` record,
+/// which readers take over the header's.
+fn keep_dot<W: io::Write>(tb: &mut tar::Builder<W>, name: &Path) -> io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let name = name.as_os_str().as_bytes();
+    if !name.starts_with(b"./") {
+        return Ok(());
+    }
+    let body = [b" path=".as_slice(), name, b"\n"].concat();
+    // A record's length counts the digits of the length itself.
+    let mut len = body.len() + 1;
+    while body.len() + len.to_string().len() != len {
+        len = body.len() + len.to_string().len();
+    }
+    let rec = [len.to_string().as_bytes(), &body].concat();
+    let mut h = tar::Header::new_ustar();
+    h.set_entry_type(tar::EntryType::XHeader);
+    h.set_path("PaxHeader")?;
+    h.set_mode(0o644);
+    h.set_size(rec.len() as u64);
+    h.set_cksum();
+    tb.append(&h, &rec[..])
+}
+
+fn tar_header(st: &FileStat, t: tar::EntryType) -> tar::Header {
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(t);
+    h.set_mode(st.st_mode & 0o7777);
+    h.set_uid(st.st_uid as u64);
+    h.set_gid(st.st_gid as u64);
+    h.set_mtime(st.st_mtime.max(0) as u64);
+    h.set_size(0);
+    h
+}
+
+fn tar_of<W: io::Write>(tb: &mut tar::Builder<W>, fd: OwnedFd, name: &Path) -> io::Result<()> {
+    let st = fstat(&fd)?;
+    match kind(&st) {
+        SFlag::S_IFDIR => {
+            keep_dot(tb, name)?;
+            tb.append_data(&mut tar_header(&st, tar::EntryType::Directory), name, io::empty())?;
+            let mut names: Vec<std::ffi::CString> = nix::dir::Dir::from_fd(fd.try_clone()?)?
+                .iter()
+                .filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_owned())
+                .filter(|n| !matches!(n.to_bytes(), b"." | b".."))
+                .collect();
+            names.sort();
+            for n in names {
+                let to = name.join(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(n.to_bytes()));
+                let st = fstatat(&fd, n.as_c_str(), AtFlags::AT_SYMLINK_NOFOLLOW)?;
+                match kind(&st) {
+                    SFlag::S_IFLNK => append_special(tb, &to, &st, Some(&readlinkat(&fd, n.as_c_str())?))?,
+                    SFlag::S_IFDIR | SFlag::S_IFREG => {
+                        let child = openat(&fd, n.as_c_str(), OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | CLO, Mode::empty())?;
+                        tar_of(tb, child, &to)?;
+                    }
+                    _ => append_special(tb, &to, &st, None)?,
+                }
+            }
+            Ok(())
+        }
+        SFlag::S_IFREG => {
+            let mut h = tar_header(&st, tar::EntryType::Regular);
+            h.set_size(st.st_size as u64);
+            keep_dot(tb, name)?;
+            tb.append_data(&mut h, name, Exact { inner: std::fs::File::from(fd), left: st.st_size as u64 })
+        }
+        _ => append_special(tb, name, &st, None),
+    }
+}
+
+/// Symlinks, FIFOs and devices: a header without content. Sockets are
+/// left out, as tar has no type for them.
+fn append_special<W: io::Write>(tb: &mut tar::Builder<W>, name: &Path, st: &FileStat, link: Option<&std::ffi::OsStr>) -> io::Result<()> {
+    let t = match kind(st) {
+        SFlag::S_IFLNK => tar::EntryType::Symlink,
+        SFlag::S_IFIFO => tar::EntryType::Fifo,
+        SFlag::S_IFCHR => tar::EntryType::Char,
+        SFlag::S_IFBLK => tar::EntryType::Block,
+        _ => return Ok(()),
+    };
+    let mut h = tar_header(st, t);
+    keep_dot(tb, name)?;
+    if let Some(target) = link {
+        return tb.append_link(&mut h, name, target);
+    }
+    if matches!(t, tar::EntryType::Char | tar::EntryType::Block) {
+        h.set_device_major(libc::major(st.st_rdev))?;
+        h.set_device_minor(libc::minor(st.st_rdev))?;
+    }
+    tb.append_data(&mut h, name, io::empty())
+}
+
+/// A file's content as its header promised: cut at `left` bytes, padded
+/// with zeros if the file shrank meanwhile, so the archive stays whole.
+struct Exact<R> {
+    inner: R,
+    left: u64,
+}
+
+impl<R: io::Read> io::Read for Exact<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let max = buf.len().min(usize::try_from(self.left).unwrap_or(usize::MAX));
+        if max == 0 {
+            return Ok(0);
+        }
+        let n = match self.inner.read(&mut buf[..max])? {
+            0 => {
+                buf[..max].fill(0);
+                max
+            }
+            n => n,
+        };
+        self.left -= n as u64;
+        Ok(n)
+    }
+}
+
 /// Copies `src` from the host into the container: into `path` when that is
 /// a directory, else as `path`.
 pub fn copy_in(src: &Path, root: &Path, path: &Path) -> io::Result<()> {
@@ -218,4 +377,34 @@ fn into(dir: &OwnedFd, name: &Path, src: &Path) -> io::Result<()> {
     let mut to = std::fs::File::from(fd);
     io::copy(&mut std::fs::File::open(src)?, &mut to)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_directory_content_keeps_its_dot_names() {
+        let dir = std::env::temp_dir().join(format!("rootfs-tar-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("d/sub")).unwrap();
+        std::fs::write(dir.join("d/f.txt"), b"hi").unwrap();
+        std::os::unix::fs::symlink("f.txt", dir.join("d/ln")).unwrap();
+        let mut out = Vec::new();
+        tar_out(&dir, Path::new("/d/."), Path::new("."), &mut out).unwrap();
+        let mut names = Vec::new();
+        for e in tar::Archive::new(&out[..]).entries().unwrap() {
+            let e = e.unwrap();
+            names.push((e.path().unwrap().display().to_string(), e.header().entry_type(), e.header().size().unwrap()));
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(
+            names,
+            vec![
+                (".".to_string(), tar::EntryType::Directory, 0),
+                ("./f.txt".to_string(), tar::EntryType::Regular, 2),
+                ("./ln".to_string(), tar::EntryType::Symlink, 0),
+                ("./sub".to_string(), tar::EntryType::Directory, 0),
+            ]
+        );
+    }
 }

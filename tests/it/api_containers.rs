@@ -1,0 +1,186 @@
+//! The containers endpoints of `berth serve`, driven by the docker CLI:
+//! create, list, inspect and the lifecycle, published ports, logs, wait,
+//! top, stats and cp. What the CLI makes are ordinary berth containers.
+
+use std::io::{Read, Write};
+use std::time::Duration;
+
+use crate::api::Served;
+use crate::util::{Env, free_port, is_hex, wait_until};
+
+/// `docker inspect -f FMT C`, trimmed.
+fn inspect_f(s: &Served, c: &str, fmt: &str) -> String {
+    s.docker_ok(&["inspect", "-f", fmt, c])
+}
+
+#[test]
+fn lifecycle_through_the_docker_cli() {
+    let env = Env::new("apic_life");
+    let s = Served::start(&env);
+    let (web, db) = (env.name("web"), env.name("db"));
+    let id = s.docker_ok(&["create", "--name", &web, "--label", "tier=web", "busybox", "sleep", "300"]);
+    assert!(is_hex(&id, 64), "create prints the id: {id}");
+    s.docker_ok(&["create", "--name", &db, "--label", "tier=db", "busybox", "true"]);
+    assert_eq!(inspect_f(&s, &web, "{{.State.Status}} {{.Config.Labels}}"), "created map[tier:web]");
+    assert_eq!(s.docker_ok(&["ps", "-a", "--filter", "label=tier=web", "--format", "{{.Names}} {{.Status}}"]), format!("{web} Created"));
+    assert_eq!(s.docker_ok(&["ps", "-q"]), "", "nothing runs yet");
+
+    s.docker_ok(&["start", &web]);
+    assert_eq!(s.docker_ok(&["ps", "--format", "{{.Names}} {{.Image}} {{.Command}}"]), format!("{web} busybox \"sleep 300\""));
+    // Starting a running container is docker's 304: no error.
+    s.docker_ok(&["start", &web]);
+
+    let o = s.docker(&["rm", &web]);
+    assert!(!o.ok() && o.stderr.contains(&format!("cannot remove container \"/{web}\": container is running")), "rm of a running container is a 409: {o}");
+
+    s.docker_ok(&["pause", &web]);
+    assert_eq!(inspect_f(&s, &web, "{{.State.Status}}"), "paused");
+    assert!(s.docker_ok(&["ps", "--format", "{{.Status}}"]).ends_with("(Paused)"));
+    s.docker_ok(&["unpause", &web]);
+    assert_eq!(inspect_f(&s, &web, "{{.State.Status}}"), "running");
+
+    s.docker_ok(&["stop", "-t", "1", &web]);
+    assert_eq!(inspect_f(&s, &web, "{{.State.Status}}"), "exited");
+    s.docker_ok(&["restart", "-t", "1", &web]);
+    assert_eq!(inspect_f(&s, &web, "{{.State.Status}} {{.State.Running}}"), "running true");
+    s.docker_ok(&["kill", &web]);
+    assert_eq!(inspect_f(&s, &web, "{{.State.Status}} {{.State.ExitCode}}"), "exited 137");
+
+    let renamed = env.name("renamed");
+    s.docker_ok(&["rename", &web, &renamed]);
+    assert_eq!(inspect_f(&s, &id, "{{.Name}}"), format!("/{renamed}"));
+    s.docker_ok(&["start", &renamed]);
+    s.docker_ok(&["rm", "-f", &renamed]);
+
+    let pruned = s.docker_ok(&["container", "prune", "-f"]);
+    assert!(pruned.contains("Deleted Containers"), "{pruned}");
+    assert_eq!(s.docker_ok(&["ps", "-aq"]), "", "prune took the created one too");
+
+    let o = s.docker(&["container", "inspect", "nosuch"]);
+    assert!(!o.ok() && o.stderr.contains("No such container: nosuch"), "{o}");
+    let o = s.docker(&["inspect", "nosuch"]);
+    assert!(!o.ok() && o.stderr.contains("No such object: nosuch"), "{o}");
+}
+
+/// GET / over plain TCP; the whole answer.
+fn http_get(port: u16) -> Option<String> {
+    let mut t = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    t.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    t.write_all(b"GET / HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
+    let mut body = String::new();
+    t.read_to_string(&mut body).ok()?;
+    Some(body)
+}
+
+#[test]
+fn a_published_port_reaches_httpd() {
+    let env = Env::new("apic_port");
+    let s = Served::start(&env);
+    let name = env.name("httpd");
+    let port = free_port();
+    let publish = format!("127.0.0.1:{port}:80");
+    s.docker_ok(&["run", "-d", "--name", &name, "-p", &publish, "busybox", "sh", "-c", "echo hello from berth > /tmp/index.html && exec httpd -f -p 80 -h /tmp"]);
+    let mut last = None;
+    let ok = wait_until(Duration::from_secs(15), || {
+        last = http_get(port);
+        last.as_deref().is_some_and(|b| b.contains("hello from berth"))
+    });
+    assert!(ok, "no answer from httpd on 127.0.0.1:{port}: {last:?}");
+    assert_eq!(s.docker_ok(&["port", &name, "80"]), format!("127.0.0.1:{port}"));
+    assert_eq!(s.docker_ok(&["ps", "--format", "{{.Ports}}"]), format!("127.0.0.1:{port}->80/tcp"));
+}
+
+#[test]
+fn logs_follow_tail_and_wait() {
+    let env = Env::new("apic_logs");
+    let s = Served::start(&env);
+    let name = env.name("talker");
+    s.docker_ok(&["run", "-d", "--name", &name, "busybox", "sh", "-c", "echo one; echo two >&2; sleep 2; echo three; exit 3"]);
+    // Follows until the container exits, each stream to its own side.
+    let o = s.docker(&["logs", "-f", &name]);
+    assert!(o.ok(), "{o}");
+    assert_eq!((o.out(), o.stderr.trim()), ("one\nthree", "two"));
+    assert_eq!(s.docker_ok(&["wait", &name]), "3");
+    assert_eq!(s.docker_ok(&["logs", "--tail", "1", &name]), "three");
+    let o = s.docker(&["logs", "-t", &name]);
+    assert!(o.lines().iter().all(|l| l.len() > 31 && l.as_bytes()[10] == b'T' && l.contains("Z ")), "timestamps: {o}");
+
+    // A terminal container's log is one raw stream.
+    let tty = env.name("tty");
+    s.docker_ok(&["run", "-d", "-t", "--name", &tty, "busybox", "sh", "-c", "echo on-tty; echo also >&2"]);
+    assert_eq!(s.docker_ok(&["wait", &tty]), "0");
+    let o = s.docker(&["logs", &tty]);
+    assert!(o.ok() && o.stdout.contains("on-tty") && o.stdout.contains("also") && o.stderr.is_empty(), "{o}");
+}
+
+#[test]
+fn top_and_stats() {
+    let env = Env::new("apic_stats");
+    let s = Served::start(&env);
+    let name = env.name("busy");
+    s.docker_ok(&["run", "-d", "--name", &name, "--cpus", "0.5", "--memory", "64m", "busybox", "sh", "-c", "while :; do :; done"]);
+    let top = s.docker_ok(&["top", &name]);
+    assert!(top.starts_with("UID") && top.contains("PID") && top.contains("sh -c while"), "{top}");
+    let line = s.docker_ok(&["stats", "--no-stream", "--format", "{{.Name}}|{{.CPUPerc}}|{{.MemUsage}}|{{.PIDs}}", &name]);
+    let f: Vec<&str> = line.split('|').collect();
+    assert_eq!((f[0], f[3]), (name.as_str(), "1"), "{line}");
+    let cpu: f64 = f[1].trim_end_matches('%').parse().unwrap_or_else(|_| panic!("CPU % of {line}"));
+    assert!(cpu > 1.0 && cpu <= 100.0, "a busy loop under --cpus 0.5 shows its use: {line}");
+    let (used, limit) = f[2].split_once(" / ").unwrap_or_else(|| panic!("MEM USAGE / LIMIT of {line}"));
+    assert!(used.ends_with("iB") && !used.starts_with("0B"), "{line}");
+    assert_eq!(limit, "64MiB", "{line}");
+}
+
+#[test]
+fn cp_both_ways() {
+    let env = Env::new("apic_cp");
+    let s = Served::start(&env);
+    let name = env.name("box");
+    s.docker_ok(&["run", "-d", "--name", &name, "busybox", "sleep", "300"]);
+    let host = env.dir.join("host");
+    std::fs::create_dir_all(host.join("tree/sub")).unwrap();
+    std::fs::write(host.join("a.txt"), "alpha\n").unwrap();
+    std::fs::write(host.join("tree/sub/b.txt"), "beta\n").unwrap();
+    let h = |p: &str| host.join(p).to_str().unwrap().to_string();
+    let inside = |p: &str| format!("{name}:{p}");
+
+    // In: a file into a directory, a tree under a new name.
+    s.docker_ok(&["cp", &h("a.txt"), &inside("/tmp/")]);
+    s.docker_ok(&["cp", &h("tree"), &inside("/tmp/newtree")]);
+    assert_eq!(env.ok(&["exec", &name, "cat", "/tmp/a.txt", "/tmp/newtree/sub/b.txt"]), "alpha\nbeta");
+
+    // Out: a file, a tree, a directory's content.
+    s.docker_ok(&["cp", &inside("/etc/hostname"), &h("hostname")]);
+    assert_eq!(std::fs::read_to_string(host.join("hostname")).unwrap().trim(), &env.full_id(&name)[..12]);
+    s.docker_ok(&["cp", &inside("/tmp/newtree"), &h("back")]);
+    assert_eq!(std::fs::read_to_string(host.join("back/sub/b.txt")).unwrap(), "beta\n");
+    std::fs::create_dir_all(host.join("content")).unwrap();
+    s.docker_ok(&["cp", &inside("/tmp/newtree/."), &h("content")]);
+    assert!(host.join("content/sub/b.txt").is_file(), "the content of newtree lands in content/");
+
+    let o = s.docker(&["cp", &inside("/nosuch"), &h("x")]);
+    assert!(!o.ok() && o.stderr.contains("Could not find the file /nosuch"), "{o}");
+
+    // A stopped container's files are there too.
+    s.docker_ok(&["stop", "-t", "0", &name]);
+    s.docker_ok(&["cp", &inside("/tmp/a.txt"), &h("again.txt")]);
+    assert_eq!(std::fs::read_to_string(host.join("again.txt")).unwrap(), "alpha\n");
+}
+
+#[test]
+fn the_docker_cli_and_berth_share_their_containers() {
+    let env = Env::new("apic_shared");
+    let s = Served::start(&env);
+    let (d, b) = (env.name("from-docker"), env.name("from-berth"));
+    // The names docker's clients give busybox all find the imported image.
+    s.docker_ok(&["run", "-d", "--name", &d, "docker.io/library/busybox:latest", "sleep", "300"]);
+    s.docker_ok(&["create", "--name", &env.name("tagged"), "busybox:latest", "true"]);
+    assert!(env.ok(&["ps", "--format", "json"]).contains(&d), "berth ps shows the container docker made");
+    assert_eq!(env.status(&d), "running");
+    env.ok(&["run", "-d", "--name", &b, "busybox", "sleep", "300"]);
+    let names = s.docker_ok(&["ps", "--format", "{{.Names}}"]);
+    assert!(names.lines().any(|l| l == b) && names.lines().any(|l| l == d), "{names}");
+
+    let o = s.docker(&["create", "--pull", "never", "nosuch:1"]);
+    assert!(!o.ok() && o.stderr.contains("No such image: nosuch:1"), "{o}");
+}
