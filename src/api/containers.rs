@@ -84,8 +84,10 @@ fn inspect(ctx: &Ctx, id: &str) -> Result<Reply> {
 }
 
 fn start(ctx: &Ctx, id: &str) -> Result<Reply> {
-    if ctx.engine.container(id)?.running() {
-        return Ok(Reply::Empty(StatusCode::NOT_MODIFIED));
+    match ctx.engine.container(id)?.state.as_str() {
+        "paused" => return Err(ApiError::conflict("cannot start a paused container, try unpause instead")),
+        "running" | "restarting" => return Ok(Reply::Empty(StatusCode::NOT_MODIFIED)),
+        _ => {}
     }
     ctx.engine.start(id)?;
     Ok(Reply::no_content())

@@ -501,7 +501,8 @@ impl Engine {
     /// `path` of the container as a tar stream (docker's `GET archive`),
     /// entries named from the path's last component.
     pub fn archive_out(&self, key: &str, path: &str, out: &mut dyn Write) -> Result<()> {
-        let base = split_dir_entry(path).1;
+        // The root has no name of its own: its content goes as `./...`.
+        let base = Some(split_dir_entry(path).1).filter(|b| b != "/").unwrap_or_else(|| ".".into());
         self.with_root(key, |root| crate::sys::rootfs::tar_out(root, Path::new(path), Path::new(&base), out).map_err(other(&format!("container {key}: archiving"))))
     }
 

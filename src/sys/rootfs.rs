@@ -258,6 +258,11 @@ fn tar_of<W: io::Write>(tb: &mut tar::Builder<W>, fd: OwnedFd, name: &Path) -> i
         SFlag::S_IFDIR => {
             keep_dot(tb, name)?;
             tb.append_data(&mut tar_header(&st, tar::EntryType::Directory), name, io::empty())?;
+            // A running container's /proc and /sys are the kernel's, not
+            // its files (and /proc/kcore claims terabytes).
+            if is_kernel_fs(&fd) {
+                return Ok(());
+            }
             let mut names: Vec<std::ffi::CString> = nix::dir::Dir::from_fd(fd.try_clone()?)?
                 .iter()
                 .filter_map(|e| e.ok())
@@ -287,6 +292,11 @@ fn tar_of<W: io::Write>(tb: &mut tar::Builder<W>, fd: OwnedFd, name: &Path) -> i
         }
         _ => append_special(tb, name, &st, None),
     }
+}
+
+fn is_kernel_fs(fd: &OwnedFd) -> bool {
+    use nix::sys::statfs::{PROC_SUPER_MAGIC, SYSFS_MAGIC, fstatfs};
+    fstatfs(fd).is_ok_and(|f| f.filesystem_type() == PROC_SUPER_MAGIC || f.filesystem_type() == SYSFS_MAGIC)
 }
 
 /// Symlinks, FIFOs and devices: a header without content. Sockets are

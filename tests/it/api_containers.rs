@@ -184,3 +184,46 @@ fn the_docker_cli_and_berth_share_their_containers() {
     let o = s.docker(&["create", "--pull", "never", "nosuch:1"]);
     assert!(!o.ok() && o.stderr.contains("No such image: nosuch:1"), "{o}");
 }
+
+/// Whether docker-py (python3-docker) is installed.
+fn have_docker_py() -> bool {
+    std::process::Command::new("python3").args(["-c", "import docker"]).output().is_ok_and(|o| o.status.success())
+}
+
+/// `docker run` asks to wait for the next exit before it starts the
+/// container; docker-py's `wait(condition=...)` is the same request.
+#[test]
+fn wait_for_the_next_exit_before_the_start() {
+    if !have_docker_py() {
+        eprintln!("skipped: docker-py (python3-docker) is not installed");
+        return;
+    }
+    let env = Env::new("apic_wait");
+    let s = Served::start(&env);
+    let script = r#"
+import docker, sys, threading, time
+c = docker.DockerClient(base_url=sys.argv[1])
+got = {}
+ct = c.containers.create("busybox", ["sh", "-c", "sleep 1; exit 7"], name=sys.argv[2])
+t = threading.Thread(target=lambda: got.update(next=ct.wait(condition="next-exit")))
+t.start()
+time.sleep(0.5)
+ct.start()
+t.join(30)
+auto = c.containers.create("busybox", ["true"], name=sys.argv[2] + "-rm", auto_remove=True)
+t = threading.Thread(target=lambda: got.update(removed=auto.wait(condition="removed")))
+t.start()
+time.sleep(0.5)
+auto.start()
+t.join(30)
+print(got["next"]["StatusCode"], got["removed"]["StatusCode"], len(c.containers.list(all=True)))
+"#;
+    let child = std::process::Command::new("python3")
+        .args(["-c", script, &s.host(), &env.name("w")])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let o = crate::util::collect(child, Duration::from_secs(60));
+    assert_eq!(o.out(), "7 0 1", "the wait ends with the exit that came after it, and with the removal: {o}");
+}
