@@ -185,19 +185,14 @@ fn the_docker_cli_and_berth_share_their_containers() {
     assert!(!o.ok() && o.stderr.contains("No such image: nosuch:1"), "{o}");
 }
 
-/// Whether docker-py (python3-docker) is installed.
-fn have_docker_py() -> bool {
-    std::process::Command::new("python3").args(["-c", "import docker"]).output().is_ok_and(|o| o.status.success())
-}
+/// The Python of scripts/deps' venv (docker 7).
+const VENV_PYTHON: &str = "/opt/berth-venv/bin/python";
 
 /// `docker run` asks to wait for the next exit before it starts the
 /// container; docker-py's `wait(condition=...)` is the same request.
 #[test]
 fn wait_for_the_next_exit_before_the_start() {
-    if !have_docker_py() {
-        eprintln!("skipped: docker-py (python3-docker) is not installed");
-        return;
-    }
+    assert!(std::path::Path::new(VENV_PYTHON).exists(), "{VENV_PYTHON} is missing: run scripts/deps");
     let env = Env::new("apic_wait");
     let s = Served::start(&env);
     let script = r#"
@@ -218,7 +213,7 @@ auto.start()
 t.join(30)
 print(got["next"]["StatusCode"], got["removed"]["StatusCode"], len(c.containers.list(all=True)))
 "#;
-    let child = std::process::Command::new("python3")
+    let child = std::process::Command::new(VENV_PYTHON)
         .args(["-c", script, &s.host(), &env.name("w")])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -226,4 +221,50 @@ print(got["next"]["StatusCode"], got["removed"]["StatusCode"], len(c.containers.
         .expect("python3");
     let o = crate::util::collect(child, Duration::from_secs(60));
     assert_eq!(o.out(), "7 0 1", "the wait ends with the exit that came after it, and with the removal: {o}");
+}
+
+/// docker-compose 1.29 finds its containers by their labels: a second `up`
+/// finds them up to date, `ps` and `logs` list them, `down` removes them.
+#[test]
+fn compose_1_29_up_ps_logs_down() {
+    let env = Env::new("apic_compose");
+    let s = Served::start(&env);
+    let port = free_port();
+    let file = env.dir.join("compose.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            r#"version: "3"
+services:
+  web:
+    image: busybox
+    command: sh -c "echo hello from web > /tmp/index.html; exec httpd -f -p 80 -h /tmp"
+    labels:
+      role: web
+    ports:
+      - "127.0.0.1:{port}:80"
+  client:
+    image: busybox
+    command: sh -c "until wget -qO- http://web/; do sleep 0.2; done; exec sleep 300"
+"#
+        ),
+    )
+    .unwrap();
+    let project = env.name("p").replace('-', "");
+    let compose = |args: &[&str]| {
+        let mut a = vec!["-f", file.to_str().unwrap(), "-p", &project];
+        a.extend_from_slice(args);
+        let o = s.docker_with("/usr/bin/docker-compose", &a);
+        assert!(o.ok(), "docker-compose {}: {o}", args.join(" "));
+        format!("{}{}", o.stdout, o.stderr)
+    };
+    compose(&["up", "-d"]);
+    let ps = compose(&["ps"]);
+    assert!(ps.contains(&format!("{project}_web_1")) && ps.contains(&format!("127.0.0.1:{port}->80/tcp")), "{ps}");
+    assert!(wait_until(Duration::from_secs(20), || compose(&["logs", "client"]).contains("hello from web")), "the client never reached web by its name");
+    assert!(compose(&["up", "-d"]).contains("is up-to-date"), "a second up finds the containers by their labels");
+    let web = s.docker_ok(&["ps", "--filter", "label=role=web", "--filter", &format!("label=com.docker.compose.project={project}"), "--format", "{{.Names}}"]);
+    assert_eq!(web, format!("{project}_web_1"));
+    compose(&["down"]);
+    assert_eq!(s.docker_ok(&["ps", "-aq"]), "");
 }
