@@ -4,6 +4,7 @@
 mod util;
 
 mod api;
+mod api_clients;
 mod api_containers;
 mod api_exec;
 mod api_images;
