@@ -185,8 +185,9 @@ fn wait(ctx: &Ctx, req: &Req, id: &str) -> Result<Reply> {
         other => return Err(ApiError::bad(format!("invalid condition: \"{other}\" (use not-running, next-exit or removed)"))),
     };
     let engine = ctx.engine.clone();
+    let changes = ctx.changes.clone();
     Ok(Reply::stream(JSON, move |sink| {
-        if let Some(code) = wait_for(&engine, &c, cond, || sink.closed()) {
+        if let Some(code) = wait_for(&engine, &changes, &c, cond, || sink.closed()) {
             let _ = sink.json(&json!({ "StatusCode": code, "Error": null }));
         }
     }))
@@ -199,14 +200,18 @@ enum Cond {
     Removed,
 }
 
-/// Polls the container until `cond` holds: its exit code, or None when
-/// the client left first. A start and exit between two looks still counts:
-/// the finish time changed.
-fn wait_for(engine: &Engine, c0: &Container, cond: Cond, gone: impl Fn() -> bool) -> Option<i32> {
+/// Watches the container until `cond` holds: its exit code, or None when
+/// the client left first. A running one is watched through its monitor,
+/// which says when it exits; one not yet started, through this server's
+/// changes (the CLI starts it right after asking), and every 100 ms for
+/// a start from elsewhere. A start and exit between two looks still
+/// counts: the finish time changed.
+fn wait_for(engine: &Engine, changes: &super::Changes, c0: &Container, cond: Cond, gone: impl Fn() -> bool) -> Option<i32> {
     let up = |c: &Container| c.running() || c.state == "restarting";
     let mut seen_up = up(c0);
     let mut code = c0.exit_code;
     loop {
+        let seen = changes.now();
         let c = match engine.container(&c0.id) {
             Ok(c) => c,
             // Removed (--rm, or by someone): every condition is met.
@@ -223,7 +228,11 @@ fn wait_for(engine: &Engine, c0: &Container, cond: Cond, gone: impl Fn() -> bool
         if gone() {
             return None;
         }
-        std::thread::sleep(Duration::from_millis(100));
+        if up(&c) {
+            engine.watch_exit(&c, Duration::from_millis(250));
+        } else {
+            changes.wait_past(seen, Duration::from_millis(100));
+        }
     }
 }
 

@@ -37,6 +37,36 @@ pub const MIN_API_VERSION: &str = "1.24";
 /// What every handler gets: the engine, shared by all requests.
 pub struct Ctx {
     pub engine: Arc<Engine>,
+    /// Bumped when a request that may change state has been handled.
+    pub changes: Arc<Changes>,
+}
+
+/// A generation count that waiters sleep on: the docker CLI asks to wait
+/// for a container before it starts it, and that wait should notice the
+/// start this server just made without polling for it.
+#[derive(Default)]
+pub struct Changes {
+    count: std::sync::Mutex<u64>,
+    cv: std::sync::Condvar,
+}
+
+impl Changes {
+    pub fn now(&self) -> u64 {
+        *self.count.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn bump(&self) {
+        *self.count.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+        self.cv.notify_all();
+    }
+
+    /// Sleeps until the count passes `seen` or `limit` has gone by (for
+    /// changes made outside this server); returns the count.
+    pub fn wait_past(&self, seen: u64, limit: std::time::Duration) -> u64 {
+        let g = self.count.lock().unwrap_or_else(|p| p.into_inner());
+        let (g, _) = self.cv.wait_timeout_while(g, limit, |c| *c == seen).unwrap_or_else(|p| p.into_inner());
+        *g
+    }
 }
 
 /// A request, with the `/vX.Y` prefix taken off the path.

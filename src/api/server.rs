@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::{HeaderValue, Request, Response, StatusCode, header};
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, StreamBody, combinators::BoxBody};
 use hyper::body::{Frame, Incoming};
 use hyper_util::rt::TokioIo;
@@ -103,7 +103,7 @@ impl Server {
             tracing::warn!("serving {addr} over plain TCP (--insecure): anyone who can reach it can run containers as root here");
         }
         let stop = Arc::new(tokio::sync::Notify::new());
-        let ctx = Arc::new(Ctx { engine });
+        let ctx = Arc::new(Ctx { engine, changes: Default::default() });
         let stop2 = stop.clone();
         let idle = o.idle;
         let sock = match &o.listen {
@@ -238,14 +238,18 @@ async fn accept_loop(
             return;
         }
     };
+    // Told to connections on the way out, so a request being answered
+    // gets its answer (a script's stop() right after the request it waited
+    // for must not cut that request off).
+    let (quit, quit_rx) = tokio::sync::watch::channel(false);
     loop {
         let accepted = tokio::select! {
-            _ = stop.notified() => return,
+            _ = stop.notified() => break,
             _ = tokio::time::sleep(Duration::from_millis(500)), if idle.is_some() => {
                 let a = activity.lock().unwrap_or_else(|p| p.into_inner());
                 if a.open == 0 && idle.is_some_and(|d| a.last.elapsed() >= d) {
                     tracing::info!("serve: no request for {} s, exiting", idle.unwrap_or_default().as_secs());
-                    return;
+                    break;
                 }
                 continue;
             }
@@ -263,19 +267,27 @@ async fn accept_loop(
         let ctx = ctx.clone();
         let tls = tls.clone();
         let activity = activity.clone();
+        let quit = quit_rx.clone();
         tokio::spawn(async move {
             bump(&activity, 1);
             match (stream, tls) {
                 (Stream::Tcp(s), Some(acc)) => match acc.accept(s).await {
-                    Ok(t) => connection(t, ctx, activity.clone()).await,
+                    Ok(t) => connection(t, ctx, activity.clone(), quit).await,
                     // No certificate, or one the CA did not sign: nothing is served.
                     Err(e) => tracing::debug!("serve: TLS handshake refused: {e}"),
                 },
-                (Stream::Tcp(s), None) => connection(s, ctx, activity.clone()).await,
-                (Stream::Unix(s), _) => connection(s, ctx, activity.clone()).await,
+                (Stream::Tcp(s), None) => connection(s, ctx, activity.clone(), quit).await,
+                (Stream::Unix(s), _) => connection(s, ctx, activity.clone(), quit).await,
             }
             bump(&activity, -1);
         });
+    }
+    let _ = quit.send(true);
+    // Streams (logs -f, events) would never end by themselves: they get
+    // a short grace, then are cut.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while activity.lock().unwrap_or_else(|p| p.into_inner()).open > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
 
@@ -290,7 +302,7 @@ fn bump(a: &Mutex<Activity>, by: isize) {
     a.last = Instant::now();
 }
 
-async fn connection<IO>(io: IO, ctx: Arc<Ctx>, activity: Arc<Mutex<Activity>>)
+async fn connection<IO>(io: IO, ctx: Arc<Ctx>, activity: Arc<Mutex<Activity>>, mut quit: tokio::sync::watch::Receiver<bool>)
 where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -298,11 +310,17 @@ where
         bump(&activity, 0);
         handle(ctx.clone(), req)
     });
-    if let Err(e) = hyper::server::conn::http1::Builder::new()
-        .serve_connection(TokioIo::new(io), svc)
-        .with_upgrades()
-        .await
-    {
+    let conn = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(io), svc).with_upgrades();
+    tokio::pin!(conn);
+    let done = tokio::select! {
+        r = conn.as_mut() => r,
+        _ = quit.changed() => {
+            // Finishes the request in hand, then closes.
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    if let Err(e) = done {
         tracing::debug!("serve: connection: {e}");
     }
 }
@@ -395,6 +413,9 @@ async fn answer(ctx: Arc<Ctx>, mut req: Request<Incoming>) -> Response<Out> {
     let spawned = std::thread::Builder::new().name("berth-api".into()).spawn(move || {
         let mut r = r;
         let reply = super::route(&ctx, &mut r);
+        if r.method != Method::GET && r.method != Method::HEAD {
+            ctx.changes.bump();
+        }
         // The body stays readable by a hijacked session that did not upgrade.
         let _ = tx.send((reply, r.body));
     });

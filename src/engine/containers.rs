@@ -327,6 +327,24 @@ impl Engine {
         }
     }
 
+    /// Blocks until the container's monitor reports an exit or is gone
+    /// (true), or `limit` passes (false). The monitor records the exit,
+    /// and removes an `--rm` container, before it reports it.
+    pub fn watch_exit(&self, c: &Container, limit: Duration) -> bool {
+        let Some(mut s) = self.connect(c) else { return true };
+        if attach::write_frame(&mut s, attach::HELLO, &[0]).is_err() || s.set_read_timeout(Some(limit)).is_err() {
+            return true;
+        }
+        loop {
+            match attach::read_frame(&mut s) {
+                Ok(Some((k, _))) if k == attach::EXIT || k == attach::ERROR => return true,
+                Ok(Some(_)) => {}
+                Ok(None) => return true,
+                Err(e) => return !matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut),
+            }
+        }
+    }
+
     pub fn remove(&self, key: &str, force: bool) -> Result<String> {
         self.remove_with(key, force, false)
     }

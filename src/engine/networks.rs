@@ -113,7 +113,12 @@ impl Engine {
 
     /// Published ports of a container.
     pub fn ports(&self, key: &str) -> Result<Vec<network::Published>> {
-        let c = self.container(key)?;
+        self.ports_of(&self.container(key)?)
+    }
+
+    /// `ports` of a container already looked up: a list of many need not
+    /// look each up again.
+    pub fn ports_of(&self, c: &Container) -> Result<Vec<network::Published>> {
         Ok(network::ports_of(&self.db(), &c.id)?)
     }
 
@@ -173,7 +178,10 @@ impl Engine {
     }
 
     pub fn endpoints(&self, key: &str) -> Result<Vec<network::Endpoint>> {
-        let c = self.container(key)?;
+        self.endpoints_of(&self.container(key)?)
+    }
+
+    pub fn endpoints_of(&self, c: &Container) -> Result<Vec<network::Endpoint>> {
         Ok(network::endpoints_of_container(&self.db(), &c.id)?)
     }
 

@@ -154,9 +154,21 @@ pub fn kill(pid: i32, sig: i32) -> io::Result<()> {
 /// The process's start time in clock ticks since boot (field 22 of
 /// /proc/PID/stat), which tells a live process from a recycled pid.
 pub fn start_time(pid: i32) -> Option<u64> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat_fields(pid).map(|(_, t)| t)
+}
+
+/// The state letter and start time from /proc/PID/stat, read with one
+/// read call: every container lookup checks its processes this way, and
+/// read_to_string's growing buffer took six.
+fn stat_fields(pid: i32) -> Option<(char, u64)> {
+    use std::io::Read;
+    let mut buf = [0u8; 1024];
+    let mut f = std::fs::File::open(format!("/proc/{pid}/stat")).ok()?;
+    let n = f.read(&mut buf).ok()?;
+    let s = std::str::from_utf8(&buf[..n]).ok()?;
     let after = &s[s.rfind(')')? + 2..];
-    after.split(' ').nth(19)?.parse().ok()
+    let state = after.chars().next()?;
+    Some((state, after.split(' ').nth(19)?.parse().ok()?))
 }
 
 /// Every process below `pid` (children, their children, ...), as the
@@ -186,13 +198,10 @@ pub fn is_alive(pid: i32, started: Option<u64>) -> bool {
     if pid <= 0 {
         return false;
     }
-    match start_time(pid) {
+    match stat_fields(pid) {
         None => false,
-        Some(t) => {
-            // A zombie is not alive for our purposes.
-            let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok().and_then(|s| s.rsplit_once(") ").map(|(_, r)| r.chars().next()));
-            state != Some(Some('Z')) && started.is_none_or(|st| st == t)
-        }
+        // A zombie is not alive for our purposes.
+        Some((state, t)) => state != 'Z' && started.is_none_or(|st| st == t),
     }
 }
 

@@ -29,8 +29,9 @@ pub(super) fn list(ctx: &Ctx, req: &Req) -> Result<Reply> {
         f,
     };
     let mut out = Vec::new();
+    let mut images = Default::default();
     for c in e.containers(all)? {
-        let facts = Facts::of(e, &c);
+        let facts = Facts::of_cached(e, &c, &mut images);
         if !ctx_f.matches(&c, &facts) {
             continue;
         }

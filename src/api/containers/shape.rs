@@ -20,14 +20,22 @@ pub(super) struct Facts {
     pub image: Option<RunConfig>,
 }
 
+pub(super) type ImageCache = std::collections::HashMap<String, Option<RunConfig>>;
+
 impl Facts {
     pub fn of(engine: &Engine, c: &Container) -> Facts {
-        Facts {
-            ports: engine.ports(&c.id).unwrap_or_default(),
-            endpoints: engine.endpoints(&c.id).unwrap_or_default(),
+        Self::of_cached(engine, c, &mut Default::default())
+    }
+
+    /// `of`, reading each image once for a whole list: most containers
+    /// share a few images, and reading one parses its config.
+    pub fn of_cached(engine: &Engine, c: &Container, images: &mut ImageCache) -> Facts {
+        let image = images
+            .entry(c.image_id.clone())
             // The image may have been removed with -f since.
-            image: engine.image(&c.image_id).ok().map(|i| i.config.config),
-        }
+            .or_insert_with(|| engine.image(&c.image_id).ok().map(|i| i.config.config))
+            .clone();
+        Facts { ports: engine.ports_of(c).unwrap_or_default(), endpoints: engine.endpoints_of(c).unwrap_or_default(), image }
     }
 
     /// Container ports the image exposes or the container publishes.
