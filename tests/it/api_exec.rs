@@ -3,16 +3,14 @@
 //! Containers are made with the berth CLI where the test is about the
 //! session, not the create.
 
-use std::fs::File;
 use std::io::{Read, Write};
-use std::os::fd::AsRawFd;
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::api::{DOCKER, Served};
-use crate::util::{Env, Out, collect, wait_until};
+use crate::util::{Env, Out, Pty, collect, wait_until};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -29,55 +27,19 @@ fn docker_stdin(s: &Served, args: &[&str], input: &[u8]) -> Out {
 
 /// The docker CLI on a terminal of its own (its controlling one, so a
 /// resize reaches it as SIGWINCH), as a user runs `-it`.
-struct Term {
-    child: Child,
-    master: File,
-    output: Arc<Mutex<Vec<u8>>>,
-}
+struct Term(Pty);
 
 impl Term {
     fn start(s: &Served, args: &[&str], rows: u16, cols: u16) -> Term {
-        let ws = nix::pty::Winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 };
-        let pty = nix::pty::openpty(Some(&ws), None).expect("openpty");
-        // Other tests' children must not inherit the terminal and keep it open.
-        for fd in [&pty.master, &pty.slave] {
-            nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC)).expect("FD_CLOEXEC on the pty");
-        }
-        let base = s.docker_cmd(DOCKER, args);
-        let mut cmd = Command::new("setsid");
-        cmd.arg("--ctty").arg(base.get_program()).args(base.get_args());
-        for (k, v) in base.get_envs() {
-            match v {
-                Some(v) => cmd.env(k, v),
-                None => cmd.env_remove(k),
-            };
-        }
-        cmd.env("TERM", "xterm");
-        let slave = || Stdio::from(pty.slave.try_clone().expect("dup pty"));
-        let child = cmd.stdin(slave()).stdout(slave()).stderr(slave()).spawn().expect("spawning setsid --ctty docker");
-        drop(pty.slave);
-        let mut out = File::from(pty.master.try_clone().expect("dup pty master"));
-        let output = Arc::new(Mutex::new(Vec::new()));
-        let sink = output.clone();
-        // Not joined: it ends with the terminal (EIO once everyone closed it).
-        thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = out.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                sink.lock().unwrap().extend_from_slice(&buf[..n]);
-            }
-        });
-        Term { child, master: File::from(pty.master), output }
+        Term(Pty::spawn(s.docker_cmd(DOCKER, args), rows, cols, &[]))
     }
 
     fn transcript(&self) -> String {
-        String::from_utf8_lossy(&self.output.lock().unwrap()).replace('\r', "")
+        String::from_utf8_lossy(&self.0.raw()).replace('\r', "")
     }
 
     fn send(&mut self, keys: &str) {
-        self.master.write_all(keys.as_bytes()).expect("typing into the terminal");
+        self.0.send(keys);
     }
 
     fn expect(&self, text: &str) {
@@ -95,30 +57,15 @@ impl Term {
         }
     }
 
-    /// The user's window changes size: the kernel tells the CLI (SIGWINCH).
     fn resize(&self, rows: u16, cols: u16) {
-        let ws = libc::winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 };
-        // SAFETY: TIOCSWINSZ with a winsize on the stack, on our open master.
-        let r = unsafe { libc::ioctl(self.master.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
-        assert_eq!(r, 0, "TIOCSWINSZ: {}", std::io::Error::last_os_error());
+        self.0.resize(rows, cols);
     }
 
     fn wait(&mut self) -> i32 {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            if let Some(st) = self.child.try_wait().unwrap() {
-                return st.code().unwrap_or(-1);
-            }
-            assert!(Instant::now() < deadline, "docker did not end:\n{}", self.transcript());
-            thread::sleep(Duration::from_millis(20));
+        match self.0.wait(WAIT) {
+            Some(code) => code,
+            None => panic!("docker did not end:\n{}", self.transcript()),
         }
-    }
-}
-
-impl Drop for Term {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -2,10 +2,6 @@
 //! state across lines, multi-line input, tables, errors, help, Tab
 //! completion and Ctrl-C.
 
-use std::fs::File;
-use std::io::{Read, Write};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -18,9 +14,7 @@ const WAIT: Duration = Duration::from_secs(20);
 /// A REPL session on its own terminal. The terminal's output is collected
 /// by a thread; `expect` waits for text in it.
 struct Repl {
-    child: Child,
-    input: File,
-    output: Arc<Mutex<Vec<u8>>>,
+    pty: Pty,
     /// Where the part of the (cleaned) output not yet looked at starts.
     mark: usize,
 }
@@ -54,50 +48,15 @@ fn clean(raw: &[u8]) -> String {
 
 impl Repl {
     fn start(env: &Env) -> Repl {
-        let ws = nix::pty::Winsize { ws_row: 50, ws_col: 200, ws_xpixel: 0, ws_ypixel: 0 };
-        let pty = nix::pty::openpty(Some(&ws), None).expect("openpty");
-        // Other tests' children must not inherit the terminal and keep it open.
-        for fd in [&pty.master, &pty.slave] {
-            nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC)).expect("FD_CLOEXEC on the pty");
-        }
-        // `setsid --ctty` makes the terminal the REPL's controlling one, so
-        // Ctrl-C on it is a SIGINT, as in a real session.
-        let base = env.cmd(&["repl"]);
-        let mut cmd = Command::new("setsid");
-        cmd.arg("--ctty").arg(base.get_program()).args(base.get_args());
-        for (k, v) in base.get_envs() {
-            match v {
-                Some(v) => cmd.env(k, v),
-                None => cmd.env_remove(k),
-            };
-        }
         // The history file goes to the test's directory, not the real home.
-        cmd.env("HOME", &env.dir).env("TERM", "xterm");
-        let slave = || Stdio::from(pty.slave.try_clone().expect("dup pty"));
-        let child = cmd.stdin(slave()).stdout(slave()).stderr(slave()).spawn().expect("spawning setsid --ctty berth repl");
-        drop(pty.slave);
-        let mut out_fd = File::from(pty.master.try_clone().expect("dup pty master"));
-        let output = Arc::new(Mutex::new(Vec::new()));
-        let sink = output.clone();
-        // The reader ends with the terminal. It is not joined: a process the
-        // REPL left holding the terminal must not hang the test.
-        thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            // EIO once the REPL and everything holding the terminal is gone.
-            while let Ok(n) = out_fd.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                sink.lock().unwrap().extend_from_slice(&buf[..n]);
-            }
-        });
-        let mut r = Repl { child, input: File::from(pty.master), output, mark: 0 };
+        let pty = Pty::spawn(env.cmd(&["repl"]), 50, 200, &[("HOME", env.dir.as_os_str())]);
+        let mut r = Repl { pty, mark: 0 };
         r.expect(PROMPT);
         r
     }
 
     fn transcript(&self) -> String {
-        clean(&self.output.lock().unwrap())
+        clean(&self.pty.raw())
     }
 
     /// Waits until the output after the mark contains `text`; moves the mark
@@ -119,8 +78,7 @@ impl Repl {
     }
 
     fn send(&mut self, keys: &str) {
-        self.input.write_all(keys.as_bytes()).expect("typing into the REPL");
-        self.input.flush().unwrap();
+        self.pty.send(keys);
     }
 
     /// Types a line and returns what it printed, up to the next prompt.
@@ -140,13 +98,9 @@ impl Repl {
     /// Ctrl-D; the REPL's exit code.
     fn leave(mut self) -> i32 {
         self.send("\x04");
-        let deadline = Instant::now() + WAIT;
-        loop {
-            if let Some(st) = self.child.try_wait().unwrap() {
-                return st.code().unwrap_or(-1);
-            }
-            assert!(Instant::now() < deadline, "the REPL did not leave on Ctrl-D:\n{}", self.transcript());
-            thread::sleep(Duration::from_millis(20));
+        match self.pty.wait(WAIT) {
+            Some(code) => code,
+            None => panic!("the REPL did not leave on Ctrl-D:\n{}", self.transcript()),
         }
     }
 
@@ -166,13 +120,6 @@ impl Repl {
             }
             assert!(start.elapsed() < WAIT, "Ctrl-C did not interrupt the statement:\n{}", self.transcript());
         }
-    }
-}
-
-impl Drop for Repl {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -328,7 +275,7 @@ fn repl_second_ctrl_c_leaves_a_blocked_call() {
     r.expect("leaving the REPL");
     let deadline = Instant::now() + WAIT;
     let code = loop {
-        if let Some(st) = r.child.try_wait().unwrap() {
+        if let Some(st) = r.pty.child.try_wait().unwrap() {
             break st.code();
         }
         assert!(Instant::now() < deadline, "the REPL stayed after a second Ctrl-C:\n{}", r.transcript());

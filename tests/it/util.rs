@@ -613,3 +613,95 @@ pub fn unique<T: std::hash::Hash + Eq + Clone>(v: &[T]) -> bool {
     let s: HashSet<T> = v.iter().cloned().collect();
     s.len() == v.len()
 }
+
+/// A program on a pseudo-terminal of its own, made its controlling one
+/// with `setsid --ctty` (so Ctrl-C is a SIGINT and a resize a SIGWINCH),
+/// as a user runs it. A thread collects what it writes.
+pub struct Pty {
+    pub child: Child,
+    master: std::fs::File,
+    output: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+}
+
+impl Pty {
+    /// Runs `base` (program, arguments and environment) with TERM=xterm
+    /// and `env` on a `rows`×`cols` terminal.
+    pub fn spawn(base: Command, rows: u16, cols: u16, env: &[(&str, &std::ffi::OsStr)]) -> Pty {
+        let ws = nix::pty::Winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 };
+        let pty = nix::pty::openpty(Some(&ws), None).expect("openpty");
+        // Other tests' children must not inherit the terminal and keep it open.
+        for fd in [&pty.master, &pty.slave] {
+            nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC)).expect("FD_CLOEXEC on the pty");
+        }
+        let mut cmd = Command::new("setsid");
+        cmd.arg("--ctty").arg(base.get_program()).args(base.get_args());
+        for (k, v) in base.get_envs() {
+            match v {
+                Some(v) => cmd.env(k, v),
+                None => cmd.env_remove(k),
+            };
+        }
+        cmd.env("TERM", "xterm");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let slave = || Stdio::from(pty.slave.try_clone().expect("dup pty"));
+        let child = cmd.stdin(slave()).stdout(slave()).stderr(slave()).spawn().expect("spawning setsid --ctty");
+        drop(pty.slave);
+        let mut out = std::fs::File::from(pty.master.try_clone().expect("dup pty master"));
+        let output = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = output.clone();
+        // Not joined: it ends with the terminal (EIO once everyone holding
+        // it is gone), and a process left holding it must not hang a test.
+        thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = out.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
+        });
+        Pty { child, master: std::fs::File::from(pty.master), output }
+    }
+
+    /// Everything written to the terminal so far.
+    pub fn raw(&self) -> Vec<u8> {
+        self.output.lock().unwrap().clone()
+    }
+
+    pub fn send(&mut self, keys: &str) {
+        self.master.write_all(keys.as_bytes()).expect("typing into the terminal");
+        self.master.flush().unwrap();
+    }
+
+    /// The user's window changes size: the kernel tells the program.
+    pub fn resize(&self, rows: u16, cols: u16) {
+        use std::os::fd::AsRawFd;
+        let ws = libc::winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 };
+        // SAFETY: TIOCSWINSZ with a winsize on the stack, on our open master.
+        let r = unsafe { libc::ioctl(self.master.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
+        assert_eq!(r, 0, "TIOCSWINSZ: {}", std::io::Error::last_os_error());
+    }
+
+    /// The program's exit code, or None when it did not end within `limit`.
+    pub fn wait(&mut self, limit: Duration) -> Option<i32> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                return Some(st.code().unwrap_or(-1));
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Pty {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
