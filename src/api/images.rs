@@ -154,14 +154,8 @@ fn filtered_in(i: &Image, f: &BTreeMap<String, Vec<String>>) -> bool {
         return false;
     }
     let labels = &i.config.config.labels;
-    for l in f.get("label").into_iter().flatten() {
-        let ok = match l.split_once('=') {
-            Some((k, v)) => labels.get(k).is_some_and(|x| x == v),
-            None => labels.contains_key(l),
-        };
-        if !ok {
-            return false;
-        }
+    if !f.get("label").into_iter().flatten().all(|l| super::label_matches(labels, l)) {
+        return false;
     }
     if let Some(refs) = f.get("reference").filter(|r| !r.is_empty())
         && !i.tags.iter().any(|t| tag_matches(t, refs))

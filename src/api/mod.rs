@@ -368,6 +368,23 @@ pub(crate) fn route(ctx: &Ctx, req: &mut Req) -> Result<Reply> {
     found.unwrap_or_else(|| Err(ApiError::not_found(format!("page not found: {} {}", req.method, req.path))))
 }
 
+/// `label=K` (has it) or `label=K=V` (has it with that value).
+pub fn label_matches(labels: &BTreeMap<String, String>, spec: &str) -> bool {
+    match spec.split_once('=') {
+        Some((k, v)) => labels.get(k).is_some_and(|x| x == v),
+        None => labels.contains_key(spec),
+    }
+}
+
+/// `dangling=true|1|false|0`.
+pub fn dangling_value(vals: &[String]) -> Result<bool> {
+    match vals.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+        ["true" | "1"] => Ok(true),
+        ["false" | "0"] => Ok(false),
+        _ => Err(ApiError::bad(format!("invalid filter 'dangling={}': use true or false", vals.join(",")))),
+    }
+}
+
 /// docker's time format in JSON: RFC 3339 with nanoseconds.
 pub fn rfc3339(secs: f64) -> String {
     let ns = (secs * 1e9) as i64;

@@ -9,7 +9,7 @@ use http::{Method, StatusCode};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{ApiError, Ctx, Reply, Req, Result};
+use super::{ApiError, Ctx, Reply, Req, Result, dangling_value, label_matches};
 use crate::engine::{Engine, EngineError};
 use crate::network::{self, Network, NetworkError};
 
@@ -125,23 +125,6 @@ fn matches(filters: &BTreeMap<String, Vec<String>>, n: &Network, unused: bool) -
         }
     }
     Ok(true)
-}
-
-/// `label=K` (has it) or `label=K=V` (has it with that value).
-pub(super) fn label_matches(labels: &BTreeMap<String, String>, spec: &str) -> bool {
-    match spec.split_once('=') {
-        Some((k, v)) => labels.get(k).is_some_and(|x| x == v),
-        None => labels.contains_key(spec),
-    }
-}
-
-/// `dangling=true|1|false|0`.
-pub(super) fn dangling_value(vals: &[String]) -> Result<bool> {
-    match vals.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
-        ["true" | "1"] => Ok(true),
-        ["false" | "0"] => Ok(false),
-        _ => Err(ApiError::bad(format!("invalid filter 'dangling={}': use true or false", vals.join(",")))),
-    }
 }
 
 #[derive(Deserialize, Default)]

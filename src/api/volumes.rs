@@ -8,8 +8,7 @@ use http::Method;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::networks::{dangling_value, label_matches};
-use super::{ApiError, Ctx, Reply, Req, Result};
+use super::{ApiError, Ctx, Reply, Req, Result, dangling_value, label_matches};
 use crate::engine::{Engine, EngineError};
 use crate::volume::{Volume, VolumeError};
 

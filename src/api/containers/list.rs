@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use crate::container::Container;
 
-use super::super::{ApiError, Ctx, Reply, Req, Result};
+use super::super::{ApiError, Ctx, Reply, Req, Result, label_matches};
 use super::shape::{self, Facts};
 
 const KNOWN: [&str; 15] = ["ancestor", "before", "expose", "exited", "health", "id", "isolation", "is-task", "label", "name", "network", "publish", "since", "status", "volume"];
@@ -87,7 +87,7 @@ impl Ctx2 {
         let exposed: Vec<String> = facts.image.iter().flat_map(|i| i.exposed_ports.keys().cloned()).chain(published.iter().cloned()).collect();
         any("id", &|v| c.id.starts_with(v) || like(v, &c.id))
             && any("name", &|v| like(v, &format!("/{}", c.name)) || like(v, &c.name))
-            && self.f.get("label").is_none_or(|vals| vals.iter().all(|v| label_matches(v, &labels)))
+            && self.f.get("label").is_none_or(|vals| vals.iter().all(|v| label_matches(&labels, v)))
             && any("status", &|v| v == c.state)
             && any("health", &|v| v == health)
             && any("exited", &|v| c.state == "exited" && !c.started_at.is_empty() && v.parse() == Ok(c.exit_code))
@@ -100,14 +100,6 @@ impl Ctx2 {
             && self.ancestors.as_ref().is_none_or(|ids| ids.contains(&c.image_id) || self.f["ancestor"].contains(&c.image_ref))
             && self.before.is_none_or(|t| created < t)
             && self.since.is_none_or(|t| created > t)
-    }
-}
-
-/// `label=KEY` or `label=KEY=VALUE`.
-fn label_matches(v: &str, labels: &BTreeMap<String, String>) -> bool {
-    match v.split_once('=') {
-        Some((k, want)) => labels.get(k).is_some_and(|have| have == want),
-        None => labels.contains_key(v),
     }
 }
 
@@ -158,9 +150,9 @@ mod tests {
     #[test]
     fn labels_and_unknown_filters() {
         let l: BTreeMap<String, String> = [("com.docker.compose.project".to_string(), "shop".to_string())].into();
-        assert!(label_matches("com.docker.compose.project", &l));
-        assert!(label_matches("com.docker.compose.project=shop", &l));
-        assert!(!label_matches("com.docker.compose.project=other", &l));
+        assert!(label_matches(&l, "com.docker.compose.project"));
+        assert!(label_matches(&l, "com.docker.compose.project=shop"));
+        assert!(!label_matches(&l, "com.docker.compose.project=other"));
         let f: BTreeMap<String, Vec<String>> = [("colour".to_string(), vec!["red".to_string()])].into();
         assert_eq!(check(&f).unwrap_err().message, "invalid filter 'colour'");
         let f: BTreeMap<String, Vec<String>> = [("status".to_string(), vec!["sleeping".to_string()])].into();
