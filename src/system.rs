@@ -56,6 +56,8 @@ pub struct Finding {
 
 pub(crate) enum Fix {
     DeleteLink(String),
+    /// Start a service's supervisor.
+    Supervise(String),
     Rebridge { link: String, bridge: String },
     SyncFirewall,
     SyncLoss,
@@ -184,7 +186,7 @@ pub(crate) fn other_clients(root: &str) -> Vec<i32> {
             continue;
         }
         let Some((words, r)) = berth_process(pid) else { continue };
-        if r == root && !matches!(words.get(1).map(String::as_str), Some("monitor" | "delay-line")) {
+        if r == root && !matches!(words.get(1).map(String::as_str), Some("monitor" | "delay-line" | "supervise")) {
             out.push(pid);
         }
     }

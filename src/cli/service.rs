@@ -66,7 +66,7 @@ pub struct CreateArgs {
     update_parallelism: u32,
     #[arg(long = "update-delay")]
     update_delay: Option<String>,
-    /// no | always | on-failure[:N] | any (the default: replaced whenever it exits)
+    /// any (the default: replaced whenever it stops) | on-failure[:N] | none (docker's names; berth's no and always work too)
     #[arg(long = "restart-condition")]
     restart: Option<String>,
     #[arg(short = 'm', long)]
@@ -112,6 +112,7 @@ impl CreateArgs {
         let cmd: Vec<String> = it.cloned().collect();
         let restart = match self.restart.as_deref() {
             None | Some("any") => crate::container::RestartPolicy::Always,
+            Some("none") => crate::container::RestartPolicy::No,
             Some(r) => crate::container::RestartPolicy::parse(r)?,
         };
         let health = self.health_cmd.as_ref().map(|c| -> anyhow::Result<_> {
@@ -143,7 +144,7 @@ impl CreateArgs {
             network: self.network.clone(),
             labels: super::parse_kv(&self.label, "label")?,
             update: UpdateConfig { parallelism: self.update_parallelism, delay_ms: ms("--update-delay", &self.update_delay)?.unwrap_or(0), ..Default::default() },
-            restart_explicit: self.restart.as_deref().is_some_and(|r| r != "any"),
+            restart_explicit: self.restart.as_deref().is_some_and(|r| r != "any" && r != "always"),
             ..Default::default()
         })
     }
@@ -170,6 +171,11 @@ pub fn service_json(e: &Engine, s: &crate::service::Service) -> serde_json::Valu
 }
 
 pub fn run(e: &Engine, c: ServiceCmd) -> anyhow::Result<i32> {
+    // A supervisor that died (killed, a reboot) comes back with the next
+    // look at the services.
+    if matches!(c, ServiceCmd::Ls { .. } | ServiceCmd::Ps { .. } | ServiceCmd::Inspect { .. }) {
+        e.adopt_services();
+    }
     match c {
         ServiceCmd::Create(a) => {
             let s = e.service_create(&a.to_spec()?)?;

@@ -18,6 +18,7 @@ mod networks;
 mod services;
 mod sessions;
 mod stacks;
+pub mod supervisor;
 mod system;
 mod volumes;
 

@@ -88,7 +88,16 @@ impl Engine {
     /// Sets the number of replicas: new slots start in parallel; removed
     /// ones leave the balancing before they stop.
     pub fn service_scale(&self, key: &str, replicas: u32) -> Result<Service> {
-        let mut s = self.service(key)?;
+        let id = self.service(key)?.id;
+        let ops = self.service_ops(&id)?;
+        let s = self.scale_locked(&id, replicas);
+        drop(ops);
+        self.ensure_supervisor(&id)?;
+        s
+    }
+
+    fn scale_locked(&self, id: &str, replicas: u32) -> Result<Service> {
+        let mut s = self.service(id)?;
         s.spec.replicas = replicas;
         service::validate(&s.spec)?;
         service::set_spec(&mut self.db(), &s.id, &s.spec)?;
@@ -131,7 +140,7 @@ impl Engine {
     }
 
     /// Rewrites the balancing and the peers' names after a change.
-    fn service_sync(&self, s: &Service) -> Result<()> {
+    pub(super) fn service_sync(&self, s: &Service) -> Result<()> {
         self.sync_firewall()?;
         if let Ok(n) = self.network(&s.network_id) {
             self.refresh_hosts(&n)?;
@@ -144,6 +153,15 @@ impl Engine {
     /// balancing and stops. A new replica that fails rolls every replaced
     /// slot back to the previous spec.
     pub fn service_update(&self, key: &str, u: &ServiceUpdate) -> Result<Service> {
+        let id = self.service(key)?.id;
+        let ops = self.service_ops(&id)?;
+        let s = self.update_locked(&id, u);
+        drop(ops);
+        self.ensure_supervisor(&id)?;
+        s
+    }
+
+    fn update_locked(&self, key: &str, u: &ServiceUpdate) -> Result<Service> {
         let s = self.service(key)?;
         let mut u = u.clone();
         if u.rollback {
@@ -329,7 +347,7 @@ impl Engine {
     }
 
     /// Runs one replica and joins it to the service's other networks.
-    fn run_replica(&self, spec: &crate::container::RunSpec, extra: &[(String, Vec<String>)]) -> Result<Container> {
+    pub(super) fn run_replica(&self, spec: &crate::container::RunSpec, extra: &[(String, Vec<String>)]) -> Result<Container> {
         let (c, _) = self.run(spec, Attach::Detached)?;
         crate::fault!("service.replica");
         for (net, aliases) in extra {
@@ -346,12 +364,14 @@ impl Engine {
     /// and replicas of another image than the record's are replaced.
     pub(crate) fn service_reconcile(&self, key: &str) -> Result<()> {
         let s = self.service(key)?;
+        let _ops = self.service_ops(&s.id)?;
         for (_, c) in service::replicas(&self.db(), &s.name)? {
             if c.name.ends_with(".next") {
                 self.stop_then_remove(&c);
             }
         }
-        self.service_scale(&s.id, s.spec.replicas)?;
+        self.scale_locked(&s.id, s.spec.replicas)?;
+        self.ensure_supervisor(&s.id)?;
         let stale: Vec<u32> = service::replicas(&self.db(), &s.name)?.into_iter().filter(|(_, c)| c.image_ref != s.spec.template.image).map(|(slot, _)| slot).collect();
         self.replace_slots(&s.id, &stale, &s.spec).map_err(|why| EngineError::Other(format!("service {}: replacing replicas of an update cut short: {why}", s.name)))
     }
@@ -359,7 +379,9 @@ impl Engine {
     /// Removes the replicas (after they leave the balancing), the VIP, the
     /// published ports and the record.
     pub fn service_remove(&self, key: &str) -> Result<Service> {
-        let mut s = self.service(key)?;
+        let id = self.service(key)?.id;
+        let ops = self.service_ops(&id)?;
+        let mut s = self.service(&id)?;
         s.spec.replicas = 0;
         service::set_spec(&mut self.db(), &s.id, &s.spec)?;
         // Best effort from here on: a firewall that cannot be written (the
@@ -385,6 +407,10 @@ impl Engine {
             let prefix = network::ipam::Subnet::parse(&n.subnet).map(|x| x.prefix).unwrap_or(24);
             let _ = crate::sys::netlink::Netlink::new().and_then(|nl| nl.del_address(&n.bridge, s.vip, prefix));
         }
+        // The supervisor sees the record gone and leaves; its lock files
+        // go here too, for one that had died.
+        drop(ops);
+        super::supervisor::forget(&self.paths, &s.id);
         self.service_sync(&s)?;
         self.event("service", "remove", &s.id, &[("name", &s.name)]);
         Ok(s)

@@ -125,6 +125,7 @@ impl Engine {
             Fix::RemoveStack(name) => self.stack_remove(name).map(|_| ()).map_err(|e| e.to_string()),
             Fix::RemoveService(id) => self.service_remove(id).map(|_| ()).map_err(|e| e.to_string()),
             Fix::ReconcileService(id) => self.service_reconcile(id).map_err(|e| e.to_string()),
+            Fix::Supervise(id) => self.ensure_supervisor(id).map_err(|e| e.to_string()),
             Fix::DeleteTable { family, name } => nft::delete_table(family, name).map_err(s),
             Fix::RemoveCgroupTree(path) => crate::sys::cgroup::remove_tree(path).map_err(s),
             Fix::DropUnreached => crate::image::drop_unreached(&self.paths, &mut self.db()).map_err(|e| e.to_string()),
@@ -543,13 +544,18 @@ impl<'a> Check<'a> {
     fn processes(&mut self) -> HashSet<String> {
         let root = self.paths().root.display().to_string();
         let mut monitored: HashSet<String> = HashSet::new();
+        let services: HashSet<String> = self.engine.services().unwrap_or_default().into_iter().map(|s| s.id).collect();
         for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
             let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else { continue };
             let Some((words, r)) = berth_process(pid) else { continue };
-            if r != root || words.len() < 3 || !matches!(words[1].as_str(), "monitor" | "delay-line") {
+            if r != root || words.len() < 3 || !matches!(words[1].as_str(), "monitor" | "delay-line" | "supervise") {
                 continue;
             }
-            if !self.known(&words[2]) {
+            if words[1] == "supervise" {
+                if !services.contains(&words[2]) {
+                    self.add("process", format!("{pid} (supervise {})", &words[2][..12.min(words[2].len())]), "its service is gone".into(), Fix::Kill(pid));
+                }
+            } else if !self.known(&words[2]) {
                 self.add("process", format!("{pid} ({} {})", words[1], &words[2][..12.min(words[2].len())]), "its container is gone".into(), Fix::Kill(pid));
             } else if words[1] == "monitor" {
                 monitored.insert(words[2].clone());
@@ -685,7 +691,7 @@ impl<'a> Check<'a> {
                 let tag = crate::store::Paths { root: root.clone().into(), run: Default::default() }.tag().unwrap_or_else(|| "default".into());
                 if std::path::Path::new(&root).join("state.db").exists() {
                     live_roots.insert(tag);
-                } else if matches!(words.get(1).map(String::as_str), Some("monitor" | "delay-line")) {
+                } else if matches!(words.get(1).map(String::as_str), Some("monitor" | "delay-line" | "supervise")) {
                     procs.push((pid, format!("{pid} ({}, root {root})", words[1])));
                 }
             }
@@ -772,6 +778,8 @@ impl<'a> Check<'a> {
             }
             if !why.is_empty() {
                 self.add("service", s.name.clone(), format!("{}: a scale or update was cut short", why.join("; ")), Fix::ReconcileService(s.id.clone()));
+            } else if !self.engine.supervised(&s.id) {
+                self.add("service", s.name.clone(), "no supervisor keeps its replicas (it was killed)".into(), Fix::Supervise(s.id.clone()));
             }
         }
         Ok(())

@@ -5,7 +5,10 @@
 //! service's published ports, over the replicas that are running and
 //! healthy (`numgen inc`, no proxy in the data path). Replicas are ordinary
 //! containers named `<service>.<slot>` whose restart policy (always, by
-//! default) lets their monitors replace them: there is no daemon.
+//! default) lets their monitors restart them. What a monitor cannot bring
+//! back (a replica killed, stopped or removed, or its monitor dead) the
+//! service's supervisor replaces (engine/supervisor.rs): one small process
+//! per service, so a host without services runs no berth process at all.
 
 pub mod compose;
 pub mod ops;

@@ -326,6 +326,23 @@ impl FileLock {
             .map(FileLock)
             .map_err(|(_, e)| StoreError::Io { path: path.to_path_buf(), source: e.into() })
     }
+
+    /// Whether someone holds the lock; a missing file is no lock (and is
+    /// not made: this only looks).
+    pub fn held(path: &Path) -> bool {
+        let Ok(f) = std::fs::File::open(path) else { return false };
+        matches!(nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusiveNonblock), Err((_, nix::errno::Errno::EWOULDBLOCK)))
+    }
+
+    /// The lock if nobody holds it, else None.
+    pub fn try_exclusive(path: &Path) -> Result<Option<FileLock>> {
+        let f = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(path).map_err(io_err(path))?;
+        match nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusiveNonblock) {
+            Ok(l) => Ok(Some(FileLock(l))),
+            Err((_, nix::errno::Errno::EWOULDBLOCK)) => Ok(None),
+            Err((_, e)) => Err(StoreError::Io { path: path.to_path_buf(), source: e.into() }),
+        }
+    }
 }
 
 pub fn get_opt<T: rusqlite::types::FromSql>(conn: &Connection, sql: &str, p: impl rusqlite::Params) -> Result<Option<T>> {

@@ -446,3 +446,108 @@ fn durations_read_as_docker_reads_them() {
     assert_eq!(j["Config"]["StopTimeout"].as_u64(), Some(60), "{}", j["Config"]);
     env.ok(&["stack", "rm", &stack]);
 }
+
+/// The service's supervisor, by its command line.
+fn supervisor(env: &Env) -> Option<i32> {
+    pids_with_env("BERTH_ROOT", &env.root).into_iter().find(|p| String::from_utf8_lossy(&std::fs::read(format!("/proc/{p}/cmdline")).unwrap_or_default()).contains("\0supervise\0"))
+}
+
+/// Waits until slot `r` holds a running replica other than `old`.
+fn replaced(env: &Env, r: &str, old: &str) -> bool {
+    wait_until(Duration::from_secs(15), || {
+        let o = env.berth(&["inspect", "-f", "{{.Id}} {{.State.Status}}", r]);
+        o.ok() && !o.stdout.starts_with(old) && o.stdout.trim().ends_with("running")
+    })
+}
+
+#[test]
+fn a_lost_replica_is_replaced_whatever_took_it() {
+    let env = Env::new("svc_heal");
+    let web = env.name("web");
+    env.ok(&["service", "create", "--name", &web, "--replicas", "2", "--stop-grace-period", "1s", "busybox", "sleep", "1d"]);
+    let (r1, r2) = (format!("{web}.1"), format!("{web}.2"));
+    let other = env.full_id(&r2);
+    assert!(supervisor(&env).is_some(), "create starts the service's supervisor");
+    for way in ["kill", "stop", "rm -f", "a crash of the replica and its monitor"] {
+        let old = env.full_id(&r1);
+        match way {
+            "kill" => drop(env.ok(&["kill", &r1])),
+            "stop" => drop(env.ok(&["stop", "-t", "1", &r1])),
+            "rm -f" => drop(env.ok(&["rm", "-f", &r1])),
+            _ => {
+                let init = env.pid(&r1);
+                let monitor = pids_with_env("BERTH_ROOT", &env.root)
+                    .into_iter()
+                    .find(|p| String::from_utf8_lossy(&std::fs::read(format!("/proc/{p}/cmdline")).unwrap_or_default()).contains(&format!("monitor\0{old}")))
+                    .expect("the replica's monitor");
+                kill(monitor);
+                kill(init);
+            }
+        }
+        assert!(replaced(&env, &r1, &old), "after {way}, {r1} was not replaced: {}", env.ok(&["service", "ps", &web]));
+    }
+    assert_eq!(env.full_id(&r2), other, "the other replica was left alone");
+    assert!(env.ok(&["service", "ls"]).contains("2/2"));
+    // A restart by hand is not a loss: the same container comes back.
+    let id = env.full_id(&r1);
+    env.ok(&["restart", "-t", "1", &r1]);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!((env.full_id(&r1), env.status(&r1)), (id, "running".to_string()), "restart keeps the replica");
+
+    // The supervisor killed: the check says so, and the next look at the
+    // services brings it back.
+    kill(supervisor(&env).unwrap());
+    assert!(wait_until(Duration::from_secs(5), || supervisor(&env).is_none()));
+    let o = env.berth(&["system", "check"]);
+    assert!(o.stdout.contains("no supervisor keeps its replicas"), "{o}");
+    env.ok(&["service", "ls"]);
+    assert!(supervisor(&env).is_some(), "service ls starts it again");
+    let old = env.full_id(&r1);
+    env.ok(&["kill", &r1]);
+    assert!(replaced(&env, &r1, &old), "the new supervisor heals too");
+    assert_eq!(env.ok(&["system", "check"]), "no leftovers");
+
+    env.ok(&["service", "rm", &web]);
+    assert!(wait_until(Duration::from_secs(5), || supervisor(&env).is_none()), "the supervisor leaves with its service");
+    assert_eq!(env.ok(&["ps", "-aq"]), "");
+}
+
+/// `--restart-condition none`: a replica that stops stays stopped, as in
+/// swarm; one that is removed is still replaced.
+#[test]
+fn restart_condition_none_leaves_a_stopped_replica() {
+    let env = Env::new("svc_heal_none");
+    let web = env.name("web");
+    env.ok(&["service", "create", "--name", &web, "--replicas", "1", "--restart-condition", "none", "busybox", "sleep", "1d"]);
+    let r1 = format!("{web}.1");
+    let old = env.full_id(&r1);
+    env.ok(&["kill", &r1]);
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!((env.full_id(&r1), env.status(&r1)), (old.clone(), "exited".to_string()));
+    env.ok(&["rm", &r1]);
+    assert!(replaced(&env, &r1, &old), "a removed replica is replaced: {}", env.ok(&["service", "ps", &web]));
+}
+
+#[test]
+fn a_service_from_a_script_heals() {
+    let env = Env::new("svc_heal_script");
+    let p = env.name("s");
+    let f = env.dir.join("heal.rhai");
+    std::fs::write(
+        &f,
+        format!(
+            r#"
+let s = service("{p}", #{{ image: "busybox", replicas: 2, cmd: ["sleep", "1d"], stop_timeout: 1 }});
+let old = s.containers()[0];
+let old_id = old.id;
+old.kill();
+wait_for(|| {{ let cs = s.containers(); cs.len() == 2 && cs.all(|c| c.state == "running") && !cs.some(|c| c.id == old_id) }}, 15000);
+print("healed");
+s.remove();
+"#
+        ),
+    )
+    .unwrap();
+    let out = env.berth_timeout(&["run", f.to_str().unwrap()], Duration::from_secs(60));
+    assert!(out.ok() && out.stdout.contains("healed"), "{out}");
+}

@@ -57,7 +57,9 @@ Example: let s = service(\"api\", #{ image: \"busybox\", replicas: 3, cmd: [\"ht
     });
     d.func(r, service);
     let e = ctx.engine.clone();
-    doc("services() -> [Service]", "all services").func(r, move || -> RResult<Array> { Ok(e.services().map_err(eng)?.into_iter().map(|s| Dynamic::from(Service { engine: e.clone(), id: s.id })).collect()) });
+    doc("services() -> [Service]", "all services").func(r, move || -> RResult<Array> {
+        e.adopt_services();
+        Ok(e.services().map_err(eng)?.into_iter().map(|s| Dynamic::from(Service { engine: e.clone(), id: s.id })).collect()) });
     doc("id -> string", "the service id").get(r, |s: &mut Service| s.id.clone());
     doc("name -> string", "the service's name").get(r, |s: &mut Service| -> RResult<String> { Ok(s.get()?.name) });
     doc("replicas -> int", "the number of replicas wanted").get(r, |s: &mut Service| -> RResult<i64> { Ok(s.get()?.spec.replicas as i64) });
