@@ -19,6 +19,7 @@ pub mod events;
 pub mod fault;
 pub mod firewall;
 pub mod build;
+pub mod cluster;
 pub mod image;
 pub mod network;
 pub mod parse;
