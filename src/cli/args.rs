@@ -150,6 +150,9 @@ pub(super) enum Cmd {
     Test(TestArgs),
     /// Serve the Docker Engine API (for the docker CLI, Compose and SDKs)
     Serve(ServeArgs),
+    /// Hosts for multi-host labs on this machine (network namespaces, each with its own root)
+    #[command(subcommand)]
+    Lab(super::lab::LabCmd),
     #[command(hide = true)]
     Monitor { id: String },
 }

@@ -155,6 +155,11 @@ pub(super) fn ps(e: &Engine, a: &PsArgs) -> anyhow::Result<i32> {
         for c in &list {
             writeln!(out, "{}", format::ps_json(c, ports(c)))?;
         }
+    } else if let Some(t) = a.format.as_deref().filter(|t| *t != "table") {
+        // docker's --format '{{.Names}}': a Go template over each row's fields.
+        for c in &list {
+            writeln!(out, "{}", format::template(t, &format::ps_json(c, ports(c)))?)?;
+        }
     } else {
         write!(out, "{}", table::containers(&list, ports))?;
     }

@@ -10,6 +10,7 @@ mod args;
 mod container;
 mod format;
 mod image;
+mod lab;
 mod more;
 mod network;
 pub mod service;
@@ -174,6 +175,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Cmd::Repl => crate::script::repl::run(e),
         Cmd::Test(a) => test(e, a),
         Cmd::Serve(a) => system::serve(e, &a),
+        Cmd::Lab(c) => lab::command(&e, c),
         Cmd::Version { .. } | Cmd::Image(_) => unreachable!("answered above"),
         Cmd::Monitor { .. } => unreachable!(),
     }

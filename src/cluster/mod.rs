@@ -3,3 +3,4 @@
 //! node agent that carries them out through the local engine.
 
 pub mod schedule;
+pub mod hosts;

@@ -213,7 +213,7 @@ pub fn plan(nodes: &[NodeView], services: &[ServiceView], tasks: &[TaskView]) ->
     }
     for s in services {
         let mine: Vec<&TaskView> = tasks.iter().filter(|t| t.service == s.id).collect();
-        let mut leave = |t: &TaskView, why: String, out: &mut Vec<Action>, load: &mut HashMap<String, usize>| {
+        let leave = |t: &TaskView, why: String, out: &mut Vec<Action>, load: &mut HashMap<String, usize>| {
             out.push(Action::Shutdown { task: t.id.clone(), why });
             if let Some(l) = load.get_mut(&t.node) {
                 *l = l.saturating_sub(1);

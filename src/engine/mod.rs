@@ -15,6 +15,7 @@ mod changes;
 mod containers;
 mod images;
 mod networks;
+mod hosts;
 mod services;
 mod sessions;
 mod stacks;

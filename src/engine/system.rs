@@ -385,7 +385,7 @@ impl<'a> Check<'a> {
         let netns_dir = paths.run.join("netns");
         let cids = &self.cids;
         let going = |l: &crate::sys::netlink::LinkDetail| {
-            !l.bridge && l.alias.as_deref().and_then(|a| a.strip_prefix(&prefix)).is_some_and(|o| !cids.contains(o) && !netns_dir.join(o).exists())
+            !l.bridge && l.alias.as_deref().and_then(|a| a.strip_prefix(&prefix)).is_some_and(|o| !o.starts_with("lab:") && !cids.contains(o) && !netns_dir.join(o).exists())
         };
         // (Under load the kernel's namespace clean-up takes seconds; what
         // is still there after two is sorted out below.)
@@ -423,6 +423,13 @@ impl<'a> Check<'a> {
         let delay_dir = paths.run.join("delay");
         for (l, going) in links.iter().zip(going) {
             let Some(owner) = l.alias.as_deref().and_then(|a| a.strip_prefix(&prefix)) else { continue };
+            // A lab's underlay and host links live as long as its hosts.
+            if let Some(lab) = owner.strip_prefix("lab:") {
+                if crate::cluster::hosts::list(paths, lab).is_empty() {
+                    self.add("lab link", l.name.clone(), format!("its lab {lab} is gone"), Fix::DeleteLink(l.name.clone()));
+                }
+                continue;
+            }
             if l.bridge {
                 if !self.nids.contains(owner) {
                     self.add("bridge", l.name.clone(), "its network is gone".into(), Fix::DeleteLink(l.name.clone()));

@@ -18,6 +18,7 @@ mod crash;
 mod examples;
 mod exitcodes;
 mod import;
+mod labhosts;
 mod lifecycle;
 mod limits;
 mod network;

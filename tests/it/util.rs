@@ -480,6 +480,14 @@ pub fn mounts_under(dir: &Path) -> Vec<String> {
 impl Drop for Env {
     fn drop(&mut self) {
         let mut problems = Vec::new();
+        // 0a. Lab hosts hold roots, processes and links of their own.
+        let labs = self.berth_timeout(&["lab", "ls"], Duration::from_secs(20));
+        for lab in labs.stdout.lines().filter_map(|l| l.split('\t').next()).filter(|l| !l.is_empty()) {
+            let o = self.berth_timeout(&["lab", "down", lab], Duration::from_secs(120));
+            if !o.ok() {
+                problems.push(format!("`berth lab down {lab}` failed: {o}"));
+            }
+        }
         // 0. Stacks and services hold networks (their VIPs): they go first,
         // whole, even when the test failed before removing them.
         let stacks = self.berth_timeout(&["stack", "ls"], Duration::from_secs(20));

@@ -4,6 +4,7 @@
 //! prints travel in the function's metadata, where `help` reads them back.
 
 pub mod container;
+pub mod host;
 pub mod image;
 pub mod network;
 pub mod serve;
@@ -89,7 +90,7 @@ pub struct HostType {
 }
 
 /// The engine's object types, in the order `help()` names them.
-pub fn host_types() -> [HostType; 7] {
+pub fn host_types() -> [HostType; 8] {
     let t = |id, (name, doc): (&'static str, &'static str)| HostType { id, name, doc };
     [
         t(TypeId::of::<Container>(), container::TYPE),
@@ -99,6 +100,7 @@ pub fn host_types() -> [HostType; 7] {
         t(TypeId::of::<Service>(), service::TYPE),
         t(TypeId::of::<Stack>(), stack::TYPE),
         t(TypeId::of::<serve::ApiServer>(), serve::TYPE),
+        t(TypeId::of::<host::Host>(), host::TYPE),
     ]
 }
 
@@ -112,6 +114,7 @@ pub fn register_types(r: &mut rhai::Engine) {
     r.register_type_with_name::<Service>(service::TYPE.0);
     r.register_type_with_name::<Stack>(stack::TYPE.0);
     r.register_type_with_name::<serve::ApiServer>(serve::TYPE.0);
+    r.register_type_with_name::<host::Host>(host::TYPE.0);
 }
 
 /// What the registrations share: the engine, the script's name scope, and
