@@ -4,3 +4,4 @@
 
 pub mod schedule;
 pub mod hosts;
+pub mod model;
