@@ -21,6 +21,7 @@ mod import;
 mod lifecycle;
 mod limits;
 mod network;
+mod overlay_dataplane;
 mod registry;
 mod repl;
 mod runner;
