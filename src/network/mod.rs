@@ -8,6 +8,7 @@
 
 pub mod impair;
 pub mod ipam;
+pub mod overlay;
 pub mod ports;
 
 use std::net::Ipv4Addr;

@@ -23,12 +23,15 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use futures_util::stream::TryStreamExt;
-use netlink_packet_route::link::{InfoKind, LinkAttribute, LinkInfo, LinkMessage};
+use netlink_packet_route::link::{InfoBridgePort, InfoData, InfoKind, InfoPortData, InfoVxlan, LinkAttribute, LinkInfo, LinkMessage};
+use netlink_packet_route::neighbour::{NeighbourAddress, NeighbourAttribute, NeighbourFlags, NeighbourMessage, NeighbourState};
 use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteHeader, RouteMessage};
+use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use nix::errno::Errno;
 use nix::mount::{MntFlags, MsFlags};
 use nix::sched::CloneFlags;
-use rtnetlink::{AddressMessageBuilder, Handle, LinkBridge, LinkUnspec, LinkVeth, RouteMessageBuilder};
+use rtnetlink::packet_core::{NLM_F_APPEND, NLM_F_CREATE, NLM_F_REPLACE};
+use rtnetlink::{AddressMessageBuilder, Handle, LinkBridge, LinkBridgePort, LinkUnspec, LinkVeth, LinkVxlan, RouteMessageBuilder};
 
 #[derive(Debug, Clone)]
 pub struct LinkDetail {
@@ -39,6 +42,62 @@ pub struct LinkDetail {
     /// The id, as this namespace numbers it, of the namespace the link's
     /// peer lives in (a veth whose other end was moved away).
     pub peer_nsid: Option<i32>,
+}
+
+/// A VXLAN device as the kernel reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VxlanInfo {
+    pub vni: u32,
+    pub local: Option<Ipv4Addr>,
+    pub port: u16,
+    pub learning: bool,
+    /// The index of the underlay link it is bound to, if any.
+    pub dev: Option<u32>,
+    pub mtu: u32,
+}
+
+/// The bridge-port settings berth changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BridgePortInfo {
+    pub learning: bool,
+    pub neigh_suppress: bool,
+}
+
+/// One forwarding-database entry of a link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FdbEntry {
+    pub mac: [u8; 6],
+    /// The remote VTEP of a VXLAN device's entry.
+    pub dst: Option<Ipv4Addr>,
+    /// The device's own table (`self`, NTF_SELF): a VXLAN device's remotes,
+    /// or the addresses a device listens on.
+    pub own: bool,
+    /// The table of the bridge the link is a port of (`master`).
+    pub master: bool,
+    /// Learned from traffic rather than added (neither permanent nor static).
+    pub learned: bool,
+}
+
+/// One IPv4 neighbour of a link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NeighEntry {
+    pub ip: Ipv4Addr,
+    /// `None` for an entry still being resolved or failed.
+    pub mac: Option<[u8; 6]>,
+    pub permanent: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LinkStats {
+    pub rx_packets: u64,
+    pub tx_packets: u64,
+    pub rx_bytes: u64,
+    pub tx_bytes: u64,
+}
+
+/// `aa:bb:cc:dd:ee:ff`, as ip and bridge print MACs.
+pub fn fmt_mac(mac: [u8; 6]) -> String {
+    mac.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
 }
 
 /// The longest interface name the kernel accepts (IFNAMSIZ - 1).
@@ -340,6 +399,312 @@ impl Netlink {
             .collect())
     }
 
+    /// Creates the VXLAN device `name` for `vni` (left down), sending from
+    /// `local` to UDP `port` (4789 is the IANA port) through the underlay
+    /// link `dev` if given, and returns its index. Learning is off: the
+    /// control plane pushes every forwarding entry ([`Netlink::fdb_add`]).
+    /// An existing link of that name is an `AlreadyExists` error; compare it
+    /// with [`Netlink::vxlan_info`] before reusing it.
+    pub fn create_vxlan(&self, name: &str, vni: u32, local: Ipv4Addr, dev: Option<&str>, port: u16) -> io::Result<u32> {
+        let op = format!("creating vxlan {name}");
+        check_name(&op, name)?;
+        if vni == 0 || vni > 0xff_ffff {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("{op}: VNI {vni} is outside 1..16777215")));
+        }
+        if local.is_unspecified() {
+            // Without a source address the device never picks one for its
+            // outer packets towards unicast VTEPs, and nothing leaves the node.
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("{op}: the local VTEP address must be set")));
+        }
+        let mut b = LinkVxlan::new(name, vni).local(local).port(port).learning(false);
+        if let Some(dev) = dev {
+            b = b.dev(self.index_for(&op, dev)?);
+        }
+        self.rt.block_on(async {
+            self.handle.link().add(b.build()).execute().await.map_err(|e| nl_err(&op, e))?;
+            match get_link(&self.handle, name).await.map_err(|e| nl_err(&op, e))? {
+                Some(m) => Ok(m.header.index),
+                None => Err(io::Error::new(io::ErrorKind::NotFound, format!("{op}: the device vanished right after it was created"))),
+            }
+        })
+    }
+
+    /// The settings of the VXLAN device `name`; `None` when there is no link
+    /// of that name, an `InvalidInput` error when it is not a VXLAN device.
+    pub fn vxlan_info(&self, name: &str) -> io::Result<Option<VxlanInfo>> {
+        let op = format!("reading vxlan {name}");
+        let Some(m) = self.rt.block_on(get_link(&self.handle, name)).map_err(|e| nl_err(&op, e))? else {
+            return Ok(None);
+        };
+        let data = m.attributes.iter().find_map(|a| match a {
+            LinkAttribute::LinkInfo(infos) => infos.iter().find_map(|i| match i {
+                LinkInfo::Data(InfoData::Vxlan(d)) => Some(d),
+                _ => None,
+            }),
+            _ => None,
+        });
+        let Some(data) = data else {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("{op}: the link is not a vxlan device")));
+        };
+        let mut info = VxlanInfo { vni: 0, local: None, port: 0, learning: true, dev: None, mtu: 0 };
+        for d in data {
+            match d {
+                InfoVxlan::Id(v) => info.vni = *v,
+                InfoVxlan::Local(a) => info.local = Some(*a),
+                InfoVxlan::Port(p) => info.port = *p,
+                InfoVxlan::Learning(l) => info.learning = *l,
+                InfoVxlan::Link(i) if *i != 0 => info.dev = Some(*i),
+                _ => {}
+            }
+        }
+        info.mtu = m.attributes.iter().find_map(|a| match a {
+            LinkAttribute::Mtu(v) => Some(*v),
+            _ => None,
+        }).unwrap_or(0);
+        Ok(Some(info))
+    }
+
+    /// Turns address learning of the bridge port `link` on or off
+    /// (`ip link set LINK type bridge_slave learning on|off`).
+    pub fn set_port_learning(&self, link: &str, on: bool) -> io::Result<()> {
+        let op = format!("turning learning {} on bridge port {link}", if on { "on" } else { "off" });
+        let idx = self.index_for(&op, link)?;
+        self.set_port(&op, LinkBridgePort::new(idx).learning(on).build())
+    }
+
+    /// Lets the bridge answer ARP requests bound for the port `link` from
+    /// its own neighbour entries instead of sending them through it
+    /// (`ip link set LINK type bridge_slave neigh_suppress on|off`).
+    pub fn set_port_neigh_suppress(&self, link: &str, on: bool) -> io::Result<()> {
+        let op = format!("turning neigh_suppress {} on bridge port {link}", if on { "on" } else { "off" });
+        let idx = self.index_for(&op, link)?;
+        self.set_port(&op, LinkBridgePort::new(idx).neigh_suppress(on).build())
+    }
+
+    /// The bridge-port settings of `link`; `None` when it is on no bridge.
+    pub fn bridge_port_info(&self, link: &str) -> io::Result<Option<BridgePortInfo>> {
+        let op = format!("reading bridge port {link}");
+        let Some(m) = self.rt.block_on(get_link(&self.handle, link)).map_err(|e| nl_err(&op, e))? else {
+            return Err(io::Error::new(io::ErrorKind::NotFound, format!("{op}: no such link")));
+        };
+        let data = m.attributes.iter().find_map(|a| match a {
+            LinkAttribute::LinkInfo(infos) => infos.iter().find_map(|i| match i {
+                LinkInfo::PortData(InfoPortData::BridgePort(d)) => Some(d),
+                _ => None,
+            }),
+            _ => None,
+        });
+        Ok(data.map(|d| {
+            let mut p = BridgePortInfo { learning: true, neigh_suppress: false };
+            for x in d {
+                match x {
+                    InfoBridgePort::Learning(v) => p.learning = *v,
+                    InfoBridgePort::NeighSupress(v) => p.neigh_suppress = *v,
+                    _ => {}
+                }
+            }
+            p
+        }))
+    }
+
+    /// Adds to the VXLAN device `dev` its own (`NTF_SELF`) forwarding entry
+    /// `mac -> dst` (`bridge fdb append|replace MAC dev DEV dst DST self
+    /// permanent`). The all-zero MAC is the flood list: each call adds one
+    /// more remote VTEP to it, and broadcasts go to all of them. Any other
+    /// MAC has one VTEP: the call moves it there. Both are idempotent.
+    pub fn fdb_add(&self, dev: &str, mac: [u8; 6], dst: Ipv4Addr) -> io::Result<()> {
+        let op = format!("adding fdb entry {} dst {dst} to {dev}", fmt_mac(mac));
+        let idx = self.index_for(&op, dev)?;
+        let msg = fdb_msg(idx, mac, Some(dst), NeighbourFlags::Own, NeighbourState::Permanent);
+        // The kernel refuses to replace the flood list and to append to a
+        // unicast entry.
+        let how = if mac == [0; 6] { NLM_F_APPEND } else { NLM_F_REPLACE };
+        self.neigh_request(&op, RouteNetlinkMessage::NewNeighbour(msg), NLM_F_CREATE | how)
+    }
+
+    /// Removes the forwarding entry `mac` of the VXLAN device `dev`: with
+    /// `dst`, only that remote (one VTEP of the flood list), else the whole
+    /// entry. An entry or device that is not there is fine.
+    pub fn fdb_del(&self, dev: &str, mac: [u8; 6], dst: Option<Ipv4Addr>) -> io::Result<()> {
+        let op = match dst {
+            Some(d) => format!("deleting fdb entry {} dst {d} from {dev}", fmt_mac(mac)),
+            None => format!("deleting fdb entry {} from {dev}", fmt_mac(mac)),
+        };
+        let Some(idx) = self.link_index(dev).map_err(|e| ctx(&op, e))? else {
+            return Ok(());
+        };
+        let msg = fdb_msg(idx, mac, dst, NeighbourFlags::Own, NeighbourState::Permanent);
+        self.del_neighbour_msg(&op, msg)
+    }
+
+    /// Adds a static entry `mac -> port` to the forwarding table of the
+    /// bridge that holds `port` (`bridge fdb replace MAC dev PORT master
+    /// static`), for a bridge port whose learning is off. Idempotent.
+    pub fn bridge_fdb_add(&self, port: &str, mac: [u8; 6]) -> io::Result<()> {
+        let op = format!("adding bridge fdb entry {} on port {port}", fmt_mac(mac));
+        let idx = self.index_for(&op, port)?;
+        // NUD_NOARP is "static"; NUD_PERMANENT would mean "local", frames
+        // for the MAC delivered to the bridge itself.
+        let msg = fdb_msg(idx, mac, None, NeighbourFlags::Controller, NeighbourState::Noarp);
+        self.neigh_request(&op, RouteNetlinkMessage::NewNeighbour(msg), NLM_F_CREATE | NLM_F_REPLACE)
+    }
+
+    /// Removes the bridge's entry `mac` on `port`. An entry or port that is
+    /// not there is fine.
+    pub fn bridge_fdb_del(&self, port: &str, mac: [u8; 6]) -> io::Result<()> {
+        let op = format!("deleting bridge fdb entry {} on port {port}", fmt_mac(mac));
+        let Some(idx) = self.link_index(port).map_err(|e| ctx(&op, e))? else {
+            return Ok(());
+        };
+        let msg = fdb_msg(idx, mac, None, NeighbourFlags::Controller, NeighbourState::Noarp);
+        self.del_neighbour_msg(&op, msg)
+    }
+
+    /// The forwarding entries of the link `dev`: its own (a VXLAN device's
+    /// remotes) and its bridge's for it as a port. Empty for a missing link.
+    pub fn fdb_list(&self, dev: &str) -> io::Result<Vec<FdbEntry>> {
+        let op = format!("listing fdb entries of {dev}");
+        let Some(idx) = self.link_index(dev).map_err(|e| ctx(&op, e))? else {
+            return Ok(Vec::new());
+        };
+        let msgs: Vec<NeighbourMessage> = self
+            .rt
+            .block_on(self.handle.neighbours().get().set_address_family(AddressFamily::Bridge).execute().try_collect())
+            .map_err(|e| nl_err(&op, e))?;
+        Ok(msgs
+            .iter()
+            .filter(|m| m.header.ifindex == idx)
+            .filter_map(|m| {
+                let mut e = FdbEntry {
+                    mac: [0; 6],
+                    dst: None,
+                    own: m.header.flags.contains(NeighbourFlags::Own),
+                    // The bridge marks its entries with NDA_MASTER, not NTF_MASTER.
+                    master: m.header.flags.contains(NeighbourFlags::Controller)
+                        || m.attributes.iter().any(|a| matches!(a, NeighbourAttribute::Controller(_))),
+                    learned: !matches!(m.header.state, NeighbourState::Permanent | NeighbourState::Noarp),
+                };
+                let mut has_mac = false;
+                for a in &m.attributes {
+                    match a {
+                        NeighbourAttribute::LinkLayerAddress(l) if l.len() == 6 => {
+                            e.mac.copy_from_slice(l);
+                            has_mac = true;
+                        }
+                        NeighbourAttribute::Destination(NeighbourAddress::Inet(a)) => e.dst = Some(*a),
+                        NeighbourAttribute::Destination(NeighbourAddress::Other(b)) if b.len() == 4 => {
+                            e.dst = Some(Ipv4Addr::new(b[0], b[1], b[2], b[3]))
+                        }
+                        _ => {}
+                    }
+                }
+                has_mac.then_some(e)
+            })
+            .collect())
+    }
+
+    /// Adds the permanent IPv4 neighbour `ip -> mac` on `dev` (`ip neigh
+    /// replace IP lladdr MAC dev DEV nud permanent`): no ARP is ever sent
+    /// for it. Idempotent; a new MAC replaces the old.
+    pub fn neigh_add(&self, dev: &str, ip: Ipv4Addr, mac: [u8; 6]) -> io::Result<()> {
+        let op = format!("adding neighbour {ip} lladdr {} on {dev}", fmt_mac(mac));
+        let idx = self.index_for(&op, dev)?;
+        self.rt
+            .block_on(self.handle.neighbours().add(idx, IpAddr::V4(ip)).link_layer_address(&mac).replace().execute())
+            .map_err(|e| nl_err(&op, e))
+    }
+
+    /// Removes the neighbour `ip` from `dev`. An entry or device that is not
+    /// there is fine.
+    pub fn neigh_del(&self, dev: &str, ip: Ipv4Addr) -> io::Result<()> {
+        let op = format!("deleting neighbour {ip} on {dev}");
+        let Some(idx) = self.link_index(dev).map_err(|e| ctx(&op, e))? else {
+            return Ok(());
+        };
+        let mut msg = NeighbourMessage::default();
+        msg.header.family = AddressFamily::Inet;
+        msg.header.ifindex = idx;
+        msg.attributes.push(NeighbourAttribute::Destination(NeighbourAddress::Inet(ip)));
+        self.del_neighbour_msg(&op, msg)
+    }
+
+    /// The IPv4 neighbours of `dev`. Empty for a missing link.
+    pub fn neigh_list(&self, dev: &str) -> io::Result<Vec<NeighEntry>> {
+        let op = format!("listing neighbours of {dev}");
+        let Some(idx) = self.link_index(dev).map_err(|e| ctx(&op, e))? else {
+            return Ok(Vec::new());
+        };
+        let msgs: Vec<NeighbourMessage> = self
+            .rt
+            .block_on(self.handle.neighbours().get().set_address_family(AddressFamily::Inet).execute().try_collect())
+            .map_err(|e| nl_err(&op, e))?;
+        Ok(msgs
+            .iter()
+            .filter(|m| m.header.ifindex == idx)
+            .filter_map(|m| {
+                let mut mac = None;
+                let mut ip = None;
+                for a in &m.attributes {
+                    match a {
+                        NeighbourAttribute::LinkLayerAddress(l) if l.len() == 6 => mac = <[u8; 6]>::try_from(l.as_slice()).ok(),
+                        NeighbourAttribute::Destination(NeighbourAddress::Inet(a)) => ip = Some(*a),
+                        _ => {}
+                    }
+                }
+                Some(NeighEntry { ip: ip?, mac, permanent: m.header.state == NeighbourState::Permanent })
+            })
+            .collect())
+    }
+
+    /// The packet and byte counters of `link`.
+    pub fn link_stats(&self, link: &str) -> io::Result<LinkStats> {
+        let op = format!("reading the counters of {link}");
+        let Some(m) = self.rt.block_on(get_link(&self.handle, link)).map_err(|e| nl_err(&op, e))? else {
+            return Err(io::Error::new(io::ErrorKind::NotFound, format!("{op}: no such link")));
+        };
+        m.attributes
+            .iter()
+            .find_map(|a| match a {
+                LinkAttribute::Stats64(s) => Some(LinkStats {
+                    rx_packets: s.rx_packets,
+                    tx_packets: s.tx_packets,
+                    rx_bytes: s.rx_bytes,
+                    tx_bytes: s.tx_bytes,
+                }),
+                _ => None,
+            })
+            .ok_or_else(|| io::Error::other(format!("{op}: the kernel sent no counters")))
+    }
+
+    fn set_port(&self, op: &str, msg: LinkMessage) -> io::Result<()> {
+        self.rt.block_on(self.handle.link().set_port(msg).execute()).map_err(|e| nl_err(op, e))
+    }
+
+    fn del_neighbour_msg(&self, op: &str, msg: NeighbourMessage) -> io::Result<()> {
+        match self.neigh_request(op, RouteNetlinkMessage::DelNeighbour(msg), 0) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            r => r,
+        }
+    }
+
+    /// Sends one neighbour request with `flags` beside REQUEST|ACK: the
+    /// rtnetlink builders cannot say APPEND, which the flood list needs.
+    fn neigh_request(&self, op: &str, msg: RouteNetlinkMessage, flags: u16) -> io::Result<()> {
+        use futures_util::StreamExt;
+        use rtnetlink::packet_core::{NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_REQUEST};
+        let mut req = NetlinkMessage::from(msg);
+        req.header.flags = NLM_F_REQUEST | NLM_F_ACK | flags;
+        let mut resp = self.handle.clone().request(req).map_err(|e| nl_err(op, e))?;
+        self.rt.block_on(async {
+            while let Some(r) = resp.next().await {
+                if let NetlinkPayload::Error(e) = r.payload {
+                    return Err(nl_err(op, rtnetlink::Error::NetlinkError(e)));
+                }
+            }
+            Ok(())
+        })
+    }
+
     fn index_for(&self, op: &str, name: &str) -> io::Result<u32> {
         match self.link_index(name).map_err(|e| ctx(op, e))? {
             Some(i) => Ok(i),
@@ -456,6 +821,20 @@ async fn get_link(handle: &Handle, name: &str) -> Result<Option<LinkMessage>, rt
 async fn dump_routes_v4(handle: &Handle) -> Result<Vec<RouteMessage>, rtnetlink::Error> {
     let req = RouteMessageBuilder::<Ipv4Addr>::new().build();
     handle.route().get(req).execute().try_collect().await
+}
+
+/// An AF_BRIDGE neighbour message: an FDB entry of the link `idx`.
+fn fdb_msg(idx: u32, mac: [u8; 6], dst: Option<Ipv4Addr>, flags: NeighbourFlags, state: NeighbourState) -> NeighbourMessage {
+    let mut m = NeighbourMessage::default();
+    m.header.family = AddressFamily::Bridge;
+    m.header.ifindex = idx;
+    m.header.flags = flags;
+    m.header.state = state;
+    m.attributes.push(NeighbourAttribute::LinkLayerAddress(mac.to_vec()));
+    if let Some(d) = dst {
+        m.attributes.push(NeighbourAttribute::Destination(NeighbourAddress::Inet(d)));
+    }
+    m
 }
 
 fn link_name(m: &LinkMessage) -> Option<String> {
@@ -694,6 +1073,106 @@ mod tests {
         h.delete_link("brtest0").unwrap();
         h.delete_link("nosuch0").unwrap();
         assert_eq!(h.links().unwrap(), ["lo"]);
+    }
+
+    #[test]
+    fn vxlan_fdb_and_neighbours() {
+        let ns = TestNs::new("v");
+        let nl = ns.nl();
+        nl.create_veth("ul0", "ul0p").unwrap();
+        nl.add_address("ul0", Ipv4Addr::new(10, 99, 7, 1), 24).unwrap();
+        let local = Ipv4Addr::new(10, 99, 7, 1);
+
+        // The device carries local, port and learning off as asked.
+        let e = nl.create_vxlan("vxt0", 4242, Ipv4Addr::UNSPECIFIED, None, 4789).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidInput, "{e}");
+        let e = nl.create_vxlan("vxt0", 1 << 24, local, None, 4789).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidInput, "{e}");
+        let idx = nl.create_vxlan("vxt0", 4242, local, Some("ul0"), 4789).unwrap();
+        let ul = nl.link_index("ul0").unwrap();
+        nl.set_mtu("vxt0", 1450).unwrap();
+        let info = nl.vxlan_info("vxt0").unwrap().unwrap();
+        assert_eq!(info, VxlanInfo { vni: 4242, local: Some(local), port: 4789, learning: false, dev: ul, mtu: 1450 });
+        assert_eq!(nl.link_index("vxt0").unwrap(), Some(idx));
+        let e = nl.create_vxlan("vxt0", 4242, local, None, 4789).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::AlreadyExists);
+        assert_eq!(e.to_string(), "creating vxlan vxt0: File exists");
+        assert_eq!(nl.vxlan_info("nosuch0").unwrap(), None);
+        assert!(nl.vxlan_info("ul0").unwrap_err().to_string().contains("not a vxlan device"));
+        // A second device on another port, bound to no link.
+        nl.create_vxlan("vxt1", 4243, local, None, 8472).unwrap();
+        assert_eq!(nl.vxlan_info("vxt1").unwrap().unwrap().port, 8472);
+
+        // The flood list takes several VTEPs; adding twice is fine.
+        let zero = [0u8; 6];
+        let (r2, r3) = (Ipv4Addr::new(10, 99, 7, 2), Ipv4Addr::new(10, 99, 7, 3));
+        for r in [r2, r3, r2] {
+            nl.fdb_add("vxt0", zero, r).unwrap();
+        }
+        // A unicast entry moves with its endpoint.
+        let mac = [0x02, 0x42, 10, 42, 0, 3];
+        nl.fdb_add("vxt0", mac, r2).unwrap();
+        nl.fdb_add("vxt0", mac, r3).unwrap();
+        let own = |nl: &Netlink| -> Vec<(String, Option<Ipv4Addr>)> {
+            let mut v: Vec<_> = nl.fdb_list("vxt0").unwrap().into_iter().filter(|e| e.own).map(|e| (fmt_mac(e.mac), e.dst)).collect();
+            v.sort();
+            v
+        };
+        assert_eq!(
+            own(&nl),
+            [
+                ("00:00:00:00:00:00".to_string(), Some(r2)),
+                ("00:00:00:00:00:00".to_string(), Some(r3)),
+                ("02:42:0a:2a:00:03".to_string(), Some(r3)),
+            ]
+        );
+        assert!(nl.fdb_list("vxt0").unwrap().iter().all(|e| !e.learned && !e.master));
+
+        // One VTEP leaves the flood list; deleting twice is fine.
+        nl.fdb_del("vxt0", zero, Some(r2)).unwrap();
+        nl.fdb_del("vxt0", zero, Some(r2)).unwrap();
+        nl.fdb_del("vxt0", mac, None).unwrap();
+        nl.fdb_del("vxt0", mac, None).unwrap();
+        nl.fdb_del("nosuch0", mac, None).unwrap();
+        assert_eq!(own(&nl), [("00:00:00:00:00:00".to_string(), Some(r3))]);
+        let e = nl.fdb_add("nosuch0", mac, r2).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::NotFound, "{e}");
+        assert!(nl.fdb_list("nosuch0").unwrap().is_empty());
+
+        // On a bridge: learning and neigh_suppress of the port, a static
+        // entry in the bridge's table, a permanent neighbour on the bridge.
+        nl.create_bridge("brt0").unwrap();
+        assert_eq!(nl.bridge_port_info("vxt0").unwrap(), None);
+        nl.set_master("vxt0", "brt0").unwrap();
+        assert_eq!(nl.bridge_port_info("vxt0").unwrap(), Some(BridgePortInfo { learning: true, neigh_suppress: false }));
+        nl.set_port_learning("vxt0", false).unwrap();
+        nl.set_port_neigh_suppress("vxt0", true).unwrap();
+        assert_eq!(nl.bridge_port_info("vxt0").unwrap(), Some(BridgePortInfo { learning: false, neigh_suppress: true }));
+        nl.bridge_fdb_add("vxt0", mac).unwrap();
+        nl.bridge_fdb_add("vxt0", mac).unwrap();
+        let entries = nl.fdb_list("vxt0").unwrap();
+        assert!(entries.iter().any(|e| e.master && e.mac == mac && !e.learned), "{entries:?}");
+        nl.bridge_fdb_del("vxt0", mac).unwrap();
+        nl.bridge_fdb_del("vxt0", mac).unwrap();
+        assert!(!nl.fdb_list("vxt0").unwrap().iter().any(|e| e.mac == mac));
+
+        let ip = Ipv4Addr::new(10, 42, 0, 3);
+        nl.neigh_add("brt0", ip, mac).unwrap();
+        nl.neigh_add("brt0", ip, mac).unwrap();
+        assert_eq!(nl.neigh_list("brt0").unwrap(), [NeighEntry { ip, mac: Some(mac), permanent: true }]);
+        nl.neigh_del("brt0", ip).unwrap();
+        nl.neigh_del("brt0", ip).unwrap();
+        nl.neigh_del("nosuch0", ip).unwrap();
+        assert!(nl.neigh_list("brt0").unwrap().is_empty());
+
+        let st = nl.link_stats("vxt0").unwrap();
+        assert_eq!(st.rx_packets, 0);
+        assert!(nl.link_stats("nosuch0").is_err());
+
+        for l in ["vxt0", "vxt1", "brt0", "ul0"] {
+            nl.delete_link(l).unwrap();
+        }
+        assert_eq!(nl.links().unwrap(), ["lo"]);
     }
 
     #[test]

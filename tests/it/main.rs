@@ -22,6 +22,7 @@ mod labhosts;
 mod lifecycle;
 mod limits;
 mod network;
+mod overlay_dataplane;
 mod registry;
 mod repl;
 mod runner;
