@@ -656,6 +656,8 @@ pub fn initial_cluster<S: AsRef<str>>(members: &[(S, S)]) -> String {
 
 /// The cluster token, from the founding members: members founding
 /// another cluster with other addresses never take each other's messages.
+/// Only a new cluster's founders use it; a member joining one that runs
+/// ignores it.
 pub fn cluster_token(initial_cluster: &str) -> String {
     let mut parts: Vec<&str> = initial_cluster.split(',').map(str::trim).collect();
     parts.sort_unstable();
