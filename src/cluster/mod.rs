@@ -2,6 +2,7 @@
 //! holds the scheduler's decisions (pure), the cluster records, and the
 //! node agent that carries them out through the local engine.
 
+pub mod etcd;
 pub mod schedule;
 pub mod hosts;
 pub mod model;
