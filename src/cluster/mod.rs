@@ -5,3 +5,5 @@
 pub mod schedule;
 pub mod hosts;
 pub mod model;
+pub mod membership;
+pub mod etcd;

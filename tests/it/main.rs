@@ -29,5 +29,6 @@ mod runner;
 mod scripting;
 mod security;
 mod services;
+mod swarm;
 mod system;
 mod volumes;
