@@ -15,6 +15,7 @@ fn main() {
             let paths = berth::store::Paths::from_env(None);
             berth::runtime::monitor::main(paths, args.get(2).map(String::as_str).unwrap_or(""), berth::runtime::monitor::inherited_socket())
         }
+        Some("agent") => berth::engine::agent::main(),
         Some("supervise") => berth::engine::supervisor::main(args.get(2).map(String::as_str).unwrap_or("")),
         Some("delay-line") => berth::network::impair::delay_line_main(&berth::store::Paths::from_env(None), &args[2..]),
         _ => berth::cli::main(),

@@ -186,7 +186,7 @@ pub(crate) fn other_clients(root: &str) -> Vec<i32> {
             continue;
         }
         let Some((words, r)) = berth_process(pid) else { continue };
-        if r == root && !matches!(words.get(1).map(String::as_str), Some("monitor" | "delay-line" | "supervise")) {
+        if r == root && !matches!(words.get(1).map(String::as_str), Some("monitor" | "delay-line" | "supervise" | "agent")) {
             out.push(pid);
         }
     }

@@ -153,6 +153,12 @@ pub(super) enum Cmd {
     /// Hosts for multi-host labs on this machine (network namespaces, each with its own root)
     #[command(subcommand)]
     Lab(super::lab::LabCmd),
+    /// Swarm mode: many hosts as one (cluster state in etcd)
+    #[command(subcommand)]
+    Swarm(super::swarm::SwarmCmd),
+    /// The swarm's nodes
+    #[command(subcommand)]
+    Node(super::swarm::NodeCmd),
     #[command(hide = true)]
     Monitor { id: String },
 }

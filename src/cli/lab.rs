@@ -15,6 +15,9 @@ pub(super) enum LabCmd {
         /// An image of this root to load into every host (repeatable)
         #[arg(long = "image")]
         images: Vec<String>,
+        /// The hosts form a swarm: the first inits it, two more join as managers (3 etcd members), the rest as workers
+        #[arg(long)]
+        swarm: bool,
     },
     /// Labs with hosts, or the hosts of one
     #[command(alias = "list")]
@@ -32,8 +35,8 @@ pub(super) enum LabCmd {
 
 pub(super) fn command(e: &Engine, c: LabCmd) -> anyhow::Result<i32> {
     match c {
-        LabCmd::Hosts { name, n, images } => {
-            for h in e.lab_hosts_create(&name, n, &images)? {
+        LabCmd::Hosts { name, n, images, swarm } => {
+            for h in e.lab_hosts_create(&name, n, &images, swarm)? {
                 println!("{}\t{}", h.name, h.addr);
             }
         }

@@ -11,6 +11,7 @@ mod container;
 mod format;
 mod image;
 mod lab;
+mod swarm;
 mod more;
 mod network;
 pub mod service;
@@ -126,6 +127,10 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         _ => {}
     }
     let e = engine()?;
+    // A swarm node's agent that died comes back with the next command.
+    if let Err(err) = e.ensure_agent() {
+        eprintln!("berth: warning: {err}");
+    }
     match cmd {
         Cmd::Run(a) => container::run(e, &a),
         Cmd::Create(a) => container::create(&e, &a),
@@ -176,6 +181,8 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Cmd::Test(a) => test(e, a),
         Cmd::Serve(a) => system::serve(e, &a),
         Cmd::Lab(c) => lab::command(&e, c),
+        Cmd::Swarm(c) => swarm::swarm(&e, c),
+        Cmd::Node(c) => swarm::node(&e, c),
         Cmd::Version { .. } | Cmd::Image(_) => unreachable!("answered above"),
         Cmd::Monitor { .. } => unreachable!(),
     }

@@ -42,6 +42,12 @@ pub enum ServiceCmd {
 pub struct CreateArgs {
     #[arg(long)]
     name: String,
+    /// In a swarm: where tasks may run (node.labels.K==V, node.role==manager, node.hostname!=H; repeatable)
+    #[arg(long = "constraint")]
+    constraint: Vec<String>,
+    /// In a swarm: replicated (the default) or global (one task per node)
+    #[arg(long, default_value = "replicated")]
+    mode: String,
     #[arg(long, default_value_t = 1)]
     replicas: u32,
     /// Publish a port on the service: [IP:]HOST:CONTAINER[/udp]
@@ -106,7 +112,18 @@ fn ms(flag: &str, v: &Option<String>) -> anyhow::Result<Option<u64>> {
 }
 
 impl CreateArgs {
-    fn to_spec(&self) -> anyhow::Result<ServiceSpec> {
+    /// The swarm placement: mode and constraints.
+    pub(super) fn placement(&self) -> anyhow::Result<(crate::cluster::schedule::Mode, Vec<crate::cluster::schedule::Constraint>)> {
+        let mode = match self.mode.as_str() {
+            "replicated" => crate::cluster::schedule::Mode::Replicated(self.replicas),
+            "global" => crate::cluster::schedule::Mode::Global,
+            m => anyhow::bail!("invalid --mode {m:?}: use replicated or global"),
+        };
+        let cs = self.constraint.iter().map(|c| crate::cluster::schedule::Constraint::parse(c).map_err(anyhow::Error::msg)).collect::<anyhow::Result<Vec<_>>>()?;
+        Ok((mode, cs))
+    }
+
+    pub(super) fn to_spec(&self) -> anyhow::Result<ServiceSpec> {
         let mut it = self.image_and_cmd.iter();
         let image = it.next().cloned().unwrap_or_default();
         let cmd: Vec<String> = it.cloned().collect();
@@ -171,6 +188,10 @@ pub fn service_json(e: &Engine, s: &crate::service::Service) -> serde_json::Valu
 }
 
 pub fn run(e: &Engine, c: ServiceCmd) -> anyhow::Result<i32> {
+    // On a swarm node, services are the swarm's.
+    if e.swarm().is_some() {
+        return super::swarm::service(e, c);
+    }
     // A supervisor that died (killed, a reboot) comes back with the next
     // look at the services.
     if matches!(c, ServiceCmd::Ls { .. } | ServiceCmd::Ps { .. } | ServiceCmd::Inspect { .. }) {
@@ -178,6 +199,9 @@ pub fn run(e: &Engine, c: ServiceCmd) -> anyhow::Result<i32> {
     }
     match c {
         ServiceCmd::Create(a) => {
+            if !a.constraint.is_empty() || a.mode != "replicated" {
+                anyhow::bail!("--constraint and --mode place tasks over a swarm's nodes; this node is in no swarm (berth swarm init)");
+            }
             let s = e.service_create(&a.to_spec()?)?;
             println!("{}", s.id);
         }

@@ -499,6 +499,26 @@ impl Etcd {
             .collect())
     }
 
+    /// Adds a member that will listen for peers at `peer_url`; start it
+    /// afterwards with `ClusterState::Existing`.
+    pub fn member_add(&self, peer_url: &str) -> Result<u64> {
+        let urls = vec![peer_url.to_string()];
+        let resp = self.call(format!("adding the member at {peer_url}"), Repeat::Unsafe, move |mut c| {
+            let urls = urls.clone();
+            async move { c.member_add(urls, None).await }
+        })?;
+        Ok(resp.member().map_or(0, |m| m.id()))
+    }
+
+    /// Removes the member whose peer URL is `peer_url`; false when there
+    /// is none.
+    pub fn member_remove_by_peer(&self, peer_url: &str) -> Result<bool> {
+        let Some(m) = self.member_list()?.into_iter().find(|m| m.peer_urls.iter().any(|u| u == peer_url)) else { return Ok(false) };
+        let id = m.id;
+        self.call(format!("removing the member at {peer_url}"), Repeat::Unsafe, move |mut c| async move { c.member_remove(id).await })?;
+        Ok(true)
+    }
+
     /// Watches the keys under `prefix` from `from_revision` (0: from now)
     /// and hands each change to `on_event`, in revision order, until it
     /// returns false or `stop` returns true (asked every 50 ms, so a

@@ -6,3 +6,5 @@ pub mod etcd;
 pub mod schedule;
 pub mod hosts;
 pub mod model;
+pub mod membership;
+pub mod etcd;

@@ -7,7 +7,7 @@ use crate::cluster::hosts::{self, LabHost};
 impl Engine {
     /// Makes `n` hosts for `lab` and loads `images` from this root into
     /// each, so they can run them without a registry.
-    pub fn lab_hosts_create(&self, lab: &str, n: u32, images: &[String]) -> Result<Vec<LabHost>> {
+    pub fn lab_hosts_create(&self, lab: &str, n: u32, images: &[String], swarm: bool) -> Result<Vec<LabHost>> {
         for i in images {
             self.image(i).map_err(super::chain(format!("lab hosts {lab}: image {i} for the hosts")))?;
         }
@@ -19,7 +19,36 @@ impl Engine {
                 return Err(e);
             }
         }
+        if fresh && swarm && let Err(e) = self.lab_swarm(&hs) {
+            let _ = hosts::down(&self.paths, lab);
+            return Err(e);
+        }
         Ok(hs)
+    }
+
+    /// The hosts form a swarm: the first inits it, the next two join as
+    /// managers (a 3-member etcd), the rest as workers.
+    fn lab_swarm(&self, hs: &[LabHost]) -> Result<()> {
+        let run = |h: &LabHost, args: &[&str]| -> Result<String> {
+            let mut argv = vec!["berth".to_string()];
+            argv.extend(args.iter().map(|s| s.to_string()));
+            let o = self.lab_host_run(h, &argv)?;
+            if o.code != 0 {
+                return Err(EngineError::Other(format!("host {}: berth {}: {}", h.name, args.join(" "), String::from_utf8_lossy(&o.stderr).trim())));
+            }
+            Ok(String::from_utf8_lossy(&o.stdout).trim().to_string())
+        };
+        let Some(first) = hs.first() else { return Ok(()) };
+        let addr0 = first.addr.to_string();
+        run(first, &["swarm", "init", "--advertise-addr", &addr0, "--name", &first.name])?;
+        let manager = run(first, &["swarm", "join-token", "manager"])?;
+        let worker = run(first, &["swarm", "join-token", "worker"])?;
+        for (i, h) in hs.iter().enumerate().skip(1) {
+            let token = if i < 3 { &manager } else { &worker };
+            let addr = h.addr.to_string();
+            run(h, &["swarm", "join", "--token", token, "--advertise-addr", &addr, "--name", &h.name, &addr0])?;
+        }
+        Ok(())
     }
 
     fn load_into(&self, lab: &str, hs: &[LabHost], images: &[String]) -> Result<()> {

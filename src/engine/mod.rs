@@ -20,6 +20,9 @@ mod services;
 mod sessions;
 mod stacks;
 pub mod supervisor;
+pub mod agent;
+mod swarm;
+pub use swarm::{NodeInfo, TaskInfo};
 mod system;
 mod volumes;
 

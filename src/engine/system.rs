@@ -698,7 +698,7 @@ impl<'a> Check<'a> {
                 let tag = crate::store::Paths { root: root.clone().into(), run: Default::default() }.tag().unwrap_or_else(|| "default".into());
                 if std::path::Path::new(&root).join("state.db").exists() {
                     live_roots.insert(tag);
-                } else if matches!(words.get(1).map(String::as_str), Some("monitor" | "delay-line" | "supervise")) {
+                } else if matches!(words.get(1).map(String::as_str), Some("monitor" | "delay-line" | "supervise" | "agent")) {
                     procs.push((pid, format!("{pid} ({}, root {root})", words[1])));
                 }
             }

@@ -385,7 +385,7 @@ mod tests {
     fn every_type_has_members() {
         let r = engine("types");
         let c = Catalogue::of(&r);
-        assert_eq!(c.type_names(), ["Container", "Image", "Network", "Volume", "Service", "Stack", "ApiServer", "Host", "Result", "lab", "wait"]);
+        assert_eq!(c.type_names(), ["Container", "Image", "Network", "Volume", "Service", "Stack", "ApiServer", "Host", "Node", "Result", "lab", "wait"]);
         for t in c.type_names() {
             assert!(!c.members(t).is_empty(), "{t} has no members");
         }

@@ -434,6 +434,7 @@ pub fn build_with(engine: Arc<Engine>, argv: Vec<String>, tracker: Option<Arc<dy
     api::system::register(&mut r, &ctx);
     api::serve::register(&mut r, &ctx);
     api::host::register(&mut r, &ctx);
+    api::swarm::register(&mut r, &ctx);
     api::util::register(&mut r);
     api::testing::register(&mut r);
     help::register(&mut r);

@@ -143,6 +143,18 @@ pub fn pidfd_wait(pidfd: &OwnedFd, timeout: Option<Duration>) -> io::Result<bool
 }
 
 /// Sends a signal by pid.
+/// SIGTERM, then SIGKILL after `grace` if it still runs.
+pub fn terminate(pid: i32, grace: std::time::Duration) {
+    if pid <= 0 || kill(pid, libc::SIGTERM).is_err() {
+        return;
+    }
+    let deadline = std::time::Instant::now() + grace;
+    while is_alive(pid, None) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let _ = kill(pid, libc::SIGKILL);
+}
+
 pub fn kill(pid: i32, sig: i32) -> io::Result<()> {
     // SAFETY: kill with integer arguments.
     if unsafe { libc::kill(pid, sig) } < 0 {

@@ -30,5 +30,6 @@ mod runner;
 mod scripting;
 mod security;
 mod services;
+mod swarm;
 mod system;
 mod volumes;

@@ -19,19 +19,21 @@ pub fn register(r: &mut rhai::Engine, ctx: &Ctx) {
     let e = ctx.engine.clone();
     let make = move |lab: &str, n: i64, o: Map| -> RResult<Array> {
         let mut images = Vec::new();
+        let mut swarm = false;
         for (k, v) in &o {
             match k.as_str() {
                 "images" => images = strings(v, "images")?,
-                other => return Err(rerr(format!("unknown lab_hosts option {other:?}; known: images"))),
+                "swarm" => swarm = v.as_bool().map_err(|_| rerr("lab_hosts option swarm must be true or false"))?,
+                other => return Err(rerr(format!("unknown lab_hosts option {other:?}; known: images, swarm"))),
             }
         }
         let n = u32::try_from(n).map_err(|_| rerr(format!("lab_hosts({lab}): {n} hosts is not a count")))?;
-        let hs = e.lab_hosts_create(lab, n, &images).map_err(eng)?;
+        let hs = e.lab_hosts_create(lab, n, &images, swarm).map_err(eng)?;
         Ok(hs.into_iter().map(|h| Dynamic::from(Host { engine: e.clone(), h })).collect())
     };
     let m2 = make.clone();
     let d = doc("lab_hosts(lab, n, [opts]) -> [Host]", "n hosts for a multi-host lab, as `berth lab hosts`: LAB-h0.. at 10.99.0.1.. on the lab's underlay")
-        .more("Each host is a network namespace with its own berth root. Options: images: [\"busybox\"] (loaded from this root into every host).\nlab::hosts(name, n) wraps it; lab_hosts_down(lab) or lab::down(lab) removes them.");
+        .more("Each host is a network namespace with its own berth root. Options: images: [\"busybox\"] (loaded from this root into every host), swarm: true (the hosts form a swarm: the first inits it, two more join as managers, so etcd has 3 members, the rest as workers).\nlab::hosts(name, n) wraps it; lab_hosts_down(lab) or lab::down(lab) removes them.");
     d.func(r, move |lab: &str, n: i64| m2(lab, n, Map::new()));
     d.func(r, make);
     let e = ctx.engine.clone();

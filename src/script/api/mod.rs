@@ -5,6 +5,7 @@
 
 pub mod container;
 pub mod host;
+pub mod swarm;
 pub mod image;
 pub mod network;
 pub mod serve;
@@ -90,7 +91,7 @@ pub struct HostType {
 }
 
 /// The engine's object types, in the order `help()` names them.
-pub fn host_types() -> [HostType; 8] {
+pub fn host_types() -> [HostType; 9] {
     let t = |id, (name, doc): (&'static str, &'static str)| HostType { id, name, doc };
     [
         t(TypeId::of::<Container>(), container::TYPE),
@@ -101,6 +102,7 @@ pub fn host_types() -> [HostType; 8] {
         t(TypeId::of::<Stack>(), stack::TYPE),
         t(TypeId::of::<serve::ApiServer>(), serve::TYPE),
         t(TypeId::of::<host::Host>(), host::TYPE),
+        t(TypeId::of::<swarm::Node>(), swarm::TYPE),
     ]
 }
 
@@ -115,6 +117,7 @@ pub fn register_types(r: &mut rhai::Engine) {
     r.register_type_with_name::<Stack>(stack::TYPE.0);
     r.register_type_with_name::<serve::ApiServer>(serve::TYPE.0);
     r.register_type_with_name::<host::Host>(host::TYPE.0);
+    r.register_type_with_name::<swarm::Node>(swarm::TYPE.0);
 }
 
 /// What the registrations share: the engine, the script's name scope, and

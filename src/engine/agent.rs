@@ -1,0 +1,241 @@
+//! The node agent: one small process per swarm node. It holds an etcd
+//! lease as the node's heartbeat (`alive/NODE`), runs the tasks the leader
+//! assigned to this node through the local engine and reports their state,
+//! and, on a manager, campaigns to lead. The leader runs the scheduler
+//! (cluster/schedule.rs) and writes its decisions as task records.
+//!
+//! Like a service's supervisor, its liveness is a lock it holds
+//! (`$BERTH_RUN/agent.lock`); the next berth command on the node starts
+//! one if none holds it.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use super::swarm::{list_json, nodes_of, SWARM_SERVICE_LABEL, TASK_LABEL};
+use super::{Engine, EngineError, Result};
+use crate::cluster::etcd::Etcd;
+use crate::cluster::membership::Membership;
+use crate::cluster::model::{self, ClusterService, Task, TaskStatus};
+use crate::cluster::schedule::{self, Action, NodeView, Role, ServiceView, TaskView};
+use crate::store::{FileLock, Paths};
+use crate::sys::proc;
+
+/// The heartbeat: a node whose agent misses it this long is down, and its
+/// tasks are placed again.
+pub const LEASE_TTL: i64 = 5;
+const TICK: Duration = Duration::from_millis(1000);
+
+fn lock_path(paths: &Paths) -> PathBuf {
+    paths.run.join("agent.lock")
+}
+
+impl Engine {
+    /// Starts this node's agent unless one runs (or the node is in no swarm).
+    pub fn ensure_agent(&self) -> Result<()> {
+        if self.swarm().is_none() {
+            return Ok(());
+        }
+        let _ = std::fs::create_dir_all(&self.paths.run);
+        match FileLock::try_exclusive(&lock_path(&self.paths)) {
+            Ok(None) => return Ok(()),
+            Ok(Some(l)) => drop(l),
+            Err(e) => return Err(e.into()),
+        }
+        let (exe, _sealed) = crate::runtime::sealed_exe().map_err(|e| EngineError::Other(format!("sealing the berth binary: {e}")))?;
+        let mut cmd = std::process::Command::new(exe);
+        cmd.arg("agent").env("BERTH_ROOT", &self.paths.root).env("BERTH_RUN", &self.paths.run);
+        cmd.stdin(std::process::Stdio::null()).stdout(std::process::Stdio::null());
+        match std::fs::OpenOptions::new().create(true).append(true).open(self.paths.root.join("agent.log")) {
+            Ok(f) => cmd.stderr(f),
+            Err(_) => cmd.stderr(std::process::Stdio::null()),
+        };
+        let mut child = cmd.spawn().map_err(|e| EngineError::Other(format!("starting the node agent: {e}")))?;
+        let _ = child.wait();
+        Ok(())
+    }
+
+    pub fn agent_running(&self) -> bool {
+        FileLock::held(&lock_path(&self.paths))
+    }
+
+    /// Stops the agent (leave): it sees the membership gone too.
+    pub(super) fn stop_agent(&self) {
+        let me = std::process::id() as i32;
+        let root = self.paths.root.display().to_string();
+        for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else { continue };
+            if pid == me {
+                continue;
+            }
+            if let Some((words, r)) = crate::system::berth_process(pid)
+                && r == root
+                && words.get(1).map(String::as_str) == Some("agent")
+            {
+                proc::terminate(pid, Duration::from_secs(3));
+            }
+        }
+    }
+}
+
+/// Entry of the hidden `agent` command.
+pub fn main() -> i32 {
+    let paths = Paths::from_env(None);
+    let _alive = match FileLock::try_exclusive(&lock_path(&paths)) {
+        Ok(Some(l)) => l,
+        Ok(None) => return 0,
+        Err(e) => {
+            eprintln!("agent: {e}");
+            return 1;
+        }
+    };
+    match proc::fork() {
+        Ok(Some(_)) => proc::exit_now(0),
+        Ok(None) => {}
+        Err(_) => return 1,
+    }
+    let _ = proc::setsid();
+    proc::set_signal_default(libc::SIGPIPE, true);
+    let filter = std::env::var("BERTH_LOG").unwrap_or_else(|_| "info".into());
+    let _ = tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::new(filter)).with_ansi(false).with_writer(std::io::stderr).try_init();
+    let engine = match Engine::open(None) {
+        Ok(e) => e,
+        Err(e) => {
+            tracing::error!("agent: {e}");
+            return 1;
+        }
+    };
+    loop {
+        let Some(m) = engine.swarm() else {
+            tracing::info!("agent: this node left the swarm");
+            return 0;
+        };
+        if let Err(e) = session(&engine, &m) {
+            tracing::warn!("agent: {e}; trying again");
+        }
+        std::thread::sleep(TICK);
+    }
+}
+
+/// One lease's life: until etcd cannot be reached or the lease is lost.
+fn session(engine: &Engine, m: &Membership) -> Result<()> {
+    let etcd = Etcd::connect(&m.etcd, super::swarm::ETCD_TIMEOUT).map_err(|e| EngineError::Other(e.to_string()))?;
+    let e = |x: crate::cluster::etcd::EtcdError| EngineError::Other(x.to_string());
+    let lease = etcd.lease_grant(LEASE_TTL).map_err(e)?;
+    etcd.put(&model::alive_key(&m.node), "1", Some(lease)).map_err(e)?;
+    tracing::info!("agent: node {} up (lease {lease:x})", m.name);
+    let mut leading = false;
+    // What was last reported per task: written again only when it changes.
+    let mut reported: HashMap<String, String> = HashMap::new();
+    loop {
+        let t0 = Instant::now();
+        if engine.swarm().as_ref().map(|x| &x.node) != Some(&m.node) {
+            let _ = etcd.lease_revoke(lease);
+            return Ok(());
+        }
+        if etcd.lease_keepalive(lease).map_err(e)? <= 0 {
+            return Err(EngineError::Other("the node's lease expired".into()));
+        }
+        if m.role == Role::Manager && !leading {
+            leading = etcd.campaign(&model::leader_key(), m.node.as_bytes(), lease).map_err(e)?;
+            if leading {
+                tracing::info!("agent: node {} leads", m.name);
+            }
+        }
+        if leading && let Err(x) = lead(&etcd) {
+            tracing::warn!("agent: leading: {x}");
+        }
+        if let Err(x) = run_tasks(engine, &etcd, m, lease, &mut reported) {
+            tracing::warn!("agent: tasks: {x}");
+        }
+        std::thread::sleep(TICK.saturating_sub(t0.elapsed()));
+    }
+}
+
+/// The leader's round: the scheduler's plan over what etcd holds, written
+/// back as task records.
+fn lead(etcd: &Etcd) -> Result<()> {
+    let e = |x: crate::cluster::etcd::EtcdError| EngineError::Other(x.to_string());
+    let nodes: Vec<NodeView> = nodes_of(etcd)?
+        .into_iter()
+        .map(|n| NodeView { id: n.record.id.clone(), name: n.record.name.clone(), role: n.record.role, availability: n.record.availability, ready: n.ready, labels: n.record.labels.clone() })
+        .collect();
+    let services: Vec<ClusterService> = list_json(etcd, &format!("{}services/", model::ROOT))?;
+    let mut tasks: Vec<Task> = list_json(etcd, &format!("{}tasks/", model::ROOT))?;
+    tasks.sort_by(|a, b| a.created.cmp(&b.created));
+    let views: Vec<ServiceView> = services.iter().map(|s| ServiceView { id: s.id.clone(), mode: s.mode, constraints: s.constraints.clone() }).collect();
+    let tviews: Vec<TaskView> = tasks.iter().map(|t| TaskView { id: t.id.clone(), service: t.service.clone(), slot: t.slot, node: t.node.clone() }).collect();
+    for a in schedule::plan(&nodes, &views, &tviews) {
+        match a {
+            Action::Start { service, slot, node } => {
+                let version = services.iter().find(|s| s.id == service).map(|s| s.version).unwrap_or(1);
+                let t = Task { id: crate::store::new_id(), service, slot, node, version, created: crate::store::now_rfc3339() };
+                etcd.put(&model::task_key(&t.id), serde_json::to_vec(&t).unwrap_or_default(), None).map_err(e)?;
+            }
+            Action::Shutdown { task, why } => {
+                tracing::info!("agent: task {} goes: {why}", &task[..12]);
+                etcd.delete(&model::task_key(&task)).map_err(e)?;
+                etcd.delete(&model::status_key(&task)).map_err(e)?;
+            }
+            Action::Pending { .. } => {}
+        }
+    }
+    Ok(())
+}
+
+/// This node's part: a running container for each task assigned here, and
+/// none for a task that is gone (moved away, scaled down, its service
+/// removed, or re-placed while this node was cut off).
+fn run_tasks(engine: &Engine, etcd: &Etcd, m: &Membership, lease: i64, reported: &mut HashMap<String, String>) -> Result<()> {
+    let e = |x: crate::cluster::etcd::EtcdError| EngineError::Other(x.to_string());
+    let services: HashMap<String, ClusterService> = list_json::<ClusterService>(etcd, &format!("{}services/", model::ROOT))?.into_iter().map(|s| (s.id.clone(), s)).collect();
+    let mine: Vec<Task> = list_json::<Task>(etcd, &format!("{}tasks/", model::ROOT))?.into_iter().filter(|t| t.node == m.node).collect();
+    let local = engine.containers(true)?;
+    for c in local.iter().filter(|c| c.spec.labels.contains_key(TASK_LABEL)) {
+        let task = &c.spec.labels[TASK_LABEL];
+        if !mine.iter().any(|t| &t.id == task) {
+            tracing::info!("agent: removing {} (task {} is no longer here)", c.name, &task[..12.min(task.len())]);
+            let _ = engine.remove_with(&c.id, true, true);
+        }
+    }
+    for t in &mine {
+        let Some(s) = services.get(&t.service) else { continue };
+        let have = local.iter().find(|c| c.spec.labels.get(TASK_LABEL) == Some(&t.id));
+        let status = match have {
+            Some(c) if c.running() || c.state == "restarting" => TaskStatus { state: "running".into(), container: c.id.clone(), error: String::new(), at: c.started_at.clone() },
+            other => {
+                if let Some(c) = other {
+                    let _ = engine.remove_with(&c.id, true, true);
+                }
+                let name = t.container_name(&s.name);
+                // A container of an older task under the same name (a slot
+                // that came back here) gives way.
+                if let Ok(c) = engine.container(&name)
+                    && c.spec.labels.contains_key(TASK_LABEL)
+                {
+                    let _ = engine.remove_with(&c.id, true, true);
+                }
+                let mut spec = crate::service::replica_spec(&s.spec, t.slot.max(1), &name);
+                spec.labels.remove(crate::service::SERVICE_LABEL);
+                spec.labels.remove(crate::service::SLOT_LABEL);
+                spec.labels.insert(TASK_LABEL.into(), t.id.clone());
+                spec.labels.insert(SWARM_SERVICE_LABEL.into(), s.name.clone());
+                spec.labels.insert("berth.swarm.slot".into(), t.slot.to_string());
+                match engine.run(&spec, super::Attach::Detached) {
+                    Ok((c, _)) => TaskStatus { state: "running".into(), container: c.id, error: String::new(), at: crate::store::now_rfc3339() },
+                    Err(x) => {
+                        let _ = engine.remove_with(&name, true, true);
+                        TaskStatus { state: "failed".into(), container: String::new(), error: x.to_string(), at: crate::store::now_rfc3339() }
+                    }
+                }
+            }
+        };
+        let said = format!("{} {}", status.state, status.container);
+        if reported.get(&t.id) != Some(&said) {
+            etcd.put(&model::status_key(&t.id), serde_json::to_vec(&status).unwrap_or_default(), Some(lease)).map_err(e)?;
+            reported.insert(t.id.clone(), said);
+        }
+    }
+    reported.retain(|k, _| mine.iter().any(|t| &t.id == k));
+    Ok(())
+}
