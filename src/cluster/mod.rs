@@ -7,4 +7,3 @@ pub mod schedule;
 pub mod hosts;
 pub mod model;
 pub mod membership;
-pub mod etcd;
