@@ -193,13 +193,13 @@ pub(super) fn service(e: &Engine, c: ServiceCmd) -> anyhow::Result<i32> {
             print!("{}", crate::render::render(&["ID", "NAME", "MODE", "REPLICAS", "IMAGE"], &rows));
         }
         ServiceCmd::Ps { service } => {
+            let name = e.swarm_service(&service)?.name;
             let rows: Vec<Vec<String>> = e
                 .swarm_service_tasks(&service)?
                 .into_iter()
                 .map(|t| {
-                    let s = e.swarm_service(&t.task.service).map(|s| s.name).unwrap_or_default();
                     let (state, err) = t.status.map(|x| (x.state, x.error)).unwrap_or(("assigned".into(), String::new()));
-                    vec![t.task.id[..12].to_string(), t.task.container_name(&s), t.node_name, state, err]
+                    vec![t.task.id[..12].to_string(), t.task.container_name(&name), t.node_name, state, err]
                 })
                 .collect();
             print!("{}", crate::render::render(&["ID", "NAME", "NODE", "STATE", "ERROR"], &rows));

@@ -36,23 +36,7 @@ impl Engine {
         if self.swarm().is_none() {
             return Ok(());
         }
-        let _ = std::fs::create_dir_all(&self.paths.run);
-        match FileLock::try_exclusive(&lock_path(&self.paths)) {
-            Ok(None) => return Ok(()),
-            Ok(Some(l)) => drop(l),
-            Err(e) => return Err(e.into()),
-        }
-        let (exe, _sealed) = crate::runtime::sealed_exe().map_err(|e| EngineError::Other(format!("sealing the berth binary: {e}")))?;
-        let mut cmd = std::process::Command::new(exe);
-        cmd.arg("agent").env("BERTH_ROOT", &self.paths.root).env("BERTH_RUN", &self.paths.run);
-        cmd.stdin(std::process::Stdio::null()).stdout(std::process::Stdio::null());
-        match std::fs::OpenOptions::new().create(true).append(true).open(self.paths.root.join("agent.log")) {
-            Ok(f) => cmd.stderr(f),
-            Err(_) => cmd.stderr(std::process::Stdio::null()),
-        };
-        let mut child = cmd.spawn().map_err(|e| EngineError::Other(format!("starting the node agent: {e}")))?;
-        let _ = child.wait();
-        Ok(())
+        self.ensure_helper(&lock_path(&self.paths), &["agent"], &self.paths.root.join("agent.log"), "the node agent")
     }
 
     pub fn agent_running(&self) -> bool {
@@ -81,29 +65,9 @@ impl Engine {
 /// Entry of the hidden `agent` command.
 pub fn main() -> i32 {
     let paths = Paths::from_env(None);
-    let _alive = match FileLock::try_exclusive(&lock_path(&paths)) {
-        Ok(Some(l)) => l,
-        Ok(None) => return 0,
-        Err(e) => {
-            eprintln!("agent: {e}");
-            return 1;
-        }
-    };
-    match proc::fork() {
-        Ok(Some(_)) => proc::exit_now(0),
-        Ok(None) => {}
-        Err(_) => return 1,
-    }
-    let _ = proc::setsid();
-    proc::set_signal_default(libc::SIGPIPE, true);
-    let filter = std::env::var("BERTH_LOG").unwrap_or_else(|_| "info".into());
-    let _ = tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::new(filter)).with_ansi(false).with_writer(std::io::stderr).try_init();
-    let engine = match Engine::open(None) {
-        Ok(e) => e,
-        Err(e) => {
-            tracing::error!("agent: {e}");
-            return 1;
-        }
+    let (_alive, engine) = match super::helper::become_helper(&lock_path(&paths), "agent", "info") {
+        Ok(x) => x,
+        Err(code) => return code,
     };
     loop {
         let Some(m) = engine.swarm() else {

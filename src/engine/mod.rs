@@ -15,6 +15,7 @@ mod changes;
 mod containers;
 mod images;
 mod networks;
+mod helper;
 mod hosts;
 mod services;
 mod sessions;

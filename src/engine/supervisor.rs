@@ -20,7 +20,6 @@ use super::{Engine, EngineError, Result};
 use crate::container::{Container, RestartPolicy};
 use crate::service::{self, Service};
 use crate::store::{FileLock, Paths};
-use crate::sys::proc;
 
 /// Where a replica is looked at even when no event came: a monitor
 /// killed with SIGKILL records nothing.
@@ -54,26 +53,8 @@ impl Engine {
     /// Starts the service's supervisor unless one runs. Cheap when it
     /// does: one lock probe.
     pub fn ensure_supervisor(&self, id: &str) -> Result<()> {
-        let _ = std::fs::create_dir_all(dir(&self.paths));
-        match FileLock::try_exclusive(&alive_lock(&self.paths, id)) {
-            Ok(None) => return Ok(()),
-            // Free: let it go before the new one takes it.
-            Ok(Some(l)) => drop(l),
-            Err(e) => return Err(e.into()),
-        }
-        let (exe, _sealed) = crate::runtime::sealed_exe().map_err(|e| EngineError::Other(format!("sealing the berth binary: {e}")))?;
-        let mut cmd = std::process::Command::new(exe);
-        cmd.arg("supervise").arg(id).env("BERTH_ROOT", &self.paths.root).env("BERTH_RUN", &self.paths.run);
-        cmd.stdin(std::process::Stdio::null()).stdout(std::process::Stdio::null());
         let log = dir(&self.paths).join(format!("{id}.log"));
-        match std::fs::OpenOptions::new().create(true).append(true).open(&log) {
-            Ok(f) => cmd.stderr(f),
-            Err(_) => cmd.stderr(std::process::Stdio::null()),
-        };
-        // The first process forks the supervisor and exits at once.
-        let mut child = cmd.spawn().map_err(|e| EngineError::Other(format!("starting the supervisor of service {id}: {e}")))?;
-        let _ = child.wait();
-        Ok(())
+        self.ensure_helper(&alive_lock(&self.paths, id), &["supervise", id], &log, &format!("the supervisor of service {id}"))
     }
 
     /// Starts the supervisor of every service that has none (one killed,
@@ -164,35 +145,9 @@ fn lost(s: &Service, c: &Container) -> bool {
 /// Entry of the hidden `supervise ID` command.
 pub fn main(id: &str) -> i32 {
     let paths = Paths::from_env(None);
-    // Taken before the fork, which shares it with the supervisor: when
-    // the starter sees this first process end, the lock already says the
-    // supervisor runs (`system check` right after a create finds it).
-    let _alive = match FileLock::try_exclusive(&alive_lock(&paths, id)) {
-        Ok(Some(l)) => l,
-        // Another one was quicker.
-        Ok(None) => return 0,
-        Err(e) => {
-            eprintln!("supervisor: {e}");
-            return 1;
-        }
-    };
-    // Daemonise as a monitor does: the starter waits for this first process
-    // only, and the supervisor never becomes its zombie.
-    match proc::fork() {
-        Ok(Some(_)) => proc::exit_now(0),
-        Ok(None) => {}
-        Err(_) => return 1,
-    }
-    let _ = proc::setsid();
-    proc::set_signal_default(libc::SIGPIPE, true);
-    let filter = std::env::var("BERTH_LOG").unwrap_or_else(|_| "warn".into());
-    let _ = tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::new(filter)).with_ansi(false).with_writer(std::io::stderr).try_init();
-    let engine = match Engine::open(None) {
-        Ok(e) => e,
-        Err(e) => {
-            tracing::error!("supervisor: {e}");
-            return 1;
-        }
+    let (_alive, engine) = match super::helper::become_helper(&alive_lock(&paths, id), "supervisor", "warn") {
+        Ok(x) => x,
+        Err(code) => return code,
     };
     let mut name = match engine.service(id) {
         Ok(s) => s.name,

@@ -335,11 +335,19 @@ impl Engine {
         let (_, etcd) = self.swarm_etcd()?;
         let s = self.swarm_service(key)?;
         let nodes = nodes_of(&etcd)?;
+        // Every status in one read, not one request per task.
+        let status_prefix = format!("{}status/", model::ROOT);
+        let mut statuses: std::collections::HashMap<String, TaskStatus> = etcd
+            .get_prefix(&status_prefix)
+            .map_err(err)?
+            .into_iter()
+            .filter_map(|kv| Some((model::id_of(&kv.key, &status_prefix)?.to_string(), serde_json::from_slice(&kv.value).ok()?)))
+            .collect();
         let mut out: Vec<TaskInfo> = list_json::<Task>(&etcd, &format!("{}tasks/", model::ROOT))?
             .into_iter()
             .filter(|t| t.service == s.id)
             .map(|t| {
-                let status = get_json(&etcd, &model::status_key(&t.id)).ok().flatten();
+                let status = statuses.remove(&t.id);
                 let node_name = nodes.iter().find(|n| n.record.id == t.node).map(|n| n.record.name.clone()).unwrap_or_else(|| t.node[..12.min(t.node.len())].to_string());
                 TaskInfo { task: t, node_name, status }
             })
