@@ -117,7 +117,7 @@ pub fn create(paths: &Paths, lab: &str, n: u32) -> Result<Vec<LabHost>, String> 
     }
     let r = make(paths, lab, n);
     if r.is_err() {
-        let _ = remove_links(paths, lab, n);
+        let _ = remove_links(paths, lab);
         let _ = std::fs::remove_dir_all(lab_dir(paths, lab));
     }
     r
@@ -167,9 +167,11 @@ fn make(paths: &Paths, lab: &str, n: u32) -> Result<Vec<LabHost>, String> {
     Ok(hosts)
 }
 
-fn remove_links(paths: &Paths, lab: &str, n: u32) -> std::io::Result<()> {
+/// Every link the lab may have, whatever its record says (a create cut
+/// short has none).
+fn remove_links(paths: &Paths, lab: &str) -> std::io::Result<()> {
     let nl = Netlink::new()?;
-    for i in 0..n.max(MAX_HOSTS) {
+    for i in 0..MAX_HOSTS {
         let v = veth(paths, lab, i);
         if nl.link_index(&v)?.is_some() {
             nl.delete_link(&v)?;
@@ -202,11 +204,11 @@ pub fn down(paths: &Paths, lab: &str) -> Result<usize, String> {
             problems.push(e);
         }
     }
-    if let Err(e) = remove_links(paths, lab, hosts.len() as u32) {
+    if let Err(e) = remove_links(paths, lab) {
         problems.push(format!("removing the links of lab {lab}: {e}"));
     }
     for h in &hosts {
-        for m in crate::sys::mount::mount_points().into_iter().filter(|m| m.starts_with(&h.root)).rev() {
+        for m in crate::sys::mount::mount_points().into_iter().filter(|m| m.starts_with(&h.root) || m.starts_with(&h.run)).rev() {
             let _ = crate::sys::mount::umount_detach(&m);
         }
     }
@@ -226,14 +228,25 @@ pub fn down(paths: &Paths, lab: &str) -> Result<usize, String> {
 /// Everything berth made in the host goes, and its processes.
 fn empty(h: &LabHost) -> Result<(), String> {
     let mut why = None;
+    // A swarm node leaves first: its agent would otherwise start its tasks
+    // again while the reset removes them (and any berth command there
+    // would start the agent again).
+    let paths = Paths { root: h.root.clone(), run: h.run.clone() };
+    if super::membership::load(&paths).is_some() {
+        match h.command(&["berth".into(), "swarm".into(), "leave".into(), "--force".into()]).and_then(|mut c| c.stdout(std::process::Stdio::null()).output()) {
+            Ok(o) if o.status.success() => {}
+            Ok(o) => why = Some(format!("berth swarm leave in host {}: {}", h.name, String::from_utf8_lossy(&o.stderr).trim())),
+            Err(e) => why = Some(format!("berth swarm leave in host {}: {e}", h.name)),
+        }
+    }
     match h.command(&["berth".into(), "system".into(), "reset".into(), "-f".into()]).and_then(|mut c| c.stdout(std::process::Stdio::null()).output()) {
         Ok(o) if o.status.success() => {}
-        Ok(o) => why = Some(format!("berth system reset in host {}: {}", h.name, String::from_utf8_lossy(&o.stderr).trim())),
-        Err(e) => why = Some(format!("berth system reset in host {}: {e}", h.name)),
+        Ok(o) => why = why.or(Some(format!("berth system reset in host {}: {}", h.name, String::from_utf8_lossy(&o.stderr).trim()))),
+        Err(e) => why = why.or(Some(format!("berth system reset in host {}: {e}", h.name))),
     }
     // Agents, etcd members and anything a reset could not stop.
     for pid in processes_of(&h.root) {
-        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+        let _ = crate::sys::proc::kill(pid, libc::SIGKILL);
     }
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     while !processes_of(&h.root).is_empty() && std::time::Instant::now() < deadline {
@@ -245,19 +258,17 @@ fn empty(h: &LabHost) -> Result<(), String> {
     }
 }
 
-/// Processes started for a host's root (their BERTH_ROOT).
+/// Processes started for a host's root (their BERTH_ROOT): berth's own
+/// and the etcd member it started.
 fn processes_of(root: &Path) -> Vec<i32> {
-    let want = format!("BERTH_ROOT={}", root.display());
-    let mut out = Vec::new();
-    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else { continue };
-        if let Ok(env) = std::fs::read(format!("/proc/{pid}/environ"))
-            && env.split(|b| *b == 0).any(|kv| kv == want.as_bytes())
-        {
-            out.push(pid);
-        }
-    }
-    out
+    let root = root.display().to_string();
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()))
+        .filter(|pid| crate::system::berth_process(*pid).is_some_and(|(_, r)| r == root))
+        .collect()
 }
 
 #[cfg(test)]
