@@ -88,6 +88,7 @@ fn session(engine: &Engine, m: &Membership) -> Result<()> {
     let lease = etcd.lease_grant(LEASE_TTL).map_err(e)?;
     etcd.put(&model::alive_key(&m.node), "1", Some(lease)).map_err(e)?;
     tracing::info!("agent: node {} up (lease {lease:x})", m.name);
+    let beat = Heartbeat::start(&m.etcd, lease);
     let mut leading = false;
     // What was last reported per task: written again only when it changes.
     let mut reported: HashMap<String, String> = HashMap::new();
@@ -97,11 +98,16 @@ fn session(engine: &Engine, m: &Membership) -> Result<()> {
             let _ = etcd.lease_revoke(lease);
             return Ok(());
         }
-        if etcd.lease_keepalive(lease).map_err(e)? <= 0 {
+        if beat.lost() {
             return Err(EngineError::Other("the node's lease expired".into()));
         }
         if m.role == Role::Manager && !leading {
-            leading = etcd.campaign(&model::leader_key(), m.node.as_bytes(), lease).map_err(e)?;
+            // A failed campaign is tried again next round: only a lost
+            // lease ends the session.
+            leading = etcd.campaign(&model::leader_key(), m.node.as_bytes(), lease).unwrap_or_else(|x| {
+                tracing::warn!("agent: campaign: {x}");
+                false
+            });
             if leading {
                 tracing::info!("agent: node {} leads", m.name);
             }
@@ -113,6 +119,57 @@ fn session(engine: &Engine, m: &Membership) -> Result<()> {
             tracing::warn!("agent: tasks: {x}");
         }
         std::thread::sleep(TICK.saturating_sub(t0.elapsed()));
+    }
+}
+
+/// The lease kept alive on its own thread and connection, so that a slow
+/// round (starting many containers, etcd busy electing) never makes a node
+/// look down. A failed keep-alive is tried again with the same lease until
+/// its TTL is spent: a new lease would drop the node's key meanwhile.
+struct Heartbeat {
+    lost: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Heartbeat {
+    fn start(endpoints: &[String], lease: i64) -> Heartbeat {
+        use std::sync::atomic::Ordering;
+        let lost = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (l, st, eps) = (lost.clone(), stop.clone(), endpoints.to_vec());
+        let ttl = Duration::from_secs(LEASE_TTL as u64);
+        std::thread::spawn(move || {
+            let mut last_ok = Instant::now();
+            let mut etcd: Option<Etcd> = None;
+            while !st.load(Ordering::Relaxed) {
+                std::thread::sleep(TICK / 2);
+                // Short calls, so a stuck member leaves time for another.
+                if etcd.is_none() {
+                    etcd = Etcd::connect(&eps, Duration::from_millis(1500)).ok();
+                }
+                match etcd.as_ref().map(|c| c.lease_keepalive(lease)) {
+                    Some(Ok(t)) if t > 0 => last_ok = Instant::now(),
+                    Some(Ok(_)) => break,
+                    Some(Err(x)) => tracing::warn!("agent: heartbeat: {x}"),
+                    None => {}
+                }
+                if last_ok.elapsed() >= ttl {
+                    break;
+                }
+            }
+            l.store(true, Ordering::Relaxed);
+        });
+        Heartbeat { lost, stop }
+    }
+
+    fn lost(&self) -> bool {
+        self.lost.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+impl Drop for Heartbeat {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
     }
 }
 

@@ -46,6 +46,25 @@ impl Lab<'_> {
     }
 }
 
+impl Drop for Lab<'_> {
+    /// A failure shows what the agents said: the scheduler's reasons are there.
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            return;
+        }
+        let dir = self.env.root.join("labhosts").join(&self.name);
+        for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            if let Ok(log) = std::fs::read_to_string(e.path().join("agent.log")) {
+                let tail: Vec<&str> = log.lines().rev().take(60).collect();
+                eprintln!("--- agent log of {}:", e.file_name().to_string_lossy());
+                for l in tail.iter().rev() {
+                    eprintln!("{l}");
+                }
+            }
+        }
+    }
+}
+
 fn counts(m: &std::collections::BTreeMap<String, usize>) -> Vec<usize> {
     m.values().copied().collect()
 }
