@@ -9,7 +9,8 @@ use crate::store::{Db, Paths};
 
 /// The table's body the store calls for; None with no network.
 pub fn rules(db: &Db) -> Result<Option<String>> {
-    let balancing = crate::service::balancing(db).map_err(|e| NetworkError::System { net: "services".into(), err: std::io::Error::other(e.to_string()) })?;
+    let mut balancing = crate::service::balancing(db).map_err(|e| NetworkError::System { net: "services".into(), err: std::io::Error::other(e.to_string()) })?;
+    balancing.extend(network::mesh(db)?);
     network::firewall_rules(db, balancing)
 }
 

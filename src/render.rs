@@ -129,7 +129,7 @@ pub fn images(list: &[Image]) -> String {
 
 /// `berth network ls`.
 pub fn networks(list: &[crate::network::Network]) -> String {
-    let rows: Vec<Vec<String>> = list.iter().map(|n| vec![n.id.chars().take(12).collect(), n.name.clone(), "bridge".into(), "local".into(), n.subnet.clone()]).collect();
+    let rows: Vec<Vec<String>> = list.iter().map(|n| vec![n.id.chars().take(12).collect(), n.name.clone(), n.driver.clone(), if n.is_overlay() { "swarm".into() } else { "local".into() }, n.subnet.clone()]).collect();
     render(&["NETWORK ID", "NAME", "DRIVER", "SCOPE", "SUBNET"], &rows)
 }
 

@@ -58,7 +58,7 @@ pub(super) fn network_json(e: &Engine, n: &Network) -> Value {
         json!({})
     };
     json!({
-        "Name": n.name, "Id": n.id, "Created": n.created, "Scope": "local", "Driver": "bridge",
+        "Name": n.name, "Id": n.id, "Created": n.created, "Scope": if n.is_overlay() { "swarm" } else { "local" }, "Driver": n.driver,
         "EnableIPv4": true, "EnableIPv6": false,
         "IPAM": { "Driver": "default", "Options": null, "Config": [{ "Subnet": n.subnet, "Gateway": n.gateway }] },
         "Internal": false, "Attachable": false, "Ingress": false,
@@ -106,7 +106,7 @@ fn matches(filters: &BTreeMap<String, Vec<String>>, n: &Network, unused: bool) -
             "name" => vals.iter().any(|v| n.name.contains(v.as_str())),
             "id" => vals.iter().any(|v| n.id.contains(v.as_str())),
             "label" => vals.iter().any(|v| label_matches(&n.labels, v)),
-            "driver" => vals.iter().any(|v| v == "bridge"),
+            "driver" => vals.iter().any(|v| *v == n.driver),
             "scope" => vals.iter().any(|v| v == "local"),
             "type" => vals.iter().any(|v| match v.as_str() {
                 "builtin" => n.name == network::DEFAULT,

@@ -329,14 +329,22 @@ pub(super) enum ImageCmd {
 
 #[derive(Subcommand)]
 pub(super) enum NetworkCmd {
-    /// Create a bridge network
+    /// Create a bridge network, or an overlay across a swarm's nodes
     Create {
         #[arg(long)]
         subnet: Option<String>,
         #[arg(long)]
         gateway: Option<String>,
+        /// bridge, or overlay (on a swarm manager)
         #[arg(short = 'd', long, default_value = "bridge")]
         driver: String,
+        /// An overlay that plain containers (not only services) may join
+        #[arg(long)]
+        attachable: bool,
+        /// Driver options: mtu=N (com.docker.network.driver.mtu=N),
+        /// vxlan port with com.docker.network.driver.overlay.vxlan_port=N
+        #[arg(short = 'o', long = "opt")]
+        opt: Vec<String>,
         #[arg(long)]
         label: Vec<String>,
         name: String,

@@ -104,6 +104,15 @@ pub(super) fn network_json(e: &Engine, n: &crate::network::Network) -> serde_jso
             (id, v)
         })
         .collect();
+    if n.is_overlay() {
+        // The gateway is this node's own address on the overlay.
+        return serde_json::json!({
+            "Name": n.name, "Id": n.id, "Created": n.created, "Driver": "overlay", "Scope": "swarm",
+            "IPAM": { "Driver": "default", "Config": [{ "Subnet": n.subnet, "Gateway": n.gateway }] },
+            "Options": { "com.docker.network.driver.overlay.vxlanid_list": n.vni.to_string(), "com.docker.network.driver.mtu": n.mtu.to_string(), "com.docker.network.bridge.name": n.bridge },
+            "Containers": containers, "Labels": n.labels,
+        });
+    }
     serde_json::json!({
         "Name": n.name, "Id": n.id, "Created": n.created, "Driver": "bridge", "Scope": "local",
         "IPAM": { "Driver": "default", "Config": [{ "Subnet": n.subnet, "Gateway": n.gateway }] },

@@ -10,12 +10,32 @@ use crate::network::NetworkError;
 
 pub(super) fn command(e: &Engine, cmd: NetworkCmd) -> anyhow::Result<i32> {
     match cmd {
-        NetworkCmd::Create { subnet, gateway, driver, label, name } => {
-            if driver != "bridge" {
-                bail!("network driver {driver:?} is not supported: berth networks are bridges");
-            }
+        NetworkCmd::Create { subnet, gateway, driver, attachable, opt, label, name } => {
             let labels = parse_kv(&label, "label")?;
-            let n = e.network_create(&crate::network::NetworkSpec { name, subnet, gateway, labels })?;
+            let spec = crate::network::NetworkSpec { name, subnet, gateway, labels };
+            let n = match driver.as_str() {
+                "bridge" => {
+                    if attachable || !opt.is_empty() {
+                        bail!("network {}: --attachable and -o are options of overlay networks (-d overlay)", spec.name);
+                    }
+                    e.network_create(&spec)?
+                }
+                "overlay" => {
+                    let mut o = crate::engine::OverlayOpts { attachable, ..Default::default() };
+                    for (k, v) in parse_kv(&opt, "opt")? {
+                        let bad = || anyhow::anyhow!("network {}: option {k}={v} takes a number", spec.name);
+                        match k.as_str() {
+                            "mtu" | "com.docker.network.driver.mtu" => o.mtu = Some(v.parse().map_err(|_| bad())?),
+                            "vxlan_port" | "com.docker.network.driver.overlay.vxlan_port" => o.port = Some(v.parse().map_err(|_| bad())?),
+                            // docker's encryption is IPsec, which berth does not do.
+                            "encrypted" => bail!("network {}: encrypted overlays are not supported (no IPsec); leave out -o encrypted", spec.name),
+                            _ => bail!("network {}: unknown overlay option {k} (known: mtu, com.docker.network.driver.overlay.vxlan_port)", spec.name),
+                        }
+                    }
+                    e.overlay_create(&spec, &o)?
+                }
+                _ => bail!("network driver {driver:?} is not supported: berth networks are bridge or overlay"),
+            };
             println!("{}", n.id);
             Ok(0)
         }
@@ -27,7 +47,8 @@ pub(super) fn command(e: &Engine, cmd: NetworkCmd) -> anyhow::Result<i32> {
                 }
             } else if format.as_deref() == Some("json") {
                 for n in &list {
-                    println!("{}", serde_json::json!({"ID": &n.id[..12], "Name": n.name, "Driver": "bridge", "Scope": "local", "Subnet": n.subnet}));
+                    let scope = if n.is_overlay() { "swarm" } else { "local" };
+                    println!("{}", serde_json::json!({"ID": &n.id[..12], "Name": n.name, "Driver": n.driver, "Scope": scope, "Subnet": n.subnet}));
                 }
             } else {
                 print!("{}", table::networks(&list));

@@ -13,6 +13,9 @@
 //! /berth/networks/<id>           Overlay: name, VNI, subnet
 //! /berth/ipam/<net>/<ip>         who holds an overlay address (create-if-absent)
 //! /berth/endpoints/<net>/<name>  Endpoint: ip, mac, node's VTEP, for FDB and names
+//!                                (`@<node>`: a node's own address on the overlay)
+//! /berth/netnames/<name>         the overlay's id: names are unique (create-if-absent)
+//! /berth/vni/<vni>               the overlay holding a VXLAN id (create-if-absent)
 //! ```
 
 use std::collections::BTreeMap;
@@ -54,6 +57,16 @@ pub fn ipam_key(net: &str, ip: Ipv4Addr) -> String {
 pub fn endpoint_key(net: &str, name: &str) -> String {
     format!("{ROOT}endpoints/{net}/{name}")
 }
+pub fn netname_key(name: &str) -> String {
+    format!("{ROOT}netnames/{name}")
+}
+pub fn vni_key(vni: u32) -> String {
+    format!("{ROOT}vni/{vni}")
+}
+/// The endpoint name of a node's own address on an overlay.
+pub fn node_endpoint(node: &str) -> String {
+    format!("@{node}")
+}
 
 /// The last path element of a key under `prefix`.
 pub fn id_of<'a>(key: &'a str, prefix: &str) -> Option<&'a str> {
@@ -94,6 +107,14 @@ pub struct ClusterService {
     pub spec: crate::service::ServiceSpec,
     /// Bumped on every update, so tasks of an older one are replaced.
     pub version: u64,
+    /// The overlay its tasks attach to, its VIP there, and its ports
+    /// published on every node (the routing mesh).
+    #[serde(default)]
+    pub network: Option<String>,
+    #[serde(default)]
+    pub vip: Option<Ipv4Addr>,
+    #[serde(default)]
+    pub publish: Vec<(u16, u16, String)>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -134,6 +155,10 @@ pub struct Overlay {
     pub attachable: bool,
     pub port: u16,
     pub mtu: u32,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default)]
+    pub created: String,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]

@@ -25,6 +25,8 @@ use crate::sys::proc;
 /// tasks are placed again.
 pub const LEASE_TTL: i64 = 5;
 const TICK: Duration = Duration::from_millis(1000);
+/// Rounds woken by changes are at least this far apart.
+const MIN_ROUND: Duration = Duration::from_millis(50);
 
 fn lock_path(paths: &Paths) -> PathBuf {
     paths.run.join("agent.lock")
@@ -92,6 +94,7 @@ fn session(engine: &Engine, m: &Membership) -> Result<()> {
     let mut leading = false;
     // What was last reported per task: written again only when it changes.
     let mut reported: HashMap<String, String> = HashMap::new();
+    let mut suspects = std::collections::HashSet::new();
     loop {
         let t0 = Instant::now();
         if engine.swarm().as_ref().map(|x| &x.node) != Some(&m.node) {
@@ -118,7 +121,17 @@ fn session(engine: &Engine, m: &Membership) -> Result<()> {
         if let Err(x) = run_tasks(engine, &etcd, m, lease, &mut reported) {
             tracing::warn!("agent: tasks: {x}");
         }
-        std::thread::sleep(TICK.saturating_sub(t0.elapsed()));
+        if let Err(x) = overlays(engine, &etcd, m, &mut suspects) {
+            tracing::warn!("agent: overlays: {x}");
+        }
+        // Until the next round: a tick, or sooner when the swarm changes
+        // (a service, a task, a container on an overlay), so that names and
+        // placements follow in tens of milliseconds, not a second.
+        std::thread::sleep(MIN_ROUND.saturating_sub(t0.elapsed()));
+        let deadline = t0 + TICK;
+        if Instant::now() < deadline && etcd.watch_prefix(model::ROOT, 0, || Instant::now() >= deadline, |_| false).is_err() {
+            std::thread::sleep(deadline.saturating_duration_since(Instant::now()));
+        }
     }
 }
 
@@ -202,6 +215,27 @@ fn lead(etcd: &Etcd) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Overlays in step with the swarm, with the running tasks as the
+/// services' backends.
+fn overlays(engine: &Engine, etcd: &Etcd, m: &Membership, suspects: &mut std::collections::HashSet<String>) -> Result<()> {
+    let e = |x: crate::cluster::etcd::EtcdError| EngineError::Other(x.to_string());
+    let services: HashMap<String, ClusterService> = list_json::<ClusterService>(etcd, &format!("{}services/", model::ROOT))?.into_iter().map(|s| (s.id.clone(), s)).collect();
+    let status_prefix = format!("{}status/", model::ROOT);
+    let up: std::collections::HashSet<String> = etcd
+        .get_prefix(&status_prefix)
+        .map_err(e)?
+        .into_iter()
+        .filter(|kv| serde_json::from_slice::<TaskStatus>(&kv.value).is_ok_and(|s| s.state == "running"))
+        .filter_map(|kv| model::id_of(&kv.key, &status_prefix).map(str::to_string))
+        .collect();
+    let running: HashMap<String, (String, String)> = list_json::<Task>(etcd, &format!("{}tasks/", model::ROOT))?
+        .into_iter()
+        .filter(|t| up.contains(&t.id))
+        .filter_map(|t| services.get(&t.service).map(|s| (t.id.clone(), (s.id.clone(), t.container_name(&s.name)))))
+        .collect();
+    engine.overlay_sync(etcd, m, &running, suspects)
 }
 
 /// This node's part: a running container for each task assigned here, and

@@ -20,7 +20,37 @@ impl Engine {
         if spec.network.as_deref().is_none_or(|n| n == network::DEFAULT) {
             self.ensure_default_network()?;
         }
-        let c = container::create(&self.paths, &mut self.db(), spec)?;
+        // An overlay's address comes from the swarm, before the row.
+        let overlay = match spec.network.as_deref() {
+            Some(n) if !matches!(n, "none" | "host" | network::DEFAULT) => {
+                let task = spec.labels.contains_key(super::swarm::TASK_LABEL);
+                self.overlay_reserve(n, spec.ip.as_deref(), spec.name.as_deref(), task)?
+            }
+            _ => None,
+        };
+        let with_ip;
+        let spec = match &overlay {
+            Some((_, ip)) => {
+                with_ip = RunSpec { ip: Some(ip.to_string()), ..spec.clone() };
+                &with_ip
+            }
+            None => spec,
+        };
+        let c = match container::create(&self.paths, &mut self.db(), spec) {
+            Ok(c) => c,
+            Err(e) => {
+                if let Some((n, ip)) = &overlay {
+                    self.overlay_release(n, None, *ip);
+                }
+                return Err(e.into());
+            }
+        };
+        if let Some((n, ip)) = &overlay
+            && let Err(e) = self.overlay_announce(n, &c.name, *ip, &spec.aliases)
+        {
+            let _ = self.remove_with(&c.id, true, true);
+            return Err(e);
+        }
         self.container_event(&c, "create", &[]);
         Ok(c)
     }
@@ -365,7 +395,8 @@ impl Engine {
             self.control_and_wait(&c, attach::KILL, libc::SIGKILL, Some(Duration::from_secs(10)))?;
         }
         let had_ports = !network::ports_of(&self.db(), &c.id)?.is_empty();
-        let nets: Vec<network::Network> = network::endpoints_of_container(&self.db(), &c.id)?.into_iter().map(|e| e.network).collect();
+        let eps = network::endpoints_of_container(&self.db(), &c.id)?;
+        let nets: Vec<network::Network> = eps.iter().map(|e| e.network.clone()).collect();
         {
             let mut db = self.db();
             match container::get(&db, &c.id) {
@@ -380,6 +411,9 @@ impl Engine {
         }
         if had_ports {
             self.sync_firewall()?;
+        }
+        for e in eps.iter().filter(|e| e.network.is_overlay()) {
+            self.overlay_release(&e.network, Some(&c.name), e.ip);
         }
         // Peers forget its name.
         for n in &nets {

@@ -15,6 +15,8 @@ mod changes;
 mod containers;
 mod images;
 mod networks;
+mod overlays;
+pub use overlays::OverlayOpts;
 mod helper;
 mod hosts;
 mod services;

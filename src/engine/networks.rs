@@ -126,8 +126,19 @@ impl Engine {
         Ok(network::list(&self.db())?)
     }
 
+    /// A network of this root; in a swarm, an overlay not yet used here is
+    /// found in etcd and made here.
     pub fn network(&self, key: &str) -> Result<network::Network> {
-        Ok(network::get(&self.db(), key)?)
+        match network::get(&self.db(), key) {
+            Err(network::NetworkError::NotFound(k)) if self.swarm().is_some() => {
+                let (m, etcd) = self.swarm_etcd()?;
+                match self.cluster_overlay(&etcd, key)? {
+                    Some(o) => self.overlay_here(&etcd, &m, &o),
+                    None => Err(network::NetworkError::NotFound(k).into()),
+                }
+            }
+            r => Ok(r?),
+        }
     }
 
     /// Containers on a network: (container id, name, address).
@@ -146,6 +157,11 @@ impl Engine {
         let n = self.network(key)?;
         if n.name == network::DEFAULT {
             return Err(network::NetworkError::Predefined(n.name).into());
+        }
+        if n.is_overlay() {
+            self.overlay_rm(&n)?;
+            self.event("network", "destroy", &n.id, &[("name", &n.name), ("type", "overlay")]);
+            return Ok(n);
         }
         self.network_remove_any(&n.id)
     }
@@ -191,11 +207,28 @@ impl Engine {
         if net == network::DEFAULT {
             self.ensure_default_network()?;
         }
+        let overlay = self.overlay_reserve(net, ip, Some(&c.name), c.spec.labels.contains_key(super::swarm::TASK_LABEL))?;
+        let ip_s = overlay.as_ref().map(|(_, a)| a.to_string());
         let ep = {
             let mut db = self.db();
-            let n = network::get(&db, net)?;
-            network::attach(&mut db, &c.id, &n, ip, aliases)?
+            let n = match &overlay {
+                Some((n, _)) => n.clone(),
+                None => network::get(&db, net)?,
+            };
+            match network::attach(&mut db, &c.id, &n, ip_s.as_deref().or(ip), aliases) {
+                Ok(ep) => ep,
+                Err(e) => {
+                    drop(db);
+                    if let Some((n, a)) = &overlay {
+                        self.overlay_release(n, None, *a);
+                    }
+                    return Err(e.into());
+                }
+            }
         };
+        if ep.network.is_overlay() {
+            self.overlay_announce(&ep.network, &c.name, ep.ip, aliases)?;
+        }
         crate::fault!("network.connect");
         if c.running() {
             let r = network::setup(&self.paths, &c.id, std::slice::from_ref(&ep));
@@ -260,6 +293,9 @@ impl Engine {
             // Its loss rule named an interface that is gone (and whose
             // name a later connect may reuse).
             self.apply_impairments(&c, true)?;
+        }
+        if n.is_overlay() {
+            self.overlay_release(&n, Some(&c.name), ep.ip);
         }
         self.refresh_hosts(&n)?;
         self.event("network", "disconnect", &n.id, &[("name", &n.name), ("container", &c.id)]);

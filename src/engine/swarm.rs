@@ -50,6 +50,17 @@ impl NodeInfo {
     }
 }
 
+/// A container on some node, as `Node.containers()` lists it.
+#[derive(Clone, Debug)]
+pub struct NodeContainer {
+    /// Empty when the node has not said (a task still pending).
+    pub id: String,
+    pub name: String,
+    pub state: String,
+    /// The swarm service it is a task of, if any.
+    pub service: String,
+}
+
 /// A task with what its node made of it.
 #[derive(Clone, Debug)]
 pub struct TaskInfo {
@@ -286,14 +297,47 @@ impl Engine {
         if list_json::<ClusterService>(&etcd, &format!("{}services/", model::ROOT))?.iter().any(|s| s.name == spec.name) {
             return Err(err(format!("service {} already exists in the swarm; remove it or scale it", spec.name)));
         }
-        if !spec.publish.is_empty() || spec.network.is_some() {
-            return Err(err(format!("service {}: published ports and networks of swarm services need overlay networks, which berth does not have yet; leave out -p and --network", spec.name)));
-        }
         let mut spec = spec.clone();
         if spec.template.restart == crate::container::RestartPolicy::No && !spec.restart_explicit {
             spec.template.restart = crate::container::RestartPolicy::Always;
         }
-        let s = ClusterService { id: crate::store::new_id(), name: spec.name.clone(), mode, constraints, spec, version: 1 };
+        let mut publish = Vec::new();
+        for p in &spec.publish {
+            let ps = crate::network::ports::parse(p).map_err(|e| err(format!("service {}: {e}", spec.name)))?;
+            let Some(hp) = ps.host_port else {
+                return Err(err(format!("service {}: published port {p} needs a host port (8080:80): the routing mesh opens the same one on every node", spec.name)));
+            };
+            publish.push((hp, ps.container_port, ps.proto));
+        }
+        // As docker: published ports without a network go through ingress.
+        let net = match &spec.network {
+            Some(n) => Some(n.clone()),
+            None if !publish.is_empty() => {
+                if self.cluster_overlay(&etcd, super::overlays::INGRESS)?.is_none() {
+                    let ns = crate::network::NetworkSpec { name: super::overlays::INGRESS.into(), subnet: Some("10.255.0.0/16".into()), ..Default::default() };
+                    match self.overlay_create(&ns, &super::OverlayOpts::default()) {
+                        Ok(_) | Err(EngineError::Network(crate::network::NetworkError::Exists(_))) => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                Some(super::overlays::INGRESS.to_string())
+            }
+            None => None,
+        };
+        let id = crate::store::new_id();
+        let (network, vip) = match net {
+            Some(n) => {
+                let o = self.cluster_overlay(&etcd, &n)?.ok_or_else(|| {
+                    err(format!("service {}: network {n} is not an overlay network of the swarm; create it with `berth network create -d overlay {n}`", spec.name))
+                })?;
+                let vip = super::overlays::alloc(&etcd, &o, None, &format!("vip of service {}", spec.name))?;
+                spec.network = Some(o.name.clone());
+                (Some(o.id), Some(vip))
+            }
+            None => (None, None),
+        };
+        spec.publish.clear();
+        let s = ClusterService { id, name: spec.name.clone(), mode, constraints, spec, version: 1, network, vip, publish };
         put_json(&etcd, &model::service_key(&s.id), &s, None)?;
         Ok(s)
     }
@@ -328,6 +372,9 @@ impl Engine {
         let (_, etcd) = self.swarm_etcd()?;
         let s = self.swarm_service(key)?;
         etcd.delete(&model::service_key(&s.id)).map_err(err)?;
+        if let (Some(n), Some(vip)) = (&s.network, s.vip) {
+            let _ = etcd.delete(&model::ipam_key(n, vip));
+        }
         Ok(s)
     }
 
@@ -353,6 +400,42 @@ impl Engine {
             })
             .collect();
         out.sort_by(|a, b| (a.task.slot, &a.node_name).cmp(&(b.task.slot, &b.node_name)));
+        Ok(out)
+    }
+
+    /// The containers on node `key`, as far as this node knows them: all of
+    /// its own when `key` is this node; for another, its tasks' containers
+    /// (with the state it reported) and its containers on overlays.
+    pub fn node_containers(&self, key: &str) -> Result<Vec<NodeContainer>> {
+        let (m, etcd) = self.swarm_etcd()?;
+        let node = self.node(key)?;
+        if node.record.id == m.node {
+            return Ok(self
+                .containers(true)?
+                .into_iter()
+                .map(|c| NodeContainer { service: c.spec.labels.get(SWARM_SERVICE_LABEL).cloned().unwrap_or_default(), id: c.id, name: c.name, state: c.state })
+                .collect());
+        }
+        let services: std::collections::HashMap<String, String> = list_json::<ClusterService>(&etcd, &format!("{}services/", model::ROOT))?.into_iter().map(|s| (s.id, s.name)).collect();
+        let status_prefix = format!("{}status/", model::ROOT);
+        let statuses: std::collections::HashMap<String, TaskStatus> = etcd
+            .get_prefix(&status_prefix)
+            .map_err(err)?
+            .into_iter()
+            .filter_map(|kv| Some((model::id_of(&kv.key, &status_prefix)?.to_string(), serde_json::from_slice(&kv.value).ok()?)))
+            .collect();
+        let mut out: Vec<NodeContainer> = Vec::new();
+        for t in list_json::<Task>(&etcd, &format!("{}tasks/", model::ROOT))?.into_iter().filter(|t| t.node == node.record.id) {
+            let svc = services.get(&t.service).cloned().unwrap_or_default();
+            let st = statuses.get(&t.id);
+            out.push(NodeContainer { id: st.map(|s| s.container.clone()).unwrap_or_default(), name: t.container_name(&svc), state: st.map_or("pending".into(), |s| s.state.clone()), service: svc });
+        }
+        for e in list_json::<model::Endpoint>(&etcd, &format!("{}endpoints/", model::ROOT))? {
+            if e.node == node.record.id && !e.name.starts_with('@') && !out.iter().any(|c| c.name == e.name) {
+                out.push(NodeContainer { id: String::new(), name: e.name, state: "running".into(), service: String::new() });
+            }
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(out)
     }
 

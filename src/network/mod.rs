@@ -70,8 +70,11 @@ CREATE TABLE IF NOT EXISTS ports(
 
 fn schema(db: &Db) -> Result<()> {
     db.conn.execute_batch(SCHEMA).map_err(|e| NetworkError::Store(e.into()))?;
-    // Stores made before network labels lack the column.
-    db.ensure_column("networks", "labels", "TEXT NOT NULL DEFAULT '{}'").map_err(NetworkError::Store)
+    // Stores made before network labels (and overlays) lack the columns.
+    db.ensure_column("networks", "labels", "TEXT NOT NULL DEFAULT '{}'").map_err(NetworkError::Store)?;
+    db.ensure_column("networks", "driver", "TEXT NOT NULL DEFAULT 'bridge'").map_err(NetworkError::Store)?;
+    db.ensure_column("networks", "vni", "INTEGER NOT NULL DEFAULT 0").map_err(NetworkError::Store)?;
+    db.ensure_column("networks", "mtu", "INTEGER NOT NULL DEFAULT 0").map_err(NetworkError::Store)
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -83,6 +86,19 @@ pub struct Network {
     pub bridge: String,
     pub created: String,
     pub labels: std::collections::BTreeMap<String, String>,
+    /// "bridge", or "overlay" for a swarm's network spanning nodes (its
+    /// record is etcd's; this row is the node's copy, with this node's
+    /// own address on the network as the gateway).
+    pub driver: String,
+    pub vni: u32,
+    /// 0: the kernel's default.
+    pub mtu: u32,
+}
+
+impl Network {
+    pub fn is_overlay(&self) -> bool {
+        self.driver == "overlay"
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -105,19 +121,30 @@ pub struct NetworkSpec {
 
 fn row(r: &rusqlite::Row) -> rusqlite::Result<Network> {
     let labels: String = r.get(6)?;
-    Ok(Network { id: r.get(0)?, name: r.get(1)?, subnet: r.get(2)?, gateway: r.get(3)?, bridge: r.get(4)?, created: r.get(5)?, labels: serde_json::from_str(&labels).unwrap_or_default() })
+    Ok(Network {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        subnet: r.get(2)?,
+        gateway: r.get(3)?,
+        bridge: r.get(4)?,
+        created: r.get(5)?,
+        labels: serde_json::from_str(&labels).unwrap_or_default(),
+        driver: r.get(7)?,
+        vni: r.get(8)?,
+        mtu: r.get(9)?,
+    })
 }
 
 pub fn list(db: &Db) -> Result<Vec<Network>> {
     schema(db)?;
-    let mut st = db.conn.prepare("SELECT id, name, subnet, gateway, bridge, created, labels FROM networks ORDER BY name").map_err(StoreError::from)?;
+    let mut st = db.conn.prepare("SELECT id, name, subnet, gateway, bridge, created, labels, driver, vni, mtu FROM networks ORDER BY name").map_err(StoreError::from)?;
     let v = st.query_map([], row).map_err(StoreError::from)?.filter_map(|r| r.ok()).collect();
     Ok(v)
 }
 
 pub fn get(db: &Db, key: &str) -> Result<Network> {
     schema(db)?;
-    match store::lookup(&db.conn, "SELECT id, name, subnet, gateway, bridge, created, labels FROM networks", key, row)? {
+    match store::lookup(&db.conn, "SELECT id, name, subnet, gateway, bridge, created, labels, driver, vni, mtu FROM networks", key, row)? {
         store::Found::One(n) => Ok(n),
         _ => Err(NetworkError::NotFound(key.to_string())),
     }
@@ -345,6 +372,9 @@ pub fn remove(db: &mut Db, key: &str, container_names: impl Fn(&str) -> String) 
         return Err(NetworkError::InUse { name: net.name.clone(), containers: names.join(", ") });
     }
     let nl = Netlink::new().map_err(|err| NetworkError::System { net: net.name.clone(), err })?;
+    if net.is_overlay() {
+        nl.delete_link(&overlay_node(&net, Ipv4Addr::UNSPECIFIED).vxlan).map_err(|err| NetworkError::System { net: net.name.clone(), err })?;
+    }
     nl.delete_link(&net.bridge).map_err(|err| NetworkError::System { net: net.name.clone(), err })?;
     crate::fault!("network.rm");
     db.write(|tx| Ok(tx.execute("DELETE FROM networks WHERE id=?1", [&net.id])?))?;
@@ -493,6 +523,12 @@ pub fn plug(paths: &Paths, ns: &Path, container_id: &str, ep: &Endpoint) -> std:
         // caches stay right.
         let o = ep.ip.octets();
         host.set_mac(&tmp, [0x02, 0x42, o[0], o[1], o[2], o[3]])?;
+        // An overlay's packets carry VXLAN's 50 bytes: the container must
+        // send smaller ones, or large ones vanish on the way.
+        if ep.network.mtu > 0 {
+            host.set_mtu(&hname, ep.network.mtu)?;
+            host.set_mtu(&tmp, ep.network.mtu)?;
+        }
         let nsf = std::fs::File::open(ns)?;
         host.move_to_netns(&tmp, &nsf)?;
         let inner = Netlink::in_netns(ns)?;
@@ -527,6 +563,117 @@ pub fn teardown(paths: &Paths, container_id: &str) {
     }
 }
 
+// ---- overlays: the node's copy of what the swarm holds ----
+
+/// The devices of an overlay on this node; `local` is this node's VTEP.
+pub fn overlay_node(net: &Network, local: Ipv4Addr) -> overlay::OverlayNode {
+    let mut o = overlay::OverlayNode::new(&net.id, net.vni, local);
+    o.bridge = net.bridge.clone();
+    if net.mtu > 0 {
+        o.mtu = net.mtu;
+    }
+    o
+}
+
+/// Records an overlay of the swarm on this node (its devices are the
+/// caller's): `gateway` is this node's own address on it.
+pub fn insert_overlay(db: &mut Db, net: &Network) -> Result<Network> {
+    schema(db)?;
+    db.write(|tx| {
+        tx.execute(
+            "INSERT INTO networks(id, name, subnet, gateway, bridge, created, labels, driver, vni, mtu) VALUES(?1,?2,?3,?4,?5,?6,?7,'overlay',?8,?9)",
+            rusqlite::params![net.id, net.name, net.subnet, net.gateway, net.bridge, net.created, serde_json::to_string(&net.labels).unwrap_or_default(), net.vni, net.mtu],
+        )?;
+        Ok(())
+    })
+    .map_err(|e| match e {
+        StoreError::Sql(rusqlite::Error::SqliteFailure(f, _)) if f.code == rusqlite::ErrorCode::ConstraintViolation => NetworkError::Exists(net.name.clone()),
+        e => e.into(),
+    })?;
+    get(db, &net.id)
+}
+
+/// A name on an overlay that lives on another node (a container there, or
+/// a swarm service's VIP): what this node's hosts files list for it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, Serialize)]
+pub struct RemoteEndpoint {
+    pub network_id: String,
+    pub name: String,
+    pub ip: Ipv4Addr,
+    pub aliases: Vec<String>,
+}
+
+fn remote_schema(db: &Db) -> Result<()> {
+    db.conn
+        .execute_batch("CREATE TABLE IF NOT EXISTS remote_endpoints(network_id TEXT NOT NULL, name TEXT NOT NULL, ip TEXT NOT NULL, aliases TEXT NOT NULL DEFAULT '[]', PRIMARY KEY(network_id, name))")
+        .map_err(|e| NetworkError::Store(e.into()))
+}
+
+pub fn remote_endpoints(db: &Db) -> Result<Vec<RemoteEndpoint>> {
+    remote_schema(db)?;
+    let mut st = db.conn.prepare("SELECT network_id, name, ip, aliases FROM remote_endpoints ORDER BY network_id, name").map_err(StoreError::from)?;
+    let v = st
+        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?)))
+        .map_err(StoreError::from)?
+        .filter_map(|r| r.ok())
+        .filter_map(|(n, name, ip, a)| Some(RemoteEndpoint { network_id: n, name, ip: ip.parse().ok()?, aliases: serde_json::from_str(&a).unwrap_or_default() }))
+        .collect();
+    Ok(v)
+}
+
+/// Replaces the remote names of `network_id`; true when they changed.
+pub fn set_remote_endpoints(db: &mut Db, network_id: &str, mut eps: Vec<RemoteEndpoint>) -> Result<bool> {
+    remote_schema(db)?;
+    eps.sort_by(|a, b| a.name.cmp(&b.name));
+    let now: Vec<RemoteEndpoint> = remote_endpoints(db)?.into_iter().filter(|r| r.network_id == network_id).collect();
+    if now == eps {
+        return Ok(false);
+    }
+    db.write(|tx| {
+        tx.execute("DELETE FROM remote_endpoints WHERE network_id=?1", [network_id])?;
+        for e in &eps {
+            tx.execute(
+                "INSERT OR REPLACE INTO remote_endpoints(network_id, name, ip, aliases) VALUES(?1,?2,?3,?4)",
+                rusqlite::params![network_id, e.name, e.ip.to_string(), serde_json::to_string(&e.aliases).unwrap_or_default()],
+            )?;
+        }
+        Ok(())
+    })?;
+    Ok(true)
+}
+
+/// Balancing the node agent computed for the swarm's services: their VIPs
+/// and published ports (the routing mesh: every node answers on them)
+/// spread over the tasks' addresses on any node.
+pub fn set_mesh(db: &mut Db, balances: &[Balance]) -> Result<bool> {
+    db.conn
+        .execute_batch("CREATE TABLE IF NOT EXISTS mesh(owner TEXT PRIMARY KEY, body TEXT NOT NULL)")
+        .map_err(|e| NetworkError::Store(e.into()))?;
+    let now = mesh(db)?;
+    let mut want: Vec<&Balance> = balances.iter().collect();
+    want.sort_by(|a, b| a.owner.cmp(&b.owner));
+    if now.len() == want.len() && now.iter().zip(&want).all(|(a, b)| a == *b) {
+        return Ok(false);
+    }
+    db.write(|tx| {
+        tx.execute("DELETE FROM mesh", [])?;
+        for b in &want {
+            tx.execute("INSERT INTO mesh(owner, body) VALUES(?1,?2)", rusqlite::params![b.owner, serde_json::to_string(b).unwrap_or_default()])?;
+        }
+        Ok(())
+    })?;
+    Ok(true)
+}
+
+pub fn mesh(db: &Db) -> Result<Vec<Balance>> {
+    db.conn
+        .execute_batch("CREATE TABLE IF NOT EXISTS mesh(owner TEXT PRIMARY KEY, body TEXT NOT NULL)")
+        .map_err(|e| NetworkError::Store(e.into()))?;
+    let mut st = db.conn.prepare("SELECT body FROM mesh ORDER BY owner").map_err(StoreError::from)?;
+    let v = st.query_map([], |r| r.get::<_, String>(0)).map_err(StoreError::from)?.filter_map(|r| r.ok()).filter_map(|b| serde_json::from_str(&b).ok()).collect();
+    Ok(v)
+}
+
 /// Hosts files for `targets`, computed from one read of the endpoints:
 /// each lists the container itself and its peers on every network it
 /// shares with them, by name and alias. `names` maps container id to
@@ -537,6 +684,7 @@ pub fn hosts_files(db: &Db, targets: &[String], names: &std::collections::HashMa
         let mut st = db.conn.prepare("SELECT container_id, network_id, ip, aliases, position FROM endpoints ORDER BY position").map_err(StoreError::from)?;
         st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))).map_err(StoreError::from)?.filter_map(|r| r.ok()).collect()
     };
+    let remote = remote_endpoints(db)?;
     let mut by_net: std::collections::HashMap<&str, Vec<&(String, String, String, String, i64)>> = std::collections::HashMap::new();
     for r in &rows {
         by_net.entry(r.1.as_str()).or_default().push(r);
@@ -559,6 +707,11 @@ pub fn hosts_files(db: &Db, targets: &[String], names: &std::collections::HashMa
                     all.extend(serde_json::from_str::<Vec<String>>(&peer.3).unwrap_or_default());
                     s.push_str(&format!("{}\t{}\n", peer.2, all.join(" ")));
                 }
+            }
+            for r in remote.iter().filter(|r| r.network_id == ep.1) {
+                let mut all = vec![r.name.clone()];
+                all.extend(r.aliases.iter().cloned());
+                s.push_str(&format!("{}\t{}\n", r.ip, all.join(" ")));
             }
         }
         out.push((cid.clone(), s));
@@ -790,11 +943,16 @@ fn sync_foreign_forward(paths: &Paths, bridges: &[String]) -> std::io::Result<()
 /// What the firewall balances for one service: its VIP and the addresses
 /// of its serving replicas on its network. The service area computes it;
 /// the type lives here so that the network area depends on no service.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, Serialize)]
 pub struct Balance {
     /// The owner id of the service's endpoint and ports rows.
     pub owner: String,
     pub vip: Ipv4Addr,
     pub backends: Vec<Ipv4Addr>,
+    /// Published ports (host port, target port, protocol) of a swarm
+    /// service; a local service's are rows of the ports table.
+    #[serde(default)]
+    pub publish: Vec<(u16, u16, String)>,
 }
 
 /// The table's body from the store and the services' balancing; None when
@@ -852,6 +1010,16 @@ pub fn firewall_rules(db: &Db, balancing: Vec<Balance>) -> Result<Option<String>
         published.push(format!("ct status dnat ip daddr {} {proto} dport {cp} accept", ep.ip));
         published.push(format!("ct status dnat ip saddr {} {proto} sport {cp} accept", ep.ip));
     }
+    // The routing mesh: a swarm service's published port on every node.
+    for b in balance.values().filter(|b| !b.publish.is_empty() && !b.backends.is_empty()) {
+        for (hp, cp, proto) in &b.publish {
+            dnat.push(format!("fib daddr type local {proto} dport {hp} dnat to {} : {cp}", spread(b)));
+            for ip in &b.backends {
+                published.push(format!("ct status dnat ip daddr {ip} {proto} dport {cp} accept"));
+                published.push(format!("ct status dnat ip saddr {ip} {proto} sport {cp} accept"));
+            }
+        }
+    }
     published.sort();
     published.dedup();
     let mut post = Vec::new();
@@ -864,6 +1032,12 @@ pub fn firewall_rules(db: &Db, balancing: Vec<Balance>) -> Result<Option<String>
         // Hairpin: a container reaching a published port of a peer on the
         // same bridge through the host's address.
         post.push(format!("ip saddr {} ip daddr {} oifname \"{}\" ct status dnat masquerade", n.subnet, n.subnet, n.bridge));
+        // Into an overlay, a redirected connection (a VIP, the mesh) leaves
+        // as this node: a task on another node answers through here, not
+        // through its own node, whose conntrack never saw it.
+        if n.is_overlay() {
+            post.push(format!("oifname \"{}\" ct status dnat masquerade", n.bridge));
+        }
     }
     // Isolation: traffic from one of our networks to another through the
     // host is dropped (counted, so it can be seen); they meet only through

@@ -231,7 +231,7 @@ pub fn balancing(db: &Db) -> Result<Vec<crate::network::Balance>> {
                 backends.push(ep.ip);
             }
         }
-        out.push(crate::network::Balance { owner: s.owner(), vip: s.vip, backends });
+        out.push(crate::network::Balance { owner: s.owner(), vip: s.vip, backends, publish: Vec::new() });
     }
     Ok(out)
 }

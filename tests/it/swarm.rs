@@ -167,6 +167,18 @@ h2.drain();
 assert_eq(h2.availability, "drain");
 wait_for(|| h2.tasks == 0, 20000);
 h2.activate();
+// The overlay the outer script made, found from here; a container on it
+// here reaches the outer script's one on h0 by name.
+let onet = network("sonet", #{ driver: "overlay", attachable: true });
+assert_eq(onet.driver, "overlay");
+let c = run("busybox", #{ name: "here", network: "sonet", cmd: ["sleep", "1d"] });
+assert_eq(c.node, me.name);
+wait_for(|| c.exec(["ping", "-c", "1", "-W", "1", "there"]).code == 0, 10000);
+let h0 = ns.filter(|n| n.name.ends_with("-h0"))[0];
+assert(h0.containers().some(|x| x.name == "there"), "h0's container, as the swarm knows it");
+let mine = ns.filter(|n| n.name == me.name)[0].containers();
+assert(mine.some(|x| x.name == "here" && x.state == "running"), `${mine}`);
+c.remove(#{ force: true });
 print(`nodes: ${ns.len()}`);
 "#,
     )
@@ -181,6 +193,9 @@ let dc = lab::hosts("{lab}", 3, #{{ images: ["busybox"], swarm: true }});
 let h = dc.hosts[1];
 assert_eq(h.berth(["service", "create", "--name", "web", "--replicas", "3", "busybox", "sleep", "1d"]).code, 0);
 wait_for(|| h.berth(["service", "ls"]).stdout.contains("3/3"), 30000);
+let h0 = dc.hosts[0];
+assert_eq(h0.berth(["network", "create", "-d", "overlay", "--attachable", "sonet"]).code, 0);
+assert_eq(h0.berth(["run", "-d", "--network", "sonet", "--name", "there", "busybox", "sleep", "1d"]).code, 0);
 let r = h.berth(["run", "{inner}"]);
 assert_eq(r.code, 0, r.stdout + r.stderr);
 print(r.stdout);
@@ -212,4 +227,111 @@ fn losing_one_etcd_member_of_three_keeps_the_swarm_working() {
     assert!(wait_until(Duration::from_secs(30), || lab.running_per_node(1, "web").values().sum::<usize>() == 2), "{}", lab.ok(1, &["service", "ps", "web"]));
     lab.ok(1, &["node", "update", "--label-add", "still=writable", &format!("{}-h0", lab.name)]);
     assert!(lab.ok(0, &["node", "inspect", &format!("{}-h0", lab.name)]).contains("writable"));
+}
+
+impl Lab<'_> {
+    /// A command in a host's network namespace (not berth).
+    fn host(&self, host: u32, argv: &[&str]) -> Out {
+        let h = format!("h{host}");
+        let mut a = vec!["lab", "exec", &self.name, &h];
+        a.extend_from_slice(argv);
+        self.env.berth_timeout(&a, Duration::from_secs(30))
+    }
+
+    /// One HTTP GET from a host's namespace with Python's client: the body.
+    fn get(&self, host: u32, url: &str) -> Option<String> {
+        let code = format!("import urllib.request as u; print(u.urlopen({url:?}, timeout=3).read().decode().strip())");
+        let o = self.host(host, &["python3", "-c", &code]);
+        o.ok().then(|| o.stdout.trim().to_string())
+    }
+}
+
+#[test]
+fn overlays_join_containers_across_nodes_and_the_mesh_publishes_services() {
+    let env = Env::new("swarm_overlay");
+    let lab = Lab { env: &env, name: env.name("dc") };
+    // Not in a swarm: the error says what to do.
+    let o = env.berth(&["network", "create", "-d", "overlay", "nope"]);
+    assert!(o.code != 0 && o.stderr.contains("swarm init"), "{o}");
+    env.ok(&["lab", "hosts", &lab.name, "3", "--image", "busybox", "--swarm"]);
+
+    lab.ok(0, &["network", "create", "-d", "overlay", "--attachable", "onet"]);
+    lab.ok(0, &["network", "create", "-d", "overlay", "--attachable", "other"]);
+    lab.ok(0, &["network", "create", "-d", "overlay", "svcnet"]);
+    let o = lab.berth(1, &["network", "create", "-d", "overlay", "onet"]);
+    assert!(o.code != 0 && o.stderr.contains("exists"), "one name in the swarm: {o}");
+    assert!(wait_until(Duration::from_secs(10), || lab.ok(2, &["network", "ls"]).lines().any(|l| l.contains("onet") && l.contains("overlay") && l.contains("swarm"))), "{}", lab.ok(2, &["network", "ls"]));
+
+    // a on h0 and b on h1 reach each other by name, through VXLAN.
+    lab.ok(0, &["run", "-d", "--network", "onet", "--name", "a", "busybox", "sleep", "1d"]);
+    lab.ok(1, &["run", "-d", "--network", "onet", "--name", "b", "busybox", "sleep", "1d"]);
+    lab.ok(2, &["run", "-d", "--network", "other", "--name", "c", "busybox", "sleep", "1d"]);
+    let t0 = Instant::now();
+    assert!(wait_until(Duration::from_secs(10), || lab.berth(1, &["exec", "b", "ping", "-c", "1", "-W", "1", "a"]).ok()), "b reaches a: {}", lab.ok(1, &["exec", "b", "cat", "/etc/hosts"]));
+    eprintln!("a name on another node resolves and answers after {:?}", t0.elapsed());
+    assert!(lab.berth(0, &["exec", "a", "ping", "-c", "1", "-W", "2", "b"]).ok());
+    assert_eq!(lab.ok(0, &["exec", "a", "cat", "/sys/class/net/eth0/mtu"]), "1450", "VXLAN's 50 bytes come off the MTU");
+    let a_ip = lab.ok(0, &["inspect", "-f", "{{(index .NetworkSettings.Networks \"onet\").IPAddress}}", "a"]);
+    let insp = lab.ok(1, &["network", "inspect", "onet"]);
+    let vni = insp.split("vxlanid_list\": \"").nth(1).and_then(|s| s.split('"').next()).unwrap_or_default().to_string();
+    assert!(vni.parse::<u32>().is_ok_and(|v| v >= 4096), "{insp}");
+    let dev = lab.host(1, &["ip", "-d", "link", "show", "type", "vxlan"]).stdout;
+    assert!(dev.contains(&format!("vxlan id {vni} ")) && dev.contains("dstport 4789") && dev.contains("nolearning"), "{dev}");
+    // Isolation: another overlay does not reach it, nor one name twice.
+    assert!(!lab.berth(2, &["exec", "c", "ping", "-c", "1", "-W", "1", &a_ip]).ok(), "other overlay reached {a_ip}");
+    let o = lab.berth(2, &["run", "-d", "--network", "onet", "--name", "a", "busybox", "sleep", "1d"]);
+    assert!(o.code != 0 && o.stderr.contains("taken"), "{o}");
+    let o = lab.berth(2, &["run", "-d", "--network", "svcnet", "busybox", "true"]);
+    assert!(o.code != 0 && o.stderr.contains("--attachable"), "{o}");
+    let o = lab.berth(0, &["network", "rm", "onet"]);
+    assert!(o.code != 0 && o.stderr.contains("a, b"), "in use: {o}");
+
+    // A service on the overlay: its VIP by name from a container, and its
+    // port on every node's address (the routing mesh).
+    let httpd = "echo $(hostname) > /var/www/index.html; exec httpd -f -p 80 -h /var/www";
+    lab.ok(0, &["service", "create", "--name", "web", "--replicas", "3", "-p", "8080:80", "--network", "onet", "busybox", "sh", "-c", httpd]);
+    assert!(wait_until(Duration::from_secs(30), || counts(&lab.running_per_node(0, "web")) == vec![1, 1, 1]), "{}", lab.ok(0, &["service", "ps", "web"]));
+    let mut seen = std::collections::BTreeSet::new();
+    assert!(
+        wait_until(Duration::from_secs(15), || {
+            let o = lab.berth(1, &["exec", "b", "timeout", "3", "wget", "-qO-", "http://web/"]);
+            if o.ok() {
+                seen.insert(o.stdout.trim().to_string());
+            }
+            seen.len() == 3
+        }),
+        "the VIP spreads over the three nodes' replicas: {seen:?}"
+    );
+    let t0 = Instant::now();
+    for (from, to) in [(2, "10.99.0.1"), (0, "10.99.0.2"), (1, "10.99.0.3")] {
+        let url = format!("http://{to}:8080/");
+        assert!(wait_until(Duration::from_secs(10), || lab.get(from, &url).is_some_and(|b| b.starts_with("web."))), "mesh {url} from h{from}");
+    }
+    eprintln!("the mesh answered on three nodes in {:?}", t0.elapsed());
+
+    // The underlay cut under h2: its replica is placed again elsewhere and
+    // the mesh keeps answering on the others.
+    assert!(lab.host(2, &["ip", "link", "set", "eth0", "down"]).ok());
+    let cut = Instant::now();
+    let healed = wait_until(Duration::from_secs(25), || {
+        let m = lab.running_per_node(0, "web");
+        !m.keys().any(|k| k.ends_with("-h2")) && m.values().sum::<usize>() == 3
+    });
+    let took = cut.elapsed();
+    assert!(lab.host(2, &["ip", "link", "set", "eth0", "up"]).ok());
+    assert!(healed, "after {took:?}: {}", lab.ok(0, &["service", "ps", "web"]));
+    eprintln!("a partitioned node's replica placed again in {took:?}");
+    for _ in 0..4 {
+        assert!(lab.get(1, "http://10.99.0.1:8080/").is_some_and(|b| b.starts_with("web.")));
+    }
+
+    // Removal: the names go, and the overlay's devices on every node.
+    lab.ok(0, &["service", "rm", "web"]);
+    lab.ok(0, &["rm", "-f", "a"]);
+    lab.ok(1, &["rm", "-f", "b"]);
+    lab.ok(2, &["rm", "-f", "c"]);
+    assert!(wait_until(Duration::from_secs(15), || lab.berth(0, &["network", "rm", "onet", "other", "svcnet"]).ok()), "{}", lab.berth(0, &["network", "rm", "onet"]));
+    for h in 0..3 {
+        assert!(wait_until(Duration::from_secs(10), || !lab.host(h, &["ip", "-br", "link"]).stdout.contains("vx-")), "h{h} keeps VXLAN devices: {}", lab.host(h, &["ip", "-br", "link"]).stdout);
+    }
 }

@@ -121,6 +121,7 @@ fn properties(r: &mut rhai::Engine) {
     doc("state -> string", "\"created\", \"running\", \"paused\" or \"exited\"").get(r, |c: &mut Container| -> RResult<String> { Ok(c.get()?.state) });
     doc("exit_code -> int", "the exit code of the last run").get(r, |c: &mut Container| -> RResult<i64> { Ok(c.get()?.exit_code as i64) });
     doc("pid -> int", "the host pid of its init (0 when not running)").get(r, |c: &mut Container| -> RResult<i64> { Ok(c.get()?.pid as i64) });
+    doc("node -> string", "the swarm node it runs on (this one: berth runs containers where it runs), \"\" outside a swarm").get(r, |c: &mut Container| c.engine.swarm().map(|m| m.name).unwrap_or_default());
     doc("ip -> string", "its address on the first network").get(r, |c: &mut Container| -> RResult<String> {
         Ok(c.engine.endpoints(&c.id).map_err(eng)?.first().map(|e| e.ip.to_string()).unwrap_or_default())
     });

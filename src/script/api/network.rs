@@ -17,13 +17,21 @@ pub fn register(r: &mut rhai::Engine, ctx: &Ctx) {
         let mut subnet = None;
         let mut gateway = None;
         let mut labels = std::collections::BTreeMap::new();
+        let mut driver = "bridge".to_string();
+        let mut ov = crate::engine::OverlayOpts::default();
         for (k, v) in &opts {
             match k.as_str() {
                 "subnet" => subnet = Some(v.to_string()),
                 "gateway" => gateway = Some(v.to_string()),
                 "labels" => labels = string_map(v, "labels")?,
-                other => return Err(rerr(format!("unknown network option {other:?}; known: subnet, gateway, labels"))),
+                "driver" => driver = v.to_string(),
+                "attachable" => ov.attachable = v.as_bool().map_err(|_| rerr("network option attachable is true or false"))?,
+                "mtu" => ov.mtu = Some(v.as_int().map_err(|_| rerr("network option mtu is a number"))? as u32),
+                other => return Err(rerr(format!("unknown network option {other:?}; known: subnet, gateway, labels, driver, attachable, mtu"))),
             }
+        }
+        if !matches!(driver.as_str(), "bridge" | "overlay") {
+            return Err(rerr(format!("network {name}: driver {driver:?} is not supported (bridge or overlay)")));
         }
         // An existing network with the same settings is returned as it is.
         if let Ok(n) = e.network(name)
@@ -34,12 +42,13 @@ pub fn register(r: &mut rhai::Engine, ctx: &Ctx) {
                 return Ok(Network { engine: e.clone(), id: n.id });
             }
         labels.extend(x.extra());
-        let n = e.network_create(&crate::network::NetworkSpec { name: name.to_string(), subnet, gateway, labels }).map_err(eng)?;
+        let spec = crate::network::NetworkSpec { name: name.to_string(), subnet, gateway, labels };
+        let n = if driver == "overlay" { e.overlay_create(&spec, &ov) } else { e.network_create(&spec) }.map_err(eng)?;
         x.note(Created::Network(n.id.clone()));
         Ok(Network { engine: e.clone(), id: n.id })
     };
     let nw = network.clone();
-    let d = doc("network(name, [opts]) -> Network", "the named network, created when missing").more("Options: subnet: \"192.168.13.0/24\", gateway: \"192.168.13.1\", labels: #{ k: \"v\" }.\nAn existing network is returned when its settings match; a different subnet is an error.");
+    let d = doc("network(name, [opts]) -> Network", "the named network, created when missing").more("Options: subnet: \"192.168.13.0/24\", gateway: \"192.168.13.1\", labels: #{ k: \"v\" }; on a swarm manager driver: \"overlay\" (across the nodes), attachable: true (plain containers may join), mtu.\nAn existing network is returned when its settings match; a different subnet is an error.");
     d.func(r, move |name: &str| nw(name, Map::new()));
     d.func(r, network);
     let e = ctx.engine.clone();
@@ -55,6 +64,7 @@ pub fn register(r: &mut rhai::Engine, ctx: &Ctx) {
     doc("name -> string", "the network's name").get(r, |n: &mut Network| -> RResult<String> { Ok(n.engine.network(&n.id).map_err(eng)?.name) });
     doc("subnet -> string", "its subnet (\"192.168.13.0/24\")").get(r, |n: &mut Network| -> RResult<String> { Ok(n.engine.network(&n.id).map_err(eng)?.subnet) });
     doc("labels -> Map", "its labels").get(r, |n: &mut Network| -> RResult<Map> { Ok(n.engine.network(&n.id).map_err(eng)?.labels.into_iter().map(|(k, v)| (k.into(), Dynamic::from(v))).collect()) });
+    doc("driver -> string", "\"bridge\" or \"overlay\"").get(r, |n: &mut Network| -> RResult<String> { Ok(n.engine.network(&n.id).map_err(eng)?.driver) });
     doc("gateway -> string", "its gateway address").get(r, |n: &mut Network| -> RResult<String> { Ok(n.engine.network(&n.id).map_err(eng)?.gateway) });
     doc("containers() -> [Container]", "the containers attached to it").func(r, |n: &mut Network| -> RResult<Array> {
         Ok(n.engine.network_members(&n.id).map_err(eng)?.into_iter().map(|(id, _, _)| Dynamic::from(Container { engine: n.engine.clone(), id })).collect())

@@ -7,7 +7,7 @@ use crate::cluster::schedule::Availability;
 use crate::engine::NodeInfo;
 use crate::script::{eng, rerr, RResult};
 
-pub const TYPE: (&str, &str) = ("Node", "a swarm node: name, addr, role, availability, state, labels; drain(), activate()");
+pub const TYPE: (&str, &str) = ("Node", "a swarm node: name, addr, role, availability, state, labels; containers(), drain(), activate()");
 
 #[derive(Clone)]
 pub struct Node {
@@ -62,6 +62,22 @@ pub fn register(r: &mut rhai::Engine, ctx: &Ctx) {
     doc("state -> string", "\"ready\" while its agent's lease lives, else \"down\"").get(r, |n: &mut Node| -> RResult<String> { Ok(n.get()?.state().into()) });
     doc("labels -> Map", "its labels").get(r, |n: &mut Node| -> RResult<Map> { Ok(n.get()?.record.labels.into_iter().map(|(k, v)| (k.into(), v.into())).collect()) });
     doc("tasks -> int", "how many tasks are placed on it").get(r, |n: &mut Node| -> RResult<i64> { Ok(n.get()?.tasks as i64) });
+    doc("containers() -> [Map]", "its containers: #{ id, name, state, service }; all of this node's own, and another node's tasks and overlay members as the swarm knows them")
+        .func(r, |n: &mut Node| -> RResult<Array> {
+            Ok(n.engine
+                .node_containers(&n.id)
+                .map_err(eng)?
+                .into_iter()
+                .map(|c| {
+                    let mut x = Map::new();
+                    x.insert("id".into(), c.id.into());
+                    x.insert("name".into(), c.name.into());
+                    x.insert("state".into(), c.state.into());
+                    x.insert("service".into(), c.service.into());
+                    Dynamic::from(x)
+                })
+                .collect())
+        });
     doc("drain()", "moves its tasks away and takes no new ones").func(r, |n: &mut Node| n.set(Availability::Drain));
     doc("pause()", "keeps its tasks, takes no new ones").func(r, |n: &mut Node| n.set(Availability::Pause));
     doc("activate()", "takes tasks again").func(r, |n: &mut Node| n.set(Availability::Active));
