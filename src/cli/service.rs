@@ -107,6 +107,31 @@ pub struct UpdateArgs {
     service: String,
 }
 
+impl UpdateArgs {
+    pub(super) fn service(&self) -> &str {
+        &self.service
+    }
+
+    /// The update asked for; `env_now` gives the environment --env-add adds to.
+    pub(super) fn to_update(&self, env_now: impl FnOnce() -> anyhow::Result<Vec<String>>) -> anyhow::Result<ServiceUpdate> {
+        Ok(ServiceUpdate {
+            image: self.image.clone(),
+            env: if self.env.is_empty() {
+                None
+            } else {
+                let mut env = env_now()?;
+                env.extend(self.env.iter().cloned());
+                Some(env)
+            },
+            parallelism: self.update_parallelism,
+            delay_ms: ms("--update-delay", &self.update_delay)?,
+            monitor_ms: ms("--update-monitor", &self.update_monitor)?,
+            rollback: self.rollback,
+            ..Default::default()
+        })
+    }
+}
+
 fn ms(flag: &str, v: &Option<String>) -> anyhow::Result<Option<u64>> {
     v.as_ref().map(|t| crate::parse::duration_ms(t).map_err(|e| anyhow::anyhow!("{flag}: {e}"))).transpose()
 }
@@ -258,21 +283,7 @@ pub fn run(e: &Engine, c: ServiceCmd) -> anyhow::Result<i32> {
             }
         }
         ServiceCmd::Update(a) => {
-            let u = ServiceUpdate {
-                image: a.image.clone(),
-                env: if a.env.is_empty() {
-                    None
-                } else {
-                    let mut env = e.service(&a.service)?.spec.template.env;
-                    env.extend(a.env.iter().cloned());
-                    Some(env)
-                },
-                parallelism: a.update_parallelism,
-                delay_ms: ms("--update-delay", &a.update_delay)?,
-                monitor_ms: ms("--update-monitor", &a.update_monitor)?,
-                rollback: a.rollback,
-                ..Default::default()
-            };
+            let u = a.to_update(|| Ok(e.service(&a.service)?.spec.template.env))?;
             let s = e.service_update(&a.service, &u)?;
             println!("{}", s.name);
         }

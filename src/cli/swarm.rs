@@ -199,10 +199,10 @@ pub(super) fn service(e: &Engine, c: ServiceCmd) -> anyhow::Result<i32> {
                 .into_iter()
                 .map(|t| {
                     let (state, err) = t.status.map(|x| (x.state, x.error)).unwrap_or(("assigned".into(), String::new()));
-                    vec![t.task.id[..12].to_string(), t.task.container_name(&name), t.node_name, state, err]
+                    vec![t.task.id[..12].to_string(), t.task.container_name(&name), t.task.image, t.node_name, state, err]
                 })
                 .collect();
-            print!("{}", crate::render::render(&["ID", "NAME", "NODE", "STATE", "ERROR"], &rows));
+            print!("{}", crate::render::render(&["ID", "NAME", "IMAGE", "NODE", "STATE", "ERROR"], &rows));
         }
         ServiceCmd::Scale { pairs } => {
             for p in &pairs {
@@ -220,11 +220,25 @@ pub(super) fn service(e: &Engine, c: ServiceCmd) -> anyhow::Result<i32> {
             let mut out = Vec::new();
             for k in &services {
                 let s = e.swarm_service(k)?;
-                out.push(serde_json::json!({"ID": s.id, "Spec": {"Name": s.name, "Mode": s.mode, "Placement": {"Constraints": s.constraints.iter().map(|c| c.to_string()).collect::<Vec<_>>()}, "TaskTemplate": {"ContainerSpec": {"Image": s.spec.template.image}}}, "Version": s.version}));
+                let st = s.update_status.clone().unwrap_or_default();
+                out.push(serde_json::json!({
+                    "ID": s.id,
+                    "Spec": {"Name": s.name, "Mode": s.mode, "Placement": {"Constraints": s.constraints.iter().map(|c| c.to_string()).collect::<Vec<_>>()}, "TaskTemplate": {"ContainerSpec": {"Image": s.spec.template.image}}, "Networks": s.network.iter().map(|n| serde_json::json!({"Target": n})).collect::<Vec<_>>()},
+                    "Endpoint": {"VirtualIPs": s.vip.iter().map(|v| serde_json::json!({"NetworkID": s.network, "Addr": v.to_string()})).collect::<Vec<_>>(), "Ports": s.publish.iter().map(|(p, t, proto)| serde_json::json!({"PublishedPort": p, "TargetPort": t, "Protocol": proto, "PublishMode": "ingress"})).collect::<Vec<_>>()},
+                    "UpdateStatus": {"State": st.state, "Message": st.message},
+                    "Version": s.version
+                }));
             }
             println!("{}", serde_json::to_string_pretty(&out)?);
         }
-        ServiceCmd::Update(_) | ServiceCmd::Rollback { .. } => anyhow::bail!("service update and rollback are not yet done for swarm services; remove and create the service again"),
+        ServiceCmd::Update(a) => {
+            let u = a.to_update(|| Ok(e.swarm_service(a.service())?.spec.template.env))?;
+            println!("{}", e.swarm_service_update(a.service(), &u)?.name);
+        }
+        ServiceCmd::Rollback { service } => {
+            let s = e.swarm_service_update(&service, &crate::service::ops::ServiceUpdate { rollback: true, ..Default::default() })?;
+            println!("{}: rolled back to {}", s.name, s.spec.template.image);
+        }
     }
     Ok(0)
 }

@@ -115,6 +115,23 @@ pub struct ClusterService {
     pub vip: Option<Ipv4Addr>,
     #[serde(default)]
     pub publish: Vec<(u16, u16, String)>,
+    /// The rolling update in progress or last done; the leader drives it.
+    #[serde(default)]
+    pub update_status: Option<UpdateStatus>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+pub struct UpdateStatus {
+    /// "updating", "completed", "rolling_back", "rolled_back" or "paused".
+    pub state: String,
+    /// Why it rolled back or paused.
+    pub message: String,
+    /// When the last batch of tasks was replaced (ms since the epoch).
+    pub last_batch_ms: u64,
+    /// What `service rollback` went back to before this update, restored
+    /// with the old spec when the update rolls back.
+    #[serde(default)]
+    pub prior: Option<crate::service::Previous>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -125,6 +142,9 @@ pub struct Task {
     pub node: String,
     pub version: u64,
     pub created: String,
+    /// The image the task runs (its service's when it was made).
+    #[serde(default)]
+    pub image: String,
 }
 
 impl Task {

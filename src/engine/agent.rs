@@ -203,7 +203,8 @@ fn lead(etcd: &Etcd) -> Result<()> {
         match a {
             Action::Start { service, slot, node } => {
                 let version = services.iter().find(|s| s.id == service).map(|s| s.version).unwrap_or(1);
-                let t = Task { id: crate::store::new_id(), service, slot, node, version, created: crate::store::now_rfc3339() };
+                let image = services.iter().find(|s| s.id == service).map(|s| s.spec.template.image.clone()).unwrap_or_default();
+                let t = Task { id: crate::store::new_id(), service, slot, node, version, created: crate::store::now_rfc3339(), image };
                 etcd.put(&model::task_key(&t.id), serde_json::to_vec(&t).unwrap_or_default(), None).map_err(e)?;
             }
             Action::Shutdown { task, why } => {
@@ -213,6 +214,93 @@ fn lead(etcd: &Etcd) -> Result<()> {
             }
             Action::Pending { .. } => {}
         }
+    }
+    roll(etcd)
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+/// Rolling updates: each service with one in progress gets its next batch
+/// of tasks replaced (same slot, same node) once the last batch's tasks
+/// have run for the monitor period; a new task that fails rolls the whole
+/// service back, itself as a rolling update.
+fn roll(etcd: &Etcd) -> Result<()> {
+    let e = |x: crate::cluster::etcd::EtcdError| EngineError::Other(x.to_string());
+    let prefix = format!("{}services/", model::ROOT);
+    let status_prefix = format!("{}status/", model::ROOT);
+    let mut statuses: Option<HashMap<String, TaskStatus>> = None;
+    let mut tasks: Option<Vec<Task>> = None;
+    for kv in etcd.get_prefix(&prefix).map_err(e)? {
+        let Ok(mut s) = serde_json::from_slice::<ClusterService>(&kv.value) else { continue };
+        let Some(mut st) = s.update_status.clone() else { continue };
+        if st.state != "updating" && st.state != "rolling_back" {
+            continue;
+        }
+        let statuses = match &statuses {
+            Some(x) => x,
+            None => statuses.insert(
+                etcd.get_prefix(&status_prefix)
+                    .map_err(e)?
+                    .into_iter()
+                    .filter_map(|kv| Some((model::id_of(&kv.key, &status_prefix)?.to_string(), serde_json::from_slice(&kv.value).ok()?)))
+                    .collect(),
+            ),
+        };
+        let tasks = match &tasks {
+            Some(x) => x,
+            None => tasks.insert(list_json::<Task>(etcd, &format!("{}tasks/", model::ROOT))?),
+        };
+        let mine: Vec<&Task> = tasks.iter().filter(|t| t.service == s.id).collect();
+        let mut stale: Vec<&&Task> = mine.iter().filter(|t| t.version < s.version).collect();
+        // The ones not running (a failed new one, when rolling back) first.
+        stale.sort_by_key(|t| statuses.get(&t.id).is_some_and(|x| x.state == "running"));
+        let fresh: Vec<&&Task> = mine.iter().filter(|t| t.version == s.version).collect();
+        let now = now_ms();
+        let failed = fresh.iter().find_map(|t| statuses.get(&t.id).filter(|x| x.state == "failed").map(|x| (t, x)));
+        if let Some((t, x)) = failed {
+            let why = format!("task {} failed: {}", t.container_name(&s.name), x.error);
+            if st.state == "updating"
+                && let Some(p) = s.spec.previous.take()
+            {
+                tracing::warn!("agent: service {}: {why}; rolling back to {}", s.name, p.image);
+                s.spec.template.image = p.image;
+                s.spec.template.cmd = p.cmd;
+                s.spec.template.env = p.env;
+                s.spec.previous = st.prior.clone();
+                s.version += 1;
+                st = model::UpdateStatus { state: "rolling_back".into(), message: why, last_batch_ms: 0, prior: None };
+            } else {
+                st.state = "paused".into();
+                st.message = format!("{}; and the rollback: {why}", st.message);
+            }
+        } else {
+            // Settled: running for the monitor period.
+            let settled = |t: &Task| {
+                statuses.get(&t.id).is_some_and(|x| {
+                    x.state == "running" && crate::store::parse_rfc3339(&x.at).is_some_and(|at| (now as f64 / 1000.0 - at) * 1000.0 >= s.spec.update.monitor_ms as f64)
+                })
+            };
+            let all_settled = fresh.iter().all(|t| settled(t));
+            if stale.is_empty() && all_settled {
+                st.state = if st.state == "updating" { "completed".into() } else { "rolled_back".into() };
+            } else if all_settled && now.saturating_sub(st.last_batch_ms) >= s.spec.update.delay_ms && !stale.is_empty() {
+                for t in stale.iter().take(s.spec.update.parallelism.max(1) as usize) {
+                    etcd.delete(&model::task_key(&t.id)).map_err(e)?;
+                    etcd.delete(&model::status_key(&t.id)).map_err(e)?;
+                    let n = Task { id: crate::store::new_id(), service: s.id.clone(), slot: t.slot, node: t.node.clone(), version: s.version, created: crate::store::now_rfc3339(), image: s.spec.template.image.clone() };
+                    etcd.put(&model::task_key(&n.id), serde_json::to_vec(&n).unwrap_or_default(), None).map_err(e)?;
+                }
+                st.last_batch_ms = now;
+            } else {
+                continue;
+            }
+        }
+        s.update_status = Some(st);
+        // A write meanwhile (a scale, another update) wins; the next round
+        // looks again.
+        let _ = etcd.compare_and_swap(&kv.key, kv.mod_revision, serde_json::to_vec(&s).unwrap_or_default());
     }
     Ok(())
 }

@@ -25,7 +25,7 @@ mod stacks;
 pub mod supervisor;
 pub mod agent;
 mod swarm;
-pub use swarm::{NodeInfo, TaskInfo};
+pub use swarm::{NodeContainer, NodeInfo, TaskInfo, SWARM_SERVICE_LABEL};
 mod system;
 mod volumes;
 

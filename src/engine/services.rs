@@ -163,39 +163,14 @@ impl Engine {
 
     fn update_locked(&self, key: &str, u: &ServiceUpdate) -> Result<Service> {
         let s = self.service(key)?;
-        let mut u = u.clone();
-        if u.rollback {
-            let p = s.spec.previous.clone().ok_or_else(|| EngineError::Other(format!("service {}: nothing to roll back to (no update has completed)", s.name)))?;
-            u.image = Some(p.image);
-            u.cmd = p.cmd;
-            u.env = Some(p.env);
-        }
-        let u = &u;
         let old = s.spec.clone();
-        let mut new = old.clone();
-        if let Some(i) = &u.image {
-            self.image(i)?;
-            new.template.image = i.clone();
-        }
-        if let Some(c) = &u.cmd {
-            new.template.cmd = Some(c.clone());
-        }
-        if let Some(e) = &u.env {
-            new.template.env = e.clone();
-        }
-        if let Some(p) = u.parallelism {
-            new.update.parallelism = p.max(1);
-        }
-        if let Some(d) = u.delay_ms {
-            new.update.delay_ms = d;
-        }
-        if let Some(m) = u.monitor_ms {
-            new.update.monitor_ms = m;
+        let (mut new, replace) = crate::service::ops::updated_spec(&s.name, &old, u).map_err(EngineError::Other)?;
+        if new.template.image != old.template.image {
+            self.image(&new.template.image)?;
         }
         service::set_spec(&mut self.db(), &s.id, &new)?;
         // Only how updates proceed changed: nothing to replace.
-        let same = new.template.image == old.template.image && new.template.cmd == old.template.cmd && new.template.env == old.template.env;
-        if same {
+        if !replace {
             return self.service(&s.id);
         }
         let slots: Vec<u32> = (1..=new.replicas).collect();

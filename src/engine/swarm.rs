@@ -337,7 +337,7 @@ impl Engine {
             None => (None, None),
         };
         spec.publish.clear();
-        let s = ClusterService { id, name: spec.name.clone(), mode, constraints, spec, version: 1, network, vip, publish };
+        let s = ClusterService { id, name: spec.name.clone(), mode, constraints, spec, version: 1, network, vip, publish, update_status: None };
         put_json(&etcd, &model::service_key(&s.id), &s, None)?;
         Ok(s)
     }
@@ -364,6 +364,56 @@ impl Engine {
         s.spec.replicas = replicas;
         put_json(&etcd, &model::service_key(&s.id), &s, None)?;
         Ok(s)
+    }
+
+    /// `service update` and `service rollback` on the swarm: the new spec is
+    /// recorded with a new version, the leader replaces the tasks batch by
+    /// batch (each new one must run for the monitor period) and rolls the
+    /// whole service back if a new task fails. Waits for the outcome.
+    pub fn swarm_service_update(&self, key: &str, u: &crate::service::ops::ServiceUpdate) -> Result<ClusterService> {
+        let (_, etcd) = self.swarm_etcd()?;
+        let id = self.swarm_service(key)?.id;
+        let skey = model::service_key(&id);
+        let (version, image) = loop {
+            let kv = etcd.get_kv(&skey).map_err(err)?.ok_or_else(|| err(format!("no such service in the swarm: {key}")))?;
+            let mut s: ClusterService = serde_json::from_slice(&kv.value).map_err(err)?;
+            if s.update_status.as_ref().is_some_and(|x| x.state == "updating" || x.state == "rolling_back") {
+                return Err(err(format!("service {}: an update is in progress; wait for it (berth service inspect {})", s.name, s.name)));
+            }
+            let (mut new, replace) = crate::service::ops::updated_spec(&s.name, &s.spec, u).map_err(EngineError::Other)?;
+            if replace {
+                let prior = s.spec.previous.clone();
+                new.previous = Some(crate::service::Previous { image: s.spec.template.image.clone(), cmd: s.spec.template.cmd.clone(), env: s.spec.template.env.clone() });
+                s.version += 1;
+                s.update_status = Some(model::UpdateStatus { state: "updating".into(), prior, ..Default::default() });
+            }
+            s.spec = new;
+            if etcd.compare_and_swap(&skey, kv.mod_revision, serde_json::to_vec(&s).map_err(err)?).map_err(err)? {
+                if !replace {
+                    return Ok(s);
+                }
+                break (s.version, s.spec.template.image.clone());
+            }
+        };
+        // The leader reports in the record; a task may take its monitor
+        // period and a pull, so the wait is generous.
+        let deadline = Instant::now() + Duration::from_secs(300);
+        loop {
+            std::thread::sleep(Duration::from_millis(100));
+            let s = self.swarm_service(&id)?;
+            let st = s.update_status.clone().unwrap_or_default();
+            match st.state.as_str() {
+                "completed" if s.version == version => return Ok(s),
+                "rolled_back" | "paused" => {
+                    let what = if st.state == "paused" { "paused".to_string() } else { format!("rolled back to {}", s.spec.template.image) };
+                    return Err(err(format!("service {}: update to {image} failed: {}; {what}", s.name, st.message)));
+                }
+                _ => {}
+            }
+            if Instant::now() > deadline {
+                return Err(err(format!("service {}: the update to {image} has not finished after 5 minutes; it goes on (berth service ps {})", s.name, s.name)));
+            }
+        }
     }
 
     /// Removes the record; the leader shuts its tasks down and the agents

@@ -69,9 +69,35 @@ pub struct Service {
     pub id: String,
 }
 
+/// What a Service handle shows of a service, on one host or a swarm.
+struct ServiceView {
+    name: String,
+    replicas: u32,
+    image: String,
+    vip: String,
+}
+
 impl Service {
     fn get(&self) -> RResult<crate::service::Service> {
         self.engine.service(&self.id).map_err(eng)
+    }
+
+    /// On a swarm node, services are the swarm's (as on the command line).
+    fn on_swarm(&self) -> bool {
+        self.engine.swarm().is_some()
+    }
+
+    fn view(&self) -> RResult<ServiceView> {
+        if self.on_swarm() {
+            let s = self.engine.swarm_service(&self.id).map_err(eng)?;
+            let replicas = match s.mode {
+                crate::cluster::schedule::Mode::Replicated(n) => n,
+                crate::cluster::schedule::Mode::Global => self.engine.swarm_service_tasks(&s.id).map_err(eng)?.len() as u32,
+            };
+            return Ok(ServiceView { name: s.name, replicas, image: s.spec.template.image, vip: s.vip.map(|v| v.to_string()).unwrap_or_default() });
+        }
+        let s = self.get()?;
+        Ok(ServiceView { name: s.name, replicas: s.spec.replicas, image: s.spec.template.image, vip: s.vip.to_string() })
     }
 }
 

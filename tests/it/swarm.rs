@@ -32,8 +32,8 @@ impl Lab<'_> {
         let mut m = std::collections::BTreeMap::new();
         for l in self.ok(host, &["service", "ps", svc]).lines().skip(1) {
             let f: Vec<&str> = l.split_whitespace().collect();
-            if f.get(3) == Some(&"running") {
-                *m.entry(f[2].to_string()).or_default() += 1;
+            if f.get(4) == Some(&"running") {
+                *m.entry(f[3].to_string()).or_default() += 1;
             }
         }
         m
@@ -135,6 +135,23 @@ fn a_swarm_of_three_places_drains_and_heals() {
     assert!(wait_until(Duration::from_secs(15), || lab.ok(2, &["ps", "-q"]).is_empty()), "n2 stopped its stale tasks: {}", lab.ok(2, &["ps"]));
     assert!(wait_until(Duration::from_secs(15), || lab.ok(0, &["node", "ls"]).matches("Ready").count() == 3), "n2 is back: {}", lab.ok(0, &["node", "ls"]));
 
+    // A rolling update, one task at a time: every task runs the new image;
+    // one that cannot start rolls the service back.
+    for h in 0..3 {
+        lab.ok(h, &["tag", "busybox", "busybox:two"]);
+    }
+    let t0 = Instant::now();
+    lab.ok(1, &["service", "update", "--image", "busybox:two", "--update-parallelism", "3", "--update-monitor", "500ms", "web"]);
+    eprintln!("9 tasks updated, three at a time, in {:?}", t0.elapsed());
+    let ps = lab.ok(0, &["service", "ps", "web"]);
+    assert_eq!(ps.lines().filter(|l| l.contains("busybox:two") && l.contains("running")).count(), 9, "{ps}");
+    let o = lab.berth(0, &["service", "update", "--image", "busybox:nope", "--update-monitor", "500ms", "web"]);
+    assert!(o.code != 0 && o.stderr.contains("busybox:nope") && o.stderr.contains("rolled back to busybox:two"), "{o}");
+    assert!(wait_until(Duration::from_secs(20), || lab.ok(0, &["service", "ps", "web"]).lines().filter(|l| l.contains("busybox:two") && l.contains("running")).count() == 9), "{}", lab.ok(0, &["service", "ps", "web"]));
+    let o = lab.ok(2, &["service", "rollback", "web"]);
+    assert!(o.contains("rolled back to busybox") && !o.contains("busybox:two"), "{o}");
+    assert_eq!(lab.ok(0, &["service", "ps", "web"]).lines().filter(|l| l.contains(" busybox ") && l.contains("running")).count(), 9);
+
     // Removal and leaving leave nothing of the service or the node.
     lab.ok(0, &["service", "rm", "web"]);
     for h in 0..3 {
@@ -179,6 +196,14 @@ assert(h0.containers().some(|x| x.name == "there"), "h0's container, as the swar
 let mine = ns.filter(|n| n.name == me.name)[0].containers();
 assert(mine.some(|x| x.name == "here" && x.state == "running"), `${mine}`);
 c.remove(#{ force: true });
+// Services as on one host, placed over the nodes, updated in place.
+let api = service("api", #{ image: "busybox", replicas: 2, cmd: ["sleep", "1d"], constraints: [`node.hostname!=${h2.name}`] });
+wait_for(|| api.tasks().filter(|t| t.state == "running").len() == 2, 20000);
+assert(api.tasks().all(|t| t.node != h2.name), `${api.tasks()}`);
+api.update(#{ image: "busybox:two", parallelism: 2, monitor: 300 });
+assert(api.tasks().all(|t| t.image == "busybox:two" && t.state == "running"), `${api.tasks()}`);
+assert_eq(api.image, "busybox:two");
+api.remove();
 print(`nodes: ${ns.len()}`);
 "#,
     )
@@ -193,6 +218,7 @@ let dc = lab::hosts("{lab}", 3, #{{ images: ["busybox"], swarm: true }});
 let h = dc.hosts[1];
 assert_eq(h.berth(["service", "create", "--name", "web", "--replicas", "3", "busybox", "sleep", "1d"]).code, 0);
 wait_for(|| h.berth(["service", "ls"]).stdout.contains("3/3"), 30000);
+for x in dc.hosts {{ assert_eq(x.berth(["tag", "busybox", "busybox:two"]).code, 0); }}
 let h0 = dc.hosts[0];
 assert_eq(h0.berth(["network", "create", "-d", "overlay", "--attachable", "sonet"]).code, 0);
 assert_eq(h0.berth(["run", "-d", "--network", "sonet", "--name", "there", "busybox", "sleep", "1d"]).code, 0);
