@@ -232,7 +232,7 @@ mod tests {
 
     #[test]
     fn task_container_names() {
-        let t = Task { id: "t".into(), service: "s".into(), slot: 3, node: "n".into(), version: 1, created: String::new() };
+        let t = Task { id: "t".into(), service: "s".into(), slot: 3, node: "n".into(), version: 1, created: String::new(), image: String::new() };
         assert_eq!(t.container_name("web"), "web.3");
         let g = Task { slot: 0, node: "0123456789abcdef".into(), ..t };
         assert_eq!(g.container_name("web"), "web.0123456789ab");
