@@ -339,6 +339,15 @@ pub fn stack(e: &Engine, c: StackCmd) -> anyhow::Result<i32> {
             for w in &plan.warnings {
                 eprintln!("warning: {w}");
             }
+            if e.swarm().is_some() {
+                for s in e.swarm_stack_deploy(&stack, &plan, &compose_file, &Default::default())? {
+                    println!("Created service {}", s.name);
+                }
+                return Ok(0);
+            }
+            if plan.services.iter().any(|s| s.global || !s.constraints.is_empty()) {
+                eprintln!("warning: deploy.mode and deploy.placement place tasks over a swarm's nodes; this node is in none, so they are ignored");
+            }
             for s in e.stack_deploy(&stack, &plan, &compose_file, &Default::default())? {
                 println!("Created service {}", s.name);
             }
@@ -346,6 +355,33 @@ pub fn stack(e: &Engine, c: StackCmd) -> anyhow::Result<i32> {
         StackCmd::Ls => {
             let rows: Vec<Vec<String>> = e.stacks()?.into_iter().map(|s| vec![s.name, s.services.len().to_string(), s.source]).collect();
             print!("{}", table::render(&["NAME", "SERVICES", "SOURCE"], &rows));
+        }
+        StackCmd::Ps { stack } if e.swarm().is_some() => {
+            let mut rows = Vec::new();
+            for s in e.swarm_stack_services(&stack)? {
+                for t in e.swarm_service_tasks(&s.id)? {
+                    let (state, err) = t.status.map(|x| (x.state, x.error)).unwrap_or(("assigned".into(), String::new()));
+                    rows.push(vec![t.task.id[..12].to_string(), t.task.container_name(&s.name), t.task.image, t.node_name, state, err]);
+                }
+            }
+            print!("{}", table::render(&["ID", "NAME", "IMAGE", "NODE", "STATE", "ERROR"], &rows));
+        }
+        StackCmd::Services { stack } if e.swarm().is_some() => {
+            let rows: Vec<Vec<String>> = e
+                .swarm_stack_services(&stack)?
+                .into_iter()
+                .map(|s| {
+                    let tasks = e.swarm_service_tasks(&s.id).unwrap_or_default();
+                    let running = tasks.iter().filter(|t| t.status.as_ref().is_some_and(|x| x.state == "running")).count();
+                    let (mode, want) = match s.mode {
+                        crate::cluster::schedule::Mode::Replicated(n) => ("replicated", n.to_string()),
+                        crate::cluster::schedule::Mode::Global => ("global", tasks.len().to_string()),
+                    };
+                    let ports: Vec<String> = s.publish.iter().map(|(p, t, proto)| format!("*:{p}->{t}/{proto}")).collect();
+                    vec![s.id[..12].to_string(), s.name.clone(), mode.into(), format!("{running}/{want}"), s.spec.template.image.clone(), ports.join(", ")]
+                })
+                .collect();
+            print!("{}", table::render(&["ID", "NAME", "MODE", "REPLICAS", "IMAGE", "PORTS"], &rows));
         }
         StackCmd::Ps { stack } => {
             let mut rows = Vec::new();

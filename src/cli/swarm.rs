@@ -172,6 +172,7 @@ pub(super) fn service(e: &Engine, c: ServiceCmd) -> anyhow::Result<i32> {
         }
         ServiceCmd::Ls { quiet } => {
             let list = e.swarm_services()?;
+            let all = if quiet { Vec::new() } else { e.swarm_tasks()? };
             if quiet {
                 for s in &list {
                     println!("{}", &s.id[..12]);
@@ -181,7 +182,7 @@ pub(super) fn service(e: &Engine, c: ServiceCmd) -> anyhow::Result<i32> {
             let rows: Vec<Vec<String>> = list
                 .iter()
                 .map(|s| {
-                    let tasks = e.swarm_service_tasks(&s.id).unwrap_or_default();
+                    let tasks: Vec<&crate::engine::TaskInfo> = all.iter().filter(|t| t.task.service == s.id).collect();
                     let running = tasks.iter().filter(|t| t.status.as_ref().is_some_and(|x| x.state == "running")).count();
                     let (mode, want) = match s.mode {
                         Mode::Replicated(n) => ("replicated", n.to_string()),

@@ -19,7 +19,6 @@ use crate::cluster::membership::Membership;
 use crate::cluster::model::{self, ClusterService, Task, TaskStatus};
 use crate::cluster::schedule::{self, Action, NodeView, Role, ServiceView, TaskView};
 use crate::store::{FileLock, Paths};
-use crate::sys::proc;
 
 /// The heartbeat: a node whose agent misses it this long is down, and its
 /// tasks are placed again.
@@ -47,20 +46,7 @@ impl Engine {
 
     /// Stops the agent (leave): it sees the membership gone too.
     pub(super) fn stop_agent(&self) {
-        let me = std::process::id() as i32;
-        let root = self.paths.root.display().to_string();
-        for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-            let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else { continue };
-            if pid == me {
-                continue;
-            }
-            if let Some((words, r)) = crate::system::berth_process(pid)
-                && r == root
-                && words.get(1).map(String::as_str) == Some("agent")
-            {
-                proc::terminate(pid, Duration::from_secs(3));
-            }
-        }
+        super::helper::stop_helpers(&self.paths, &["agent"], Duration::from_secs(3));
     }
 }
 

@@ -36,7 +36,9 @@ impl Engine {
             }
             None => spec,
         };
-        let c = match container::create(&self.paths, &mut self.db(), spec) {
+        // Bound first: a match would hold the store's guard through its arms.
+        let made = container::create(&self.paths, &mut self.db(), spec);
+        let c = match made {
             Ok(c) => c,
             Err(e) => {
                 if let Some((n, ip)) = &overlay {

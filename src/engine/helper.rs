@@ -37,6 +37,26 @@ impl Engine {
     }
 }
 
+/// Stops this root's helpers started as `berth ARGS...` (SIGTERM, then
+/// SIGKILL after `grace`).
+pub(super) fn stop_helpers(paths: &crate::store::Paths, args: &[&str], grace: std::time::Duration) {
+    let me = std::process::id() as i32;
+    let root = paths.root.display().to_string();
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else { continue };
+        if pid == me {
+            continue;
+        }
+        if let Some((words, r)) = crate::system::berth_process(pid)
+            && r == root
+            && words.len() > args.len()
+            && words[1..=args.len()].iter().zip(args).all(|(w, a)| w == a)
+        {
+            proc::terminate(pid, grace);
+        }
+    }
+}
+
 /// The helper's side, first thing in its entry: takes `lock` (Err(0) when
 /// another one holds it), forks (the starter waits for this first process
 /// only, and the helper never becomes its zombie), starts a session, logs

@@ -129,7 +129,10 @@ impl Engine {
     /// A network of this root; in a swarm, an overlay not yet used here is
     /// found in etcd and made here.
     pub fn network(&self, key: &str) -> Result<network::Network> {
-        match network::get(&self.db(), key) {
+        // Bound first: a match would hold the store's guard through its
+        // arms, and making the overlay takes it again.
+        let found = network::get(&self.db(), key);
+        match found {
             Err(network::NetworkError::NotFound(k)) if self.swarm().is_some() => {
                 let (m, etcd) = self.swarm_etcd()?;
                 match self.cluster_overlay(&etcd, key)? {

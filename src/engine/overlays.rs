@@ -130,7 +130,8 @@ impl Engine {
     /// This node's copy of an overlay: made on first use (devices, its own
     /// address on it, the row); the row when it is there.
     pub(crate) fn overlay_here(&self, etcd: &Etcd, m: &Membership, o: &Overlay) -> Result<Network> {
-        if let Ok(n) = network::get(&self.db(), &o.id)
+        let here = network::get(&self.db(), &o.id);
+        if let Ok(n) = here
             && n.id == o.id
         {
             return Ok(n);
@@ -180,7 +181,9 @@ impl Engine {
             let _ = dev.down(&nl);
             return Err(sys(e));
         }
-        let n = match network::insert_overlay(&mut self.db(), &net) {
+        // Bound first: the Exists arm takes the store's guard again.
+        let inserted = network::insert_overlay(&mut self.db(), &net);
+        let n = match inserted {
             Ok(n) => n,
             // Another command of this node made it meanwhile.
             Err(network::NetworkError::Exists(_)) => return Ok(network::get(&self.db(), &o.id)?),

@@ -382,9 +382,11 @@ impl Engine {
             let prefix = network::ipam::Subnet::parse(&n.subnet).map(|x| x.prefix).unwrap_or(24);
             let _ = crate::sys::netlink::Netlink::new().and_then(|nl| nl.del_address(&n.bridge, s.vip, prefix));
         }
-        // The supervisor sees the record gone and leaves; its lock files
-        // go here too, for one that had died.
+        // The supervisor would see the record gone and leave within its
+        // tick; stopped here, no process of a removed service outlives
+        // the command. Its lock files go too, for one that had died.
         drop(ops);
+        super::supervisor::stop(&self.paths, &s.id);
         super::supervisor::forget(&self.paths, &s.id);
         self.service_sync(&s)?;
         self.event("service", "remove", &s.id, &[("name", &s.name)]);

@@ -18,6 +18,9 @@ fn bad(msg: impl Into<String>) -> EngineError {
 
 impl Engine {
     pub fn stacks(&self) -> Result<Vec<StackInfo>> {
+        if self.swarm().is_some() {
+            return self.swarm_stacks();
+        }
         let rows: Vec<(String, String, String)> = {
             let db = self.db();
             schema(&db)?;
@@ -123,62 +126,7 @@ impl Engine {
             images.push((s.name.clone(), image));
         }
 
-        // A dependency others wait to complete runs once.
-        let run_once: std::collections::BTreeSet<&str> =
-            plan.services.iter().flat_map(|s| s.depends_on.iter().filter(|(_, c)| *c == Condition::CompletedSuccessfully).map(|(d, _)| d.as_str())).collect();
-        let specs: Vec<(String, ServiceSpec)> = plan
-            .services
-            .iter()
-            .map(|s| {
-                let mut t = s.template.clone();
-                t.image = images.iter().find(|(n, _)| n == &s.name).map(|(_, i)| i.clone()).unwrap_or_default();
-                if !s.restart_given {
-                    t.restart = if run_once.contains(s.name.as_str()) { RestartPolicy::No } else { RestartPolicy::Always };
-                }
-                let restart_explicit = true;
-                t.volumes = s
-                    .volumes
-                    .iter()
-                    .map(|v| {
-                        let (src, rest) = v.split_once(':').unwrap_or(("", v));
-                        if src.is_empty() {
-                            v.clone()
-                        } else if src.starts_with('/') {
-                            v.clone()
-                        } else {
-                            format!("{}:{rest}", scoped(src))
-                        }
-                    })
-                    .collect();
-                let mut nets: Vec<(String, Option<String>, Vec<String>)> = s.networks.clone();
-                if nets.is_empty() {
-                    nets.push(("default".into(), None, vec![]));
-                }
-                let (first, ip, aliases) = nets[0].clone();
-                t.ip = ip;
-                // The short name is the VIP's on this network (so it is
-                // balanced); the replicas keep only the aliases given.
-                t.aliases = aliases;
-                t.labels.extend(labels.clone());
-                t.labels.insert(STACK_SERVICE_LABEL.into(), s.name.clone());
-                let mut l = labels.clone();
-                l.insert(STACK_SERVICE_LABEL.into(), s.name.clone());
-                let spec = ServiceSpec {
-                    name: scoped(&s.name),
-                    replicas: s.replicas,
-                    template: t,
-                    publish: s.ports.clone(),
-                    network: Some(scoped(&first)),
-                    labels: l,
-                    aliases: vec![s.name.clone()],
-                    restart_explicit,
-                    update: s.update.clone().unwrap_or_default(),
-                    extra_networks: nets[1..].iter().map(|(n, _, a)| (scoped(n), a.iter().cloned().chain([s.name.clone()]).collect())).collect(),
-                    ..Default::default()
-                };
-                (s.name.clone(), spec)
-            })
-            .collect();
+        let specs = stack_specs(stack, plan, &images, &labels);
 
         let waves = crate::service::compose::order(plan).map_err(|c| bad(format!("depends_on forms a cycle: {}", c.join(" -> "))))?;
         let mut made = Vec::new();
@@ -244,6 +192,9 @@ impl Engine {
 
     /// Removes a stack's services, networks, volumes and built images.
     pub fn stack_remove(&self, name: &str) -> Result<StackInfo> {
+        if self.swarm().is_some() {
+            return self.swarm_stack_remove(name);
+        }
         let info = self.stacks()?.into_iter().find(|s| s.name == name).ok_or_else(|| bad(format!("no such stack: {name}")))?;
         let mine = |l: &std::collections::BTreeMap<String, String>| l.get(STACK_LABEL).map(String::as_str) == Some(name);
         let services: Vec<Service> = self.services()?.into_iter().filter(|s| mine(&s.spec.labels)).collect();
@@ -285,4 +236,190 @@ impl Engine {
         self.db().write(|tx| Ok(tx.execute("DELETE FROM stacks WHERE name=?1", [name])?))?;
         Ok(info)
     }
+}
+
+/// Where a stack deployed on a swarm came from (its services carry it).
+const STACK_SOURCE_LABEL: &str = "berth.stack.source";
+
+impl Engine {
+    /// The swarm's stacks: its services grouped by their stack label.
+    fn swarm_stacks(&self) -> Result<Vec<StackInfo>> {
+        let mut out: Vec<StackInfo> = Vec::new();
+        for s in self.swarm_services()? {
+            let Some(stack) = s.spec.labels.get(STACK_LABEL) else { continue };
+            match out.iter_mut().find(|x| &x.name == stack) {
+                Some(x) => x.services.push(s.name.clone()),
+                None => out.push(StackInfo {
+                    name: stack.clone(),
+                    source: s.spec.labels.get(STACK_SOURCE_LABEL).cloned().unwrap_or_default(),
+                    created: String::new(),
+                    services: vec![s.name.clone()],
+                }),
+            }
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    /// A stack's swarm services.
+    pub fn swarm_stack_services(&self, name: &str) -> Result<Vec<crate::cluster::model::ClusterService>> {
+        let v: Vec<_> = self.swarm_services()?.into_iter().filter(|s| s.spec.labels.get(STACK_LABEL).map(String::as_str) == Some(name)).collect();
+        if v.is_empty() {
+            return Err(bad(format!("no such stack: {name}")));
+        }
+        Ok(v)
+    }
+
+    /// `stack deploy` on a swarm: an overlay for each of the stack's
+    /// networks and a swarm service for each compose service, placed by
+    /// deploy.mode and deploy.placement.constraints over the nodes. As
+    /// docker's, it builds nothing and waits for no dependency.
+    pub fn swarm_stack_deploy(&self, name: &str, plan: &Plan, source: &str, extra: &std::collections::BTreeMap<String, String>) -> Result<Vec<crate::cluster::model::ClusterService>> {
+        if !valid(name) {
+            return Err(bad(format!("invalid stack name {name:?}: letters, digits, - and _")));
+        }
+        if self.swarm_stacks()?.iter().any(|s| s.name == name) {
+            return Err(bad(format!("stack {name} is already deployed; remove it first (berth stack rm {name})")));
+        }
+        let mut images = Vec::new();
+        for s in &plan.services {
+            match (&s.build, &s.image) {
+                (_, Some(i)) => images.push((s.name.clone(), i.clone())),
+                (_, None) => {
+                    return Err(bad(format!("stack {name}: service {} has build: but no image:; a swarm does not build: build and tag the image on every node, and name it with image:", s.name)));
+                }
+            }
+            if s.networks.len() > 1 {
+                return Err(bad(format!("stack {name}: service {} joins {} networks; a swarm service joins one in berth", s.name, s.networks.len())));
+            }
+            if s.networks.iter().any(|(_, ip, _)| ip.is_some()) {
+                return Err(bad(format!("stack {name}: service {} asks for a static address; a swarm service's tasks take theirs from the overlay", s.name)));
+            }
+        }
+        let mut labels = extra.clone();
+        labels.insert(STACK_LABEL.to_string(), name.to_string());
+        let needs_default = plan.services.iter().any(|s| s.networks.is_empty() || s.networks.iter().any(|(n, _, _)| n == "default"));
+        let mut nets = plan.networks.clone();
+        if needs_default && !nets.iter().any(|n| n.name == "default") {
+            nets.push(crate::service::compose::NetworkPlan { name: "default".into(), ..Default::default() });
+        }
+        let undo = |e: EngineError| {
+            let _ = self.swarm_stack_remove(name);
+            e
+        };
+        let mut made_nets = Vec::new();
+        for n in &nets {
+            let spec = crate::network::NetworkSpec { name: format!("{name}_{}", n.name), subnet: n.subnet.clone(), gateway: n.gateway.clone(), labels: labels.clone() };
+            match self.overlay_create(&spec, &super::OverlayOpts::default()) {
+                Ok(x) => made_nets.push(x),
+                Err(e) => {
+                    for x in &made_nets {
+                        let _ = self.network_remove(&x.id);
+                    }
+                    return Err(bad(format!("stack {name}: {e}")));
+                }
+            }
+        }
+        let mut svc_labels = labels.clone();
+        svc_labels.insert(STACK_SOURCE_LABEL.to_string(), source.to_string());
+        let mut made = Vec::new();
+        for (svc, mut spec) in stack_specs(name, plan, &images, &svc_labels) {
+            let p = plan.services.iter().find(|s| s.name == svc).expect("a spec per service");
+            spec.template.ip = None;
+            let mode = if p.global { crate::cluster::schedule::Mode::Global } else { crate::cluster::schedule::Mode::Replicated(p.replicas) };
+            let cs = p.constraints.iter().map(|c| crate::cluster::schedule::Constraint::parse(c).map_err(bad)).collect::<Result<Vec<_>>>().map_err(undo)?;
+            made.push(self.swarm_service_create(&spec, mode, cs).map_err(|e| undo(bad(format!("stack {name}: {e}"))))?);
+        }
+        Ok(made)
+    }
+
+    /// Removes a swarm stack's services, then its overlays once their
+    /// tasks are gone from every node.
+    fn swarm_stack_remove(&self, name: &str) -> Result<StackInfo> {
+        let info = self.swarm_stacks()?.into_iter().find(|s| s.name == name);
+        let nets: Vec<crate::network::Network> = {
+            let (_, etcd) = self.swarm_etcd()?;
+            let all: Vec<crate::cluster::model::Overlay> = super::swarm::list_json(&etcd, &format!("{}networks/", crate::cluster::model::ROOT))?;
+            all.into_iter().filter(|o| o.labels.get(STACK_LABEL).map(String::as_str) == Some(name)).filter_map(|o| self.network(&o.id).ok()).collect()
+        };
+        let Some(info) = info.or_else(|| (!nets.is_empty()).then(|| StackInfo { name: name.into(), source: String::new(), created: String::new(), services: vec![] })) else {
+            return Err(bad(format!("no such stack: {name}")));
+        };
+        for s in &info.services {
+            self.swarm_service_rm(s)?;
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        for n in &nets {
+            loop {
+                match self.network_remove(&n.id) {
+                    Ok(_) => break,
+                    Err(EngineError::Network(crate::network::NetworkError::InUse { .. })) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(200)),
+                    Err(e) if e.to_string().contains("in use by service") && Instant::now() < deadline => std::thread::sleep(Duration::from_millis(200)),
+                    Err(e) => return Err(bad(format!("stack {name}: removed its services, but not network {}: {e}", n.name))),
+                }
+            }
+        }
+        Ok(info)
+    }
+}
+
+/// Each service's spec: scoped names, the stack's labels, its networks
+/// (the first is the VIP's, which also answers to the short name).
+fn stack_specs(stack: &str, plan: &Plan, images: &[(String, String)], labels: &std::collections::BTreeMap<String, String>) -> Vec<(String, ServiceSpec)> {
+    let scoped = |n: &str| format!("{stack}_{n}");
+    // A dependency others wait to complete runs once.
+    let run_once: std::collections::BTreeSet<&str> =
+        plan.services.iter().flat_map(|s| s.depends_on.iter().filter(|(_, c)| *c == Condition::CompletedSuccessfully).map(|(d, _)| d.as_str())).collect();
+    plan.services
+        .iter()
+        .map(|s| {
+            let mut t = s.template.clone();
+            t.image = images.iter().find(|(n, _)| n == &s.name).map(|(_, i)| i.clone()).unwrap_or_default();
+            if !s.restart_given {
+                t.restart = if run_once.contains(s.name.as_str()) { RestartPolicy::No } else { RestartPolicy::Always };
+            }
+            let restart_explicit = true;
+            t.volumes = s
+                .volumes
+                .iter()
+                .map(|v| {
+                    let (src, rest) = v.split_once(':').unwrap_or(("", v));
+                    if src.is_empty() {
+                        v.clone()
+                    } else if src.starts_with('/') {
+                        v.clone()
+                    } else {
+                        format!("{}:{rest}", scoped(src))
+                    }
+                })
+                .collect();
+            let mut nets: Vec<(String, Option<String>, Vec<String>)> = s.networks.clone();
+            if nets.is_empty() {
+                nets.push(("default".into(), None, vec![]));
+            }
+            let (first, ip, aliases) = nets[0].clone();
+            t.ip = ip;
+            // The short name is the VIP's on this network (so it is
+            // balanced); the replicas keep only the aliases given.
+            t.aliases = aliases;
+            t.labels.extend(labels.clone());
+            t.labels.insert(STACK_SERVICE_LABEL.into(), s.name.clone());
+            let mut l = labels.clone();
+            l.insert(STACK_SERVICE_LABEL.into(), s.name.clone());
+            let spec = ServiceSpec {
+                name: scoped(&s.name),
+                replicas: s.replicas,
+                template: t,
+                publish: s.ports.clone(),
+                network: Some(scoped(&first)),
+                labels: l,
+                aliases: vec![s.name.clone()],
+                restart_explicit,
+                update: s.update.clone().unwrap_or_default(),
+                extra_networks: nets[1..].iter().map(|(n, _, a)| (scoped(n), a.iter().cloned().chain([s.name.clone()]).collect())).collect(),
+                ..Default::default()
+            };
+            (s.name.clone(), spec)
+        })
+        .collect()
 }

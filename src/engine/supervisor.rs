@@ -192,6 +192,13 @@ fn done(engine: &Engine, id: &str) -> i32 {
     0
 }
 
+/// Stops the supervisor of service `id`, if one runs.
+pub(super) fn stop(paths: &Paths, id: &str) {
+    if FileLock::held(&alive_lock(paths, id)) {
+        super::helper::stop_helpers(paths, &["supervise", id], Duration::from_secs(2));
+    }
+}
+
 /// The service is gone: so are its supervisor's files.
 pub(super) fn forget(paths: &Paths, id: &str) {
     for p in [alive_lock(paths, id), ops_lock(paths, id), dir(paths).join(format!("{id}.log"))] {

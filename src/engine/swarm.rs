@@ -429,8 +429,14 @@ impl Engine {
     }
 
     pub fn swarm_service_tasks(&self, key: &str) -> Result<Vec<TaskInfo>> {
-        let (_, etcd) = self.swarm_etcd()?;
         let s = self.swarm_service(key)?;
+        Ok(self.swarm_tasks()?.into_iter().filter(|t| t.task.service == s.id).collect())
+    }
+
+    /// Every task of the swarm with its state, from one connection and
+    /// three reads (a list of many services need not ask per service).
+    pub fn swarm_tasks(&self) -> Result<Vec<TaskInfo>> {
+        let (_, etcd) = self.swarm_etcd()?;
         let nodes = nodes_of(&etcd)?;
         // Every status in one read, not one request per task.
         let status_prefix = format!("{}status/", model::ROOT);
@@ -442,7 +448,6 @@ impl Engine {
             .collect();
         let mut out: Vec<TaskInfo> = list_json::<Task>(&etcd, &format!("{}tasks/", model::ROOT))?
             .into_iter()
-            .filter(|t| t.service == s.id)
             .map(|t| {
                 let status = statuses.remove(&t.id);
                 let node_name = nodes.iter().find(|n| n.record.id == t.node).map(|n| n.record.name.clone()).unwrap_or_else(|| t.node[..12.min(t.node.len())].to_string());

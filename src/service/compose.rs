@@ -52,6 +52,10 @@ pub struct ServicePlan {
     pub restart_given: bool,
     /// deploy.update_config, when given.
     pub update: Option<super::UpdateConfig>,
+    /// deploy.mode: global (one task per node), on a swarm.
+    pub global: bool,
+    /// deploy.placement.constraints, on a swarm.
+    pub constraints: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -377,6 +381,8 @@ struct Deploy {
     /// `restart_policy` was given (it overrides the service's `restart`).
     restart_policy: bool,
     update: Option<super::UpdateConfig>,
+    global: bool,
+    constraints: Vec<String>,
 }
 
 /// The sections of a compose file, one walker each, in the order `parse`
@@ -497,15 +503,17 @@ impl Walk<'_> {
             let r = self.string(&format!("{path}.restart"), r)?;
             t.restart = RestartPolicy::parse(&r).or_else(|e| self.err(&format!("{path}.restart"), e.to_string()))?;
         }
-        let (mut replicas, mut update) = (1, None);
+        let (mut replicas, mut update, mut global, mut constraints) = (1, None, false, Vec::new());
         if let Some(d) = m.get("deploy") {
             let deploy = self.deploy(&format!("{path}.deploy"), d, &mut t)?;
             replicas = deploy.replicas;
             restart_given |= deploy.restart_policy;
             update = deploy.update;
+            global = deploy.global;
+            constraints = deploy.constraints;
         }
         self.container_settings(&path, m, &mut t)?;
-        Ok(ServicePlan { name: name.to_string(), image, build, template: t, replicas, ports, networks, volumes, depends_on, restart_given, update })
+        Ok(ServicePlan { name: name.to_string(), image, build, template: t, replicas, ports, networks, volumes, depends_on, restart_given, update, global, constraints })
     }
 
     /// `build:` as a directory, or a map with context, dockerfile and args.
@@ -733,8 +741,29 @@ impl Walk<'_> {
     /// `deploy:`: replicas, resource limits, restart policy, update config.
     fn deploy(&mut self, dp: &str, d: &Value, t: &mut RunSpec) -> R<Deploy> {
         let dm = self.map(dp, d)?;
-        self.unknown(dp, dm, &["replicas", "resources", "restart_policy", "update_config"]);
-        let mut deploy = Deploy { replicas: 1, restart_policy: false, update: None };
+        self.unknown(dp, dm, &["replicas", "resources", "restart_policy", "update_config", "mode", "placement"]);
+        let mut deploy = Deploy { replicas: 1, restart_policy: false, update: None, global: false, constraints: Vec::new() };
+        if let Some(m) = dm.get("mode") {
+            deploy.global = match self.string(&format!("{dp}.mode"), m)?.as_str() {
+                "replicated" => false,
+                "global" => true,
+                other => return self.err(&format!("{dp}.mode"), format!("{other:?} is replicated or global")),
+            };
+        }
+        if let Some(p) = dm.get("placement") {
+            let pp = format!("{dp}.placement");
+            let pm = self.map(&pp, p)?;
+            self.unknown(&pp, pm, &["constraints"]);
+            if let Some(c) = pm.get("constraints") {
+                let cp = format!("{pp}.constraints");
+                for (i, x) in self.strings(&cp, c)?.into_iter().enumerate() {
+                    if let Err(e) = crate::cluster::schedule::Constraint::parse(&x) {
+                        return self.err(&format!("{cp}[{i}]"), e);
+                    }
+                    deploy.constraints.push(x);
+                }
+            }
+        }
         if let Some(r) = dm.get("replicas") {
             deploy.replicas = self.count(&format!("{dp}.replicas"), r)?;
         }

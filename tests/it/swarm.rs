@@ -52,6 +52,22 @@ impl Drop for Lab<'_> {
         if !std::thread::panicking() {
             return;
         }
+        // Where each of the lab's processes waits: a hang shows here.
+        {
+            for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+                let p = e.path();
+                let env = std::fs::read(p.join("environ")).unwrap_or_default();
+                if !String::from_utf8_lossy(&env).contains(&self.name) {
+                    continue;
+                }
+                let cmd = String::from_utf8_lossy(&std::fs::read(p.join("cmdline")).unwrap_or_default()).replace('\0', " ");
+                let wchan = std::fs::read_to_string(p.join("wchan")).unwrap_or_default();
+                eprintln!("--- {} {cmd} wchan={wchan}", e.file_name().to_string_lossy());
+                for t in std::fs::read_dir(p.join("task")).into_iter().flatten().flatten() {
+                    eprintln!("  task {} {}", t.file_name().to_string_lossy(), std::fs::read_to_string(t.path().join("stack")).unwrap_or_default().lines().take(6).collect::<Vec<_>>().join(" | "));
+                }
+            }
+        }
         let dir = self.env.root.join("labhosts").join(&self.name);
         for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
             if let Ok(log) = std::fs::read_to_string(e.path().join("agent.log")) {
@@ -360,4 +376,86 @@ fn overlays_join_containers_across_nodes_and_the_mesh_publishes_services() {
     for h in 0..3 {
         assert!(wait_until(Duration::from_secs(10), || !lab.host(h, &["ip", "-br", "link"]).stdout.contains("vx-")), "h{h} keeps VXLAN devices: {}", lab.host(h, &["ip", "-br", "link"]).stdout);
     }
+}
+
+#[test]
+fn a_stack_deploys_over_the_swarm_by_placement_and_mode() {
+    let env = Env::new("swarm_stack");
+    let lab = Lab { env: &env, name: env.name("dc") };
+    env.ok(&["lab", "hosts", &lab.name, "2", "--image", "busybox", "--swarm"]);
+    let h1 = format!("{}-h1", lab.name);
+    lab.ok(0, &["node", "update", "--label-add", "tier=front", &h1]);
+    let compose = env.dir.join("compose.yaml");
+    std::fs::write(
+        &compose,
+        r#"
+services:
+  web:
+    image: busybox
+    command: ["sh", "-c", "hostname > /var/www/index.html; exec httpd -f -p 80 -h /var/www"]
+    ports: ["8081:80"]
+    deploy:
+      replicas: 2
+      placement:
+        constraints: ["node.labels.tier==front"]
+  probe:
+    image: busybox
+    command: ["sleep", "1d"]
+    deploy:
+      mode: global
+"#,
+    )
+    .unwrap();
+    let bad = env.dir.join("bad.yaml");
+    std::fs::write(&bad, "services:\n  web:\n    image: busybox\n    deploy:\n      placement:\n        constraints: [\"zone=a\"]\n").unwrap();
+    let o = lab.berth(0, &["stack", "deploy", "-c", bad.to_str().unwrap(), "bad"]);
+    assert!(o.code != 0 && o.stderr.contains("services.web.deploy.placement.constraints[0]"), "{o}");
+
+    let o = lab.ok(0, &["stack", "deploy", "-c", compose.to_str().unwrap(), "shop"]);
+    assert!(o.contains("shop_web") && o.contains("shop_probe"), "{o}");
+    assert!(
+        wait_until(Duration::from_secs(30), || {
+            let ps = lab.ok(1, &["stack", "ps", "shop"]);
+            ps.lines().filter(|l| l.contains("running")).count() == 4
+        }),
+        "{}",
+        lab.ok(1, &["stack", "ps", "shop"])
+    );
+    let ps = lab.ok(0, &["stack", "ps", "shop"]);
+    assert_eq!(ps.lines().filter(|l| l.contains("shop_web.") && l.contains(&h1)).count(), 2, "web only where tier=front: {ps}");
+    assert_eq!(ps.lines().filter(|l| l.contains("shop_probe.")).count(), 2, "probe once per node: {ps}");
+    let svcs = lab.ok(1, &["stack", "services", "shop"]);
+    assert!(svcs.contains("global") && svcs.contains("*:8081->80/tcp"), "{svcs}");
+    assert!(lab.ok(0, &["stack", "ls"]).contains("shop"));
+    // The mesh on the node without a web task, and the short name from a
+    // task of the other service.
+    assert!(wait_until(Duration::from_secs(10), || lab.get(1, "http://10.99.0.1:8081/").is_some_and(|b| b.starts_with("shop_web."))));
+    let probe = lab.ok(0, &["ps", "--format", "{{.Names}}"]);
+    let probe = probe.lines().find(|n| n.starts_with("shop_probe")).expect("a probe on h0").to_string();
+    assert!(wait_until(Duration::from_secs(10), || lab.berth(0, &["exec", &probe, "wget", "-qO-", "http://web/"]).stdout.starts_with("shop_web.")));
+
+    // A stack from a script, on the swarm.
+    let script = env.dir.join("stack.rhai");
+    std::fs::write(
+        &script,
+        r#"
+let st = stack("mon", #{ services: #{ agent: #{ image: "busybox", command: ["sleep", "1d"], deploy: #{ mode: "global" } } } });
+let made = st.up();
+assert_eq(made.len(), 1);
+wait_for(|| st.service("agent").tasks().filter(|t| t.state == "running").len() == 2, 30000);
+assert_eq(st.services()[0].name, "mon_agent");
+assert(stacks().contains("mon"));
+st.down();
+print("stack on the swarm: ok");
+"#,
+    )
+    .unwrap();
+    let o = env.berth_timeout(&["lab", "exec", &lab.name, "h0", "berth", "run", script.to_str().unwrap()], Duration::from_secs(150));
+    assert!(o.ok() && o.stdout.contains("stack on the swarm: ok"), "{o}");
+
+    assert!(lab.ok(0, &["stack", "rm", "shop"]).contains("shop"));
+    for h in 0..2 {
+        assert!(wait_until(Duration::from_secs(15), || lab.ok(h, &["ps", "-aq"]).is_empty() && !lab.ok(h, &["network", "ls"]).contains("shop_")), "h{h}: {} {}", lab.ok(h, &["ps", "-a"]), lab.ok(h, &["network", "ls"]));
+    }
+    assert!(!lab.ok(1, &["stack", "ls"]).contains("shop"));
 }

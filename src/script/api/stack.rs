@@ -39,17 +39,27 @@ Example: let st = stack(\"shop\", \"examples/shop/compose.yaml\"); st.up(); ... 
     doc("name -> string", "the stack's name").get(r, |s: &mut Stack| s.name.clone());
     let x = ctx.clone();
     doc("up() -> [Service]", "deploys it: networks, volumes, images to build, then services in dependency order").func(r, move |s: &mut Stack| -> RResult<Array> {
-        let made = s.engine.stack_deploy(&s.name, &s.plan, &s.source, &x.extra()).map_err(eng)?;
+        // On a swarm node, the stack's services are the swarm's.
+        let ids: Vec<String> = if s.engine.swarm().is_some() {
+            s.engine.swarm_stack_deploy(&s.name, &s.plan, &s.source, &x.extra()).map_err(eng)?.into_iter().map(|x| x.id).collect()
+        } else {
+            s.engine.stack_deploy(&s.name, &s.plan, &s.source, &x.extra()).map_err(eng)?.into_iter().map(|x| x.id).collect()
+        };
         x.note(Created::Stack(s.name.clone()));
-        Ok(made.into_iter().map(|x| Dynamic::from(Service { engine: s.engine.clone(), id: x.id })).collect())
+        Ok(ids.into_iter().map(|id| Dynamic::from(Service { engine: s.engine.clone(), id })).collect())
     });
     doc("services() -> [Service]", "its services").func(r, |s: &mut Stack| -> RResult<Array> {
-        Ok(s.engine.stack_services(&s.name).map_err(eng)?.into_iter().map(|x| Dynamic::from(Service { engine: s.engine.clone(), id: x.id })).collect())
+        let ids: Vec<String> = if s.engine.swarm().is_some() {
+            s.engine.swarm_stack_services(&s.name).map_err(eng)?.into_iter().map(|x| x.id).collect()
+        } else {
+            s.engine.stack_services(&s.name).map_err(eng)?.into_iter().map(|x| x.id).collect()
+        };
+        Ok(ids.into_iter().map(|id| Dynamic::from(Service { engine: s.engine.clone(), id })).collect())
     });
     doc("service(name) -> Service", "one of its services, by its name in the file").func(r, |s: &mut Stack, short: &str| -> RResult<Service> {
         let full = format!("{}_{short}", s.name);
-        let x = s.engine.service(&full).map_err(eng)?;
-        Ok(Service { engine: s.engine.clone(), id: x.id })
+        let id = if s.engine.swarm().is_some() { s.engine.swarm_service(&full).map_err(eng)?.id } else { s.engine.service(&full).map_err(eng)?.id };
+        Ok(Service { engine: s.engine.clone(), id })
     });
     doc("down()", "removes everything the stack made: services, networks, volumes, built images").func(r, |s: &mut Stack| -> RResult<()> { s.engine.stack_remove(&s.name).map(|_| ()).map_err(eng) });
     r.register_fn("to_string", |s: &mut Stack| format!("Stack({})", s.name));
