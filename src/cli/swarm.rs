@@ -22,6 +22,9 @@ pub(super) enum SwarmCmd {
         /// The node's name (default: the hostname)
         #[arg(long)]
         name: Option<String>,
+        /// The UDP port overlays' VXLAN traffic uses between nodes (default 4789)
+        #[arg(long = "data-path-port")]
+        data_path_port: Option<u16>,
     },
     /// Join a swarm as a worker or a manager (the token says which)
     Join {
@@ -68,9 +71,9 @@ pub(super) enum NodeCmd {
 
 pub(super) fn swarm(e: &Engine, c: SwarmCmd) -> anyhow::Result<i32> {
     match c {
-        SwarmCmd::Init { advertise_addr, etcd, name } => {
+        SwarmCmd::Init { advertise_addr, etcd, name, data_path_port } => {
             let urls = etcd.map(|u| u.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect());
-            let c = e.swarm_init(advertise_addr, name.as_deref(), urls)?;
+            let c = e.swarm_init(advertise_addr, name.as_deref(), urls, data_path_port)?;
             let m = e.swarm().expect("just joined");
             println!("Swarm initialized: current node ({}) is now a manager.", m.name);
             println!();

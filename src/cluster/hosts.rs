@@ -198,12 +198,11 @@ pub fn down(paths: &Paths, lab: &str) -> Result<usize, String> {
     if hosts.is_empty() && !lab_dir(paths, lab).exists() {
         return Ok(0);
     }
-    let mut problems = Vec::new();
-    for h in &hosts {
-        if let Err(e) = empty(h) {
-            problems.push(e);
-        }
-    }
+    // Hosts are emptied side by side: each is its own berth.
+    let mut problems: Vec<String> = std::thread::scope(|sc| {
+        let hs: Vec<_> = hosts.iter().map(|h| sc.spawn(move || empty(h))).collect();
+        hs.into_iter().filter_map(|h| h.join().unwrap_or_else(|_| Err("emptying a host panicked".into())).err()).collect()
+    });
     if let Err(e) = remove_links(paths, lab) {
         problems.push(format!("removing the links of lab {lab}: {e}"));
     }
@@ -228,15 +227,18 @@ pub fn down(paths: &Paths, lab: &str) -> Result<usize, String> {
 /// Everything berth made in the host goes, and its processes.
 fn empty(h: &LabHost) -> Result<(), String> {
     let mut why = None;
-    // A swarm node leaves first: its agent would otherwise start its tasks
-    // again while the reset removes them (and any berth command there
-    // would start the agent again).
+    // A swarm node stops being one first: its agent would otherwise start
+    // its tasks again while the reset removes them, and any berth command
+    // there would start the agent again. The whole swarm goes with the
+    // lab, so nobody is told (a leave waits on etcd's quorum, node by node).
     let paths = Paths { root: h.root.clone(), run: h.run.clone() };
     if super::membership::load(&paths).is_some() {
-        match h.command(&["berth".into(), "swarm".into(), "leave".into(), "--force".into()]).and_then(|mut c| c.stdout(std::process::Stdio::null()).output()) {
-            Ok(o) if o.status.success() => {}
-            Ok(o) => why = Some(format!("berth swarm leave in host {}: {}", h.name, String::from_utf8_lossy(&o.stderr).trim())),
-            Err(e) => why = Some(format!("berth swarm leave in host {}: {e}", h.name)),
+        let _ = std::fs::remove_file(super::membership::path(&paths));
+        let root = h.root.display().to_string();
+        for pid in processes_of(&h.root) {
+            if crate::system::berth_process(pid).is_some_and(|(w, r)| r == root && w.get(1).map(String::as_str) == Some("agent")) {
+                let _ = crate::sys::proc::kill(pid, libc::SIGKILL);
+            }
         }
     }
     match h.command(&["berth".into(), "system".into(), "reset".into(), "-f".into()]).and_then(|mut c| c.stdout(std::process::Stdio::null()).output()) {

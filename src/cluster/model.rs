@@ -82,6 +82,9 @@ pub struct Cluster {
     pub manager_token: String,
     /// Client URLs of the etcd members.
     pub etcd: Vec<String>,
+    /// The UDP port of overlays' VXLAN traffic (0: 4789).
+    #[serde(default)]
+    pub data_path_port: u16,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]

@@ -108,7 +108,7 @@ impl Engine {
             subnet: subnet.to_string(),
             gateway,
             attachable: opts.attachable,
-            port: opts.port.unwrap_or(network::overlay::DEFAULT_PORT),
+            port: opts.port.or_else(|| self.swarm_cluster(&etcd).ok().map(|c| c.data_path_port).filter(|p| *p != 0)).unwrap_or(network::overlay::DEFAULT_PORT),
             mtu: opts.mtu.unwrap_or(network::overlay::DEFAULT_MTU),
             labels: spec.labels.clone(),
             created: crate::store::now_rfc3339(),

@@ -87,7 +87,7 @@ impl Engine {
 
     /// `swarm init`: a new cluster whose first manager is this node, on an
     /// etcd of its own (a member started here) or on the given one.
-    pub fn swarm_init(&self, addr: Ipv4Addr, name: Option<&str>, etcd_urls: Option<Vec<String>>) -> Result<Cluster> {
+    pub fn swarm_init(&self, addr: Ipv4Addr, name: Option<&str>, etcd_urls: Option<Vec<String>>, data_path_port: Option<u16>) -> Result<Cluster> {
         if let Some(m) = self.swarm() {
             return Err(err(format!("this node is already part of swarm {} as {}; leave it first (berth swarm leave --force)", &m.cluster[..12], m.name)));
         }
@@ -117,7 +117,7 @@ impl Engine {
         };
         let etcd = Etcd::connect(&urls, ETCD_TIMEOUT).map_err(err).map_err(undo)?;
         let cluster_id = crate::store::new_id();
-        let c = Cluster { id: cluster_id.clone(), created: crate::store::now_rfc3339(), worker_token: model::make_token(&cluster_id[..25]), manager_token: model::make_token(&cluster_id[..25]), etcd: urls.clone() };
+        let c = Cluster { id: cluster_id.clone(), created: crate::store::now_rfc3339(), worker_token: model::make_token(&cluster_id[..25]), manager_token: model::make_token(&cluster_id[..25]), etcd: urls.clone(), data_path_port: data_path_port.unwrap_or(0) };
         let body = serde_json::to_vec(&c).map_err(err)?;
         if !etcd.create(&model::cluster_key(), body, None).map_err(err).map_err(undo)? {
             let have: Option<Cluster> = get_json(&etcd, &model::cluster_key()).ok().flatten();
@@ -364,6 +364,11 @@ impl Engine {
         s.spec.replicas = replicas;
         put_json(&etcd, &model::service_key(&s.id), &s, None)?;
         Ok(s)
+    }
+
+    /// The swarm's own record.
+    pub(crate) fn swarm_cluster(&self, etcd: &Etcd) -> Result<Cluster> {
+        get_json(etcd, &model::cluster_key())?.ok_or_else(|| err("the swarm's record is missing from etcd"))
     }
 
     /// `service update` and `service rollback` on the swarm: the new spec is

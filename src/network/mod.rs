@@ -377,6 +377,11 @@ pub fn remove(db: &mut Db, key: &str, container_names: impl Fn(&str) -> String) 
     }
     nl.delete_link(&net.bridge).map_err(|err| NetworkError::System { net: net.name.clone(), err })?;
     crate::fault!("network.rm");
+    if net.is_overlay() {
+        set_remote_endpoints(db, &net.id, vec![])?;
+        let mesh: Vec<Balance> = mesh(db)?.into_iter().filter(|b| Subnet::parse(&net.subnet).is_ok_and(|s| !s.contains(b.vip))).collect();
+        set_mesh(db, &mesh)?;
+    }
     db.write(|tx| Ok(tx.execute("DELETE FROM networks WHERE id=?1", [&net.id])?))?;
     Ok(net)
 }

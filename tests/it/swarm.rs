@@ -91,7 +91,7 @@ fn a_swarm_of_three_places_drains_and_heals() {
     let lab = Lab { env: &env, name: env.name("dc") };
     env.ok(&["lab", "hosts", &lab.name, "3", "--image", "busybox"]);
     let t0 = Instant::now();
-    let o = lab.ok(0, &["swarm", "init", "--advertise-addr", "10.99.0.1", "--name", "n0"]);
+    let o = lab.ok(0, &["swarm", "init", "--advertise-addr", "10.99.0.1", "--name", "n0", "--data-path-port", "4790"]);
     assert!(o.contains("is now a manager") && o.contains("berth swarm join --token"), "{o}");
     let manager = lab.ok(0, &["swarm", "join-token", "manager"]);
     let worker = lab.ok(0, &["swarm", "join-token", "worker"]);
@@ -113,6 +113,11 @@ fn a_swarm_of_three_places_drains_and_heals() {
     eprintln!("three nodes ready after {:?}", t0.elapsed());
     let ls = lab.ok(0, &["node", "ls"]);
     assert!(ls.contains("10.99.0.3") && ls.contains("n2"), "the worker advertised its underlay address: {ls}");
+    // Overlays use the swarm's data path port.
+    lab.ok(0, &["network", "create", "-d", "overlay", "dp"]);
+    let dev = lab.host(0, &["ip", "-d", "link", "show", "type", "vxlan"]).stdout;
+    assert!(dev.contains("dstport 4790"), "{dev}");
+    lab.ok(0, &["network", "rm", "dp"]);
 
     // Six replicas spread two per node.
     lab.ok(1, &["service", "create", "--name", "web", "--replicas", "6", "busybox", "sleep", "1d"]);
@@ -298,7 +303,7 @@ fn overlays_join_containers_across_nodes_and_the_mesh_publishes_services() {
     env.ok(&["lab", "hosts", &lab.name, "3", "--image", "busybox", "--swarm"]);
 
     lab.ok(0, &["network", "create", "-d", "overlay", "--attachable", "onet"]);
-    lab.ok(0, &["network", "create", "-d", "overlay", "--attachable", "other"]);
+    lab.ok(0, &["network", "create", "-d", "overlay", "--attachable", "-o", "com.docker.network.driver.overlay.vxlan_port=7789", "other"]);
     lab.ok(0, &["network", "create", "-d", "overlay", "svcnet"]);
     let o = lab.berth(1, &["network", "create", "-d", "overlay", "onet"]);
     assert!(o.code != 0 && o.stderr.contains("exists"), "one name in the swarm: {o}");
@@ -308,6 +313,9 @@ fn overlays_join_containers_across_nodes_and_the_mesh_publishes_services() {
     lab.ok(0, &["run", "-d", "--network", "onet", "--name", "a", "busybox", "sleep", "1d"]);
     lab.ok(1, &["run", "-d", "--network", "onet", "--name", "b", "busybox", "sleep", "1d"]);
     lab.ok(2, &["run", "-d", "--network", "other", "--name", "c", "busybox", "sleep", "1d"]);
+    lab.ok(0, &["run", "-d", "--network", "other", "--name", "d", "busybox", "sleep", "1d"]);
+    assert!(wait_until(Duration::from_secs(10), || lab.berth(2, &["exec", "c", "ping", "-c", "1", "-W", "1", "d"]).ok()), "c reaches d over VXLAN port 7789");
+    assert!(lab.host(0, &["ip", "-d", "link", "show", "type", "vxlan"]).stdout.contains("dstport 7789"));
     let t0 = Instant::now();
     assert!(wait_until(Duration::from_secs(10), || lab.berth(1, &["exec", "b", "ping", "-c", "1", "-W", "1", "a"]).ok()), "b reaches a: {}", lab.ok(1, &["exec", "b", "cat", "/etc/hosts"]));
     eprintln!("a name on another node resolves and answers after {:?}", t0.elapsed());
@@ -369,7 +377,7 @@ fn overlays_join_containers_across_nodes_and_the_mesh_publishes_services() {
 
     // Removal: the names go, and the overlay's devices on every node.
     lab.ok(0, &["service", "rm", "web"]);
-    lab.ok(0, &["rm", "-f", "a"]);
+    lab.ok(0, &["rm", "-f", "a", "d"]);
     lab.ok(1, &["rm", "-f", "b"]);
     lab.ok(2, &["rm", "-f", "c"]);
     assert!(wait_until(Duration::from_secs(15), || lab.berth(0, &["network", "rm", "onet", "other", "svcnet"]).ok()), "{}", lab.berth(0, &["network", "rm", "onet"]));

@@ -46,12 +46,13 @@ pub fn register(r: &mut rhai::Engine, ctx: &Ctx) {
     doc("nodes() -> [Node]", "the swarm's nodes, as `berth node ls`").func(r, move || -> RResult<Array> { Ok(e.nodes().map_err(eng)?.into_iter().map(|n| Dynamic::from(Node { engine: e.clone(), id: n.record.id })).collect()) });
     let e = ctx.engine.clone();
     doc("swarm_init(addr, [opts]) -> string", "makes a swarm with this node as first manager, as `berth swarm init`; its worker join token")
-        .more("Options: name (the node's), etcd: [\"http://A:2379\"] (else a member starts here).")
+        .more("Options: name (the node's), etcd: [\"http://A:2379\"] (else a member starts here), data_path_port (VXLAN's UDP port, 4789).")
         .func(r, move |addr: &str, o: Map| -> RResult<String> {
             let a = addr.parse().map_err(|_| rerr(format!("swarm_init: {addr:?} is not an IPv4 address")))?;
             let name = o.get("name").map(|v| v.to_string());
             let etcd = o.get("etcd").map(|v| crate::script::strings(v, "etcd")).transpose()?;
-            e.swarm_init(a, name.as_deref(), etcd).map(|c| c.worker_token).map_err(eng)
+            let port = o.get("data_path_port").map(|v| v.as_int().map(|p| p as u16).map_err(|_| rerr("swarm_init: data_path_port is a port number"))).transpose()?;
+            e.swarm_init(a, name.as_deref(), etcd, port).map(|c| c.worker_token).map_err(eng)
         });
     doc("id -> string", "the node's id").get(r, |n: &mut Node| n.id.clone());
     doc("name -> string", "its name").get(r, |n: &mut Node| -> RResult<String> { Ok(n.get()?.record.name) });
