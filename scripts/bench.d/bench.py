@@ -618,6 +618,13 @@ def cmd_report(args):
         out.append(time_section(d, "api", "docker run --rm (API)", ["docker"], {"docker": ("faster", 5)}))
     if present(d, "apips"):
         out.append(time_section(d, "apips", "docker ps, 50 running", ["docker"], {}))
+    # Sections that print their own figures (no peer to interleave).
+    for name, title in (("svc.txt", "services on one host"), ("swarm.txt", "a swarm of three lab hosts")):
+        p = os.path.join(d, name)
+        if os.path.exists(p):
+            lines = ["  " + l.strip() for l in open(p) if l.strip()]
+            if lines:
+                out.append([title] + lines)
     if not out:
         print("(no figures: every section was skipped)")
         return

@@ -32,7 +32,7 @@ cleanup() {
   rm -rf "$dir/root" "$dir/run"
 }
 trap cleanup EXIT
-ms() { date +%s%N | awk '{ printf "%d", $1 / 1000000 }'; }
+ms() { echo $(( $(date +%s%N) / 1000000 )); }
 on() { local h=$1; shift; "$B" lab exec "$lab" "$h" "$@"; }
 until_ok() { # TIMEOUT_S CMD... : polls every 20 ms
   local end=$(( $(ms) + $1 * 1000 )); shift
@@ -77,8 +77,8 @@ else
 fi
 
 agent=$(for p in /proc/[0-9]*; do
-  tr '\0' '\n' <"$p/environ" 2>/dev/null | grep -qx "BERTH_ROOT=$BERTH_ROOT/labhosts/$lab/$lab-h2" || continue
-  tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -q ' agent' && basename "$p"
+  { tr '\0' '\n' <"$p/environ"; } 2>/dev/null | grep -qx "BERTH_ROOT=$BERTH_ROOT/labhosts/$lab/$lab-h2" || continue
+  { tr '\0' ' ' <"$p/cmdline"; } 2>/dev/null | grep -q ' agent' && basename "$p"
 done | head -n1)
 if [ -n "$agent" ]; then
   kill -STOP "$agent"

@@ -432,6 +432,10 @@ impl Engine {
             self.container_event(&c, "rename", &[("oldName", format!("/{}", old.name))]);
         }
         for ep in self.endpoints(new)? {
+            // Other nodes learn the new name from the swarm.
+            if ep.network.is_overlay() {
+                self.overlay_rename(&ep.network, &old.name, new, ep.ip, &ep.aliases)?;
+            }
             self.refresh_hosts(&ep.network)?;
         }
         Ok(())

@@ -246,6 +246,17 @@ impl Engine {
         Ok(())
     }
 
+    /// A container on an overlay renamed: its record moves to the new name.
+    pub(super) fn overlay_rename(&self, net: &Network, old: &str, new: &str, ip: Ipv4Addr, aliases: &[String]) -> Result<()> {
+        let (m, etcd) = self.swarm_etcd()?;
+        if let Ok(Some(b)) = etcd.get(&model::endpoint_key(&net.id, old))
+            && serde_json::from_slice::<model::Endpoint>(&b).is_ok_and(|e| e.ip == ip && e.node == m.node)
+        {
+            let _ = etcd.delete(&model::endpoint_key(&net.id, old));
+        }
+        self.overlay_announce(net, new, ip, aliases)
+    }
+
     /// Gives a container's overlay address back (removed, disconnected, or
     /// its creation failed).
     pub(super) fn overlay_release(&self, net: &Network, name: Option<&str>, ip: Ipv4Addr) {

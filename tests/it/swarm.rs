@@ -375,9 +375,13 @@ fn overlays_join_containers_across_nodes_and_the_mesh_publishes_services() {
         assert!(lab.get(1, "http://10.99.0.1:8080/").is_some_and(|b| b.starts_with("web.")));
     }
 
+    // A rename reaches the other nodes' hosts files.
+    lab.ok(0, &["rename", "a", "a2"]);
+    assert!(wait_until(Duration::from_secs(10), || lab.berth(1, &["exec", "b", "ping", "-c", "1", "-W", "1", "a2"]).ok()), "{}", lab.ok(1, &["exec", "b", "cat", "/etc/hosts"]));
+
     // Removal: the names go, and the overlay's devices on every node.
     lab.ok(0, &["service", "rm", "web"]);
-    lab.ok(0, &["rm", "-f", "a", "d"]);
+    lab.ok(0, &["rm", "-f", "a2", "d"]);
     lab.ok(1, &["rm", "-f", "b"]);
     lab.ok(2, &["rm", "-f", "c"]);
     assert!(wait_until(Duration::from_secs(15), || lab.berth(0, &["network", "rm", "onet", "other", "svcnet"]).ok()), "{}", lab.berth(0, &["network", "rm", "onet"]));
