@@ -24,6 +24,7 @@ pub mod image;
 pub mod network;
 pub mod parse;
 pub mod render;
+pub mod rootless;
 pub mod runtime;
 pub mod script;
 pub mod service;

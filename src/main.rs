@@ -1,5 +1,10 @@
 fn main() {
     berth::fault::arm();
+    // A user without root: into the user's namespace before any thread.
+    if let Err(e) = berth::rootless::enter() {
+        eprintln!("berth: {e}");
+        std::process::exit(125);
+    }
     let args: Vec<String> = std::env::args().collect();
     // berth's own processes enter here, not through the command line: no
     // clap, no logging set-up, so that they start fast.

@@ -34,6 +34,9 @@ pub struct Info {
     pub root_dir: String,
     pub run_dir: String,
     pub link_emulation: String,
+    /// Whether this berth runs without root, and with which pieces.
+    pub rootless: bool,
+    pub rootless_pieces: String,
 }
 
 #[derive(Debug, Clone, Serialize)]

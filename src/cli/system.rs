@@ -17,6 +17,10 @@ pub(super) fn command(e: &Engine, c: SystemCmd) -> anyhow::Result<i32> {
             println!("Images: {}\nNetworks: {}", i.images, i.networks);
             println!("Server Version: berth {}\nStorage Driver: {}\nCgroup Driver: {}\nCgroup Version: {}\nCgroup Parent: {}", i.server_version, i.storage_driver, i.cgroup_driver, i.cgroup_version, i.cgroup_parent);
             println!("Link Emulation: {}", i.link_emulation);
+            println!("Rootless: {}", i.rootless);
+            if i.rootless {
+                println!("Rootless Pieces: {}", i.rootless_pieces);
+            }
             println!("Kernel Version: {}\nOperating System: {}\nArchitecture: {}\nCPUs: {}", i.kernel_version, i.os, i.architecture, i.cpus);
             println!("Total Memory: {:.2}GiB\nBerth Root Dir: {}\nBerth Run Dir: {}", i.total_memory as f64 / (1u64 << 30) as f64, i.root_dir, i.run_dir);
             Ok(0)

@@ -20,6 +20,13 @@ impl Engine {
         if spec.network.as_deref().is_none_or(|n| n == network::DEFAULT) {
             self.ensure_default_network()?;
         }
+        // Rootless without cgroups: limits cannot hold; said once, as podman does.
+        if crate::rootless::active() && (spec.memory.is_some() || spec.cpus.is_some() || spec.pids_limit.is_some()) && !crate::sys::cgroup::writable() {
+            static SAID: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+            if !SAID.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                eprintln!("warning: resource limits (--memory, --cpus, --pids-limit) are ignored: a rootless berth cannot make cgroups here (cgroup v1, or v2 without a subtree delegated to this user)");
+            }
+        }
         // An overlay's address comes from the swarm, before the row.
         let overlay = match spec.network.as_deref() {
             Some(n) if !matches!(n, "none" | "host" | network::DEFAULT) => {

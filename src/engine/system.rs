@@ -35,6 +35,16 @@ impl Engine {
             root_dir: self.paths.root.display().to_string(),
             run_dir: self.paths.run.display().to_string(),
             link_emulation: impair::mechanism().describe().into(),
+            rootless: crate::rootless::active(),
+            rootless_pieces: if crate::rootless::active() {
+                format!(
+                    "user namespace ({}), native overlayfs, cgroups: {}, networks: none and host only so far",
+                    crate::rootless::mapping_summary(),
+                    if crate::sys::cgroup::writable() { "yes" } else { "none (limits ignored)" }
+                )
+            } else {
+                String::new()
+            },
         })
     }
 

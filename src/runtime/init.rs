@@ -168,6 +168,13 @@ fn prepare(spec: &Spec) -> R<()> {
             if let Some(dir) = target.parent() {
                 std::fs::create_dir_all(dir).map_err(|e| fail(format!("creating {}: {e}", dir.display())))?;
             }
+            // In a user namespace (rootless) the kernel makes no device
+            // node: the host's own is bind-mounted, as runc and crun do.
+            if crate::rootless::active() {
+                std::fs::write(&target, b"").map_err(|e| fail(format!("creating {}: {e}", target.display())))?;
+                mount::bind(d.path(), &target, false).map_err(|e| fail(format!("binding the host's {} (rootless): {e}", d.path().display())))?;
+                continue;
+            }
             mount::mknod(&target, kind, d.major() as u64, d.minor() as u64, d.file_mode().unwrap_or(0o666)).map_err(fail)?;
             // mknod applies the umask; set the mode the spec asks for.
             set_mode(&target, d.file_mode().unwrap_or(0o666))?;

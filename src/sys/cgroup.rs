@@ -37,6 +37,10 @@ enum Imp {
     V1(Cg),
     /// The cgroup's directory in the unified hierarchy.
     V2(PathBuf),
+    /// None: a rootless berth where the user may not make cgroups (v1, or
+    /// v2 without a delegated subtree). Limits are ignored (the engine says
+    /// so once); pause cannot be done.
+    Without,
 }
 
 fn e(what: &str, path: &str, err: impl std::fmt::Display) -> io::Error {
@@ -218,6 +222,18 @@ fn create_v2(path: &str) -> io::Result<PathBuf> {
     Ok(dir)
 }
 
+/// Whether this process may make cgroups under berth's parent: a rootless
+/// berth on cgroup v1, or on v2 without a subtree delegated to the user,
+/// may not.
+pub fn writable() -> bool {
+    if !crate::rootless::active() {
+        return true;
+    }
+    let dir = if is_v2() { PathBuf::from(UNIFIED) } else { host().mounts.iter().find(|(c, _)| c == "memory").map(|(_, mp)| mp.clone()).unwrap_or_default() };
+    let c = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()).unwrap_or_default();
+    unsafe { libc::access(c.as_ptr(), libc::W_OK) == 0 }
+}
+
 impl Cgroup {
     /// Creates (or opens) the cgroup at `path` (relative to the hierarchy
     /// root, e.g. `berth/<id>`) and applies the limits.
@@ -229,6 +245,10 @@ impl Cgroup {
             tries += 1;
             match Self::try_create(path) {
                 Err(x) if tries < 5 && x.kind() == io::ErrorKind::NotFound => continue,
+                Err(x) if crate::rootless::active() && !writable() => {
+                    tracing::debug!("cgroup {path}: {x}; running without one (rootless)");
+                    return Ok(Cgroup { imp: Imp::Without, path: path.to_string() });
+                }
                 Err(x) => return Err(x),
                 Ok(me) => {
                     me.apply(limits)?;
@@ -251,7 +271,9 @@ impl Cgroup {
     }
 
     pub fn load(path: &str) -> Cgroup {
-        let imp = if is_v2() {
+        let imp = if crate::rootless::active() && !writable() {
+            Imp::Without
+        } else if is_v2() {
             Imp::V2(Path::new(UNIFIED).join(path))
         } else {
             Imp::V1(Cg::load_with_specified_controllers(cgroups_rs::hierarchies::auto(), path, host().controllers.clone()))
@@ -271,6 +293,7 @@ impl Cgroup {
     fn apply(&self, l: &Limits) -> io::Result<()> {
         let p = &self.path;
         match &self.imp {
+            Imp::Without => {}
             Imp::V2(dir) => {
                 if let Some(m) = l.memory {
                     write(dir, "memory.max", &m.to_string(), p)?;
@@ -337,6 +360,7 @@ impl Cgroup {
         match &self.imp {
             Imp::V2(d) => Some(d.clone()),
             Imp::V1(_) => host().mounts.iter().find(|(c, _)| c == controller).map(|(_, mp)| mp.join(&self.path)),
+            Imp::Without => None,
         }
     }
 
@@ -344,6 +368,7 @@ impl Cgroup {
         match &self.imp {
             Imp::V2(d) => write(d, "cgroup.procs", &pid.to_string(), &self.path),
             Imp::V1(cg) => cg.add_task_by_tgid(CgroupPid::from(pid as u64)).map_err(|x| e(&format!("add pid {pid}"), &self.path, x)),
+            Imp::Without => Ok(()),
         }
     }
 
@@ -373,6 +398,9 @@ impl Cgroup {
                 let state = self.dir_of("freezer").unwrap_or_default().join("freezer.state");
                 let want = if frozen { "FROZEN" } else { "THAWED" };
                 Box::new(move || read(&state).trim() == want)
+            }
+            Imp::Without => {
+                return Err(e(what, p, "a rootless berth has no cgroup on this host (cgroup v1, or v2 without a delegated subtree): pause and unpause need one"));
             }
         };
         let deadline = Instant::now() + Duration::from_secs(10);

@@ -26,6 +26,7 @@ mod network;
 mod overlay_dataplane;
 mod registry;
 mod repl;
+mod rootless;
 mod runner;
 mod scripting;
 mod security;

@@ -1,0 +1,156 @@
+//! Rootless: berth run by a user without root, one the test makes with
+//! subordinate ids (as `useradd` and /etc/subuid give a developer). Its
+//! berth lives in its own namespace, held by a pause process that the test
+//! stops at the end with the user's other processes.
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use crate::util::*;
+
+struct User {
+    name: String,
+    uid: u32,
+    home: PathBuf,
+    bin: PathBuf,
+    /// The subid lines the test added, removed again at the end.
+    subid_line: String,
+}
+
+impl User {
+    fn new(env: &Env, tag: &str) -> User {
+        // Unique per test run: user names are host-wide.
+        let name = format!("brl{}{tag}", std::process::id() % 100000);
+        let home = env.dir.join("home");
+        let ok = Command::new("useradd").args(["-M", "-d", home.to_str().unwrap(), "-s", "/bin/sh", &name]).status().unwrap().success();
+        assert!(ok, "useradd {name}");
+        std::fs::create_dir_all(&home).unwrap();
+        let uid: u32 = String::from_utf8(Command::new("id").args(["-u", &name]).output().unwrap().stdout).unwrap().trim().parse().unwrap();
+        Command::new("chown").args([&format!("{name}:{name}"), home.to_str().unwrap()]).status().unwrap();
+        // useradd may have given it ranges (SUB_UID_MIN in login.defs);
+        // else its own, far from any other user's.
+        let mut subid_line = String::new();
+        let has = |f: &str| std::fs::read_to_string(f).unwrap_or_default().lines().any(|l| l.starts_with(&format!("{name}:")));
+        if !has("/etc/subuid") || !has("/etc/subgid") {
+            let start = 400_000 + (uid % 1000) * 65_536;
+            subid_line = format!("{name}:{start}:65536\n");
+            for f in ["/etc/subuid", "/etc/subgid"] {
+                let mut t = std::fs::read_to_string(f).unwrap_or_default();
+                t.push_str(&subid_line);
+                std::fs::write(f, t).unwrap();
+            }
+        }
+        // A copy of berth the user can run, which the pause process holds.
+        let bin = env.dir.join("berth");
+        std::fs::copy(env!("CARGO_BIN_EXE_berth"), &bin).unwrap();
+        for p in [&env.dir, &bin] {
+            Command::new("chmod").args(["a+rx", p.to_str().unwrap()]).status().unwrap();
+        }
+        User { name, uid, home, bin, subid_line }
+    }
+
+    fn berth(&self, args: &[&str]) -> Out {
+        let child = Command::new("setpriv")
+            .args(["--reuid", &self.uid.to_string(), "--regid", &self.uid.to_string(), "--init-groups", "--reset-env"])
+            .arg(&self.bin)
+            .args(args)
+            .env("HOME", &self.home)
+            .env("USER", &self.name)
+            .current_dir(&self.home)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        collect(child, Duration::from_secs(60))
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let o = self.berth(args);
+        assert!(o.ok(), "berth {} as {}: {o}", args.join(" "), self.name);
+        o.stdout
+    }
+}
+
+impl Drop for User {
+    fn drop(&mut self) {
+        // Its containers' monitors, its pause process, anything else.
+        let _ = self.berth(&["system", "reset", "-f"]);
+        let _ = Command::new("pkill").args(["-KILL", "-u", &self.name]).status();
+        std::thread::sleep(Duration::from_millis(200));
+        let _ = Command::new("userdel").arg(&self.name).status();
+        for f in ["/etc/subuid", "/etc/subgid"] {
+            if let Ok(t) = std::fs::read_to_string(f)
+                && !self.subid_line.is_empty()
+            {
+                let _ = std::fs::write(f, t.replace(&self.subid_line, ""));
+            }
+        }
+        // Files the user's namespace made belong to its subordinate ids:
+        // root removes them (Env's drop takes the directory).
+        for m in mounts_under(&self.home).into_iter().rev() {
+            let _ = Command::new("umount").args(["-l", &m]).status();
+        }
+    }
+}
+
+#[test]
+fn a_user_without_root_runs_containers_in_its_own_namespace() {
+    let env = Env::bare("rootless");
+    let u = User::new(&env, "a");
+    let info = u.ok(&["system", "info"]);
+    assert!(info.contains("Rootless: true"), "{info}");
+    assert!(info.contains(&format!("uid map 0 {} 1", u.uid)), "the user's subordinate ids are mapped: {info}");
+    assert!(info.contains(&format!("Berth Root Dir: {}/.local/share/berth", u.home.display())), "{info}");
+
+    // The image, imported by the user: files of uid 0 belong to the user.
+    let tar = env.dir.join("busybox.tar");
+    std::fs::copy(busybox_tar(), &tar).unwrap();
+    Command::new("chmod").args(["a+r", tar.to_str().unwrap()]).status().unwrap();
+    u.ok(&["image", "import", "-c", "CMD [\"sh\"]", tar.to_str().unwrap(), "busybox:latest"]);
+    let out = u.ok(&["run", "--rm", "--network", "none", "busybox", "sh", "-c", "id -u; stat -c %u /bin/busybox; echo x > /dev/null && echo null-ok"]);
+    assert_eq!(out.split_whitespace().collect::<Vec<_>>(), ["0", "0", "null-ok"], "{out}");
+
+    // A container that keeps running, and exec into it.
+    u.ok(&["run", "-d", "--network", "none", "--name", "keep", "busybox", "sleep", "300"]);
+    assert_eq!(u.ok(&["exec", "keep", "cat", "/proc/1/cmdline"]).replace('\0', " ").trim(), "sleep 300");
+    // As the host sees it: the container's root is the user.
+    let pid: i32 = u.ok(&["inspect", "-f", "{{.State.Pid}}", "keep"]).trim().parse().unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let host_uid = status.lines().find(|l| l.starts_with("Uid:")).unwrap().split_whitespace().nth(1).unwrap().to_string();
+    assert_eq!(host_uid, u.uid.to_string(), "{status}");
+
+    // A volume with the user's files.
+    u.ok(&["run", "--rm", "--network", "none", "-v", "data:/d", "busybox", "sh", "-c", "echo hi > /d/f; chown 1000 /d/f"]);
+    let vol: serde_json::Value = serde_json::from_str(&u.ok(&["volume", "inspect", "data"])).unwrap();
+    let mp = vol[0]["Mountpoint"].as_str().expect("a mountpoint").to_string();
+    use std::os::unix::fs::MetadataExt;
+    let f = std::fs::metadata(PathBuf::from(mp).join("f")).unwrap();
+    let start: u32 = std::fs::read_to_string("/etc/subuid").unwrap().lines().find_map(|l| l.strip_prefix(&format!("{}:", u.name))?.split(':').next()?.parse().ok()).unwrap();
+    assert_eq!(f.uid(), start + 999, "uid 1000 inside is the user's subordinate id 999");
+
+    // Limits cannot hold without cgroups here (v1): said, and ignored.
+    let o = u.berth(&["run", "--rm", "--network", "none", "-m", "64m", "busybox", "true"]);
+    assert!(o.ok() && o.stderr.contains("ignored"), "{o}");
+
+    // Never more than the user: a root-owned file through a bind mount
+    // cannot be written, nor root's home read.
+    let secret = env.dir.join("root-only");
+    std::fs::create_dir_all(&secret).unwrap();
+    std::fs::write(secret.join("f"), "root's\n").unwrap();
+    Command::new("chmod").args(["0755", secret.to_str().unwrap()]).status().unwrap();
+    Command::new("chmod").args(["0644", secret.join("f").to_str().unwrap()]).status().unwrap();
+    let m = format!("{}:/m", secret.display());
+    let o = u.berth(&["run", "--rm", "--network", "none", "-v", &m, "busybox", "sh", "-c", "echo evil >> /m/f"]);
+    assert!(!o.ok(), "{o}");
+    assert_eq!(std::fs::read_to_string(secret.join("f")).unwrap(), "root's\n");
+    let o = u.berth(&["run", "--rm", "--network", "none", "-v", "/root:/r", "busybox", "ls", "/r"]);
+    assert!(!o.ok(), "root's home stays closed: {o}");
+    let o = u.berth(&["run", "--rm", "--network", "none", "busybox", "mount", "-t", "tmpfs", "t", "/mnt"]);
+    assert!(!o.ok(), "no mounting inside: {o}");
+
+    u.ok(&["rm", "-f", "keep"]);
+    // Rootful berth never sees the user's objects.
+    assert!(!env.ok(&["ps", "-a"]).contains("keep"));
+}
