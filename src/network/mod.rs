@@ -25,6 +25,8 @@ use ipam::{IpamError, Subnet};
 pub enum NetworkError {
     #[error("network {0} not found")]
     NotFound(String),
+    #[error("network {0}: a rootless berth has no bridge networks yet (they need a rootless network namespace, not done); run containers with --network none")]
+    Rootless(String),
     #[error("network with name {0} already exists")]
     Exists(String),
     #[error("invalid network name {0:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")]
@@ -170,6 +172,9 @@ pub const DEFAULT: &str = "bridge";
 pub fn create(paths: &Paths, db: &mut Db, spec: &NetworkSpec) -> Result<Network> {
     schema(db)?;
     let name = spec.name.clone();
+    if crate::rootless::active() {
+        return Err(NetworkError::Rootless(name));
+    }
     let ok = !name.is_empty() && name.as_bytes()[0].is_ascii_alphanumeric() && name.bytes().all(|c| c.is_ascii_alphanumeric() || b"_.-".contains(&c));
     if !ok {
         return Err(NetworkError::BadName(name));
