@@ -154,6 +154,22 @@ fn a_user_without_root_runs_containers_in_its_own_namespace() {
     let o = u.berth(&["run", "--rm", "busybox", "true"]);
     assert!(o.code == 125 && o.stderr.contains("rootless") && o.stderr.contains("--network none"), "{o}");
 
+    // A pull from a registry on loopback (pushed by rootful berth), run.
+    let reg = crate::registry::Registry::start(&env, None);
+    let name = format!("{}/lab/bb:1", reg.addr);
+    env.ok(&["image", "import", "-c", "CMD [\"sh\"]", tar.to_str().unwrap(), &name]);
+    env.ok(&["push", &name]);
+    u.ok(&["pull", &name]);
+    assert_eq!(u.ok(&["run", "--rm", "--network", "none", &name, "echo", "pulled"]).trim(), "pulled");
+
+    // A test script through the test runner, which cleans up after it.
+    let t = u.home.join("t.rhai");
+    std::fs::write(&t, "let c = run(\"busybox\", #{ network: \"none\", cmd: [\"sleep\", \"30\"] });\nassert(c.exec([\"echo\", \"in\"]).stdout.contains(\"in\"));\n").unwrap();
+    Command::new("chmod").args(["a+r", t.to_str().unwrap()]).status().unwrap();
+    let o = u.berth(&["test", t.to_str().unwrap()]);
+    assert!(o.ok(), "{o}");
+    assert_eq!(u.ok(&["ps", "-q"]).lines().count(), 1, "only keep is left: {}", u.ok(&["ps"]));
+
     u.ok(&["rm", "-f", "keep"]);
     // Rootful berth never sees the user's objects.
     assert!(!env.ok(&["ps", "-a"]).contains("keep"));
