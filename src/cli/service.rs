@@ -358,27 +358,21 @@ pub fn stack(e: &Engine, c: StackCmd) -> anyhow::Result<i32> {
         }
         StackCmd::Ps { stack } if e.swarm().is_some() => {
             let mut rows = Vec::new();
+            let all = e.swarm_tasks()?;
             for s in e.swarm_stack_services(&stack)? {
-                for t in e.swarm_service_tasks(&s.id)? {
-                    let (state, err) = t.status.map(|x| (x.state, x.error)).unwrap_or(("assigned".into(), String::new()));
-                    rows.push(vec![t.task.id[..12].to_string(), t.task.container_name(&s.name), t.task.image, t.node_name, state, err]);
-                }
+                rows.extend(all.iter().filter(|t| t.task.service == s.id).map(|t| super::swarm::task_row(t, &s.name)));
             }
             print!("{}", table::render(&["ID", "NAME", "IMAGE", "NODE", "STATE", "ERROR"], &rows));
         }
         StackCmd::Services { stack } if e.swarm().is_some() => {
+            let all = e.swarm_tasks()?;
             let rows: Vec<Vec<String>> = e
                 .swarm_stack_services(&stack)?
                 .into_iter()
                 .map(|s| {
-                    let tasks = e.swarm_service_tasks(&s.id).unwrap_or_default();
-                    let running = tasks.iter().filter(|t| t.status.as_ref().is_some_and(|x| x.state == "running")).count();
-                    let (mode, want) = match s.mode {
-                        crate::cluster::schedule::Mode::Replicated(n) => ("replicated", n.to_string()),
-                        crate::cluster::schedule::Mode::Global => ("global", tasks.len().to_string()),
-                    };
+                    let (mode, replicas) = super::swarm::mode_cells(&s, &all);
                     let ports: Vec<String> = s.publish.iter().map(|(p, t, proto)| format!("*:{p}->{t}/{proto}")).collect();
-                    vec![s.id[..12].to_string(), s.name.clone(), mode.into(), format!("{running}/{want}"), s.spec.template.image.clone(), ports.join(", ")]
+                    vec![s.id[..12].to_string(), s.name.clone(), mode, replicas, s.spec.template.image.clone(), ports.join(", ")]
                 })
                 .collect();
             print!("{}", table::render(&["ID", "NAME", "MODE", "REPLICAS", "IMAGE", "PORTS"], &rows));

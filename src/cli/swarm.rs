@@ -166,6 +166,23 @@ fn cap(s: &str) -> String {
 }
 
 /// `berth service ...` on a swarm node.
+/// `service ls`'s MODE and REPLICAS ("running/wanted") of a swarm service.
+pub(super) fn mode_cells(s: &crate::cluster::model::ClusterService, all: &[crate::engine::TaskInfo]) -> (String, String) {
+    let tasks: Vec<&crate::engine::TaskInfo> = all.iter().filter(|t| t.task.service == s.id).collect();
+    let running = tasks.iter().filter(|t| t.status.as_ref().is_some_and(|x| x.state == "running")).count();
+    let (mode, want) = match s.mode {
+        Mode::Replicated(n) => ("replicated", n as usize),
+        Mode::Global => ("global", tasks.len()),
+    };
+    (mode.into(), format!("{running}/{want}"))
+}
+
+/// One line of `service ps` (and `stack ps`) on a swarm.
+pub(super) fn task_row(t: &crate::engine::TaskInfo, service: &str) -> Vec<String> {
+    let (state, err) = t.shown_state();
+    vec![t.task.id[..12].to_string(), t.task.container_name(service), t.task.image.clone(), t.node_name.clone(), state, err]
+}
+
 pub(super) fn service(e: &Engine, c: ServiceCmd) -> anyhow::Result<i32> {
     match c {
         ServiceCmd::Create(a) => {
@@ -185,13 +202,8 @@ pub(super) fn service(e: &Engine, c: ServiceCmd) -> anyhow::Result<i32> {
             let rows: Vec<Vec<String>> = list
                 .iter()
                 .map(|s| {
-                    let tasks: Vec<&crate::engine::TaskInfo> = all.iter().filter(|t| t.task.service == s.id).collect();
-                    let running = tasks.iter().filter(|t| t.status.as_ref().is_some_and(|x| x.state == "running")).count();
-                    let (mode, want) = match s.mode {
-                        Mode::Replicated(n) => ("replicated", n.to_string()),
-                        Mode::Global => ("global", tasks.len().to_string()),
-                    };
-                    vec![s.id[..12].to_string(), s.name.clone(), mode.into(), format!("{running}/{want}"), s.spec.template.image.clone()]
+                    let (mode, replicas) = mode_cells(s, &all);
+                    vec![s.id[..12].to_string(), s.name.clone(), mode, replicas, s.spec.template.image.clone()]
                 })
                 .collect();
             print!("{}", crate::render::render(&["ID", "NAME", "MODE", "REPLICAS", "IMAGE"], &rows));
@@ -201,10 +213,7 @@ pub(super) fn service(e: &Engine, c: ServiceCmd) -> anyhow::Result<i32> {
             let rows: Vec<Vec<String>> = e
                 .swarm_service_tasks(&service)?
                 .into_iter()
-                .map(|t| {
-                    let (state, err) = t.status.map(|x| (x.state, x.error)).unwrap_or(("assigned".into(), String::new()));
-                    vec![t.task.id[..12].to_string(), t.task.container_name(&name), t.task.image, t.node_name, state, err]
-                })
+                .map(|t| task_row(&t, &name))
                 .collect();
             print!("{}", crate::render::render(&["ID", "NAME", "IMAGE", "NODE", "STATE", "ERROR"], &rows));
         }

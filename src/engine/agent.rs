@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use super::swarm::{list_json, nodes_of, SWARM_SERVICE_LABEL, TASK_LABEL};
+use super::swarm::{list_json, nodes_of, statuses_of, SWARM_SERVICE_LABEL, TASK_LABEL};
 use super::{Engine, EngineError, Result};
 use crate::cluster::etcd::Etcd;
 use crate::cluster::membership::Membership;
@@ -107,7 +107,7 @@ fn session(engine: &Engine, m: &Membership) -> Result<()> {
         if let Err(x) = run_tasks(engine, &etcd, m, lease, &mut reported) {
             tracing::warn!("agent: tasks: {x}");
         }
-        if let Err(x) = overlays(engine, &etcd, m, &mut suspects) {
+        if let Err(x) = engine.overlay_sync(&etcd, m, &mut suspects) {
             tracing::warn!("agent: overlays: {x}");
         }
         // Until the next round: a tick, or sooner when the swarm changes
@@ -215,7 +215,6 @@ fn now_ms() -> u64 {
 fn roll(etcd: &Etcd) -> Result<()> {
     let e = |x: crate::cluster::etcd::EtcdError| EngineError::Other(x.to_string());
     let prefix = format!("{}services/", model::ROOT);
-    let status_prefix = format!("{}status/", model::ROOT);
     let mut statuses: Option<HashMap<String, TaskStatus>> = None;
     let mut tasks: Option<Vec<Task>> = None;
     for kv in etcd.get_prefix(&prefix).map_err(e)? {
@@ -226,13 +225,7 @@ fn roll(etcd: &Etcd) -> Result<()> {
         }
         let statuses = match &statuses {
             Some(x) => x,
-            None => statuses.insert(
-                etcd.get_prefix(&status_prefix)
-                    .map_err(e)?
-                    .into_iter()
-                    .filter_map(|kv| Some((model::id_of(&kv.key, &status_prefix)?.to_string(), serde_json::from_slice(&kv.value).ok()?)))
-                    .collect(),
-            ),
+            None => statuses.insert(statuses_of(etcd)?),
         };
         let tasks = match &tasks {
             Some(x) => x,
@@ -289,27 +282,6 @@ fn roll(etcd: &Etcd) -> Result<()> {
         let _ = etcd.compare_and_swap(&kv.key, kv.mod_revision, serde_json::to_vec(&s).unwrap_or_default());
     }
     Ok(())
-}
-
-/// Overlays in step with the swarm, with the running tasks as the
-/// services' backends.
-fn overlays(engine: &Engine, etcd: &Etcd, m: &Membership, suspects: &mut std::collections::HashSet<String>) -> Result<()> {
-    let e = |x: crate::cluster::etcd::EtcdError| EngineError::Other(x.to_string());
-    let services: HashMap<String, ClusterService> = list_json::<ClusterService>(etcd, &format!("{}services/", model::ROOT))?.into_iter().map(|s| (s.id.clone(), s)).collect();
-    let status_prefix = format!("{}status/", model::ROOT);
-    let up: std::collections::HashSet<String> = etcd
-        .get_prefix(&status_prefix)
-        .map_err(e)?
-        .into_iter()
-        .filter(|kv| serde_json::from_slice::<TaskStatus>(&kv.value).is_ok_and(|s| s.state == "running"))
-        .filter_map(|kv| model::id_of(&kv.key, &status_prefix).map(str::to_string))
-        .collect();
-    let running: HashMap<String, (String, String)> = list_json::<Task>(etcd, &format!("{}tasks/", model::ROOT))?
-        .into_iter()
-        .filter(|t| up.contains(&t.id))
-        .filter_map(|t| services.get(&t.service).map(|s| (t.id.clone(), (s.id.clone(), t.container_name(&s.name)))))
-        .collect();
-    engine.overlay_sync(etcd, m, &running, suspects)
 }
 
 /// This node's part: a running container for each task assigned here, and

@@ -249,11 +249,7 @@ impl Engine {
     /// A container on an overlay renamed: its record moves to the new name.
     pub(super) fn overlay_rename(&self, net: &Network, old: &str, new: &str, ip: Ipv4Addr, aliases: &[String]) -> Result<()> {
         let (m, etcd) = self.swarm_etcd()?;
-        if let Ok(Some(b)) = etcd.get(&model::endpoint_key(&net.id, old))
-            && serde_json::from_slice::<model::Endpoint>(&b).is_ok_and(|e| e.ip == ip && e.node == m.node)
-        {
-            let _ = etcd.delete(&model::endpoint_key(&net.id, old));
-        }
+        forget_endpoint(&etcd, &m, net, old, ip);
         self.overlay_announce(net, new, ip, aliases)
     }
 
@@ -261,11 +257,8 @@ impl Engine {
     /// its creation failed).
     pub(super) fn overlay_release(&self, net: &Network, name: Option<&str>, ip: Ipv4Addr) {
         let Ok((m, etcd)) = self.swarm_etcd() else { return };
-        if let Some(name) = name
-            && let Ok(Some(b)) = etcd.get(&model::endpoint_key(&net.id, name))
-            && serde_json::from_slice::<model::Endpoint>(&b).is_ok_and(|e| e.ip == ip && e.node == m.node)
-        {
-            let _ = etcd.delete(&model::endpoint_key(&net.id, name));
+        if let Some(name) = name {
+            forget_endpoint(&etcd, &m, net, name, ip);
         }
         let _ = etcd.delete(&model::ipam_key(&net.id, ip));
     }
@@ -314,10 +307,17 @@ impl Engine {
     /// here, the ones it removed taken down, and for each the flood list,
     /// the forwarding entries of the other nodes' endpoints, their names,
     /// the swarm services' VIPs and the routing mesh.
-    pub(crate) fn overlay_sync(&self, etcd: &Etcd, m: &Membership, running: &HashMap<String, (String, String)>, suspects: &mut HashSet<String>) -> Result<()> {
+    pub(crate) fn overlay_sync(&self, etcd: &Etcd, m: &Membership, suspects: &mut HashSet<String>) -> Result<()> {
         let overlays: Vec<Overlay> = list_json(etcd, &format!("{}networks/", model::ROOT))?;
         let nodes: Vec<model::NodeRecord> = list_json(etcd, &format!("{}nodes/", model::ROOT))?;
         let services: Vec<ClusterService> = list_json(etcd, &format!("{}services/", model::ROOT))?;
+        // The running tasks, as (service id, container name): the backends.
+        let statuses = super::swarm::statuses_of(etcd)?;
+        let running: Vec<(String, String)> = list_json::<model::Task>(etcd, &format!("{}tasks/", model::ROOT))?
+            .into_iter()
+            .filter(|t| statuses.get(&t.id).is_some_and(|x| x.state == "running"))
+            .filter_map(|t| services.iter().find(|s| s.id == t.service).map(|s| (s.id.clone(), t.container_name(&s.name))))
+            .collect();
         let eps_by_key: HashMap<String, Vec<model::Endpoint>> = {
             let mut h: HashMap<String, Vec<model::Endpoint>> = HashMap::new();
             for kv in etcd.get_prefix(&format!("{}endpoints/", model::ROOT)).map_err(err)? {
@@ -393,8 +393,8 @@ impl Engine {
                 // Backends: the running tasks' addresses, on any node.
                 let mut backends: Vec<Ipv4Addr> = running
                     .iter()
-                    .filter(|(_, (svc, _))| svc == &s.id)
-                    .filter_map(|(_, (_, cname))| eps.iter().find(|e| &e.name == cname).map(|e| e.ip))
+                    .filter(|(svc, _)| svc == &s.id)
+                    .filter_map(|(_, cname)| eps.iter().find(|e| &e.name == cname).map(|e| e.ip))
                     .collect();
                 backends.sort();
                 mesh.push((net.clone(), network::Balance { owner: format!("swarm:{}", s.id), vip, backends, publish: s.publish.clone() }));
@@ -431,6 +431,18 @@ impl Engine {
             self.refresh_hosts(n)?;
         }
         Ok(())
+    }
+}
+
+/// Drops the name record of `name` on `net` if it is still this node's
+/// endpoint at `ip` (a task moved elsewhere took the name over: its record
+/// stays).
+fn forget_endpoint(etcd: &Etcd, m: &Membership, net: &Network, name: &str, ip: Ipv4Addr) {
+    let key = model::endpoint_key(&net.id, name);
+    if let Ok(Some(b)) = etcd.get(&key)
+        && serde_json::from_slice::<model::Endpoint>(&b).is_ok_and(|e| e.ip == ip && e.node == m.node)
+    {
+        let _ = etcd.delete(&key);
     }
 }
 

@@ -26,6 +26,17 @@ fn get_json<T: serde::de::DeserializeOwned>(etcd: &Etcd, key: &str) -> Result<Op
     }
 }
 
+/// What each task's node reported, by task id, in one read.
+pub(crate) fn statuses_of(etcd: &Etcd) -> Result<std::collections::HashMap<String, TaskStatus>> {
+    let prefix = format!("{}status/", model::ROOT);
+    Ok(etcd
+        .get_prefix(&prefix)
+        .map_err(err)?
+        .into_iter()
+        .filter_map(|kv| Some((model::id_of(&kv.key, &prefix)?.to_string(), serde_json::from_slice(&kv.value).ok()?)))
+        .collect())
+}
+
 pub(crate) fn list_json<T: serde::de::DeserializeOwned>(etcd: &Etcd, prefix: &str) -> Result<Vec<T>> {
     Ok(etcd.get_prefix(prefix).map_err(err)?.into_iter().filter_map(|kv| serde_json::from_slice(&kv.value).ok()).collect())
 }
@@ -67,6 +78,14 @@ pub struct TaskInfo {
     pub task: Task,
     pub node_name: String,
     pub status: Option<TaskStatus>,
+}
+
+impl TaskInfo {
+    /// Its state and error as `service ps` shows them ("assigned" before
+    /// its node says anything).
+    pub fn shown_state(&self) -> (String, String) {
+        self.status.as_ref().map(|x| (x.state.clone(), x.error.clone())).unwrap_or(("assigned".into(), String::new()))
+    }
 }
 
 fn node_name_default() -> String {
@@ -444,13 +463,7 @@ impl Engine {
         let (_, etcd) = self.swarm_etcd()?;
         let nodes = nodes_of(&etcd)?;
         // Every status in one read, not one request per task.
-        let status_prefix = format!("{}status/", model::ROOT);
-        let mut statuses: std::collections::HashMap<String, TaskStatus> = etcd
-            .get_prefix(&status_prefix)
-            .map_err(err)?
-            .into_iter()
-            .filter_map(|kv| Some((model::id_of(&kv.key, &status_prefix)?.to_string(), serde_json::from_slice(&kv.value).ok()?)))
-            .collect();
+        let mut statuses = statuses_of(&etcd)?;
         let mut out: Vec<TaskInfo> = list_json::<Task>(&etcd, &format!("{}tasks/", model::ROOT))?
             .into_iter()
             .map(|t| {
@@ -477,13 +490,7 @@ impl Engine {
                 .collect());
         }
         let services: std::collections::HashMap<String, String> = list_json::<ClusterService>(&etcd, &format!("{}services/", model::ROOT))?.into_iter().map(|s| (s.id, s.name)).collect();
-        let status_prefix = format!("{}status/", model::ROOT);
-        let statuses: std::collections::HashMap<String, TaskStatus> = etcd
-            .get_prefix(&status_prefix)
-            .map_err(err)?
-            .into_iter()
-            .filter_map(|kv| Some((model::id_of(&kv.key, &status_prefix)?.to_string(), serde_json::from_slice(&kv.value).ok()?)))
-            .collect();
+        let statuses = statuses_of(&etcd)?;
         let mut out: Vec<NodeContainer> = Vec::new();
         for t in list_json::<Task>(&etcd, &format!("{}tasks/", model::ROOT))?.into_iter().filter(|t| t.node == node.record.id) {
             let svc = services.get(&t.service).cloned().unwrap_or_default();

@@ -117,7 +117,7 @@ Example: let s = service(\"api\", #{ image: \"busybox\", replicas: 3, cmd: [\"ht
                 .map_err(eng)?
                 .into_iter()
                 .map(|t| {
-                    let (state, err) = t.status.map(|x| (x.state, x.error)).unwrap_or(("assigned".into(), String::new()));
+                    let (state, err) = t.shown_state();
                     row(t.task.container_name(&name), t.node_name, state, t.task.image, err)
                 })
                 .collect());
