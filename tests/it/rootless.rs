@@ -9,17 +9,17 @@ use std::time::Duration;
 
 use crate::util::*;
 
-struct User {
-    name: String,
-    uid: u32,
-    home: PathBuf,
-    bin: PathBuf,
+pub(crate) struct User {
+    pub name: String,
+    pub uid: u32,
+    pub home: PathBuf,
+    pub bin: PathBuf,
     /// The subid lines the test added, removed again at the end.
     subid_line: String,
 }
 
 impl User {
-    fn new(env: &Env, tag: &str) -> User {
+    pub fn new(env: &Env, tag: &str) -> User {
         // Unique per test run: user names are host-wide.
         let name = format!("brl{}{tag}", std::process::id() % 100000);
         let home = env.dir.join("home");
@@ -50,7 +50,7 @@ impl User {
         User { name, uid, home, bin, subid_line }
     }
 
-    fn berth(&self, args: &[&str]) -> Out {
+    pub fn berth(&self, args: &[&str]) -> Out {
         let child = Command::new("setpriv")
             .args(["--reuid", &self.uid.to_string(), "--regid", &self.uid.to_string(), "--init-groups", "--reset-env"])
             .arg(&self.bin)
@@ -66,7 +66,7 @@ impl User {
         collect(child, Duration::from_secs(60))
     }
 
-    fn ok(&self, args: &[&str]) -> String {
+    pub fn ok(&self, args: &[&str]) -> String {
         let o = self.berth(args);
         assert!(o.ok(), "berth {} as {}: {o}", args.join(" "), self.name);
         o.stdout
