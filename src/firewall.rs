@@ -18,5 +18,5 @@ pub fn rules(db: &Db) -> Result<Option<String>> {
 pub fn sync(paths: &Paths, db: &Db) -> Result<()> {
     let _lock = network::firewall_lock(paths);
     let rules = rules(db)?;
-    network::apply_firewall(paths, rules.as_deref(), &network::bridges(db)?)
+    network::apply_firewall(paths, rules.as_deref(), &network::bridges(db)?, &network::all_published(db)?)
 }

@@ -24,6 +24,40 @@ pub fn active() -> bool {
     std::env::var_os(ENV).is_some()
 }
 
+/// The network namespace a rootless berth treats as the host's (see
+/// network::rootless); None when rootful.
+pub fn netns() -> Option<PathBuf> {
+    if !active() {
+        return None;
+    }
+    Some(PathBuf::from(std::env::var_os("BERTH_RUN")?).join("netns-rootless"))
+}
+
+/// `netns()` once it is made: a namespace bind-mounted there (a file left
+/// from an earlier pause process, whose mounts died with it, is not one).
+pub fn netns_made() -> Option<PathBuf> {
+    const NSFS_MAGIC: i64 = 0x6e73_6673;
+    netns().filter(|p| nix::sys::statfs::statfs(p).is_ok_and(|s| s.filesystem_type().0 as i64 == NSFS_MAGIC))
+}
+
+/// Runs `f` in the host's network namespace as berth sees it: for a
+/// rootless berth the user's rootless one once it exists (on a thread of
+/// its own, since setns changes only the calling thread), else right here.
+pub fn in_host_netns<T: Send>(f: impl FnOnce() -> T + Send) -> std::io::Result<T> {
+    let Some(p) = netns_made() else { return Ok(f()) };
+    let ns = std::fs::File::open(&p)?;
+    std::thread::scope(|s| {
+        s.spawn(move || {
+            if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+                return Err(std::io::Error::other(format!("joining the rootless network namespace {}: {}", p.display(), std::io::Error::last_os_error())));
+            }
+            Ok(f())
+        })
+        .join()
+        .unwrap_or_else(|_| Err(std::io::Error::other("a thread in the rootless network namespace panicked")))
+    })
+}
+
 /// The id mapping in use: (subordinate start, count) of uids and gids, or
 /// None for the single-id fallback.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -130,7 +164,8 @@ pub fn enter() -> Result<(), String> {
 fn holds_namespace(pid: i32, uid: u32) -> bool {
     use std::os::unix::fs::MetadataExt;
     let Ok(md) = std::fs::metadata(format!("/proc/{pid}")) else { return false };
-    md.uid() == uid && std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "berth-pause")
+    // A killed one may linger as a zombie, whose namespaces are gone.
+    md.uid() == uid && std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "berth-pause") && Path::new(&format!("/proc/{pid}/ns/mnt")).exists()
 }
 
 fn join(pid: i32) -> Result<(), String> {

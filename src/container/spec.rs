@@ -160,8 +160,14 @@ pub fn build(id: &str, cgroup: &str, dir: &Path, spec: &RunSpec, img: &Image, lo
         mount("/dev/pts", "devpts", "devpts", &["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"])?,
         mount("/dev/shm", "tmpfs", "shm", &["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"])?,
         mount("/dev/mqueue", "mqueue", "mqueue", &["nosuid", "noexec", "nodev"])?,
-        mount("/sys", "sysfs", "sysfs", &["nosuid", "noexec", "nodev", if spec.privileged { "rw" } else { "ro" }])?,
     ]);
+    // sysfs may be mounted only by the owner of the network namespace: a
+    // rootless container on the host's network sees the host's, bound.
+    mounts.push(if host_network && crate::rootless::active() {
+        mount("/sys", "bind", "/sys", &["rbind", "rprivate", "nosuid", "noexec", "nodev", "ro"])?
+    } else {
+        mount("/sys", "sysfs", "sysfs", &["nosuid", "noexec", "nodev", if spec.privileged { "rw" } else { "ro" }])?
+    });
     for f in ["hosts", "hostname", "resolv.conf"] {
         mounts.push(mount(format!("/etc/{f}"), "bind", dir.join(f), &["rbind", "rprivate"])?);
     }

@@ -51,11 +51,11 @@ impl Engine {
     /// after the database is released.
     pub(crate) fn sync_firewall(&self) -> Result<()> {
         let _lock = network::firewall_lock(&self.paths);
-        let (rules, bridges) = {
+        let (rules, bridges, published) = {
             let db = self.db();
-            (crate::firewall::rules(&db)?, network::bridges(&db)?)
+            (crate::firewall::rules(&db)?, network::bridges(&db)?, network::all_published(&db)?)
         };
-        Ok(network::apply_firewall(&self.paths, rules.as_deref(), &bridges)?)
+        Ok(network::apply_firewall(&self.paths, rules.as_deref(), &bridges, &published)?)
     }
 
     /// Rewrites /etc/hosts of every container on `net` (in place: the file

@@ -38,7 +38,7 @@ impl Engine {
             rootless: crate::rootless::active(),
             rootless_pieces: if crate::rootless::active() {
                 format!(
-                    "user namespace ({}), native overlayfs, cgroups: {}, networks: none and host only so far",
+                    "user namespace ({}), native overlayfs, cgroups: {}, networks: bridges in a rootless network namespace, slirp4netns for egress and published ports",
                     crate::rootless::mapping_summary(),
                     if crate::sys::cgroup::writable() { "yes" } else { "none (limits ignored)" }
                 )
@@ -259,6 +259,8 @@ impl Engine {
         r.build_cache = db.conn.execute("DELETE FROM build_cache", []).unwrap_or(0);
         drop(db);
         crate::sys::cgroup::remove_if_unused(&self.paths.cgroup_parent());
+        // A rootless berth's network namespace and its slirp4netns.
+        crate::network::rootless::remove(&self.paths);
         Ok(r)
     }
 

@@ -227,7 +227,7 @@ pub struct Link {
 /// Runs `tc` in namespace `ns`; `line` holds its arguments (interface
 /// names and numbers, never spaces).
 fn tc(ns: &Path, line: &str) -> io::Result<std::process::Output> {
-    let mut cmd = Command::new("tc");
+    let mut cmd = Command::new(crate::sys::proc::tool("tc"));
     crate::sys::proc::enter_netns_on_exec(&mut cmd, ns)?;
     cmd.args(line.split_whitespace()).stdin(Stdio::null()).output().map_err(|e| io::Error::new(e.kind(), format!("running tc (package iproute2): {e}")))
 }

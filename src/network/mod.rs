@@ -10,6 +10,7 @@ pub mod impair;
 pub mod ipam;
 pub mod overlay;
 pub mod ports;
+pub mod rootless;
 
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
@@ -25,8 +26,8 @@ use ipam::{IpamError, Subnet};
 pub enum NetworkError {
     #[error("network {0} not found")]
     NotFound(String),
-    #[error("network {0}: a rootless berth has no bridge networks yet (they need a rootless network namespace, not done); run containers with --network none")]
-    Rootless(String),
+    #[error("port {port}: a rootless berth may not publish ports below {start} (net.ipv4.ip_unprivileged_port_start); publish a higher one (-p 8080:{port}), or as root lower it: sysctl net.ipv4.ip_unprivileged_port_start={port}")]
+    LowPort { port: u16, start: u16 },
     #[error("network with name {0} already exists")]
     Exists(String),
     #[error("invalid network name {0:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")]
@@ -161,7 +162,11 @@ fn bridge_name(paths: &Paths, id: &str, default: bool) -> String {
 
 /// Subnets are chosen against the host's routes, which other berth roots
 /// also add to: one host-wide lock keeps two creators from picking the same.
-fn host_lock() -> std::io::Result<store::FileLock> {
+fn host_lock(paths: &Paths) -> std::io::Result<store::FileLock> {
+    // A rootless berth's routes are its own namespace's.
+    if crate::rootless::active() {
+        return store::FileLock::exclusive(&paths.run.join("ipam.lock")).map_err(|e| std::io::Error::other(e.to_string()));
+    }
     let p = Path::new("/run/lock");
     let dir = if p.is_dir() { p.to_path_buf() } else { std::env::temp_dir() };
     store::FileLock::exclusive(&dir.join("berth-ipam.lock")).map_err(|e| std::io::Error::other(e.to_string()))
@@ -172,9 +177,6 @@ pub const DEFAULT: &str = "bridge";
 pub fn create(paths: &Paths, db: &mut Db, spec: &NetworkSpec) -> Result<Network> {
     schema(db)?;
     let name = spec.name.clone();
-    if crate::rootless::active() {
-        return Err(NetworkError::Rootless(name));
-    }
     let ok = !name.is_empty() && name.as_bytes()[0].is_ascii_alphanumeric() && name.bytes().all(|c| c.is_ascii_alphanumeric() || b"_.-".contains(&c));
     if !ok {
         return Err(NetworkError::BadName(name));
@@ -183,7 +185,8 @@ pub fn create(paths: &Paths, db: &mut Db, spec: &NetworkSpec) -> Result<Network>
         return Err(NetworkError::Exists(name));
     }
     let sys = |err: std::io::Error| NetworkError::System { net: name.clone(), err };
-    let _lock = host_lock().map_err(sys)?;
+    rootless::ensure(paths).map_err(sys)?;
+    let _lock = host_lock(paths).map_err(sys)?;
     let nl = Netlink::new().map_err(sys)?;
     let mut taken: Vec<Subnet> = nl.routes_v4().map_err(sys)?.into_iter().filter(|(_, p)| *p > 0).map(|(a, p)| Subnet { addr: a, prefix: p }).collect();
     for n in list(db)? {
@@ -246,7 +249,7 @@ pub fn create(paths: &Paths, db: &mut Db, spec: &NetworkSpec) -> Result<Network>
 fn bridge_up(paths: &Paths, nl: &Netlink, id: &str, bridge: &str, gateway: Ipv4Addr, prefix: u8) -> std::io::Result<()> {
     // As docker does: networks route (published ports from outside,
     // egress NAT), so the host must forward.
-    let _ = std::fs::write("/proc/sys/net/ipv4/ip_forward", "1");
+    let _ = crate::rootless::in_host_netns(|| std::fs::write("/proc/sys/net/ipv4/ip_forward", "1"));
     nl.create_bridge(bridge)?;
     nl.set_alias(bridge, &owner_alias(paths, id))?;
     nl.add_address(bridge, gateway, prefix)?;
@@ -492,6 +495,17 @@ pub(crate) fn veth_name(container_id: &str, position: i64) -> String {
 
 /// Makes the container's namespace if missing and wires `eps` into it.
 pub fn setup(paths: &Paths, container_id: &str, eps: &[Endpoint]) -> std::io::Result<PathBuf> {
+    if !eps.is_empty() && crate::rootless::active() {
+        rootless::ensure(paths)?;
+        // The rootless namespace goes with the user's pause process (a
+        // logout, a reboot); its bridges come back when first needed.
+        let nl = Netlink::new()?;
+        for ep in eps.iter().filter(|ep| !ep.network.is_overlay()) {
+            if nl.link_index(&ep.network.bridge)?.is_none() {
+                make_bridge(paths, &ep.network)?;
+            }
+        }
+    }
     let ns = netns_path(paths, container_id);
     let fresh = !ns.exists();
     if fresh {
@@ -749,6 +763,12 @@ fn made_by(labels: &std::collections::BTreeMap<String, String>) -> String {
 /// where none was given.
 pub fn publish(db: &mut Db, container_id: &str, specs: &[ports::PortSpec]) -> Result<Vec<Published>> {
     schema(db)?;
+    if crate::rootless::active() {
+        let start = rootless::unprivileged_port_start();
+        if let Some(port) = specs.iter().filter_map(|s| s.host_port).find(|p| *p < start) {
+            return Err(NetworkError::LowPort { port, start });
+        }
+    }
     let mut out = Vec::new();
     for sp in specs {
         // The kernel's free port is free only until it is released again: a
@@ -789,6 +809,18 @@ pub fn publish(db: &mut Db, container_id: &str, specs: &[ports::PortSpec]) -> Re
         out.push(p);
     }
     Ok(out)
+}
+
+/// Every published port of this root (containers' and services').
+pub fn all_published(db: &Db) -> Result<Vec<Published>> {
+    schema(db)?;
+    let mut st = db.conn.prepare("SELECT host_ip, host_port, container_port, proto FROM ports ORDER BY host_port").map_err(StoreError::from)?;
+    let v = st
+        .query_map([], |r| Ok(Published { host_ip: r.get(0)?, host_port: r.get(1)?, container_port: r.get(2)?, proto: r.get(3)? }))
+        .map_err(StoreError::from)?
+        .filter_map(|r| r.ok())
+        .collect();
+    Ok(v)
 }
 
 pub fn ports_of(db: &Db, container_id: &str) -> Result<Vec<Published>> {
@@ -837,15 +869,32 @@ pub fn firewall_lock(paths: &Paths) -> Option<crate::store::FileLock> {
 
 /// Writes (or, with no networks, removes) this root's table. Runs `nft`,
 /// so callers do it without holding the database.
-pub fn apply_firewall(paths: &Paths, rules: Option<&str>, bridges: &[String]) -> Result<()> {
+pub fn apply_firewall(paths: &Paths, rules: Option<&str>, bridges: &[String], published: &[Published]) -> Result<()> {
     let table = table_name(paths);
     let sys = |err| NetworkError::System { net: "firewall".into(), err };
     // Loopback-sourced packets (a published port reached at 127.0.0.1) may
     // leave through our bridge only with route_localnet, set on our own
     // interfaces. Done here, not where the rules are made: `system check`
     // makes them too, and a check only reads.
-    for b in bridges {
-        let _ = std::fs::write(format!("/proc/sys/net/ipv4/conf/{b}/route_localnet"), "1");
+    let _ = crate::rootless::in_host_netns(|| {
+        for b in bridges {
+            let _ = std::fs::write(format!("/proc/sys/net/ipv4/conf/{b}/route_localnet"), "1");
+        }
+    });
+    if crate::rootless::active() {
+        // No other firewall shares the rootless namespace; the host's
+        // listening sockets are slirp4netns'.
+        if rules.is_some() {
+            rootless::ensure(paths).map_err(sys)?;
+        }
+        let table = table_name(paths);
+        match rules {
+            Some(body) => crate::sys::nft::replace_table("ip", &table, body).map_err(sys)?,
+            None if crate::sys::nft::table_exists("ip", &table) => crate::sys::nft::delete_table("ip", &table).map_err(sys)?,
+            None => {}
+        }
+        let fwd: Vec<rootless::Forward> = published.iter().map(|p| rootless::Forward { proto: p.proto.clone(), host_addr: p.host_ip.clone(), host_port: p.host_port }).collect();
+        return rootless::sync_ports(paths, &fwd).map_err(sys);
     }
     match rules {
         Some(body) => crate::sys::nft::replace_table("ip", &table, body).map_err(sys)?,
@@ -875,7 +924,7 @@ fn foreign_tag(paths: &Paths) -> String {
 /// interface of each of this root's rules in it; None when that chain does
 /// not exist. Read as nft's JSON, not by scraping its text.
 pub fn foreign_forward_rules(paths: &Paths) -> Option<(bool, Vec<(u64, String)>)> {
-    let out = std::process::Command::new("nft").args(["-j", "list", "chain", "ip", "filter", "FORWARD"]).stderr(std::process::Stdio::null()).output().ok()?;
+    let out = std::process::Command::new(crate::sys::proc::tool("nft")).args(["-j", "list", "chain", "ip", "filter", "FORWARD"]).stderr(std::process::Stdio::null()).output().ok()?;
     if !out.status.success() {
         return None;
     }
@@ -1004,7 +1053,9 @@ pub fn firewall_rules(db: &Db, balancing: Vec<Balance>) -> Result<Option<String>
     // direct traffic between networks stays dropped below.
     let mut published = Vec::new();
     for (cid, host_ip, hp, cp, proto) in rows {
-        let dst = if host_ip == "0.0.0.0" { "fib daddr type local".to_string() } else { format!("ip daddr {host_ip}") };
+        // Rootless: slirp4netns listens on the host address and hands the
+        // connection to the tap's address in the rootless namespace.
+        let dst = if host_ip == "0.0.0.0" || crate::rootless::active() { "fib daddr type local".to_string() } else { format!("ip daddr {host_ip}") };
         if let Some(b) = balance.get(&cid) {
             if !b.backends.is_empty() {
                 dnat.push(format!("{dst} {proto} dport {hp} dnat to {} : {cp}", spread(b)));

@@ -123,6 +123,10 @@ impl std::fmt::Debug for Netlink {
 impl Netlink {
     /// A connection in the caller's network namespace.
     pub fn new() -> io::Result<Netlink> {
+        // A rootless berth's "host" is its rootless network namespace.
+        if let Some(ns) = crate::rootless::netns_made() {
+            return Self::in_netns(&ns);
+        }
         Self::connect().map_err(|e| ctx("opening rtnetlink connection", e))
     }
 

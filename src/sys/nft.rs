@@ -5,12 +5,22 @@ use std::io::{self, Write};
 use std::process::{Command, Stdio};
 
 fn run(script: &str) -> io::Result<()> {
-    run_in(None, script)
+    run_in(crate::rootless::netns_made().as_deref(), script)
+}
+
+/// `nft` in the host's namespace as berth sees it (a rootless berth's is
+/// its rootless network namespace).
+fn nft() -> Command {
+    let mut cmd = Command::new(crate::sys::proc::tool("nft"));
+    if let Some(ns) = crate::rootless::netns_made() {
+        let _ = crate::sys::proc::enter_netns_on_exec(&mut cmd, &ns);
+    }
+    cmd
 }
 
 /// Runs `nft -f -` in the network namespace at `netns` (None: ours).
 pub fn run_in(netns: Option<&std::path::Path>, script: &str) -> io::Result<()> {
-    let mut cmd = Command::new("nft");
+    let mut cmd = Command::new(crate::sys::proc::tool("nft"));
     if let Some(ns) = netns {
         crate::sys::proc::enter_netns_on_exec(&mut cmd, ns)?;
     }
@@ -42,12 +52,12 @@ pub fn delete_table(family: &str, name: &str) -> io::Result<()> {
 }
 
 pub fn table_exists(family: &str, name: &str) -> bool {
-    Command::new("nft").args(["list", "table", family, name]).stdout(Stdio::null()).stderr(Stdio::null()).status().map(|s| s.success()).unwrap_or(false)
+    nft().args(["list", "table", family, name]).stdout(Stdio::null()).stderr(Stdio::null()).status().map(|s| s.success()).unwrap_or(false)
 }
 
 /// Every table on the host: (family, name).
 pub fn tables() -> Vec<(String, String)> {
-    let Ok(out) = Command::new("nft").args(["list", "tables"]).stderr(Stdio::null()).output() else { return vec![] };
+    let Ok(out) = nft().args(["list", "tables"]).stderr(Stdio::null()).output() else { return vec![] };
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(|l| {
@@ -60,6 +70,6 @@ pub fn tables() -> Vec<(String, String)> {
 
 /// The table's text as `nft list table` prints it, or None if it is absent.
 pub fn list_table(family: &str, name: &str) -> Option<String> {
-    let out = Command::new("nft").args(["list", "table", family, name]).stderr(Stdio::null()).output().ok()?;
+    let out = nft().args(["list", "table", family, name]).stderr(Stdio::null()).output().ok()?;
     out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
 }

@@ -555,3 +555,60 @@ mod tests {
         assert_eq!(found.len(), 2, "two sleeps below the shell: {found:?}");
     }
 }
+
+/// Starts `cmd` as a daemon that init adopts (a second fork between fork
+/// and exec, in a session of its own), so that no berth process has to
+/// reap it. `ready` (a pipe's write end) becomes its fd 3. Returns its pid.
+pub fn spawn_daemon(cmd: &mut std::process::Command, ready: Option<&OwnedFd>) -> io::Result<i32> {
+    use std::os::unix::process::CommandExt;
+    let (pid_r, pid_w) = pipe()?;
+    let (rw, pw) = (ready.map(|f| f.as_raw_fd()), pid_w.as_raw_fd());
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            libc::setsid();
+            match libc::fork() {
+                -1 => return Err(io::Error::last_os_error()),
+                0 => {}
+                _ => libc::_exit(0),
+            }
+            let me = libc::getpid().to_ne_bytes();
+            libc::write(pw, me.as_ptr().cast(), me.len());
+            if let Some(rw) = rw {
+                if rw == 3 {
+                    libc::fcntl(3, libc::F_SETFD, 0);
+                } else if libc::dup2(rw, 3) < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn()?;
+    let _ = child.wait();
+    drop(pid_w);
+    let mut b = [0u8; 4];
+    let mut got = 0;
+    while got < 4 {
+        match read_fd(pid_r.as_raw_fd(), &mut b[got..])? {
+            0 => return Err(io::Error::other("the daemon did not start")),
+            n => got += n,
+        }
+    }
+    Ok(i32::from_ne_bytes(b))
+}
+
+/// A system tool by name: from PATH, else from the sbin directories that
+/// an unprivileged user's PATH often lacks (nft, tc).
+pub fn tool(name: &str) -> std::path::PathBuf {
+    let on_path = std::env::var_os("PATH").is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(name).is_file()));
+    if !on_path {
+        for d in ["/usr/sbin", "/sbin", "/usr/local/sbin"] {
+            let p = std::path::Path::new(d).join(name);
+            if p.is_file() {
+                return p;
+            }
+        }
+    }
+    std::path::PathBuf::from(name)
+}
