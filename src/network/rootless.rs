@@ -130,7 +130,8 @@ fn api(paths: &Paths, req: serde_json::Value) -> io::Result<serde_json::Value> {
         let desc = err.get("desc").and_then(|d| d.as_str()).unwrap_or("an error");
         return Err(io::Error::other(desc.to_string()));
     }
-    Ok(v["return"].clone())
+    // slirp4netns 1.x answers bare ({"entries": ..}); QMP-style wraps it.
+    Ok(v.get("return").cloned().unwrap_or(v))
 }
 
 /// A published port as slirp4netns holds it.

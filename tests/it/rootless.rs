@@ -150,9 +150,7 @@ fn a_user_without_root_runs_containers_in_its_own_namespace() {
     let o = u.berth(&["run", "--rm", "--network", "none", "busybox", "mount", "-t", "tmpfs", "t", "/mnt"]);
     assert!(!o.ok(), "no mounting inside: {o}");
 
-    // Not done yet, and said so: bridge networks.
-    let o = u.berth(&["run", "--rm", "busybox", "true"]);
-    assert!(o.code == 125 && o.stderr.contains("rootless") && o.stderr.contains("--network none"), "{o}");
+    networks(&env, &u);
 
     // A pull from a registry on loopback (pushed by rootful berth), run.
     let reg = crate::registry::Registry::start(&env, None);
@@ -173,4 +171,132 @@ fn a_user_without_root_runs_containers_in_its_own_namespace() {
     u.ok(&["rm", "-f", "keep"]);
     // Rootful berth never sees the user's objects.
     assert!(!env.ok(&["ps", "-a"]).contains("keep"));
+}
+
+/// /dev/net/tun's mode for a test's run, put back afterwards. This host
+/// has no udev and keeps it 0600; distributions ship it 0666.
+struct TunMode(u32);
+
+impl TunMode {
+    fn set(mode: u32) -> TunMode {
+        use std::os::unix::fs::PermissionsExt;
+        let was = std::fs::metadata("/dev/net/tun").unwrap().permissions().mode() & 0o7777;
+        std::fs::set_permissions("/dev/net/tun", std::fs::Permissions::from_mode(mode)).unwrap();
+        TunMode(was)
+    }
+}
+
+impl Drop for TunMode {
+    fn drop(&mut self) {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions("/dev/net/tun", std::fs::Permissions::from_mode(self.0));
+    }
+}
+
+/// A host-side address for egress: on a bridge the test makes, so that
+/// nothing leaves the host. Removed when dropped.
+struct Upstream {
+    link: String,
+    addr: String,
+}
+
+impl Upstream {
+    fn new() -> Upstream {
+        let n = std::process::id() % 200;
+        let up = Upstream { link: format!("brlup{n}"), addr: format!("198.51.100.{}", 20 + n) };
+        let ok = Command::new("ip").args(["link", "add", &up.link, "type", "bridge"]).status().unwrap().success()
+            && Command::new("ip").args(["addr", "add", &format!("{}/32", up.addr), "dev", &up.link]).status().unwrap().success()
+            && Command::new("ip").args(["link", "set", &up.link, "up"]).status().unwrap().success();
+        assert!(ok, "making {}", up.link);
+        up
+    }
+}
+
+impl Drop for Upstream {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["link", "del", &self.link]).status();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// User networks, egress and published ports, through the user's rootless
+/// network namespace and slirp4netns.
+fn networks(env: &Env, u: &User) {
+    use std::io::{Read, Write};
+    {
+        let _tun = TunMode::set(0o600);
+        let o = u.berth(&["run", "--rm", "busybox", "true"]);
+        assert!(o.code == 125 && o.stderr.contains("/dev/net/tun") && o.stderr.contains("chmod 0666 /dev/net/tun"), "the error names the device and the fix: {o}");
+    }
+    let _tun = TunMode::set(0o666);
+
+    // The default network: an address, a route out.
+    let out = u.ok(&["run", "--rm", "busybox", "sh", "-c", "ip -4 -o addr show eth0; ip route"]);
+    assert!(out.contains("inet ") && out.contains("default via"), "{out}");
+
+    // A user network: two containers reach each other by name.
+    u.ok(&["network", "create", "lab"]);
+    u.ok(&["run", "-d", "--name", "web", "--network", "lab", "busybox", "httpd", "-f", "-p", "80", "-h", "/etc"]);
+    let out = u.ok(&["run", "--rm", "--network", "lab", "busybox", "sh", "-c", "ping -c1 -W2 web >/dev/null && echo reached; timeout 3 wget -qO- http://web/hostname"]);
+    let web_id = u.ok(&["inspect", "-f", "{{.Id}}", "web"]);
+    assert!(out.contains("reached") && out.contains(&web_id.trim()[..12]), "{out}");
+
+    // Egress: the container reaches an upstream host (here a bridge of
+    // the host's, made by the test) as the user's own connection.
+    let up = Upstream::new();
+    let l = std::net::TcpListener::bind((up.addr.as_str(), 0)).unwrap();
+    let port = l.local_addr().unwrap().port();
+    let server = std::thread::spawn(move || {
+        let (mut c, peer) = l.accept().unwrap();
+        let mut b = [0u8; 512];
+        let _ = c.read(&mut b);
+        let _ = c.write_all(b"HTTP/1.0 200 OK\r\n\r\negress-ok\n");
+        peer
+    });
+    let out = u.ok(&["run", "--rm", "--network", "lab", "busybox", "sh", "-c", &format!("timeout 5 wget -qO- http://{}:{port}/", up.addr)]);
+    assert_eq!(out.trim(), "egress-ok");
+    let peer = server.join().unwrap();
+    assert!(!peer.ip().is_loopback(), "the connection came from slirp4netns' socket: {peer}");
+
+    // A published port answers on the host's loopback.
+    let hp = free_port();
+    u.ok(&["run", "-d", "--name", "pub", "--network", "lab", "-p", &format!("{hp}:80"), "busybox", "httpd", "-f", "-p", "80", "-h", "/etc"]);
+    let pub_id = u.ok(&["inspect", "-f", "{{.Id}}", "pub"]);
+    let get = || -> Option<String> {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", hp)).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(3))).ok()?;
+        s.write_all(b"GET /hostname HTTP/1.0\r\n\r\n").ok()?;
+        let mut r = String::new();
+        s.read_to_string(&mut r).ok()?;
+        Some(r)
+    };
+    assert!(wait_until(Duration::from_secs(5), || get().is_some_and(|r| r.contains(&pub_id.trim()[..12]))), "127.0.0.1:{hp} reaches the container: {:?}", get());
+    assert!(u.ok(&["port", "pub"]).contains(&hp.to_string()));
+    // Removed, the port is closed again.
+    u.ok(&["rm", "-f", "pub"]);
+    assert!(std::net::TcpStream::connect(("127.0.0.1", hp)).is_err(), "port {hp} closed with its container");
+
+    // Below net.ipv4.ip_unprivileged_port_start: refused, the sysctl named.
+    let o = u.berth(&["run", "--rm", "--network", "lab", "-p", "80:80", "busybox", "true"]);
+    assert!(o.code == 125 && o.stderr.contains("ip_unprivileged_port_start"), "{o}");
+
+    // The host's network, as the user has it.
+    let out = u.ok(&["run", "--rm", "--network", "host", "busybox", "cat", &format!("/sys/class/net/{}/operstate", up.link)]);
+    assert!(!out.trim().is_empty(), "{out}");
+
+    // A build whose RUN step runs in a container of the user's.
+    let ctx = u.home.join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(ctx.join("Dockerfile"), "FROM busybox\nRUN id -u > /who && chown 1000 /who\n").unwrap();
+    Command::new("chmod").args(["-R", "a+rX", ctx.to_str().unwrap()]).status().unwrap();
+    u.ok(&["build", "-t", "built", ctx.to_str().unwrap()]);
+    // (Builds never reach the network, rootful or not.)
+    assert_eq!(u.ok(&["run", "--rm", "--network", "none", "built", "sh", "-c", "cat /who; stat -c %u /who"]).split_whitespace().collect::<Vec<_>>(), ["0", "1000"]);
+
+    u.ok(&["rm", "-f", "web"]);
+    u.ok(&["network", "rm", "lab"]);
+    let _ = env;
 }
