@@ -150,7 +150,7 @@ fn a_user_without_root_runs_containers_in_its_own_namespace() {
     let o = u.berth(&["run", "--rm", "--network", "none", "busybox", "mount", "-t", "tmpfs", "t", "/mnt"]);
     assert!(!o.ok(), "no mounting inside: {o}");
 
-    networks(&env, &u);
+    let _tun = networks(&env, &u);
 
     // A pull from a registry on loopback (pushed by rootful berth), run.
     let reg = crate::registry::Registry::start(&env, None);
@@ -162,11 +162,19 @@ fn a_user_without_root_runs_containers_in_its_own_namespace() {
 
     // A test script through the test runner, which cleans up after it.
     let t = u.home.join("t.rhai");
-    std::fs::write(&t, "let c = run(\"busybox\", #{ network: \"none\", cmd: [\"sleep\", \"30\"] });\nassert(c.exec([\"echo\", \"in\"]).stdout.contains(\"in\"));\n").unwrap();
+    std::fs::write(&t, r#"
+let c = run("busybox", #{ network: "none", cmd: ["sleep", "30"] });
+assert(c.exec(["echo", "in"]).stdout.contains("in"));
+let n = network("tnet");
+let a = run("busybox", #{ name: "sa", network: "tnet", cmd: ["sleep", "30"] });
+let b = run("busybox", #{ network: "tnet", cmd: ["sleep", "30"] });
+assert(b.exec(["ping", "-c1", "-W2", "sa"]).code == 0);
+"#).unwrap();
     Command::new("chmod").args(["a+r", t.to_str().unwrap()]).status().unwrap();
     let o = u.berth(&["test", t.to_str().unwrap()]);
     assert!(o.ok(), "{o}");
     assert_eq!(u.ok(&["ps", "-q"]).lines().count(), 1, "only keep is left: {}", u.ok(&["ps"]));
+    assert!(!u.ok(&["network", "ls"]).contains("tnet"), "the script's network is gone");
 
     u.ok(&["rm", "-f", "keep"]);
     // Rootful berth never sees the user's objects.
@@ -224,14 +232,14 @@ fn free_port() -> u16 {
 
 /// User networks, egress and published ports, through the user's rootless
 /// network namespace and slirp4netns.
-fn networks(env: &Env, u: &User) {
+fn networks(env: &Env, u: &User) -> TunMode {
     use std::io::{Read, Write};
     {
         let _tun = TunMode::set(0o600);
         let o = u.berth(&["run", "--rm", "busybox", "true"]);
         assert!(o.code == 125 && o.stderr.contains("/dev/net/tun") && o.stderr.contains("chmod 0666 /dev/net/tun"), "the error names the device and the fix: {o}");
     }
-    let _tun = TunMode::set(0o666);
+    let tun = TunMode::set(0o666);
 
     // The default network: an address, a route out.
     let out = u.ok(&["run", "--rm", "busybox", "sh", "-c", "ip -4 -o addr show eth0; ip route"]);
@@ -299,4 +307,5 @@ fn networks(env: &Env, u: &User) {
     u.ok(&["rm", "-f", "web"]);
     u.ok(&["network", "rm", "lab"]);
     let _ = env;
+    tun
 }
