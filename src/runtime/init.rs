@@ -234,6 +234,10 @@ fn mask(p: &Path) -> R<()> {
 
 fn mount_root(m: &oci_spec::runtime::Mount, root: &Path) -> R<()> {
     let opts = m.options().clone().unwrap_or_default();
+    // fuse-overlayfs, mounted by the monitor in the namespace ours copies.
+    if opts.iter().any(|o| o == crate::sys::fuseoverlay::PREMOUNTED) {
+        return Ok(());
+    }
     let mut data = Vec::new();
     for o in &opts {
         if let Some(dir) = o.strip_prefix("berth.chdir=") {

@@ -62,6 +62,9 @@ struct Monitor {
     checks: Checks,
     /// A service's replica: its state changes move the balancing.
     replica: bool,
+    /// The root mounted by fuse-overlayfs for this run (rootless, where
+    /// the kernel refuses overlayfs), unmounted when it ends.
+    fuse_root: Option<std::path::PathBuf>,
 }
 
 /// The health check's clock and the probe in flight.
@@ -249,6 +252,7 @@ impl Monitor {
             health: health_spec,
             checks: Checks::default(),
             replica: c.spec.labels.contains_key(crate::service::SERVICE_LABEL),
+            fuse_root: None,
             paths,
         };
         // The starter's HELLO (and first RESIZE) come before anything runs,
@@ -356,6 +360,9 @@ impl Monitor {
     /// Cleans up, then tells the clients: a `run --rm` client must find
     /// the container gone once it has its answer.
     fn finish(&mut self, failed: Option<InitError>) {
+        if let Some(r) = self.fuse_root.take() {
+            crate::sys::fuseoverlay::unmount(&r);
+        }
         let me = self.with_store("reading the container", |db, _, id| container::get(db, id));
         let code = me.as_ref().map(|c| c.exit_code).unwrap_or(EXIT_ENGINE);
         let mut forgotten = None;
@@ -489,6 +496,9 @@ impl Monitor {
             keep_child.extend([ir, ow, ew]);
             (s, Some(or), Some(er), iw)
         };
+        if crate::rootless::active() && crate::sys::fuseoverlay::driver(&self.paths.run) == crate::sys::fuseoverlay::Driver::Fuse {
+            self.mount_fuse_root().map_err(|x| e(format!("mounting the container's root: {x}")))?;
+        }
         let flags = self.ns_flags();
         match proc::clone_fork(flags).map_err(|x| e(format!("clone: {x}")))? {
             None => {
@@ -542,6 +552,24 @@ impl Monitor {
                 Ok(Running { pid, out, err: errp, stdin, tty, cgroup })
             }
         }
+    }
+
+    /// fuse-overlayfs at the root path, here in the user's mount namespace
+    /// that init's is copied from; init finds it mounted.
+    fn mount_fuse_root(&mut self) -> std::io::Result<()> {
+        let root = self.spec.root().as_ref().map(|r| r.path().clone()).unwrap_or_default();
+        let mut mounts = self.spec.mounts().clone().unwrap_or_default();
+        let Some(m) = mounts.iter_mut().find(|m| m.destination() == std::path::Path::new("/")) else { return Ok(()) };
+        let mut opts = m.options().clone().unwrap_or_default();
+        if !crate::sys::mount::is_mounted(&root) {
+            std::fs::create_dir_all(&root)?;
+            crate::sys::fuseoverlay::mount(&root, &opts)?;
+        }
+        self.fuse_root = Some(root);
+        opts.push(crate::sys::fuseoverlay::PREMOUNTED.to_string());
+        m.set_options(Some(opts));
+        self.spec.set_mounts(Some(mounts));
+        Ok(())
     }
 
     /// Runs the event loop until init exits; returns its exit code.

@@ -5,6 +5,7 @@ pub mod bpfdev;
 pub mod caps;
 pub mod delayline;
 pub mod exe;
+pub mod fuseoverlay;
 pub mod cgroup;
 pub mod mount;
 pub mod net;

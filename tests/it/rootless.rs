@@ -51,8 +51,14 @@ impl User {
     }
 
     pub fn berth(&self, args: &[&str]) -> Out {
+        self.berth_env(&[], args)
+    }
+
+    /// `berth ARGS` with variables set (setpriv --reset-env drops ours).
+    pub fn berth_env(&self, vars: &[(&str, &str)], args: &[&str]) -> Out {
         let child = Command::new("setpriv")
-            .args(["--reuid", &self.uid.to_string(), "--regid", &self.uid.to_string(), "--init-groups", "--reset-env"])
+            .args(["--reuid", &self.uid.to_string(), "--regid", &self.uid.to_string(), "--init-groups", "--reset-env", "env"])
+            .args(vars.iter().map(|(k, v)| format!("{k}={v}")))
             .arg(&self.bin)
             .args(args)
             .env("HOME", &self.home)
@@ -181,23 +187,24 @@ assert(b.exec(["ping", "-c1", "-W2", "sa"]).code == 0);
     assert!(!env.ok(&["ps", "-a"]).contains("keep"));
 }
 
-/// /dev/net/tun's mode for a test's run, put back afterwards. This host
-/// has no udev and keeps it 0600; distributions ship it 0666.
-struct TunMode(u32);
+/// A device's mode for a test's run, put back afterwards. This host has
+/// no udev and keeps /dev/net/tun and /dev/fuse 0600; distributions ship
+/// them 0666.
+struct DevMode(&'static str, u32);
 
-impl TunMode {
-    fn set(mode: u32) -> TunMode {
+impl DevMode {
+    fn set(dev: &'static str, mode: u32) -> DevMode {
         use std::os::unix::fs::PermissionsExt;
-        let was = std::fs::metadata("/dev/net/tun").unwrap().permissions().mode() & 0o7777;
-        std::fs::set_permissions("/dev/net/tun", std::fs::Permissions::from_mode(mode)).unwrap();
-        TunMode(was)
+        let was = std::fs::metadata(dev).unwrap().permissions().mode() & 0o7777;
+        std::fs::set_permissions(dev, std::fs::Permissions::from_mode(mode)).unwrap();
+        DevMode(dev, was)
     }
 }
 
-impl Drop for TunMode {
+impl Drop for DevMode {
     fn drop(&mut self) {
         use std::os::unix::fs::PermissionsExt;
-        let _ = std::fs::set_permissions("/dev/net/tun", std::fs::Permissions::from_mode(self.0));
+        let _ = std::fs::set_permissions(self.0, std::fs::Permissions::from_mode(self.1));
     }
 }
 
@@ -232,14 +239,14 @@ fn free_port() -> u16 {
 
 /// User networks, egress and published ports, through the user's rootless
 /// network namespace and slirp4netns.
-fn networks(env: &Env, u: &User) -> TunMode {
+fn networks(env: &Env, u: &User) -> DevMode {
     use std::io::{Read, Write};
     {
-        let _tun = TunMode::set(0o600);
+        let _tun = DevMode::set("/dev/net/tun", 0o600);
         let o = u.berth(&["run", "--rm", "busybox", "true"]);
         assert!(o.code == 125 && o.stderr.contains("/dev/net/tun") && o.stderr.contains("chmod 0666 /dev/net/tun"), "the error names the device and the fix: {o}");
     }
-    let tun = TunMode::set(0o666);
+    let tun = DevMode::set("/dev/net/tun", 0o666);
 
     // The default network: an address, a route out.
     let out = u.ok(&["run", "--rm", "busybox", "sh", "-c", "ip -4 -o addr show eth0; ip route"]);
@@ -308,4 +315,46 @@ fn networks(env: &Env, u: &User) -> TunMode {
     u.ok(&["network", "rm", "lab"]);
     let _ = env;
     tun
+}
+
+/// Where the kernel refuses overlayfs in a user namespace (before 5.11),
+/// fuse-overlayfs stands in: forced here, since this kernel allows it.
+#[test]
+fn a_users_containers_run_on_fuse_overlayfs_where_the_kernel_refuses_overlayfs() {
+    let env = Env::bare("rootless-fuse");
+    let u = User::new(&env, "f");
+    let fuse = [("BERTH_ROOTLESS_OVERLAY", "fuse")];
+    let tar = env.dir.join("busybox.tar");
+    std::fs::copy(busybox_tar(), &tar).unwrap();
+    Command::new("chmod").args(["a+r", tar.to_str().unwrap()]).status().unwrap();
+    u.ok(&["image", "import", "-c", "CMD [\"sh\"]", tar.to_str().unwrap(), "busybox:latest"]);
+    {
+        let _fuse = DevMode::set("/dev/fuse", 0o600);
+        let o = u.berth_env(&fuse, &["run", "--rm", "--network", "none", "busybox", "true"]);
+        assert!(!o.ok() && o.stderr.contains("/dev/fuse") && o.stderr.contains("chmod 0666 /dev/fuse"), "the error names the device and the fix: {o}");
+    }
+    let _fuse = DevMode::set("/dev/fuse", 0o666);
+    let ok = |args: &[&str]| {
+        let o = u.berth_env(&fuse, args);
+        assert!(o.ok(), "berth {}: {o}", args.join(" "));
+        o.stdout
+    };
+    let out = ok(&["run", "--rm", "--network", "none", "busybox", "sh", "-c", "grep ' / / ' /proc/self/mountinfo; stat -c %u /bin/busybox; echo hi > /f && chown 1000 /f && stat -c %u /f"]);
+    assert!(out.contains("fuse-overlayfs"), "the root is fuse-overlayfs: {out}");
+    assert_eq!(out.lines().skip(1).collect::<Vec<_>>(), ["0", "1000"], "{out}");
+
+    // The writable layer survives a stop and a start.
+    ok(&["run", "-d", "--name", "fz", "--network", "none", "busybox", "sleep", "300"]);
+    ok(&["exec", "fz", "sh", "-c", "echo kept > /k"]);
+    ok(&["stop", "-t", "0", "fz"]);
+    ok(&["start", "fz"]);
+    assert_eq!(ok(&["exec", "fz", "cat", "/k"]).trim(), "kept");
+    ok(&["rm", "-f", "fz"]);
+
+    // Each daemon goes with its container's mount.
+    let daemons = || {
+        let o = Command::new("pgrep").args(["-u", &u.name, "-x", "fuse-overlayfs"]).output().unwrap();
+        String::from_utf8_lossy(&o.stdout).lines().count()
+    };
+    assert!(wait_until(Duration::from_secs(5), || daemons() == 0), "{} fuse-overlayfs left", daemons());
 }
