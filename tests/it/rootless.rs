@@ -84,7 +84,8 @@ impl Drop for User {
         // Its containers' monitors, its pause process, anything else.
         let _ = self.berth(&["system", "reset", "-f"]);
         let _ = Command::new("pkill").args(["-KILL", "-u", &self.name]).status();
-        std::thread::sleep(Duration::from_millis(200));
+        // userdel refuses a user with processes; killed ones take a moment.
+        wait_until(Duration::from_secs(10), || Command::new("pgrep").args(["-u", &self.name]).stdout(Stdio::null()).status().is_ok_and(|s| !s.success()));
         let _ = Command::new("userdel").arg(&self.name).status();
         for f in ["/etc/subuid", "/etc/subgid"] {
             if let Ok(t) = std::fs::read_to_string(f)
