@@ -40,7 +40,7 @@ impl Engine {
                 format!(
                     "user namespace ({}), native overlayfs, cgroups: {}, networks: none and host only so far",
                     crate::rootless::mapping_summary(),
-                    if crate::sys::cgroup::writable() { "yes" } else { "none (limits ignored)" }
+                    crate::sys::cgroup::rootless_summary()
                 )
             } else {
                 String::new()
