@@ -593,7 +593,7 @@ impl Cgroup {
 mod tests {
     use super::*;
 
-    /// A hierarchy in a temp dir, with what the user may write given by name.
+    /// A hierarchy in a temp dir: each cgroup with its cgroup.procs.
     fn tree(procs: &[(&str, &str)]) -> crate::testutil::TempDir {
         let t = crate::testutil::TempDir::new("cgdeleg");
         for (d, p) in procs {
