@@ -40,7 +40,7 @@ impl Engine {
                 format!(
                     "user namespace ({}), native overlayfs, cgroups: {}, networks: bridges in a rootless network namespace, slirp4netns for egress and published ports",
                     crate::rootless::mapping_summary(),
-                    if crate::sys::cgroup::writable() { "yes" } else { "none (limits ignored)" }
+                    crate::sys::cgroup::rootless_summary()
                 )
             } else {
                 String::new()

@@ -9,6 +9,12 @@
 //! handful of files, and berth needs what the crate does not do there
 //! (controllers enabled top-down only where offered, a freeze that waits
 //! until the kernel says frozen, the BPF device filter).
+//!
+//! A rootless berth on v2 uses the subtree delegated to its user, as
+//! systemd's Delegate=yes gives one (user@UID.service, owned by the user,
+//! its processes in leaf children such as init.scope): that cgroup stands
+//! in for the hierarchy's root, and container paths (`berth/<id>`) are
+//! relative to it. Without one, and on v1, it uses no cgroups at all.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -98,12 +104,82 @@ pub fn is_v2() -> bool {
     host().v2
 }
 
+/// The cgroup a rootless berth uses as its hierarchy root on v2: the
+/// highest ancestor of its own cgroup that the user may write, or why
+/// there is none. Read once per process: the exec helper moves itself
+/// into a container's cgroup after asking.
+fn delegated() -> &'static Result<PathBuf, String> {
+    static DELEGATED: std::sync::OnceLock<Result<PathBuf, String>> = std::sync::OnceLock::new();
+    DELEGATED.get_or_init(|| find_delegated(&read(Path::new("/proc/self/cgroup")), Path::new(UNIFIED), may_write))
+}
+
+fn may_write(p: &Path) -> bool {
+    let Ok(c) = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()) else { return false };
+    // SAFETY: access(2) on a valid C string.
+    unsafe { libc::access(c.as_ptr(), libc::W_OK) == 0 }
+}
+
+/// The delegated root under `mount` for a process whose /proc/self/cgroup
+/// is `own`, where `writable` says what it may write.
+fn find_delegated(own: &str, mount: &Path, writable: impl Fn(&Path) -> bool) -> Result<PathBuf, String> {
+    let Some(path) = own.lines().find_map(|l| l.strip_prefix("0::")) else {
+        return Err("this process has no cgroup v2 path in /proc/self/cgroup".into());
+    };
+    let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
+    // Ownership of the directory and of the two files that moving
+    // processes and enabling controllers write is what systemd's
+    // delegation hands over.
+    let ours = |d: &Path| writable(d) && writable(&d.join("cgroup.procs")) && writable(&d.join("cgroup.subtree_control"));
+    let Some(root) = (0..=parts.len()).map(|i| parts[..i].iter().fold(mount.to_path_buf(), |d, p| d.join(p))).find(|d| ours(d)) else {
+        return Err(format!(
+            "no cgroup from {} up is delegated to this user (none is writable by it); systemd's user@UID.service (Delegate=yes) is one: start berth inside it, e.g. with systemd-run --user --scope",
+            mount.join(path.trim_start_matches('/')).display()
+        ));
+    };
+    let procs = read(&root.join("cgroup.procs")).split_whitespace().count();
+    if procs > 0 {
+        return Err(format!(
+            "{}, the cgroup delegated to this user, holds {procs} process(es) of its own, and cgroup v2 gives no controllers to the children of a cgroup with processes; move them into a child of it (as systemd keeps its own in init.scope)",
+            root.display()
+        ));
+    }
+    Ok(root)
+}
+
+/// The directory that stands for the hierarchy's root on v2: the unified
+/// mount, or a rootless berth's delegated subtree.
+fn v2_root() -> PathBuf {
+    match delegated() {
+        Ok(d) if crate::rootless::active() => d.clone(),
+        _ => PathBuf::from(UNIFIED),
+    }
+}
+
+/// What `system info` says of a rootless berth's cgroups.
+pub fn rootless_summary() -> String {
+    if !is_v2() {
+        return "none (limits ignored): cgroup v1 hierarchies belong to root and cannot be delegated to a user".into();
+    }
+    match delegated() {
+        Ok(d) => {
+            let offered = read(&d.join("cgroup.controllers"));
+            let ctls: Vec<&str> = offered.split_whitespace().filter(|c| V2_WANTED.contains(c)).collect();
+            format!("v2, delegated root {} (controllers: {})", d.display(), if ctls.is_empty() { "none".into() } else { ctls.join(" ") })
+        }
+        Err(why) => format!("none (limits ignored): {why}"),
+    }
+}
+
 /// The directories that hold cgroup `path` on this host: one per v1
-/// hierarchy berth uses, or the one unified directory.
+/// hierarchy berth uses, or the one unified directory. None for a
+/// rootless berth without cgroups: the ones there belong to others.
 pub fn dirs(path: &str) -> Vec<PathBuf> {
     let h = host();
+    if crate::rootless::active() && !writable() {
+        return Vec::new();
+    }
     if h.v2 {
-        return vec![Path::new(UNIFIED).join(path)];
+        return vec![v2_root().join(path)];
     }
     let mut v: Vec<PathBuf> = Vec::new();
     for c in &h.controllers {
@@ -195,7 +271,8 @@ fn mkdir(d: &Path) -> io::Result<()> {
 /// give its children controllers ("no internal processes"): that is an
 /// error naming it, not a silent cgroup without limits.
 fn create_v2(path: &str) -> io::Result<PathBuf> {
-    let mut dir = PathBuf::from(UNIFIED);
+    let top = v2_root();
+    let mut dir = top.clone();
     let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
     for (i, part) in parts.iter().enumerate() {
         let offered = read(&dir.join("cgroup.controllers"));
@@ -213,7 +290,14 @@ fn create_v2(path: &str) -> io::Result<PathBuf> {
                 } else {
                     x.to_string()
                 };
-                eio(&format!("enabling {} in {}", want.join(" "), if here.is_empty() { "the root cgroup".to_string() } else { here }), path, io::Error::new(x.kind(), why))
+                let whose = if !here.is_empty() {
+                    top.join(here).display().to_string()
+                } else if top == Path::new(UNIFIED) {
+                    "the root cgroup".into()
+                } else {
+                    format!("the delegated cgroup {}", top.display())
+                };
+                eio(&format!("enabling {} in {whose}", want.join(" ")), path, io::Error::new(x.kind(), why))
             })?;
         }
         dir.push(part);
@@ -223,21 +307,26 @@ fn create_v2(path: &str) -> io::Result<PathBuf> {
 }
 
 /// Whether this process may make cgroups under berth's parent: a rootless
-/// berth on cgroup v1, or on v2 without a subtree delegated to the user,
-/// may not.
+/// berth on cgroup v1, or on v2 without a usable subtree delegated to the
+/// user, may not.
 pub fn writable() -> bool {
     if !crate::rootless::active() {
         return true;
     }
-    let dir = if is_v2() { PathBuf::from(UNIFIED) } else { host().mounts.iter().find(|(c, _)| c == "memory").map(|(_, mp)| mp.clone()).unwrap_or_default() };
-    let c = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()).unwrap_or_default();
-    unsafe { libc::access(c.as_ptr(), libc::W_OK) == 0 }
+    if is_v2() {
+        return delegated().is_ok();
+    }
+    host().mounts.iter().find(|(c, _)| c == "memory").is_some_and(|(_, mp)| may_write(mp))
 }
 
 impl Cgroup {
     /// Creates (or opens) the cgroup at `path` (relative to the hierarchy
     /// root, e.g. `berth/<id>`) and applies the limits.
     pub fn create(path: &str, limits: &Limits) -> io::Result<Cgroup> {
+        if crate::rootless::active() && !writable() {
+            tracing::debug!("cgroup {path}: running without one (rootless, {})", rootless_summary());
+            return Ok(Cgroup { imp: Imp::Without, path: path.to_string() });
+        }
         // Another root's last container may remove the shared parent while
         // we build under it (remove_if_unused): start over when it does.
         let mut tries = 0;
@@ -245,10 +334,6 @@ impl Cgroup {
             tries += 1;
             match Self::try_create(path) {
                 Err(x) if tries < 5 && x.kind() == io::ErrorKind::NotFound => continue,
-                Err(x) if crate::rootless::active() && !writable() => {
-                    tracing::debug!("cgroup {path}: {x}; running without one (rootless)");
-                    return Ok(Cgroup { imp: Imp::Without, path: path.to_string() });
-                }
                 Err(x) => return Err(x),
                 Ok(me) => {
                     me.apply(limits)?;
@@ -274,7 +359,7 @@ impl Cgroup {
         let imp = if crate::rootless::active() && !writable() {
             Imp::Without
         } else if is_v2() {
-            Imp::V2(Path::new(UNIFIED).join(path))
+            Imp::V2(v2_root().join(path))
         } else {
             Imp::V1(Cg::load_with_specified_controllers(cgroups_rs::hierarchies::auto(), path, host().controllers.clone()))
         };
@@ -295,7 +380,21 @@ impl Cgroup {
         match &self.imp {
             Imp::Without => {}
             Imp::V2(dir) => {
+                // A controller the parent does not pass down has no files
+                // here: say which one, and where it must be delegated.
+                let has = |ctl: &str, file: &str| -> io::Result<()> {
+                    if dir.join(file).exists() {
+                        return Ok(());
+                    }
+                    let fix = if crate::rootless::active() {
+                        format!("it is not delegated to this user ({}/cgroup.controllers lacks it); with systemd: Delegate={ctl} in user@.service", v2_root().display())
+                    } else {
+                        format!("the parent cgroup does not offer it; enable +{ctl} in its cgroup.subtree_control")
+                    };
+                    Err(e(&format!("{ctl} limit"), p, format!("the {ctl} controller is not available: {fix}")))
+                };
                 if let Some(m) = l.memory {
+                    has("memory", "memory.max")?;
                     write(dir, "memory.max", &m.to_string(), p)?;
                     // Swap accounting may be off (no file): then there is no
                     // swap to limit. With it, no swap beyond the limit, as on v1.
@@ -304,14 +403,19 @@ impl Cgroup {
                     }
                 }
                 if l.cpu_quota.is_some() || l.cpu_period.is_some() {
+                    has("cpu", "cpu.max")?;
                     let quota = l.cpu_quota.filter(|q| *q > 0).map_or("max".to_string(), |q| q.to_string());
                     write(dir, "cpu.max", &format!("{quota} {}", l.cpu_period.unwrap_or(100_000)), p)?;
                 }
                 if let Some(n) = l.pids {
+                    has("pids", "pids.max")?;
                     write(dir, "pids.max", &if n > 0 { n.to_string() } else { "max".into() }, p)?;
                 }
+                // Rootless: the kernel loads device programs for root only,
+                // and none is needed: a user namespace cannot make device
+                // nodes, and the host's that init binds keep their modes.
                 let rules: Vec<bpfdev::DevRule> = l.devices.iter().map(bpfdev::DevRule::from).collect();
-                if !rules.is_empty() {
+                if !rules.is_empty() && !crate::rootless::active() {
                     bpfdev::attach(dir, &rules).map_err(|x| e("device filter", p, x))?;
                 }
             }
@@ -482,5 +586,45 @@ impl Cgroup {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A hierarchy in a temp dir: each cgroup with its cgroup.procs.
+    fn tree(procs: &[(&str, &str)]) -> crate::testutil::TempDir {
+        let t = crate::testutil::TempDir::new("cgdeleg");
+        for (d, p) in procs {
+            let d = t.path().join(d);
+            std::fs::create_dir_all(&d).unwrap();
+            std::fs::write(d.join("cgroup.procs"), p).unwrap();
+        }
+        t
+    }
+
+    #[test]
+    fn delegated_root_is_the_highest_writable_ancestor() {
+        let t = tree(&[("", "1\n"), ("user.slice", ""), ("user.slice/user@1000.service", ""), ("user.slice/user@1000.service/app.slice", ""), ("user.slice/user@1000.service/app.slice/x.scope", "42\n")]);
+        let m = t.path();
+        let own = "0::/user.slice/user@1000.service/app.slice/x.scope\n";
+        let ours = |p: &Path| p.strip_prefix(m).is_ok_and(|r| r.starts_with("user.slice/user@1000.service"));
+        assert_eq!(find_delegated(own, m, ours), Ok(m.join("user.slice/user@1000.service")));
+        // A v1 line before the unified one is skipped.
+        assert_eq!(find_delegated(&format!("3:memory:/x\n{own}"), m, ours), Ok(m.join("user.slice/user@1000.service")));
+    }
+
+    #[test]
+    fn no_delegated_root_says_why() {
+        let t = tree(&[("", "1\n"), ("session-3.scope", "42\n"), ("user@1000.service", "7\n"), ("user@1000.service/init.scope", "8\n")]);
+        let m = t.path();
+        let e = find_delegated("0::/session-3.scope\n", m, |_| false).unwrap_err();
+        assert!(e.contains("session-3.scope") && e.contains("systemd-run --user --scope"), "{e}");
+        // Processes of its own in the delegated cgroup: no controllers for children.
+        let ours = |p: &Path| p.strip_prefix(m).is_ok_and(|r| r.starts_with("user@1000.service"));
+        let e = find_delegated("0::/user@1000.service/init.scope\n", m, ours).unwrap_err();
+        assert!(e.contains("user@1000.service, the cgroup delegated") && e.contains("holds 1 process"), "{e}");
+        assert!(find_delegated("1:name=systemd:/\n", m, ours).is_err());
     }
 }

@@ -27,6 +27,7 @@ mod overlay_dataplane;
 mod registry;
 mod repl;
 mod rootless;
+mod rootless_cgroup;
 mod runner;
 mod scripting;
 mod security;
