@@ -38,8 +38,9 @@ impl Engine {
             rootless: crate::rootless::active(),
             rootless_pieces: if crate::rootless::active() {
                 format!(
-                    "user namespace ({}), native overlayfs, cgroups: {}, networks: bridges in a rootless network namespace, slirp4netns for egress and published ports",
+                    "user namespace ({}), root filesystem: {}, cgroups: {}, networks: bridges in a rootless network namespace, slirp4netns for egress and published ports",
                     crate::rootless::mapping_summary(),
+                    crate::sys::fuseoverlay::driver(&self.paths.run).name(),
                     crate::sys::cgroup::rootless_summary()
                 )
             } else {
