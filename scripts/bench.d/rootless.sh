@@ -36,9 +36,10 @@ cleanup() {
   BERTH_ROOT=$dir/root BERTH_RUN=$dir/run "$B" system reset -f >/dev/null 2>&1
   chmod "$tun_mode" /dev/net/tun
   awk '{print $5}' /proc/self/mountinfo | grep "^$dir" | sort -r | xargs -r umount -l 2>/dev/null
-  rm -rf "$dir"
+  rm -rf "$dir" "${xdg:-}"
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM
 mkdir -p "$home"
 chmod a+x "$(dirname "$dir")" "$dir"
 useradd -M -d "$home" -s /bin/sh "$user" || { say "  rootless: useradd failed; skipped"; exit 0; }
@@ -52,8 +53,10 @@ cp "$B" "$ubin"
 cp "$IMG" "$dir/busybox.tar"
 chmod a+rx "$dir" "$ubin"
 chmod a+r "$dir/busybox.tar"
-as_user() { (cd "$home" && setpriv --reuid "$uid" --regid "$uid" --init-groups --reset-env env XDG_RUNTIME_DIR="$home/xdg" "$@"); }
-as_user mkdir -p "$home/xdg"
+# A short runtime dir: conmon's sockets live under it (108-byte limit).
+xdg=/tmp/brl-xdg-$uid
+as_user() { (cd "$home" && setpriv --reuid "$uid" --regid "$uid" --init-groups --reset-env env XDG_RUNTIME_DIR="$xdg" "$@"); }
+as_user mkdir -p -m 0700 "$xdg"
 as_user "$ubin" image import -c 'CMD ["sh"]' "$dir/busybox.tar" busybox:latest >/dev/null || { say "  rootless: import failed"; exit 1; }
 export BERTH_ROOT=$dir/root BERTH_RUN=$dir/run
 "$B" image import -c 'CMD ["sh"]' "$IMG" busybox:latest >/dev/null
