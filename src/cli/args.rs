@@ -85,6 +85,9 @@ pub(super) enum Cmd {
     /// Manage containers
     #[command(subcommand)]
     Container(ContainerCmd),
+    /// Checkpoints of running containers (CRIU)
+    #[command(subcommand)]
+    Checkpoint(CheckpointCmd),
     /// Manage images
     #[command(subcommand)]
     Image(ImageCmd),
@@ -294,6 +297,72 @@ pub(super) enum ContainerCmd {
     Update(more::UpdateArgs),
     Attach(more::AttachArgs),
     Port { container: String },
+    /// Checkpoint a running container (CRIU), as podman's
+    Checkpoint(ContainerCheckpointArgs),
+    /// Restore a container from a checkpoint or an exported archive
+    Restore(ContainerRestoreArgs),
+    /// Move a running container to another swarm node
+    Migrate { container: String, node: String },
+}
+
+#[derive(Subcommand)]
+pub(super) enum CheckpointCmd {
+    /// Checkpoint a running container
+    Create(CheckpointCreateArgs),
+    /// List a container's checkpoints
+    #[command(alias = "list")]
+    Ls { container: String },
+    /// Remove a checkpoint
+    #[command(alias = "remove")]
+    Rm { container: String, checkpoint: String },
+}
+
+#[derive(Args)]
+pub(super) struct CheckpointCreateArgs {
+    /// Leave the container running after the checkpoint
+    #[arg(long)]
+    pub(super) leave_running: bool,
+    /// Keep established TCP connections
+    #[arg(long)]
+    pub(super) tcp_established: bool,
+    /// Also write the checkpoint to this archive (tar.zst)
+    #[arg(long)]
+    pub(super) export: Option<PathBuf>,
+    pub(super) container: String,
+    /// Its name (default: checkpoint-TIMESTAMP)
+    pub(super) checkpoint: Option<String>,
+}
+
+#[derive(Args)]
+pub(super) struct ContainerCheckpointArgs {
+    /// Write the checkpoint to this archive (tar.zst)
+    #[arg(short = 'e', long)]
+    pub(super) export: Option<PathBuf>,
+    /// Leave the container running after the checkpoint
+    #[arg(short = 'R', long)]
+    pub(super) leave_running: bool,
+    /// Keep established TCP connections
+    #[arg(long)]
+    pub(super) tcp_established: bool,
+    /// The checkpoint's name (default: checkpoint-TIMESTAMP)
+    #[arg(long = "checkpoint")]
+    pub(super) name: Option<String>,
+    pub(super) container: String,
+}
+
+#[derive(Args)]
+pub(super) struct ContainerRestoreArgs {
+    /// Restore a new container from this archive (`checkpoint --export`)
+    #[arg(short = 'i', long = "import")]
+    pub(super) import: Option<PathBuf>,
+    /// The restored container's name (with --import)
+    #[arg(short = 'n', long)]
+    pub(super) name: Option<String>,
+    /// The checkpoint to restore (without --import; default: the latest)
+    #[arg(long)]
+    pub(super) checkpoint: Option<String>,
+    /// The stopped container to restore (without --import)
+    pub(super) container: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -579,6 +648,9 @@ pub(super) struct RunArgs {
 pub(super) struct StartArgs {
     #[arg(short = 'i', long)]
     pub(super) interactive: bool,
+    /// Restore from this checkpoint (`checkpoint create`)
+    #[arg(long)]
+    pub(super) checkpoint: Option<String>,
     #[arg(short = 'a', long)]
     pub(super) attach: bool,
     #[arg(required = true)]

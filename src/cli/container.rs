@@ -6,7 +6,7 @@ use std::io::Write;
 
 use anyhow::bail;
 
-use super::args::{ContainerCmd, ExecArgs, InspectArgs, KillArgs, LogsArgs, Names, PsArgs, RmArgs, RunArgs, StartArgs, StopArgs};
+use super::args::{CheckpointCmd, ContainerCmd, ExecArgs, InspectArgs, KillArgs, LogsArgs, Names, PsArgs, RmArgs, RunArgs, StartArgs, StopArgs};
 use super::{each, format, more, table};
 use crate::engine::{Attach, Engine};
 use crate::runtime::exec::ExecOptions;
@@ -38,6 +38,32 @@ pub(super) fn command(e: Engine, c: ContainerCmd) -> anyhow::Result<i32> {
         ContainerCmd::Update(a) => more::update(&e, a),
         ContainerCmd::Attach(a) => more::attach(&e, &a),
         ContainerCmd::Port { container } => port(&e, &container),
+        ContainerCmd::Checkpoint(a) => {
+            let o = crate::engine::CheckpointOpts { name: a.name.clone(), leave_running: a.leave_running, tcp_established: a.tcp_established, export: a.export.clone() };
+            let name = e.checkpoint_create(&a.container, &o)?;
+            println!("{name}");
+            Ok(0)
+        }
+        ContainerCmd::Restore(a) => {
+            let c = match (&a.import, &a.container) {
+                (Some(f), None) => e.restore_import(f, a.name.as_deref())?,
+                (None, Some(c)) => {
+                    let name = match &a.checkpoint {
+                        Some(n) => n.clone(),
+                        None => e.checkpoint_ls(c)?.pop().map(|m| m.name).ok_or_else(|| anyhow::anyhow!("container {c} has no checkpoint (berth container checkpoint {c})"))?,
+                    };
+                    e.start_checkpoint(c, &name)?
+                }
+                _ => anyhow::bail!("container restore: give either --import FILE or a container, not both"),
+            };
+            println!("{}", c.name);
+            Ok(0)
+        }
+        ContainerCmd::Migrate { container, node } => {
+            let c = e.migrate(&container, &node)?;
+            println!("{}", c.name);
+            Ok(0)
+        }
     }
 }
 
@@ -63,6 +89,9 @@ pub(super) fn create(e: &Engine, a: &RunArgs) -> anyhow::Result<i32> {
 }
 
 pub(super) fn start(e: &Engine, a: &StartArgs) -> anyhow::Result<i32> {
+    if let Some(cp) = &a.checkpoint {
+        return each(&a.containers, |n| e.start_checkpoint(n, cp).map(|_| n.to_string()));
+    }
     if a.interactive || a.attach {
         let c = e.container(&a.containers[0])?;
         let o = e.start_attached(&c.id, Attach::Stdio { stdin: a.interactive, tty: c.spec.tty })?;
@@ -260,5 +289,26 @@ pub(super) fn stats(e: &Engine, no_stream: bool, format: Option<&str>, container
         // Clear the screen and redraw, as docker stats does.
         print!("\x1b[2J\x1b[H{text}");
         std::io::stdout().flush()?;
+    }
+}
+
+pub(super) fn checkpoint(e: &Engine, cmd: CheckpointCmd) -> anyhow::Result<i32> {
+    match cmd {
+        CheckpointCmd::Create(a) => {
+            let o = crate::engine::CheckpointOpts { name: a.checkpoint.clone(), leave_running: a.leave_running, tcp_established: a.tcp_established, export: a.export.clone() };
+            println!("{}", e.checkpoint_create(&a.container, &o)?);
+            Ok(0)
+        }
+        CheckpointCmd::Ls { container } => {
+            println!("CHECKPOINT NAME");
+            for m in e.checkpoint_ls(&container)? {
+                println!("{}", m.name);
+            }
+            Ok(0)
+        }
+        CheckpointCmd::Rm { container, checkpoint } => {
+            e.checkpoint_rm(&container, &checkpoint)?;
+            Ok(0)
+        }
     }
 }

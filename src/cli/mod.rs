@@ -150,6 +150,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Cmd::Top { container } => container::top(&e, &container),
         Cmd::Cp { src, dst } => container::cp(&e, &src, &dst),
         Cmd::Port { container } => container::port(&e, &container),
+        Cmd::Checkpoint(c) => container::checkpoint(&e, c),
         Cmd::Stats { no_stream, format, containers } => container::stats(&e, no_stream, format.as_deref(), &containers),
         Cmd::Diff { container } => more::diff(&e, &container),
         Cmd::Export(a) => more::export(&e, &a),

@@ -12,6 +12,8 @@ use crate::store::{self, Db, Paths, StoreError};
 
 mod build;
 mod changes;
+mod checkpoints;
+pub use checkpoints::{CheckpointOpts, Meta as CheckpointMeta};
 mod containers;
 mod images;
 mod networks;

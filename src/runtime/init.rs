@@ -30,6 +30,7 @@ pub enum Stdio {
     /// Open a pty in the container's own devpts and send its master over
     /// `console` (a unix socket) to whoever relays it.
     ContainerPty { console: RawFd, size: Option<(u16, u16)> },
+    /// stdin -1: the container's /dev/null.
     Pipes { stdin: RawFd, stdout: RawFd, stderr: RawFd },
     /// Use the descriptors 0, 1, 2 we already have (exec without a tty).
     Inherit,
@@ -446,7 +447,14 @@ pub fn start_process(plan: &ProcessPlan, stdio: Stdio, errfd: RawFd, create_cwd:
             }
         }
         Stdio::Pipes { stdin, stdout, stderr } => {
-            proc::dup_onto(stdin, 0).map_err(fail)?;
+            if stdin < 0 {
+                // The container's own /dev/null, not the host's: a file of
+                // the host's mounts could not be checkpointed.
+                let null = std::fs::OpenOptions::new().read(true).open("/dev/null").map_err(|e| fail(format!("opening /dev/null: {e}")))?;
+                proc::dup_onto(std::os::fd::AsRawFd::as_raw_fd(&null), 0).map_err(fail)?;
+            } else {
+                proc::dup_onto(stdin, 0).map_err(fail)?;
+            }
             proc::dup_onto(stdout, 1).map_err(fail)?;
             proc::dup_onto(stderr, 2).map_err(fail)?;
         }

@@ -9,6 +9,7 @@
 //! store that never blocks the container (see `Monitor::with_store`).
 
 pub mod attach;
+pub mod criu;
 pub mod exec;
 pub mod init;
 pub mod monitor;

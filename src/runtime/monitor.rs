@@ -319,6 +319,12 @@ impl Monitor {
             self.broadcast(attach::STARTED, &attach::i32_payload(run.pid), false);
             self.slim_down();
             let code = self.supervise(run);
+            // A checkpoint stopped it: not a crash to restart from.
+            let dumped = self.paths.container_run(&self.id).join(crate::runtime::criu::DUMPING);
+            if dumped.exists() {
+                let _ = std::fs::remove_file(&dumped);
+                self.manual_stop = true;
+            }
             // `berth update` may have changed the policy and the limits
             // since: a restart follows the container's record.
             if let Some(c) = self.with_store("reading the restart policy", |db, _, id| container::get(db, id)) {
@@ -469,6 +475,13 @@ impl Monitor {
     /// exec'd the user's command (or failed trying).
     fn start(&mut self) -> Result<Running, InitError> {
         let e = |m: String| InitError { code: EXIT_ENGINE, msg: m };
+        // A restore the engine asked for: CRIU brings the processes back.
+        let order_file = self.paths.container_run(&self.id).join(crate::runtime::criu::ORDER);
+        if let Ok(b) = std::fs::read(&order_file) {
+            let _ = std::fs::remove_file(&order_file);
+            let order: crate::runtime::criu::RestoreOrder = serde_json::from_slice(&b).map_err(|x| e(format!("the restore order is unreadable: {x}")))?;
+            return self.restore(order);
+        }
         let cg_path = self.spec.linux().as_ref().and_then(|l| l.cgroups_path().clone()).map(|p| p.to_string_lossy().into_owned()).unwrap_or_else(|| crate::container::cgroup_path(&self.paths, None, &self.id));
         tracing::debug!("monitor: start");
         crate::fault!("start.monitor");
@@ -488,12 +501,13 @@ impl Monitor {
             let (er, ew) = proc::pipe().map_err(|x| e(x.to_string()))?;
             let (ir, iw) = if self.interactive {
                 let (r, w) = proc::pipe().map_err(|x| e(x.to_string()))?;
-                (r, Some(w))
+                (Some(r), Some(w))
             } else {
-                (OwnedFd::from(std::fs::File::open("/dev/null").map_err(|x| e(x.to_string()))?), None)
+                (None, None)
             };
-            let s = Stdio::Pipes { stdin: ir.as_raw_fd(), stdout: ow.as_raw_fd(), stderr: ew.as_raw_fd() };
-            keep_child.extend([ir, ow, ew]);
+            let s = Stdio::Pipes { stdin: ir.as_ref().map(|r| r.as_raw_fd()).unwrap_or(-1), stdout: ow.as_raw_fd(), stderr: ew.as_raw_fd() };
+            keep_child.extend(ir);
+            keep_child.extend([ow, ew]);
             (s, Some(or), Some(er), iw)
         };
         if crate::rootless::active() && crate::sys::fuseoverlay::driver(&self.paths.run) == crate::sys::fuseoverlay::Driver::Fuse {
@@ -552,6 +566,70 @@ impl Monitor {
                 Ok(Running { pid, out, err: errp, stdin, tty, cgroup })
             }
         }
+    }
+
+    /// Restores a checkpoint: the root mounted here (CRIU binds it as the
+    /// container's), new output pipes in place of the old ones, the
+    /// network namespace berth made again; the restored init is our child.
+    fn restore(&mut self, order: crate::runtime::criu::RestoreOrder) -> Result<Running, InitError> {
+        use crate::runtime::criu;
+        let e = |m: String| InitError { code: EXIT_ENGINE, msg: m };
+        let cg_path = self.spec.linux().as_ref().and_then(|l| l.cgroups_path().clone()).map(|p| p.to_string_lossy().into_owned()).unwrap_or_else(|| crate::container::cgroup_path(&self.paths, None, &self.id));
+        let root = self.spec.root().as_ref().map(|r| r.path().clone()).unwrap_or_default();
+        let mounts = self.spec.mounts().clone().unwrap_or_default();
+        let rootm = mounts.iter().find(|m| m.destination() == std::path::Path::new("/")).ok_or_else(|| e("the spec has no root mount".into()))?;
+        let opts = rootm.options().clone().unwrap_or_default();
+        let chdir = opts.iter().find_map(|o| o.strip_prefix("berth.chdir=")).map(std::path::PathBuf::from).unwrap_or_default();
+        let data: Vec<String> = opts
+            .iter()
+            .filter(|o| !o.starts_with("berth."))
+            .map(|o| match o.strip_prefix("lowerdir=") {
+                Some(l) => format!("lowerdir={}", l.split(':').map(|d| chdir.join(d).display().to_string()).collect::<Vec<_>>().join(":")),
+                None => o.clone(),
+            })
+            .collect();
+        std::fs::create_dir_all(&root).map_err(|x| e(format!("{}: {x}", root.display())))?;
+        crate::sys::mount::mount(Some("overlay"), &root, Some("overlay"), crate::sys::mount::MsFlags::empty(), Some(&data.join(","))).map_err(|x| e(format!("mounting the root to restore into: {x}")))?;
+        let (or, ow) = proc::pipe().map_err(|x| e(x.to_string()))?;
+        let (er, ew) = proc::pipe().map_err(|x| e(x.to_string()))?;
+        let (ir, iw) = if self.interactive {
+            let (r, w) = proc::pipe().map_err(|x| e(x.to_string()))?;
+            (Some(r), Some(w))
+        } else {
+            (None, None)
+        };
+        let mut pipes = Vec::new();
+        for (fd, ino) in [(Some(&ow), order.pipes[1]), (Some(&ew), order.pipes[2]), (ir.as_ref(), order.pipes[0])] {
+            if let (Some(fd), Some(ino)) = (fd, ino) {
+                pipes.push((fd.as_raw_fd(), ino));
+            }
+        }
+        let netns = self.spec.linux().as_ref().and_then(|l| l.namespaces().clone()).unwrap_or_default().into_iter().find(|n| n.typ() == LinuxNamespaceType::Network).and_then(|n| n.path().clone());
+        let netns = match netns {
+            Some(p) => Some(std::fs::File::open(&p).map_err(|x| e(format!("{}: {x}", p.display())))?),
+            None => None,
+        };
+        let ext = criu::external_mounts(&self.spec);
+        let restored = criu::restore(&criu::RestoreOpts { images: &order.images, root: &root, tcp_established: order.tcp_established, tty: false, netns: netns.as_ref(), mounts: &ext, pipes: &pipes });
+        // The restored mount namespace holds its own view of the root.
+        warn_err("unmounting the restore's root", crate::sys::mount::umount_detach(&root));
+        drop((ow, ew, ir, netns));
+        let pid = restored.map_err(|x| e(x.to_string()))?;
+        let cgroup = match Cgroup::create(&cg_path, &self.limits()) {
+            Ok(cg) => cg,
+            Err(x) => {
+                warn_err("killing the restored container after a cgroup failure", proc::kill(pid, libc::SIGKILL));
+                warn_err("reaping it", proc::wait_pid(pid));
+                return Err(e(x.to_string()));
+            }
+        };
+        for p in std::iter::once(pid).chain(proc::descendants(pid)) {
+            warn_err("moving a restored process into the cgroup", cgroup.add(p));
+        }
+        for fd in [Some(&or), Some(&er)].into_iter().flatten() {
+            warn_err("setting the output non-blocking", proc::set_nonblocking(fd.as_raw_fd(), true));
+        }
+        Ok(Running { pid, out: Some(or), err: Some(er), stdin: iw, tty: false, cgroup })
     }
 
     /// fuse-overlayfs at the root path, here in the user's mount namespace
