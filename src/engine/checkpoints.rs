@@ -266,18 +266,16 @@ impl Engine {
         spec.rm = false;
         // The address it had, where it is free (its connections use it).
         if spec.ip.is_none()
-            && let Some((_, ip)) = meta.addresses.first()
+            && let Some((net, ip)) = meta.addresses.first()
         {
-            spec.ip = Some(ip.clone());
-        }
-        let c = match self.create(&spec) {
-            Ok(c) => c,
-            Err(EngineError::Network(crate::network::NetworkError::Ipam { .. })) => {
-                spec.ip = meta.spec.ip.clone();
-                self.create(&spec)?
+            let db = self.db();
+            let taken = crate::network::get(&db, net).ok().and_then(|n| crate::network::endpoints_of_network(&db, &n).ok()).is_some_and(|eps| eps.iter().any(|(_, a, _)| a.to_string() == *ip));
+            // Taken (the original still runs here): a fresh one.
+            if !taken {
+                spec.ip = Some(ip.clone());
             }
-            Err(e) => return Err(e),
-        };
+        }
+        let c = self.create(&spec)?;
         let d = self.checkpoints_dir(&c).join(&meta.name);
         let r = (|| {
             std::fs::create_dir_all(d.parent().unwrap()).map_err(io_err("creating the checkpoints directory".into()))?;

@@ -11,6 +11,7 @@ mod api_images;
 mod api_objects;
 mod archive;
 mod build;
+mod checkpoint;
 mod cluster_etcd;
 mod commands;
 mod escape;

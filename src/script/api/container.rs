@@ -50,6 +50,24 @@ fn globals(r: &mut rhai::Engine, ctx: &Ctx) {
         let (_, o) = e.run(&spec, Attach::Capture).map_err(eng)?;
         Ok(output_map(&o))
     };
+    let e2 = ctx.engine.clone();
+    let x2 = ctx.clone();
+    let imp = move |path: &str, opts: Map| -> RResult<Container> {
+        let mut name = None;
+        for (k, v) in opts {
+            match k.as_str() {
+                "name" => name = Some(v.to_string()),
+                other => return Err(rerr(format!("unknown restore_import option {other:?}; known: name"))),
+            }
+        }
+        let c = e2.restore_import(std::path::Path::new(path), name.as_deref()).map_err(eng)?;
+        x2.note(Created::Container(c.id.clone()));
+        Ok(Container { engine: e2.clone(), id: c.id })
+    };
+    let im = imp.clone();
+    let d = doc("restore_import(path, [opts]) -> Container", "a new container from an exported checkpoint archive").more("Options: name.\nExample: let c2 = restore_import(\"cp.tar.zst\", #{ name: \"c2\" });");
+    d.func(r, move |path: &str| im(path, Map::new()));
+    d.func(r, imp);
     let ro = run_once.clone();
     let d = doc("run_once(image, cmd, [opts]) -> Result", "runs cmd to completion, removes the container, returns #{ code, stdout, stderr }").more("Options: as run().\nExample: let r = run_once(\"busybox\", [\"echo\", \"hi\"]); r.stdout");
     d.func(r, move |image: &str, cmd: Array| ro(image, cmd, Map::new()));
@@ -218,6 +236,28 @@ fn actions(r: &mut rhai::Engine) {
         }
         c.engine.update(&c.id, &u).map(|_| ()).map_err(eng)
     });
+    let d = doc("checkpoint([opts]) -> string", "checkpoints it with CRIU; its name").more("Options: name, leave_running, tcp_established, export_to (an archive path; `export` is a Rhai keyword).\nExample: let n = c.checkpoint(#{ name: \"cp1\", leave_running: true });");
+    let cp = |c: &mut Container, o: Map| -> RResult<String> {
+        let mut opts = crate::engine::CheckpointOpts { name: None, leave_running: false, tcp_established: false, export: None };
+        for (k, v) in o {
+            match k.as_str() {
+                "name" => opts.name = Some(v.to_string()),
+                "leave_running" => opts.leave_running = v.as_bool().map_err(|_| rerr("checkpoint option leave_running must be true or false"))?,
+                "tcp_established" => opts.tcp_established = v.as_bool().map_err(|_| rerr("checkpoint option tcp_established must be true or false"))?,
+                // `export` is a Rhai keyword: export_to, or "export" quoted.
+                "export_to" | "export" => opts.export = Some(v.to_string().into()),
+                other => return Err(rerr(format!("unknown checkpoint option {other:?}; known: name, leave_running, tcp_established, export_to"))),
+            }
+        }
+        c.engine.checkpoint_create(&c.id, &opts).map_err(eng)
+    };
+    d.func(r, move |c: &mut Container| cp(c, Map::new()));
+    d.func(r, cp);
+    doc("checkpoints() -> Array", "the names of its checkpoints, oldest first").func(r, |c: &mut Container| -> RResult<Array> {
+        Ok(c.engine.checkpoint_ls(&c.id).map_err(eng)?.into_iter().map(|m| Dynamic::from(m.name)).collect())
+    });
+    doc("restore(name)", "brings the stopped container back from its checkpoint name").func(r, |c: &mut Container, name: &str| -> RResult<()> { c.engine.start_checkpoint(&c.id, name).map(|_| ()).map_err(eng) });
+    doc("migrate(node)", "moves it to another swarm node (not built yet: says so)").func(r, |c: &mut Container, node: &str| -> RResult<()> { c.engine.migrate(&c.id, node).map(|_| ()).map_err(eng) });
     doc("exec(cmd) -> Result", "runs a command inside: #{ code, stdout, stderr }").more("Example: c.exec([\"cat\", \"/etc/hostname\"]).stdout").func(r, |c: &mut Container, cmd: Array| -> RResult<Map> {
         let args = strings(&Dynamic::from(cmd), "cmd")?;
         let o = c.engine.exec(&c.id, ExecOptions { args, env: vec![], workdir: None, user: None, tty: false, interactive: false, privileged: false }, true).map_err(eng)?;

@@ -1,0 +1,179 @@
+//! Checkpoint and restore through CRIU (Debian's 3.17). It works in the VM
+//! (Debian's 6.1 kernel); CRIU before 4.0 fails on kernels from 6.13, and
+//! there the test checks berth's refusal instead, with the container left
+//! running.
+
+use std::time::Duration;
+
+use crate::util::*;
+
+/// Whether CRIU can work here; else asserts berth's refusal on `c`.
+fn criu_works_or_refused(env: &Env, c: &str) -> bool {
+    let v = std::process::Command::new("criu").arg("--version").output().expect("criu (Debian's criu package; scripts/deps installs it)");
+    let text = String::from_utf8_lossy(&v.stdout).to_string();
+    let major: u32 = text.lines().find_map(|l| l.strip_prefix("Version:")).and_then(|v| v.trim().split('.').next()?.parse().ok()).unwrap();
+    let rel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
+    let mut k = rel.trim().split(['.', '-']).map(|x| x.parse::<u32>().unwrap_or(0));
+    let kernel = (k.next().unwrap(), k.next().unwrap());
+    if major >= 4 || kernel < (6, 13) {
+        return true;
+    }
+    let o = env.berth(&["checkpoint", "create", c, "cp1"]);
+    assert!(!o.ok() && o.stderr.contains("cannot checkpoint on this kernel") && o.stderr.contains("CRIU 4.0"), "the refusal names the CRIU version it needs: {o}");
+    assert_eq!(env.status(c), "running", "refused before touching the container");
+    assert!(env.ok(&["checkpoint", "ls", c]).lines().count() <= 1, "no checkpoint made");
+    false
+}
+
+const COUNTER: &str = "i=0; while true; do i=$((i+1)); echo $i; echo $i > /count; sleep 0.05; done";
+
+fn count(env: &Env, c: &str) -> u64 {
+    env.ok(&["exec", c, "cat", "/count"]).trim().parse().unwrap()
+}
+
+/// The log's numbers run on by one: never back to 1, never a repeat.
+fn continuous(logs: &str) -> bool {
+    let n: Vec<u64> = logs.lines().filter_map(|l| l.trim().parse().ok()).collect();
+    !n.is_empty() && n.windows(2).all(|w| w[1] == w[0] + 1)
+}
+
+#[test]
+fn a_checkpointed_counter_keeps_counting_after_its_restore() {
+    let env = Env::new("checkpoint");
+    let net = env.name("net");
+    env.ok(&["network", "create", &net]);
+    let c = env.name("cnt");
+    env.run_detached(&c, &["--network", &net, "-v", &format!("{}:/v", env.name("vol")), "busybox", "sh", "-c", &format!("echo kept > /v/f; echo layer > /layer; {COUNTER}")]);
+    assert!(wait_until(Duration::from_secs(10), || count(&env, &c) > 5));
+    if !criu_works_or_refused(&env, &c) {
+        env.ok(&["rm", "-f", &c]);
+        return;
+    }
+    let ip = env.inspect_f(&c, &format!("{{{{.NetworkSettings.Networks.{net}.IPAddress}}}}"));
+    let created = env.inspect_f(&c, "{{.Created}}");
+
+    // --leave-running: a checkpoint, and it goes on.
+    let before = count(&env, &c);
+    env.ok(&["checkpoint", "create", "--leave-running", &c, "early"]);
+    assert_eq!(env.status(&c), "running");
+    assert!(wait_until(Duration::from_secs(5), || count(&env, &c) > before + 3), "it keeps counting");
+
+    // A checkpoint that stops it, then a restore.
+    env.ok(&["checkpoint", "create", &c, "cp1"]);
+    assert_eq!(env.status(&c), "exited", "checkpointed without --leave-running, it stops");
+    let at = env.ok(&["logs", &c]).lines().filter_map(|l| l.trim().parse::<u64>().ok()).max().unwrap();
+    let ls = env.ok(&["checkpoint", "ls", &c]);
+    assert!(ls.contains("early") && ls.contains("cp1"), "{ls}");
+    env.ok(&["start", "--checkpoint", "cp1", &c]);
+    assert_eq!(env.status(&c), "running");
+    assert!(wait_until(Duration::from_secs(5), || count(&env, &c) > at + 3), "the counter counts on from {at}");
+    let logs = env.ok(&["logs", &c]);
+    assert!(continuous(&logs), "the same shell, its variable kept: no reset, no gap in\n{logs}");
+    assert_eq!(env.inspect_f(&c, &format!("{{{{.NetworkSettings.Networks.{net}.IPAddress}}}}")), ip, "its address is kept");
+    assert_eq!(env.inspect_f(&c, "{{.Created}}"), created, "its creation time is kept");
+    assert_eq!(env.ok(&["exec", &c, "sh", "-c", "cat /v/f /layer"]).split_whitespace().collect::<Vec<_>>(), ["kept", "layer"]);
+    // A peer on the network still reaches it by name.
+    let out = env.ok(&["run", "--rm", "--network", &net, "busybox", "ping", "-c1", "-W2", &c]);
+    assert!(out.contains("1 packets received"), "{out}");
+
+    // Export, and a new container from the archive under another name.
+    let archive = env.dir.join("cp.tar.zst");
+    env.ok(&["container", "checkpoint", "--export", archive.to_str().unwrap(), &c]);
+    assert_eq!(env.status(&c), "exited");
+    let at = env.ok(&["logs", &c]).lines().filter_map(|l| l.trim().parse::<u64>().ok()).max().unwrap();
+    let c2 = env.name("copy");
+    env.ok(&["container", "restore", "--import", archive.to_str().unwrap(), "--name", &c2]);
+    assert_eq!(env.status(&c2), "running");
+    assert!(wait_until(Duration::from_secs(5), || count(&env, &c2) > at + 3), "the copy counts on from {at}");
+
+    // A corrupted archive is refused and changes nothing.
+    let mut bytes = std::fs::read(&archive).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    let bad = env.dir.join("bad.tar.zst");
+    std::fs::write(&bad, &bytes).unwrap();
+    let before = env.ok(&["ps", "-a", "--format", "{{.Names}}"]);
+    let c3 = env.name("bad");
+    let o = env.berth(&["container", "restore", "--import", bad.to_str().unwrap(), "--name", &c3]);
+    assert!(!o.ok() && o.stderr.contains("nothing was changed"), "{o}");
+    assert_eq!(env.ok(&["ps", "-a", "--format", "{{.Names}}"]), before, "no container was made");
+
+    env.ok(&["checkpoint", "rm", &c, "early"]);
+    assert!(!env.ok(&["checkpoint", "ls", &c]).contains("early"));
+    env.ok(&["rm", "-f", &c, &c2]);
+    env.ok(&["network", "rm", &net]);
+}
+
+/// An established TCP connection from a client container to a server on
+/// the same network survives the client's checkpoint and restore.
+#[test]
+fn a_tcp_connection_survives_a_checkpoint_with_tcp_established() {
+    let env = Env::new("checkpoint-tcp");
+    let net = env.name("net");
+    env.ok(&["network", "create", &net]);
+    let srv = env.name("srv");
+    env.run_detached(&srv, &["--network", &net, "busybox", "sh", "-c", "sleep 100000 | nc -l -p 7000 > /got"]);
+    let cli = env.name("cli");
+    env.run_detached(&cli, &["--network", &net, "busybox", "sh", "-c", &format!("sleep 0.5; i=0; while true; do i=$((i+1)); echo $i; sleep 0.05; done | nc {srv} 7000")]);
+    let got = |env: &Env| -> u64 { env.ok(&["exec", &srv, "sh", "-c", "tail -n1 /got"]).trim().parse().unwrap_or(0) };
+    assert!(wait_until(Duration::from_secs(10), || got(&env) > 5), "the client sends");
+    if !criu_works_or_refused(&env, &cli) {
+        env.ok(&["rm", "-f", &cli, &srv]);
+        return;
+    }
+    env.ok(&["checkpoint", "create", "--tcp-established", &cli, "t1"]);
+    let at = got(&env);
+    env.ok(&["start", "--checkpoint", "t1", &cli]);
+    assert!(wait_until(Duration::from_secs(10), || got(&env) > at + 5), "the same connection carries on past {at}");
+    let all = env.ok(&["exec", &srv, "cat", "/got"]);
+    assert!(continuous(&all), "one connection, nothing lost or repeated:\n{all}");
+    assert_eq!(env.status(&srv), "running", "the server's nc never saw the connection close");
+    env.ok(&["rm", "-f", &cli, &srv]);
+    env.ok(&["network", "rm", &net]);
+}
+
+/// The same from a script: checkpoint(), restore(), restore_import().
+#[test]
+fn a_script_checkpoints_and_restores() {
+    let env = Env::new("checkpoint-script");
+    let c = env.name("s");
+    env.run_detached(&c, &["busybox", "sh", "-c", COUNTER]);
+    if !criu_works_or_refused(&env, &c) {
+        env.ok(&["rm", "-f", &c]);
+        return;
+    }
+    let archive = env.dir.join("s.tar.zst");
+    let script = env.dir.join("t.rhai");
+    std::fs::write(
+        &script,
+        format!(
+            r#"
+let c = container("{c}");
+let n = c.checkpoint(#{{ name: "one" }});
+assert(n == "one");
+assert(c.state == "exited");
+c.restore("one");
+assert(c.state == "running");
+sleep(300);
+let s = c.exec(["cat", "/count"]).stdout;
+s.trim();
+let a = parse_int(s);
+c.checkpoint(#{{ name: "two", leave_running: true, export_to: "{archive}" }});
+assert(c.state == "running");
+assert(c.checkpoints() == ["one", "two"]);
+let d = restore_import("{archive}", #{{ name: "{c}-2" }});
+sleep(300);
+let t = d.exec(["cat", "/count"]).stdout;
+t.trim();
+let b = parse_int(t);
+assert(b > a);
+print("counted on");
+"#,
+            archive = archive.display()
+        ),
+    )
+    .unwrap();
+    let o = env.berth(&["run", script.to_str().unwrap()]);
+    assert!(o.ok() && o.stdout.contains("counted on"), "{o}");
+    env.ok(&["rm", "-f", &c, &format!("{c}-2")]);
+}
