@@ -60,8 +60,8 @@ pub(super) fn command(e: Engine, c: ContainerCmd) -> anyhow::Result<i32> {
             Ok(0)
         }
         ContainerCmd::Migrate { container, node } => {
-            let c = e.migrate(&container, &node)?;
-            println!("{}", c.name);
+            let to = e.migrate(&container, &node)?;
+            println!("{container} now runs on {to}");
             Ok(0)
         }
     }

@@ -110,6 +110,9 @@ fn session(engine: &Engine, m: &Membership) -> Result<()> {
         if let Err(x) = engine.overlay_sync(&etcd, m, &mut suspects) {
             tracing::warn!("agent: overlays: {x}");
         }
+        if let Err(x) = engine.migrations_sync(&etcd, m) {
+            tracing::warn!("agent: migrations: {x}");
+        }
         // Until the next round: a tick, or sooner when the swarm changes
         // (a service, a task, a container on an overlay), so that names and
         // placements follow in tens of milliseconds, not a second.

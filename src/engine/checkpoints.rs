@@ -288,16 +288,6 @@ impl Engine {
         r
     }
 
-    /// `container migrate C NODE`: not built yet (checkpoint, send, restore
-    /// on the node with the same overlay address). Said plainly.
-    pub fn migrate(&self, key: &str, node: &str) -> Result<Container> {
-        let c = self.container(key)?;
-        Err(EngineError::Other(format!(
-            "container {} cannot be migrated to {node}: migration between swarm nodes is not built yet; checkpoint it with --export, copy the archive and `berth container restore --import` it there",
-            c.name
-        )))
-    }
-
     /// Writes checkpoint directory `d` as one zstd-compressed tar.
     fn pack(&self, d: &Path, to: &Path) -> Result<()> {
         let tmp = to.with_extension("partial");
@@ -329,7 +319,7 @@ fn files(d: &Path) -> std::io::Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-fn sha256_file(p: &Path) -> std::io::Result<String> {
+pub(super) fn sha256_file(p: &Path) -> std::io::Result<String> {
     let mut f = std::fs::File::open(p)?;
     let mut h = sha2::Sha256::new();
     let mut buf = vec![0u8; 1 << 16];

@@ -13,6 +13,7 @@ use crate::store::{self, Db, Paths, StoreError};
 mod build;
 mod changes;
 mod checkpoints;
+mod migrate;
 pub use checkpoints::{CheckpointOpts, Meta as CheckpointMeta};
 mod containers;
 mod images;

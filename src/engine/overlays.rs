@@ -260,7 +260,19 @@ impl Engine {
         if let Some(name) = name {
             forget_endpoint(&etcd, &m, net, name, ip);
         }
-        let _ = etcd.delete(&model::ipam_key(&net.id, ip));
+        // Only ours: a migrated container's address is its new node's now.
+        let key = model::ipam_key(&net.id, ip);
+        if etcd.get(&key).ok().flatten().is_some_and(|h| h.starts_with(format!("{}/", m.node).as_bytes())) {
+            let _ = etcd.delete(&key);
+        }
+    }
+
+    /// Takes back an address and name given up for a migration that failed.
+    pub(super) fn overlay_reclaim(&self, net: &Network, name: &str, ip: Ipv4Addr, aliases: &[String]) -> Result<()> {
+        let (m, etcd) = self.swarm_etcd()?;
+        let o = self.cluster_overlay(&etcd, &net.id)?.ok_or_else(|| err(format!("network {}: the swarm removed this overlay", net.name)))?;
+        alloc(&etcd, &o, Some(ip), &format!("{}/{name}", m.node))?;
+        self.overlay_announce(net, name, ip, aliases)
     }
 
     /// `network rm` of an overlay, on a manager: refused while any node's

@@ -177,3 +177,54 @@ print("counted on");
     assert!(o.ok() && o.stdout.contains("counted on"), "{o}");
     env.ok(&["rm", "-f", &c, &format!("{c}-2")]);
 }
+
+fn lab(env: &Env, name: &str, host: u32, args: &[&str]) -> Out {
+    let h = format!("h{host}");
+    let mut a = vec!["lab", "exec", name, &h, "berth"];
+    a.extend_from_slice(args);
+    env.berth_timeout(&a, Duration::from_secs(120))
+}
+
+fn lab_ok(env: &Env, name: &str, host: u32, args: &[&str]) -> String {
+    let o = lab(env, name, host, args);
+    assert!(o.ok(), "berth {} on h{host}: {o}", args.join(" "));
+    o.stdout.trim_end().to_string()
+}
+
+/// `container migrate` between two lab hosts of a swarm: the counter goes
+/// on over there with its address, and a peer reaches it by name.
+#[test]
+fn migrate_moves_a_running_container_to_another_node_with_its_overlay_address() {
+    let env = Env::new("checkpoint-migrate");
+    let c = env.name("mc");
+    env.run_detached(&c, &["busybox", "sh", "-c", COUNTER]);
+    let o = env.berth(&["container", "migrate", &c, "elsewhere"]);
+    assert!(!o.ok() && o.stderr.contains("swarm"), "outside a swarm it says so: {o}");
+    if !criu_works_or_refused(&env, &c) {
+        env.ok(&["rm", "-f", &c]);
+        return;
+    }
+    env.ok(&["rm", "-f", &c]);
+    let name = env.name("dc");
+    env.ok(&["lab", "hosts", &name, "2", "--image", "busybox", "--swarm"]);
+    lab_ok(&env, &name, 0, &["network", "create", "-d", "overlay", "--attachable", "onet"]);
+    lab_ok(&env, &name, 0, &["run", "-d", "--network", "onet", "--name", "mc", "busybox", "sh", "-c", COUNTER]);
+    lab_ok(&env, &name, 0, &["run", "-d", "--network", "onet", "--name", "peer", "busybox", "sleep", "1d"]);
+    let ip = lab_ok(&env, &name, 0, &["inspect", "-f", "{{(index .NetworkSettings.Networks \"onet\").IPAddress}}", "mc"]);
+    let cnt = |h: u32| -> u64 { lab(&env, &name, h, &["exec", "mc", "cat", "/count"]).stdout.trim().parse().unwrap_or(0) };
+    assert!(wait_until(Duration::from_secs(10), || cnt(0) > 5));
+    let t0 = std::time::Instant::now();
+    let out = lab_ok(&env, &name, 0, &["container", "migrate", "mc", &format!("{name}-h1")]);
+    eprintln!("migrated in {:?}: {out}", t0.elapsed());
+    assert!(!lab_ok(&env, &name, 0, &["ps", "-a", "--format", "{{.Names}}"]).lines().any(|l| l == "mc"), "gone from h0");
+    assert_eq!(lab_ok(&env, &name, 1, &["inspect", "-f", "{{.State.Status}}", "mc"]), "running");
+    assert_eq!(lab_ok(&env, &name, 1, &["inspect", "-f", "{{(index .NetworkSettings.Networks \"onet\").IPAddress}}", "mc"]), ip, "the same overlay address");
+    let logs = lab_ok(&env, &name, 1, &["logs", "mc"]);
+    let at = logs.lines().filter_map(|l| l.trim().parse::<u64>().ok()).min().unwrap_or(0);
+    assert!(at > 5, "its log came along and counts on from before: starts at {at}");
+    assert!(wait_until(Duration::from_secs(5), || cnt(1) > at + 5), "it counts on over there");
+    assert!(continuous(&lab_ok(&env, &name, 1, &["logs", "mc"])), "no reset");
+    // The peer left behind on h0 reaches it by name, across the overlay.
+    assert!(wait_until(Duration::from_secs(10), || lab(&env, &name, 0, &["exec", "peer", "ping", "-c1", "-W1", "mc"]).ok()), "the peer reaches mc on h1");
+    env.ok(&["lab", "down", &name]);
+}

@@ -257,7 +257,7 @@ fn actions(r: &mut rhai::Engine) {
         Ok(c.engine.checkpoint_ls(&c.id).map_err(eng)?.into_iter().map(|m| Dynamic::from(m.name)).collect())
     });
     doc("restore(name)", "brings the stopped container back from its checkpoint name").func(r, |c: &mut Container, name: &str| -> RResult<()> { c.engine.start_checkpoint(&c.id, name).map(|_| ()).map_err(eng) });
-    doc("migrate(node)", "moves it to another swarm node (not built yet: says so)").func(r, |c: &mut Container, node: &str| -> RResult<()> { c.engine.migrate(&c.id, node).map(|_| ()).map_err(eng) });
+    doc("migrate(node) -> string", "moves it, running, to another swarm node with its name and overlay addresses (checkpoint, send, restore there); the node's name").func(r, |c: &mut Container, node: &str| -> RResult<String> { c.engine.migrate(&c.id, node).map_err(eng) });
     doc("exec(cmd) -> Result", "runs a command inside: #{ code, stdout, stderr }").more("Example: c.exec([\"cat\", \"/etc/hostname\"]).stdout").func(r, |c: &mut Container, cmd: Array| -> RResult<Map> {
         let args = strings(&Dynamic::from(cmd), "cmd")?;
         let o = c.engine.exec(&c.id, ExecOptions { args, env: vec![], workdir: None, user: None, tty: false, interactive: false, privileged: false }, true).map_err(eng)?;
