@@ -619,7 +619,7 @@ def cmd_report(args):
     if present(d, "apips"):
         out.append(time_section(d, "apips", "docker ps, 50 running", ["docker"], {}))
     # Sections that print their own figures (no peer to interleave).
-    for name, title in (("svc.txt", "services on one host"), ("swarm.txt", "a swarm of three lab hosts"), ("rootless.txt", "rootless")):
+    for name, title in (("svc.txt", "services on one host"), ("swarm.txt", "a swarm of three lab hosts"), ("rootless.txt", "rootless"), ("checkpoint.txt", "checkpoint and migration")):
         p = os.path.join(d, name)
         if os.path.exists(p):
             lines = ["  " + l.strip() for l in open(p) if l.strip()]
