@@ -32,6 +32,9 @@ pub struct Meta {
     /// The pipe inodes of the container's stdin, stdout and stderr.
     pub pipes: [Option<u64>; 3],
     pub tcp_established: bool,
+    /// Its terminal as CRIU names it, for a container with -t.
+    #[serde(default)]
+    pub tty: Option<String>,
     /// network name -> address, at the time of the checkpoint.
     pub addresses: Vec<(String, String)>,
 }
@@ -75,9 +78,6 @@ impl Engine {
             return Err(EngineError::Other(format!("container {}: checkpoints need root (CRIU runs as root); a rootless berth cannot make them", c.name)));
         }
         criu::check().map_err(|e| EngineError::Other(format!("container {}: {e}", c.name)))?;
-        if c.spec.tty {
-            return Err(EngineError::Other(format!("container {} has a terminal (-t): checkpoints of containers with a tty are not supported yet; run it without -t", c.name)));
-        }
         if c.spec.rm && !o.leave_running {
             return Err(EngineError::Other(format!("container {} was started with --rm and would be removed when the checkpoint stops it: use --leave-running", c.name)));
         }
@@ -120,6 +120,7 @@ impl Engine {
         let netns = crate::network::netns_path(&self.paths, &c.id);
         let has_netns = spec.linux().as_ref().and_then(|l| l.namespaces().clone()).unwrap_or_default().iter().any(|n| n.typ() == oci_spec::runtime::LinuxNamespaceType::Network && n.path().is_some());
         let pipes = criu::stdio_pipes(c.pid);
+        let tty = if c.spec.tty { criu::tty_key(c.pid) } else { None };
         let addresses = {
             let db = self.db();
             crate::network::endpoints_of_container(&db, &c.id)?.into_iter().map(|e| (e.network.name.clone(), e.ip.to_string())).collect()
@@ -134,6 +135,7 @@ impl Engine {
             spec: c.spec.clone(),
             pipes,
             tcp_established: o.tcp_established,
+            tty: tty.clone(),
             addresses,
         };
         let run = self.paths.container_run(&c.id);
@@ -147,7 +149,7 @@ impl Engine {
             images: &tmp.join("criu"),
             leave_running: o.leave_running,
             tcp_established: o.tcp_established,
-            tty: false,
+            tty: tty.as_deref(),
             netns: has_netns.then_some(netns.as_path()),
             mounts: &mounts,
         });
@@ -223,7 +225,7 @@ impl Engine {
         let _ = std::fs::create_dir_all(&work);
         let run = self.paths.container_run(&c.id);
         std::fs::create_dir_all(&run).map_err(io_err(format!("creating {}", run.display()))).map_err(undo)?;
-        let order = RestoreOrder { images: d.join("criu"), pipes: meta.pipes, tcp_established: meta.tcp_established };
+        let order = RestoreOrder { images: d.join("criu"), pipes: meta.pipes, tcp_established: meta.tcp_established, tty: meta.tty.clone() };
         std::fs::write(run.join(ORDER), serde_json::to_vec(&order).unwrap_or_default()).map_err(io_err("writing the restore order".into())).map_err(undo)?;
         match self.start_attached(&c.id, crate::engine::Attach::Detached) {
             Ok(_) => {

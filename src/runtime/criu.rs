@@ -25,6 +25,10 @@ pub struct RestoreOrder {
     pub images: PathBuf,
     pub pipes: [Option<u64>; 3],
     pub tcp_established: bool,
+    /// The external tty the container's processes had (`tty[rdev:dev]`),
+    /// for a container with a terminal.
+    #[serde(default)]
+    pub tty: Option<String>,
 }
 
 pub const ORDER: &str = "restore.json";
@@ -101,7 +105,8 @@ pub struct DumpOpts<'a> {
     pub images: &'a Path,
     pub leave_running: bool,
     pub tcp_established: bool,
-    pub tty: bool,
+    /// The container's terminal, whose master the monitor holds.
+    pub tty: Option<&'a str>,
     /// The container's own network namespace (not the host's), if any.
     pub netns: Option<&'a Path>,
     pub mounts: &'a [(String, String)],
@@ -173,8 +178,8 @@ pub fn dump(o: &DumpOpts) -> io::Result<()> {
     if o.leave_running {
         cmd.arg("--leave-running");
     }
-    if o.tty {
-        cmd.arg("--shell-job");
+    if let Some(t) = o.tty {
+        cmd.arg("--external").arg(t);
     }
     run(cmd, "dump", &log, false)
 }
@@ -183,7 +188,8 @@ pub struct RestoreOpts<'a> {
     pub images: &'a Path,
     pub root: &'a Path,
     pub tcp_established: bool,
-    pub tty: bool,
+    /// A new terminal's slave (our fd) for the one dumped as this key.
+    pub tty: Option<(i32, &'a str)>,
     pub netns: Option<&'a std::fs::File>,
     pub mounts: &'a [(String, String)],
     /// (our fd, the pipe inode the container's fd had at dump).
@@ -216,8 +222,9 @@ pub fn restore(o: &RestoreOpts) -> io::Result<i32> {
     if o.tcp_established {
         cmd.args(["--tcp-established", "--network-lock", "nftables"]);
     }
-    if o.tty {
-        cmd.arg("--shell-job");
+    if let Some((fd, key)) = o.tty {
+        keep.push(fd);
+        cmd.arg("--inherit-fd").arg(format!("fd[{fd}]:{key}"));
     }
     for fd in &keep {
         crate::sys::proc::set_cloexec(*fd, false)?;
@@ -229,6 +236,15 @@ pub fn restore(o: &RestoreOpts) -> io::Result<i32> {
     r?;
     let pid = std::fs::read_to_string(&pidfile).map_err(|e| io::Error::new(e.kind(), format!("criu restore wrote no pid file {}: {e}", pidfile.display())))?;
     pid.trim().parse().map_err(|_| io::Error::other(format!("criu restore's pid file says {:?}", pid.trim())))
+}
+
+/// CRIU's name of the terminal on a process's fd 0 (`tty[rdev:dev]`, in
+/// hex as CRIU prints them), if it is one.
+pub fn tty_key(pid: i32) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let md = std::fs::metadata(format!("/proc/{pid}/fd/0")).ok()?;
+    use std::os::unix::fs::FileTypeExt;
+    md.file_type().is_char_device().then(|| format!("tty[{:x}:{:x}]", md.rdev(), md.dev()))
 }
 
 /// The pipe inodes of a process's fds 0-2 (None where not a pipe).

@@ -590,9 +590,14 @@ impl Monitor {
             .collect();
         std::fs::create_dir_all(&root).map_err(|x| e(format!("{}: {x}", root.display())))?;
         crate::sys::mount::mount(Some("overlay"), &root, Some("overlay"), crate::sys::mount::MsFlags::empty(), Some(&data.join(","))).map_err(|x| e(format!("mounting the root to restore into: {x}")))?;
+        // A terminal: a new pair here, its slave in place of the old one.
+        let pty = match &order.tty {
+            Some(_) => Some(crate::sys::pty::open_here(self.winsize).map_err(|x| e(format!("allocating a pty: {x}")))?),
+            None => None,
+        };
         let (or, ow) = proc::pipe().map_err(|x| e(x.to_string()))?;
         let (er, ew) = proc::pipe().map_err(|x| e(x.to_string()))?;
-        let (ir, iw) = if self.interactive {
+        let (ir, iw) = if self.interactive && pty.is_none() {
             let (r, w) = proc::pipe().map_err(|x| e(x.to_string()))?;
             (Some(r), Some(w))
         } else {
@@ -610,7 +615,11 @@ impl Monitor {
             None => None,
         };
         let ext = criu::external_mounts(&self.spec);
-        let restored = criu::restore(&criu::RestoreOpts { images: &order.images, root: &root, tcp_established: order.tcp_established, tty: false, netns: netns.as_ref(), mounts: &ext, pipes: &pipes });
+        let tty = match (&pty, &order.tty) {
+            (Some(p), Some(k)) => Some((p.slave.as_raw_fd(), k.as_str())),
+            _ => None,
+        };
+        let restored = criu::restore(&criu::RestoreOpts { images: &order.images, root: &root, tcp_established: order.tcp_established, tty, netns: netns.as_ref(), mounts: &ext, pipes: &pipes });
         // The restored mount namespace holds its own view of the root.
         warn_err("unmounting the restore's root", crate::sys::mount::umount_detach(&root));
         drop((ow, ew, ir, netns));
@@ -625,6 +634,12 @@ impl Monitor {
         };
         for p in std::iter::once(pid).chain(proc::descendants(pid)) {
             warn_err("moving a restored process into the cgroup", cgroup.add(p));
+        }
+        if let Some(p) = pty {
+            let master = p.master;
+            drop(p.slave);
+            warn_err("setting the output non-blocking", proc::set_nonblocking(master.as_raw_fd(), true));
+            return Ok(Running { pid, out: Some(master), err: None, stdin: None, tty: true, cgroup });
         }
         for fd in [Some(&or), Some(&er)].into_iter().flatten() {
             warn_err("setting the output non-blocking", proc::set_nonblocking(fd.as_raw_fd(), true));

@@ -272,3 +272,33 @@ fn a_failed_checkpoint_or_restore_leaves_the_container_as_it_was() {
     assert_eq!(env.ok(&["exec", &c, "cat", "/after"]), "after", "its files as before the failed restore");
     env.ok(&["rm", "-f", &c]);
 }
+
+/// A container with a terminal (-t) keeps one: its output goes on through
+/// the new monitor's pty into its log.
+#[test]
+fn a_container_with_a_terminal_keeps_it_across_a_restore() {
+    let env = Env::new("checkpoint-tty");
+    let c = env.name("t");
+    env.run_detached(&c, &["-t", "busybox", "sh", "-c", COUNTER]);
+    assert!(wait_until(Duration::from_secs(10), || count(&env, &c) > 2));
+    if !criu_works_or_refused(&env, &c) {
+        env.ok(&["rm", "-f", &c]);
+        return;
+    }
+    env.ok(&["checkpoint", "create", &c, "cp1"]);
+    let at = env.ok(&["logs", &c]).lines().filter_map(|l| l.trim().parse::<u64>().ok()).max().unwrap();
+    env.ok(&["start", "--checkpoint", "cp1", &c]);
+    assert!(wait_until(Duration::from_secs(5), || env.ok(&["logs", &c]).lines().filter_map(|l| l.trim().parse::<u64>().ok()).max().unwrap_or(0) > at + 5), "its output flows on past {at}");
+    let logs = env.ok(&["logs", &c]);
+    assert!(continuous(&logs), "{logs}");
+    // Its init writes to a terminal (a pts, major 136), the monitor's new one.
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let md = std::fs::metadata(format!("/proc/{}/fd/1", env.pid(&c))).unwrap();
+    assert!(md.file_type().is_char_device() && nix_major(md.rdev()) == 136, "fd 1 of init: rdev {:x}", md.rdev());
+    assert_eq!(env.inspect_f(&c, "{{.Config.Tty}}"), "true");
+    env.ok(&["rm", "-f", &c]);
+}
+
+fn nix_major(rdev: u64) -> u64 {
+    ((rdev >> 32) & 0xffff_f000) | ((rdev >> 8) & 0xfff)
+}
