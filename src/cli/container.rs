@@ -128,7 +128,9 @@ pub(super) fn rm(e: &Engine, a: &RmArgs) -> anyhow::Result<i32> {
     if a.containers.is_empty() {
         bail!("\"rm\" requires at least 1 argument: berth rm [-f] CONTAINER...");
     }
-    super::remove_each(&a.containers, a.force, |n| e.remove_with(n, a.force, a.volumes).map(|_| n.to_string()))
+    // Removed together (peers' hosts files written once), reported in order.
+    let done = std::cell::RefCell::new(e.remove_many(&a.containers, a.force, a.volumes).into_iter());
+    super::remove_each(&a.containers, a.force, |n| done.borrow_mut().next().unwrap_or_else(|| Ok(String::new())).map(|_| n.to_string()))
 }
 
 pub(super) fn rename(e: &Engine, old: &str, new: &str) -> anyhow::Result<i32> {

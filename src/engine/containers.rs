@@ -393,6 +393,41 @@ impl Engine {
     /// `rm [-f] [-v]`: `volumes` also removes the container's anonymous
     /// volumes.
     pub fn remove_with(&self, key: &str, force: bool, volumes: bool) -> Result<String> {
+        self.remove_deferring(key, force, volumes, None)
+    }
+
+    /// Removes several: the peers' hosts files are written once at the
+    /// end, not once per container (50 on one network: 50 rewrites of
+    /// each peer's file instead of 1225). Results in `keys`' order.
+    pub fn remove_many(&self, keys: &[String], force: bool, volumes: bool) -> Vec<Result<String>> {
+        // The running ones are killed side by side first: each waits for
+        // its monitor to see the exit.
+        if force && keys.len() > 1 {
+            let running: Vec<Container> = keys.iter().filter_map(|k| self.container(k).ok()).filter(|c| c.running() || c.state == "restarting").collect();
+            std::thread::scope(|sc| {
+                for chunk in running.chunks(running.len().div_ceil(8).max(1)) {
+                    sc.spawn(move || {
+                        for c in chunk {
+                            let _ = self.control_and_wait(c, attach::KILL, libc::SIGKILL, Some(Duration::from_secs(10)));
+                        }
+                    });
+                }
+            });
+        }
+        let mut nets: Vec<network::Network> = Vec::new();
+        let out = keys.iter().map(|k| self.remove_deferring(k, force, volumes, Some(&mut nets))).collect();
+        let mut seen = std::collections::HashSet::new();
+        for n in nets {
+            if seen.insert(n.id.clone())
+                && let Err(e) = self.refresh_hosts(&n)
+            {
+                tracing::warn!("rm: rewriting the hosts files of network {}: {e}", n.name);
+            }
+        }
+        out
+    }
+
+    fn remove_deferring(&self, key: &str, force: bool, volumes: bool, defer: Option<&mut Vec<network::Network>>) -> Result<String> {
         let c = self.container(key)?;
         if c.running() || c.state == "restarting" {
             if !force {
@@ -427,8 +462,13 @@ impl Engine {
             self.overlay_release(&e.network, Some(&c.name), e.ip);
         }
         // Peers forget its name.
-        for n in &nets {
-            self.refresh_hosts(n)?;
+        match defer {
+            Some(d) => d.extend(nets),
+            None => {
+                for n in &nets {
+                    self.refresh_hosts(n)?;
+                }
+            }
         }
         Ok(c.name)
     }

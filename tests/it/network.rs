@@ -724,3 +724,36 @@ fn an_explicit_subnet_the_host_already_routes_is_refused() {
     // An automatic subnet steers clear of it.
     b.ok(&["network", "create", &b.name("auto")]);
 }
+
+/// `rm -f A B ...` removes them together (killed side by side, the peers'
+/// hosts files written once): every name leaves every peer's file, and a
+/// name that is already gone is no error with -f.
+#[test]
+fn removing_several_at_once_takes_their_names_from_the_peers() {
+    let env = Env::new("rm_many");
+    let net = env.name("n");
+    env.ok(&["network", "create", &net]);
+    let names: Vec<String> = (0..4).map(|i| env.name(&format!("c{i}"))).collect();
+    for n in &names {
+        env.run_detached(n, &["--network", &net, "busybox", "sleep", "600"]);
+    }
+    let peer = &names[3];
+    let hosts = env.ok(&["exec", peer, "cat", "/etc/hosts"]);
+    assert!(names[..3].iter().all(|n| hosts.contains(n.as_str())), "{hosts}");
+    let gone = env.name("never-was");
+    let o = env.berth(&["rm", "-f", &names[0], &gone, &names[1], &names[2]]);
+    assert!(o.ok(), "{o}");
+    assert_eq!(o.stdout.lines().collect::<Vec<_>>(), [names[0].as_str(), names[1].as_str(), names[2].as_str()], "reported in order");
+    let hosts = env.ok(&["exec", peer, "cat", "/etc/hosts"]);
+    assert!(names[..3].iter().all(|n| !hosts.contains(n.as_str())), "{hosts}");
+    let left = env.ok(&["ps", "-a", "--format", "{{.Names}}"]);
+    assert_eq!(left.trim(), peer.as_str());
+    // Without -f, a running one is refused and the others still go.
+    env.run_detached(&names[0], &["--network", &net, "busybox", "sleep", "600"]);
+    env.ok(&["stop", "-t", "0", &names[0]]);
+    let o = env.berth(&["rm", &names[0], peer]);
+    assert!(!o.ok() && o.stderr.contains("running"), "{o}");
+    assert_eq!(env.ok(&["ps", "-a", "--format", "{{.Names}}"]).trim(), peer.as_str());
+    env.ok(&["rm", "-f", peer]);
+    env.ok(&["network", "rm", &net]);
+}
