@@ -536,28 +536,26 @@ pub fn plug(paths: &Paths, ns: &Path, container_id: &str, ep: &Endpoint) -> std:
     if host.link_index(&hname)?.is_some() {
         return Ok(());
     }
-    let tmp = format!("vt{}{}", &container_id[..10], ep.position);
-    host.create_veth(&hname, &tmp)?;
+    // The container's end is made in its namespace under its final name.
+    let eth = format!("eth{}", ep.position);
+    let nsf = std::fs::File::open(ns)?;
+    host.create_veth_into(&hname, &eth, &nsf)?;
     let r = (|| -> std::io::Result<()> {
         host.set_alias(&hname, &owner_alias(paths, container_id))?;
         host.set_master(&hname, &ep.network.bridge)?;
         host.set_up(&hname)?;
+        let inner = Netlink::in_netns(ns)?;
         // The address follows from the IP, as docker's does: a container
         // that comes back (a new veth) keeps its MAC, so its peers' ARP
         // caches stay right.
         let o = ep.ip.octets();
-        host.set_mac(&tmp, [0x02, 0x42, o[0], o[1], o[2], o[3]])?;
+        inner.set_mac(&eth, [0x02, 0x42, o[0], o[1], o[2], o[3]])?;
         // An overlay's packets carry VXLAN's 50 bytes: the container must
         // send smaller ones, or large ones vanish on the way.
         if ep.network.mtu > 0 {
             host.set_mtu(&hname, ep.network.mtu)?;
-            host.set_mtu(&tmp, ep.network.mtu)?;
+            inner.set_mtu(&eth, ep.network.mtu)?;
         }
-        let nsf = std::fs::File::open(ns)?;
-        host.move_to_netns(&tmp, &nsf)?;
-        let inner = Netlink::in_netns(ns)?;
-        let eth = format!("eth{}", ep.position);
-        inner.rename(&tmp, &eth)?;
         let prefix = Subnet::parse(&ep.network.subnet).map(|s| s.prefix).unwrap_or(24);
         inner.add_address(&eth, ep.ip, prefix)?;
         inner.set_up(&eth)?;

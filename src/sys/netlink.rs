@@ -212,6 +212,27 @@ impl Netlink {
             .map_err(|e| nl_err(&op, e))
     }
 
+    /// A veth pair whose `peer` end is made directly in the network
+    /// namespace `netns` (`ip link add HOST type veth peer name PEER netns
+    /// NS`): moving an end there afterwards costs the kernel about 20 ms.
+    pub fn create_veth_into(&self, host: &str, peer: &str, netns: &File) -> io::Result<()> {
+        use netlink_packet_route::link::InfoVeth;
+        let op = format!("creating veth {host}/{peer}");
+        check_name(&op, host)?;
+        check_name(&op, peer)?;
+        let mut msg = LinkVeth::new(host, peer).build();
+        for a in msg.attributes.iter_mut() {
+            if let LinkAttribute::LinkInfo(infos) = a {
+                for i in infos.iter_mut() {
+                    if let LinkInfo::Data(InfoData::Veth(InfoVeth::Peer(p))) = i {
+                        p.attributes.push(LinkAttribute::NetNsFd(netns.as_raw_fd()));
+                    }
+                }
+            }
+        }
+        self.rt.block_on(self.handle.link().add(msg).execute()).map_err(|e| nl_err(&op, e))
+    }
+
     /// Attaches `link` to the bridge `bridge` (`ip link set LINK master BRIDGE`).
     pub fn set_master(&self, link: &str, bridge: &str) -> io::Result<()> {
         let op = format!("attaching {link} to bridge {bridge}");
