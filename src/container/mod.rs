@@ -244,7 +244,7 @@ pub fn users_of_image(db: &Db, image_id: &str) -> Result<Vec<String>> {
     Ok(v)
 }
 
-fn valid_name(n: &str) -> bool {
+pub(crate) fn valid_name(n: &str) -> bool {
     let b = n.as_bytes();
     !b.is_empty() && b[0].is_ascii_alphanumeric() && b.iter().all(|c| c.is_ascii_alphanumeric() || b"_.-".contains(c))
 }

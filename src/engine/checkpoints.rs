@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::Digest;
 
-use super::{Engine, EngineError, Result};
+use super::{Engine, EngineError, Result, other};
 use crate::container::{Container, RunSpec};
 use crate::runtime::criu::{self, DUMPING, ORDER, RestoreOrder};
 
@@ -47,12 +47,9 @@ struct Manifest {
     files: Vec<(String, String)>,
 }
 
+/// A container's name rule, and short enough for a file name.
 fn valid_name(n: &str) -> bool {
-    !n.is_empty() && n.len() <= 128 && n.as_bytes()[0].is_ascii_alphanumeric() && n.bytes().all(|c| c.is_ascii_alphanumeric() || b"_.-".contains(&c))
-}
-
-fn io_err(what: String) -> impl FnOnce(std::io::Error) -> EngineError {
-    move |source| EngineError::Io { context: what, source }
+    n.len() <= 128 && crate::container::valid_name(n)
 }
 
 pub struct CheckpointOpts {
@@ -92,13 +89,13 @@ impl Engine {
         }
         let tmp = dir.join(format!(".{name}.tmp"));
         let _ = std::fs::remove_dir_all(&tmp);
-        std::fs::create_dir_all(&tmp).map_err(io_err(format!("creating {}", tmp.display())))?;
+        std::fs::create_dir_all(&tmp).map_err(other(&format!("creating {}", tmp.display())))?;
         let r = self.dump_into(&c, &name, &tmp, o);
         if let Err(e) = r {
             let _ = std::fs::remove_dir_all(&tmp);
             return Err(e);
         }
-        std::fs::rename(&tmp, &fin).map_err(io_err(format!("renaming {}", tmp.display())))?;
+        std::fs::rename(&tmp, &fin).map_err(other(&format!("renaming {}", tmp.display())))?;
         if let Some(to) = &o.export {
             self.pack(&fin, to)?;
         }
@@ -142,7 +139,7 @@ impl Engine {
         let marker = run.join(DUMPING);
         if !o.leave_running {
             let _ = std::fs::create_dir_all(&run);
-            std::fs::write(&marker, name).map_err(io_err(format!("writing {}", marker.display())))?;
+            std::fs::write(&marker, name).map_err(other(&format!("writing {}", marker.display())))?;
         }
         let dumped = criu::dump(&criu::DumpOpts {
             pid: c.pid,
@@ -158,8 +155,8 @@ impl Engine {
             return Err(EngineError::Other(format!("container {}: {e}; it goes on running", c.name)));
         }
         // The writable layer, as the container left it.
-        write_diff(&bundle.join("upper"), tmp).map_err(io_err(format!("container {}: saving its writable layer", c.name)))?;
-        std::fs::write(tmp.join("meta.json"), serde_json::to_vec_pretty(&meta).unwrap_or_default()).map_err(io_err("writing meta.json".into()))?;
+        write_diff(&bundle.join("upper"), tmp).map_err(other(&format!("container {}: saving its writable layer", c.name)))?;
+        std::fs::write(tmp.join("meta.json"), serde_json::to_vec_pretty(&meta).unwrap_or_default()).map_err(other("writing meta.json"))?;
         Ok(())
     }
 
@@ -185,7 +182,7 @@ impl Engine {
         if !valid_name(name) || !d.is_dir() {
             return Err(EngineError::Other(format!("container {} has no checkpoint {name}", c.name)));
         }
-        std::fs::remove_dir_all(&d).map_err(io_err(format!("removing {}", d.display())))
+        std::fs::remove_dir_all(&d).map_err(other(&format!("removing {}", d.display())))
     }
 
     /// `start --checkpoint NAME`: the stopped container comes back as it
@@ -200,7 +197,7 @@ impl Engine {
             return Err(EngineError::Other(format!("container {} has no checkpoint {name} (berth checkpoint ls {})", c.name, c.name)));
         }
         criu::check().map_err(|e| EngineError::Other(format!("container {}: {e}", c.name)))?;
-        let meta: Meta = serde_json::from_slice(&std::fs::read(d.join("meta.json")).map_err(io_err(format!("reading {}", d.join("meta.json").display())))?)
+        let meta: Meta = serde_json::from_slice(&std::fs::read(d.join("meta.json")).map_err(other(&format!("reading {}", d.join("meta.json").display())))?)
             .map_err(|e| EngineError::Other(format!("checkpoint {name}: meta.json is unreadable: {e}")))?;
         self.restore_into(&c, &d, &meta)
     }
@@ -212,21 +209,21 @@ impl Engine {
         let upper = bundle.join("upper");
         let old = bundle.join("upper.before-restore");
         let _ = std::fs::remove_dir_all(&old);
-        std::fs::rename(&upper, &old).map_err(io_err(format!("container {}: moving its writable layer aside", c.name)))?;
+        std::fs::rename(&upper, &old).map_err(other(&format!("container {}: moving its writable layer aside", c.name)))?;
         let undo = |e: EngineError| {
             let _ = std::fs::remove_dir_all(&upper);
             let _ = std::fs::rename(&old, &upper);
             e
         };
-        std::fs::create_dir_all(&upper).map_err(io_err("creating the writable layer".into())).map_err(undo)?;
-        read_diff(d, &upper).map_err(io_err(format!("container {}: restoring its writable layer", c.name))).map_err(undo)?;
+        std::fs::create_dir_all(&upper).map_err(other("creating the writable layer")).map_err(undo)?;
+        read_diff(d, &upper).map_err(other(&format!("container {}: restoring its writable layer", c.name))).map_err(undo)?;
         let work = bundle.join("work");
         let _ = std::fs::remove_dir_all(&work);
         let _ = std::fs::create_dir_all(&work);
         let run = self.paths.container_run(&c.id);
-        std::fs::create_dir_all(&run).map_err(io_err(format!("creating {}", run.display()))).map_err(undo)?;
+        std::fs::create_dir_all(&run).map_err(other(&format!("creating {}", run.display()))).map_err(undo)?;
         let order = RestoreOrder { images: d.join("criu"), pipes: meta.pipes, tcp_established: meta.tcp_established, tty: meta.tty.clone() };
-        std::fs::write(run.join(ORDER), serde_json::to_vec(&order).unwrap_or_default()).map_err(io_err("writing the restore order".into())).map_err(undo)?;
+        std::fs::write(run.join(ORDER), serde_json::to_vec(&order).unwrap_or_default()).map_err(other("writing the restore order")).map_err(undo)?;
         match self.start_attached(&c.id, crate::engine::Attach::Detached) {
             Ok(_) => {
                 let _ = std::fs::remove_dir_all(&old);
@@ -244,7 +241,7 @@ impl Engine {
     /// checkpoint, under its old name or `name`.
     pub fn restore_import(&self, archive: &Path, name: Option<&str>) -> Result<Container> {
         criu::check().map_err(|e| EngineError::Other(format!("restoring {}: {e}", archive.display())))?;
-        let tmp = self.paths.root.join("tmp").join(format!("import-{}", crate::store::new_id()));
+        let tmp = self.paths.tmp().join(format!("import-{}", crate::store::new_id()));
         let r = self.import_from(archive, name, &tmp);
         let _ = std::fs::remove_dir_all(&tmp);
         r
@@ -252,7 +249,7 @@ impl Engine {
 
     fn import_from(&self, archive: &Path, name: Option<&str>, tmp: &Path) -> Result<Container> {
         unpack(archive, tmp).map_err(|e| EngineError::Other(format!("checkpoint archive {}: {e}; nothing was changed", archive.display())))?;
-        let meta: Meta = serde_json::from_slice(&std::fs::read(tmp.join("meta.json")).map_err(io_err("reading meta.json".into()))?)
+        let meta: Meta = serde_json::from_slice(&std::fs::read(tmp.join("meta.json")).map_err(other("reading meta.json"))?)
             .map_err(|e| EngineError::Other(format!("checkpoint archive {}: meta.json is unreadable: {e}; nothing was changed", archive.display())))?;
         if crate::image::resolve(&self.db(), &meta.image_id).is_err() {
             return Err(EngineError::Other(format!(
@@ -280,8 +277,8 @@ impl Engine {
         let c = self.create(&spec)?;
         let d = self.checkpoints_dir(&c).join(&meta.name);
         let r = (|| {
-            std::fs::create_dir_all(d.parent().unwrap()).map_err(io_err("creating the checkpoints directory".into()))?;
-            std::fs::rename(tmp, &d).map_err(io_err(format!("moving the checkpoint into {}", d.display())))?;
+            std::fs::create_dir_all(d.parent().unwrap()).map_err(other("creating the checkpoints directory"))?;
+            std::fs::rename(tmp, &d).map_err(other(&format!("moving the checkpoint into {}", d.display())))?;
             self.restore_into(&c, &d, &meta)
         })();
         if r.is_err() {
@@ -297,7 +294,7 @@ impl Engine {
         if r.is_err() {
             let _ = std::fs::remove_file(&tmp);
         }
-        r.map_err(io_err(format!("exporting the checkpoint to {}", to.display())))
+        r.map_err(other(&format!("exporting the checkpoint to {}", to.display())))
     }
 }
 

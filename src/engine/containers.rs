@@ -24,8 +24,7 @@ impl Engine {
         if crate::rootless::active() && (spec.memory.is_some() || spec.cpus.is_some() || spec.pids_limit.is_some()) && !crate::sys::cgroup::writable() {
             static SAID: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
             if !SAID.swap(true, std::sync::atomic::Ordering::Relaxed) {
-                let summary = crate::sys::cgroup::rootless_summary();
-                let why = summary.strip_prefix("none (limits ignored): ").unwrap_or(&summary);
+                let why = crate::sys::cgroup::rootless_without().unwrap_or_default();
                 eprintln!("warning: resource limits (--memory, --cpus, --pids-limit) are ignored: a rootless berth cannot make cgroups here: {why}");
             }
         }

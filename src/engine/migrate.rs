@@ -77,13 +77,13 @@ impl Engine {
             )));
         }
         crate::runtime::criu::check().map_err(|e| err(format!("container {}: {e}", c.name)))?;
-        let tmp = self.paths.root.join("tmp");
+        let tmp = self.paths.tmp();
         std::fs::create_dir_all(&tmp).map_err(|e| err(format!("{}: {e}", tmp.display())))?;
         let archive = tmp.join(format!("migrate-{}.tar.zst", &c.id[..12]));
         let cp = format!("migrate-{}", chrono::Utc::now().format("%Y%m%d%H%M%S"));
         let opts = super::CheckpointOpts { name: Some(cp.clone()), leave_running: false, tcp_established: true, export: Some(archive.clone()) };
         self.checkpoint_create(&c.id, &opts)?;
-        let r = self.hand_over(&c, &m, &etcd, &target.record.id, &archive);
+        let r = self.hand_over(&c, &eps, &m, &etcd, &target.record.id, &archive);
         let _ = std::fs::remove_file(&archive);
         let _ = etcd.delete(&key(&target.record.id, &c.name));
         match r {
@@ -112,12 +112,8 @@ impl Engine {
         }
     }
 
-    fn hand_over(&self, c: &crate::container::Container, m: &Membership, etcd: &Etcd, target: &str, archive: &Path) -> Result<()> {
-        let eps = {
-            let db = self.db();
-            crate::network::endpoints_of_container(&db, &c.id)?
-        };
-        for ep in &eps {
+    fn hand_over(&self, c: &crate::container::Container, eps: &[crate::network::Endpoint], m: &Membership, etcd: &Etcd, target: &str, archive: &Path) -> Result<()> {
+        for ep in eps {
             self.overlay_release(&ep.network, Some(&c.name), ep.ip);
         }
         let listener = TcpListener::bind((m.addr, 0)).map_err(|e| err(format!("serving the checkpoint on {}: {e}", m.addr)))?;
@@ -184,7 +180,7 @@ impl Engine {
     }
 
     fn receive(&self, o: &Order) -> Result<()> {
-        let tmp = self.paths.root.join("tmp");
+        let tmp = self.paths.tmp();
         std::fs::create_dir_all(&tmp).map_err(|e| err(format!("{}: {e}", tmp.display())))?;
         let file = tmp.join(format!("incoming-{}.tar.zst", crate::store::new_id()));
         let r = (|| {

@@ -879,20 +879,9 @@ pub fn apply_firewall(paths: &Paths, rules: Option<&str>, bridges: &[String], pu
             let _ = std::fs::write(format!("/proc/sys/net/ipv4/conf/{b}/route_localnet"), "1");
         }
     });
-    if crate::rootless::active() {
-        // No other firewall shares the rootless namespace; the host's
-        // listening sockets are slirp4netns'.
-        if rules.is_some() {
-            rootless::ensure(paths).map_err(sys)?;
-        }
-        let table = table_name(paths);
-        match rules {
-            Some(body) => crate::sys::nft::replace_table("ip", &table, body).map_err(sys)?,
-            None if crate::sys::nft::table_exists("ip", &table) => crate::sys::nft::delete_table("ip", &table).map_err(sys)?,
-            None => {}
-        }
-        let fwd: Vec<rootless::Forward> = published.iter().map(|p| rootless::Forward { proto: p.proto.clone(), host_addr: p.host_ip.clone(), host_port: p.host_port }).collect();
-        return rootless::sync_ports(paths, &fwd).map_err(sys);
+    // A rootless berth's table lives in its rootless namespace, made first.
+    if crate::rootless::active() && rules.is_some() {
+        rootless::ensure(paths).map_err(sys)?;
     }
     match rules {
         Some(body) => crate::sys::nft::replace_table("ip", &table, body).map_err(sys)?,
@@ -901,6 +890,12 @@ pub fn apply_firewall(paths: &Paths, rules: Option<&str>, bridges: &[String], pu
                 crate::sys::nft::delete_table("ip", &table).map_err(sys)?;
             }
         }
+    }
+    if crate::rootless::active() {
+        // No other firewall shares the rootless namespace; the host's
+        // listening sockets are slirp4netns'.
+        let fwd: Vec<rootless::Forward> = published.iter().map(|p| rootless::Forward { proto: p.proto.clone(), host_addr: p.host_ip.clone(), host_port: p.host_port }).collect();
+        return rootless::sync_ports(paths, &fwd).map_err(sys);
     }
     sync_foreign_forward(paths, bridges).map_err(sys)
 }

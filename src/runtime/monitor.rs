@@ -452,6 +452,11 @@ impl Monitor {
         l
     }
 
+    /// The container's cgroup, as its spec names it.
+    fn cgroup_path(&self) -> String {
+        self.spec.linux().as_ref().and_then(|l| l.cgroups_path().clone()).map(|p| p.to_string_lossy().into_owned()).unwrap_or_else(|| crate::container::cgroup_path(&self.paths, None, &self.id))
+    }
+
     fn ns_flags(&self) -> i32 {
         let mut f = 0;
         for n in self.spec.linux().as_ref().and_then(|l| l.namespaces().clone()).unwrap_or_default() {
@@ -482,7 +487,7 @@ impl Monitor {
             let order: crate::runtime::criu::RestoreOrder = serde_json::from_slice(&b).map_err(|x| e(format!("the restore order is unreadable: {x}")))?;
             return self.restore(order);
         }
-        let cg_path = self.spec.linux().as_ref().and_then(|l| l.cgroups_path().clone()).map(|p| p.to_string_lossy().into_owned()).unwrap_or_else(|| crate::container::cgroup_path(&self.paths, None, &self.id));
+        let cg_path = self.cgroup_path();
         tracing::debug!("monitor: start");
         crate::fault!("start.monitor");
         let tty = self.spec.process().as_ref().and_then(|p| p.terminal()).unwrap_or(false);
@@ -574,22 +579,13 @@ impl Monitor {
     fn restore(&mut self, order: crate::runtime::criu::RestoreOrder) -> Result<Running, InitError> {
         use crate::runtime::criu;
         let e = |m: String| InitError { code: EXIT_ENGINE, msg: m };
-        let cg_path = self.spec.linux().as_ref().and_then(|l| l.cgroups_path().clone()).map(|p| p.to_string_lossy().into_owned()).unwrap_or_else(|| crate::container::cgroup_path(&self.paths, None, &self.id));
+        let cg_path = self.cgroup_path();
         let root = self.spec.root().as_ref().map(|r| r.path().clone()).unwrap_or_default();
         let mounts = self.spec.mounts().clone().unwrap_or_default();
         let rootm = mounts.iter().find(|m| m.destination() == std::path::Path::new("/")).ok_or_else(|| e("the spec has no root mount".into()))?;
         let opts = rootm.options().clone().unwrap_or_default();
-        let chdir = opts.iter().find_map(|o| o.strip_prefix("berth.chdir=")).map(std::path::PathBuf::from).unwrap_or_default();
-        let data: Vec<String> = opts
-            .iter()
-            .filter(|o| !o.starts_with("berth."))
-            .map(|o| match o.strip_prefix("lowerdir=") {
-                Some(l) => format!("lowerdir={}", l.split(':').map(|d| chdir.join(d).display().to_string()).collect::<Vec<_>>().join(":")),
-                None => o.clone(),
-            })
-            .collect();
         std::fs::create_dir_all(&root).map_err(|x| e(format!("{}: {x}", root.display())))?;
-        crate::sys::mount::mount(Some("overlay"), &root, Some("overlay"), crate::sys::mount::MsFlags::empty(), Some(&data.join(","))).map_err(|x| e(format!("mounting the root to restore into: {x}")))?;
+        crate::sys::mount::mount(Some("overlay"), &root, Some("overlay"), crate::sys::mount::MsFlags::empty(), Some(&crate::sys::mount::overlay_data(&opts))).map_err(|x| e(format!("mounting the root to restore into: {x}")))?;
         // A terminal: a new pair here, its slave in place of the old one.
         let pty = match &order.tty {
             Some(_) => Some(crate::sys::pty::open_here(self.winsize).map_err(|x| e(format!("allocating a pty: {x}")))?),

@@ -155,18 +155,24 @@ fn v2_root() -> PathBuf {
     }
 }
 
+/// Why a rootless berth has no cgroups here (v1, or v2 without a usable
+/// delegated subtree); None when it has its delegated root.
+pub fn rootless_without() -> Option<String> {
+    if !is_v2() {
+        return Some("cgroup v1 hierarchies belong to root and cannot be delegated to a user".into());
+    }
+    delegated().as_ref().err().cloned()
+}
+
 /// What `system info` says of a rootless berth's cgroups.
 pub fn rootless_summary() -> String {
-    if !is_v2() {
-        return "none (limits ignored): cgroup v1 hierarchies belong to root and cannot be delegated to a user".into();
-    }
-    match delegated() {
-        Ok(d) => {
+    match (rootless_without(), delegated()) {
+        (None, Ok(d)) => {
             let offered = read(&d.join("cgroup.controllers"));
             let ctls: Vec<&str> = offered.split_whitespace().filter(|c| V2_WANTED.contains(c)).collect();
             format!("v2, delegated root {} (controllers: {})", d.display(), if ctls.is_empty() { "none".into() } else { ctls.join(" ") })
         }
-        Err(why) => format!("none (limits ignored): {why}"),
+        (why, _) => format!("none (limits ignored): {}", why.unwrap_or_default()),
     }
 }
 

@@ -5,7 +5,7 @@
 //! init, in a copy of that mount namespace, finds it there and pivots in.
 
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// The option on the root mount that tells init the root is mounted.
 pub const PREMOUNTED: &str = "berth.premounted";
@@ -62,7 +62,7 @@ fn probe(run: &Path) -> io::Result<()> {
 }
 
 /// Mounts fuse-overlayfs at `root` from the root mount's overlayfs options
-/// (lower dirs relative to `chdir`, as berth writes them).
+/// (see mount::overlay_data).
 pub fn mount(root: &Path, opts: &[String]) -> io::Result<()> {
     match std::fs::OpenOptions::new().read(true).write(true).open("/dev/fuse") {
         Ok(_) => {}
@@ -71,19 +71,9 @@ pub fn mount(root: &Path, opts: &[String]) -> io::Result<()> {
         }
         Err(e) => return Err(io::Error::new(e.kind(), format!("fuse-overlayfs needs /dev/fuse: {e} (as root: modprobe fuse)"))),
     }
-    let chdir = opts.iter().find_map(|o| o.strip_prefix("berth.chdir=")).map(PathBuf::from).unwrap_or_default();
-    let mut data = Vec::new();
-    for o in opts {
-        if let Some(l) = o.strip_prefix("lowerdir=") {
-            let abs: Vec<String> = l.split(':').map(|d| chdir.join(d).display().to_string()).collect();
-            data.push(format!("lowerdir={}", abs.join(":")));
-        } else if o.starts_with("upperdir=") || o.starts_with("workdir=") {
-            data.push(o.clone());
-        }
-    }
     let out = std::process::Command::new("fuse-overlayfs")
         .arg("-o")
-        .arg(data.join(","))
+        .arg(super::mount::overlay_data(opts))
         .arg(root)
         .stdin(std::process::Stdio::null())
         .output()

@@ -13,6 +13,22 @@ pub fn mount(source: Option<&str>, target: &Path, fstype: Option<&str>, flags: M
     nix::mount::mount(source, target, fstype, flags, data).map_err(|e| err(&format!("mount {}", fstype.or(source).unwrap_or("")), target, e))
 }
 
+/// The data of berth's root overlay mount for a mount made outside init
+/// (restore, fuse-overlayfs): init mounts from `berth.chdir` with lower
+/// dirs relative to it, to keep the string short; here they are absolute
+/// and berth's own options are left out.
+pub fn overlay_data(opts: &[String]) -> String {
+    let chdir = opts.iter().find_map(|o| o.strip_prefix("berth.chdir=")).map(std::path::PathBuf::from).unwrap_or_default();
+    opts.iter()
+        .filter(|o| !o.starts_with("berth."))
+        .map(|o| match o.strip_prefix("lowerdir=") {
+            Some(l) => format!("lowerdir={}", l.split(':').map(|d| chdir.join(d).display().to_string()).collect::<Vec<_>>().join(":")),
+            None => o.clone(),
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 pub fn bind(source: &Path, target: &Path, recursive: bool) -> io::Result<()> {
     let flags = MsFlags::MS_BIND | if recursive { MsFlags::MS_REC } else { MsFlags::empty() };
     nix::mount::mount(Some(source), target, None::<&str>, flags, None::<&str>).map_err(|e| err(&format!("bind {}", source.display()), target, e))
@@ -96,4 +112,13 @@ fn unescape(s: &str) -> String {
         }
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod overlay_data_tests {
+    #[test]
+    fn lower_dirs_become_absolute_and_berths_options_go() {
+        let opts: Vec<String> = ["lowerdir=l/b:l/a", "upperdir=/c/upper", "workdir=/c/work", "berth.chdir=/layers"].iter().map(|s| s.to_string()).collect();
+        assert_eq!(super::overlay_data(&opts), "lowerdir=/layers/l/b:/layers/l/a,upperdir=/c/upper,workdir=/c/work");
+    }
 }

@@ -25,15 +25,26 @@ fn criu_works_or_refused(env: &Env, c: &str) -> bool {
     false
 }
 
-const COUNTER: &str = "i=0; while true; do i=$((i+1)); echo $i; echo $i > /count; sleep 0.05; done";
+// /count is replaced whole (a rename), so a reader never sees it empty.
+const COUNTER: &str = "i=0; while true; do i=$((i+1)); echo $i; echo $i > /count.new; mv /count.new /count; sleep 0.05; done";
 
 fn count(env: &Env, c: &str) -> u64 {
     env.ok(&["exec", c, "cat", "/count"]).trim().parse().unwrap()
 }
 
+/// The counter's numbers in a log.
+fn numbers(logs: &str) -> Vec<u64> {
+    logs.lines().filter_map(|l| l.trim().parse().ok()).collect()
+}
+
+/// The highest number a container has logged so far.
+fn logged(env: &Env, c: &str) -> Option<u64> {
+    numbers(&env.ok(&["logs", c])).into_iter().max()
+}
+
 /// The log's numbers run on by one: never back to 1, never a repeat.
 fn continuous(logs: &str) -> bool {
-    let n: Vec<u64> = logs.lines().filter_map(|l| l.trim().parse().ok()).collect();
+    let n = numbers(logs);
     !n.is_empty() && n.windows(2).all(|w| w[1] == w[0] + 1)
 }
 
@@ -61,7 +72,7 @@ fn a_checkpointed_counter_keeps_counting_after_its_restore() {
     // A checkpoint that stops it, then a restore.
     env.ok(&["checkpoint", "create", &c, "cp1"]);
     assert_eq!(env.status(&c), "exited", "checkpointed without --leave-running, it stops");
-    let at = env.ok(&["logs", &c]).lines().filter_map(|l| l.trim().parse::<u64>().ok()).max().unwrap();
+    let at = logged(&env, &c).unwrap();
     let ls = env.ok(&["checkpoint", "ls", &c]);
     assert!(ls.contains("early") && ls.contains("cp1"), "{ls}");
     env.ok(&["start", "--checkpoint", "cp1", &c]);
@@ -80,7 +91,7 @@ fn a_checkpointed_counter_keeps_counting_after_its_restore() {
     let archive = env.dir.join("cp.tar.zst");
     env.ok(&["container", "checkpoint", "--export", archive.to_str().unwrap(), &c]);
     assert_eq!(env.status(&c), "exited");
-    let at = env.ok(&["logs", &c]).lines().filter_map(|l| l.trim().parse::<u64>().ok()).max().unwrap();
+    let at = logged(&env, &c).unwrap();
     let c2 = env.name("copy");
     env.ok(&["container", "restore", "--import", archive.to_str().unwrap(), "--name", &c2]);
     assert_eq!(env.status(&c2), "running");
@@ -220,7 +231,7 @@ fn migrate_moves_a_running_container_to_another_node_with_its_overlay_address() 
     assert_eq!(lab_ok(&env, &name, 1, &["inspect", "-f", "{{.State.Status}}", "mc"]), "running");
     assert_eq!(lab_ok(&env, &name, 1, &["inspect", "-f", "{{(index .NetworkSettings.Networks \"onet\").IPAddress}}", "mc"]), ip, "the same overlay address");
     let logs = lab_ok(&env, &name, 1, &["logs", "mc"]);
-    let at = logs.lines().filter_map(|l| l.trim().parse::<u64>().ok()).min().unwrap_or(0);
+    let at = numbers(&logs).into_iter().min().unwrap_or(0);
     assert!(at > 5, "its log came along and counts on from before: starts at {at}");
     assert!(wait_until(Duration::from_secs(5), || cnt(1) > at + 5), "it counts on over there");
     assert!(continuous(&lab_ok(&env, &name, 1, &["logs", "mc"])), "no reset");
@@ -286,9 +297,9 @@ fn a_container_with_a_terminal_keeps_it_across_a_restore() {
         return;
     }
     env.ok(&["checkpoint", "create", &c, "cp1"]);
-    let at = env.ok(&["logs", &c]).lines().filter_map(|l| l.trim().parse::<u64>().ok()).max().unwrap();
+    let at = logged(&env, &c).unwrap();
     env.ok(&["start", "--checkpoint", "cp1", &c]);
-    assert!(wait_until(Duration::from_secs(5), || env.ok(&["logs", &c]).lines().filter_map(|l| l.trim().parse::<u64>().ok()).max().unwrap_or(0) > at + 5), "its output flows on past {at}");
+    assert!(wait_until(Duration::from_secs(5), || logged(&env, &c).unwrap_or(0) > at + 5), "its output flows on past {at}");
     let logs = env.ok(&["logs", &c]);
     assert!(continuous(&logs), "{logs}");
     // Its init writes to a terminal (a pts, major 136), the monitor's new one.
