@@ -5,10 +5,12 @@
 //! mount sits beside them; that one may own a controller, hugetlb here, and
 //! berth leaves it alone).
 //!
-//! v1 goes through cgroups-rs. v2 is written directly: its interface is a
-//! handful of files, and berth needs what the crate does not do there
-//! (controllers enabled top-down only where offered, a freeze that waits
-//! until the kernel says frozen, the BPF device filter).
+//! Both are written directly: each is a handful of files per controller.
+//! (cgroups-rs, used here before, parsed mountinfo and compiled a regex
+//! for every hugetlb page size on each load, in every process that
+//! touched a cgroup; on v2 berth needs what it does not do: controllers
+//! enabled top-down only where offered, a freeze that waits until the
+//! kernel says frozen, the BPF device filter.)
 //!
 //! A rootless berth on v2 uses the subtree delegated to its user, as
 //! systemd's Delegate=yes gives one (user@UID.service, owned by the user,
@@ -19,8 +21,6 @@
 use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-
-use cgroups_rs::{Cgroup as Cg, CgroupPid, MaxValue};
 
 use super::bpfdev;
 
@@ -40,7 +40,8 @@ pub struct Cgroup {
 }
 
 enum Imp {
-    V1(Cg),
+    /// Its directories are `dirs(path)`, one per hierarchy.
+    V1,
     /// The cgroup's directory in the unified hierarchy.
     V2(PathBuf),
     /// None: a rootless berth where the user may not make cgroups (v1, or
@@ -357,8 +358,7 @@ impl Cgroup {
         for d in dirs(path) {
             std::fs::create_dir_all(&d).map_err(|x| eio(&format!("creating {}", d.display()), path, x))?;
         }
-        let cg = Cg::load_with_specified_controllers(cgroups_rs::hierarchies::auto(), path, host().controllers.clone());
-        Ok(Cgroup { imp: Imp::V1(cg), path: path.to_string() })
+        Ok(Cgroup { imp: Imp::V1, path: path.to_string() })
     }
 
     pub fn load(path: &str) -> Cgroup {
@@ -367,7 +367,7 @@ impl Cgroup {
         } else if is_v2() {
             Imp::V2(v2_root().join(path))
         } else {
-            Imp::V1(Cg::load_with_specified_controllers(cgroups_rs::hierarchies::auto(), path, host().controllers.clone()))
+            Imp::V1
         };
         Cgroup { imp, path: path.to_string() }
     }
@@ -425,25 +425,32 @@ impl Cgroup {
                     bpfdev::attach(dir, &rules).map_err(|x| e("device filter", p, x))?;
                 }
             }
-            Imp::V1(cg) => {
+            Imp::V1 => {
+                let ctl = |c: &str| self.dir_of(c).ok_or_else(|| e(&format!("{c} limit"), p, format!("the host has no {c} hierarchy mounted")));
                 if let Some(m) = l.memory {
-                    let mem: &cgroups_rs::memory::MemController = cg.controller_of().ok_or_else(|| e("memory", p, "controller missing"))?;
+                    let d = ctl("memory")?;
                     // memory+swap may never be below memory: raising both
                     // (`update`) must move memsw first, lowering it last.
-                    let _ = mem.set_memswap_limit(m);
-                    mem.set_limit(m).map_err(|x| e("memory limit", p, x))?;
+                    // Without swap accounting there is no memsw file.
+                    let memsw = "memory.memsw.limit_in_bytes";
+                    let _ = write(&d, memsw, &m.to_string(), p);
+                    write(&d, "memory.limit_in_bytes", &m.to_string(), p)?;
                     // Without swap the limit is the limit: a process past it is
                     // OOM-killed instead of swapping (docker sets memsw = 2x by
                     // default; our hosts have no swap, so equal is the honest value).
-                    let _ = mem.set_memswap_limit(m);
+                    let _ = write(&d, memsw, &m.to_string(), p);
                 }
                 if l.cpu_quota.is_some() || l.cpu_period.is_some() {
-                    let cpu: &cgroups_rs::cpu::CpuController = cg.controller_of().ok_or_else(|| e("cpu", p, "controller missing"))?;
-                    cpu.set_cfs_quota_and_period(l.cpu_quota, l.cpu_period).map_err(|x| e("cpu quota", p, x))?;
+                    let d = ctl("cpu")?;
+                    if let Some(period) = l.cpu_period {
+                        write(&d, "cpu.cfs_period_us", &period.to_string(), p)?;
+                    }
+                    if let Some(q) = l.cpu_quota {
+                        write(&d, "cpu.cfs_quota_us", &if q > 0 { q.to_string() } else { "-1".into() }, p)?;
+                    }
                 }
                 if let Some(n) = l.pids {
-                    let pids: &cgroups_rs::pid::PidController = cg.controller_of().ok_or_else(|| e("pids", p, "controller missing"))?;
-                    pids.set_pid_max(if n > 0 { MaxValue::Value(n) } else { MaxValue::Max }).map_err(|x| e("pids limit", p, x))?;
+                    write(&ctl("pids")?, "pids.max", &if n > 0 { n.to_string() } else { "max".into() }, p)?;
                 }
                 if !l.devices.is_empty() {
                     self.set_v1_devices(&l.devices)?;
@@ -469,7 +476,7 @@ impl Cgroup {
     pub fn dir_of(&self, controller: &str) -> Option<PathBuf> {
         match &self.imp {
             Imp::V2(d) => Some(d.clone()),
-            Imp::V1(_) => host().mounts.iter().find(|(c, _)| c == controller).map(|(_, mp)| mp.join(&self.path)),
+            Imp::V1 => host().mounts.iter().find(|(c, _)| c == controller).map(|(_, mp)| mp.join(&self.path)),
             Imp::Without => None,
         }
     }
@@ -477,7 +484,12 @@ impl Cgroup {
     pub fn add(&self, pid: i32) -> io::Result<()> {
         match &self.imp {
             Imp::V2(d) => write(d, "cgroup.procs", &pid.to_string(), &self.path),
-            Imp::V1(cg) => cg.add_task_by_tgid(CgroupPid::from(pid as u64)).map_err(|x| e(&format!("add pid {pid}"), &self.path, x)),
+            Imp::V1 => {
+                for d in dirs(&self.path) {
+                    write(&d, "cgroup.procs", &pid.to_string(), &self.path)?;
+                }
+                Ok(())
+            }
             Imp::Without => Ok(()),
         }
     }
@@ -502,11 +514,11 @@ impl Cgroup {
                 let want = if frozen { "frozen 1" } else { "frozen 0" };
                 Box::new(move || read(&events).lines().any(|l| l == want))
             }
-            Imp::V1(cg) => {
-                let f: &cgroups_rs::freezer::FreezerController = cg.controller_of().ok_or_else(|| e("freezer", p, "controller missing"))?;
-                if frozen { f.freeze() } else { f.thaw() }.map_err(|x| e(what, p, x))?;
-                let state = self.dir_of("freezer").unwrap_or_default().join("freezer.state");
+            Imp::V1 => {
+                let d = self.dir_of("freezer").ok_or_else(|| e(what, p, "the host has no freezer hierarchy mounted"))?;
                 let want = if frozen { "FROZEN" } else { "THAWED" };
+                write(&d, "freezer.state", want, p)?;
+                let state = d.join("freezer.state");
                 Box::new(move || read(&state).trim() == want)
             }
             Imp::Without => {
