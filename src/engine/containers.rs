@@ -120,7 +120,7 @@ impl Engine {
         let mut p = rows.to_be_bytes().to_vec();
         p.extend(cols.to_be_bytes());
         attach::write_frame(&mut ours, attach::RESIZE, &p).map_err(other("attach"))?;
-        let (exe, _sealed) = runtime::sealed_exe().map_err(other("sealing the berth binary"))?;
+        let (exe, _sealed) = runtime::sealed_helper().map_err(other("sealing berth's monitor binary"))?;
         let mut cmd = std::process::Command::new(exe);
         cmd.arg("monitor").arg(&c.id).env("BERTH_ROOT", &self.paths.root).env("BERTH_RUN", &self.paths.run);
         cmd.stdin(std::process::Stdio::null()).stdout(std::process::Stdio::null());
@@ -533,20 +533,23 @@ impl Engine {
         Ok(())
     }
 
-    /// Runs a command in a running container. In a single-threaded process
-    /// with `capture == false` it enters directly; otherwise through a
-    /// re-executed `berth exec`, whose output is captured.
+    /// Runs a command in a running container, through the exec helper
+    /// (`runtime::helper`). With `capture == false` in a single-threaded
+    /// process (the `berth exec` client) this process becomes the helper,
+    /// keeping its pid and terminal; otherwise the helper is a child whose
+    /// output is captured.
     pub fn exec(&self, key: &str, opts: runtime::exec::ExecOptions, capture: bool) -> Result<Output> {
         let c = self.container(key)?;
         if c.state != "running" {
             return Err(ContainerError::BadState { name: c.name, state: c.state, what: "exec needs a running container".into() }.into());
         }
         if !capture && proc::thread_count() == 1 {
-            let spec = runtime::load_spec(&self.paths.container_dir(&c.id)).map_err(other("reading config.json"))?;
-            let code = runtime::exec::exec(&spec, c.pid, &c.cgroup(&self.paths), opts).map_err(|e| EngineError::Start { code: e.code, msg: e.msg })?;
-            return Ok(Output { code, ..Default::default() });
+            use std::os::unix::process::CommandExt;
+            let (mut cmd, _sealed) = self.berth_exec(&c, &opts)?;
+            let e = cmd.exec();
+            return Err(EngineError::Start { code: runtime::EXIT_ENGINE, msg: format!("exec: starting berth's exec helper: {e}") });
         }
-        let (mut cmd, _sealed) = self.berth_exec(&c.id, &runtime::exec::ExecOptions { interactive: false, tty: false, ..opts })?;
+        let (mut cmd, _sealed) = self.berth_exec(&c, &runtime::exec::ExecOptions { interactive: false, tty: false, ..opts })?;
         cmd.stdin(std::process::Stdio::null());
         let o = cmd.output().map_err(other("running berth exec"))?;
         let code = o.status.code().unwrap_or(runtime::EXIT_ENGINE);

@@ -190,32 +190,14 @@ impl Engine {
         Ok(())
     }
 
-    /// The `berth exec` command that enters container `id` from a fresh,
-    /// single-threaded process, and the descriptor that keeps its sealed
-    /// binary valid until it has started.
-    pub(super) fn berth_exec(&self, id: &str, o: &ExecOptions) -> Result<(Command, OwnedFd)> {
-        let (exe, sealed) = runtime::sealed_exe().map_err(other("sealing the berth binary"))?;
+    /// The exec helper's command that enters the running container `c`
+    /// from a fresh, single-threaded process, and the descriptor that keeps
+    /// its sealed binary valid until it has started.
+    pub(super) fn berth_exec(&self, c: &crate::container::Container, o: &ExecOptions) -> Result<(Command, OwnedFd)> {
+        let (exe, sealed) = runtime::sealed_helper().map_err(other("sealing berth's monitor binary"))?;
         let mut cmd = Command::new(exe);
-        cmd.arg("exec").env("BERTH_ROOT", &self.paths.root).env("BERTH_RUN", &self.paths.run);
-        if o.interactive {
-            cmd.arg("-i");
-        }
-        if o.tty {
-            cmd.arg("-t");
-        }
-        for e in &o.env {
-            cmd.arg("-e").arg(e);
-        }
-        if let Some(w) = &o.workdir {
-            cmd.arg("-w").arg(w);
-        }
-        if let Some(u) = &o.user {
-            cmd.arg("-u").arg(u);
-        }
-        if o.privileged {
-            cmd.arg("--privileged");
-        }
-        cmd.arg(id).args(&o.args);
+        cmd.args(runtime::helper::enter_args(c.pid, &c.cgroup(&self.paths), &self.paths.container_dir(&c.id), o));
+        cmd.env("BERTH_ROOT", &self.paths.root).env("BERTH_RUN", &self.paths.run);
         Ok((cmd, sealed))
     }
 
@@ -228,7 +210,7 @@ impl Engine {
         if c.state != "running" {
             return Err(ContainerError::BadState { name: c.name, state: c.state, what: "exec needs a running container".into() }.into());
         }
-        let (mut cmd, _sealed) = self.berth_exec(&c.id, o)?;
+        let (mut cmd, _sealed) = self.berth_exec(&c, o)?;
         let mut s = ExecSession { child: None, stdin: None, stdout: None, stderr: None, master: None, pidfd: None };
         if discard {
             cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());

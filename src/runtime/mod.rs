@@ -11,6 +11,7 @@
 pub mod attach;
 pub mod criu;
 pub mod exec;
+pub mod helper;
 pub mod init;
 pub mod monitor;
 
@@ -26,11 +27,24 @@ pub fn load_spec(bundle: &Path) -> std::io::Result<Spec> {
 
 /// The path to start a monitor or exec helper from, and the descriptor
 /// that keeps it valid until the child has started: those processes enter
-/// containers, so they run from a copy of berth that cannot be written
-/// (see `sys::exe`).
+/// containers, so they run from a copy that cannot be written (see
+/// `sys::exe`). That is the small `berth-monitor` binary when it is
+/// installed beside berth, else berth itself, which answers the same
+/// commands (see [`helper`]).
+pub fn sealed_helper() -> std::io::Result<(std::path::PathBuf, std::os::fd::OwnedFd)> {
+    match crate::sys::exe::helper_path() {
+        Some(p) => as_path(crate::sys::exe::sealed(&p)?),
+        None => sealed_exe(),
+    }
+}
+
+/// The same for berth itself (a service's supervisor, a node's agent).
 pub fn sealed_exe() -> std::io::Result<(std::path::PathBuf, std::os::fd::OwnedFd)> {
+    as_path(crate::sys::exe::sealed_self()?)
+}
+
+fn as_path(fd: std::os::fd::OwnedFd) -> std::io::Result<(std::path::PathBuf, std::os::fd::OwnedFd)> {
     use std::os::fd::AsRawFd;
-    let fd = crate::sys::exe::sealed_self()?;
     Ok((format!("/proc/self/fd/{}", fd.as_raw_fd()).into(), fd))
 }
 

@@ -65,6 +65,8 @@ struct Monitor {
     /// The root mounted by fuse-overlayfs for this run (rootless, where
     /// the kernel refuses overlayfs), unmounted when it ends.
     fuse_root: Option<std::path::PathBuf>,
+    /// The running init's host pid, which probes enter by.
+    init_pid: i32,
 }
 
 /// The health check's clock and the probe in flight.
@@ -85,17 +87,19 @@ struct InFlight {
     timed_out: bool,
 }
 
-/// A probe is `berth exec` of the check's command: the same path as a
-/// user's exec, its output kept in a file for inspect.
-fn spawn_probe(paths: &Paths, id: &str, argv: &[String]) -> Option<i32> {
+/// A probe is the exec helper (`enter`, from our own sealed binary) of the
+/// check's command: the same path as a user's exec, its output kept in a
+/// file for inspect.
+fn spawn_probe(paths: &Paths, id: &str, pid: i32, cgroup: &str, argv: &[String]) -> Option<i32> {
     use std::os::unix::process::CommandExt;
     // Not current_exe(): once the binary is replaced (an upgrade, a
     // rebuild) that names a deleted file; /proc/self/exe still runs it.
     let exe = std::path::PathBuf::from("/proc/self/exe");
     let out = std::fs::File::create(paths.container_run(id).join("health.out")).ok()?;
     let err = out.try_clone().ok()?;
+    let o = super::exec::ExecOptions { args: argv.to_vec(), env: Vec::new(), workdir: None, user: None, tty: false, interactive: false, privileged: false };
     let mut cmd = std::process::Command::new(exe);
-    cmd.arg("exec").arg(id).args(argv).env("BERTH_ROOT", &paths.root).env("BERTH_RUN", &paths.run).env_remove("BERTH_LOG");
+    cmd.args(super::helper::enter_args(pid, cgroup, &paths.container_dir(id), &o)).env_remove("BERTH_LOG");
     cmd.stdin(std::process::Stdio::null()).stdout(out).stderr(err);
     // SAFETY: only async-signal-safe calls between fork and exec.
     unsafe {
@@ -129,20 +133,7 @@ pub fn main(paths: Paths, id: &str, first: Option<OwnedFd>) -> i32 {
     proc::set_signal_default(libc::SIGPIPE, true);
     // Warnings reach monitor.log (our stderr) even without BERTH_LOG: what
     // a monitor could not record is never silent.
-    // A full disk must not turn a log line into a panic: tracing-subscriber
-    // reports a failed write with eprintln!, which panics when stderr fails.
-    struct Lossy;
-    impl std::io::Write for Lossy {
-        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            let _ = std::io::stderr().write_all(b);
-            Ok(b.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let filter = std::env::var("BERTH_LOG").unwrap_or_else(|_| "warn".into());
-    let _ = tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::new(filter)).with_ansi(false).with_writer(|| Lossy).try_init();
+    super::helper::init_log();
     tracing::debug!("monitor: daemonised");
     let first = first.map(UnixStream::from);
     match Monitor::new(paths, id, first.as_ref()) {
@@ -253,6 +244,7 @@ impl Monitor {
             checks: Checks::default(),
             replica: c.spec.labels.contains_key(crate::service::SERVICE_LABEL),
             fuse_root: None,
+            init_pid: 0,
             paths,
         };
         // The starter's HELLO (and first RESIZE) come before anything runs,
@@ -663,6 +655,7 @@ impl Monitor {
 
     /// Runs the event loop until init exits; returns its exit code.
     fn supervise(&mut self, mut run: Running) -> i32 {
+        self.init_pid = run.pid;
         let mut status: Option<proc::WaitStatus> = None;
         let mut drain_until: Option<Instant> = None;
         let mut buf = vec![0u8; 65536];
@@ -800,7 +793,8 @@ impl Monitor {
         }
         if self.checks.next.is_some_and(|t| now >= t) {
             self.checks.next = None;
-            match h.argv().and_then(|argv| spawn_probe(&self.paths, &self.id, &argv)) {
+            let cgroup = self.cgroup_path();
+            match h.argv().and_then(|argv| spawn_probe(&self.paths, &self.id, self.init_pid, &cgroup, &argv)) {
                 Some(pid) => self.checks.probe = Some(InFlight { pid, started: now, stamp: store::now_rfc3339(), timed_out: false }),
                 None => {
                     // A probe that cannot start is a failed probe, not silence.

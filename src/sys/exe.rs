@@ -46,13 +46,34 @@ pub fn self_is_sealed() -> bool {
 /// A close-on-exec descriptor of our executable that no process can write
 /// through; exec it as /proc/self/fd/N.
 pub fn sealed_self() -> io::Result<OwnedFd> {
-    match readonly_clone() {
+    sealed(std::path::Path::new("/proc/self/exe"))
+}
+
+/// The same for the executable at `path`.
+pub fn sealed(path: &std::path::Path) -> io::Result<OwnedFd> {
+    match readonly_clone(path) {
         Ok(fd) => Ok(fd),
         Err(e) => {
-            tracing::debug!("read-only clone of the berth binary: {e}; using a sealed copy");
-            sealed_copy()
+            tracing::debug!("read-only clone of {}: {e}; using a sealed copy", path.display());
+            sealed_copy(path)
         }
     }
+}
+
+/// The name of the small binary that monitors containers and enters them,
+/// installed beside `berth` (cargo builds and installs both).
+pub const HELPER: &str = "berth-monitor";
+
+/// The helper binary beside our own executable, when there is one. A
+/// process already running from a sealed view has no directory to look
+/// in; it uses itself, which answers the same commands.
+pub fn helper_path() -> Option<std::path::PathBuf> {
+    let exe = std::fs::read_link("/proc/self/exe").ok()?;
+    if exe.file_name().is_some_and(|n| n == HELPER) {
+        return None;
+    }
+    let p = exe.parent()?.join(HELPER);
+    p.is_file().then_some(p)
 }
 
 /// Set across our own re-exec so a host where sealing silently does not
@@ -88,8 +109,9 @@ pub fn reexec_sealed() -> io::Error {
 /// A detached bind mount of /proc/self/exe, made read-only. It is attached
 /// nowhere, so it costs no mount table entry, leaves nothing after a
 /// crash, and shares the page cache with the binary (no copy).
-fn readonly_clone() -> io::Result<OwnedFd> {
-    let path = CString::new("/proc/self/exe").expect("no NUL");
+fn readonly_clone(path: &std::path::Path) -> io::Result<OwnedFd> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = CString::new(path.as_os_str().as_bytes()).map_err(io::Error::other)?;
     // SAFETY: open_tree with a valid C string; the result is a new fd we own.
     let fd = cvt(unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, path.as_ptr(), OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint) })?;
     // SAFETY: the kernel just handed us this descriptor.
@@ -106,10 +128,10 @@ fn readonly_clone() -> io::Result<OwnedFd> {
 /// A copy of the binary in memory, sealed so neither we nor anyone who
 /// reopens it can change it. Costs the binary's size in memory per process
 /// that holds it, hence only the fallback.
-fn sealed_copy() -> io::Result<OwnedFd> {
+fn sealed_copy(path: &std::path::Path) -> io::Result<OwnedFd> {
     use nix::sys::memfd::{MFdFlags, memfd_create};
     let fd = memfd_create("berth", MFdFlags::MFD_CLOEXEC | MFdFlags::MFD_ALLOW_SEALING).map_err(io::Error::from)?;
-    let mut src = std::fs::File::open("/proc/self/exe")?;
+    let mut src = std::fs::File::open(path)?;
     let mut dst = std::fs::File::from(fd);
     io::copy(&mut src, &mut dst)?;
     let seals = libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
@@ -130,7 +152,7 @@ mod tests {
         let p = format!("/proc/self/fd/{}", fd.as_raw_fd());
         let w = std::fs::OpenOptions::new().write(true).open(&p).and_then(|mut f| io::Write::write_all(&mut f, b"x"));
         assert!(w.is_err(), "wrote through {p}");
-        let c = sealed_copy().unwrap();
+        let c = sealed_copy(std::path::Path::new("/proc/self/exe")).unwrap();
         let p = format!("/proc/self/fd/{}", c.as_raw_fd());
         let w = std::fs::OpenOptions::new().write(true).open(&p).and_then(|mut f| io::Write::write_all(&mut f, b"x"));
         assert!(w.is_err(), "wrote through the sealed copy");
