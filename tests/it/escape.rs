@@ -86,6 +86,8 @@ echo "never saw berth" > /result
 /// The container's monitor runs one copy of berth, `berth exec` another:
 /// a binary replaced (upgraded) while containers run is the one exec
 /// runs, and no other process keeps it busy. Neither copy may change.
+/// Here each copy is berth alone, which then runs its monitor and exec
+/// helper itself.
 #[test]
 fn exec_cannot_overwrite_the_host_berth_binary() {
     let env = Env::new("esc_exe");
@@ -93,27 +95,61 @@ fn exec_cannot_overwrite_the_host_berth_binary() {
     let b = env.dir.join("berth-b");
     std::fs::copy(BERTH, &a).unwrap();
     std::fs::copy(BERTH, &b).unwrap();
-    let (fa, fb) = (fingerprint(&a), fingerprint(&b));
+    overwrite_attempt(&env, &a, &b, &[]);
+}
+
+/// The same with berth-monitor installed beside each copy: the monitor
+/// and the exec helper are that small binary, which may not change either.
+#[test]
+fn exec_cannot_overwrite_the_host_monitor_binary() {
+    let env = Env::new("esc_mon");
+    let small = Path::new(BERTH).with_file_name("berth-monitor");
+    let mut watched = Vec::new();
+    let mut bins = Vec::new();
+    for d in ["a", "b"] {
+        let dir = env.dir.join(d);
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::copy(BERTH, dir.join("berth")).unwrap();
+        std::fs::copy(&small, dir.join("berth-monitor")).unwrap();
+        bins.push(dir.join("berth"));
+        watched.push(dir.join("berth-monitor"));
+    }
+    overwrite_attempt(&env, &bins[0], &bins[1], &watched);
+}
+
+/// Runs the attack in a container of copy `a`, entered by `b`'s exec;
+/// neither copy, nor any of `more`, may change.
+fn overwrite_attempt(env: &Env, a: &Path, b: &Path, more: &[std::path::PathBuf]) {
+    let (fa, fb) = (fingerprint(a), fingerprint(b));
+    let fmore: Vec<u64> = more.iter().map(|p| fingerprint(p)).collect();
     let c = env.name("c");
-    let o = berth_at(&env, &a, &["run", "-d", "--name", &c, "busybox", "sh", "-c", "while [ ! -e /attack.sh ]; do usleep 50000; done; sh /attack.sh; sleep 1000"]);
+    let o = berth_at(env, a, &["run", "-d", "--name", &c, "busybox", "sh", "-c", "while [ ! -e /attack.sh ]; do usleep 50000; done; sh /attack.sh; sleep 1000"]);
     assert!(o.ok(), "{o}");
-    for lib in libraries(&b) {
+    if let Some(small) = more.first() {
+        // The monitor (init's parent) runs the small binary, not berth.
+        let pid = berth_at(env, a, &["inspect", "-f", "{{.State.Pid}}", &c]).stdout.trim().to_string();
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        let ppid = stat.rsplit(')').next().unwrap().split_whitespace().nth(1).unwrap().to_string();
+        let size = std::fs::metadata(format!("/proc/{ppid}/exe")).unwrap().len();
+        assert_eq!(size, std::fs::metadata(small).unwrap().len(), "the monitor runs {}", small.display());
+    }
+    for lib in libraries(b) {
         let dir = Path::new(&lib).parent().unwrap().to_str().unwrap().to_string();
-        assert!(berth_at(&env, &a, &["exec", &c, "mkdir", "-p", &dir]).ok());
+        assert!(berth_at(env, a, &["exec", &c, "mkdir", "-p", &dir]).ok());
         let real = std::fs::canonicalize(&lib).unwrap();
-        let o = berth_at(&env, &a, &["cp", real.to_str().unwrap(), &format!("{c}:{lib}")]);
+        let o = berth_at(env, a, &["cp", real.to_str().unwrap(), &format!("{c}:{lib}")]);
         assert!(o.ok(), "{o}");
     }
     let script = env.dir.join("attack.sh");
     std::fs::write(&script, ATTACK).unwrap();
-    assert!(berth_at(&env, &a, &["cp", script.to_str().unwrap(), &format!("{c}:/attack.sh")]).ok());
+    assert!(berth_at(env, a, &["cp", script.to_str().unwrap(), &format!("{c}:/attack.sh")]).ok());
     // Read with cp, not exec: an exec of copy A would put a berth process
     // in the container for the attacker to catch first, and copy A is kept
     // busy by the monitor, so its write would be refused for that reason.
     let out = env.dir.join("result");
     let result = || {
         let _ = std::fs::remove_file(&out);
-        berth_at(&env, &a, &["cp", &format!("{c}:/result"), out.to_str().unwrap()]);
+        berth_at(env, a, &["cp", &format!("{c}:/result"), out.to_str().unwrap()]);
         std::fs::read_to_string(&out).unwrap_or_default()
     };
     assert!(wait_until(Duration::from_secs(10), || result().contains("waiting")), "the attacker did not start: {}", result());
@@ -121,15 +157,18 @@ fn exec_cannot_overwrite_the_host_berth_binary() {
     let mut tries = 0;
     while tries < 30 && result().contains("waiting") {
         tries += 1;
-        berth_at(&env, &b, &["exec", &c, "/pwn"]);
+        berth_at(env, b, &["exec", &c, "/pwn"]);
     }
     assert!(!result().contains("waiting"), "the attacker never saw berth inside the container in {tries} tries: the test tried nothing");
     assert!(wait_until(Duration::from_secs(10), || result().lines().count() > 1), "attack unfinished: {}", result());
     let r = result();
-    assert_eq!(fingerprint(&b), fb, "the container overwrote the host's berth binary: {r}");
-    assert_eq!(fingerprint(&a), fa, "the container overwrote the monitor's berth binary: {r}");
+    assert_eq!(fingerprint(b), fb, "the container overwrote the host's berth binary: {r}");
+    assert_eq!(fingerprint(a), fa, "the container overwrote the monitor's berth binary: {r}");
+    for (p, f) in more.iter().zip(&fmore) {
+        assert_eq!(fingerprint(p), *f, "the container overwrote {}: {r}", p.display());
+    }
     assert!(r.contains("write refused"), "{r}");
-    berth_at(&env, &a, &["rm", "-f", &c]);
+    berth_at(env, a, &["rm", "-f", &c]);
 }
 
 /// The descriptors a process sees in the container: ls itself opens one
