@@ -659,6 +659,10 @@ impl Monitor {
         let mut status: Option<proc::WaitStatus> = None;
         let mut drain_until: Option<Instant> = None;
         let mut buf = vec![0u8; 65536];
+        // A container still running after a second will likely run long:
+        // then the start-up's code pages go (see drop_startup_pages). Not
+        // at once: a short run would only fault them back for its exit.
+        let mut slim_at = Some(Instant::now() + Duration::from_secs(1));
         loop {
             if status.is_some() && run.out.is_none() && run.err.is_none() {
                 break;
@@ -684,7 +688,7 @@ impl Monitor {
                 (_, Some(t)) | (Some(t), None) => Some(t),
                 _ => None,
             };
-            if status.is_none() && let Some(t) = self.probe_due() {
+            for t in [if status.is_none() { self.probe_due() } else { None }, slim_at].into_iter().flatten() {
                 wake = Some(wake.map_or(t, |w| w.min(t)));
             }
             let timeout = wake.map(|t| t.saturating_duration_since(Instant::now()).as_millis() as i32 + 1).unwrap_or(-1);
@@ -692,6 +696,10 @@ impl Monitor {
                 Ok(r) => r,
                 Err(_) => continue,
             };
+            if slim_at.is_some_and(|t| Instant::now() >= t) {
+                slim_at = None;
+                crate::sys::exe::drop_startup_pages();
+            }
             if let Some(t) = self.kill_at
                 && Instant::now() >= t && status.is_none() {
                     warn_err("killing the container after its stop timeout", proc::kill(run.pid, libc::SIGKILL));
