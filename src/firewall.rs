@@ -14,9 +14,33 @@ pub fn rules(db: &Db) -> Result<Option<String>> {
     network::firewall_rules(db, balancing)
 }
 
-/// Rewrites the table now; the lock orders concurrent writers.
+/// Rewrites the table from the store; call it after committing the change
+/// it must reflect. The lock orders concurrent writers, and a writer that
+/// waited for it skips its own rewrite when one that began reading the
+/// store after this call has completed meanwhile (it saw the change too):
+/// twenty replicas starting at once write the table two or three times,
+/// not twenty.
 pub fn sync(paths: &Paths, db: &Db) -> Result<()> {
+    let asked = monotonic_ns();
     let _lock = network::firewall_lock(paths);
+    let done = paths.run.join("firewall.done");
+    // The clock restarts with the host: a mark from another boot says nothing.
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap_or_default();
+    let boot = boot.trim();
+    let last = std::fs::read_to_string(&done).ok().and_then(|s| s.strip_prefix(boot)?.trim().parse::<u128>().ok());
+    if !boot.is_empty() && last.is_some_and(|l| l > asked) {
+        return Ok(());
+    }
+    let began = monotonic_ns();
     let rules = rules(db)?;
-    network::apply_firewall(paths, rules.as_deref(), &network::bridges(db)?, &network::all_published(db)?)
+    network::apply_firewall(paths, rules.as_deref(), &network::bridges(db)?, &network::all_published(db)?)?;
+    // Under the lock, so no other writer races this one.
+    let _ = std::fs::write(&done, format!("{boot} {began}"));
+    Ok(())
+}
+
+/// CLOCK_MONOTONIC, the same in every process of the host (berth starts
+/// no time namespaces).
+fn monotonic_ns() -> u128 {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC).map(|t| t.tv_sec() as u128 * 1_000_000_000 + t.tv_nsec() as u128).unwrap_or(0)
 }
