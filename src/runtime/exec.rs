@@ -1,7 +1,8 @@
 //! Entering a running container: setns into its namespaces, join its
 //! cgroup, and exec with the container's privileges. Must run in a
-//! single-threaded process (the `berth exec` client is one); scripts reach
-//! it through a freshly re-executed `berth exec`.
+//! single-threaded process: the exec helper (`berth-monitor enter`, see
+//! `super::helper`), which `berth exec` becomes and which scripts, the API
+//! and health probes start.
 
 use std::os::fd::{AsRawFd, OwnedFd};
 
