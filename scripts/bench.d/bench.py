@@ -601,6 +601,12 @@ def cmd_report(args):
         if b:
             lines.append(f"{'':<{TW}} {'':<{NW}} target: berth's median under 10 ms: {verdict(b['median'] < 10.0)}")
         out.append(lines)
+    if present(d, "execb2b"):
+        lines = time_section(d, "execb2b", "exec back to back", ["crun", "runc"], {"crun": ("within", 1.1)})
+        b = load(d, "execb2b.berth")
+        if b:
+            lines.append(f"{'':<{TW}} {'':<{NW}} target: berth's median under 10 ms: {verdict(b['median'] < 10.0)}")
+        out.append(lines)
     mem = []
     m = load(d, "mem.berth")
     if not present(d, "mem"):

@@ -122,6 +122,8 @@ impl Engine {
         attach::write_frame(&mut ours, attach::RESIZE, &p).map_err(other("attach"))?;
         let (exe, _sealed) = runtime::sealed_helper().map_err(other("sealing berth's monitor binary"))?;
         let mut cmd = std::process::Command::new(exe);
+        // Named for ps and top, not /proc/self/fd/N.
+        std::os::unix::process::CommandExt::arg0(&mut cmd, crate::sys::exe::HELPER);
         cmd.arg("monitor").arg(&c.id).env("BERTH_ROOT", &self.paths.root).env("BERTH_RUN", &self.paths.run);
         cmd.stdin(std::process::Stdio::null()).stdout(std::process::Stdio::null());
         let mlog = self.paths.container_dir(&c.id).join("monitor.log");

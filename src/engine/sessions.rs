@@ -196,6 +196,7 @@ impl Engine {
     pub(super) fn berth_exec(&self, c: &crate::container::Container, o: &ExecOptions) -> Result<(Command, OwnedFd)> {
         let (exe, sealed) = runtime::sealed_helper().map_err(other("sealing berth's monitor binary"))?;
         let mut cmd = Command::new(exe);
+        std::os::unix::process::CommandExt::arg0(&mut cmd, crate::sys::exe::HELPER);
         cmd.args(runtime::helper::enter_args(c.pid, &c.cgroup(&self.paths), &self.paths.container_dir(&c.id), o));
         cmd.env("BERTH_ROOT", &self.paths.root).env("BERTH_RUN", &self.paths.run);
         Ok((cmd, sealed))
