@@ -346,8 +346,22 @@ fn start_delay_line(paths: &Paths, container_id: &str, l: &Link) -> io::Result<(
 /// Stops the delay line of (container, position) if one runs, and puts the
 /// veth back on `bridge` (when given and the veth still exists).
 pub fn stop_delay_line(paths: &Paths, container_id: &str, position: i64, bridge: Option<&str>) -> io::Result<()> {
+    kill_delay_line(paths, container_id, position);
+    if let Some(br) = bridge {
+        let nl = Netlink::new()?;
+        let veth = super::veth_name(container_id, position);
+        if nl.link_index(&veth)?.is_some() {
+            nl.set_master(&veth, br)?;
+        }
+    }
+    Ok(())
+}
+
+/// Ends the delay line's process and forgets it. No netlink here: the
+/// monitor calls this (through `stop_all`), and links no netlink client.
+fn kill_delay_line(paths: &Paths, container_id: &str, position: i64) {
     let pf = pid_file(paths, container_id, position);
-    let Ok(text) = std::fs::read_to_string(&pf) else { return Ok(()) };
+    let Ok(text) = std::fs::read_to_string(&pf) else { return };
     let mut it = text.split_whitespace();
     let pid: i32 = it.next().and_then(|s| s.parse().ok()).unwrap_or(0);
     let started: Option<u64> = it.next().and_then(|s| s.parse().ok());
@@ -360,14 +374,6 @@ pub fn stop_delay_line(paths: &Paths, container_id: &str, position: i64, bridge:
             }
         }
     let _ = std::fs::remove_file(&pf);
-    if let Some(br) = bridge {
-        let nl = Netlink::new()?;
-        let veth = super::veth_name(container_id, position);
-        if nl.link_index(&veth)?.is_some() {
-            nl.set_master(&veth, br)?;
-        }
-    }
-    Ok(())
 }
 
 /// Stops every delay line of the container (its namespace is going away).
@@ -377,7 +383,7 @@ pub fn stop_all(paths: &Paths, container_id: &str) {
         for e in d.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
             if let Some(pos) = name.strip_prefix(&prefix).and_then(|p| p.parse().ok()) {
-                let _ = stop_delay_line(paths, container_id, pos, None);
+                kill_delay_line(paths, container_id, pos);
             }
         }
     }

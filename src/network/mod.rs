@@ -472,7 +472,10 @@ pub fn loss_table(db: &Db) -> Result<Option<String>> {
         return Ok(None);
     }
     let sys = |err: std::io::Error| NetworkError::System { net: "link emulation".into(), err };
-    let existing: std::collections::HashSet<String> = Netlink::new().and_then(|n| n.links()).map_err(sys)?.into_iter().collect();
+    // if_nameindex, not a netlink client: the monitor rewrites this table
+    // when a lossy container ends, and links none.
+    let names = crate::rootless::in_host_netns(|| nix::net::if_::if_nameindex().map(|l| l.iter().map(|i| i.name().to_string_lossy().into_owned()).collect::<Vec<_>>()));
+    let existing: std::collections::HashSet<String> = names.and_then(|r| r.map_err(std::io::Error::from)).map_err(sys)?.into_iter().collect();
     Ok(impair::loss_rules(&links, &existing))
 }
 

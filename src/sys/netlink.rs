@@ -790,7 +790,9 @@ pub fn new_netns(path: &Path) -> io::Result<()> {
         .name("berth-netns".into())
         .spawn(move || -> io::Result<()> {
             nix::sched::unshare(CloneFlags::CLONE_NEWNET).map_err(|e| errno_err("unshare", e))?;
-            Netlink::connect()?.set_up("lo")?;
+            // An ioctl, not a netlink connection: cheaper, and the monitor
+            // (which may make the rootless namespace) links no netlink client.
+            super::net::link_up("lo")?;
             nix::mount::mount(
                 Some("/proc/thread-self/ns/net"),
                 &target,

@@ -23,6 +23,7 @@ mod import;
 mod labhosts;
 mod lifecycle;
 mod limits;
+mod monitor;
 mod network;
 mod overlay_dataplane;
 mod registry;

@@ -1,0 +1,67 @@
+//! The small berth-monitor binary (issue 20): what it links, and berth
+//! without it.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use crate::util::*;
+
+/// The crates of berth's text symbols (`nm -C`) among `crates`.
+fn linked(bin: &Path, crates: &[&str]) -> Vec<String> {
+    let o = Command::new("nm").arg("-C").arg(bin).output().expect("nm (binutils)");
+    assert!(o.status.success(), "nm {}: {}", bin.display(), String::from_utf8_lossy(&o.stderr));
+    let text = String::from_utf8_lossy(&o.stdout);
+    crates
+        .iter()
+        .filter(|c| {
+            let needle = format!("{c}::");
+            // Code symbols only; identical drop glue is folded under any name.
+            text.lines().any(|l| {
+                let mut w = l.splitn(3, ' ');
+                let (_, kind, name) = (w.next(), w.next().unwrap_or(""), w.next().unwrap_or(""));
+                matches!(kind, "t" | "T") && !name.contains("drop_in_place") && (name.starts_with(&needle) || name.contains(&format!("<{needle}")) || name.contains(&format!(" {needle}")))
+            })
+        })
+        .map(|c| c.to_string())
+        .collect()
+}
+
+#[test]
+fn the_monitor_binary_links_no_rhai_clap_tokio_or_registry_client() {
+    let small = Path::new(BERTH).with_file_name("berth-monitor");
+    assert!(small.is_file(), "cargo builds berth-monitor beside berth: {}", small.display());
+    let heavy = ["rhai", "clap_builder", "tokio", "oci_client", "reqwest", "etcd_client", "hyper"];
+    // The check sees them where they are: berth itself links them all.
+    assert_eq!(linked(Path::new(BERTH), &heavy), heavy, "berth links every one");
+    assert_eq!(linked(&small, &heavy), Vec::<String>::new(), "berth-monitor links none");
+    let big = std::fs::metadata(BERTH).unwrap().len();
+    eprintln!("berth {} MB, berth-monitor {} MB (this build)", big >> 20, std::fs::metadata(&small).unwrap().len() >> 20);
+}
+
+/// berth installed alone (no berth-monitor beside it) runs its monitors,
+/// execs and health probes itself.
+#[test]
+fn berth_without_the_small_binary_runs_its_own_monitor_and_exec_helper() {
+    let env = Env::new("mon_alone");
+    let alone = env.dir.join("alone");
+    std::fs::create_dir(&alone).unwrap();
+    let bin = alone.join("berth");
+    std::fs::copy(BERTH, &bin).unwrap();
+    let run = |args: &[&str]| {
+        let child = Command::new(&bin).args(args).env("BERTH_ROOT", &env.root).env("BERTH_RUN", &env.run).env_remove("BERTH_LOG").stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        collect(child, CMD_TIMEOUT)
+    };
+    let c = env.name("c");
+    let o = run(&["run", "-d", "--name", &c, "--health-cmd", "test -e /tmp/ok", "--health-interval", "200ms", "busybox", "sleep", "100"]);
+    assert!(o.ok(), "{o}");
+    let o = run(&["exec", &c, "sh", "-c", "touch /tmp/ok; echo in $(hostname)"]);
+    assert!(o.ok() && o.stdout.starts_with("in "), "{o}");
+    assert!(wait_until(Duration::from_secs(10), || run(&["inspect", "-f", "{{.State.Health.Status}}", &c]).stdout.trim() == "healthy"), "the probe ran: {}", run(&["inspect", &c]).stdout);
+    // The monitor is this copy of berth: same size as the file.
+    let pid = run(&["inspect", "-f", "{{.State.Pid}}", &c]).stdout.trim().to_string();
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let ppid = stat.rsplit(')').next().unwrap().split_whitespace().nth(1).unwrap().to_string();
+    assert_eq!(std::fs::metadata(format!("/proc/{ppid}/exe")).unwrap().len(), std::fs::metadata(&bin).unwrap().len());
+    assert!(run(&["rm", "-f", &c]).ok());
+}
