@@ -49,7 +49,11 @@ pub fn main() -> i32 {
     let args: Vec<String> = std::env::args().collect();
     init_tracing();
     quiet_on_closed_stdout();
-    let cli = match Cli::try_parse_from(&args) {
+    let parsed = match args::FastCli::parse_hot(&args) {
+        Some(c) => Ok(c),
+        None => Cli::try_parse_from(&args),
+    };
+    let cli = match parsed {
         Ok(c) => c,
         Err(e) => {
             let code = if e.use_stderr() { 125 } else { 0 };
