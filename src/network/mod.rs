@@ -888,11 +888,10 @@ pub fn apply_firewall(paths: &Paths, rules: Option<&str>, bridges: &[String], pu
     }
     match rules {
         Some(body) => crate::sys::nft::replace_table("ip", &table, body).map_err(sys)?,
-        None => {
-            if crate::sys::nft::table_exists("ip", &table) {
-                crate::sys::nft::delete_table("ip", &table).map_err(sys)?;
-            }
-        }
+        // One nft run that deletes the table whether or not it is there;
+        // asking first cost a second run, and a listing that failed for
+        // another reason (a busy host) left a stale table behind.
+        None => crate::sys::nft::delete_table("ip", &table).map_err(sys)?,
     }
     if crate::rootless::active() {
         // No other firewall shares the rootless namespace; the host's

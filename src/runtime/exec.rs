@@ -79,7 +79,14 @@ pub fn exec(spec: &Spec, init_pid: i32, cgroup_path: &str, o: ExecOptions) -> Re
     let size = pty::get_size(0);
     let devnull = std::fs::File::open("/dev/null").map_err(|e| fail(EXIT_ENGINE, format!("/dev/null: {e}")))?;
     let (err_r, err_w) = proc::pipe().map_err(|e| fail(EXIT_ENGINE, e.to_string()))?;
-    let child = proc::fork().map_err(|e| fail(EXIT_ENGINE, format!("fork: {e}")))?;
+    // Born in the container's cgroup where the kernel can (v2, see
+    // proc::clone_into_cgroup), else moved there first thing below.
+    let cgroup = Cgroup::load(cgroup_path);
+    let born_in = cgroup.v2_dir_fd().and_then(|fd| proc::clone_into_cgroup(0, &fd).ok());
+    let child = match born_in {
+        Some(r) => r,
+        None => proc::fork().map_err(|e| fail(EXIT_ENGINE, format!("fork: {e}")))?,
+    };
     let Some(child) = child else {
         // Intermediate: join, then fork once more so the pid namespace
         // applies to the process that execs.
@@ -88,7 +95,9 @@ pub fn exec(spec: &Spec, init_pid: i32, cgroup_path: &str, o: ExecOptions) -> Re
         std::mem::forget(err_w);
         let r = (|| -> Result<i32, init::InitError> {
             let e = |m: String| init::InitError { code: EXIT_ENGINE, msg: m };
-            Cgroup::load(cgroup_path).add(proc::getpid()).map_err(|x| e(x.to_string()))?;
+            if born_in.is_none() {
+                cgroup.add(proc::getpid()).map_err(|x| e(x.to_string()))?;
+            }
             for (f, flag) in &nss {
                 proc::setns(f, *flag).map_err(|x| e(format!("setns: {x}")))?;
             }

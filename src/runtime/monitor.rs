@@ -514,7 +514,25 @@ impl Monitor {
             self.mount_fuse_root().map_err(|x| e(format!("mounting the container's root: {x}")))?;
         }
         let flags = self.ns_flags();
-        match proc::clone_fork(flags).map_err(|x| e(format!("clone: {x}")))? {
+        // cgroup v2: the cgroup is made first and init is born in it (no
+        // move, see proc::clone_into_cgroup); v1 moves it after the clone,
+        // while init builds its root on the other core.
+        let early = if crate::sys::cgroup::is_v2() { Some(Cgroup::create(&cg_path, &self.limits()).map_err(|x| e(x.to_string()))?) } else { None };
+        let born_in = early.as_ref().and_then(|cg| cg.v2_dir_fd()).and_then(|fd| proc::clone_into_cgroup(flags, &fd).ok());
+        let cloned = match born_in {
+            Some(r) => r,
+            None => match proc::clone_fork(flags) {
+                Ok(r) => r,
+                Err(x) => {
+                    if let Some(cg) = &early {
+                        warn_err("removing the cgroup", cg.delete());
+                    }
+                    return Err(e(format!("clone: {x}")));
+                }
+            },
+        };
+        let born_in_cgroup = born_in.is_some();
+        match cloned {
             None => {
                 let go = go_r.as_raw_fd();
                 let errfd = err_w.as_raw_fd();
@@ -529,7 +547,12 @@ impl Monitor {
                 tracing::debug!("monitor: cloned");
                 // Made while init builds its root on the other core; init
                 // waits for "go" before running anything of the user's.
-                let cgroup = match Cgroup::create(&cg_path, &self.limits()).and_then(|cg| cg.add(pid).map(|_| cg)) {
+                let placed = match early {
+                    Some(cg) if born_in_cgroup => Ok(cg),
+                    Some(cg) => cg.add(pid).map(|_| cg),
+                    None => Cgroup::create(&cg_path, &self.limits()).and_then(|cg| cg.add(pid).map(|_| cg)),
+                };
+                let cgroup = match placed {
                     Ok(cg) => cg,
                     Err(x) => {
                         warn_err("killing init after a cgroup failure", proc::kill(pid, libc::SIGKILL));
