@@ -544,7 +544,7 @@ impl Monitor {
                 drop(keep_child);
                 drop(go_r);
                 drop(err_w);
-                tracing::debug!("monitor: cloned");
+                tracing::debug!("monitor: cloned{}", if born_in_cgroup { " into its cgroup" } else { "" });
                 // Made while init builds its root on the other core; init
                 // waits for "go" before running anything of the user's.
                 let placed = match early {
