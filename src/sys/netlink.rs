@@ -1,14 +1,12 @@
 //! Links, addresses and routes over rtnetlink, for the network area.
 //!
-//! A small synchronous API over the async `rtnetlink` crate: a [`Netlink`]
-//! owns one rtnetlink connection and a current-thread tokio runtime that
-//! drives it only while one of its methods runs. No OS thread is spawned,
-//! except the short-lived ones that `setns`/`unshare` need so that the
-//! calling thread's network namespace never changes
+//! A small synchronous API: a [`Netlink`] owns one blocking NETLINK_ROUTE
+//! socket, sends one request at a time and reads its replies. No async
+//! runtime: the monitor reaches this file (network teardown) and must stay
+//! as small as conmon. `rtnetlink` lends only its message builders. No OS
+//! thread is spawned, except the short-lived ones that `setns`/`unshare`
+//! need so that the calling thread's network namespace never changes
 //! ([`Netlink::in_netns`], [`new_netns`]).
-//!
-//! Call these functions from plain threads, never from inside a tokio
-//! runtime (its `block_on` would panic there).
 //!
 //! Every error is an `io::Error` whose kind follows the kernel's errno and
 //! whose message names the operation and the link:
@@ -17,21 +15,26 @@
 use std::fmt::Display;
 use std::fs::{File, OpenOptions};
 use std::io;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::Ipv4Addr;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
 
-use futures_util::stream::TryStreamExt;
+use netlink_packet_core::{
+    NetlinkBuffer, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_APPEND, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_MULTIPART,
+    NLM_F_REPLACE, NLM_F_REQUEST,
+};
 use netlink_packet_route::link::{InfoBridgePort, InfoData, InfoKind, InfoPortData, InfoVxlan, LinkAttribute, LinkInfo, LinkMessage};
 use netlink_packet_route::neighbour::{NeighbourAddress, NeighbourAttribute, NeighbourFlags, NeighbourMessage, NeighbourState};
-use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteHeader, RouteMessage};
+use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteType};
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
+use netlink_sys::protocols::NETLINK_ROUTE;
+use netlink_sys::{Socket, SocketAddr};
 use nix::errno::Errno;
 use nix::mount::{MntFlags, MsFlags};
 use nix::sched::CloneFlags;
-use rtnetlink::packet_core::{NLM_F_APPEND, NLM_F_CREATE, NLM_F_REPLACE};
-use rtnetlink::{AddressMessageBuilder, Handle, LinkBridge, LinkBridgePort, LinkUnspec, LinkVeth, LinkVxlan, RouteMessageBuilder};
+use rtnetlink::{AddressMessageBuilder, LinkBridge, LinkBridgePort, LinkUnspec, LinkVeth, LinkVxlan, RouteMessageBuilder};
 
 #[derive(Debug, Clone)]
 pub struct LinkDetail {
@@ -107,11 +110,43 @@ const ENODEV: i32 = libc::ENODEV;
 const EEXIST: i32 = libc::EEXIST;
 const EADDRNOTAVAIL: i32 = libc::EADDRNOTAVAIL;
 
-/// One rtnetlink connection, bound to the network namespace it was opened
-/// in, and the current-thread runtime that drives it.
+/// The flags of each kind of request, as `ip` (and rtnetlink) send them.
+/// A new object, refused if one of its name or key is there (EEXIST).
+const NEW: u16 = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL;
+/// A change to, or the removal of, an existing object.
+const CHANGE: u16 = NLM_F_REQUEST | NLM_F_ACK;
+/// One object, answered by one message and no ACK.
+const GET: u16 = NLM_F_REQUEST;
+/// Every object of a kind, answered in parts ended by NLMSG_DONE.
+const DUMP: u16 = NLM_F_REQUEST | NLM_F_DUMP;
+
+/// The length of a netlink message header (struct nlmsghdr).
+const NLMSG_HDRLEN: usize = 16;
+
+/// The receive buffer: a dump's datagrams are at most 32 KiB unless one
+/// object is larger, and those are read whole by growing it.
+const RECV_BUF: usize = 64 << 10;
+
+/// One rtnetlink socket, bound to the network namespace it was opened in.
 pub struct Netlink {
-    handle: Handle,
-    rt: tokio::runtime::Runtime,
+    // One request at a time: its replies are told apart by sequence number,
+    // and a second thread's request must not read them.
+    conn: Mutex<Conn>,
+}
+
+struct Conn {
+    sock: Socket,
+    seq: u32,
+    buf: Vec<u8>,
+}
+
+/// Why a request failed: the kernel's errno (positive), the socket, or a
+/// reply that could not be read.
+#[derive(Debug)]
+enum NlError {
+    Kernel(i32),
+    Io(io::Error),
+    Reply(String),
 }
 
 impl std::fmt::Debug for Netlink {
@@ -152,14 +187,130 @@ impl Netlink {
     }
 
     fn connect() -> io::Result<Netlink> {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_io().build()?;
-        let (conn, handle, _) = {
-            let _enter = rt.enter();
-            rtnetlink::new_connection()?
-        };
-        // The connection task runs whenever a method blocks on the runtime.
-        rt.spawn(conn);
-        Ok(Netlink { handle, rt })
+        let sock = Socket::new(NETLINK_ROUTE)?;
+        // Connected to the kernel, the socket takes datagrams from no other
+        // sender (and the kernel binds it to a port on the way).
+        sock.connect(&SocketAddr::new(0, 0))?;
+        Ok(Netlink { conn: Mutex::new(Conn { sock, seq: 0, buf: Vec::new() }) })
+    }
+
+    /// Sends `msg` with `flags` and reads its replies: the parts of a dump
+    /// until NLMSG_DONE, the one answer of a GET, nothing but the ACK of a
+    /// change. A nonzero error code ends it as that errno.
+    fn request(&self, msg: RouteNetlinkMessage, flags: u16) -> Result<Vec<RouteNetlinkMessage>, NlError> {
+        let mut conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
+        let c = &mut *conn;
+        c.seq = c.seq.wrapping_add(1);
+        let seq = c.seq;
+        let mut req = NetlinkMessage::from(msg);
+        req.header.flags = flags;
+        req.header.sequence_number = seq;
+        req.finalize();
+        let mut out = vec![0; req.buffer_len()];
+        req.serialize(&mut out);
+        retry(|| c.sock.send(&out, 0)).map_err(NlError::Io)?;
+        if c.buf.capacity() < RECV_BUF {
+            c.buf.reserve_exact(RECV_BUF);
+        }
+        let ack = flags & NLM_F_ACK != 0;
+        let mut replies = Vec::new();
+        loop {
+            let n = recv_datagram(&c.sock, &mut c.buf).map_err(NlError::Io)?;
+            let mut off = 0;
+            while n - off >= NLMSG_HDRLEN {
+                let b = &c.buf[off..n];
+                let (len, mseq, mflags) = match NetlinkBuffer::new_checked(b) {
+                    Ok(h) => (h.length() as usize, h.sequence_number(), h.flags()),
+                    Err(e) => return Err(NlError::Reply(format!("a malformed reply: {e}"))),
+                };
+                off = (off + ((len + 3) & !3)).min(n);
+                // Parts of an earlier request cut short by an unreadable
+                // reply.
+                if mseq != seq {
+                    continue;
+                }
+                // The kernel sends no more after one that is not part of a
+                // multi-part reply, unless an ACK is still to come.
+                let last = mflags & NLM_F_MULTIPART == 0 && !ack;
+                match NetlinkMessage::<RouteNetlinkMessage>::deserialize(&b[..len]) {
+                    Ok(m) => match m.payload {
+                        NetlinkPayload::InnerMessage(i) => {
+                            replies.push(i);
+                            if last {
+                                return Ok(replies);
+                            }
+                        }
+                        NetlinkPayload::Error(e) => {
+                            return match e.code {
+                                None => Ok(replies),
+                                Some(code) => Err(NlError::Kernel(code.get().abs())),
+                            };
+                        }
+                        // A dump cut short carries its errno in NLMSG_DONE.
+                        NetlinkPayload::Done(d) if d.code != 0 => return Err(NlError::Kernel(d.code.abs())),
+                        NetlinkPayload::Done(_) => return Ok(replies),
+                        NetlinkPayload::Overrun(_) => return Err(NlError::Reply("the kernel's reply overran".into())),
+                        _ => {}
+                    },
+                    // One odd object (a link kind the parser does not know)
+                    // must not sink a whole listing: skip it, as rtnetlink did.
+                    Err(e) if !last => tracing::warn!("netlink: skipping a reply part that does not parse: {e}"),
+                    Err(e) => return Err(NlError::Reply(format!("a reply that does not parse: {e}"))),
+                }
+            }
+        }
+    }
+
+    /// A request answered by an ACK alone.
+    fn execute(&self, msg: RouteNetlinkMessage, flags: u16) -> Result<(), NlError> {
+        self.request(msg, flags).map(drop)
+    }
+
+    /// The link `name`, or `None` when there is none (ENODEV).
+    fn get_link(&self, name: &str) -> Result<Option<LinkMessage>, NlError> {
+        let mut m = LinkMessage::default();
+        m.attributes.push(LinkAttribute::IfName(name.to_string()));
+        match self.request(RouteNetlinkMessage::GetLink(m), GET) {
+            Ok(r) => Ok(r.into_iter().find_map(|m| match m {
+                RouteNetlinkMessage::NewLink(l) => Some(l),
+                _ => None,
+            })),
+            Err(e) if errno(&e) == Some(ENODEV) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn dump_links(&self) -> Result<Vec<LinkMessage>, NlError> {
+        let r = self.request(RouteNetlinkMessage::GetLink(LinkMessage::default()), DUMP)?;
+        Ok(r.into_iter()
+            .filter_map(|m| match m {
+                RouteNetlinkMessage::NewLink(l) => Some(l),
+                _ => None,
+            })
+            .collect())
+    }
+
+    fn dump_routes_v4(&self) -> Result<Vec<RouteMessage>, NlError> {
+        let req = RouteMessageBuilder::<Ipv4Addr>::new().build();
+        let r = self.request(RouteNetlinkMessage::GetRoute(req), DUMP)?;
+        Ok(r.into_iter()
+            .filter_map(|m| match m {
+                RouteNetlinkMessage::NewRoute(r) => Some(r),
+                _ => None,
+            })
+            .collect())
+    }
+
+    fn dump_neighbours(&self, family: AddressFamily) -> Result<Vec<NeighbourMessage>, NlError> {
+        let mut req = NeighbourMessage::default();
+        req.header.family = family;
+        let r = self.request(RouteNetlinkMessage::GetNeighbour(req), DUMP)?;
+        Ok(r.into_iter()
+            .filter_map(|m| match m {
+                RouteNetlinkMessage::NewNeighbour(n) => Some(n),
+                _ => None,
+            })
+            .collect())
     }
 
     /// The index of the link `name`, or `None` when there is no such link.
@@ -167,10 +318,7 @@ impl Netlink {
         if name.is_empty() || name.len() > MAX_IFNAME {
             return Ok(None);
         }
-        let m = self
-            .rt
-            .block_on(get_link(&self.handle, name))
-            .map_err(|e| nl_err(format!("looking up link {name}"), e))?;
+        let m = self.get_link(name).map_err(|e| nl_err(format!("looking up link {name}"), e))?;
         Ok(m.map(|m| m.header.index))
     }
 
@@ -180,25 +328,22 @@ impl Netlink {
     pub fn create_bridge(&self, name: &str) -> io::Result<u32> {
         let op = format!("creating bridge {name}");
         check_name(&op, name)?;
-        self.rt.block_on(async {
-            let added = self.handle.link().add(LinkBridge::new(name).build()).execute().await;
-            match added {
-                Ok(()) => {}
-                Err(e) if errno(&e) == Some(EEXIST) => {}
-                Err(e) => return Err(nl_err(&op, e)),
-            }
-            match get_link(&self.handle, name).await.map_err(|e| nl_err(&op, e))? {
-                Some(m) if is_bridge(&m) => Ok(m.header.index),
-                Some(_) => Err(io::Error::new(
-                    io::ErrorKind::AlreadyExists,
-                    format!("{op}: a link of that name exists and is not a bridge"),
-                )),
-                None => Err(io::Error::new(
-                    io::ErrorKind::NotFound,
-                    format!("{op}: the bridge vanished right after it was created"),
-                )),
-            }
-        })
+        match self.execute(RouteNetlinkMessage::NewLink(LinkBridge::new(name).build()), NEW) {
+            Ok(()) => {}
+            Err(e) if errno(&e) == Some(EEXIST) => {}
+            Err(e) => return Err(nl_err(&op, e)),
+        }
+        match self.get_link(name).map_err(|e| nl_err(&op, e))? {
+            Some(m) if is_bridge(&m) => Ok(m.header.index),
+            Some(_) => Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!("{op}: a link of that name exists and is not a bridge"),
+            )),
+            None => Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("{op}: the bridge vanished right after it was created"),
+            )),
+        }
     }
 
     /// Creates the veth pair `host` <-> `peer` (both left down) in this
@@ -207,8 +352,7 @@ impl Netlink {
         let op = format!("creating veth {host}/{peer}");
         check_name(&op, host)?;
         check_name(&op, peer)?;
-        self.rt
-            .block_on(self.handle.link().add(LinkVeth::new(host, peer).build()).execute())
+        self.execute(RouteNetlinkMessage::NewLink(LinkVeth::new(host, peer).build()), NEW)
             .map_err(|e| nl_err(&op, e))
     }
 
@@ -230,7 +374,7 @@ impl Netlink {
                 }
             }
         }
-        self.rt.block_on(self.handle.link().add(msg).execute()).map_err(|e| nl_err(&op, e))
+        self.execute(RouteNetlinkMessage::NewLink(msg), NEW).map_err(|e| nl_err(&op, e))
     }
 
     /// Attaches `link` to the bridge `bridge` (`ip link set LINK master BRIDGE`).
@@ -283,7 +427,8 @@ impl Netlink {
         let op = format!("adding address {addr}/{prefix} to {link}");
         check_prefix(&op, prefix)?;
         let idx = self.index_for(&op, link)?;
-        match self.rt.block_on(self.handle.address().add(idx, IpAddr::V4(addr), prefix).execute()) {
+        let msg = AddressMessageBuilder::<Ipv4Addr>::new().index(idx).address(addr, prefix).build();
+        match self.execute(RouteNetlinkMessage::NewAddress(msg), NEW) {
             Ok(()) => Ok(()),
             Err(e) if errno(&e) == Some(EEXIST) => Ok(()),
             Err(e) => Err(nl_err(&op, e)),
@@ -297,7 +442,7 @@ impl Netlink {
         check_prefix(&op, prefix)?;
         let idx = self.index_for(&op, link)?;
         let msg = AddressMessageBuilder::<Ipv4Addr>::new().index(idx).address(addr, prefix).build();
-        match self.rt.block_on(self.handle.address().del(msg).execute()) {
+        match self.execute(RouteNetlinkMessage::DelAddress(msg), CHANGE) {
             Ok(()) => Ok(()),
             Err(e) if errno(&e) == Some(EADDRNOTAVAIL) => Ok(()),
             Err(e) => Err(nl_err(&op, e)),
@@ -324,28 +469,26 @@ impl Netlink {
         if prefix > 0 {
             b = b.destination_prefix(dst, prefix);
         }
-        self.rt.block_on(async {
-            match self.handle.route().add(b.build()).execute().await {
-                Ok(()) => Ok(()),
-                Err(e) if errno(&e) == Some(EEXIST) => {
-                    let routes = dump_routes_v4(&self.handle).await.map_err(|e| nl_err(&op, e))?;
-                    let same = routes.iter().any(|r| {
-                        table_of(r) == u32::from(RouteHeader::RT_TABLE_MAIN)
-                            && dst_of(r) == (dst, prefix)
-                            && gateway_of(r) == Some(gateway)
-                    });
-                    if same {
-                        Ok(())
-                    } else {
-                        Err(io::Error::new(
-                            io::ErrorKind::AlreadyExists,
-                            format!("{op}: File exists (a route to that destination via another gateway is there)"),
-                        ))
-                    }
+        match self.execute(RouteNetlinkMessage::NewRoute(b.build()), NEW) {
+            Ok(()) => Ok(()),
+            Err(e) if errno(&e) == Some(EEXIST) => {
+                let routes = self.dump_routes_v4().map_err(|e| nl_err(&op, e))?;
+                let same = routes.iter().any(|r| {
+                    table_of(r) == u32::from(RouteHeader::RT_TABLE_MAIN)
+                        && dst_of(r) == (dst, prefix)
+                        && gateway_of(r) == Some(gateway)
+                });
+                if same {
+                    Ok(())
+                } else {
+                    Err(io::Error::new(
+                        io::ErrorKind::AlreadyExists,
+                        format!("{op}: File exists (a route to that destination via another gateway is there)"),
+                    ))
                 }
-                Err(e) => Err(nl_err(&op, e)),
             }
-        })
+            Err(e) => Err(nl_err(&op, e)),
+        }
     }
 
     /// Moves `link` into the network namespace open as `netns` (a file of
@@ -372,7 +515,9 @@ impl Netlink {
         let Some(idx) = self.link_index(name).map_err(|e| ctx(&op, e))? else {
             return Ok(());
         };
-        match self.rt.block_on(self.handle.link().del(idx).execute()) {
+        let mut msg = LinkMessage::default();
+        msg.header.index = idx;
+        match self.execute(RouteNetlinkMessage::DelLink(msg), CHANGE) {
             Ok(()) => Ok(()),
             Err(e) if errno(&e) == Some(ENODEV) => Ok(()),
             Err(e) => Err(nl_err(&op, e)),
@@ -381,19 +526,13 @@ impl Netlink {
 
     /// The names of all links in this namespace.
     pub fn links(&self) -> io::Result<Vec<String>> {
-        let msgs: Vec<LinkMessage> = self
-            .rt
-            .block_on(self.handle.link().get().execute().try_collect())
-            .map_err(|e| nl_err("listing links", e))?;
+        let msgs = self.dump_links().map_err(|e| nl_err("listing links", e))?;
         Ok(msgs.iter().filter_map(link_name).collect())
     }
 
     /// Every link as (name, alias, name of its bridge if any).
     pub fn links_detailed(&self) -> io::Result<Vec<LinkDetail>> {
-        let msgs: Vec<LinkMessage> = self
-            .rt
-            .block_on(self.handle.link().get().execute().try_collect())
-            .map_err(|e| nl_err("listing links", e))?;
+        let msgs = self.dump_links().map_err(|e| nl_err("listing links", e))?;
         let names: std::collections::HashMap<u32, String> = msgs.iter().filter_map(|m| Some((m.header.index, link_name(m)?))).collect();
         Ok(msgs
             .iter()
@@ -416,7 +555,7 @@ impl Netlink {
     /// choosing subnets that don't overlap the host's. The default route, if
     /// any, appears as `(0.0.0.0, 0)`: skip prefix 0 when testing overlap.
     pub fn routes_v4(&self) -> io::Result<Vec<(Ipv4Addr, u8)>> {
-        let routes = self.rt.block_on(dump_routes_v4(&self.handle)).map_err(|e| nl_err("listing routes", e))?;
+        let routes = self.dump_routes_v4().map_err(|e| nl_err("listing routes", e))?;
         Ok(routes
             .iter()
             .filter(|r| table_of(r) == u32::from(RouteHeader::RT_TABLE_MAIN))
@@ -445,20 +584,18 @@ impl Netlink {
         if let Some(dev) = dev {
             b = b.dev(self.index_for(&op, dev)?);
         }
-        self.rt.block_on(async {
-            self.handle.link().add(b.build()).execute().await.map_err(|e| nl_err(&op, e))?;
-            match get_link(&self.handle, name).await.map_err(|e| nl_err(&op, e))? {
-                Some(m) => Ok(m.header.index),
-                None => Err(io::Error::new(io::ErrorKind::NotFound, format!("{op}: the device vanished right after it was created"))),
-            }
-        })
+        self.execute(RouteNetlinkMessage::NewLink(b.build()), NEW).map_err(|e| nl_err(&op, e))?;
+        match self.get_link(name).map_err(|e| nl_err(&op, e))? {
+            Some(m) => Ok(m.header.index),
+            None => Err(io::Error::new(io::ErrorKind::NotFound, format!("{op}: the device vanished right after it was created"))),
+        }
     }
 
     /// The settings of the VXLAN device `name`; `None` when there is no link
     /// of that name, an `InvalidInput` error when it is not a VXLAN device.
     pub fn vxlan_info(&self, name: &str) -> io::Result<Option<VxlanInfo>> {
         let op = format!("reading vxlan {name}");
-        let Some(m) = self.rt.block_on(get_link(&self.handle, name)).map_err(|e| nl_err(&op, e))? else {
+        let Some(m) = self.get_link(name).map_err(|e| nl_err(&op, e))? else {
             return Ok(None);
         };
         let data = m.attributes.iter().find_map(|a| match a {
@@ -509,7 +646,7 @@ impl Netlink {
     /// The bridge-port settings of `link`; `None` when it is on no bridge.
     pub fn bridge_port_info(&self, link: &str) -> io::Result<Option<BridgePortInfo>> {
         let op = format!("reading bridge port {link}");
-        let Some(m) = self.rt.block_on(get_link(&self.handle, link)).map_err(|e| nl_err(&op, e))? else {
+        let Some(m) = self.get_link(link).map_err(|e| nl_err(&op, e))? else {
             return Err(io::Error::new(io::ErrorKind::NotFound, format!("{op}: no such link")));
         };
         let data = m.attributes.iter().find_map(|a| match a {
@@ -592,10 +729,7 @@ impl Netlink {
         let Some(idx) = self.link_index(dev).map_err(|e| ctx(&op, e))? else {
             return Ok(Vec::new());
         };
-        let msgs: Vec<NeighbourMessage> = self
-            .rt
-            .block_on(self.handle.neighbours().get().set_address_family(AddressFamily::Bridge).execute().try_collect())
-            .map_err(|e| nl_err(&op, e))?;
+        let msgs = self.dump_neighbours(AddressFamily::Bridge).map_err(|e| nl_err(&op, e))?;
         Ok(msgs
             .iter()
             .filter(|m| m.header.ifindex == idx)
@@ -634,9 +768,14 @@ impl Netlink {
     pub fn neigh_add(&self, dev: &str, ip: Ipv4Addr, mac: [u8; 6]) -> io::Result<()> {
         let op = format!("adding neighbour {ip} lladdr {} on {dev}", fmt_mac(mac));
         let idx = self.index_for(&op, dev)?;
-        self.rt
-            .block_on(self.handle.neighbours().add(idx, IpAddr::V4(ip)).link_layer_address(&mac).replace().execute())
-            .map_err(|e| nl_err(&op, e))
+        let mut msg = NeighbourMessage::default();
+        msg.header.family = AddressFamily::Inet;
+        msg.header.ifindex = idx;
+        msg.header.state = NeighbourState::Permanent;
+        msg.header.kind = RouteType::Unspec;
+        msg.attributes.push(NeighbourAttribute::Destination(NeighbourAddress::Inet(ip)));
+        msg.attributes.push(NeighbourAttribute::LinkLayerAddress(mac.to_vec()));
+        self.neigh_request(&op, RouteNetlinkMessage::NewNeighbour(msg), NLM_F_CREATE | NLM_F_REPLACE)
     }
 
     /// Removes the neighbour `ip` from `dev`. An entry or device that is not
@@ -659,10 +798,7 @@ impl Netlink {
         let Some(idx) = self.link_index(dev).map_err(|e| ctx(&op, e))? else {
             return Ok(Vec::new());
         };
-        let msgs: Vec<NeighbourMessage> = self
-            .rt
-            .block_on(self.handle.neighbours().get().set_address_family(AddressFamily::Inet).execute().try_collect())
-            .map_err(|e| nl_err(&op, e))?;
+        let msgs = self.dump_neighbours(AddressFamily::Inet).map_err(|e| nl_err(&op, e))?;
         Ok(msgs
             .iter()
             .filter(|m| m.header.ifindex == idx)
@@ -684,7 +820,7 @@ impl Netlink {
     /// The packet and byte counters of `link`.
     pub fn link_stats(&self, link: &str) -> io::Result<LinkStats> {
         let op = format!("reading the counters of {link}");
-        let Some(m) = self.rt.block_on(get_link(&self.handle, link)).map_err(|e| nl_err(&op, e))? else {
+        let Some(m) = self.get_link(link).map_err(|e| nl_err(&op, e))? else {
             return Err(io::Error::new(io::ErrorKind::NotFound, format!("{op}: no such link")));
         };
         m.attributes
@@ -701,8 +837,9 @@ impl Netlink {
             .ok_or_else(|| io::Error::other(format!("{op}: the kernel sent no counters")))
     }
 
+    /// Bridge-port settings go in RTM_NEWLINK, as `ip link set` sends them.
     fn set_port(&self, op: &str, msg: LinkMessage) -> io::Result<()> {
-        self.rt.block_on(self.handle.link().set_port(msg).execute()).map_err(|e| nl_err(op, e))
+        self.execute(RouteNetlinkMessage::NewLink(msg), CHANGE).map_err(|e| nl_err(op, e))
     }
 
     fn del_neighbour_msg(&self, op: &str, msg: NeighbourMessage) -> io::Result<()> {
@@ -712,22 +849,10 @@ impl Netlink {
         }
     }
 
-    /// Sends one neighbour request with `flags` beside REQUEST|ACK: the
-    /// rtnetlink builders cannot say APPEND, which the flood list needs.
+    /// Sends one neighbour request with `flags` beside REQUEST|ACK
+    /// (CREATE with APPEND for the flood list, REPLACE for one entry).
     fn neigh_request(&self, op: &str, msg: RouteNetlinkMessage, flags: u16) -> io::Result<()> {
-        use futures_util::StreamExt;
-        use rtnetlink::packet_core::{NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_REQUEST};
-        let mut req = NetlinkMessage::from(msg);
-        req.header.flags = NLM_F_REQUEST | NLM_F_ACK | flags;
-        let mut resp = self.handle.clone().request(req).map_err(|e| nl_err(op, e))?;
-        self.rt.block_on(async {
-            while let Some(r) = resp.next().await {
-                if let NetlinkPayload::Error(e) = r.payload {
-                    return Err(nl_err(op, rtnetlink::Error::NetlinkError(e)));
-                }
-            }
-            Ok(())
-        })
+        self.execute(msg, CHANGE | flags).map_err(|e| nl_err(op, e))
     }
 
     fn index_for(&self, op: &str, name: &str) -> io::Result<u32> {
@@ -737,39 +862,25 @@ impl Netlink {
         }
     }
 
-    /// `ip link set`: RTM_NEWLINK on an existing index, without NLM_F_CREATE.
     /// The id this namespace gives the namespace `ns` (an nsfs file: a
     /// /proc/PID/ns/net or a bind mount of one), None if it gave it none.
     pub fn nsid_of(&self, ns: &File) -> io::Result<Option<i32>> {
-        use futures_util::StreamExt;
-        use netlink_packet_core::{NetlinkMessage, NetlinkPayload, NLM_F_REQUEST};
-        use netlink_packet_route::RouteNetlinkMessage;
         use netlink_packet_route::nsid::{NsidAttribute, NsidMessage};
-        use rtnetlink::packet_core as netlink_packet_core;
         let mut msg = NsidMessage::default();
         msg.attributes = vec![NsidAttribute::Fd(ns.as_raw_fd() as u32)];
-        let mut req = NetlinkMessage::from(RouteNetlinkMessage::GetNsId(msg));
-        req.header.flags = NLM_F_REQUEST;
-        let mut resp = self.handle.clone().request(req).map_err(|e| nl_err("asking a namespace's id", e))?;
-        self.rt.block_on(async {
-            while let Some(r) = resp.next().await {
-                match r.payload {
-                    NetlinkPayload::Error(e) => return Err(nl_err("asking a namespace's id", rtnetlink::Error::NetlinkError(e))),
-                    NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewNsId(m)) => {
-                        return Ok(m.attributes.iter().find_map(|a| match a {
-                            NsidAttribute::Id(id) if *id >= 0 => Some(*id),
-                            _ => None,
-                        }));
-                    }
-                    _ => {}
-                }
-            }
-            Ok(None)
-        })
+        let replies = self.request(RouteNetlinkMessage::GetNsId(msg), GET).map_err(|e| nl_err("asking a namespace's id", e))?;
+        Ok(replies.iter().find_map(|r| match r {
+            RouteNetlinkMessage::NewNsId(m) => m.attributes.iter().find_map(|a| match a {
+                NsidAttribute::Id(id) if *id >= 0 => Some(*id),
+                _ => None,
+            }),
+            _ => None,
+        }))
     }
 
+    /// `ip link set`: RTM_NEWLINK on an existing index, without NLM_F_CREATE.
     fn change(&self, op: &str, msg: LinkMessage) -> io::Result<()> {
-        self.rt.block_on(self.handle.link().change(msg).execute()).map_err(|e| nl_err(op, e))
+        self.execute(RouteNetlinkMessage::NewLink(msg), CHANGE).map_err(|e| nl_err(op, e))
     }
 }
 
@@ -835,20 +946,6 @@ pub fn delete_netns(path: &Path) -> io::Result<()> {
 }
 
 // ---- helpers ----------------------------------------------------------
-
-async fn get_link(handle: &Handle, name: &str) -> Result<Option<LinkMessage>, rtnetlink::Error> {
-    let mut s = handle.link().get().match_name(name).execute();
-    match s.try_next().await {
-        Ok(m) => Ok(m),
-        Err(e) if errno(&e) == Some(ENODEV) => Ok(None),
-        Err(e) => Err(e),
-    }
-}
-
-async fn dump_routes_v4(handle: &Handle) -> Result<Vec<RouteMessage>, rtnetlink::Error> {
-    let req = RouteMessageBuilder::<Ipv4Addr>::new().build();
-    handle.route().get(req).execute().try_collect().await
-}
 
 /// An AF_BRIDGE neighbour message: an FDB entry of the link `idx`.
 fn fdb_msg(idx: u32, mac: [u8; 6], dst: Option<Ipv4Addr>, flags: NeighbourFlags, state: NeighbourState) -> NeighbourMessage {
@@ -924,21 +1021,50 @@ fn check_prefix(op: &str, prefix: u8) -> io::Result<()> {
     Ok(())
 }
 
+/// Reads one whole datagram into `buf`, however large, and returns its
+/// length.
+fn recv_datagram(sock: &Socket, buf: &mut Vec<u8>) -> io::Result<usize> {
+    // MSG_TRUNC makes a peek into nothing tell the datagram's full size.
+    let size = retry(|| {
+        let mut nothing: &mut [u8] = &mut [];
+        sock.recv(&mut nothing, libc::MSG_PEEK | libc::MSG_TRUNC)
+    })?;
+    buf.clear();
+    if size > buf.capacity() {
+        buf.reserve_exact(size);
+    }
+    retry(|| {
+        buf.clear();
+        sock.recv(buf, 0)
+    })
+}
+
+/// `f` again while a signal interrupts it.
+fn retry<T>(mut f: impl FnMut() -> io::Result<T>) -> io::Result<T> {
+    loop {
+        match f() {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            r => return r,
+        }
+    }
+}
+
 /// The errno of a netlink error reply, positive.
-fn errno(e: &rtnetlink::Error) -> Option<i32> {
+fn errno(e: &NlError) -> Option<i32> {
     match e {
-        rtnetlink::Error::NetlinkError(m) => m.code.map(|c| c.get().abs()),
+        NlError::Kernel(code) => Some(*code),
         _ => None,
     }
 }
 
-fn nl_err(op: impl Display, e: rtnetlink::Error) -> io::Error {
-    match errno(&e) {
-        Some(code) => io::Error::new(
+fn nl_err(op: impl Display, e: NlError) -> io::Error {
+    match e {
+        NlError::Kernel(code) => io::Error::new(
             io::Error::from_raw_os_error(code).kind(),
             format!("{op}: {}", Errno::from_raw(code).desc()),
         ),
-        None => io::Error::other(format!("{op}: {e}")),
+        NlError::Io(e) => io::Error::new(e.kind(), format!("{op}: {e}")),
+        NlError::Reply(m) => io::Error::other(format!("{op}: {m}")),
     }
 }
 
@@ -995,7 +1121,7 @@ mod tests {
     }
 
     fn link(nl: &Netlink, name: &str) -> LinkMessage {
-        nl.rt.block_on(get_link(&nl.handle, name)).unwrap().unwrap_or_else(|| panic!("no link {name}"))
+        nl.get_link(name).unwrap().unwrap_or_else(|| panic!("no link {name}"))
     }
 
     fn is_up(nl: &Netlink, name: &str) -> bool {
@@ -1225,6 +1351,53 @@ mod tests {
         assert!(!path.exists(), "{} left behind", path.display());
         assert!(!mounted(&path), "{} still mounted", path.display());
         delete_netns(&path).unwrap();
+    }
+
+    #[test]
+    fn a_listing_longer_than_one_read_and_two_threads() {
+        let ns = TestNs::new("d");
+        let nl = ns.nl();
+        // About 1.5 KB per bridge: the dump spans many datagrams.
+        let names: Vec<String> = (0..120).map(|i| format!("brd{i}")).collect();
+        for n in &names {
+            nl.create_bridge(n).unwrap();
+        }
+        let mut got = nl.links().unwrap();
+        got.sort();
+        let mut want = names.clone();
+        want.push("lo".into());
+        want.sort();
+        assert_eq!(got, want);
+        assert_eq!(nl.links_detailed().unwrap().iter().filter(|d| d.bridge).count(), names.len());
+        // One connection shared by threads: each request reads its own replies.
+        std::thread::scope(|s| {
+            for t in 0..4 {
+                let (nl, names) = (&nl, &names);
+                s.spawn(move || {
+                    for i in 0..50 {
+                        let n = &names[(t * 50 + i) % names.len()];
+                        assert!(nl.link_index(n).unwrap().is_some(), "{n}");
+                        if i % 10 == 0 {
+                            assert_eq!(nl.links().unwrap().len(), names.len() + 1);
+                        }
+                    }
+                });
+            }
+        });
+    }
+
+    /// Not a timing assertion: prints what a short-lived user (the
+    /// monitor's teardown, `system check`) pays to open a connection and ask
+    /// one question.
+    #[test]
+    fn open_and_one_lookup_cost() {
+        let runs = 200;
+        let t = std::time::Instant::now();
+        for _ in 0..runs {
+            let nl = Netlink::new().unwrap();
+            assert!(nl.link_index("lo").unwrap().is_some());
+        }
+        eprintln!("Netlink::new() + link_index(\"lo\"): {:.1} us each ({runs} runs)", t.elapsed().as_secs_f64() * 1e6 / runs as f64);
     }
 
     #[test]
