@@ -21,6 +21,21 @@ pub fn rules(db: &Db) -> Result<Option<String>> {
 /// twenty replicas starting at once write the table two or three times,
 /// not twenty.
 pub fn sync(paths: &Paths, db: &Db) -> Result<()> {
+    sync_with(paths, || read(db))
+}
+
+/// What the table is made of, read from the store: the body, the bridges,
+/// the published ports.
+pub type State = (Option<String>, Vec<String>, Vec<network::Published>);
+
+/// The store's state for the table.
+pub fn read(db: &Db) -> Result<State> {
+    Ok((rules(db)?, network::bridges(db)?, network::all_published(db)?))
+}
+
+/// `sync`, with the store read by `state` (the engine reads through its
+/// shared connection and releases it before nft runs).
+pub fn sync_with(paths: &Paths, state: impl FnOnce() -> Result<State>) -> Result<()> {
     let asked = monotonic_ns();
     let _lock = network::firewall_lock(paths);
     let done = paths.run.join("firewall.done");
@@ -32,8 +47,8 @@ pub fn sync(paths: &Paths, db: &Db) -> Result<()> {
         return Ok(());
     }
     let began = monotonic_ns();
-    let rules = rules(db)?;
-    network::apply_firewall(paths, rules.as_deref(), &network::bridges(db)?, &network::all_published(db)?)?;
+    let (rules, bridges, published) = state()?;
+    network::apply_firewall(paths, rules.as_deref(), &bridges, &published)?;
     // Under the lock, so no other writer races this one.
     let _ = std::fs::write(&done, format!("{boot} {began}"));
     Ok(())

@@ -50,12 +50,7 @@ impl Engine {
     /// Rewrites this root's nftables table from the store, running `nft`
     /// after the database is released.
     pub(crate) fn sync_firewall(&self) -> Result<()> {
-        let _lock = network::firewall_lock(&self.paths);
-        let (rules, bridges, published) = {
-            let db = self.db();
-            (crate::firewall::rules(&db)?, network::bridges(&db)?, network::all_published(&db)?)
-        };
-        Ok(network::apply_firewall(&self.paths, rules.as_deref(), &bridges, &published)?)
+        Ok(crate::firewall::sync_with(&self.paths, || crate::firewall::read(&self.db()))?)
     }
 
     /// Rewrites /etc/hosts of every container on `net` (in place: the file
