@@ -85,11 +85,20 @@ impl OverlayNode {
     /// [`OverlayError::Mismatch`]: it is left as it is.
     pub fn up(&self, nl: &Netlink) -> Result<()> {
         nl.create_bridge(&self.bridge).map_err(|e| self.err(e))?;
-        match nl.vxlan_info(&self.vxlan).map_err(|e| self.err(e))? {
-            None => {
-                nl.create_vxlan(&self.vxlan, self.vni, self.local, self.underlay.as_deref(), self.port)
-                    .map_err(|e| self.err(e))?;
+        let mut info = nl.vxlan_info(&self.vxlan).map_err(|e| self.err(e))?;
+        if info.is_none() {
+            match nl.create_vxlan(&self.vxlan, self.vni, self.local, self.underlay.as_deref(), self.port) {
+                Ok(_) => {}
+                // The agent and a command can bring the same overlay up at
+                // once: the other one's device is checked like any found one.
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    info = nl.vxlan_info(&self.vxlan).map_err(|e| self.err(e))?;
+                }
+                Err(e) => return Err(self.err(e)),
             }
+        }
+        match info {
+            None => {}
             Some(found) => {
                 let dev = match &self.underlay {
                     Some(u) => nl.link_index(u).map_err(|e| self.err(e))?,

@@ -342,3 +342,31 @@ fn overlays_on_the_same_hosts_are_isolated() {
         assert!(!links.iter().any(|l| l.starts_with("ov-") || l.starts_with("vx-")), "host {}: {links:?}", h.ip);
     }
 }
+
+/// The agent and a command may bring the same overlay up at the same
+/// moment: both succeed, whichever made the devices, and no error says
+/// "File exists".
+#[test]
+fn two_bring_ups_of_one_overlay_at_once_both_succeed() {
+    let mut lab = Lab::new("race");
+    let hosts = lab.hosts();
+    let h = &hosts[0];
+    for round in 0..20u32 {
+        let node = OverlayNode::new(&format!("race{round:08}"), 5000 + round, h.ip);
+        let results: Vec<_> = std::thread::scope(|s| {
+            let ts: Vec<_> = (0..2)
+                .map(|_| {
+                    let (node, ns) = (node.clone(), h.ns.clone());
+                    s.spawn(move || node.up(&Netlink::in_netns(&ns).unwrap()))
+                })
+                .collect();
+            ts.into_iter().map(|t| t.join().unwrap()).collect()
+        });
+        for r in results {
+            assert!(r.is_ok(), "round {round}: {}", r.unwrap_err());
+        }
+        let nl = Netlink::in_netns(&h.ns).unwrap();
+        assert_eq!(nl.vxlan_info(&node.vxlan).unwrap().map(|v| v.vni), Some(5000 + round));
+        node.down(&nl).unwrap();
+    }
+}
