@@ -203,7 +203,8 @@ fn lab_ok(env: &Env, name: &str, host: u32, args: &[&str]) -> String {
 }
 
 /// `container migrate` between two lab hosts of a swarm: the counter goes
-/// on over there with its address, and a peer reaches it by name.
+/// on over there with its address, its TCP connection to a peer on the
+/// overlay stays open, and the peer reaches it by name.
 #[test]
 fn migrate_moves_a_running_container_to_another_node_with_its_overlay_address() {
     let env = Env::new("checkpoint-migrate");
@@ -219,8 +220,13 @@ fn migrate_moves_a_running_container_to_another_node_with_its_overlay_address() 
     let name = env.name("dc");
     env.ok(&["lab", "hosts", &name, "2", "--image", "busybox", "--swarm"]);
     lab_ok(&env, &name, 0, &["network", "create", "-d", "overlay", "--attachable", "onet"]);
-    lab_ok(&env, &name, 0, &["run", "-d", "--network", "onet", "--name", "mc", "busybox", "sh", "-c", COUNTER]);
-    lab_ok(&env, &name, 0, &["run", "-d", "--network", "onet", "--name", "peer", "busybox", "sleep", "1d"]);
+    // The peer stays on h0 and listens; mc keeps one TCP connection to it
+    // open across the move, besides its counter.
+    lab_ok(&env, &name, 0, &["run", "-d", "--network", "onet", "--name", "peer", "busybox", "sh", "-c", "sleep 100000 | nc -l -p 7000 > /got"]);
+    let sender = "i=0; while true; do i=$((i+1)); echo $i; sleep 0.05; done | nc peer 7000";
+    lab_ok(&env, &name, 0, &["run", "-d", "--network", "onet", "--name", "mc", "busybox", "sh", "-c", &format!("({sender}) & {COUNTER}")]);
+    let got = || -> u64 { lab(&env, &name, 0, &["exec", "peer", "sh", "-c", "tail -n1 /got"]).stdout.trim().parse().unwrap_or(0) };
+    assert!(wait_until(Duration::from_secs(10), || got() > 5), "mc sends to the peer over the overlay");
     let ip = lab_ok(&env, &name, 0, &["inspect", "-f", "{{(index .NetworkSettings.Networks \"onet\").IPAddress}}", "mc"]);
     let cnt = |h: u32| -> u64 { lab(&env, &name, h, &["exec", "mc", "cat", "/count"]).stdout.trim().parse().unwrap_or(0) };
     assert!(wait_until(Duration::from_secs(10), || cnt(0) > 5));
@@ -235,6 +241,12 @@ fn migrate_moves_a_running_container_to_another_node_with_its_overlay_address() 
     assert!(at > 5, "its log came along and counts on from before: starts at {at}");
     assert!(wait_until(Duration::from_secs(5), || cnt(1) > at + 5), "it counts on over there");
     assert!(continuous(&lab_ok(&env, &name, 1, &["logs", "mc"])), "no reset");
+    // The connection from h1 to the peer on h0 carries on: same socket.
+    let sent = got();
+    assert!(wait_until(Duration::from_secs(10), || got() > sent + 5), "the TCP connection carries on past {sent} from h1");
+    let all = lab_ok(&env, &name, 0, &["exec", "peer", "cat", "/got"]);
+    assert!(continuous(&all), "one connection, nothing lost or repeated:\n{all}");
+    assert_eq!(lab_ok(&env, &name, 0, &["inspect", "-f", "{{.State.Status}}", "peer"]), "running", "the peer's nc never saw the connection close");
     // The peer left behind on h0 reaches it by name, across the overlay.
     assert!(wait_until(Duration::from_secs(10), || lab(&env, &name, 0, &["exec", "peer", "ping", "-c1", "-W1", "mc"]).ok()), "the peer reaches mc on h1");
     env.ok(&["lab", "down", &name]);
