@@ -370,19 +370,23 @@ impl Engine {
     }
 
     /// Blocks until the container's monitor reports an exit or is gone
-    /// (true), or `limit` passes (false). The monitor records the exit,
-    /// and removes an `--rm` container, before it reports it.
-    pub fn watch_exit(&self, c: &Container, limit: Duration) -> bool {
-        let Some(mut s) = self.connect(c) else { return true };
+    /// (Some, with the exit code when the monitor told it), or `limit`
+    /// passes (None). The monitor records the exit, and removes an `--rm`
+    /// container, before it reports it; the code is how a waiter learns
+    /// the exit of a container that is already gone.
+    pub fn watch_exit(&self, c: &Container, limit: Duration) -> Option<Option<i32>> {
+        let Some(mut s) = self.connect(c) else { return Some(None) };
         if attach::write_frame(&mut s, attach::HELLO, &[0]).is_err() || s.set_read_timeout(Some(limit)).is_err() {
-            return true;
+            return Some(None);
         }
         loop {
             match attach::read_frame(&mut s) {
-                Ok(Some((k, _))) if k == attach::EXIT || k == attach::ERROR => return true,
+                Ok(Some((k, p))) if k == attach::EXIT => return Some(Some(attach::payload_i32(&p))),
+                Ok(Some((k, _))) if k == attach::ERROR => return Some(None),
                 Ok(Some(_)) => {}
-                Ok(None) => return true,
-                Err(e) => return !matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut),
+                Ok(None) => return Some(None),
+                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => return None,
+                Err(_) => return Some(None),
             }
         }
     }

@@ -6,7 +6,7 @@
 use std::process::Stdio;
 use std::time::Duration;
 
-use crate::api::{DOCKER, DOCKER_20, Served, have_docker_20};
+use crate::api::{Served, both_clients, tagged};
 use crate::registry::Registry;
 use crate::util::{Env, Out, collect};
 
@@ -61,12 +61,11 @@ fn images_inspect_tag_history_and_rmi() {
     assert!(!o.ok() && o.stderr.contains("No such image: nosuch"), "{o}");
 }
 
-#[test]
-fn build_streams_its_steps_and_the_image_runs() {
-    let env = Env::new("api_images_build");
-    let s = Served::start(&env);
+fn build_streams_its_steps_and_the_image_runs(bin: &'static str) {
+    let env = Env::new(&tagged("api_images_build", bin));
+    let s = Served::start_for(&env, bin);
     let dir = context(&env, "ctx", "FROM busybox\nCOPY greeting.txt /greeting.txt\nRUN echo built at step three && cp /greeting.txt /msg\nCMD [\"cat\", \"/msg\"]\n");
-    let o = docker_classic(&s, DOCKER, &["build", "--label", "team=lab", "-t", "lab/built", &dir]);
+    let o = docker_classic(&s, bin, &["build", "--label", "team=lab", "-t", "lab/built", &dir]);
     assert!(o.ok(), "{o}");
     for want in ["Step 1/4 : FROM busybox", "Step 3/4 : RUN echo", "built at step three", "Successfully built ", "Successfully tagged lab/built:latest"] {
         assert!(o.stdout.contains(want), "{want:?} is streamed to docker's output: {o}");
@@ -77,7 +76,7 @@ fn build_streams_its_steps_and_the_image_runs() {
 
     // A failing step: non-zero, with the reason, and without the server's temp paths.
     let bad = context(&env, "bad", "FROM busybox\nRUN false\n");
-    let o = docker_classic(&s, DOCKER, &["build", "-t", "lab/bad", &bad]);
+    let o = docker_classic(&s, bin, &["build", "-t", "lab/bad", &bad]);
     assert!(!o.ok(), "{o}");
     assert!(o.stderr.contains("Dockerfile:2") && o.stderr.contains("returned a non-zero code: 1"), "{o}");
     assert!(!o.stderr.contains(&env.root.display().to_string()), "the context's place on the server is not shown: {o}");
@@ -86,19 +85,16 @@ fn build_streams_its_steps_and_the_image_runs() {
     let tmp: Vec<_> = std::fs::read_dir(env.root.join("tmp")).unwrap().flatten().map(|e| e.file_name()).collect();
     assert!(tmp.iter().all(|n| !n.to_string_lossy().starts_with("build-")), "{tmp:?}");
 
-    // docker 20.10 (the classic builder by default): -q prints only the id.
-    if have_docker_20() {
-        let o = docker_classic(&s, DOCKER_20, &["build", "-q", "-t", "lab/quiet", &dir]);
-        assert!(o.ok(), "{o}");
-        assert_eq!(o.out(), env.ok(&["image", "inspect", "-f", "{{.Id}}", "lab/quiet"]), "{o}");
-    }
+    // -q prints only the id.
+    let o = docker_classic(&s, bin, &["build", "-q", "-t", "lab/quiet", &dir]);
+    assert!(o.ok(), "{o}");
+    assert_eq!(o.out(), env.ok(&["image", "inspect", "-f", "{{.Id}}", "lab/quiet"]), "{o}");
 }
 
-#[test]
-fn push_and_pull_through_a_registry() {
-    let env = Env::new("api_images_registry");
+fn push_and_pull_through_a_registry(bin: &'static str) {
+    let env = Env::new(&tagged("api_images_registry", bin));
     let reg = Registry::start(&env, None);
-    let s = Served::start(&env);
+    let s = Served::start_for(&env, bin);
     let name = format!("{}/lab/bb:1", reg.addr);
     let id = env.ok(&["image", "inspect", "-f", "{{.Id}}", "busybox"]);
     s.docker_ok(&["tag", "busybox", &name]);
@@ -180,3 +176,5 @@ fn save_load_commit_and_prune() {
         assert!(env.berth(&["image", "inspect", kept]).ok(), "{kept} is kept");
     }
 }
+
+both_clients!(build_streams_its_steps_and_the_image_runs, push_and_pull_through_a_registry);
