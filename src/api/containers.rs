@@ -38,7 +38,7 @@ pub(super) fn route(ctx: &Ctx, req: &mut Req, seg: &[&str]) -> Option<Result<Rep
         (&Method::POST, [id, "update"]) => update(ctx, req, id),
         (&Method::POST, [id, "wait"]) => wait(ctx, req, id),
         (&Method::GET, [id, "logs"]) => logs(ctx, req, id),
-        (&Method::GET, [id, "top"]) => top(ctx, id),
+        (&Method::GET, [id, "top"]) => top(ctx, req, id),
         (&Method::GET, [id, "stats"]) => stats(ctx, req, id),
         (&Method::GET | &Method::HEAD | &Method::PUT, [id, "archive"]) => archive(ctx, req, id),
         (&Method::GET, [id, "changes"]) => changes(ctx, id),
@@ -340,7 +340,13 @@ fn logs(ctx: &Ctx, req: &Req, id: &str) -> Result<Reply> {
     }))
 }
 
-fn top(ctx: &Ctx, id: &str) -> Result<Reply> {
+/// Without `ps_args`, berth's own reading of /proc in `ps -ef`'s columns;
+/// with them, the host's ps, as dockerd.
+fn top(ctx: &Ctx, req: &Req, id: &str) -> Result<Reply> {
+    if let Some(args) = req.q("ps_args").filter(|a| !a.trim().is_empty() && a.trim() != "-ef") {
+        let (titles, rows) = ctx.engine.top_ps(id, args)?;
+        return Ok(Reply::ok(json!({ "Titles": titles, "Processes": rows })));
+    }
     let procs = ctx.engine.top(id)?;
     Ok(Reply::ok(json!({ "Titles": crate::render::TOP_TITLES, "Processes": crate::render::top_rows(&procs) })))
 }

@@ -579,6 +579,51 @@ impl Engine {
         Ok(v)
     }
 
+    /// `top C ARGS` as docker does it: the host's `ps ARGS`, kept to the
+    /// rows of the container's processes (found by the PID column, which
+    /// ARGS must therefore print); titles and rows, the last column holding
+    /// the rest of its line (a command with spaces).
+    pub fn top_ps(&self, key: &str, args: &str) -> Result<(Vec<String>, Vec<Vec<String>>)> {
+        let pids: Vec<String> = self.top(key)?.iter().map(|p| p.pid.to_string()).collect();
+        let bad = |why: String| EngineError::from(ContainerError::BadOption(format!("ps_args {args:?}: {why}")));
+        let words: Vec<&str> = args.split_ascii_whitespace().collect();
+        // ps's own selection (-q) keeps a busy host's table short; ARGS
+        // that choose processes themselves conflict with it, so without.
+        let run = |quick: bool| {
+            let mut cmd = std::process::Command::new("ps");
+            cmd.args(&words);
+            if quick {
+                cmd.arg("-q").arg(pids.join(","));
+            }
+            cmd.env("LC_ALL", "C").stdin(std::process::Stdio::null()).output()
+        };
+        let out = match run(true) {
+            Ok(o) if o.status.success() => o,
+            _ => run(false).map_err(|e| EngineError::Io { context: "running ps for top (procps is needed for ps_args)".into(), source: e })?,
+        };
+        if !out.status.success() {
+            return Err(bad(format!("ps refused it: {}", String::from_utf8_lossy(&out.stderr).trim())));
+        }
+        let text = String::from_utf8_lossy(&out.stdout);
+        let mut lines = text.lines();
+        let titles: Vec<String> = lines.next().unwrap_or("").split_ascii_whitespace().map(String::from).collect();
+        let Some(at) = titles.iter().position(|t| t == "PID") else {
+            return Err(bad("its output has no PID column to find the container's processes by (add pid to -o)".into()));
+        };
+        let mut rows = Vec::new();
+        for l in lines {
+            let f: Vec<&str> = l.split_ascii_whitespace().collect();
+            if f.len() < titles.len() || !pids.iter().any(|p| p == f[at]) {
+                continue;
+            }
+            let last = titles.len() - 1;
+            let mut row: Vec<String> = f[..last].iter().map(|s| s.to_string()).collect();
+            row.push(f[last..].join(" "));
+            rows.push(row);
+        }
+        Ok((titles, rows))
+    }
+
     /// `berth cp`: one of src/dst is `CONTAINER:PATH`.
     pub fn copy(&self, src: &str, dst: &str) -> Result<()> {
         let split = |s: &str| -> Option<(String, String)> {

@@ -118,6 +118,20 @@ fn top_and_stats(bin: &'static str) {
     s.docker_ok(&["run", "-d", "--name", &name, "--cpus", "0.5", "--memory", "64m", "busybox", "sh", "-c", "while :; do :; done"]);
     let top = s.docker_ok(&["top", &name]);
     assert!(top.starts_with("UID") && top.contains("PID") && top.contains("sh -c while"), "{top}");
+    // ps_args: the host's ps, kept to the container's processes.
+    let pid = inspect_f(&s, &name, "{{.State.Pid}}");
+    let aux = s.docker_ok(&["top", &name, "aux"]);
+    let lines: Vec<&str> = aux.lines().collect();
+    assert!(lines[0].starts_with("USER") && lines[0].contains("%CPU") && lines[0].ends_with("COMMAND"), "{aux}");
+    assert_eq!(lines.len(), 2, "only the container's process: {aux}");
+    assert!(lines[1].split_whitespace().nth(1) == Some(pid.as_str()) && lines[1].ends_with("sh -c while :; do :; done"), "{aux}");
+    let o = s.docker_ok(&["top", &name, "-o", "pid,comm"]);
+    let rows: Vec<Vec<&str>> = o.lines().map(|l| l.split_whitespace().collect()).collect();
+    assert_eq!(rows, [vec!["PID", "COMMAND"], vec![pid.as_str(), "sh"]], "{o}");
+    let o = s.docker(&["top", &name, "-o", "comm"]);
+    assert!(!o.ok() && o.stderr.contains("ps_args \"-o comm\"") && o.stderr.contains("no PID column"), "a table without PIDs is refused, naming the argument: {o}");
+    let o = s.docker(&["top", &name, "--nosuch"]);
+    assert!(!o.ok() && o.stderr.contains("ps_args \"--nosuch\""), "{o}");
     let line = s.docker_ok(&["stats", "--no-stream", "--format", "{{.Name}}|{{.CPUPerc}}|{{.MemUsage}}|{{.PIDs}}", &name]);
     let f: Vec<&str> = line.split('|').collect();
     assert_eq!((f[0], f[3]), (name.as_str(), "1"), "{line}");
