@@ -61,6 +61,9 @@ pub trait Host {
     fn paths(&self) -> &store::Paths;
     fn db(&self) -> std::sync::MutexGuard<'_, store::Db>;
     fn image(&self, name: &str) -> std::result::Result<Image, HostError>;
+    /// A FROM's image: the one here, else pulled from its registry (as
+    /// docker's build does), its progress told line by line to `say`.
+    fn image_or_pull(&self, name: &str, say: &dyn Fn(&str)) -> std::result::Result<Image, HostError>;
     /// A container for a RUN step; returns its id.
     fn step_create(&self, spec: &RunSpec) -> std::result::Result<String, HostError>;
     /// Runs the step's container to its end: its output goes to our stdout
@@ -330,7 +333,7 @@ impl Ctx<'_> {
             s.args.clear();
             s
         } else {
-            let img = self.engine.image(&base).map_err(|e| at(&self.file, from.line, format!("{e} (pull it first, or check the FROM line)")))?;
+            let img = self.engine.image_or_pull(&base, &|l| say(self.opts, l)).map_err(|e| at(&self.file, from.line, format!("{e} (check the FROM line, and that its registry is reachable)")))?;
             state_of(self.engine, &img).map_err(|e| at(&self.file, from.line, e))?
         };
         if st.id.is_some() {

@@ -118,6 +118,15 @@ fn push_and_pull_through_a_registry(bin: &'static str) {
     assert!(!o.ok() && o.stderr.contains("manifest unknown"), "{o}");
     let found = s.docker_ok(&["search", &format!("{}/lab", reg.addr)]);
     assert!(found.contains("lab/bb"), "{found}");
+
+    // A build FROM an image that is not here pulls it first.
+    s.docker_ok(&["rmi", &name]);
+    let dir = context(&env, "ctx", &format!("FROM {name}\nRUN echo on-pulled > /p\n"));
+    let o = docker_classic(&s, s.bin, &["build", "-t", "lab/onpulled", &dir]);
+    assert!(o.ok() && o.stdout.contains(&format!("Pulling {name}")) && o.stdout.contains("Pull complete"), "{o}");
+    assert_eq!(env.ok(&["image", "inspect", "-f", "{{.Id}}", &name]), id, "the base came from the registry");
+    let o = env.berth(&["run", "--rm", "lab/onpulled", "cat", "/p"]);
+    assert_eq!((o.code, o.out()), (0, "on-pulled"), "{o}");
 }
 
 #[test]
