@@ -159,6 +159,30 @@ fn cp_both_ways(bin: &'static str) {
     s.docker_ok(&["cp", &h("tree"), &inside("/tmp/newtree")]);
     assert_eq!(env.ok(&["exec", &name, "cat", "/tmp/a.txt", "/tmp/newtree/sub/b.txt"]), "alpha\nbeta");
 
+    // A tar's owners, modes, times and hard links are kept, as dockerd
+    // extracts it.
+    let kept = host.join("kept");
+    std::fs::create_dir_all(kept.join("d")).unwrap();
+    std::fs::write(kept.join("d/f"), "owned\n").unwrap();
+    std::fs::hard_link(kept.join("d/f"), kept.join("link")).unwrap();
+    std::os::unix::fs::symlink("d/f", kept.join("sym")).unwrap();
+    std::os::unix::fs::chown(kept.join("d/f"), Some(1234), Some(5678)).unwrap();
+    std::os::unix::fs::lchown(kept.join("sym"), Some(42), Some(43)).unwrap();
+    std::os::unix::fs::chown(kept.join("d"), Some(7), Some(8)).unwrap();
+    std::fs::set_permissions(kept.join("d/f"), std::os::unix::fs::PermissionsExt::from_mode(0o4640)).unwrap();
+    std::fs::set_permissions(kept.join("d"), std::os::unix::fs::PermissionsExt::from_mode(0o710)).unwrap();
+    for (p, t) in [("d/f", "@1000000000"), ("d", "@1100000000"), ("sym", "@1200000000")] {
+        assert!(std::process::Command::new("touch").args(["-h", "-d", t]).arg(kept.join(p)).status().unwrap().success());
+    }
+    s.docker_ok(&["cp", &h("kept"), &inside("/kept")]);
+    let st = env.ok(&["exec", &name, "stat", "-c", "%n %u %g %a %Y %h %i", "/kept/d/f", "/kept/link", "/kept/d"]);
+    let f: Vec<Vec<&str>> = st.lines().map(|l| l.split(' ').collect()).collect();
+    assert_eq!(f[0][..6], ["/kept/d/f", "1234", "5678", "4640", "1000000000", "2"], "{st}");
+    assert_eq!((f[1][1..6].to_vec(), f[1][6]), (f[0][1..6].to_vec(), f[0][6]), "the hard link is the same inode: {st}");
+    assert_eq!(f[2][..5], ["/kept/d", "7", "8", "710", "1100000000"], "{st}");
+    let sym = env.ok(&["exec", &name, "stat", "-c", "%u %g %Y %N", "/kept/sym"]);
+    assert_eq!(sym, "42 43 1200000000 '/kept/sym' -> 'd/f'", "a symlink keeps its owner and time");
+
     // Out: a file, a tree, a directory's content.
     s.docker_ok(&["cp", &inside("/etc/hostname"), &h("hostname")]);
     assert_eq!(std::fs::read_to_string(host.join("hostname")).unwrap().trim(), &env.full_id(&name)[..12]);
