@@ -634,7 +634,7 @@ impl Engine {
             // Resolved by the kernel inside the root, step by step: the
             // container may be swapping paths for symlinks meanwhile.
             (Some((c, p)), None) => self.with_root(&c, |root| crate::sys::rootfs::copy_out(root, Path::new(&p), Path::new(dst)).map_err(other(&format!("copying {src} to {dst}")))),
-            (None, Some((c, p))) => self.with_root(&c, |root| crate::sys::rootfs::copy_in(Path::new(src), root, Path::new(&p)).map_err(other(&format!("copying {src} to {dst}")))),
+            (None, Some((c, p))) => self.with_root(&c, |root| crate::sys::rootfs::copy_in(Path::new(src), root, Path::new(&p), &mut Default::default()).map_err(other(&format!("copying {src} to {dst}")))),
             _ => Err(EngineError::Other("cp: exactly one of SRC and DST must be CONTAINER:PATH".into())),
         }
     }
@@ -688,6 +688,7 @@ impl Engine {
                 drop_specials(e).map_err(other("reading the unpacked archive"))?;
             }
             self.with_root(&c.id, |root| {
+                let mut copied = Default::default();
                 for e in &entries {
                     let name = e.file_name().unwrap_or_default().to_string_lossy().into_owned();
                     let dst = Path::new(path).join(&name);
@@ -698,7 +699,7 @@ impl Engine {
                             return Err(ContainerError::BadOption(format!("cannot overwrite {a} {} with {b} {name}", dst.display())).into());
                         }
                     }
-                    crate::sys::rootfs::copy_in(e, root, Path::new(path)).map_err(other(&format!("container {}: copying {name} into {path}", c.name)))?;
+                    crate::sys::rootfs::copy_in(e, root, Path::new(path), &mut copied).map_err(other(&format!("container {}: copying {name} into {path}", c.name)))?;
                 }
                 Ok(())
             })

@@ -350,8 +350,9 @@ impl<R: io::Read> io::Read for Exact<R> {
 /// Copies `src` from the host into the container: into `path` when that is
 /// a directory, else as `path`. Like `cp -a` (and docker's extraction of a
 /// `cp` tar): owners, modes and times are kept, and files that are hard
-/// links of each other in `src` are links of each other in the copy.
-pub fn copy_in(src: &Path, root: &Path, path: &Path) -> io::Result<()> {
+/// links of each other in `src` are links of each other in the copy, also
+/// across the calls that share `copied`.
+pub fn copy_in(src: &Path, root: &Path, path: &Path, copied: &mut Copied) -> io::Result<()> {
     let r = open_root(root)?;
     let (dir, name) = match open_in(r.as_fd(), path, OFlag::O_RDONLY | OFlag::O_DIRECTORY) {
         Ok(d) => (d, src.file_name().ok_or_else(|| io::Error::other(format!("{}: no file name", src.display())))?.to_owned()),
@@ -361,12 +362,12 @@ pub fn copy_in(src: &Path, root: &Path, path: &Path) -> io::Result<()> {
             (open_in(r.as_fd(), parent, OFlag::O_RDONLY | OFlag::O_DIRECTORY)?, name.to_owned())
         }
     };
-    into(&dir, Path::new(&name), src, &mut HashMap::new())
+    into(&dir, Path::new(&name), src, copied)
 }
 
 /// The first copy of each source inode with more than one link: the
 /// directory it went into and its name there.
-type Copied = HashMap<(u64, u64), (OwnedFd, std::ffi::OsString)>;
+pub type Copied = HashMap<(u64, u64), (OwnedFd, std::ffi::OsString)>;
 
 /// Owner, then mode (a chown clears setuid), then times, through the open
 /// file, so nothing the container swapped in meanwhile is followed.

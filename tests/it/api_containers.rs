@@ -180,6 +180,11 @@ fn cp_both_ways(bin: &'static str) {
     assert_eq!(f[0][..6], ["/kept/d/f", "1234", "5678", "4640", "1000000000", "2"], "{st}");
     assert_eq!((f[1][1..6].to_vec(), f[1][6]), (f[0][1..6].to_vec(), f[0][6]), "the hard link is the same inode: {st}");
     assert_eq!(f[2][..5], ["/kept/d", "7", "8", "710", "1100000000"], "{st}");
+    // Links between the top entries of the tar too (a directory's content).
+    s.docker_ok(&["exec", &name, "mkdir", "/content"]);
+    s.docker_ok(&["cp", &format!("{}/.", h("kept")), &inside("/content")]);
+    let st = env.ok(&["exec", &name, "stat", "-c", "%i %h", "/content/d/f", "/content/link"]);
+    assert!(st.lines().next() == st.lines().nth(1) && st.ends_with(" 2"), "{st}");
     let sym = env.ok(&["exec", &name, "stat", "-c", "%u %g %Y %N", "/kept/sym"]);
     assert_eq!(sym, "42 43 1200000000 '/kept/sym' -> 'd/f'", "a symlink keeps its owner and time");
 
