@@ -187,3 +187,45 @@ fn save_load_commit_and_prune() {
 }
 
 both_clients!(build_streams_its_steps_and_the_image_runs, push_and_pull_through_a_registry);
+
+/// A push reports each layer's bytes as they go (docker-py's decoded
+/// stream, what the CLI draws its bars from on a terminal): counts that
+/// climb to the layer's size, not a jump from 0 to all of it.
+#[test]
+fn push_progress_counts_each_layers_bytes() {
+    let env = Env::new("api_images_push_progress");
+    let reg = Registry::start(&env, None);
+    let s = Served::start(&env);
+    let c = env.name("noise");
+    // 3 MB that do not compress: a layer of several pieces.
+    let o = env.berth(&["run", "--name", &c, "busybox", "sh", "-c", "head -c 3000000 /dev/urandom > /noise"]);
+    assert!(o.ok(), "{o}");
+    let name = format!("{}/lab/noise", reg.addr);
+    s.docker_ok(&["commit", &c, &format!("{name}:1")]);
+    let script = format!(
+        r#"
+import docker, json
+c = docker.APIClient(base_url="{host}", version="auto", timeout=120)
+for e in c.push("{name}", tag="1", stream=True, decode=True):
+    print(json.dumps(e))
+"#,
+        host = s.host()
+    );
+    let child = std::process::Command::new(crate::api_clients::PYTHON).args(["-c", &script]).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let o = collect(child, Duration::from_secs(120));
+    assert!(o.ok(), "{o}");
+    let events: Vec<serde_json::Value> = o.stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert!(events.iter().all(|e| e.get("error").is_none()), "{o}");
+    // The big layer: its Pushing counts, in order.
+    let mut by_layer: std::collections::BTreeMap<String, Vec<(u64, u64)>> = Default::default();
+    for e in events.iter().filter(|e| e["status"] == "Pushing") {
+        let d = &e["progressDetail"];
+        by_layer.entry(e["id"].as_str().unwrap().to_string()).or_default().push((d["current"].as_u64().unwrap(), d["total"].as_u64().unwrap()));
+    }
+    let big = by_layer.values().max_by_key(|v| v.first().map(|p| p.1)).unwrap_or_else(|| panic!("no Pushing events: {o}"));
+    let total = big[0].1;
+    assert!(total > 3_000_000, "{big:?}");
+    assert!(big.iter().filter(|(cur, _)| *cur > 0 && *cur < total).count() >= 4, "counts between 0 and the size: {big:?}");
+    assert!(big.windows(2).all(|w| w[0].0 <= w[1].0) && big.last().unwrap().0 == total, "{big:?}");
+    assert!(events.iter().any(|e| e["status"] == "Pushed"), "{o}");
+}
