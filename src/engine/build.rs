@@ -30,7 +30,7 @@ impl builder::Host for Engine {
         Ok(Engine::image(self, name)?)
     }
 
-    fn image_or_pull(&self, name: &str, say: &dyn Fn(&str)) -> std::result::Result<Image, HostError> {
+    fn image_or_pull(&self, name: &str, credentials: Option<(String, String)>, say: &dyn Fn(&str)) -> std::result::Result<Image, HostError> {
         match Engine::image(self, name) {
             Err(e) if e.is_not_found() => {}
             r => return Ok(r?),
@@ -49,7 +49,7 @@ impl builder::Host for Engine {
             sink.lock().unwrap_or_else(|p| p.into_inner()).push(l);
         });
         say(&format!("Pulling {name}, which is not here"));
-        let r = self.pull(name, crate::image::registry::Progress::Events(report));
+        let r = self.pull_as(name, crate::image::registry::Progress::Events(report), credentials);
         for l in lines.lock().unwrap_or_else(|p| p.into_inner()).drain(..) {
             say(&l);
         }

@@ -49,7 +49,7 @@ impl Served {
         let config = env.dir.join("docker-config");
         std::fs::create_dir_all(&config).unwrap();
         let s = Served { child, sock, config, bin: DOCKER };
-        if s.sock.as_os_str().len() > 0 && !args.iter().any(|a| a.starts_with("tcp://")) {
+        if !s.sock.as_os_str().is_empty() && !args.iter().any(|a| a.starts_with("tcp://")) {
             assert!(wait_until(Duration::from_secs(10), || std::os::unix::net::UnixStream::connect(&s.sock).is_ok()), "berth serve did not listen on {}: {}", s.sock.display(), s.log(env));
         }
         s

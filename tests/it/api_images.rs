@@ -6,7 +6,7 @@
 use std::process::Stdio;
 use std::time::Duration;
 
-use crate::api::{Served, both_clients, tagged};
+use crate::api::{DOCKER, Served, both_clients, tagged};
 use crate::registry::Registry;
 use crate::util::{Env, Out, collect};
 
@@ -151,6 +151,13 @@ fn login_checks_and_the_client_keeps_the_credentials() {
     s.docker_ok(&["rmi", &name]);
     let o = s.docker(&["pull", &name]);
     assert!(o.ok(), "{o}");
+    // And with a build that pulls its FROM image (X-Registry-Config).
+    s.docker_ok(&["rmi", &name]);
+    let dir = context(&env, "ctx", &format!("FROM {name}\nRUN echo private > /p\n"));
+    let o = docker_classic(&s, DOCKER, &["build", "-t", "lab/from-private", &dir]);
+    assert!(o.ok() && o.stdout.contains(&format!("Pulling {name}")), "{o}");
+    let o = env.berth(&["run", "--rm", "lab/from-private", "cat", "/p"]);
+    assert_eq!((o.code, o.out()), (0, "private"), "{o}");
 }
 
 #[test]
