@@ -513,6 +513,7 @@ fn build(ctx: &Ctx, req: &mut Req) -> Result<Reply> {
     let target = req.q("target").filter(|t| !t.is_empty()).map(String::from);
     let (no_cache, quiet) = (req.flag("nocache"), req.flag("q"));
     let credentials = registry_config(req);
+    let pull = req.flag("pull");
     let context = ctx.engine.build_context(&mut req.body).map_err(err)?;
     let file = dockerfile_in(context.path(), &dockerfile)?;
     let engine = ctx.engine.clone();
@@ -524,7 +525,7 @@ fn build(ctx: &Ctx, req: &mut Req) -> Result<Reply> {
         let log: crate::build::builder::BuildLog = Arc::new(move |line: &str| {
             let _ = tx.send(Ok(json!({ "stream": format!("{}\n", line.replace(&p, "")) })));
         });
-        let opts = crate::build::builder::BuildOptions { context: context.path().to_path_buf(), file: Some(file), tag: tags.first().cloned(), args, target, no_cache, show_output: !quiet, log: Some(log), labels, credentials };
+        let opts = crate::build::builder::BuildOptions { context: context.path().to_path_buf(), file: Some(file), tag: tags.first().cloned(), args, target, no_cache, show_output: !quiet, log: Some(log), labels, credentials, pull };
         let img = engine.build(&opts).map_err(|e| ApiError::internal(e.to_string().replace(&prefix, "")))?;
         for t in tags.iter().skip(1) {
             engine.tag(&img.id, t).map_err(err)?;

@@ -64,7 +64,8 @@ pub trait Host {
     /// A FROM's image: the one here, else pulled from its registry (as
     /// docker's build does) with `credentials` when given, its progress
     /// told line by line to `say`.
-    fn image_or_pull(&self, name: &str, credentials: Option<(String, String)>, say: &dyn Fn(&str)) -> std::result::Result<Image, HostError>;
+    /// `always`: pulled even when here.
+    fn image_or_pull(&self, name: &str, always: bool, credentials: Option<(String, String)>, say: &dyn Fn(&str)) -> std::result::Result<Image, HostError>;
     /// A container for a RUN step; returns its id.
     fn step_create(&self, spec: &RunSpec) -> std::result::Result<String, HostError>;
     /// Runs the step's container to its end: its output goes to our stdout
@@ -94,6 +95,9 @@ pub struct BuildOptions {
     /// Credentials per registry host for pulling FROM images (the API's
     /// X-Registry-Config); a registry not named uses those `login` stored.
     pub credentials: BTreeMap<String, (String, String)>,
+    /// Pull FROM images even when they are here (docker's `build --pull`),
+    /// for a base that moved on in its registry.
+    pub pull: bool,
 }
 
 pub type BuildLog = std::sync::Arc<dyn Fn(&str) + Send + Sync>;
@@ -343,7 +347,7 @@ impl Ctx<'_> {
             s.args.clear();
             s
         } else {
-            let img = self.engine.image_or_pull(&base, self.credentials_for(&base), &|l| say(self.opts, l)).map_err(|e| at(&self.file, from.line, format!("{e} (check the FROM line, and that its registry is reachable)")))?;
+            let img = self.engine.image_or_pull(&base, self.opts.pull, self.credentials_for(&base), &|l| say(self.opts, l)).map_err(|e| at(&self.file, from.line, format!("{e} (check the FROM line, and that its registry is reachable)")))?;
             state_of(self.engine, &img).map_err(|e| at(&self.file, from.line, e))?
         };
         if st.id.is_some() {

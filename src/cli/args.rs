@@ -555,6 +555,9 @@ pub(super) struct BuildArgs {
     pub(super) target: Option<String>,
     #[arg(long = "no-cache")]
     pub(super) no_cache: bool,
+    /// Pull the FROM images even when they are here
+    #[arg(long)]
+    pub(super) pull: bool,
     #[arg(short = 'q', long)]
     pub(super) quiet: bool,
     pub(super) context: PathBuf,

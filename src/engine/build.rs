@@ -30,9 +30,10 @@ impl builder::Host for Engine {
         Ok(Engine::image(self, name)?)
     }
 
-    fn image_or_pull(&self, name: &str, credentials: Option<(String, String)>, say: &dyn Fn(&str)) -> std::result::Result<Image, HostError> {
+    fn image_or_pull(&self, name: &str, always: bool, credentials: Option<(String, String)>, say: &dyn Fn(&str)) -> std::result::Result<Image, HostError> {
         match Engine::image(self, name) {
             Err(e) if e.is_not_found() => {}
+            Ok(_) if always => {}
             r => return Ok(r?),
         }
         // The reporter must be Send + Sync and `say` is neither: the lines
@@ -48,7 +49,7 @@ impl builder::Host for Engine {
             };
             sink.lock().unwrap_or_else(|p| p.into_inner()).push(l);
         });
-        say(&format!("Pulling {name}, which is not here"));
+        say(&format!("Pulling {name}{}", if always { "" } else { ", which is not here" }));
         let r = self.pull_as(name, crate::image::registry::Progress::Events(report), credentials);
         for l in lines.lock().unwrap_or_else(|p| p.into_inner()).drain(..) {
             say(&l);

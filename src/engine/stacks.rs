@@ -108,6 +108,7 @@ impl Engine {
                         log: None,
                         labels: Default::default(),
                         credentials: Default::default(),
+                        pull: false,
                     };
                     let (img, new) = self.build_new(&o).map_err(|e| bad(format!("stack {stack}: building service {}: {e}", s.name)))?;
                     if !new {

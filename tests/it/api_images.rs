@@ -127,6 +127,11 @@ fn push_and_pull_through_a_registry(bin: &'static str) {
     assert_eq!(env.ok(&["image", "inspect", "-f", "{{.Id}}", &name]), id, "the base came from the registry");
     let o = env.berth(&["run", "--rm", "lab/onpulled", "cat", "/p"]);
     assert_eq!((o.code, o.out()), (0, "on-pulled"), "{o}");
+    // --pull asks the registry though the image is here.
+    let o = docker_classic(&s, s.bin, &["build", "--pull", "-t", "lab/onpulled", &dir]);
+    assert!(o.ok() && o.stdout.contains(&format!("Pulling {name}")) && o.stdout.contains("Image is up to date"), "{o}");
+    let o = docker_classic(&s, s.bin, &["build", "-t", "lab/onpulled", &dir]);
+    assert!(o.ok() && !o.stdout.contains("Pulling"), "without --pull, the image here is used: {o}");
 }
 
 #[test]

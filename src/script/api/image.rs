@@ -89,6 +89,7 @@ fn register_build(r: &mut rhai::Engine, ctx: &Ctx) {
             log: None,
             labels: Default::default(),
             credentials: Default::default(),
+            pull: false,
         };
         for (k, v) in &opts {
             match k.as_str() {
