@@ -38,7 +38,7 @@ pub(super) fn route(ctx: &Ctx, req: &mut Req, seg: &[&str]) -> Option<Result<Rep
         (&Method::POST, [id, "update"]) => update(ctx, req, id),
         (&Method::POST, [id, "wait"]) => wait(ctx, req, id),
         (&Method::GET, [id, "logs"]) => logs(ctx, req, id),
-        (&Method::GET, [id, "top"]) => top(ctx, id),
+        (&Method::GET, [id, "top"]) => top(ctx, req, id),
         (&Method::GET, [id, "stats"]) => stats(ctx, req, id),
         (&Method::GET | &Method::HEAD | &Method::PUT, [id, "archive"]) => archive(ctx, req, id),
         (&Method::GET, [id, "changes"]) => changes(ctx, id),
@@ -210,14 +210,20 @@ fn wait_for(engine: &Engine, changes: &super::Changes, c0: &Container, cond: Con
     let up = |c: &Container| c.running() || c.state == "restarting";
     let mut seen_up = up(c0);
     let mut code = c0.exit_code;
+    // Whether `code` is the exit the monitor reported to this loop.
+    let mut told = false;
     loop {
         let seen = changes.now();
         let c = match engine.container(&c0.id) {
             Ok(c) => c,
-            // Removed (--rm, or by someone): every condition is met.
-            Err(_) => return Some(code),
+            // Removed (--rm, or by someone): every condition is met. An
+            // exit this loop did not see (it ran and was removed between
+            // two looks) is in the record of its death.
+            Err(_) => return Some(if told { code } else { recorded_exit(engine, &c0.id).unwrap_or(code) }),
         };
-        code = c.exit_code;
+        if !told {
+            code = c.exit_code;
+        }
         let ended = !up(&c) && (seen_up || (c.finished_at != c0.finished_at && !c.finished_at.is_empty()));
         match cond {
             Cond::NotRunning if !up(&c) => return Some(code),
@@ -229,11 +235,21 @@ fn wait_for(engine: &Engine, changes: &super::Changes, c0: &Container, cond: Con
             return None;
         }
         if up(&c) {
-            engine.watch_exit(&c, Duration::from_millis(250));
+            if let Some(Some(x)) = engine.watch_exit(&c, Duration::from_millis(250)) {
+                (code, told) = (x, true);
+            }
         } else {
             changes.wait_past(seen, Duration::from_millis(100));
         }
     }
+}
+
+/// The exit code in the last recorded `die` of container `id`.
+fn recorded_exit(engine: &Engine, id: &str) -> Option<i32> {
+    let mut f = crate::events::Filter::default();
+    f.by.insert("container".into(), vec![id.to_string()]);
+    f.by.insert("event".into(), vec!["die".into()]);
+    engine.events(None, None, &f).last()?.actor.attributes.get("exitCode")?.parse().ok()
 }
 
 /// What a logs request selects.
@@ -324,7 +340,13 @@ fn logs(ctx: &Ctx, req: &Req, id: &str) -> Result<Reply> {
     }))
 }
 
-fn top(ctx: &Ctx, id: &str) -> Result<Reply> {
+/// Without `ps_args`, berth's own reading of /proc in `ps -ef`'s columns;
+/// with them, the host's ps, as dockerd.
+fn top(ctx: &Ctx, req: &Req, id: &str) -> Result<Reply> {
+    if let Some(args) = req.q("ps_args").filter(|a| !a.trim().is_empty() && a.trim() != "-ef") {
+        let (titles, rows) = ctx.engine.top_ps(id, args)?;
+        return Ok(Reply::ok(json!({ "Titles": titles, "Processes": rows })));
+    }
     let procs = ctx.engine.top(id)?;
     Ok(Reply::ok(json!({ "Titles": crate::render::TOP_TITLES, "Processes": crate::render::top_rows(&procs) })))
 }

@@ -354,6 +354,26 @@ fn registry_auth(req: &Req) -> Option<(String, String)> {
     Some((user.to_string(), v["password"].as_str().unwrap_or("").to_string()))
 }
 
+/// The credentials of `X-Registry-Config` (a build's, for its FROM
+/// images): base64url of `{"HOST": {"username","password"}, ...}`.
+fn registry_config(req: &Req) -> BTreeMap<String, (String, String)> {
+    let Some(raw) = req.header("x-registry-config").and_then(|h| crate::image::registry::base64_decode(&h.trim().replace('-', "+").replace('_', "/"))) else {
+        return BTreeMap::new();
+    };
+    let Ok(Value::Object(m)) = serde_json::from_slice::<Value>(&raw) else { return BTreeMap::new() };
+    m.into_iter()
+        .filter_map(|(host, v)| {
+            let user = v["username"].as_str().filter(|u| !u.is_empty())?.to_string();
+            // docker keys Docker Hub by its index URL.
+            let host = match host.trim_start_matches("https://").trim_start_matches("http://").split('/').next().unwrap_or("") {
+                "index.docker.io" | "registry-1.docker.io" => "docker.io".to_string(),
+                h => h.to_string(),
+            };
+            Some((host, (user, v["password"].as_str().unwrap_or("").to_string())))
+        })
+        .collect()
+}
+
 // ---- pull, import, push, search ----
 
 fn create(ctx: &Ctx, req: &mut Req) -> Result<Reply> {
@@ -492,6 +512,8 @@ fn build(ctx: &Ctx, req: &mut Req) -> Result<Reply> {
     let dockerfile = req.q("dockerfile").filter(|d| !d.is_empty()).unwrap_or("Dockerfile").to_string();
     let target = req.q("target").filter(|t| !t.is_empty()).map(String::from);
     let (no_cache, quiet) = (req.flag("nocache"), req.flag("q"));
+    let credentials = registry_config(req);
+    let pull = req.flag("pull");
     let context = ctx.engine.build_context(&mut req.body).map_err(err)?;
     let file = dockerfile_in(context.path(), &dockerfile)?;
     let engine = ctx.engine.clone();
@@ -503,7 +525,7 @@ fn build(ctx: &Ctx, req: &mut Req) -> Result<Reply> {
         let log: crate::build::builder::BuildLog = Arc::new(move |line: &str| {
             let _ = tx.send(Ok(json!({ "stream": format!("{}\n", line.replace(&p, "")) })));
         });
-        let opts = crate::build::builder::BuildOptions { context: context.path().to_path_buf(), file: Some(file), tag: tags.first().cloned(), args, target, no_cache, show_output: !quiet, log: Some(log), labels };
+        let opts = crate::build::builder::BuildOptions { context: context.path().to_path_buf(), file: Some(file), tag: tags.first().cloned(), args, target, no_cache, show_output: !quiet, log: Some(log), labels, credentials, pull };
         let img = engine.build(&opts).map_err(|e| ApiError::internal(e.to_string().replace(&prefix, "")))?;
         for t in tags.iter().skip(1) {
             engine.tag(&img.id, t).map_err(err)?;

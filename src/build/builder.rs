@@ -61,6 +61,11 @@ pub trait Host {
     fn paths(&self) -> &store::Paths;
     fn db(&self) -> std::sync::MutexGuard<'_, store::Db>;
     fn image(&self, name: &str) -> std::result::Result<Image, HostError>;
+    /// A FROM's image: the one here, else pulled from its registry (as
+    /// docker's build does) with `credentials` when given, its progress
+    /// told line by line to `say`.
+    /// `always`: pulled even when here.
+    fn image_or_pull(&self, name: &str, always: bool, credentials: Option<(String, String)>, say: &dyn Fn(&str)) -> std::result::Result<Image, HostError>;
     /// A container for a RUN step; returns its id.
     fn step_create(&self, spec: &RunSpec) -> std::result::Result<String, HostError>;
     /// Runs the step's container to its end: its output goes to our stdout
@@ -87,6 +92,12 @@ pub struct BuildOptions {
     pub log: Option<BuildLog>,
     /// Labels set on the final image (docker's `build --label`).
     pub labels: BTreeMap<String, String>,
+    /// Credentials per registry host for pulling FROM images (the API's
+    /// X-Registry-Config); a registry not named uses those `login` stored.
+    pub credentials: BTreeMap<String, (String, String)>,
+    /// Pull FROM images even when they are here (docker's `build --pull`),
+    /// for a base that moved on in its registry.
+    pub pull: bool,
 }
 
 pub type BuildLog = std::sync::Arc<dyn Fn(&str) + Send + Sync>;
@@ -287,6 +298,12 @@ fn needed_stages(stages: &[(Instruction, Vec<Instruction>)], names: &[Option<Str
 }
 
 impl Ctx<'_> {
+    /// The build's credentials for the registry of image `name`.
+    fn credentials_for(&self, name: &str) -> Option<(String, String)> {
+        let r = crate::image::Reference::parse(name).ok()?;
+        self.opts.credentials.get(&r.registry).cloned()
+    }
+
     fn step_line(&mut self, ins: &Instruction) {
         crate::fault!("build.step");
         self.step += 1;
@@ -330,7 +347,7 @@ impl Ctx<'_> {
             s.args.clear();
             s
         } else {
-            let img = self.engine.image(&base).map_err(|e| at(&self.file, from.line, format!("{e} (pull it first, or check the FROM line)")))?;
+            let img = self.engine.image_or_pull(&base, self.opts.pull, self.credentials_for(&base), &|l| say(self.opts, l)).map_err(|e| at(&self.file, from.line, format!("{e} (check the FROM line, and that its registry is reachable)")))?;
             state_of(self.engine, &img).map_err(|e| at(&self.file, from.line, e))?
         };
         if st.id.is_some() {

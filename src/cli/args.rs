@@ -101,8 +101,12 @@ pub(super) enum Cmd {
     Logs(LogsArgs),
     /// Run a command in a running container
     Exec(ExecArgs),
-    /// Display the running processes of a container
-    Top { container: String },
+    /// Display the running processes of a container (`top C aux`: the host's ps with those options, docker's ps_args)
+    Top {
+        container: String,
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        ps_args: Vec<String>,
+    },
     /// Copy files between a container and the local filesystem
     Cp { src: String, dst: String },
     /// List a container's published ports
@@ -334,7 +338,11 @@ pub(super) enum ContainerCmd {
     Inspect(InspectArgs),
     Logs(LogsArgs),
     Exec(ExecArgs),
-    Top { container: String },
+    Top {
+        container: String,
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        ps_args: Vec<String>,
+    },
     Cp { src: String, dst: String },
     /// Remove all stopped containers
     Prune(more::PruneArgs),
@@ -547,6 +555,9 @@ pub(super) struct BuildArgs {
     pub(super) target: Option<String>,
     #[arg(long = "no-cache")]
     pub(super) no_cache: bool,
+    /// Pull the FROM images even when they are here
+    #[arg(long)]
+    pub(super) pull: bool,
     #[arg(short = 'q', long)]
     pub(super) quiet: bool,
     pub(super) context: PathBuf,

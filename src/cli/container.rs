@@ -29,7 +29,7 @@ pub(super) fn command(e: Engine, c: ContainerCmd) -> anyhow::Result<i32> {
         ContainerCmd::Inspect(a) => inspect(&e, &a, false),
         ContainerCmd::Logs(a) => logs(&e, &a),
         ContainerCmd::Exec(a) => exec(&e, a),
-        ContainerCmd::Top { container } => top(&e, &container),
+        ContainerCmd::Top { container, ps_args } => top(&e, &container, &ps_args),
         ContainerCmd::Cp { src, dst } => cp(&e, &src, &dst),
         ContainerCmd::Prune(a) => more::container_prune(&e, a, super::confirm),
         ContainerCmd::Diff { container } => more::diff(&e, &container),
@@ -260,7 +260,13 @@ pub(super) fn exec(e: &Engine, a: ExecArgs) -> anyhow::Result<i32> {
     Ok(o.code)
 }
 
-pub(super) fn top(e: &Engine, container: &str) -> anyhow::Result<i32> {
+pub(super) fn top(e: &Engine, container: &str, ps_args: &[String]) -> anyhow::Result<i32> {
+    if !ps_args.is_empty() {
+        let (titles, rows) = e.top_ps(container, &ps_args.join(" "))?;
+        let titles: Vec<&str> = titles.iter().map(String::as_str).collect();
+        write!(std::io::stdout(), "{}", table::render(&titles, &rows))?;
+        return Ok(0);
+    }
     let rows = crate::render::top_rows(&e.top(container)?);
     write!(std::io::stdout(), "{}", table::render(&crate::render::TOP_TITLES, &rows))?;
     Ok(0)

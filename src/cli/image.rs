@@ -138,7 +138,7 @@ pub(super) fn build(e: &Engine, a: BuildArgs) -> anyhow::Result<i32> {
             None => args.insert(kv.clone(), std::env::var(kv).unwrap_or_default()),
         };
     }
-    let opts = crate::build::builder::BuildOptions { context: a.context, file: a.file, tag: a.tag, args, target: a.target, no_cache: a.no_cache, show_output: !a.quiet, log: None, labels: Default::default() };
+    let opts = crate::build::builder::BuildOptions { context: a.context, file: a.file, tag: a.tag, args, target: a.target, no_cache: a.no_cache, show_output: !a.quiet, log: None, labels: Default::default(), credentials: Default::default(), pull: a.pull };
     let img = e.build(&opts)?;
     if a.quiet {
         writeln!(std::io::stdout(), "{}", img.id)?;

@@ -151,7 +151,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Cmd::Inspect(a) => container::inspect(&e, &a, false),
         Cmd::Logs(a) => container::logs(&e, &a),
         Cmd::Exec(a) => container::exec(&e, a),
-        Cmd::Top { container } => container::top(&e, &container),
+        Cmd::Top { container, ps_args } => container::top(&e, &container, &ps_args),
         Cmd::Cp { src, dst } => container::cp(&e, &src, &dst),
         Cmd::Port { container } => container::port(&e, &container),
         Cmd::Checkpoint(c) => container::checkpoint(&e, c),

@@ -30,6 +30,33 @@ impl builder::Host for Engine {
         Ok(Engine::image(self, name)?)
     }
 
+    fn image_or_pull(&self, name: &str, always: bool, credentials: Option<(String, String)>, say: &dyn Fn(&str)) -> std::result::Result<Image, HostError> {
+        match Engine::image(self, name) {
+            Err(e) if e.is_not_found() => {}
+            Ok(_) if always => {}
+            r => return Ok(r?),
+        }
+        // The reporter must be Send + Sync and `say` is neither: the lines
+        // are gathered, then told in order once the pull has ended.
+        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = lines.clone();
+        let report: crate::image::registry::Reporter = std::sync::Arc::new(move |ev| {
+            use crate::image::registry::Event;
+            let l = match ev {
+                Event::Status { id: Some(id), status } => format!("{id}: {status}"),
+                Event::Status { id: None, status } => status,
+                _ => return,
+            };
+            sink.lock().unwrap_or_else(|p| p.into_inner()).push(l);
+        });
+        say(&format!("Pulling {name}{}", if always { "" } else { ", which is not here" }));
+        let r = self.pull_as(name, crate::image::registry::Progress::Events(report), credentials);
+        for l in lines.lock().unwrap_or_else(|p| p.into_inner()).drain(..) {
+            say(&l);
+        }
+        Ok(r?)
+    }
+
     fn step_create(&self, spec: &RunSpec) -> std::result::Result<String, HostError> {
         Ok(self.create(spec)?.id)
     }

@@ -370,19 +370,23 @@ impl Engine {
     }
 
     /// Blocks until the container's monitor reports an exit or is gone
-    /// (true), or `limit` passes (false). The monitor records the exit,
-    /// and removes an `--rm` container, before it reports it.
-    pub fn watch_exit(&self, c: &Container, limit: Duration) -> bool {
-        let Some(mut s) = self.connect(c) else { return true };
+    /// (Some, with the exit code when the monitor told it), or `limit`
+    /// passes (None). The monitor records the exit, and removes an `--rm`
+    /// container, before it reports it; the code is how a waiter learns
+    /// the exit of a container that is already gone.
+    pub fn watch_exit(&self, c: &Container, limit: Duration) -> Option<Option<i32>> {
+        let Some(mut s) = self.connect(c) else { return Some(None) };
         if attach::write_frame(&mut s, attach::HELLO, &[0]).is_err() || s.set_read_timeout(Some(limit)).is_err() {
-            return true;
+            return Some(None);
         }
         loop {
             match attach::read_frame(&mut s) {
-                Ok(Some((k, _))) if k == attach::EXIT || k == attach::ERROR => return true,
+                Ok(Some((k, p))) if k == attach::EXIT => return Some(Some(attach::payload_i32(&p))),
+                Ok(Some((k, _))) if k == attach::ERROR => return Some(None),
                 Ok(Some(_)) => {}
-                Ok(None) => return true,
-                Err(e) => return !matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut),
+                Ok(None) => return Some(None),
+                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => return None,
+                Err(_) => return Some(None),
             }
         }
     }
@@ -575,6 +579,51 @@ impl Engine {
         Ok(v)
     }
 
+    /// `top C ARGS` as docker does it: the host's `ps ARGS`, kept to the
+    /// rows of the container's processes (found by the PID column, which
+    /// ARGS must therefore print); titles and rows, the last column holding
+    /// the rest of its line (a command with spaces).
+    pub fn top_ps(&self, key: &str, args: &str) -> Result<(Vec<String>, Vec<Vec<String>>)> {
+        let pids: Vec<String> = self.top(key)?.iter().map(|p| p.pid.to_string()).collect();
+        let bad = |why: String| EngineError::from(ContainerError::BadOption(format!("ps_args {args:?}: {why}")));
+        let words: Vec<&str> = args.split_ascii_whitespace().collect();
+        // ps's own selection (-q) keeps a busy host's table short; ARGS
+        // that choose processes themselves conflict with it, so without.
+        let run = |quick: bool| {
+            let mut cmd = std::process::Command::new("ps");
+            cmd.args(&words);
+            if quick {
+                cmd.arg("-q").arg(pids.join(","));
+            }
+            cmd.env("LC_ALL", "C").stdin(std::process::Stdio::null()).output()
+        };
+        let out = match run(true) {
+            Ok(o) if o.status.success() => o,
+            _ => run(false).map_err(|e| EngineError::Io { context: "running ps for top (procps is needed for ps_args)".into(), source: e })?,
+        };
+        if !out.status.success() {
+            return Err(bad(format!("ps refused it: {}", String::from_utf8_lossy(&out.stderr).trim())));
+        }
+        let text = String::from_utf8_lossy(&out.stdout);
+        let mut lines = text.lines();
+        let titles: Vec<String> = lines.next().unwrap_or("").split_ascii_whitespace().map(String::from).collect();
+        let Some(at) = titles.iter().position(|t| t == "PID") else {
+            return Err(bad("its output has no PID column to find the container's processes by (add pid to -o)".into()));
+        };
+        let mut rows = Vec::new();
+        for l in lines {
+            let f: Vec<&str> = l.split_ascii_whitespace().collect();
+            if f.len() < titles.len() || !pids.iter().any(|p| p == f[at]) {
+                continue;
+            }
+            let last = titles.len() - 1;
+            let mut row: Vec<String> = f[..last].iter().map(|s| s.to_string()).collect();
+            row.push(f[last..].join(" "));
+            rows.push(row);
+        }
+        Ok((titles, rows))
+    }
+
     /// `berth cp`: one of src/dst is `CONTAINER:PATH`.
     pub fn copy(&self, src: &str, dst: &str) -> Result<()> {
         let split = |s: &str| -> Option<(String, String)> {
@@ -585,7 +634,7 @@ impl Engine {
             // Resolved by the kernel inside the root, step by step: the
             // container may be swapping paths for symlinks meanwhile.
             (Some((c, p)), None) => self.with_root(&c, |root| crate::sys::rootfs::copy_out(root, Path::new(&p), Path::new(dst)).map_err(other(&format!("copying {src} to {dst}")))),
-            (None, Some((c, p))) => self.with_root(&c, |root| crate::sys::rootfs::copy_in(Path::new(src), root, Path::new(&p)).map_err(other(&format!("copying {src} to {dst}")))),
+            (None, Some((c, p))) => self.with_root(&c, |root| crate::sys::rootfs::copy_in(Path::new(src), root, Path::new(&p), &mut Default::default()).map_err(other(&format!("copying {src} to {dst}")))),
             _ => Err(EngineError::Other("cp: exactly one of SRC and DST must be CONTAINER:PATH".into())),
         }
     }
@@ -639,6 +688,7 @@ impl Engine {
                 drop_specials(e).map_err(other("reading the unpacked archive"))?;
             }
             self.with_root(&c.id, |root| {
+                let mut copied = Default::default();
                 for e in &entries {
                     let name = e.file_name().unwrap_or_default().to_string_lossy().into_owned();
                     let dst = Path::new(path).join(&name);
@@ -649,7 +699,7 @@ impl Engine {
                             return Err(ContainerError::BadOption(format!("cannot overwrite {a} {} with {b} {name}", dst.display())).into());
                         }
                     }
-                    crate::sys::rootfs::copy_in(e, root, Path::new(path)).map_err(other(&format!("container {}: copying {name} into {path}", c.name)))?;
+                    crate::sys::rootfs::copy_in(e, root, Path::new(path), &mut copied).map_err(other(&format!("container {}: copying {name} into {path}", c.name)))?;
                 }
                 Ok(())
             })

@@ -107,6 +107,8 @@ impl Engine {
                         show_output: false,
                         log: None,
                         labels: Default::default(),
+                        credentials: Default::default(),
+                        pull: false,
                     };
                     let (img, new) = self.build_new(&o).map_err(|e| bad(format!("stack {stack}: building service {}: {e}", s.name)))?;
                     if !new {

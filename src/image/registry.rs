@@ -462,6 +462,10 @@ async fn pull_async(paths: &Paths, r: &Reference, name: &str, auth: RegistryAuth
     super::resolve(&db, &img.id)
 }
 
+/// How much of a blob a push hands over at a time, and so how often it
+/// reports its progress.
+const PUSH_PIECE: usize = 512 << 10;
+
 /// Pushes `img` under `name` (which must be one of its tags).
 pub fn push(paths: &Paths, img: &Image, name: &str, opts: &Options) -> Result<String> {
     let r = Reference::parse(name)?;
@@ -488,20 +492,42 @@ pub fn push(paths: &Paths, img: &Image, name: &str, opts: &Options) -> Result<St
                 }
                 continue;
             }
-            let data = super::read_blob(paths, d)?;
+            let data = bytes::Bytes::from(super::read_blob(paths, d)?);
             let bar = bars.bar(short(d), data.len() as u64);
             bars.line(&format!("{}: pushing {} bytes", short(d), data.len()));
             let len = data.len() as u64;
             if layer {
                 bars.event(Event::Bytes { id: short(d).to_string(), status: "Pushing", current: 0, total: len });
             }
-            client.push_blob(&reference, data.clone(), d).await.map_err(|e| reg_err(format!("pushing blob {}", short(d)), e))?;
+            // Handed over in 512 KiB pieces, each counted as the client
+            // takes it: the progress moves with the upload, not from 0 to
+            // 100% at its end.
+            let told = (layer.then(|| opts.progress.clone()), bar.clone(), short(d).to_string());
+            let pieces = futures_util::stream::iter((0..data.len()).step_by(PUSH_PIECE).map(move |at| {
+                let end = (at + PUSH_PIECE).min(data.len());
+                let (progress, bar, id) = &told;
+                if let Some(Progress::Events(report)) = progress {
+                    report(Event::Bytes { id: id.clone(), status: "Pushing", current: end as u64, total: len });
+                }
+                if let Some(b) = bar {
+                    b.set_position(end as u64);
+                }
+                Ok(data.slice(at..end))
+            }));
+            match client.push_blob_stream(&reference, pieces, d, Some(len)).await {
+                Ok(_) => {}
+                // A registry that takes no chunked upload: in one piece.
+                Err(oci_client::errors::OciDistributionError::SpecViolationError(_)) => {
+                    let data = bytes::Bytes::from(super::read_blob(paths, d)?);
+                    client.push_blob(&reference, data, d).await.map_err(|e| reg_err(format!("pushing blob {}", short(d)), e))?;
+                }
+                Err(e) => return Err(reg_err(format!("pushing blob {}", short(d)), e)),
+            }
             if layer {
-                bars.event(Event::Bytes { id: short(d).to_string(), status: "Pushing", current: len, total: len });
                 bars.status(Some(short(d)), "Pushed");
             }
             if let Some(b) = bar {
-                b.set_position(data.len() as u64);
+                b.set_position(len);
                 b.finish_with_message("pushed");
             }
         }

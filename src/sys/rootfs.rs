@@ -8,6 +8,7 @@
 //! with one name component and O_NOFOLLOW: a symlink swapped in later is
 //! refused, never followed to the host.
 
+use std::collections::HashMap;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -347,8 +348,11 @@ impl<R: io::Read> io::Read for Exact<R> {
 }
 
 /// Copies `src` from the host into the container: into `path` when that is
-/// a directory, else as `path`.
-pub fn copy_in(src: &Path, root: &Path, path: &Path) -> io::Result<()> {
+/// a directory, else as `path`. Like `cp -a` (and docker's extraction of a
+/// `cp` tar): owners, modes and times are kept, and files that are hard
+/// links of each other in `src` are links of each other in the copy, also
+/// across the calls that share `copied`.
+pub fn copy_in(src: &Path, root: &Path, path: &Path, copied: &mut Copied) -> io::Result<()> {
     let r = open_root(root)?;
     let (dir, name) = match open_in(r.as_fd(), path, OFlag::O_RDONLY | OFlag::O_DIRECTORY) {
         Ok(d) => (d, src.file_name().ok_or_else(|| io::Error::other(format!("{}: no file name", src.display())))?.to_owned()),
@@ -358,16 +362,52 @@ pub fn copy_in(src: &Path, root: &Path, path: &Path) -> io::Result<()> {
             (open_in(r.as_fd(), parent, OFlag::O_RDONLY | OFlag::O_DIRECTORY)?, name.to_owned())
         }
     };
-    into(&dir, Path::new(&name), src)
+    into(&dir, Path::new(&name), src, copied)
 }
 
-fn into(dir: &OwnedFd, name: &Path, src: &Path) -> io::Result<()> {
+/// The first copy of each source inode with more than one link: the
+/// directory it went into and its name there.
+pub type Copied = HashMap<(u64, u64), (OwnedFd, std::ffi::OsString)>;
+
+/// Owner, then mode (a chown clears setuid), then times, through the open
+/// file, so nothing the container swapped in meanwhile is followed.
+/// Without the right to give files away (rootless), they stay the
+/// copier's, as tar does for a user.
+fn keep_meta(fd: &OwnedFd, md: &std::fs::Metadata) -> io::Result<()> {
+    use nix::unistd::{Gid, Uid, fchown};
+    match fchown(fd, Some(Uid::from_raw(md.uid())), Some(Gid::from_raw(md.gid()))) {
+        Ok(()) | Err(nix::errno::Errno::EPERM) => {}
+        Err(e) => return Err(e.into()),
+    }
+    fchmod(fd, Mode::from_bits_truncate(md.mode() & 0o7777))?;
+    let (at, mt) = times(md);
+    Ok(nix::sys::stat::futimens(fd, &at, &mt)?)
+}
+
+fn times(md: &std::fs::Metadata) -> (nix::sys::time::TimeSpec, nix::sys::time::TimeSpec) {
+    use nix::sys::time::TimeSpec;
+    (TimeSpec::new(md.atime(), md.atime_nsec()), TimeSpec::new(md.mtime(), md.mtime_nsec()))
+}
+
+/// A symlink's owner and times (it has no mode of its own).
+fn keep_link_meta(dir: &OwnedFd, name: &Path, md: &std::fs::Metadata) -> io::Result<()> {
+    use nix::unistd::{Gid, Uid, fchownat};
+    match fchownat(dir, name, Some(Uid::from_raw(md.uid())), Some(Gid::from_raw(md.gid())), AtFlags::AT_SYMLINK_NOFOLLOW) {
+        Ok(()) | Err(nix::errno::Errno::EPERM) => {}
+        Err(e) => return Err(e.into()),
+    }
+    let (at, mt) = times(md);
+    Ok(nix::sys::stat::utimensat(dir, name, &at, &mt, nix::sys::stat::UtimensatFlags::NoFollowSymlink)?)
+}
+
+fn into(dir: &OwnedFd, name: &Path, src: &Path, copied: &mut Copied) -> io::Result<()> {
     let md = std::fs::symlink_metadata(src)?;
     let mode = Mode::from_bits_truncate(md.mode() & 0o7777);
     if md.file_type().is_symlink() {
         let t = std::fs::read_link(src)?;
         let _ = nix::unistd::unlinkat(dir, name, nix::unistd::UnlinkatFlags::NoRemoveDir);
-        return Ok(nix::unistd::symlinkat(&t, dir, name)?);
+        nix::unistd::symlinkat(&t, dir, name)?;
+        return keep_link_meta(dir, name, &md);
     }
     if md.is_dir() {
         match mkdirat(dir, name, mode) {
@@ -378,14 +418,26 @@ fn into(dir: &OwnedFd, name: &Path, src: &Path) -> io::Result<()> {
         fchmod(&sub, mode)?;
         for e in std::fs::read_dir(src)? {
             let e = e?;
-            into(&sub, Path::new(&e.file_name()), &e.path())?;
+            into(&sub, Path::new(&e.file_name()), &e.path(), copied)?;
         }
-        return Ok(());
+        // Last: writing the content changed the directory's time.
+        return keep_meta(&sub, &md);
+    }
+    let key = (md.dev(), md.ino());
+    if md.nlink() > 1
+        && let Some((first_dir, first)) = copied.get(&key)
+    {
+        let _ = nix::unistd::unlinkat(dir, name, nix::unistd::UnlinkatFlags::NoRemoveDir);
+        return Ok(nix::unistd::linkat(first_dir, first.as_os_str(), dir, name, AtFlags::empty())?);
     }
     let fd = openat(dir, name, OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_TRUNC | OFlag::O_NOFOLLOW | CLO, mode)?;
     fchmod(&fd, mode)?;
     let mut to = std::fs::File::from(fd);
     io::copy(&mut std::fs::File::open(src)?, &mut to)?;
+    keep_meta(&OwnedFd::from(to), &md)?;
+    if md.nlink() > 1 {
+        copied.insert(key, (dir.try_clone()?, name.as_os_str().to_owned()));
+    }
     Ok(())
 }
 

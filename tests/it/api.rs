@@ -22,12 +22,23 @@ pub struct Served {
     pub sock: PathBuf,
     /// The client's own config dir, so nothing of the user's is read or written.
     pub config: PathBuf,
+    /// The docker CLI `docker`, `docker_ok` and the tests' helpers run:
+    /// DOCKER unless the test chose the 20.10 client.
+    pub bin: &'static str,
 }
 
 impl Served {
     pub fn start(env: &Env) -> Served {
         let sock = env.run.join("docker.sock");
         Served::start_with(env, &[&format!("unix://{}", sock.display())], sock)
+    }
+
+    /// A server whose tests' commands go to the docker CLI `bin`.
+    pub fn start_for(env: &Env, bin: &'static str) -> Served {
+        assert!(std::path::Path::new(bin).exists(), "{bin} is missing: run scripts/deps");
+        let mut s = Served::start(env);
+        s.bin = bin;
+        s
     }
 
     pub fn start_with(env: &Env, args: &[&str], sock: PathBuf) -> Served {
@@ -37,8 +48,8 @@ impl Served {
         let child = env.cmd(&a).env("BERTH_LOG", "debug").stdin(Stdio::null()).stdout(log.try_clone().unwrap()).stderr(log).spawn().expect("spawning berth serve");
         let config = env.dir.join("docker-config");
         std::fs::create_dir_all(&config).unwrap();
-        let s = Served { child, sock, config };
-        if s.sock.as_os_str().len() > 0 && !args.iter().any(|a| a.starts_with("tcp://")) {
+        let s = Served { child, sock, config, bin: DOCKER };
+        if !s.sock.as_os_str().is_empty() && !args.iter().any(|a| a.starts_with("tcp://")) {
             assert!(wait_until(Duration::from_secs(10), || std::os::unix::net::UnixStream::connect(&s.sock).is_ok()), "berth serve did not listen on {}: {}", s.sock.display(), s.log(env));
         }
         s
@@ -66,7 +77,7 @@ impl Served {
     }
 
     pub fn docker(&self, args: &[&str]) -> Out {
-        self.docker_with(DOCKER, args)
+        self.docker_with(self.bin, args)
     }
 
     /// Runs the docker CLI and asserts it succeeded; trimmed stdout.
@@ -83,6 +94,32 @@ impl Drop for Served {
         let _ = self.child.wait();
         let _ = std::fs::remove_file(&self.sock);
     }
+}
+
+/// Makes two tests of each body `fn NAME(bin: &'static str)`: `NAME::docker_28`
+/// with the 28.x CLI and `NAME::docker_20` with Debian's 20.10 (API 1.41).
+macro_rules! both_clients {
+    ($($body:ident),* $(,)?) => {
+        $(
+            mod $body {
+                #[test]
+                fn docker_28() {
+                    super::$body(crate::api::DOCKER)
+                }
+                #[test]
+                fn docker_20() {
+                    super::$body(crate::api::DOCKER_20)
+                }
+            }
+        )*
+    };
+}
+pub(crate) use both_clients;
+
+/// A test's name with the client in it, so the two runs of a body keep
+/// apart where names meet on the host.
+pub fn tagged(test: &str, bin: &str) -> String {
+    if bin == DOCKER_20 { format!("{test}20") } else { test.to_string() }
 }
 
 /// Whether Debian's docker 20.10 client is installed (scripts/deps does).
@@ -143,7 +180,7 @@ print("saw from-docker");
     )
     .unwrap();
     let child = env.cmd(&["run", script.to_str().unwrap()]).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-    assert!(wait_until(Duration::from_secs(20), || std::os::unix::net::UnixStream::connect(&sock).is_ok()), "the script's server did not listen");
+    assert!(wait_until(Duration::from_secs(20), || { std::os::unix::net::UnixStream::connect(&sock).is_ok() }), "the script's server did not listen");
     let config = env.dir.join("docker-config");
     let o = collect(
         Command::new(DOCKER).args(["volume", "create", "from-docker"]).env("DOCKER_HOST", format!("unix://{}", sock.display())).env("DOCKER_CONFIG", &config).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap(),

@@ -9,14 +9,14 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::api::{DOCKER, Served};
+use crate::api::{Served, both_clients, tagged};
 use crate::util::{Env, Out, Pty, collect, wait_until};
 
 const WAIT: Duration = Duration::from_secs(30);
 
 /// The docker CLI with `input` on its stdin.
 fn docker_stdin(s: &Served, args: &[&str], input: &[u8]) -> Out {
-    let mut child = s.docker_cmd(DOCKER, args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawning docker");
+    let mut child = s.docker_cmd(s.bin, args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawning docker");
     let mut i = child.stdin.take().unwrap();
     let input = input.to_vec();
     thread::spawn(move || {
@@ -31,7 +31,7 @@ struct Term(Pty);
 
 impl Term {
     fn start(s: &Served, args: &[&str], rows: u16, cols: u16) -> Term {
-        Term(Pty::spawn(s.docker_cmd(DOCKER, args), rows, cols, &[]))
+        Term(Pty::spawn(s.docker_cmd(s.bin, args), rows, cols, &[]))
     }
 
     fn transcript(&self) -> String {
@@ -118,10 +118,9 @@ fn exec_i_passes_stdin_to_the_process() {
     assert_eq!((o.code, o.out().trim()), (4, "100000"), "all of a large input arrives: {o}");
 }
 
-#[test]
-fn exec_it_runs_a_shell_on_a_terminal_that_follows_resizes() {
-    let env = Env::new("api_exec_tty");
-    let s = Served::start(&env);
+fn exec_it_runs_a_shell_on_a_terminal_that_follows_resizes(bin: &'static str) {
+    let env = Env::new(&tagged("api_exec_tty", bin));
+    let s = Served::start_for(&env, bin);
     let c = env.name("c");
     env.run_detached(&c, &["busybox", "sleep", "300"]);
     let mut t = Term::start(&s, &["exec", "-it", &c, "sh"], 30, 100);
@@ -174,7 +173,7 @@ fn attach_follows_a_running_container_until_it_exits() {
     let s = Served::start(&env);
     let c = env.name("c");
     env.run_detached(&c, &["busybox", "sh", "-c", "i=0; while [ ! -e /stop ]; do echo line-$i; i=$((i+1)); sleep 0.2; done; echo bye >&2; exit 3"]);
-    let mut child = s.docker_cmd(DOCKER, &["attach", &c]).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut child = s.docker_cmd(s.bin, &["attach", &c]).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     let mut out = child.stdout.take().unwrap();
     let seen = Arc::new(Mutex::new(Vec::new()));
     let sink = seen.clone();
@@ -218,12 +217,16 @@ fn start_a_prints_the_output_from_the_first_byte_and_exits_with_the_code() {
 
 /// `docker run` is create, attach, wait, start: the attach comes before
 /// the container exists as a process, and sees all of its output.
-#[test]
-fn run_attaches_before_the_start() {
-    let env = Env::new("api_run_attach");
-    let s = Served::start(&env);
+fn run_attaches_before_the_start(bin: &'static str) {
+    let env = Env::new(&tagged("api_run_attach", bin));
+    let s = Served::start_for(&env, bin);
     let o = s.docker(&["run", "--name", &env.name("a"), "busybox", "sh", "-c", "echo hi; echo e >&2; exit 7"]);
     assert_eq!((o.code, o.stdout.as_str(), o.stderr.as_str()), (7, "hi\n", "e\n"), "{o}");
+    // --rm: the code of a container already gone when the CLI asks, and
+    // nothing left behind.
+    let o = s.docker(&["run", "--rm", "busybox", "sh", "-c", "echo gone; exit 5"]);
+    assert_eq!((o.code, o.stdout.as_str()), (5, "gone\n"), "{o}");
+    assert!(!env.ok(&["ps", "-a", "--format", "{{.Image}} {{.Command}}"]).contains("echo gone"), "--rm left the container");
 
     let o = docker_stdin(&s, &["run", "-i", "--name", &env.name("i"), "busybox", "sh", "-c", "cat; exit 2"], b"x\ny\n");
     assert_eq!((o.code, o.stdout.as_str()), (2, "x\ny\n"), "{o}");
@@ -238,3 +241,5 @@ fn run_attaches_before_the_start() {
     t.send("exit 9\n");
     assert_eq!(t.wait(), 9, "docker run -it exits with the shell's status");
 }
+
+both_clients!(exec_it_runs_a_shell_on_a_terminal_that_follows_resizes, run_attaches_before_the_start);

@@ -6,7 +6,7 @@
 use std::process::Stdio;
 use std::time::Duration;
 
-use crate::api::{DOCKER, DOCKER_20, Served, have_docker_20};
+use crate::api::{DOCKER, Served, both_clients, tagged};
 use crate::registry::Registry;
 use crate::util::{Env, Out, collect};
 
@@ -61,12 +61,11 @@ fn images_inspect_tag_history_and_rmi() {
     assert!(!o.ok() && o.stderr.contains("No such image: nosuch"), "{o}");
 }
 
-#[test]
-fn build_streams_its_steps_and_the_image_runs() {
-    let env = Env::new("api_images_build");
-    let s = Served::start(&env);
+fn build_streams_its_steps_and_the_image_runs(bin: &'static str) {
+    let env = Env::new(&tagged("api_images_build", bin));
+    let s = Served::start_for(&env, bin);
     let dir = context(&env, "ctx", "FROM busybox\nCOPY greeting.txt /greeting.txt\nRUN echo built at step three && cp /greeting.txt /msg\nCMD [\"cat\", \"/msg\"]\n");
-    let o = docker_classic(&s, DOCKER, &["build", "--label", "team=lab", "-t", "lab/built", &dir]);
+    let o = docker_classic(&s, bin, &["build", "--label", "team=lab", "-t", "lab/built", &dir]);
     assert!(o.ok(), "{o}");
     for want in ["Step 1/4 : FROM busybox", "Step 3/4 : RUN echo", "built at step three", "Successfully built ", "Successfully tagged lab/built:latest"] {
         assert!(o.stdout.contains(want), "{want:?} is streamed to docker's output: {o}");
@@ -77,7 +76,7 @@ fn build_streams_its_steps_and_the_image_runs() {
 
     // A failing step: non-zero, with the reason, and without the server's temp paths.
     let bad = context(&env, "bad", "FROM busybox\nRUN false\n");
-    let o = docker_classic(&s, DOCKER, &["build", "-t", "lab/bad", &bad]);
+    let o = docker_classic(&s, bin, &["build", "-t", "lab/bad", &bad]);
     assert!(!o.ok(), "{o}");
     assert!(o.stderr.contains("Dockerfile:2") && o.stderr.contains("returned a non-zero code: 1"), "{o}");
     assert!(!o.stderr.contains(&env.root.display().to_string()), "the context's place on the server is not shown: {o}");
@@ -86,19 +85,16 @@ fn build_streams_its_steps_and_the_image_runs() {
     let tmp: Vec<_> = std::fs::read_dir(env.root.join("tmp")).unwrap().flatten().map(|e| e.file_name()).collect();
     assert!(tmp.iter().all(|n| !n.to_string_lossy().starts_with("build-")), "{tmp:?}");
 
-    // docker 20.10 (the classic builder by default): -q prints only the id.
-    if have_docker_20() {
-        let o = docker_classic(&s, DOCKER_20, &["build", "-q", "-t", "lab/quiet", &dir]);
-        assert!(o.ok(), "{o}");
-        assert_eq!(o.out(), env.ok(&["image", "inspect", "-f", "{{.Id}}", "lab/quiet"]), "{o}");
-    }
+    // -q prints only the id.
+    let o = docker_classic(&s, bin, &["build", "-q", "-t", "lab/quiet", &dir]);
+    assert!(o.ok(), "{o}");
+    assert_eq!(o.out(), env.ok(&["image", "inspect", "-f", "{{.Id}}", "lab/quiet"]), "{o}");
 }
 
-#[test]
-fn push_and_pull_through_a_registry() {
-    let env = Env::new("api_images_registry");
+fn push_and_pull_through_a_registry(bin: &'static str) {
+    let env = Env::new(&tagged("api_images_registry", bin));
     let reg = Registry::start(&env, None);
-    let s = Served::start(&env);
+    let s = Served::start_for(&env, bin);
     let name = format!("{}/lab/bb:1", reg.addr);
     let id = env.ok(&["image", "inspect", "-f", "{{.Id}}", "busybox"]);
     s.docker_ok(&["tag", "busybox", &name]);
@@ -122,6 +118,20 @@ fn push_and_pull_through_a_registry() {
     assert!(!o.ok() && o.stderr.contains("manifest unknown"), "{o}");
     let found = s.docker_ok(&["search", &format!("{}/lab", reg.addr)]);
     assert!(found.contains("lab/bb"), "{found}");
+
+    // A build FROM an image that is not here pulls it first.
+    s.docker_ok(&["rmi", &name]);
+    let dir = context(&env, "ctx", &format!("FROM {name}\nRUN echo on-pulled > /p\n"));
+    let o = docker_classic(&s, s.bin, &["build", "-t", "lab/onpulled", &dir]);
+    assert!(o.ok() && o.stdout.contains(&format!("Pulling {name}")) && o.stdout.contains("Pull complete"), "{o}");
+    assert_eq!(env.ok(&["image", "inspect", "-f", "{{.Id}}", &name]), id, "the base came from the registry");
+    let o = env.berth(&["run", "--rm", "lab/onpulled", "cat", "/p"]);
+    assert_eq!((o.code, o.out()), (0, "on-pulled"), "{o}");
+    // --pull asks the registry though the image is here.
+    let o = docker_classic(&s, s.bin, &["build", "--pull", "-t", "lab/onpulled", &dir]);
+    assert!(o.ok() && o.stdout.contains(&format!("Pulling {name}")) && o.stdout.contains("Image is up to date"), "{o}");
+    let o = docker_classic(&s, s.bin, &["build", "-t", "lab/onpulled", &dir]);
+    assert!(o.ok() && !o.stdout.contains("Pulling"), "without --pull, the image here is used: {o}");
 }
 
 #[test]
@@ -146,6 +156,13 @@ fn login_checks_and_the_client_keeps_the_credentials() {
     s.docker_ok(&["rmi", &name]);
     let o = s.docker(&["pull", &name]);
     assert!(o.ok(), "{o}");
+    // And with a build that pulls its FROM image (X-Registry-Config).
+    s.docker_ok(&["rmi", &name]);
+    let dir = context(&env, "ctx", &format!("FROM {name}\nRUN echo private > /p\n"));
+    let o = docker_classic(&s, DOCKER, &["build", "-t", "lab/from-private", &dir]);
+    assert!(o.ok() && o.stdout.contains(&format!("Pulling {name}")), "{o}");
+    let o = env.berth(&["run", "--rm", "lab/from-private", "cat", "/p"]);
+    assert_eq!((o.code, o.out()), (0, "private"), "{o}");
 }
 
 #[test]
@@ -179,4 +196,48 @@ fn save_load_commit_and_prune() {
     for kept in ["busybox", "lab/committed:1"] {
         assert!(env.berth(&["image", "inspect", kept]).ok(), "{kept} is kept");
     }
+}
+
+both_clients!(build_streams_its_steps_and_the_image_runs, push_and_pull_through_a_registry);
+
+/// A push reports each layer's bytes as they go (docker-py's decoded
+/// stream, what the CLI draws its bars from on a terminal): counts that
+/// climb to the layer's size, not a jump from 0 to all of it.
+#[test]
+fn push_progress_counts_each_layers_bytes() {
+    let env = Env::new("api_images_push_progress");
+    let reg = Registry::start(&env, None);
+    let s = Served::start(&env);
+    let c = env.name("noise");
+    // 3 MB that do not compress: a layer of several pieces.
+    let o = env.berth(&["run", "--name", &c, "busybox", "sh", "-c", "head -c 3000000 /dev/urandom > /noise"]);
+    assert!(o.ok(), "{o}");
+    let name = format!("{}/lab/noise", reg.addr);
+    s.docker_ok(&["commit", &c, &format!("{name}:1")]);
+    let script = format!(
+        r#"
+import docker, json
+c = docker.APIClient(base_url="{host}", version="auto", timeout=120)
+for e in c.push("{name}", tag="1", stream=True, decode=True):
+    print(json.dumps(e))
+"#,
+        host = s.host()
+    );
+    let child = std::process::Command::new(crate::api_clients::PYTHON).args(["-c", &script]).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let o = collect(child, Duration::from_secs(120));
+    assert!(o.ok(), "{o}");
+    let events: Vec<serde_json::Value> = o.stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert!(events.iter().all(|e| e.get("error").is_none()), "{o}");
+    // The big layer: its Pushing counts, in order.
+    let mut by_layer: std::collections::BTreeMap<String, Vec<(u64, u64)>> = Default::default();
+    for e in events.iter().filter(|e| e["status"] == "Pushing") {
+        let d = &e["progressDetail"];
+        by_layer.entry(e["id"].as_str().unwrap().to_string()).or_default().push((d["current"].as_u64().unwrap(), d["total"].as_u64().unwrap()));
+    }
+    let big = by_layer.values().max_by_key(|v| v.first().map(|p| p.1)).unwrap_or_else(|| panic!("no Pushing events: {o}"));
+    let total = big[0].1;
+    assert!(total > 3_000_000, "{big:?}");
+    assert!(big.iter().filter(|(cur, _)| *cur > 0 && *cur < total).count() >= 4, "counts between 0 and the size: {big:?}");
+    assert!(big.windows(2).all(|w| w[0].0 <= w[1].0) && big.last().unwrap().0 == total, "{big:?}");
+    assert!(events.iter().any(|e| e["status"] == "Pushed"), "{o}");
 }

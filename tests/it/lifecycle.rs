@@ -355,6 +355,11 @@ fn top_shows_httpd() {
     assert!(header.contains("PID") && header.contains("CMD"), "{top}");
     let line = lines.find(|l| l.contains("httpd -f -p 80")).unwrap_or_else(|| panic!("httpd missing in top:\n{top}"));
     assert!(line.split_whitespace().any(|w| w == pid.to_string()), "top shows host pid {pid}: {line}");
+    // ps options, as docker top takes them.
+    let rows: Vec<Vec<String>> = env.ok(&["top", &n, "-o", "pid,comm"]).lines().map(|l| l.split_whitespace().map(String::from).collect()).collect();
+    assert_eq!(rows, [vec!["PID".to_string(), "COMMAND".into()], vec![pid.to_string(), "httpd".into()]]);
+    let o = env.berth(&["top", &n, "-o", "comm"]);
+    assert!(!o.ok() && o.stderr.contains("\"-o comm\"") && o.stderr.contains("no PID column"), "{o}");
 }
 
 #[test]

@@ -86,6 +86,15 @@ fn push_remove_pull_run() {
     // The store stays an OCI layout that other tools read.
     let o = Command::new("skopeo").args(["inspect", &format!("oci:{}:{name}", env.root.display())]).output().unwrap();
     assert!(o.status.success(), "skopeo inspect oci:ROOT: {}", String::from_utf8_lossy(&o.stderr));
+    // berth build pulls a FROM image that is not here, as docker build.
+    env.ok(&["rmi", &name]);
+    let ctx = env.dir.join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(ctx.join("Dockerfile"), format!("FROM {name}\nRUN echo built-on-pulled > /b\n")).unwrap();
+    let o = env.berth(&["build", "-t", "lab/onpulled", ctx.to_str().unwrap()]);
+    assert!(o.ok() && o.stdout.contains(&format!("Pulling {name}, which is not here")), "{o}");
+    assert_eq!(env.ok(&["image", "inspect", "-f", "{{.Id}}", &name]), id);
+    assert_eq!(env.ok(&["run", "--rm", "lab/onpulled", "cat", "/b"]), "built-on-pulled");
 }
 
 #[test]

@@ -88,6 +88,8 @@ fn register_build(r: &mut rhai::Engine, ctx: &Ctx) {
             show_output: false,
             log: None,
             labels: Default::default(),
+            credentials: Default::default(),
+            pull: false,
         };
         for (k, v) in &opts {
             match k.as_str() {
