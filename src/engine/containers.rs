@@ -102,7 +102,16 @@ impl Engine {
             return Ok(c);
         }
         self.start_attached(&c.id, Attach::Detached)?;
-        self.container(&c.id)
+        self.now_or_gone(c)
+    }
+
+    /// `c` as it is now, or as it was when it is gone already: an --rm
+    /// container can exit and be removed before its starter looks again.
+    fn now_or_gone(&self, c: Container) -> Result<Container> {
+        match self.container(&c.id) {
+            Err(e) if e.is_not_found() => Ok(c),
+            r => r,
+        }
     }
 
     /// Spawns the monitor and follows the container as `attach` says.
@@ -308,7 +317,7 @@ impl Engine {
         let wait = if sig == libc::SIGKILL { Some(Duration::from_secs(10)) } else { Some(Duration::from_millis(1)) };
         self.control_and_wait(&c, attach::KILL, sig, wait)?;
         self.container_event(&c, "kill", &[("signal", sig.to_string())]);
-        self.container(&c.id)
+        self.now_or_gone(c)
     }
 
     pub fn restart(&self, key: &str, timeout: Option<u64>) -> Result<Container> {
