@@ -487,6 +487,27 @@ pub fn set_rlimit(resource: i32, soft: u64, hard: u64) -> io::Result<()> {
     Ok(())
 }
 
+/// The (soft, hard) limits of a resource in this process.
+pub fn get_rlimit(resource: i32) -> io::Result<(u64, u64)> {
+    let mut cur = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit fills a struct on the stack.
+    if unsafe { libc::getrlimit(resource as _, &mut cur) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok((cur.rlim_cur as u64, cur.rlim_max as u64))
+}
+
+/// Sets a resource's limits as given (unlike `set_rlimit`, nothing is
+/// clamped: raising a hard limit without CAP_SYS_RESOURCE fails with EPERM).
+pub fn set_rlimit_exact(resource: i32, soft: u64, hard: u64) -> io::Result<()> {
+    let lim = libc::rlimit { rlim_cur: soft as _, rlim_max: hard as _ };
+    // SAFETY: setrlimit reads a struct on the stack.
+    if unsafe { libc::setrlimit(resource as _, &lim) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 pub fn duration_ms(ms: u64) -> Duration {
     Duration::from_millis(ms)
 }
