@@ -494,7 +494,7 @@ pub fn get_rlimit(resource: i32) -> io::Result<(u64, u64)> {
     if unsafe { libc::getrlimit(resource as _, &mut cur) } < 0 {
         return Err(io::Error::last_os_error());
     }
-    Ok((cur.rlim_cur as u64, cur.rlim_max as u64))
+    Ok((cur.rlim_cur, cur.rlim_max))
 }
 
 /// Sets a resource's limits as given (unlike `set_rlimit`, nothing is
