@@ -234,3 +234,26 @@ fn docker_cli_on_serve_passes_the_options() {
     }
     assert_eq!(df_size(&o.stdout, "/dev/shm"), Some(32 * 1024), "{o}");
 }
+
+/// The same options for a user without root: the root is remounted
+/// read-only and the limits lowered inside the user's own namespace.
+#[test]
+fn rootless_read_only_tmpfs_shm_hosts_and_ulimit() {
+    let env = Env::bare("rootless_read_only_tmpfs_shm_hosts_and_ulimit");
+    let u = crate::rootless::User::new(&env, "ro");
+    let tar = env.dir.join("busybox.tar");
+    std::fs::copy(busybox_tar(), &tar).unwrap();
+    Command::new("chmod").args(["a+r", tar.to_str().unwrap()]).status().unwrap();
+    u.ok(&["image", "import", "-c", "CMD [\"sh\"]", tar.to_str().unwrap(), "busybox:latest"]);
+    let out = u.ok(&[
+        "run", "--rm", "--network", "none", "--read-only", "--tmpfs", "/tmp:size=1m", "--shm-size", "16m", "--add-host", "db:10.0.0.5", "--dns", "10.0.0.2",
+        "--ulimit", "nofile=100:200", "busybox", "sh", "-c",
+        "touch /x 2>/dev/null; echo root=$?; touch /tmp/y; echo tmp=$?; df -k /dev/shm /tmp; grep db /etc/hosts; grep nameserver /etc/resolv.conf; ulimit -n; ulimit -Hn",
+    ]);
+    let lines: Vec<&str> = out.lines().collect();
+    for want in ["root=1", "tmp=0", "10.0.0.5\tdb", "nameserver 10.0.0.2", "100", "200"] {
+        assert!(lines.contains(&want), "want {want:?}: {out}");
+    }
+    assert_eq!(df_size(&out, "/dev/shm"), Some(16 * 1024), "{out}");
+    assert_eq!(df_size(&out, "/tmp"), Some(1024), "{out}");
+}
