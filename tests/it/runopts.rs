@@ -257,3 +257,30 @@ fn rootless_read_only_tmpfs_shm_hosts_and_ulimit() {
     assert_eq!(df_size(&out, "/dev/shm"), Some(16 * 1024), "{out}");
     assert_eq!(df_size(&out, "/tmp"), Some(1024), "{out}");
 }
+
+/// The compose keys reach a stack's replicas.
+#[test]
+fn compose_keys_reach_a_stacks_replicas() {
+    let env = Env::new("compose_keys_reach_a_stacks_replicas");
+    let f = env.dir.join("compose.yaml");
+    std::fs::write(
+        &f,
+        "services:\n  web:\n    image: busybox\n    command: sleep 600\n    read_only: true\n    tmpfs: [\"/run:size=1m\"]\n    shm_size: 16m\n    \
+         extra_hosts: [\"db:10.0.0.5\"]\n    dns: [10.0.0.2]\n    dns_search: [lab.test]\n    ulimits:\n      nofile: {soft: 300, hard: 400}\n",
+    )
+    .unwrap();
+    let st = env.name("st");
+    let o = env.berth_timeout(&["stack", "deploy", "-c", f.to_str().unwrap(), &st], SECS(60));
+    assert!(o.ok() && !o.stderr.contains("unknown key"), "{o}");
+    let rep = format!("{st}_web.1");
+    let o = env.berth(&[
+        "exec", &rep, "sh", "-c", "touch /x 2>/dev/null; echo root=$?; touch /run/y; echo run=$?; df -k /dev/shm; grep db /etc/hosts; cat /etc/resolv.conf; ulimit -n; ulimit -Hn",
+    ]);
+    assert_eq!(o.code, 0, "{o}");
+    let lines = o.lines();
+    for want in ["root=1", "run=0", "10.0.0.5\tdb", "nameserver 10.0.0.2", "search lab.test", "300", "400"] {
+        assert!(lines.contains(&want), "want {want:?}: {o}");
+    }
+    assert_eq!(df_size(&o.stdout, "/dev/shm"), Some(16 * 1024), "{o}");
+    env.ok(&["stack", "rm", &st]);
+}
