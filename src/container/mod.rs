@@ -421,6 +421,9 @@ pub fn create(paths: &Paths, db: &mut Db, spec: &RunSpec) -> Result<Container> {
     if spec.ip.is_some() && bridge_net.is_none() {
         return Err(ContainerError::BadOption(format!("--ip needs a bridge network; the container's network is {mode}")));
     }
+    if options::wants_host_gateway(&spec.extra_hosts) && bridge_net.is_none() {
+        return Err(ContainerError::BadOption(format!("--add-host ...:host-gateway needs a bridge network (its gateway is the host); the container's network is {mode}")));
+    }
     let img = image::resolve(db, &spec.image)?;
     if spec.publish_all {
         for p in img.config.config.exposed_ports.keys() {
@@ -499,7 +502,7 @@ pub fn create(paths: &Paths, db: &mut Db, spec: &RunSpec) -> Result<Container> {
             dir.join("hosts"),
             format!(
                 "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n{}",
-                options::hosts_lines(&spec.extra_hosts)
+                options::hosts_lines(&spec.extra_hosts, bridge_net.as_ref().and_then(|n| n.gateway.parse().ok()))
             ),
         )?;
         // Docker's rule: a networked container gets the host's resolvers

@@ -91,10 +91,19 @@ pub fn tmpfs(spec: &str) -> Result<Tmpfs, ContainerError> {
     Ok(Tmpfs { destination: dest.trim_end_matches('/').to_string(), options })
 }
 
-/// `--add-host NAME:IP` (or NAME=IP): the (name, address) of one line of
-/// the container's /etc/hosts.
-pub fn extra_host(spec: &str) -> Result<(String, IpAddr), ContainerError> {
-    let err = |why: &str| bad("--add-host", spec, format!("{why}; expected NAME:IP such as db:10.0.0.5"));
+/// What an `--add-host` name points at.
+#[derive(Debug, PartialEq, Clone, Copy)]
+pub enum HostAddr {
+    Ip(IpAddr),
+    /// docker's `host-gateway`: the host as the container reaches it, the
+    /// gateway of its first network.
+    HostGateway,
+}
+
+/// `--add-host NAME:IP` (or NAME=IP, or NAME:host-gateway): the name and
+/// address of one line of the container's /etc/hosts.
+pub fn extra_host(spec: &str) -> Result<(String, HostAddr), ContainerError> {
+    let err = |why: &str| bad("--add-host", spec, format!("{why}; expected NAME:IP such as db:10.0.0.5, or NAME:host-gateway"));
     let (name, ip) = match (spec.split_once('='), spec.split_once(':')) {
         (Some((n, i)), _) => (n, i),
         (None, Some((n, i))) => (n, i),
@@ -104,17 +113,31 @@ pub fn extra_host(spec: &str) -> Result<(String, IpAddr), ContainerError> {
         return Err(err("the name must be a host name without spaces"));
     }
     if ip == "host-gateway" {
-        return Err(err("host-gateway is not supported by berth; give the address"));
+        return Ok((name.to_string(), HostAddr::HostGateway));
     }
     // docker takes [::1] as well as ::1.
     let ip = ip.trim_start_matches('[').trim_end_matches(']');
     let ip = ip.parse::<IpAddr>().map_err(|_| err(&format!("{ip:?} is not an IP address")))?;
-    Ok((name.to_string(), ip))
+    Ok((name.to_string(), HostAddr::Ip(ip)))
 }
 
-/// The /etc/hosts lines of the `--add-host` options.
-pub fn hosts_lines(extra: &[String]) -> String {
-    extra.iter().filter_map(|h| extra_host(h).ok()).map(|(n, ip)| format!("{ip}\t{n}\n")).collect()
+/// Does any `--add-host` ask for `host-gateway`?
+pub fn wants_host_gateway(extra: &[String]) -> bool {
+    extra.iter().any(|h| matches!(extra_host(h), Ok((_, HostAddr::HostGateway))))
+}
+
+/// The /etc/hosts lines of the `--add-host` options; `gateway` is the
+/// address of `host-gateway` (create refuses it without a bridge network).
+pub fn hosts_lines(extra: &[String], gateway: Option<IpAddr>) -> String {
+    extra
+        .iter()
+        .filter_map(|h| extra_host(h).ok())
+        .filter_map(|(n, a)| match a {
+            HostAddr::Ip(ip) => Some((n, ip)),
+            HostAddr::HostGateway => gateway.map(|g| (n, g)),
+        })
+        .map(|(n, ip)| format!("{ip}\t{n}\n"))
+        .collect()
 }
 
 /// Checks `--dns`, `--dns-search` and `--dns-option` values.
@@ -266,14 +289,18 @@ mod tests {
 
     #[test]
     fn extra_hosts() {
-        assert_eq!(extra_host("db:10.0.0.5").unwrap(), ("db".to_string(), "10.0.0.5".parse().unwrap()));
-        assert_eq!(extra_host("v6:::1").unwrap().1, "::1".parse::<IpAddr>().unwrap());
-        assert_eq!(extra_host("v6=[fe80::1]").unwrap().1, "fe80::1".parse::<IpAddr>().unwrap());
+        let ip = |s: &str| HostAddr::Ip(s.parse().unwrap());
+        assert_eq!(extra_host("db:10.0.0.5").unwrap(), ("db".to_string(), ip("10.0.0.5")));
+        assert_eq!(extra_host("v6:::1").unwrap().1, ip("::1"));
+        assert_eq!(extra_host("v6=[fe80::1]").unwrap().1, ip("fe80::1"));
+        assert_eq!(extra_host("host.docker.internal:host-gateway").unwrap().1, HostAddr::HostGateway);
         assert!(extra_host("db").unwrap_err().to_string().contains("no address"));
         assert!(extra_host("db:nowhere").unwrap_err().to_string().contains("\"nowhere\" is not an IP address"));
         assert!(extra_host(":1.2.3.4").is_err());
-        assert!(extra_host("gw:host-gateway").unwrap_err().to_string().contains("host-gateway"));
-        assert_eq!(hosts_lines(&["db:10.0.0.5".into(), "a=::1".into()]), "10.0.0.5\tdb\n::1\ta\n");
+        let extra = ["db:10.0.0.5".to_string(), "a=::1".into(), "gw:host-gateway".into()];
+        assert!(wants_host_gateway(&extra) && !wants_host_gateway(&extra[..2]));
+        assert_eq!(hosts_lines(&extra, Some("172.17.0.1".parse().unwrap())), "10.0.0.5\tdb\n::1\ta\n172.17.0.1\tgw\n");
+        assert_eq!(hosts_lines(&extra, None), "10.0.0.5\tdb\n::1\ta\n");
     }
 
     #[test]

@@ -65,7 +65,15 @@ impl Engine {
             let db = self.db();
             let all = container::list(&db)?;
             // `--add-host` lines, kept through every rewrite.
-            let extra: std::collections::HashMap<String, String> = all.iter().filter(|c| !c.spec.extra_hosts.is_empty()).map(|c| (c.id.clone(), container::options::hosts_lines(&c.spec.extra_hosts))).collect();
+            let extra: std::collections::HashMap<String, String> = all
+                .iter()
+                .filter(|c| !c.spec.extra_hosts.is_empty())
+                .map(|c| {
+                    // host-gateway: the gateway of its first network.
+                    let gateway = network::endpoints_of_container(&db, &c.id).ok().and_then(|e| e.into_iter().min_by_key(|e| e.position)).and_then(|e| e.network.gateway.parse().ok());
+                    (c.id.clone(), container::options::hosts_lines(&c.spec.extra_hosts, gateway))
+                })
+                .collect();
             let names: std::collections::HashMap<String, (String, String)> = all
                 .into_iter()
                 .map(|c| {

@@ -107,13 +107,18 @@ fn add_host_and_dns_write_the_containers_hosts_and_resolv_conf() {
     let net = env.name("net");
     env.ok(&["network", "create", "--subnet", "10.213.141.0/24", &net]);
     let (a, b) = (env.name("a"), env.name("b"));
-    env.ok(&["run", "-d", "--name", &a, "--network", &net, "--add-host", "db:10.0.0.5", "busybox", "sleep", "60"]);
+    env.ok(&["run", "-d", "--name", &a, "--network", &net, "--add-host", "db:10.0.0.5", "--add-host", "host.docker.internal:host-gateway", "busybox", "sleep", "60"]);
     env.ok(&["run", "-d", "--name", &b, "--network", &net, "busybox", "sleep", "60"]);
     let hosts = env.ok(&["exec", &a, "cat", "/etc/hosts"]);
     assert!(hosts.lines().any(|l| l == "10.0.0.5\tdb"), "{hosts}");
+    // host-gateway: the host as the container reaches it, its network's gateway.
+    let gw = env.inspect(&a)["NetworkSettings"]["Networks"][&net]["Gateway"].as_str().unwrap().to_string();
+    assert!(gw.starts_with("10.213.141."), "{gw}");
+    assert!(hosts.lines().any(|l| l == format!("{gw}\thost.docker.internal")), "{hosts}");
+    assert_eq!(env.ok(&["exec", &a, "ping", "-c", "1", "-W", "2", "host.docker.internal"]).lines().next().map(|l| l.contains(&gw)), Some(true));
     assert!(hosts.lines().any(|l| l.starts_with("10.213.141.") && l.split_whitespace().any(|w| w == b)), "peer {b} missing: {hosts}");
     let hc = &env.inspect(&a)["HostConfig"];
-    assert_eq!(hc["ExtraHosts"], serde_json::json!(["db:10.0.0.5"]), "{hc}");
+    assert_eq!(hc["ExtraHosts"], serde_json::json!(["db:10.0.0.5", "host.docker.internal:host-gateway"]), "{hc}");
     assert_eq!(hc["Dns"], serde_json::json!([]), "{hc}");
     env.ok(&["rm", "-f", &a, &b]);
     env.ok(&["network", "rm", &net]);
@@ -122,6 +127,7 @@ fn add_host_and_dns_write_the_containers_hosts_and_resolv_conf() {
         (vec!["--add-host", "db"], "--add-host \"db\""),
         (vec!["--add-host", "db:nowhere"], "\"nowhere\" is not an IP address"),
         (vec!["--dns", "dns.example"], "--dns \"dns.example\""),
+        (vec!["--network", "none", "--add-host", "gw:host-gateway"], "host-gateway needs a bridge network"),
     ] {
         let mut a = vec!["run", "--rm"];
         a.extend(args);
