@@ -804,13 +804,14 @@ fn inspect_base(paths: &Paths, c: &Container, s: &RunSpec, max_retry: u32, polic
             "NetworkMode": s.network.clone().unwrap_or_else(|| crate::network::DEFAULT.into()),
             "LogConfig": { "Type": "json-file", "Config": logfile::LogConfig::from_opts(&s.log_opts).unwrap_or_default().to_docker() },
             "ReadonlyRootfs": s.read_only,
-            "Tmpfs": s.tmpfs.iter().map(|t| match t.split_once(':') { Some((p, o)) => (p.to_string(), o.to_string()), None => (t.clone(), String::new()) }).collect::<BTreeMap<_, _>>(),
+            // docker's shape: null for no extra hosts, tmpfs or ulimits; [] for no DNS settings.
+            "Tmpfs": (!s.tmpfs.is_empty()).then(|| s.tmpfs.iter().map(|t| match t.split_once(':') { Some((p, o)) => (p.to_string(), o.to_string()), None => (t.clone(), String::new()) }).collect::<BTreeMap<_, _>>()),
             "ShmSize": s.shm_size.unwrap_or(64 << 20),
-            "ExtraHosts": s.extra_hosts,
+            "ExtraHosts": (!s.extra_hosts.is_empty()).then_some(&s.extra_hosts),
             "Dns": s.dns,
             "DnsSearch": s.dns_search,
             "DnsOptions": s.dns_options,
-            "Ulimits": s.ulimits.iter().filter_map(|u| options::ulimit(u).ok()).map(|u| u.to_docker()).collect::<Vec<_>>(),
+            "Ulimits": (!s.ulimits.is_empty()).then(|| s.ulimits.iter().filter_map(|u| options::ulimit(u).ok()).map(|u| u.to_docker()).collect::<Vec<_>>()),
         },
         "Config": {
             "Hostname": cfg["hostname"],

@@ -119,7 +119,7 @@ fn add_host_and_dns_write_the_containers_hosts_and_resolv_conf() {
     assert!(hosts.lines().any(|l| l.starts_with("10.213.141.") && l.split_whitespace().any(|w| w == b)), "peer {b} missing: {hosts}");
     let hc = &env.inspect(&a)["HostConfig"];
     assert_eq!(hc["ExtraHosts"], serde_json::json!(["db:10.0.0.5", "host.docker.internal:host-gateway"]), "{hc}");
-    assert_eq!(hc["Dns"], serde_json::json!([]), "{hc}");
+    assert_eq!((&hc["Dns"], &hc["Ulimits"], &hc["Tmpfs"]), (&serde_json::json!([]), &serde_json::Value::Null, &serde_json::Value::Null), "{hc}");
     env.ok(&["rm", "-f", &a, &b]);
     env.ok(&["network", "rm", &net]);
 
@@ -239,6 +239,18 @@ fn docker_cli_on_serve_passes_the_options() {
         assert!(lines.contains(&want), "want {want:?}: {o}");
     }
     assert_eq!(df_size(&o.stdout, "/dev/shm"), Some(32 * 1024), "{o}");
+
+    // docker inspect through the API shows them in its HostConfig.
+    let n = env.name("c");
+    s.docker_ok(&["create", "--name", &n, "--read-only", "--tmpfs", "/run:size=1m", "--shm-size", "32m", "--add-host", "db:10.0.0.5", "--dns", "10.0.0.2", "--dns-search", "lab.test", "--dns-option", "ndots:2", "--ulimit", "nofile=300:400", "busybox"]);
+    let hc: serde_json::Value = serde_json::from_str(&s.docker_ok(&["inspect", "-f", "{{json .HostConfig}}", &n])).unwrap();
+    assert_eq!(hc["ReadonlyRootfs"], true, "{hc}");
+    assert_eq!(hc["Tmpfs"], serde_json::json!({"/run": "size=1m"}), "{hc}");
+    assert_eq!(hc["ShmSize"], 32 << 20, "{hc}");
+    assert_eq!(hc["ExtraHosts"], serde_json::json!(["db:10.0.0.5"]), "{hc}");
+    assert_eq!((&hc["Dns"], &hc["DnsSearch"], &hc["DnsOptions"]), (&serde_json::json!(["10.0.0.2"]), &serde_json::json!(["lab.test"]), &serde_json::json!(["ndots:2"])), "{hc}");
+    assert_eq!(hc["Ulimits"], serde_json::json!([{"Name": "nofile", "Soft": 300, "Hard": 400}]), "{hc}");
+    s.docker_ok(&["rm", &n]);
 }
 
 /// The same options for a user without root: the root is remounted
