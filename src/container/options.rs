@@ -57,6 +57,9 @@ pub fn tmpfs(spec: &str) -> Result<Tmpfs, ContainerError> {
     if !dest.starts_with('/') || dest.trim_end_matches('/').is_empty() {
         return Err(err(format!("the path {dest:?} must be absolute and not /")));
     }
+    if dest.split('/').any(|c| c == "..") {
+        return Err(err(format!("the path {dest:?} must not contain ..")));
+    }
     let (mut exec, mut suid, mut dev, mut ro) = (false, false, false, false);
     let mut data = Vec::new();
     for o in opts.split(',').filter(|o| !o.is_empty()) {
@@ -269,6 +272,7 @@ mod tests {
         let e = |s: &str| tmpfs(s).unwrap_err().to_string();
         assert!(e("run").contains("absolute"), "{}", e("run"));
         assert!(e("/").contains("absolute"));
+        assert!(e("/a/../etc").contains("must not contain .."));
         assert!(e("/x:size=lots").contains("invalid size \"lots\""), "{}", e("/x:size=lots"));
         assert!(e("/x:mode=999").contains("octal"));
         assert!(e("/x:colour=blue").contains("unknown option \"colour\""));
