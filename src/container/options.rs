@@ -186,13 +186,8 @@ pub fn resolv_conf(host: &str, dns: &[String], search: &[String], options: &[Str
     out
 }
 
-/// The resource names `--ulimit` takes, as docker's (and the RLIMIT_ each is).
-pub const ULIMITS: &[(&str, i32)] = &[
-    ("core", libc::RLIMIT_CORE as i32), ("cpu", libc::RLIMIT_CPU as i32), ("data", libc::RLIMIT_DATA as i32), ("fsize", libc::RLIMIT_FSIZE as i32),
-    ("locks", libc::RLIMIT_LOCKS as i32), ("memlock", libc::RLIMIT_MEMLOCK as i32), ("msgqueue", libc::RLIMIT_MSGQUEUE as i32), ("nice", libc::RLIMIT_NICE as i32),
-    ("nofile", libc::RLIMIT_NOFILE as i32), ("nproc", libc::RLIMIT_NPROC as i32), ("rss", libc::RLIMIT_RSS as i32), ("rtprio", libc::RLIMIT_RTPRIO as i32),
-    ("rttime", libc::RLIMIT_RTTIME as i32), ("sigpending", libc::RLIMIT_SIGPENDING as i32), ("stack", libc::RLIMIT_STACK as i32), ("as", libc::RLIMIT_AS as i32),
-];
+/// The resource names `--ulimit` takes, as docker's.
+pub use crate::sys::proc::RLIMITS as ULIMITS;
 
 /// One `--ulimit NAME=SOFT[:HARD]`; unlimited (or -1) is RLIM_INFINITY.
 #[derive(Debug, PartialEq, Clone)]

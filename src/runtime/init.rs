@@ -66,7 +66,7 @@ impl ProcessPlan {
         let mut rlimits = Vec::new();
         for r in p.rlimits().clone().unwrap_or_default() {
             let name = serde_json::to_value(r.typ()).ok().and_then(|v| v.as_str().map(|s| s.trim_start_matches("RLIMIT_").to_ascii_lowercase())).unwrap_or_default();
-            let resource = crate::container::options::ULIMITS.iter().find(|(n, _)| *n == name).map(|(_, r)| *r).ok_or_else(|| fail(format!("config.json: rlimit {:?} is unknown to berth", r.typ())))?;
+            let resource = proc::RLIMITS.iter().find(|(n, _)| *n == name).map(|(_, r)| *r).ok_or_else(|| fail(format!("config.json: rlimit {:?} is unknown to berth", r.typ())))?;
             rlimits.push((name, resource, r.soft(), r.hard()));
         }
         Ok(ProcessPlan {

@@ -487,6 +487,14 @@ pub fn set_rlimit(resource: i32, soft: u64, hard: u64) -> io::Result<()> {
     Ok(())
 }
 
+/// Resource limits by docker's `--ulimit` names, with their RLIMIT_ numbers.
+pub const RLIMITS: &[(&str, i32)] = &[
+    ("core", libc::RLIMIT_CORE as i32), ("cpu", libc::RLIMIT_CPU as i32), ("data", libc::RLIMIT_DATA as i32), ("fsize", libc::RLIMIT_FSIZE as i32),
+    ("locks", libc::RLIMIT_LOCKS as i32), ("memlock", libc::RLIMIT_MEMLOCK as i32), ("msgqueue", libc::RLIMIT_MSGQUEUE as i32), ("nice", libc::RLIMIT_NICE as i32),
+    ("nofile", libc::RLIMIT_NOFILE as i32), ("nproc", libc::RLIMIT_NPROC as i32), ("rss", libc::RLIMIT_RSS as i32), ("rtprio", libc::RLIMIT_RTPRIO as i32),
+    ("rttime", libc::RLIMIT_RTTIME as i32), ("sigpending", libc::RLIMIT_SIGPENDING as i32), ("stack", libc::RLIMIT_STACK as i32), ("as", libc::RLIMIT_AS as i32),
+];
+
 /// The (soft, hard) limits of a resource in this process.
 pub fn get_rlimit(resource: i32) -> io::Result<(u64, u64)> {
     let mut cur = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
