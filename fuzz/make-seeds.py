@@ -81,5 +81,5 @@ for i, t in enumerate(['{{.State.Status}} {{ .State.Pid }}', '{{index .Config.La
     w('format_template', f't{i}', t)
 
 # user_input
-for i, t in enumerate(['1h30m', '512m', '127.0.0.1:8080:80/udp', '::80', '8000:80', 'name:/data:ro', '/data:ro', './x:/y:z,rw', '/dev/sdb:/dev/xvdb:r', 'on-failure:3', '1.5s', '10GiB']):
+for i, t in enumerate(['1h30m', '512m', '127.0.0.1:8080:80/udp', '::80', '8000:80', 'name:/data:ro', '/data:ro', './x:/y:z,rw', '/dev/sdb:/dev/xvdb:r', 'on-failure:3', '1.5s', '10GiB', '/run:size=64m,mode=1777', 'db:10.0.0.5', 'nofile=1024:2048', 'host.docker.internal:host-gateway']):
     w('user_input', f'u{i}', t)

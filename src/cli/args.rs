@@ -697,6 +697,30 @@ pub(super) struct RunArgs {
     /// Disable the image's HEALTHCHECK
     #[arg(long = "no-healthcheck")]
     pub(super) no_healthcheck: bool,
+    /// Mount the root filesystem read-only (/dev, /proc, volumes and tmpfs stay writable)
+    #[arg(long = "read-only")]
+    pub(super) read_only: bool,
+    /// Mount a tmpfs: /PATH[:OPTS] such as /run:size=64m,mode=1777
+    #[arg(long)]
+    pub(super) tmpfs: Vec<String>,
+    /// Size of /dev/shm (default 64m)
+    #[arg(long = "shm-size")]
+    pub(super) shm_size: Option<String>,
+    /// A line of /etc/hosts: NAME:IP
+    #[arg(long = "add-host")]
+    pub(super) add_host: Vec<String>,
+    /// Name server for /etc/resolv.conf (replaces the host's)
+    #[arg(long)]
+    pub(super) dns: Vec<String>,
+    /// Search domain for /etc/resolv.conf (. for none)
+    #[arg(long = "dns-search")]
+    pub(super) dns_search: Vec<String>,
+    /// Resolver option for /etc/resolv.conf, such as ndots:2
+    #[arg(long = "dns-option", alias = "dns-opt")]
+    pub(super) dns_option: Vec<String>,
+    /// Resource limit: NAME=SOFT[:HARD] such as nofile=1024:2048 (at most the host's hard limit)
+    #[arg(long)]
+    pub(super) ulimit: Vec<String>,
     /// Image, then the command and its arguments
     #[arg(required = true, trailing_var_arg = true, num_args = 1..)]
     pub(super) image_and_cmd: Vec<String>,
@@ -884,6 +908,14 @@ impl RunArgs {
             devices: self.device.clone(),
             cgroup_parent: self.cgroup_parent.clone(),
             log_opts: parse_kv(&self.log_opt, "--log-opt")?,
+            read_only: self.read_only,
+            tmpfs: self.tmpfs.clone(),
+            shm_size: self.shm_size.as_deref().map(crate::container::options::shm_size).transpose()?,
+            extra_hosts: self.add_host.clone(),
+            dns: self.dns.clone(),
+            dns_search: self.dns_search.clone(),
+            dns_options: self.dns_option.clone(),
+            ulimits: self.ulimit.clone(),
         })
     }
 
@@ -933,6 +965,17 @@ mod fast_tests {
         let (Some(Cmd::Run(a)), Some(Cmd::Run(b))) = (&fast.cmd, &full.cmd) else { panic!("both parse run") };
         assert_eq!((a.rm, &a.env, &a.publish, &a.network, &a.name, &a.image_and_cmd), (b.rm, &b.env, &b.publish, &b.network, &b.name, &b.image_and_cmd));
         assert_eq!(fast.root, full.root);
+        let line = "berth run --read-only --tmpfs /run:size=1m --tmpfs /tmp --shm-size 128m --add-host db:10.0.0.5 --dns 10.0.0.2 --dns-search lab.test --dns-option ndots:2 --ulimit nofile=512:1024 busybox true";
+        let (Some(Cmd::Run(a)), Some(Cmd::Run(b))) = (FastCli::parse_hot(&argv(line)).expect("run is hot").cmd, Cli::try_parse_from(argv(line)).unwrap().cmd) else { panic!("both parse run") };
+        let opts = |r: &RunArgs| (r.read_only, r.tmpfs.clone(), r.shm_size.clone(), r.add_host.clone(), r.dns.clone(), r.dns_search.clone(), r.dns_option.clone(), r.ulimit.clone());
+        assert_eq!(opts(&a), opts(&b));
+        let s = a.to_spec().unwrap();
+        assert!(s.read_only);
+        assert_eq!((s.tmpfs, s.shm_size, s.extra_hosts), (vec!["/run:size=1m".to_string(), "/tmp".into()], Some(128 << 20), vec!["db:10.0.0.5".to_string()]));
+        assert_eq!((s.dns, s.dns_search, s.dns_options, s.ulimits), (vec!["10.0.0.2".to_string()], vec!["lab.test".to_string()], vec!["ndots:2".to_string()], vec!["nofile=512:1024".to_string()]));
+        let line = "berth run --shm-size lots busybox true";
+        let Some(Cmd::Run(a)) = FastCli::parse_hot(&argv(line)).unwrap().cmd else { panic!("run") };
+        assert!(a.to_spec().unwrap_err().to_string().contains("--shm-size: invalid size \"lots\""));
         let line = "berth exec -it -u 1000 c1 ls -l";
         let (Some(Cmd::Exec(a)), Some(Cmd::Exec(b))) = (FastCli::parse_hot(&argv(line)).unwrap().cmd, Cli::try_parse_from(argv(line)).unwrap().cmd) else { panic!("both parse exec") };
         assert_eq!((a.interactive, a.tty, &a.user, &a.container_and_cmd), (b.interactive, b.tty, &b.user, &b.container_and_cmd));

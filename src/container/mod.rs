@@ -3,6 +3,7 @@
 
 pub mod health;
 pub mod logfile;
+pub mod options;
 pub mod spec;
 
 use std::collections::BTreeMap;
@@ -133,6 +134,21 @@ pub struct RunSpec {
     /// `--log-opt KEY=VALUE` of docker's json-file driver (max-size,
     /// max-file); what is left out keeps berth's default limit.
     pub log_opts: BTreeMap<String, String>,
+    /// `--read-only`: the root filesystem is mounted read-only (mounts on
+    /// it, /dev, /proc, volumes and tmpfs, stay writable).
+    pub read_only: bool,
+    /// `--tmpfs /PATH[:OPTS]`.
+    pub tmpfs: Vec<String>,
+    /// `--shm-size`: bytes of /dev/shm (default 64 MiB).
+    pub shm_size: Option<i64>,
+    /// `--add-host NAME:IP`: lines of its /etc/hosts.
+    pub extra_hosts: Vec<String>,
+    /// `--dns`, `--dns-search`, `--dns-option`: its /etc/resolv.conf.
+    pub dns: Vec<String>,
+    pub dns_search: Vec<String>,
+    pub dns_options: Vec<String>,
+    /// `--ulimit NAME=SOFT[:HARD]`.
+    pub ulimits: Vec<String>,
 }
 
 /// A mount a container was created with, resolved: which volume (or host
@@ -405,6 +421,9 @@ pub fn create(paths: &Paths, db: &mut Db, spec: &RunSpec) -> Result<Container> {
     if spec.ip.is_some() && bridge_net.is_none() {
         return Err(ContainerError::BadOption(format!("--ip needs a bridge network; the container's network is {mode}")));
     }
+    if options::wants_host_gateway(&spec.extra_hosts) && bridge_net.is_none() {
+        return Err(ContainerError::BadOption(format!("--add-host ...:host-gateway needs a bridge network (its gateway is the host); the container's network is {mode}")));
+    }
     let img = image::resolve(db, &spec.image)?;
     if spec.publish_all {
         for p in img.config.config.exposed_ports.keys() {
@@ -481,12 +500,16 @@ pub fn create(paths: &Paths, db: &mut Db, spec: &RunSpec) -> Result<Container> {
         std::fs::write(dir.join("hostname"), format!("{hostname}\n"))?;
         std::fs::write(
             dir.join("hosts"),
-            "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n",
+            format!(
+                "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n{}",
+                options::hosts_lines(&spec.extra_hosts, bridge_net.as_ref().and_then(|n| n.gateway.parse().ok()))
+            ),
         )?;
         // Docker's rule: a networked container gets the host's resolvers
         // (loopback ones are useless inside); --network none an empty file.
+        // What the user gives (--dns...) replaces the host's lines of its kind.
         let resolv = if bridge_net.is_some() || mode == "host" { host_resolv_conf() } else { String::new() };
-        std::fs::write(dir.join("resolv.conf"), resolv)?;
+        std::fs::write(dir.join("resolv.conf"), options::resolv_conf(&resolv, &spec.dns, &spec.dns_search, &spec.dns_options))?;
         crate::fault!("create.files");
         std::fs::write(dir.join("config.json"), serde_json::to_vec_pretty(&config).unwrap())?;
         Ok(())
@@ -780,6 +803,15 @@ fn inspect_base(paths: &Paths, c: &Container, s: &RunSpec, max_retry: u32, polic
             "Sysctls": s.sysctls,
             "NetworkMode": s.network.clone().unwrap_or_else(|| crate::network::DEFAULT.into()),
             "LogConfig": { "Type": "json-file", "Config": logfile::LogConfig::from_opts(&s.log_opts).unwrap_or_default().to_docker() },
+            "ReadonlyRootfs": s.read_only,
+            // docker's shape: null for no extra hosts, tmpfs or ulimits; [] for no DNS settings.
+            "Tmpfs": (!s.tmpfs.is_empty()).then(|| s.tmpfs.iter().map(|t| match t.split_once(':') { Some((p, o)) => (p.to_string(), o.to_string()), None => (t.clone(), String::new()) }).collect::<BTreeMap<_, _>>()),
+            "ShmSize": s.shm_size.unwrap_or(64 << 20),
+            "ExtraHosts": (!s.extra_hosts.is_empty()).then_some(&s.extra_hosts),
+            "Dns": s.dns,
+            "DnsSearch": s.dns_search,
+            "DnsOptions": s.dns_options,
+            "Ulimits": (!s.ulimits.is_empty()).then(|| s.ulimits.iter().filter_map(|u| options::ulimit(u).ok()).map(|u| u.to_docker()).collect::<Vec<_>>()),
         },
         "Config": {
             "Hostname": cfg["hostname"],

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{
     Capabilities, Capability, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxCpuBuilder, LinuxDevice, LinuxDeviceBuilder, LinuxDeviceCgroup, LinuxDeviceCgroupBuilder, LinuxDeviceType, LinuxMemoryBuilder,
-    LinuxNamespaceBuilder, LinuxNamespaceType, LinuxPidsBuilder, LinuxResourcesBuilder, Mount, MountBuilder, ProcessBuilder, RootBuilder, Spec, SpecBuilder, UserBuilder,
+    LinuxNamespaceBuilder, LinuxNamespaceType, LinuxPidsBuilder, LinuxResourcesBuilder, Mount, MountBuilder, PosixRlimit, PosixRlimitBuilder, PosixRlimitType, ProcessBuilder, RootBuilder, Spec, SpecBuilder, UserBuilder,
 };
 
 use super::{ContainerError, RunSpec};
@@ -144,6 +144,22 @@ pub fn build(id: &str, cgroup: &str, dir: &Path, spec: &RunSpec, img: &Image, lo
         return Err(ContainerError::BadOption(format!("working directory {cwd:?} must be an absolute path")));
     }
     let user = spec.user.clone().filter(|u| !u.is_empty()).unwrap_or_else(|| img.config.config.user.clone());
+    let tmpfs = spec.tmpfs.iter().map(|t| super::options::tmpfs(t)).collect::<Result<Vec<_>, _>>()?;
+    for t in &tmpfs {
+        if volumes.iter().any(|v| v.destination.trim_end_matches('/') == t.destination) || tmpfs.iter().filter(|x| x.destination == t.destination).count() > 1 {
+            return Err(ContainerError::BadOption(format!("--tmpfs {}: duplicate mount point (a volume or another tmpfs is mounted there)", t.destination)));
+        }
+    }
+    let shm = match spec.shm_size {
+        None => "size=65536k".to_string(),
+        Some(b) if b > 0 => format!("size={b}"),
+        Some(b) => return Err(ContainerError::BadOption(format!("--shm-size {b}: must be a positive size such as 64m"))),
+    };
+    for h in &spec.extra_hosts {
+        super::options::extra_host(h)?;
+    }
+    super::options::check_dns(&spec.dns, &spec.dns_search, &spec.dns_options)?;
+    let rlimits = rlimits(spec)?;
     // Lower dirs are short links relative to layers/, topmost first as
     // overlayfs wants; the runtime mounts from that directory (berth.chdir=,
     // an option only berth's runtime understands and strips).
@@ -158,7 +174,7 @@ pub fn build(id: &str, cgroup: &str, dir: &Path, spec: &RunSpec, img: &Image, lo
         mount("/proc", "proc", "proc", &["nosuid", "noexec", "nodev"])?,
         mount("/dev", "tmpfs", "tmpfs", &["nosuid", "strictatime", "mode=755", "size=65536k"])?,
         mount("/dev/pts", "devpts", "devpts", &["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"])?,
-        mount("/dev/shm", "tmpfs", "shm", &["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"])?,
+        mount("/dev/shm", "tmpfs", "shm", &["nosuid", "noexec", "nodev", "mode=1777", &shm])?,
         mount("/dev/mqueue", "mqueue", "mqueue", &["nosuid", "noexec", "nodev"])?,
     ]);
     // sysfs may be mounted only by the owner of the network namespace: a
@@ -170,6 +186,10 @@ pub fn build(id: &str, cgroup: &str, dir: &Path, spec: &RunSpec, img: &Image, lo
     });
     for f in ["hosts", "hostname", "resolv.conf"] {
         mounts.push(mount(format!("/etc/{f}"), "bind", dir.join(f), &["rbind", "rprivate"])?);
+    }
+    // Before volumes, so a volume inside a tmpfs lands on it.
+    for t in &tmpfs {
+        mounts.push(mount(&t.destination, "tmpfs", "tmpfs", &t.options.iter().map(String::as_str).collect::<Vec<_>>())?);
     }
     for v in volumes {
         mounts.push(mount(&v.destination, "bind", &v.source, &["rbind", "rprivate", if v.rw { "rw" } else { "ro" }])?);
@@ -260,17 +280,35 @@ pub fn build(id: &str, cgroup: &str, dir: &Path, spec: &RunSpec, img: &Image, lo
                 .build()?,
         )
         .no_new_privileges(!spec.privileged)
-        .rlimits(Vec::new())
+        .rlimits(rlimits)
         .build()?;
     Ok(SpecBuilder::default()
         .version("1.0.2")
         .process(process)
-        .root(RootBuilder::default().path(dir.join("merged")).readonly(false).build()?)
+        .root(RootBuilder::default().path(dir.join("merged")).readonly(spec.read_only).build()?)
         .hostname(hostname)
         .mounts(mounts)
         .linux(linux)
         .annotations(annotations)
         .build()?)
+}
+
+/// `--ulimit`s as OCI rlimits, each checked against what this process
+/// may set (the container inherits berth's limits; see check_ulimit_fits).
+fn rlimits(spec: &RunSpec) -> Result<Vec<PosixRlimit>, ContainerError> {
+    use serde::Deserialize;
+    use serde::de::value::{Error, StrDeserializer};
+    let mut out: Vec<PosixRlimit> = Vec::new();
+    for u in &spec.ulimits {
+        let u = super::options::ulimit(u)?;
+        super::options::check_ulimit_fits(&u, super::options::host_hard_limit(u.resource()))?;
+        let name = format!("RLIMIT_{}", u.name.to_ascii_uppercase());
+        let typ = PosixRlimitType::deserialize(StrDeserializer::<Error>::new(&name)).map_err(|_| ContainerError::BadOption(format!("--ulimit {}: unknown to the OCI runtime spec this berth was built with", u.name)))?;
+        // A later --ulimit of the same name wins, as docker's.
+        out.retain(|r| r.typ() != typ);
+        out.push(PosixRlimitBuilder::default().typ(typ).soft(u.soft).hard(u.hard).build()?);
+    }
+    Ok(out)
 }
 
 fn strings(list: &[&str]) -> Vec<String> {
@@ -454,6 +492,37 @@ mod tests {
         assert_eq!(linux["resources"]["devices"], serde_json::json!([{"allow": true, "access": "rwm"}]));
         assert_eq!(c["process"]["noNewPrivileges"], false);
         assert_eq!(c["annotations"]["berth.user"], "nobody");
+    }
+
+    #[test]
+    fn read_only_tmpfs_shm_and_ulimits() {
+        let spec = RunSpec {
+            image: "x".into(), read_only: true, tmpfs: vec!["/run:size=1m,mode=1777".into()], shm_size: Some(128 << 20), ulimits: vec!["nofile=64:128".into(), "nofile=32:64".into()],
+            ..Default::default()
+        };
+        let c = config(&spec, None, false);
+        let back: Spec = serde_json::from_slice(&serde_json::to_vec(&c).unwrap()).unwrap();
+        assert_eq!(back, c);
+        let json = serde_json::to_value(&c).unwrap();
+        assert_eq!(json["root"]["readonly"], true);
+        assert_eq!(json["process"]["rlimits"], serde_json::json!([{"type": "RLIMIT_NOFILE", "soft": 32, "hard": 64}]));
+        let mounts = json["mounts"].as_array().unwrap();
+        assert!(mounts.contains(&serde_json::json!({"destination": "/run", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev", "noexec", "size=1048576", "mode=1777"]})));
+        let shm = mounts.iter().find(|m| m["destination"] == "/dev/shm").unwrap();
+        assert!(shm["options"].as_array().unwrap().contains(&"size=134217728".into()), "{shm}");
+        // The tmpfs comes before the volume (at /data), so one inside the other works.
+        let at = |d: &str| mounts.iter().position(|m| m["destination"] == d).unwrap();
+        assert!(at("/run") < at("/data"));
+
+        let err = |spec: RunSpec| build("0123456789abcdef", "b/0", Path::new("/c"), &spec, &image(), &[], Path::new("/l"), None, false, &[MountRec { kind: "bind".into(), name: String::new(), source: "/s".into(), destination: "/data".into(), rw: true, anonymous: false }]).unwrap_err().to_string();
+        assert!(err(RunSpec { tmpfs: vec!["/data".into()], ..Default::default() }).contains("--tmpfs /data: duplicate mount point"));
+        assert!(err(RunSpec { extra_hosts: vec!["db".into()], ..Default::default() }).starts_with("--add-host \"db\""));
+        assert!(err(RunSpec { dns: vec!["x".into()], ..Default::default() }).starts_with("--dns \"x\""));
+        let host_hard = crate::sys::proc::get_rlimit(libc::RLIMIT_NOFILE as i32).unwrap().1;
+        if host_hard != u64::MAX {
+            let e = err(RunSpec { ulimits: vec![format!("nofile=10:{}", host_hard + 1)], ..Default::default() });
+            assert!(e.contains(&format!("host's hard limit {host_hard} for nofile")), "{e}");
+        }
     }
 
     #[test]

@@ -63,7 +63,18 @@ impl Engine {
     pub(super) fn write_hosts(&self, targets: &[String]) -> Result<()> {
         let files = {
             let db = self.db();
-            let names: std::collections::HashMap<String, (String, String)> = container::list(&db)?
+            let all = container::list(&db)?;
+            // `--add-host` lines, kept through every rewrite.
+            let extra: std::collections::HashMap<String, String> = all
+                .iter()
+                .filter(|c| !c.spec.extra_hosts.is_empty())
+                .map(|c| {
+                    // host-gateway: the gateway of its first network.
+                    let gateway = network::endpoints_of_container(&db, &c.id).ok().and_then(|e| e.into_iter().min_by_key(|e| e.position)).and_then(|e| e.network.gateway.parse().ok());
+                    (c.id.clone(), container::options::hosts_lines(&c.spec.extra_hosts, gateway))
+                })
+                .collect();
+            let names: std::collections::HashMap<String, (String, String)> = all
                 .into_iter()
                 .map(|c| {
                     let hostname = std::fs::read_to_string(self.paths.container_dir(&c.id).join("hostname")).unwrap_or_default().trim().to_string();
@@ -71,7 +82,13 @@ impl Engine {
                 })
                 .chain(crate::service::list(&db).unwrap_or_default().into_iter().map(|s| (s.owner(), (s.name, String::new()))))
                 .collect();
-            network::hosts_files(&db, targets, &names)?
+            let mut files = network::hosts_files(&db, targets, &names)?;
+            for (cid, text) in &mut files {
+                if let Some(x) = extra.get(cid) {
+                    text.push_str(x);
+                }
+            }
+            files
         };
         for (cid, text) in files {
             let p = self.paths.container_dir(&cid).join("hosts");

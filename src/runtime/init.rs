@@ -45,6 +45,8 @@ pub struct ProcessPlan {
     pub caps: Vec<String>,
     pub no_new_privs: bool,
     pub seccomp: Option<seccomp::Program>,
+    /// `--ulimit`s: (name, resource, soft, hard).
+    pub rlimits: Vec<(String, i32, u64, u64)>,
 }
 
 impl ProcessPlan {
@@ -61,6 +63,12 @@ impl ProcessPlan {
             None => None,
         };
         let user = spec.annotations().as_ref().and_then(|a| a.get("berth.user").cloned()).unwrap_or_default();
+        let mut rlimits = Vec::new();
+        for r in p.rlimits().clone().unwrap_or_default() {
+            let name = serde_json::to_value(r.typ()).ok().and_then(|v| v.as_str().map(|s| s.trim_start_matches("RLIMIT_").to_ascii_lowercase())).unwrap_or_default();
+            let resource = proc::RLIMITS.iter().find(|(n, _)| *n == name).map(|(_, r)| *r).ok_or_else(|| fail(format!("config.json: rlimit {:?} is unknown to berth", r.typ())))?;
+            rlimits.push((name, resource, r.soft(), r.hard()));
+        }
         Ok(ProcessPlan {
             args: p.args().clone().unwrap_or_default(),
             env: p.env().clone().unwrap_or_default(),
@@ -69,6 +77,7 @@ impl ProcessPlan {
             caps,
             no_new_privs: p.no_new_privileges().unwrap_or(true),
             seccomp,
+            rlimits,
         })
     }
 }
@@ -214,6 +223,15 @@ fn prepare(spec: &Spec) -> R<()> {
             mount::bind(path, path, true).map_err(fail)?;
             mount::remount_ro(path, MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC).map_err(fail)?;
         }
+    }
+    if spec.root().as_ref().is_some_and(|r| r.readonly() == Some(true)) {
+        // The working directory is made now, while the root can still
+        // take it; mounts on the root (/dev, /proc, /etc/hosts, volumes,
+        // tmpfs) are mounts of their own and keep their flags.
+        if let Some(p) = spec.process() {
+            std::fs::create_dir_all(p.cwd()).map_err(|e| fail(format!("creating working directory {}: {e}", p.cwd().display())))?;
+        }
+        mount::remount_ro(Path::new("/"), MsFlags::empty()).map_err(|e| fail(format!("making the root filesystem read-only: {e}")))?;
     }
     Ok(())
 }
@@ -471,6 +489,7 @@ pub fn start_process(plan: &ProcessPlan, stdio: Stdio, errfd: RawFd, create_cwd:
     let prog = CString::new(program.as_os_str().as_encoded_bytes()).map_err(|_| fail("program path contains NUL"))?;
     let args = cstrings(&plan.args)?;
     let env = cstrings(&plan.env)?;
+    apply_rlimits(&plan.rlimits)?;
     caps::limit_bounding(&plan.caps).map_err(fail)?;
     proc::set_ids(uid, gid, &groups).map_err(|e| fail(format!("setting user {}: {e}", plan.user)))?;
     let none: Vec<String> = vec![];
@@ -491,6 +510,22 @@ pub fn start_process(plan: &ProcessPlan, stdio: Stdio, errfd: RawFd, create_cwd:
     let e = proc::execve(&prog, &args, &env);
     let code = if e.raw_os_error() == Some(libc::ENOENT) { EXIT_NOT_FOUND } else { EXIT_CANNOT_INVOKE };
     Err(InitError { code, msg: format!("exec: \"{arg0}\": {e}") })
+}
+
+/// Sets the `--ulimit`s while still root. A hard limit above the current
+/// one is refused by name, never raised: root here may lack
+/// CAP_SYS_RESOURCE, and create checks the same (this catches a config
+/// started by a process with lower limits than the one that made it).
+fn apply_rlimits(limits: &[(String, i32, u64, u64)]) -> R<()> {
+    let show = |v: u64| if v == u64::MAX { "unlimited".to_string() } else { v.to_string() };
+    for (name, resource, soft, hard) in limits {
+        let (_, cur_hard) = proc::get_rlimit(*resource).map_err(|e| fail(format!("ulimit {name}: reading the current limit: {e}")))?;
+        if *hard > cur_hard {
+            return Err(fail(format!("ulimit {name}: hard limit {} is above the host's hard limit {}; berth does not raise limits", show(*hard), show(cur_hard))));
+        }
+        proc::set_rlimit_exact(*resource, *soft, *hard).map_err(|e| fail(format!("ulimit {name}={}:{}: {e}", show(*soft), show(*hard))))?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

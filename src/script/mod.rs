@@ -181,9 +181,19 @@ pub fn run_spec(image: &str, opts: &Map) -> RResult<RunSpec> {
             "cgroup_parent" => s.cgroup_parent = Some(text()?),
             // docker's --log-opt keys; a number is taken as written ("max-file": 3).
             "log_opts" => s.log_opts = v.clone().try_cast::<Map>().ok_or_else(|| rerr("option log_opts must be a map such as #{ \"max-size\": \"10m\", \"max-file\": 3 }"))?.into_iter().map(|(a, b)| (a.to_string(), b.to_string())).collect(),
+            "read_only" => s.read_only = v.as_bool().map_err(|_| rerr("option read_only must be true or false"))?,
+            "tmpfs" => s.tmpfs = strings(v, k)?,
+            "shm_size" => {
+                s.shm_size = Some(if let Ok(n) = v.as_int() { n } else { crate::container::options::shm_size(&text()?).map_err(|e| rerr(e.to_string().replacen("--shm-size", "option shm_size", 1)))? });
+            }
+            "add_hosts" | "extra_hosts" => s.extra_hosts = strings(v, k)?,
+            "dns" => s.dns = strings(v, k)?,
+            "dns_search" => s.dns_search = strings(v, k)?,
+            "dns_options" => s.dns_options = strings(v, k)?,
+            "ulimits" => s.ulimits = strings(v, k)?,
             other => {
                 return Err(rerr(format!(
-                    "unknown run option {other:?}; known: name, cmd, entrypoint, env, workdir, hostname, user, labels, rm, tty, privileged, memory, cpus, pids_limit, restart, cap_add, cap_drop, sysctls, stop_signal, stop_timeout, network, ip, aliases, publish, publish_all, volumes, volumes_from, health, devices, cgroup_parent, log_opts"
+                    "unknown run option {other:?}; known: name, cmd, entrypoint, env, workdir, hostname, user, labels, rm, tty, privileged, memory, cpus, pids_limit, restart, cap_add, cap_drop, sysctls, stop_signal, stop_timeout, network, ip, aliases, publish, publish_all, volumes, volumes_from, health, devices, cgroup_parent, log_opts, read_only, tmpfs, shm_size, add_hosts, dns, dns_search, dns_options, ulimits"
                 )))
             }
         }

@@ -467,7 +467,7 @@ impl Walk<'_> {
             &[
                 "image", "build", "command", "entrypoint", "environment", "env_file", "ports", "volumes", "networks", "depends_on", "healthcheck", "restart", "deploy", "hostname",
                 "working_dir", "user", "labels", "cap_add", "cap_drop", "sysctls", "privileged", "mem_limit", "cpus", "stop_signal", "stop_grace_period", "expose", "container_name",
-                "tty", "stdin_open", "init",
+                "tty", "stdin_open", "init", "read_only", "tmpfs", "shm_size", "extra_hosts", "dns", "dns_search", "dns_opt", "ulimits",
             ],
         );
         let mut t = RunSpec::default();
@@ -865,10 +865,60 @@ impl Walk<'_> {
         if let Some(x) = m.get("cpus") {
             t.cpus = Some(self.cpus(&format!("{path}.cpus"), x)?);
         }
+        if let Some(x) = m.get("read_only") {
+            let Some(b) = x.as_bool() else { return self.err(&format!("{path}.read_only"), format!("must be true or false, not {x}")) };
+            t.read_only = b;
+        }
+        for (k, slot) in [("tmpfs", &mut t.tmpfs), ("dns", &mut t.dns), ("dns_search", &mut t.dns_search), ("dns_opt", &mut t.dns_options)] {
+            if let Some(x) = m.get(k) {
+                *slot = self.strings(&format!("{path}.{k}"), x)?;
+            }
+        }
+        if let Some(x) = m.get("extra_hosts") {
+            let hp = format!("{path}.extra_hosts");
+            // A list of NAME:IP, or a map NAME: IP.
+            t.extra_hosts = match x {
+                Value::Object(h) => h.iter().map(|(n, ip)| Ok(format!("{n}:{}", self.string(&format!("{hp}.{n}"), ip)?))).collect::<R<_>>()?,
+                other => self.strings(&hp, other)?,
+            };
+            for (i, h) in t.extra_hosts.iter().enumerate() {
+                crate::container::options::extra_host(h).or_else(|e| self.err(&format!("{hp}[{i}]"), e.to_string()))?;
+            }
+        }
+        if let Some(x) = m.get("shm_size") {
+            let sp = format!("{path}.shm_size");
+            t.shm_size = Some(crate::container::options::size(&self.string(&sp, x)?).or_else(|e| self.err(&sp, e))?);
+        }
+        if let Some(x) = m.get("ulimits") {
+            t.ulimits = self.ulimits(&format!("{path}.ulimits"), x)?;
+        }
         if m.contains_key("container_name") {
             self.warnings.push(format!("{}: {path}.container_name: ignored: a stack's containers are named STACK_SERVICE.N", self.origin));
         }
         Ok(())
+    }
+}
+
+impl Walk<'_> {
+    /// `ulimits:` as `--ulimit` specs: `nofile: 1024` or
+    /// `nofile: {soft: 1024, hard: 2048}`.
+    fn ulimits(&mut self, up: &str, v: &Value) -> R<Vec<String>> {
+        let um = self.map(up, v)?;
+        let mut out = Vec::new();
+        for (name, x) in um {
+            let np = format!("{up}.{name}");
+            let spec = match x {
+                Value::Object(lm) => {
+                    self.unknown(&np, lm, &["soft", "hard"]);
+                    let (Some(soft), Some(hard)) = (lm.get("soft"), lm.get("hard")) else { return self.err(&np, "needs both soft and hard") };
+                    format!("{name}={}:{}", self.string(&format!("{np}.soft"), soft)?, self.string(&format!("{np}.hard"), hard)?)
+                }
+                other => format!("{name}={}", self.string(&np, other)?),
+            };
+            crate::container::options::ulimit(&spec).or_else(|e| self.err(&np, e.to_string()))?;
+            out.push(spec);
+        }
+        Ok(out)
     }
 }
 
@@ -968,7 +1018,41 @@ volumes:
         let e = doc("services:\n  a: {image: x, depends_on: [b]}\n  b: {image: x, depends_on: [a]}\n").unwrap_err();
         assert!(e.msg.contains("cycle"), "{e}");
         let p = doc("services:\n  web:\n    image: busybox\n    colour: blue\n").unwrap();
-        assert_eq!(p.warnings, ["compose.yaml: services.web.colour: unknown key, ignored (known: image, build, command, entrypoint, environment, env_file, ports, volumes, networks, depends_on, healthcheck, restart, deploy, hostname, working_dir, user, labels, cap_add, cap_drop, sysctls, privileged, mem_limit, cpus, stop_signal, stop_grace_period, expose, container_name, tty, stdin_open, init)"]);
+        assert_eq!(p.warnings, ["compose.yaml: services.web.colour: unknown key, ignored (known: image, build, command, entrypoint, environment, env_file, ports, volumes, networks, depends_on, healthcheck, restart, deploy, hostname, working_dir, user, labels, cap_add, cap_drop, sysctls, privileged, mem_limit, cpus, stop_signal, stop_grace_period, expose, container_name, tty, stdin_open, init, read_only, tmpfs, shm_size, extra_hosts, dns, dns_search, dns_opt, ulimits)"]);
+    }
+
+    #[test]
+    fn filesystem_name_and_limit_keys() {
+        let p = doc(r#"
+services:
+  web:
+    image: busybox
+    read_only: true
+    tmpfs: [/run, "/tmp:size=1m"]
+    shm_size: 128m
+    extra_hosts: {db: 10.0.0.5}
+    dns: 10.0.0.2
+    dns_search: [lab.test]
+    dns_opt: [ndots:2]
+    ulimits:
+      nproc: 64
+      nofile: {soft: 512, hard: 1024}
+"#)
+        .unwrap();
+        assert!(p.warnings.is_empty(), "{:?}", p.warnings);
+        let t = &p.services[0].template;
+        assert!(t.read_only);
+        assert_eq!((t.tmpfs.clone(), t.shm_size), (vec!["/run".to_string(), "/tmp:size=1m".into()], Some(128 << 20)));
+        assert_eq!((t.extra_hosts.clone(), t.dns.clone(), t.dns_search.clone(), t.dns_options.clone()), (vec!["db:10.0.0.5".to_string()], vec!["10.0.0.2".to_string()], vec!["lab.test".to_string()], vec!["ndots:2".to_string()]));
+        let mut u = t.ulimits.clone();
+        u.sort();
+        assert_eq!(u, ["nofile=512:1024", "nproc=64"]);
+        let e = doc("services:\n  web:\n    image: busybox\n    ulimits: {nofile: {soft: 1}}\n").unwrap_err();
+        assert_eq!(e.path, "services.web.ulimits.nofile");
+        let e = doc("services:\n  web:\n    image: busybox\n    extra_hosts: [\"db\"]\n").unwrap_err();
+        assert_eq!(e.path, "services.web.extra_hosts[0]");
+        let e = doc("services:\n  web:\n    image: busybox\n    shm_size: big\n").unwrap_err();
+        assert_eq!(e.path, "services.web.shm_size");
     }
 
     #[test]

@@ -487,6 +487,35 @@ pub fn set_rlimit(resource: i32, soft: u64, hard: u64) -> io::Result<()> {
     Ok(())
 }
 
+/// Resource limits by docker's `--ulimit` names, with their RLIMIT_ numbers.
+pub const RLIMITS: &[(&str, i32)] = &[
+    ("core", libc::RLIMIT_CORE as i32), ("cpu", libc::RLIMIT_CPU as i32), ("data", libc::RLIMIT_DATA as i32), ("fsize", libc::RLIMIT_FSIZE as i32),
+    ("locks", libc::RLIMIT_LOCKS as i32), ("memlock", libc::RLIMIT_MEMLOCK as i32), ("msgqueue", libc::RLIMIT_MSGQUEUE as i32), ("nice", libc::RLIMIT_NICE as i32),
+    ("nofile", libc::RLIMIT_NOFILE as i32), ("nproc", libc::RLIMIT_NPROC as i32), ("rss", libc::RLIMIT_RSS as i32), ("rtprio", libc::RLIMIT_RTPRIO as i32),
+    ("rttime", libc::RLIMIT_RTTIME as i32), ("sigpending", libc::RLIMIT_SIGPENDING as i32), ("stack", libc::RLIMIT_STACK as i32), ("as", libc::RLIMIT_AS as i32),
+];
+
+/// The (soft, hard) limits of a resource in this process.
+pub fn get_rlimit(resource: i32) -> io::Result<(u64, u64)> {
+    let mut cur = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit fills a struct on the stack.
+    if unsafe { libc::getrlimit(resource as _, &mut cur) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok((cur.rlim_cur, cur.rlim_max))
+}
+
+/// Sets a resource's limits as given (unlike `set_rlimit`, nothing is
+/// clamped: raising a hard limit without CAP_SYS_RESOURCE fails with EPERM).
+pub fn set_rlimit_exact(resource: i32, soft: u64, hard: u64) -> io::Result<()> {
+    let lim = libc::rlimit { rlim_cur: soft as _, rlim_max: hard as _ };
+    // SAFETY: setrlimit reads a struct on the stack.
+    if unsafe { libc::setrlimit(resource as _, &lim) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 pub fn duration_ms(ms: u64) -> Duration {
     Duration::from_millis(ms)
 }

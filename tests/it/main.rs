@@ -31,6 +31,7 @@ mod repl;
 mod rootless;
 mod rootless_cgroup;
 mod runner;
+mod runopts;
 mod scripting;
 mod security;
 mod services;

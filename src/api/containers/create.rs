@@ -91,6 +91,15 @@ pub(super) fn plan(body: &Value, name: Option<String>) -> Result<Plan> {
     s.devices = host.get("Devices").and_then(Value::as_array).into_iter().flatten().filter_map(device).collect();
     s.volumes = list(host, "Binds").iter().map(|b| bind(b)).collect();
     s.publish_all = flag(host, "PublishAllPorts");
+    s.read_only = flag(host, "ReadonlyRootfs");
+    s.tmpfs = map(host, "Tmpfs").into_iter().map(|(path, opts)| if opts.is_empty() { path } else { format!("{path}:{opts}") }).collect();
+    // docker sends 0 for "not given" (its default, 64m, is berth's too).
+    s.shm_size = Some(int(host, "ShmSize")).filter(|n| *n > 0);
+    s.extra_hosts = list(host, "ExtraHosts");
+    s.dns = list(host, "Dns");
+    s.dns_search = list(host, "DnsSearch");
+    s.dns_options = list(host, "DnsOptions");
+    s.ulimits = ulimits(host)?;
     ports(body, host, &mut p);
     mounts(host, &mut p);
     log_config(host, &mut p);
@@ -131,6 +140,22 @@ fn restart(r: &Value) -> Result<RestartPolicy> {
         (n, _) => n.to_string(),
     };
     RestartPolicy::parse(&spec).map_err(|e| ApiError::bad(e.to_string()))
+}
+
+/// HostConfig.Ulimits ([{Name, Soft, Hard}]) as `--ulimit` specs.
+fn ulimits(host: &Value) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for u in host.get("Ulimits").and_then(Value::as_array).into_iter().flatten() {
+        let name = text(u, "Name").ok_or_else(|| ApiError::bad(format!("ulimit {u}: no Name")))?;
+        let n = |k: &str| match int(u, k) {
+            -1 => "unlimited".to_string(),
+            v => v.to_string(),
+        };
+        let spec = format!("{name}={}:{}", n("Soft"), n("Hard"));
+        crate::container::options::ulimit(&spec).map_err(|e| ApiError::bad(e.to_string()))?;
+        out.push(spec);
+    }
+    Ok(out)
 }
 
 fn device(d: &Value) -> Option<String> {
@@ -201,6 +226,20 @@ fn mounts(host: &Value, p: &mut Plan) {
         match (text(m, "Type").as_deref(), text(m, "Source")) {
             (Some("bind") | Some("volume") | None, Some(src)) => p.spec.volumes.push(format!("{src}:{target}{ro}")),
             (Some("volume") | None, None) => p.spec.volumes.push(format!("{target}{ro}")),
+            (Some("tmpfs"), _) => {
+                let t = m.get("TmpfsOptions").unwrap_or(&Value::Null);
+                let mut opts: Vec<String> = Vec::new();
+                if int(t, "SizeBytes") > 0 {
+                    opts.push(format!("size={}", int(t, "SizeBytes")));
+                }
+                if int(t, "Mode") > 0 {
+                    opts.push(format!("mode={:o}", int(t, "Mode")));
+                }
+                if flag(m, "ReadOnly") {
+                    opts.push("ro".into());
+                }
+                p.spec.tmpfs.push(if opts.is_empty() { target } else { format!("{target}:{}", opts.join(",")) });
+            }
             (t, _) => p.warnings.push(format!("mount at {target}: type {} is not supported by berth; it was left out", t.unwrap_or("?"))),
         }
     }
@@ -258,14 +297,10 @@ fn unsupported(host: &Value, w: &mut Vec<String>) {
         Some(Value::Number(n)) => n.as_f64() != Some(0.0),
         Some(_) => true,
     };
-    const DEFAULT_SHM: i64 = 64 << 20;
-    for k in ["ReadonlyRootfs", "Tmpfs", "ExtraHosts", "Dns", "DnsSearch", "DnsOptions", "Init", "SecurityOpt", "CpuShares", "Links", "MemoryReservation", "OomKillDisable", "Ulimits"] {
+    for k in ["Init", "SecurityOpt", "CpuShares", "Links", "MemoryReservation", "OomKillDisable"] {
         if set(k) {
             w.push(format!("{k} is not supported by berth yet; it was ignored"));
         }
-    }
-    if set("ShmSize") && int(host, "ShmSize") != DEFAULT_SHM {
-        w.push("ShmSize is not supported by berth yet; /dev/shm keeps its default size".into());
     }
 }
 
@@ -328,8 +363,33 @@ mod tests {
         assert_eq!((p.spec.ip.as_deref(), p.spec.aliases.clone()), (Some("10.9.0.7"), vec!["web".to_string()]));
         assert_eq!(p.more_networks, vec![("back".to_string(), None, vec!["api".to_string()])]);
         assert_eq!(p.spec.volumes, vec!["/cache", "/srv:/x:ro"]);
+        assert!(p.spec.read_only);
+        assert_eq!(p.spec.tmpfs, vec!["/run"]);
+        assert!(p.warnings.is_empty(), "{:?}", p.warnings);
+        let p = plan(&json!({"Image": "b", "HostConfig": {"Init": true, "OomKillDisable": true}}), None).unwrap();
         assert_eq!(p.warnings.len(), 2, "{:?}", p.warnings);
-        assert!(p.warnings.iter().any(|w| w.contains("ReadonlyRootfs")) && p.warnings.iter().any(|w| w.contains("tmpfs")));
+        assert!(p.warnings.iter().any(|w| w.contains("Init")) && p.warnings.iter().any(|w| w.contains("OomKillDisable")));
+    }
+
+    /// What `docker run --read-only --tmpfs ... --shm-size ... --add-host
+    /// ... --dns ... --ulimit ...` sends.
+    #[test]
+    fn filesystem_name_and_limit_options() {
+        let body = json!({"Image": "busybox", "HostConfig": {
+            "ReadonlyRootfs": true, "Tmpfs": {"/run": "size=1m,mode=1777", "/tmp": ""}, "ShmSize": 134217728,
+            "ExtraHosts": ["db:10.0.0.5"], "Dns": ["10.0.0.2"], "DnsSearch": ["lab.test"], "DnsOptions": ["ndots:2"],
+            "Ulimits": [{"Name": "nofile", "Soft": 512, "Hard": 1024}, {"Name": "core", "Soft": -1, "Hard": -1}],
+            "Mounts": [{"Type": "tmpfs", "Target": "/cache", "TmpfsOptions": {"SizeBytes": 1048576, "Mode": 448}}]}});
+        let p = plan(&body, None).unwrap();
+        let s = &p.spec;
+        assert!(s.read_only);
+        assert_eq!(s.tmpfs, vec!["/run:size=1m,mode=1777", "/tmp", "/cache:size=1048576,mode=700"]);
+        assert_eq!(s.shm_size, Some(128 << 20));
+        assert_eq!((s.extra_hosts.clone(), s.dns.clone(), s.dns_search.clone(), s.dns_options.clone()), (vec!["db:10.0.0.5".to_string()], vec!["10.0.0.2".to_string()], vec!["lab.test".to_string()], vec!["ndots:2".to_string()]));
+        assert_eq!(s.ulimits, vec!["nofile=512:1024", "core=unlimited:unlimited"]);
+        assert!(p.warnings.is_empty(), "{:?}", p.warnings);
+        let e = plan(&json!({"Image": "b", "HostConfig": {"Ulimits": [{"Name": "files", "Soft": 1, "Hard": 1}]}}), None).unwrap_err();
+        assert_eq!(e.status, http::StatusCode::BAD_REQUEST);
     }
 
     #[test]

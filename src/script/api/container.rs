@@ -396,6 +396,9 @@ const RUN_OPTIONS: &str = "Options (all optional):
   restart: \"no\" | \"always\" | \"on-failure[:N]\"
   cap_add: [\"NET_ADMIN\"]  cap_drop: [\"MKNOD\"]  privileged: false
   sysctls: #{ \"net.ipv4.ip_forward\": \"1\" }  stop_signal: \"SIGTERM\"  stop_timeout: 10 (seconds)
+  read_only: true  tmpfs: [\"/run:size=1m,mode=1777\"]  shm_size: \"128m\"
+  add_hosts: [\"db:10.0.0.5\"]  dns: [\"10.0.0.2\"]  dns_search: [\"lab.test\"]  dns_options: [\"ndots:2\"]
+  ulimits: [\"nofile=512:1024\"]  (at most the host's hard limit)
   rm: false  tty: false
   health: #{ cmd: [\"test\", \"-f\", \"/ready\"], interval: 1000, timeout: 1000, start_period: 0, retries: 3 }
 Example: let c = run(\"busybox\", #{ name: \"c1\", cmd: [\"sleep\", \"300\"] });";
