@@ -64,8 +64,9 @@ pub fn duration_ms(s: &str) -> Result<u64, String> {
     duration(s, Some(Duration::from_millis(1))).map(|d| d.as_millis() as u64)
 }
 
-/// Parses `64m`, `1g`, `512k`, `1048576`: docker's --memory units.
-pub fn memory(s: &str) -> Result<i64, String> {
+/// A byte size such as `64m`, `1g`, `512k` or `1048576` (units b, k, m, g,
+/// as docker's `--memory`, `--shm-size` and tmpfs `size=`), above zero.
+pub fn size(s: &str) -> Result<i64, String> {
     let t = s.trim().to_ascii_lowercase();
     let t = t.strip_suffix('b').unwrap_or(&t);
     let (num, mult) = match t.chars().last() {
@@ -76,7 +77,7 @@ pub fn memory(s: &str) -> Result<i64, String> {
     };
     let how = || format!("invalid size {s:?}: use a number with an optional unit b, k, m or g (e.g. 64m)");
     // Digits and a dot only: not f64's "inf", "NaN" or "1e9".
-    if !num.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+    if num.is_empty() || !num.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
         return Err(how());
     }
     let v: f64 = num.parse().map_err(|_| how())?;
@@ -86,7 +87,12 @@ pub fn memory(s: &str) -> Result<i64, String> {
     if v <= 0.0 {
         return Err(format!("invalid size {s:?}: must be positive"));
     }
-    let bytes = (v * mult as f64) as i64;
+    Ok((v * mult as f64) as i64)
+}
+
+/// A memory limit: a size of at least 6m, as docker's --memory.
+pub fn memory(s: &str) -> Result<i64, String> {
+    let bytes = size(s)?;
     if bytes < 6 << 20 {
         return Err(format!("invalid size {s:?}: the minimum memory limit is 6m"));
     }

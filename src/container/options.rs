@@ -11,28 +11,7 @@ fn bad(option: &str, value: &str, why: impl std::fmt::Display) -> ContainerError
     ContainerError::BadOption(format!("{option} {value:?}: {why}"))
 }
 
-/// A byte size such as `64m`, `1g`, `512k` or `1048576` (units b, k, m, g,
-/// as docker's `--shm-size` and tmpfs `size=`). Unlike a memory limit it has
-/// no minimum.
-pub fn size(s: &str) -> Result<i64, String> {
-    let t = s.trim().to_ascii_lowercase();
-    let t = t.strip_suffix('b').unwrap_or(&t);
-    let (num, mult) = match t.chars().last() {
-        Some('k') => (&t[..t.len() - 1], 1i64 << 10),
-        Some('m') => (&t[..t.len() - 1], 1 << 20),
-        Some('g') => (&t[..t.len() - 1], 1 << 30),
-        _ => (t, 1),
-    };
-    let how = || format!("invalid size {s:?}: use a positive number with an optional unit b, k, m or g (e.g. 64m)");
-    if num.is_empty() || !num.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
-        return Err(how());
-    }
-    let v: f64 = num.parse().map_err(|_| how())?;
-    if v <= 0.0 || v * mult as f64 >= i64::MAX as f64 {
-        return Err(how());
-    }
-    Ok((v * mult as f64) as i64)
-}
+pub use crate::parse::size;
 
 /// `--shm-size`: the size of /dev/shm in bytes.
 pub fn shm_size(s: &str) -> Result<i64, ContainerError> {

@@ -69,19 +69,12 @@ fn read_only_root_keeps_tmpfs_shm_and_volumes_writable() {
     env.ok(&["rm", "-f", &n]);
 
     // Mistakes are named with their option and value, and make nothing.
-    for (args, want) in [
+    refused(&env, &[
         (vec!["--tmpfs", "run"], "--tmpfs \"run\""),
         (vec!["--tmpfs", "/run:size=lots"], "invalid size \"lots\""),
         (vec!["--tmpfs", "/data", "-v", "ro-data:/data"], "duplicate mount point"),
         (vec!["--shm-size=0"], "--shm-size: invalid size \"0\""),
-    ] {
-        let mut a = vec!["run", "--rm"];
-        a.extend(args);
-        a.extend(["busybox", "true"]);
-        let o = env.berth(&a);
-        assert_eq!(o.code, 125, "{a:?}: {o}");
-        assert!(o.stderr.contains(want), "{a:?}: want {want:?}: {o}");
-    }
+    ]);
     assert_eq!(env.ok(&["ps", "-aq"]), "");
 }
 
@@ -123,19 +116,12 @@ fn add_host_and_dns_write_the_containers_hosts_and_resolv_conf() {
     env.ok(&["rm", "-f", &a, &b]);
     env.ok(&["network", "rm", &net]);
 
-    for (args, want) in [
+    refused(&env, &[
         (vec!["--add-host", "db"], "--add-host \"db\""),
         (vec!["--add-host", "db:nowhere"], "\"nowhere\" is not an IP address"),
         (vec!["--dns", "dns.example"], "--dns \"dns.example\""),
         (vec!["--network", "none", "--add-host", "gw:host-gateway"], "host-gateway needs a bridge network"),
-    ] {
-        let mut a = vec!["run", "--rm"];
-        a.extend(args);
-        a.extend(["busybox", "true"]);
-        let o = env.berth(&a);
-        assert_eq!(o.code, 125, "{a:?}: {o}");
-        assert!(o.stderr.contains(want), "{a:?}: want {want:?}: {o}");
-    }
+    ]);
 }
 
 #[test]
@@ -301,4 +287,16 @@ fn compose_keys_reach_a_stacks_replicas() {
     }
     assert_eq!(df_size(&o.stdout, "/dev/shm"), Some(16 * 1024), "{o}");
     env.ok(&["stack", "rm", &st]);
+}
+
+/// Each `run --rm ARGS busybox true` exits 125 and its error says `want`.
+fn refused(env: &Env, cases: &[(Vec<&str>, &str)]) {
+    for (args, want) in cases {
+        let mut a = vec!["run", "--rm"];
+        a.extend(args);
+        a.extend(["busybox", "true"]);
+        let o = env.berth(&a);
+        assert_eq!(o.code, 125, "{a:?}: {o}");
+        assert!(o.stderr.contains(want), "{a:?}: want {want:?}: {o}");
+    }
 }
