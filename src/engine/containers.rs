@@ -643,7 +643,10 @@ impl Engine {
             // Resolved by the kernel inside the root, step by step: the
             // container may be swapping paths for symlinks meanwhile.
             (Some((c, p)), None) => self.with_root(&c, |root| crate::sys::rootfs::copy_out(root, Path::new(&p), Path::new(dst)).map_err(other(&format!("copying {src} to {dst}")))),
-            (None, Some((c, p))) => self.with_root(&c, |root| crate::sys::rootfs::copy_in(Path::new(src), root, Path::new(&p), &mut Default::default()).map_err(other(&format!("copying {src} to {dst}")))),
+            (None, Some((c, p))) => {
+                writable_for_copy(&self.container(&c)?, &p)?;
+                self.with_root(&c, |root| crate::sys::rootfs::copy_in(Path::new(src), root, Path::new(&p), &mut Default::default()).map_err(other(&format!("copying {src} to {dst}"))))
+            }
             _ => Err(EngineError::Other("cp: exactly one of SRC and DST must be CONTAINER:PATH".into())),
         }
     }
@@ -682,6 +685,7 @@ impl Engine {
     /// directory may not replace a file, nor a file a directory.
     pub fn archive_in(&self, key: &str, path: &str, src: &mut dyn Read, no_replace_kind: bool) -> Result<()> {
         let c = self.container(key)?;
+        writable_for_copy(&c, path)?;
         let dir = self.path_stat(&c.id, path)?;
         if dir.mode & libc::S_IFMT != libc::S_IFDIR {
             return Err(ContainerError::BadOption(format!("container {}: {path} is not a directory; the archive is extracted into a directory", c.name)).into());
@@ -927,4 +931,31 @@ fn relay_attached(sock: &mut UnixStream, stdin: bool, tty: bool) -> Result<Optio
             }
         }
     }
+}
+
+/// docker's rule for a copy into a container: a `--read-only` root takes
+/// nothing, its writable volumes and binds do.
+fn writable_for_copy(c: &Container, path: &str) -> Result<()> {
+    if !c.spec.read_only {
+        return Ok(());
+    }
+    // Lexically, so `/data/../etc` is not under /data.
+    let mut clean = PathBuf::from("/");
+    for part in Path::new(path).components() {
+        match part {
+            std::path::Component::Normal(x) => clean.push(x),
+            std::path::Component::ParentDir => {
+                clean.pop();
+            }
+            _ => {}
+        }
+    }
+    if c.mounts.iter().any(|m| m.rw && clean.starts_with(&m.destination)) {
+        return Ok(());
+    }
+    Err(ContainerError::BadOption(format!(
+        "container {}: cannot copy into {path}: its root filesystem is read-only (--read-only); copy into one of its volumes, or run it without --read-only",
+        c.name
+    ))
+    .into())
 }

@@ -59,9 +59,20 @@ fn read_only_root_keeps_tmpfs_shm_and_volumes_writable() {
     // An exec into a read-only container sees the same root; a workdir
     // that does not exist yet is made before the root turns read-only.
     let n = env.name("ro");
-    env.ok(&["run", "-d", "--name", &n, "--read-only", "-w", "/work/dir", "--tmpfs", "/run", "--shm-size", "1m", "busybox", "sleep", "60"]);
+    env.ok(&["run", "-d", "--name", &n, "--read-only", "-w", "/work/dir", "--tmpfs", "/run", "--shm-size", "1m", "-v", "ro-data:/data", "busybox", "sleep", "60"]);
     let o = env.berth(&["exec", &n, "sh", "-c", "pwd; touch /x 2>&1; touch /run/y && echo run-ok"]);
     assert!(o.stdout.contains("/work/dir") && o.stdout.contains("Read-only file system") && o.stdout.contains("run-ok"), "{o}");
+
+    // berth cp, as docker cp: not into the read-only root, into a volume yes.
+    let f = env.dir.join("copied");
+    std::fs::write(&f, "in the volume\n").unwrap();
+    for dst in ["/etc/", "/data/../etc/"] {
+        let o = env.berth(&["cp", f.to_str().unwrap(), &format!("{n}:{dst}")]);
+        assert!(o.code != 0 && o.stderr.contains("root filesystem is read-only (--read-only)") && o.stderr.contains(&n), "cp into {dst}: {o}");
+    }
+    assert_ne!(env.berth(&["exec", &n, "ls", "/etc/copied"]).code, 0, "a refused cp wrote nothing");
+    env.ok(&["cp", f.to_str().unwrap(), &format!("{n}:/data/")]);
+    assert_eq!(env.ok(&["exec", &n, "cat", "/data/copied"]), "in the volume");
     let hc = &env.inspect(&n)["HostConfig"];
     assert_eq!(hc["ReadonlyRootfs"], true, "{hc}");
     assert_eq!(hc["Tmpfs"], serde_json::json!({"/run": ""}), "{hc}");
@@ -236,6 +247,11 @@ fn docker_cli_on_serve_passes_the_options() {
     assert_eq!(hc["ExtraHosts"], serde_json::json!(["db:10.0.0.5"]), "{hc}");
     assert_eq!((&hc["Dns"], &hc["DnsSearch"], &hc["DnsOptions"]), (&serde_json::json!(["10.0.0.2"]), &serde_json::json!(["lab.test"]), &serde_json::json!(["ndots:2"])), "{hc}");
     assert_eq!(hc["Ulimits"], serde_json::json!([{"Name": "nofile", "Soft": 300, "Hard": 400}]), "{hc}");
+    // docker cp refuses a read-only root, as dockerd does.
+    let f = env.dir.join("f");
+    std::fs::write(&f, "x").unwrap();
+    let o = s.docker(&["cp", f.to_str().unwrap(), &format!("{n}:/")]);
+    assert!(o.code != 0 && o.stderr.contains("root filesystem is read-only"), "{o}");
     s.docker_ok(&["rm", &n]);
 }
 
