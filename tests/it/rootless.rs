@@ -89,6 +89,9 @@ impl Drop for User {
         // userdel refuses a user with processes; killed ones take a moment.
         wait_until(Duration::from_secs(10), || Command::new("pgrep").args(["-u", &self.name]).stdout(Stdio::null()).status().is_ok_and(|s| !s.success()));
         let _ = Command::new("userdel").arg(&self.name).status();
+        // Its runtime directory (it has no XDG_RUNTIME_DIR), which the
+        // next user given the same uid must not inherit.
+        let _ = std::fs::remove_dir_all(format!("/tmp/berth-{}", self.uid));
         for f in ["/etc/subuid", "/etc/subgid"] {
             if let Ok(t) = std::fs::read_to_string(f)
                 && !self.subid_line.is_empty()
