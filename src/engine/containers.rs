@@ -940,16 +940,7 @@ fn writable_for_copy(c: &Container, path: &str) -> Result<()> {
         return Ok(());
     }
     // Lexically, so `/data/../etc` is not under /data.
-    let mut clean = PathBuf::from("/");
-    for part in Path::new(path).components() {
-        match part {
-            std::path::Component::Normal(x) => clean.push(x),
-            std::path::Component::ParentDir => {
-                clean.pop();
-            }
-            _ => {}
-        }
-    }
+    let clean = crate::volume::clean(&Path::new("/").join(path));
     if c.mounts.iter().any(|m| m.rw && clean.starts_with(&m.destination)) {
         return Ok(());
     }

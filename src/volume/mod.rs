@@ -353,7 +353,7 @@ fn is_options(s: &str) -> bool {
 
 /// Lexical clean-up (`.`, `..`, doubled and trailing slashes), as docker's
 /// filepath.Clean; never touches the filesystem.
-fn clean(p: &Path) -> PathBuf {
+pub(crate) fn clean(p: &Path) -> PathBuf {
     let mut out = PathBuf::new();
     for c in p.components() {
         match c {
