@@ -80,7 +80,8 @@ pub fn exec(spec: &Spec, init_pid: i32, cgroup_path: &str, o: ExecOptions) -> Re
     let devnull = std::fs::File::open("/dev/null").map_err(|e| fail(EXIT_ENGINE, format!("/dev/null: {e}")))?;
     let (err_r, err_w) = proc::pipe().map_err(|e| fail(EXIT_ENGINE, e.to_string()))?;
     // Born in the container's cgroup where the kernel can (v2, see
-    // proc::clone_into_cgroup), else moved there first thing below.
+    // proc::clone_into_cgroup), else it moves itself in first thing below
+    // (Cgroup::enter).
     let cgroup = Cgroup::load(cgroup_path);
     let born_in = cgroup.v2_dir_fd().and_then(|fd| proc::clone_into_cgroup(0, &fd).ok());
     let child = match born_in {
@@ -96,7 +97,7 @@ pub fn exec(spec: &Spec, init_pid: i32, cgroup_path: &str, o: ExecOptions) -> Re
         let r = (|| -> Result<i32, init::InitError> {
             let e = |m: String| init::InitError { code: EXIT_ENGINE, msg: m };
             if born_in.is_none() {
-                cgroup.add(proc::getpid()).map_err(|x| e(x.to_string()))?;
+                cgroup.enter().map_err(|x| e(x.to_string()))?;
             }
             for (f, flag) in &nss {
                 proc::setns(f, *flag).map_err(|x| e(format!("setns: {x}")))?;

@@ -89,9 +89,9 @@ pub fn run(spec: &Spec, stdio: Stdio, go: RawFd, errfd: RawFd) -> ! {
         proc::set_parent_death_signal(libc::SIGKILL).map_err(fail)?;
         prepare(spec)?;
         let plan = ProcessPlan::from_spec(spec)?;
-        // The monitor moves us into our cgroup while we build the root
-        // (the first migration can wait out an RCU grace period); nothing
-        // of the user's runs before we are in it.
+        // We are in our cgroup already (born there, or moved ourselves in
+        // before this); "go" says the monitor survived the clone and
+        // supervises us, so nothing of the user's runs unwatched.
         wait_go(go)?;
         crate::fault!("start.exec");
         start_process(&plan, stdio, errfd, true)

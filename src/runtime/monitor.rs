@@ -514,19 +514,18 @@ impl Monitor {
             self.mount_fuse_root().map_err(|x| e(format!("mounting the container's root: {x}")))?;
         }
         let flags = self.ns_flags();
-        // cgroup v2: the cgroup is made first and init is born in it (no
-        // move, see proc::clone_into_cgroup); v1 moves it after the clone,
-        // while init builds its root on the other core.
-        let early = if crate::sys::cgroup::is_v2() { Some(Cgroup::create(&cg_path, &self.limits()).map_err(|x| e(x.to_string()))?) } else { None };
-        let born_in = early.as_ref().and_then(|cg| cg.v2_dir_fd()).and_then(|fd| proc::clone_into_cgroup(flags, &fd).ok());
+        // The cgroup is made first. On v2 init is born in it (no move, see
+        // proc::clone_into_cgroup); elsewhere init moves itself in first
+        // thing (Cgroup::enter), which on v1 skips the lock a move by us
+        // would wait on.
+        let cgroup = Cgroup::create(&cg_path, &self.limits()).map_err(|x| e(x.to_string()))?;
+        let born_in = cgroup.v2_dir_fd().and_then(|fd| proc::clone_into_cgroup(flags, &fd).ok());
         let cloned = match born_in {
             Some(r) => r,
             None => match proc::clone_fork(flags) {
                 Ok(r) => r,
                 Err(x) => {
-                    if let Some(cg) = &early {
-                        warn_err("removing the cgroup", cg.delete());
-                    }
+                    warn_err("removing the cgroup", cgroup.delete());
                     return Err(e(format!("clone: {x}")));
                 }
             },
@@ -538,6 +537,16 @@ impl Monitor {
                 let errfd = err_w.as_raw_fd();
                 std::mem::forget(go_r);
                 std::mem::forget(err_w);
+                // Our copy of "go"'s write end would keep init waiting for
+                // a monitor that died before init could ask for a signal.
+                drop(go_w);
+                drop(err_r);
+                if !born_in_cgroup {
+                    if let Err(x) = cgroup.enter() {
+                        init::report(errfd, &InitError { code: EXIT_ENGINE, msg: x.to_string() });
+                        proc::exit_now(1)
+                    }
+                }
                 init::run(&self.spec, stdio, go, errfd)
             }
             Some(pid) => {
@@ -545,26 +554,6 @@ impl Monitor {
                 drop(go_r);
                 drop(err_w);
                 tracing::debug!("monitor: cloned{}", if born_in_cgroup { " into its cgroup" } else { "" });
-                // Made while init builds its root on the other core; init
-                // waits for "go" before running anything of the user's.
-                let placed = match early {
-                    Some(cg) if born_in_cgroup => Ok(cg),
-                    Some(cg) => cg.add(pid).map(|_| cg),
-                    None => Cgroup::create(&cg_path, &self.limits()).and_then(|cg| cg.add(pid).map(|_| cg)),
-                };
-                let cgroup = match placed {
-                    Ok(cg) => cg,
-                    Err(x) => {
-                        warn_err("killing init after a cgroup failure", proc::kill(pid, libc::SIGKILL));
-                        warn_err("reaping init", proc::wait_pid(pid));
-                        let cg = Cgroup::load(&cg_path);
-                        if cg.exists() {
-                            warn_err("removing the cgroup", cg.delete());
-                        }
-                        return Err(e(x.to_string()));
-                    }
-                };
-                tracing::debug!("monitor: in cgroup");
                 crate::fault!("start.cgroup");
                 let mut g = std::fs::File::from(go_w);
                 // Init gone before "go" shows up as its report or its exit below.

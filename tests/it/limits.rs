@@ -118,6 +118,37 @@ fn cgroup_files_hold_the_limits_and_go_away() {
     assert!(gone, "cgroup dirs remain after rm -f: {left:?}");
 }
 
+/// Init and an exec'd process each move themselves into the container's
+/// cgroup (v1: by writing "0" to each hierarchy's `tasks`; v2: born there):
+/// both sit in it in every hierarchy berth uses, and what an exec starts
+/// counts against the container's pids limit.
+#[test]
+fn init_and_exec_sit_in_the_containers_cgroup_in_every_hierarchy() {
+    let env = Env::new("init_and_exec_sit_in_the_containers_cgroup_in_every_hierarchy");
+    let n = env.name("cg");
+    let id = env.run_detached(&n, &["--pids-limit", "6", "busybox", "sleep", "300"]);
+    let pid = env.pid(&n);
+    let init = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).expect("reading init's cgroup");
+    let ours: Vec<&str> = init.lines().filter(|l| l.contains(&id)).collect();
+    let want: &[&str] = if v2() { &[""] } else { &["memory", "cpu", "cpuacct", "pids", "freezer", "devices", "blkio"] };
+    for c in want {
+        assert!(
+            ours.iter().any(|l| l.split(':').nth(1).is_some_and(|cs| c.is_empty() || cs.split(',').any(|x| x == *c))),
+            "init is not in the container's {c} cgroup:\n{init}"
+        );
+    }
+    // No cgroup namespace: the exec'd process sees host paths, as we do.
+    let o = env.berth(&["exec", &n, "cat", "/proc/self/cgroup"]);
+    assert!(o.ok(), "{o}");
+    let exec_ours: Vec<&str> = o.stdout.lines().filter(|l| l.contains(&id)).collect();
+    assert_eq!(exec_ours, ours, "the exec'd process is in the same cgroups as init");
+    // init, the exec's waiting helper and its shell take 3 of the 6: ten
+    // sleeps more cannot all start.
+    let o = env.berth_timeout(&["exec", &n, "sh", "-c", "i=0; while [ $i -lt 10 ]; do sleep 30 </dev/null >/dev/null 2>&1 & i=$((i+1)); done; echo $i"], SECS(30));
+    assert_ne!(o.code, 0, "ten forks under --pids-limit 6 must fail: {o}");
+    assert!(o.stderr.contains("fork"), "{o}");
+}
+
 #[test]
 fn cgroup_removed_after_container_exits_and_is_removed() {
     let env = Env::new("cgroup_removed_after_container_exits_and_is_removed");
