@@ -541,11 +541,9 @@ impl Monitor {
                 // a monitor that died before init could ask for a signal.
                 drop(go_w);
                 drop(err_r);
-                if !born_in_cgroup {
-                    if let Err(x) = cgroup.enter() {
-                        init::report(errfd, &InitError { code: EXIT_ENGINE, msg: x.to_string() });
-                        proc::exit_now(1)
-                    }
+                if !born_in_cgroup && let Err(x) = cgroup.enter() {
+                    init::report(errfd, &InitError { code: EXIT_ENGINE, msg: x.to_string() });
+                    proc::exit_now(1)
                 }
                 init::run(&self.spec, stdio, go, errfd)
             }
