@@ -164,12 +164,15 @@ pub fn build(id: &str, cgroup: &str, dir: &Path, spec: &RunSpec, img: &Image, lo
     // overlayfs wants; the runtime mounts from that directory (berth.chdir=,
     // an option only berth's runtime understands and strips).
     let lowerdir = lower.iter().rev().map(|s| format!("l/{s}")).collect::<Vec<_>>().join(":");
-    let mut mounts = vec![mount(
-        "/",
-        "overlay",
-        "overlay",
-        &[&format!("lowerdir={lowerdir}"), &format!("upperdir={}", dir.join("upper").display()), &format!("workdir={}", dir.join("work").display()), &format!("berth.chdir={}", layers_dir.display())],
-    )?];
+    let (upper, work, chdir) = (format!("upperdir={}", dir.join("upper").display()), format!("workdir={}", dir.join("work").display()), format!("berth.chdir={}", layers_dir.display()));
+    let mut root_opts = vec![format!("lowerdir={lowerdir}"), upper, work, chdir];
+    // An --rm container's layer is deleted when it exits: nothing in it is
+    // worth the sync of the whole upper filesystem that unmounting an
+    // overlay otherwise costs (overlayfs "volatile", see init::mount_root).
+    if spec.rm {
+        root_opts.push(VOLATILE.into());
+    }
+    let mut mounts = vec![mount("/", "overlay", "overlay", &root_opts.iter().map(String::as_str).collect::<Vec<_>>())?];
     mounts.extend([
         mount("/proc", "proc", "proc", &["nosuid", "noexec", "nodev"])?,
         mount("/dev", "tmpfs", "tmpfs", &["nosuid", "strictatime", "mode=755", "size=65536k"])?,
@@ -314,6 +317,10 @@ fn rlimits(spec: &RunSpec) -> Result<Vec<PosixRlimit>, ContainerError> {
 fn strings(list: &[&str]) -> Vec<String> {
     list.iter().map(|s| s.to_string()).collect()
 }
+
+/// The root overlay's option asking for overlayfs's "volatile" (Linux 5.10):
+/// berth's runtime adds it where the kernel takes it.
+pub const VOLATILE: &str = "berth.volatile";
 
 fn mount(destination: impl Into<PathBuf>, typ: &str, source: impl Into<PathBuf>, options: &[&str]) -> Result<Mount, ContainerError> {
     Ok(MountBuilder::default().destination(destination).typ(typ).source(source).options(strings(options)).build()?)

@@ -258,16 +258,23 @@ fn mount_root(m: &oci_spec::runtime::Mount, root: &Path) -> R<()> {
         return Ok(());
     }
     let mut data = Vec::new();
+    let mut volatile = false;
     for o in &opts {
         if let Some(dir) = o.strip_prefix("berth.chdir=") {
             // Lower dirs are given relative to the layers directory, which
             // keeps the option string short.
             proc::chdir(Path::new(dir)).map_err(|e| fail(format!("chdir {dir}: {e}")))?;
+        } else if o == crate::container::spec::VOLATILE {
+            volatile = true;
         } else {
             data.push(o.as_str());
         }
     }
     let data = data.join(",");
+    // A kernel before 5.10 refuses "volatile" (EINVAL): mount without it.
+    if volatile && mount::mount(Some("overlay"), root, Some("overlay"), MsFlags::empty(), Some(&format!("{data},volatile"))).is_ok() {
+        return Ok(());
+    }
     mount::mount(Some("overlay"), root, Some("overlay"), MsFlags::empty(), Some(&data)).map_err(fail)
 }
 

@@ -87,6 +87,31 @@ fn run_rm_echo() {
     assert_eq!(env.inspect_f(&n, "{{.State.ExitCode}}"), "0");
 }
 
+/// An --rm container's layer goes when it exits, so its root overlay is
+/// "volatile" (no sync of the upper filesystem at unmount); a kept
+/// container's is not, and what it wrote survives a restart.
+#[test]
+fn an_rm_containers_root_is_volatile_and_a_kept_ones_is_not() {
+    let env = Env::new("an_rm_containers_root_is_volatile_and_a_kept_ones_is_not");
+    let root_opts = |n: &str| {
+        let pid = env.pid(n);
+        let mi = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).expect("reading init's mountinfo");
+        mi.lines().find(|l| l.split_whitespace().nth(4) == Some("/") && l.contains(" - overlay ")).unwrap_or_else(|| panic!("no overlay root in:\n{mi}")).to_string()
+    };
+    let r = env.name("rm");
+    env.ok(&["run", "-d", "--rm", "--name", &r, "busybox", "sleep", "300"]);
+    assert!(root_opts(&r).contains("volatile"), "--rm root: {}", root_opts(&r));
+    let o = env.berth(&["exec", &r, "sh", "-c", "echo data > /f && cat /f"]);
+    assert_eq!((o.code, o.out()), (0, "data"), "{o}");
+    env.ok(&["rm", "-f", &r]);
+    let k = env.name("keep");
+    env.ok(&["run", "-d", "--name", &k, "busybox", "sh", "-c", "echo kept >> /f; sleep 300"]);
+    assert!(!root_opts(&k).contains("volatile"), "kept root: {}", root_opts(&k));
+    env.ok(&["restart", "-t", "0", &k]);
+    let o = env.berth(&["exec", &k, "cat", "/f"]);
+    assert_eq!((o.code, o.stdout.as_str()), (0, "kept\nkept\n"), "{o}");
+}
+
 #[test]
 fn run_it_shell_via_script() {
     let env = Env::new("run_it_shell_via_script");
