@@ -264,6 +264,10 @@ pub fn build(id: &str, cgroup: &str, dir: &Path, spec: &RunSpec, img: &Image, lo
         ("berth.stop-signal".to_string(), spec.stop_signal.clone().or_else(|| Some(img.config.config.stop_signal.clone()).filter(|s| !s.is_empty())).unwrap_or_else(|| "SIGTERM".into())),
         ("berth.user".to_string(), user),
     ]);
+    // The monitor makes init's stdin before it reads the container's record.
+    if spec.interactive {
+        annotations.insert(INTERACTIVE.to_string(), "true".to_string());
+    }
     super::logfile::LogConfig::from_opts(&spec.log_opts).map_err(ContainerError::BadOption)?.to_annotations(&mut annotations);
     let annotations: HashMap<String, String> = annotations.into_iter().collect();
     let cap_set = caps.iter().map(|c| capability(c)).collect::<Result<Capabilities, _>>()?;
@@ -317,6 +321,9 @@ fn rlimits(spec: &RunSpec) -> Result<Vec<PosixRlimit>, ContainerError> {
 fn strings(list: &[&str]) -> Vec<String> {
     list.iter().map(|s| s.to_string()).collect()
 }
+
+/// The annotation saying the container keeps stdin open (`-i`).
+pub const INTERACTIVE: &str = "berth.interactive";
 
 /// The root overlay's option asking for overlayfs's "volatile" (Linux 5.10):
 /// berth's runtime adds it where the kernel takes it.

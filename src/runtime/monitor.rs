@@ -70,6 +70,9 @@ struct Monitor {
     fuse_root: Option<std::path::PathBuf>,
     /// The running init's host pid, which probes enter by.
     init_pid: i32,
+    /// The fields above that come from the container's record (restart,
+    /// autoremove, health, replica) have been read (`load_record`).
+    loaded: bool,
 }
 
 /// The health check's clock and the probe in flight.
@@ -208,26 +211,35 @@ impl Monitor {
         }
     }
 
+    /// What a start needs comes from the bundle; the container's record
+    /// is read by `load_record` while init builds its root (opening the
+    /// store and resolving the image's health check take a millisecond).
     fn new(paths: Paths, id: &str, first: Option<&UnixStream>) -> Result<Monitor, String> {
-        let db = Db::open(&paths).map_err(|e| e.to_string())?;
-        let c = container::get(&db, id).map_err(|e| e.to_string())?;
-        let bundle = paths.container_dir(&c.id);
+        let bundle = paths.container_dir(id);
         let spec = super::load_spec(&bundle).map_err(|e| e.to_string())?;
+        let annotation = |k: &str| spec.annotations().as_ref().and_then(|a| a.get(k)).cloned();
+        // A bundle written before the annotation existed: from the record.
+        let (interactive, db) = match annotation(container::spec::INTERACTIVE) {
+            Some(v) => (v == "true", None),
+            None => {
+                let db = Db::open(&paths).map_err(|e| e.to_string())?;
+                let c = container::get(&db, id).map_err(|e| e.to_string())?;
+                (c.spec.interactive, Some(db))
+            }
+        };
         let sig = proc::signalfd(&[libc::SIGCHLD, libc::SIGTERM, libc::SIGINT, libc::SIGHUP]).map_err(|e| e.to_string())?;
-        let run = paths.container_run(&c.id);
+        let run = paths.container_run(id);
         std::fs::create_dir_all(&run).map_err(|e| format!("{}: {e}", run.display()))?;
-        let sock = paths.attach_socket(&c.id);
+        let sock = paths.attach_socket(id);
         warn_err("removing a stale attach socket", std::fs::remove_file(&sock));
         let listener = UnixListener::bind(&sock).map_err(|e| format!("{}: {e}", sock.display()))?;
         listener.set_nonblocking(true).ok();
         let log_cfg = container::logfile::LogConfig::from_annotations(spec.annotations().as_ref());
-        let log = container::logfile::LogWriter::open(&container::log_path(&paths, &c.id), log_cfg).map_err(|e| e.to_string())?;
-        let stop_signal = spec.annotations().as_ref().and_then(|a| a.get("berth.stop-signal")).and_then(|s| proc::signal_number(s)).unwrap_or(libc::SIGTERM);
-        let db_after_new = db;
-        let health_spec = crate::image::resolve(&db_after_new, &c.image_id).ok().and_then(|i| health::effective(c.spec.health.as_ref(), i.config.config.healthcheck.as_ref())).or_else(|| health::effective(c.spec.health.as_ref(), None));
+        let log = container::logfile::LogWriter::open(&container::log_path(&paths, id), log_cfg).map_err(|e| e.to_string())?;
+        let stop_signal = annotation("berth.stop-signal").and_then(|s| proc::signal_number(&s)).unwrap_or(libc::SIGTERM);
         let mut m = Monitor {
-            id: c.id.clone(),
-            db: Some(db_after_new),
+            id: id.to_string(),
+            db,
             spec,
             sig,
             listener,
@@ -235,19 +247,20 @@ impl Monitor {
             log,
             log_failed: false,
             partial: [vec![], vec![]],
-            interactive: c.spec.interactive,
-            restart: c.spec.restart.clone(),
-            autoremove: c.spec.rm,
+            interactive,
+            restart: RestartPolicy::No,
+            autoremove: false,
             stop_signal,
             manual_stop: false,
             kill_at: None,
             winsize: None,
             spent: None,
-            health: health_spec,
+            health: None,
             checks: Checks::default(),
-            replica: c.spec.labels.contains_key(crate::service::SERVICE_LABEL),
+            replica: false,
             fuse_root: None,
             init_pid: 0,
+            loaded: false,
             paths,
         };
         // The starter's HELLO (and first RESIZE) come before anything runs,
@@ -264,7 +277,9 @@ impl Monitor {
     }
 
     /// Gives back what the start phase used: the database connection and
-    /// freed heap pages (a monitor lives as long as its container).
+    /// freed heap pages (a monitor lives as long as its container). Once
+    /// the container has run a second: a short run keeps the connection
+    /// for its exit, which would otherwise open the store again (0.5 ms).
     fn slim_down(&mut self) {
         self.db = None;
         proc::trim_heap();
@@ -295,6 +310,10 @@ impl Monitor {
                 Ok(r) => r,
                 Err(e) => {
                     let (code, msg) = (e.code, e.msg.clone());
+                    // An --rm container goes even when it never ran.
+                    if let Err(x) = self.load_record() {
+                        tracing::warn!("monitor: {x}");
+                    }
                     self.must_store("recording the failed start", |db, _, id| container::record_exited(db, id, code, false, &msg));
                     failed = Some(e);
                     break;
@@ -312,7 +331,6 @@ impl Monitor {
                 self.checks = Checks { state: HealthState { status: "starting".into(), ..Default::default() }, next: Some(Instant::now() + h.interval()), started_run: Some(Instant::now()), probe: None };
             }
             self.broadcast(attach::STARTED, &attach::i32_payload(run.pid), false);
-            self.slim_down();
             let code = self.supervise(run);
             // A checkpoint stopped it: not a crash to restart from.
             let dumped = self.paths.container_run(&self.id).join(crate::runtime::criu::DUMPING);
@@ -324,9 +342,6 @@ impl Monitor {
             // since: a restart follows the container's record.
             if let Some(c) = self.with_store("reading the restart policy", |db, _, id| container::get(db, id)) {
                 self.restart = c.spec.restart;
-            }
-            if let Ok(s) = super::load_spec(&self.paths.container_dir(&self.id)) {
-                self.spec = s;
             }
             if self.replica {
                 // A replica that stopped leaves its service's balancing now.
@@ -340,6 +355,10 @@ impl Monitor {
                 };
             if !again {
                 break;
+            }
+            // The next start runs with the limits `update` may have written.
+            if let Ok(s) = super::load_spec(&self.paths.container_dir(&self.id)) {
+                self.spec = s;
             }
             self.drop_spent_cgroup();
             restarts += 1;
@@ -424,6 +443,30 @@ impl Monitor {
         }
     }
 
+    /// Reads what the container's record says about this monitor's
+    /// duties: its restart policy, --rm, its health check (its own or its
+    /// image's) and whether it is a service's replica.
+    fn load_record(&mut self) -> Result<(), String> {
+        if self.loaded {
+            return Ok(());
+        }
+        let (c, health) = self
+            .with_store("reading the container", |db, _, id| {
+                container::get(db, id).map(|c| {
+                    let image = crate::image::resolve(db, &c.image_id).ok();
+                    let health = health::effective(c.spec.health.as_ref(), image.as_ref().and_then(|i| i.config.config.healthcheck.as_ref()));
+                    (c, health)
+                })
+            })
+            .ok_or_else(|| format!("container {}: its record cannot be read (see monitor.log)", self.id))?;
+        self.restart = c.spec.restart.clone();
+        self.autoremove = c.spec.rm;
+        self.replica = c.spec.labels.contains_key(crate::service::SERVICE_LABEL);
+        self.health = health;
+        self.loaded = true;
+        Ok(())
+    }
+
     fn limits(&self) -> Limits {
         let mut l = Limits { memory: None, cpu_quota: None, cpu_period: None, pids: None, devices: vec![] };
         let Some(r) = self.spec.linux().as_ref().and_then(|x| x.resources().as_ref()) else { return l };
@@ -480,6 +523,7 @@ impl Monitor {
         if let Ok(b) = std::fs::read(&order_file) {
             let _ = std::fs::remove_file(&order_file);
             let order: crate::runtime::criu::RestoreOrder = serde_json::from_slice(&b).map_err(|x| e(format!("the restore order is unreadable: {x}")))?;
+            self.load_record().map_err(e)?;
             return self.restore(order);
         }
         let cg_path = self.cgroup_path();
@@ -553,6 +597,13 @@ impl Monitor {
                 drop(err_w);
                 tracing::debug!("monitor: cloned{}", if born_in_cgroup { " into its cgroup" } else { "" });
                 crate::fault!("start.cgroup");
+                // While init builds its root on the other core.
+                if let Err(x) = self.load_record() {
+                    warn_err("killing init after a failed start", proc::kill(pid, libc::SIGKILL));
+                    warn_err("reaping init", proc::wait_pid(pid));
+                    warn_err("removing the cgroup", cgroup.delete());
+                    return Err(e(x));
+                }
                 let mut g = std::fs::File::from(go_w);
                 // Init gone before "go" shows up as its report or its exit below.
                 let _ = g.write_all(b"g");
@@ -673,8 +724,9 @@ impl Monitor {
         let mut drain_until: Option<Instant> = None;
         let mut buf = vec![0u8; 65536];
         // A container still running after a second will likely run long:
-        // then the start-up's code pages go (see drop_startup_pages). Not
-        // at once: a short run would only fault them back for its exit.
+        // then the start-up's code pages and its store connection go (see
+        // drop_startup_pages, slim_down). Not at once: a short run would
+        // only fault them back for its exit.
         let mut slim_at = Some(Instant::now() + Duration::from_secs(1));
         loop {
             if status.is_some() && run.out.is_none() && run.err.is_none() {
@@ -711,6 +763,7 @@ impl Monitor {
             };
             if slim_at.is_some_and(|t| Instant::now() >= t) {
                 slim_at = None;
+                self.slim_down();
                 crate::sys::exe::drop_startup_pages();
             }
             if let Some(t) = self.kill_at
