@@ -265,9 +265,7 @@ pub fn build(id: &str, cgroup: &str, dir: &Path, spec: &RunSpec, img: &Image, lo
         ("berth.user".to_string(), user),
     ]);
     // The monitor makes init's stdin before it reads the container's record.
-    if spec.interactive {
-        annotations.insert(INTERACTIVE.to_string(), "true".to_string());
-    }
+    annotations.insert(INTERACTIVE.to_string(), spec.interactive.to_string());
     super::logfile::LogConfig::from_opts(&spec.log_opts).map_err(ContainerError::BadOption)?.to_annotations(&mut annotations);
     let annotations: HashMap<String, String> = annotations.into_iter().collect();
     let cap_set = caps.iter().map(|c| capability(c)).collect::<Result<Capabilities, _>>()?;
@@ -470,6 +468,7 @@ mod tests {
         assert_eq!(json["process"]["rlimits"], serde_json::json!([]));
         assert_eq!(json["annotations"]["berth.user"], "1000:1000");
         assert_eq!(json["annotations"]["berth.stop-signal"], "SIGTERM");
+        assert_eq!(json["annotations"]["berth.interactive"], "false");
         assert_eq!(json["root"], serde_json::json!({"path": "/c/0123/merged", "readonly": false}));
         assert_eq!(json["hostname"], "0123456789ab");
         assert_eq!(json["mounts"][0]["options"][0], "lowerdir=l/l2:l/l1");

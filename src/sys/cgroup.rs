@@ -355,8 +355,19 @@ impl Cgroup {
             let dir = create_v2(path)?;
             return Ok(Cgroup { imp: Imp::V2(dir), path: path.to_string() });
         }
-        for d in dirs(path) {
-            std::fs::create_dir_all(&d).map_err(|x| eio(&format!("creating {}", d.display()), path, x))?;
+        let all = dirs(path);
+        // The parents are made first when the first hierarchy lacks them
+        // (the root's last container took them): create_dir_all would try
+        // each child, fail, then make its parent.
+        if all.first().and_then(|d| d.parent()).is_some_and(|p| !p.exists()) {
+            for d in &all {
+                if let Some(p) = d.parent() {
+                    std::fs::create_dir_all(p).map_err(|x| eio(&format!("creating {}", p.display()), path, x))?;
+                }
+            }
+        }
+        for d in &all {
+            std::fs::create_dir_all(d).map_err(|x| eio(&format!("creating {}", d.display()), path, x))?;
         }
         Ok(Cgroup { imp: Imp::V1, path: path.to_string() })
     }
@@ -462,11 +473,15 @@ impl Cgroup {
 
     fn set_v1_devices(&self, rules: &[(char, i64, i64, String)]) -> io::Result<()> {
         let Some(dir) = self.dir_of("devices") else { return Ok(()) };
-        // Deny everything, then allow the list.
+        // Deny everything, then allow the list: one rule per write(2), on
+        // one open file.
         write(&dir, "devices.deny", "a", &self.path)?;
+        let file = dir.join("devices.allow");
+        let mut f = std::fs::OpenOptions::new().write(true).open(&file).map_err(|x| eio("opening devices.allow", &self.path, x))?;
         for (t, maj, min, acc) in rules {
             let n = |v: i64| if v < 0 { "*".to_string() } else { v.to_string() };
-            write(&dir, "devices.allow", &format!("{t} {}:{} {acc}", n(*maj), n(*min)), &self.path)?;
+            let rule = format!("{t} {}:{} {acc}", n(*maj), n(*min));
+            io::Write::write_all(&mut f, rule.as_bytes()).map_err(|x| eio(&format!("writing {rule:?} to devices.allow"), &self.path, x))?;
         }
         Ok(())
     }
