@@ -25,8 +25,8 @@ pub fn clone_fork(ns_flags: i32) -> io::Result<Option<i32>> {
 /// later writes cgroup.procs, which takes a global lock whose write side
 /// waits for an RCU grace period (5 to 15 ms after a pause); being born
 /// there takes only its read side. An error means no child: the caller
-/// falls back to `clone_fork` and a move (an old kernel, a seccomp filter
-/// that hides clone3, v1).
+/// falls back to `clone_fork` and the child moves itself in
+/// (`Cgroup::enter`: an old kernel, a seccomp filter that hides clone3, v1).
 pub fn clone_into_cgroup(ns_flags: i32, cgroup: &impl AsRawFd) -> io::Result<Option<i32>> {
     // struct clone_args, as of Linux 5.7 (CLONE_ARGS_SIZE_VER2).
     #[repr(C)]
