@@ -792,7 +792,9 @@ impl Netlink {
         self.del_neighbour_msg(&op, msg)
     }
 
-    /// The IPv4 neighbours of `dev`. Empty for a missing link.
+    /// The IPv4 neighbours of `dev`. Empty for a missing link. A deleted
+    /// entry that something still references lingers as FAILED until the
+    /// kernel frees it: it is no neighbour, so it is left out.
     pub fn neigh_list(&self, dev: &str) -> io::Result<Vec<NeighEntry>> {
         let op = format!("listing neighbours of {dev}");
         let Some(idx) = self.link_index(dev).map_err(|e| ctx(&op, e))? else {
@@ -801,7 +803,7 @@ impl Netlink {
         let msgs = self.dump_neighbours(AddressFamily::Inet).map_err(|e| nl_err(&op, e))?;
         Ok(msgs
             .iter()
-            .filter(|m| m.header.ifindex == idx)
+            .filter(|m| m.header.ifindex == idx && m.header.state != NeighbourState::Failed)
             .filter_map(|m| {
                 let mut mac = None;
                 let mut ip = None;
@@ -1316,7 +1318,8 @@ mod tests {
         nl.neigh_del("brt0", ip).unwrap();
         nl.neigh_del("brt0", ip).unwrap();
         nl.neigh_del("nosuch0", ip).unwrap();
-        assert!(nl.neigh_list("brt0").unwrap().is_empty());
+        let left = nl.neigh_list("brt0").unwrap();
+        assert!(left.is_empty(), "{left:?}");
 
         let st = nl.link_stats("vxt0").unwrap();
         assert_eq!(st.rx_packets, 0);
