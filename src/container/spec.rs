@@ -164,8 +164,12 @@ pub fn build(id: &str, cgroup: &str, dir: &Path, spec: &RunSpec, img: &Image, lo
     // overlayfs wants; the runtime mounts from that directory (berth.chdir=,
     // an option only berth's runtime understands and strips).
     let lowerdir = lower.iter().rev().map(|s| format!("l/{s}")).collect::<Vec<_>>().join(":");
-    let (upper, work, chdir) = (format!("upperdir={}", dir.join("upper").display()), format!("workdir={}", dir.join("work").display()), format!("berth.chdir={}", layers_dir.display()));
-    let mut root_opts = vec![format!("lowerdir={lowerdir}"), upper, work, chdir];
+    let mut root_opts = vec![
+        format!("lowerdir={lowerdir}"),
+        format!("upperdir={}", dir.join("upper").display()),
+        format!("workdir={}", dir.join("work").display()),
+        format!("berth.chdir={}", layers_dir.display()),
+    ];
     // An --rm container's layer is deleted when it exits: nothing in it is
     // worth the sync of the whole upper filesystem that unmounting an
     // overlay otherwise costs (overlayfs "volatile", see init::mount_root).

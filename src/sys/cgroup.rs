@@ -476,8 +476,7 @@ impl Cgroup {
         // Deny everything, then allow the list: one rule per write(2), on
         // one open file.
         write(&dir, "devices.deny", "a", &self.path)?;
-        let file = dir.join("devices.allow");
-        let mut f = std::fs::OpenOptions::new().write(true).open(&file).map_err(|x| eio("opening devices.allow", &self.path, x))?;
+        let mut f = std::fs::OpenOptions::new().write(true).open(dir.join("devices.allow")).map_err(|x| eio("opening devices.allow", &self.path, x))?;
         for (t, maj, min, acc) in rules {
             let n = |v: i64| if v < 0 { "*".to_string() } else { v.to_string() };
             let rule = format!("{t} {}:{} {acc}", n(*maj), n(*min));
