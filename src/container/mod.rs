@@ -4,6 +4,7 @@
 pub mod health;
 pub mod logfile;
 pub mod options;
+pub mod spare;
 pub mod spec;
 
 use std::collections::BTreeMap;
@@ -493,13 +494,15 @@ pub fn create(paths: &Paths, db: &mut Db, spec: &RunSpec) -> Result<Container> {
         }
     }
     let made = (|| -> std::io::Result<()> {
-        for d in ["upper", "work", "merged"] {
-            std::fs::create_dir_all(dir.join(d))?;
+        if !spare::take(paths, &dir) {
+            for d in ["upper", "work", "merged"] {
+                std::fs::create_dir_all(dir.join(d))?;
+            }
         }
         let hostname = config.hostname().clone().unwrap_or_else(|| "localhost".into());
-        std::fs::write(dir.join("hostname"), format!("{hostname}\n"))?;
-        std::fs::write(
-            dir.join("hosts"),
+        spare::write(&dir.join("hostname"), format!("{hostname}\n"))?;
+        spare::write(
+            &dir.join("hosts"),
             format!(
                 "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n{}",
                 options::hosts_lines(&spec.extra_hosts, bridge_net.as_ref().and_then(|n| n.gateway.parse().ok()))
@@ -509,9 +512,9 @@ pub fn create(paths: &Paths, db: &mut Db, spec: &RunSpec) -> Result<Container> {
         // (loopback ones are useless inside); --network none an empty file.
         // What the user gives (--dns...) replaces the host's lines of its kind.
         let resolv = if bridge_net.is_some() || mode == "host" { host_resolv_conf() } else { String::new() };
-        std::fs::write(dir.join("resolv.conf"), options::resolv_conf(&resolv, &spec.dns, &spec.dns_search, &spec.dns_options))?;
+        spare::write(&dir.join("resolv.conf"), options::resolv_conf(&resolv, &spec.dns, &spec.dns_search, &spec.dns_options))?;
         crate::fault!("create.files");
-        std::fs::write(dir.join("config.json"), serde_json::to_vec_pretty(&config).unwrap())?;
+        spare::write(&dir.join("config.json"), serde_json::to_vec_pretty(&config).unwrap())?;
         Ok(())
     })();
     if let Err(e) = made {
@@ -723,15 +726,19 @@ pub fn remove_files(paths: &Paths, id: &str) -> Result<()> {
     crate::network::teardown(paths, id);
     let dir = paths.container_dir(id);
     let merged = dir.join("merged");
-    if crate::sys::mount::is_mounted(&merged) {
+    let mounted = crate::sys::mount::is_mounted(&merged);
+    if mounted {
         let _ = crate::sys::mount::umount_detach(&merged);
     }
     let cg = crate::sys::cgroup::Cgroup::load(&cgroup_of_files(paths, id));
-    if cg.exists() {
-        let _ = cg.delete();
-    }
+    let emptied = !cg.exists() || cg.delete().is_ok();
     crate::sys::cgroup::remove_if_unused(&paths.cgroup_parent());
     let _ = std::fs::remove_dir_all(paths.container_run(id));
+    // Reused only when nothing of the container can still reach it: no
+    // process left in its cgroup, no overlay that a detach only hid.
+    if emptied && !mounted && spare::give(paths, &dir) {
+        return Ok(());
+    }
     std::fs::remove_dir_all(&dir).or_else(|e| if e.kind() == std::io::ErrorKind::NotFound { Ok(()) } else { Err(e) }).map_err(io_ctx(format!("removing {}", dir.display())))?;
     Ok(())
 }

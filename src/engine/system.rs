@@ -260,6 +260,7 @@ impl Engine {
         r.build_cache = db.conn.execute("DELETE FROM build_cache", []).unwrap_or(0);
         drop(db);
         crate::sys::cgroup::remove_if_unused(&self.paths.cgroup_parent());
+        crate::container::spare::clear(&self.paths);
         // A rootless berth's network namespace and its slirp4netns.
         crate::network::rootless::remove(&self.paths);
         Ok(r)
@@ -298,6 +299,7 @@ impl Engine {
             p.volumes = names;
             p.reclaimed += bytes;
         }
+        crate::container::spare::clear(&self.paths);
         Ok(p)
     }
 }

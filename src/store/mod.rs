@@ -66,6 +66,10 @@ impl Paths {
     pub fn container_dir(&self, id: &str) -> PathBuf {
         self.root.join("containers").join(id)
     }
+    /// Emptied container directories waiting for reuse (container::spare).
+    pub fn spares(&self) -> PathBuf {
+        self.root.join("spare")
+    }
     pub fn container_run(&self, id: &str) -> PathBuf {
         self.run.join(&id[..12.min(id.len())])
     }

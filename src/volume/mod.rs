@@ -233,6 +233,14 @@ pub(crate) fn remove_tree(path: &Path) -> io::Result<()> {
     fs::remove_dir(path).map_err(at(path))
 }
 
+/// Deletes everything under `path`, as `remove_tree`, and keeps `path`
+/// itself (its mode becomes 0700).
+pub(crate) fn empty_tree(path: &Path) -> io::Result<()> {
+    let mut root = Dir::open(path, DIR_FLAGS, Mode::empty()).map_err(at(path))?;
+    let dev = nix::sys::stat::fstat(&root).map_err(at(path))?.st_dev;
+    empty_dir(&mut root, dev, path)
+}
+
 fn empty_dir(dir: &mut Dir, dev: u64, path: &Path) -> io::Result<()> {
     // Without CAP_DAC_OVERRIDE a read-only directory would refuse the unlinks.
     let _ = nix::sys::stat::fchmod(&*dir, Mode::S_IRWXU);
