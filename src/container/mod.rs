@@ -461,6 +461,8 @@ pub fn create(paths: &Paths, db: &mut Db, spec: &RunSpec) -> Result<Container> {
         return Err(e);
     }
     let cgroup = cgroup_path(paths, spec.cgroup_parent.as_deref(), &id);
+    let mut lower = lower;
+    lower.extend(image::init_layer(paths, &lower));
     let config = match spec::build(&id, &cgroup, &dir, spec, &img, &lower, &paths.layers(), netns.as_deref(), mode == "host", &mounts) {
         Ok(c) => c,
         Err(e) => {

@@ -515,6 +515,63 @@ fn commit_layer(paths: &Paths, db: &mut Db, scratch: &Scratch, blob_tmp: &Path, 
     Ok(chain)
 }
 
+/// Link name (under layers/l) of the layer every container's root gets on
+/// top of its image's: see [`init_layer`].
+pub const INIT_LAYER: &str = "init";
+
+/// Files the runtime binds into every container.
+const INIT_FILES: [&str; 3] = ["hosts", "hostname", "resolv.conf"];
+
+/// The name of a shared read-only layer holding empty /etc/hosts,
+/// /etc/hostname and /etc/resolv.conf, the mount points of the files the
+/// runtime binds there, for the top of a container's lower dirs (`lower`,
+/// bottom first). Without it each container's first mount copies /etc up
+/// and makes the three in its own layer: four inodes made, and later freed,
+/// per container. None when the image's /etc is not a directory, which the
+/// layer's would hide; the container then makes its own as before.
+pub fn init_layer(paths: &Paths, lower: &[String]) -> Option<String> {
+    use std::os::unix::fs::FileTypeExt;
+    let ldir = paths.layers().join("l");
+    for s in lower.iter().rev() {
+        match std::fs::symlink_metadata(ldir.join(s).join("etc")) {
+            Ok(m) if m.is_dir() => break,
+            // A whiteout: the image deleted /etc.
+            Ok(m) if m.file_type().is_char_device() => break,
+            Ok(_) => return None,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(_) => return None,
+        }
+    }
+    let dir = ldir.join(INIT_LAYER);
+    if std::fs::symlink_metadata(dir.join("etc").join(INIT_FILES[2])).is_ok() {
+        return Some(INIT_LAYER.into());
+    }
+    // Made aside and renamed into place, so no container sees half of it.
+    let tmp = ldir.join(format!(".{INIT_LAYER}-{}-{}", std::process::id(), &store::new_id()[..8]));
+    let made = (|| -> std::io::Result<()> {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::create_dir_all(tmp.join("etc"))?;
+        for d in [&tmp, &tmp.join("etc")] {
+            std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755))?;
+        }
+        for f in INIT_FILES {
+            let p = tmp.join("etc").join(f);
+            std::fs::write(&p, "")?;
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644))?;
+        }
+        std::fs::rename(&tmp, &dir)
+    })();
+    if let Err(e) = made {
+        // Another create's rename won (ENOTEMPTY): theirs serves.
+        let _ = std::fs::remove_dir_all(&tmp);
+        if std::fs::symlink_metadata(dir.join("etc").join(INIT_FILES[2])).is_err() {
+            tracing::debug!("{}: {e}", dir.display());
+            return None;
+        }
+    }
+    Some(INIT_LAYER.into())
+}
+
 /// Overlay mount options must fit a page; a 10-char link per layer keeps
 /// 100+ lower dirs within it.
 fn short_link(paths: &Paths, chain: &str) -> Result<String> {
@@ -876,9 +933,33 @@ pub fn history(db: &Db, img: &Image) -> Result<Vec<HistoryLine>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     fn digest(c: char) -> String {
         format!("sha256:{}", c.to_string().repeat(64))
+    }
+
+    #[test]
+    fn the_init_layer_tops_an_image_whose_etc_is_a_directory_only() {
+        let t = crate::testutil::TempDir::new("initlayer");
+        let paths = Paths { root: t.path().to_path_buf(), run: t.path().join("run") };
+        let l = paths.layers().join("l");
+        for (name, etc) in [("Lbase", Some(true)), ("Lnone", None), ("Llink", Some(false))] {
+            std::fs::create_dir_all(l.join(name)).unwrap();
+            match etc {
+                Some(true) => std::fs::create_dir(l.join(name).join("etc")).unwrap(),
+                Some(false) => std::os::unix::fs::symlink("/tmp", l.join(name).join("etc")).unwrap(),
+                None => {}
+            }
+        }
+        let v = |xs: &[&str]| xs.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        assert_eq!(init_layer(&paths, &v(&["Lbase", "Lnone"])).as_deref(), Some(INIT_LAYER), "/etc from a lower layer");
+        assert_eq!(init_layer(&paths, &v(&["Lnone"])).as_deref(), Some(INIT_LAYER), "no /etc at all");
+        assert_eq!(init_layer(&paths, &v(&["Lbase", "Llink"])), None, "the topmost /etc is a symlink");
+        for f in INIT_FILES {
+            let m = std::fs::metadata(l.join(INIT_LAYER).join("etc").join(f)).unwrap();
+            assert_eq!((m.len(), m.permissions().mode() & 0o777), (0, 0o644));
+        }
     }
 
     #[test]

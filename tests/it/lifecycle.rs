@@ -113,6 +113,41 @@ fn an_rm_containers_root_is_volatile_and_a_kept_ones_is_not() {
 }
 
 #[test]
+fn a_removed_containers_directory_is_reused_and_keeps_nothing_of_it() {
+    let env = Env::new("a_removed_containers_directory_is_reused");
+    let spares = env.root.join("spare");
+    let a = env.name("a");
+    // The container's root changes what it can of the files bound into it
+    // and of its own root directory, writes, and logs.
+    let o = env.berth(&["run", "--name", &a, "busybox", "sh", "-c", "echo secret > /left; chmod 600 /etc/hosts; chown 1:1 /etc/resolv.conf; chmod 700 /; echo said"]);
+    assert_eq!((o.code, o.out()), (0, "said"), "{o}");
+    env.ok(&["rm", &a]);
+    assert_eq!(std::fs::read_dir(&spares).map(|d| d.count()).unwrap_or(0), 1, "the directory is kept as a spare");
+    let b = env.name("b");
+    let o = env.berth(&["run", "--name", &b, "busybox", "sh", "-c", "ls /left 2>&1; stat -c '%a %u:%g' /etc/hosts /etc/resolv.conf /; grep -c localhost /etc/hosts"]);
+    assert_eq!(std::fs::read_dir(&spares).map(|d| d.count()).unwrap_or(0), 0, "the next create took it");
+    assert_eq!(o.code, 0, "{o}");
+    let lines: Vec<&str> = o.stdout.lines().collect();
+    assert!(lines[0].contains("No such file"), "nothing of a's layer: {o}");
+    assert_eq!(&lines[1..], ["644 0:0", "644 0:0", "755 0:0", "2"], "fresh modes and owners: {o}");
+    assert!(!env.ok(&["logs", &b]).contains("said"), "nothing of a's log");
+}
+
+#[test]
+fn a_container_that_writes_nothing_has_an_empty_layer() {
+    // The mount points of /etc/hosts, /etc/hostname and /etc/resolv.conf
+    // come from a layer all containers share, not from each one's own.
+    let env = Env::new("a_container_that_writes_nothing_has_an_empty_layer");
+    let c = env.name("c");
+    let o = env.berth(&["run", "--name", &c, "busybox", "sh", "-c", "cat /etc/hostname; grep -c localhost /etc/hosts"]);
+    assert_eq!((o.code, o.stdout.lines().nth(1)), (0, Some("2")), "{o}");
+    let upper = env.inspect_f(&c, "{{.GraphDriver.Data.UpperDir}}");
+    let left: Vec<_> = std::fs::read_dir(&upper).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert!(left.is_empty(), "{upper} holds {left:?}");
+    assert_eq!(env.ok(&["diff", &c]), "");
+}
+
+#[test]
 fn run_it_shell_via_script() {
     let env = Env::new("run_it_shell_via_script");
     let n = env.name("ubu1");
