@@ -107,18 +107,9 @@ fn reset(dir: &Path) -> io::Result<()> {
     Ok(())
 }
 
-/// Writes `data` as the whole of `path` over what a spare held, in place:
-/// truncating first would free the old blocks (with `discard`, a TRIM to
-/// wait for) only to allocate them again.
+/// Writes a file of the container's directory over what a spare held.
 pub fn write(path: &Path, data: impl AsRef<[u8]>) -> io::Result<()> {
-    use std::io::Write;
-    let data = data.as_ref();
-    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(false).open(path)?;
-    f.write_all(data)?;
-    if f.metadata()?.len() != data.len() as u64 {
-        f.set_len(data.len() as u64)?;
-    }
-    Ok(())
+    crate::sys::write_in_place(path, data, true)
 }
 
 /// Owner of `reference`, mode `mode`, no extended attributes (an ACL, a
@@ -131,38 +122,7 @@ fn like(path: &Path, reference: &std::fs::Metadata, mode: u32) -> io::Result<()>
     if m.mode() & 0o7777 != mode {
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
     }
-    for name in xattrs(path)? {
-        // SAFETY: NUL-terminated path and name, both alive for the call.
-        if unsafe { libc::lremovexattr(c(path)?.as_ptr(), name.as_ptr()) } < 0 {
-            return Err(io::Error::last_os_error());
-        }
-    }
-    Ok(())
-}
-
-fn c(path: &Path) -> io::Result<std::ffi::CString> {
-    use std::os::unix::ffi::OsStrExt;
-    std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(io::Error::other)
-}
-
-fn xattrs(path: &Path) -> io::Result<Vec<std::ffi::CString>> {
-    let p = c(path)?;
-    let mut buf = vec![0u8; 1024];
-    loop {
-        // SAFETY: the buffer is ours and its length is passed.
-        let n = unsafe { libc::llistxattr(p.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
-        if n >= 0 {
-            buf.truncate(n as usize);
-            break;
-        }
-        let e = io::Error::last_os_error();
-        match e.raw_os_error() {
-            Some(libc::ERANGE) if buf.len() < 1 << 20 => buf.resize(buf.len() * 4, 0),
-            Some(libc::ENOTSUP) => return Ok(vec![]),
-            _ => return Err(e),
-        }
-    }
-    Ok(buf.split(|b| *b == 0).filter(|s| !s.is_empty()).map(|s| std::ffi::CString::new(s).expect("split at NUL")).collect())
+    crate::sys::xattr::clear(path)
 }
 
 /// Deletes every spare (`system prune`, a root being reset).

@@ -1,7 +1,6 @@
 //! The door's network methods: create, connect, impair, remove, and the
 //! firewall and hosts files they keep in step.
 
-use std::io::Write;
 
 use super::{chain, named, Engine, EngineError, Result};
 use crate::container::{self, Container};
@@ -91,10 +90,9 @@ impl Engine {
             files
         };
         for (cid, text) in files {
-            let p = self.paths.container_dir(&cid).join("hosts");
-            if let Ok(mut f) = std::fs::OpenOptions::new().write(true).truncate(true).open(&p) {
-                let _ = f.write_all(text.as_bytes());
-            }
+            // In place: a truncate per peer per change was half the time of
+            // removing 50 containers one by one from a script.
+            let _ = crate::sys::write_in_place(&self.paths.container_dir(&cid).join("hosts"), text, false);
         }
         Ok(())
     }
