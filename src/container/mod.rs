@@ -402,7 +402,8 @@ fn seed_from_image(paths: &Paths, lower: &[String], seed: &[(String, PathBuf)]) 
 
 /// Creates the container: record (the name is claimed atomically by the
 /// UNIQUE constraint), directories, config.json, hosts files.
-pub fn create(paths: &Paths, db: &mut Db, spec: &RunSpec) -> Result<Container> {
+/// `id`: the id to give it (a fresh one when None).
+pub fn create(paths: &Paths, db: &mut Db, spec: &RunSpec, id: Option<&str>) -> Result<Container> {
     if let Some(h) = &spec.hostname
         && (h.is_empty() || h.len() > 64)
     {
@@ -436,7 +437,7 @@ pub fn create(paths: &Paths, db: &mut Db, spec: &RunSpec) -> Result<Container> {
         }
     }
     let lower = image::layer_links(db, &img)?;
-    let id = store::new_id();
+    let id = id.map(String::from).unwrap_or_else(store::new_id);
     let (mounts, made_volumes) = resolve_mounts(paths, db, spec, &img, &lower)?;
     // A create that fails takes back what it made: the row and its
     // endpoints once written, and the volumes made for it.

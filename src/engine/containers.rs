@@ -17,6 +17,11 @@ use crate::sys::{cgroup::Cgroup, proc, pty};
 impl Engine {
 
     pub fn create(&self, spec: &RunSpec) -> Result<Container> {
+        self.create_as(spec, None)
+    }
+
+    /// `create`, under the id `id` when given.
+    fn create_as(&self, spec: &RunSpec, id: Option<&str>) -> Result<Container> {
         if spec.network.as_deref().is_none_or(|n| n == network::DEFAULT) {
             self.ensure_default_network()?;
         }
@@ -45,7 +50,7 @@ impl Engine {
             None => spec,
         };
         // Bound first: a match would hold the store's guard through its arms.
-        let made = container::create(&self.paths, &mut self.db(), spec);
+        let made = container::create(&self.paths, &mut self.db(), spec, id);
         let c = match made {
             Ok(c) => c,
             Err(e) => {
@@ -89,9 +94,14 @@ impl Engine {
 
     pub fn run(&self, spec: &RunSpec, attach: Attach) -> Result<(Container, Output)> {
         tracing::debug!("run: begin");
-        let c = self.create(spec)?;
+        // The monitor starts (exec, daemonise) on the other core while the
+        // container is created; it waits for its first frame, and a create
+        // that fails closes the socket, which sends it away.
+        let id = store::new_id();
+        let mut early = self.spawn_monitor(&id, true).inspect_err(|e| tracing::debug!("run: starting the monitor early: {e}")).ok();
+        let c = self.create_as(spec, Some(&id)).inspect_err(|_| drop(early.take().map(Spawned::into_socket)))?;
         tracing::debug!(id = %c.short_id(), "run: created");
-        let out = self.start_attached(&c.id, attach)?;
+        let out = self.start_with(&c.id, attach, early)?;
         let c = self.container(&c.id).unwrap_or(c);
         Ok((c, out))
     }
@@ -116,30 +126,29 @@ impl Engine {
 
     /// Spawns the monitor and follows the container as `attach` says.
     pub fn start_attached(&self, key: &str, attach: Attach) -> Result<Output> {
-        let c = self.container(key)?;
-        if c.running() {
-            return Err(ContainerError::BadState { name: c.name, state: c.state, what: "it is already running".into() }.into());
-        }
-        self.plug_networks(&c)?;
-        let (mut ours, theirs) = UnixStream::pair().map_err(other("socketpair"))?;
-        // The first frame tells the monitor the terminal size, before the
-        // container's pty exists.
-        let size = if let Attach::Stdio { tty: true, .. } = attach { pty::get_size(0) } else { None };
-        let (rows, cols) = size.unwrap_or((24, 80));
-        let mut p = rows.to_be_bytes().to_vec();
-        p.extend(cols.to_be_bytes());
-        attach::write_frame(&mut ours, attach::RESIZE, &p).map_err(other("attach"))?;
+        self.start_with(key, attach, None)
+    }
+
+    /// Starts a monitor for container `id`, which takes its first frame as
+    /// the order to start. `pending`: the container is still being made;
+    /// the monitor opens its monitor.log itself once that frame comes.
+    fn spawn_monitor(&self, id: &str, pending: bool) -> Result<Spawned> {
+        let (ours, theirs) = UnixStream::pair().map_err(other("socketpair"))?;
         let (exe, _sealed) = runtime::sealed_helper().map_err(other("sealing berth's monitor binary"))?;
         let mut cmd = std::process::Command::new(exe);
         // Named for ps and top, not /proc/self/fd/N.
         std::os::unix::process::CommandExt::arg0(&mut cmd, crate::sys::exe::HELPER);
-        cmd.arg("monitor").arg(&c.id).env("BERTH_ROOT", &self.paths.root).env("BERTH_RUN", &self.paths.run);
+        cmd.arg("monitor").arg(id).env("BERTH_ROOT", &self.paths.root).env("BERTH_RUN", &self.paths.run);
         cmd.stdin(std::process::Stdio::null()).stdout(std::process::Stdio::null());
-        let mlog = self.paths.container_dir(&c.id).join("monitor.log");
-        match std::fs::OpenOptions::new().create(true).append(true).open(&mlog) {
-            Ok(f) => cmd.stderr(f),
-            Err(_) => cmd.stderr(std::process::Stdio::null()),
-        };
+        if pending {
+            cmd.stderr(std::process::Stdio::null()).env(runtime::monitor::PENDING, "1");
+        } else {
+            let mlog = self.paths.container_dir(id).join("monitor.log");
+            match std::fs::OpenOptions::new().create(true).append(true).open(&mlog) {
+                Ok(f) => cmd.stderr(f),
+                Err(_) => cmd.stderr(std::process::Stdio::null()),
+            };
+        }
         // The socket is inherited under its own number, named in the
         // environment: no pre-exec hook, so std can use posix_spawn (vfork),
         // which is measurably faster than fork for our big binary.
@@ -147,8 +156,28 @@ impl Engine {
         cmd.env("BERTH_MONITOR_FD", theirs.as_raw_fd().to_string());
         let spawned = cmd.spawn();
         drop(theirs);
-        let mut child = spawned.map_err(other("starting the monitor"))?;
-        let _ = child.wait();
+        Ok(Spawned { sock: ours, child: spawned.map_err(other("starting the monitor"))? })
+    }
+
+    /// `start_attached` with a monitor `run` may have started already.
+    fn start_with(&self, key: &str, attach: Attach, early: Option<Spawned>) -> Result<Output> {
+        let early = early.map(Spawned::into_socket);
+        let c = self.container(key)?;
+        if c.running() {
+            return Err(ContainerError::BadState { name: c.name, state: c.state, what: "it is already running".into() }.into());
+        }
+        self.plug_networks(&c)?;
+        let mut ours = match early {
+            Some(s) => s,
+            None => self.spawn_monitor(&c.id, false)?.into_socket(),
+        };
+        // The first frame tells the monitor the terminal size, before the
+        // container's pty exists.
+        let size = if let Attach::Stdio { tty: true, .. } = attach { pty::get_size(0) } else { None };
+        let (rows, cols) = size.unwrap_or((24, 80));
+        let mut p = rows.to_be_bytes().to_vec();
+        p.extend(cols.to_be_bytes());
+        attach::write_frame(&mut ours, attach::RESIZE, &p).map_err(other("attach"))?;
         tracing::debug!("start: monitor spawned");
         let r = self.follow(&mut ours, attach);
         tracing::debug!("start: done");
@@ -949,4 +978,20 @@ fn writable_for_copy(c: &Container, path: &str) -> Result<()> {
         c.name
     ))
     .into())
+}
+
+/// A monitor process just started, and our end of its socket.
+struct Spawned {
+    sock: UnixStream,
+    child: std::process::Child,
+}
+
+impl Spawned {
+    /// The socket, once the first process is reaped: it only daemonises,
+    /// so the wait is short. Dropping the socket unused sends the monitor
+    /// away.
+    fn into_socket(mut self) -> UnixStream {
+        let _ = self.child.wait();
+        self.sock
+    }
 }

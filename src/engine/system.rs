@@ -578,6 +578,12 @@ impl<'a> Check<'a> {
                     self.add("process", format!("{pid} (supervise {})", &words[2][..12.min(words[2].len())]), "its service is gone".into(), Fix::Kill(pid));
                 }
             } else if !self.known(&words[2]) {
+                // `run` starts a container's monitor while it writes the
+                // record and the directory: a young one without either is
+                // one of those, not a leftover.
+                if words[1] == "monitor" && !self.paths().container_dir(&words[2]).exists() && proc::age(pid).is_some_and(|a| a < std::time::Duration::from_secs(10)) {
+                    continue;
+                }
                 self.add("process", format!("{pid} ({} {})", words[1], &words[2][..12.min(words[2].len())]), "its container is gone".into(), Fix::Kill(pid));
             } else if words[1] == "monitor" {
                 monitored.insert(words[2].clone());

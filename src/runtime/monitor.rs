@@ -126,6 +126,21 @@ fn spawn_probe(paths: &Paths, id: &str, pid: i32, cgroup: &str, argv: &[String])
 /// record.
 /// Entry point of the hidden `monitor` subcommand. `first` is the socket of
 /// the client that started us (fd 3), if any.
+/// Set (to anything) for a monitor started before its container exists.
+pub const PENDING: &str = "BERTH_MONITOR_PENDING";
+
+/// Waits for data on the starter's socket: false at its end.
+fn frame_comes(fd: &OwnedFd) -> bool {
+    use nix::sys::socket::{recv, MsgFlags};
+    loop {
+        match recv(fd.as_raw_fd(), &mut [0u8; 1], MsgFlags::MSG_PEEK) {
+            Ok(n) => return n > 0,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(_) => return false,
+        }
+    }
+}
+
 pub fn main(paths: Paths, id: &str, first: Option<OwnedFd>) -> i32 {
     // Daemonise: the client waits for this first process only, and the
     // real monitor, reparented, never becomes the client's zombie.
@@ -136,6 +151,17 @@ pub fn main(paths: Paths, id: &str, first: Option<OwnedFd>) -> i32 {
     }
     // Fails only for a process group leader, which the forked monitor is not.
     let _ = proc::setsid();
+    if std::env::var_os(PENDING).is_some() {
+        // `run` started us while it makes the container: its first frame
+        // says go; a closed socket, that the create failed.
+        if !first.as_ref().is_some_and(frame_comes) {
+            proc::exit_now(0);
+        }
+        let log = paths.container_dir(id).join("monitor.log");
+        if let Ok(f) = std::fs::OpenOptions::new().create(true).append(true).open(&log) {
+            let _ = proc::dup_onto(f.as_raw_fd(), 2);
+        }
+    }
     proc::set_signal_default(libc::SIGPIPE, true);
     // Warnings reach monitor.log (our stderr) even without BERTH_LOG: what
     // a monitor could not record is never silent.

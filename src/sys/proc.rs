@@ -212,6 +212,15 @@ pub fn start_time(pid: i32) -> Option<u64> {
     stat_fields(pid).map(|(_, t)| t)
 }
 
+/// How long ago the process started (None when it is gone).
+pub fn age(pid: i32) -> Option<std::time::Duration> {
+    // SAFETY: sysconf with a constant.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    let up: f64 = std::fs::read_to_string("/proc/uptime").ok()?.split_whitespace().next()?.parse().ok()?;
+    let started = start_time(pid)? as f64 / hz;
+    Some(std::time::Duration::from_secs_f64((up - started).max(0.0)))
+}
+
 /// The state letter and start time from /proc/PID/stat, read with one
 /// read call: every container lookup checks its processes this way, and
 /// read_to_string's growing buffer took six.
