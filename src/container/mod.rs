@@ -735,7 +735,6 @@ pub fn remove_files(paths: &Paths, id: &str) -> Result<()> {
     }
     let cg = crate::sys::cgroup::Cgroup::load(&cgroup_of_files(paths, id));
     let emptied = !cg.exists() || cg.delete().is_ok();
-    crate::sys::cgroup::remove_if_unused(&paths.cgroup_parent());
     let _ = std::fs::remove_dir_all(paths.container_run(id));
     // Reused only when nothing of the container can still reach it: no
     // process left in its cgroup, no overlay that a detach only hid.

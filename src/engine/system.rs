@@ -615,9 +615,8 @@ impl<'a> Check<'a> {
             let reason = if procs > 0 { format!("{whose}; {procs} processes still run in it") } else { whose.to_string() };
             self.add("cgroup", cg.clone(), reason, Fix::RemoveCgroup(cg.clone()));
         }
-        if monitored.is_empty() && cgroups.is_empty() && crate::sys::cgroup::Cgroup::load(&parent).exists() {
-            self.add("cgroup", parent.clone(), "no container of this root uses it".into(), Fix::RemoveCgroup(parent.clone()));
-        }
+        // The root's own parent, empty, is no leftover: it stays between
+        // containers, as docker's does, and goes with `system reset`.
     }
 
     /// Containers recorded as running whose monitor is gone.
