@@ -83,16 +83,21 @@ impl ProcessPlan {
 }
 
 /// Entry point in the cloned child. Never returns.
-pub fn run(spec: &Spec, stdio: Stdio, go: RawFd, errfd: RawFd) -> ! {
+/// `door`: the way into the container's cgroup, which the monitor makes
+/// while this builds the root (v1); None when init is in it already.
+pub fn run(spec: &Spec, stdio: Stdio, go: RawFd, errfd: RawFd, door: Option<crate::sys::cgroup::Door>) -> ! {
     let r = (|| {
         // If the monitor dies, its container must not live on unsupervised.
         proc::set_parent_death_signal(libc::SIGKILL).map_err(fail)?;
         prepare(spec)?;
         let plan = ProcessPlan::from_spec(spec)?;
-        // We are in our cgroup already (born there, or moved ourselves in
-        // before this); "go" says the monitor survived the clone and
+        // "go" says the monitor survived the clone, made the cgroup and
         // supervises us, so nothing of the user's runs unwatched.
         wait_go(go)?;
+        // Into the cgroup before anything of the user's runs.
+        if let Some(d) = door {
+            d.enter().map_err(|x| fail(format!("joining the container's cgroup: {x}")))?;
+        }
         crate::fault!("start.exec");
         start_process(&plan, stdio, errfd, true)
     })();

@@ -584,18 +584,26 @@ impl Monitor {
             self.mount_fuse_root().map_err(|x| e(format!("mounting the container's root: {x}")))?;
         }
         let flags = self.ns_flags();
-        // The cgroup is made first. On v2 init is born in it (no move, see
-        // proc::clone_into_cgroup); elsewhere init moves itself in first
-        // thing (Cgroup::enter), which on v1 skips the lock a move by us
-        // would wait on.
-        let cgroup = Cgroup::create(&cg_path, &self.limits()).map_err(|x| e(x.to_string()))?;
-        let born_in = cgroup.v2_dir_fd().and_then(|fd| proc::clone_into_cgroup(flags, &fd).ok());
+        // On v2 the cgroup is made first and init is born in it (no move,
+        // see proc::clone_into_cgroup); a v2 kernel that refuses that has
+        // init move itself in first thing. On v1 the monitor makes it while
+        // init builds its root on the other core, and init moves itself in
+        // after "go" through the hierarchies it holds open (cgroup::Door):
+        // a thread moving itself skips the lock a move by us waits on.
+        let (made_first, door) = if crate::sys::cgroup::is_v2() {
+            (Some(Cgroup::create(&cg_path, &self.limits()).map_err(|x| e(x.to_string()))?), None)
+        } else {
+            (None, Some(crate::sys::cgroup::door(&cg_path).map_err(|x| e(x.to_string()))?))
+        };
+        let born_in = made_first.as_ref().and_then(|c| c.v2_dir_fd()).and_then(|fd| proc::clone_into_cgroup(flags, &fd).ok());
         let cloned = match born_in {
             Some(r) => r,
             None => match proc::clone_fork(flags) {
                 Ok(r) => r,
                 Err(x) => {
-                    warn_err("removing the cgroup", cgroup.delete());
+                    if let Some(c) = &made_first {
+                        warn_err("removing the cgroup", c.delete());
+                    }
                     return Err(e(format!("clone: {x}")));
                 }
             },
@@ -611,17 +619,32 @@ impl Monitor {
                 // a monitor that died before init could ask for a signal.
                 drop(go_w);
                 drop(err_r);
-                if !born_in_cgroup && let Err(x) = cgroup.enter() {
+                if !born_in_cgroup
+                    && let Some(c) = &made_first
+                    && let Err(x) = c.enter()
+                {
                     init::report(errfd, &InitError { code: EXIT_ENGINE, msg: x.to_string() });
                     proc::exit_now(1)
                 }
-                init::run(&self.spec, stdio, go, errfd)
+                init::run(&self.spec, stdio, go, errfd, door)
             }
             Some(pid) => {
                 drop(keep_child);
                 drop(go_r);
                 drop(err_w);
+                drop(door);
                 tracing::debug!("monitor: cloned{}", if born_in_cgroup { " into its cgroup" } else { "" });
+                let cgroup = match made_first {
+                    Some(c) => c,
+                    None => match Cgroup::create(&cg_path, &self.limits()) {
+                        Ok(c) => c,
+                        Err(x) => {
+                            warn_err("killing init after a failed start", proc::kill(pid, libc::SIGKILL));
+                            warn_err("reaping init", proc::wait_pid(pid));
+                            return Err(e(x.to_string()));
+                        }
+                    },
+                };
                 crate::fault!("start.cgroup");
                 // While init builds its root on the other core.
                 if let Err(x) = self.load_record() {

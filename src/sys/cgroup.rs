@@ -200,6 +200,49 @@ pub fn dirs(path: &str) -> Vec<PathBuf> {
     v
 }
 
+/// A way into cgroup `path` on v1 for a process that will no longer see
+/// the host's /sys/fs/cgroup by the time it goes in (init, after
+/// pivot_root), opened before the cgroup exists: each hierarchy's mount,
+/// held open. So the monitor makes the cgroup while init builds its root.
+/// Empty where berth uses no cgroup; not for v2, where init is born in it.
+pub struct Door {
+    hierarchies: Vec<std::os::fd::OwnedFd>,
+    tasks: PathBuf,
+    path: String,
+}
+
+pub fn door(path: &str) -> io::Result<Door> {
+    use nix::fcntl::{open, OFlag};
+    use nix::sys::stat::Mode;
+    let mut hierarchies = Vec::new();
+    let h = host();
+    if !(crate::rootless::active() && !writable()) && !h.v2 {
+        let mut seen: Vec<&PathBuf> = Vec::new();
+        for c in &h.controllers {
+            if let Some((_, mp)) = h.mounts.iter().find(|(x, _)| x == c)
+                && !seen.contains(&mp)
+            {
+                seen.push(mp);
+                hierarchies.push(open(mp, OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty()).map_err(|x| eio(&format!("opening {}", mp.display()), path, x.into()))?);
+            }
+        }
+    }
+    Ok(Door { hierarchies, tasks: Path::new(path.trim_start_matches('/')).join("tasks"), path: path.to_string() })
+}
+
+impl Door {
+    /// Moves the calling thread in, as `Cgroup::enter` does on v1.
+    pub fn enter(&self) -> io::Result<()> {
+        use nix::fcntl::{openat, OFlag};
+        use nix::sys::stat::Mode;
+        for h in &self.hierarchies {
+            let fd = openat(h, &self.tasks, OFlag::O_WRONLY | OFlag::O_CLOEXEC, Mode::empty()).map_err(|x| eio("opening tasks", &self.path, x.into()))?;
+            std::io::Write::write_all(&mut std::fs::File::from(fd), b"0").map_err(|x| eio("writing \"0\" to tasks", &self.path, x))?;
+        }
+        Ok(())
+    }
+}
+
 /// The names of the child cgroups of `parent` (in any hierarchy berth uses).
 pub fn children(parent: &str) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
