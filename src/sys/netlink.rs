@@ -792,9 +792,7 @@ impl Netlink {
         self.del_neighbour_msg(&op, msg)
     }
 
-    /// The IPv4 neighbours of `dev`. Empty for a missing link. A deleted
-    /// entry that something still references lingers as FAILED until the
-    /// kernel frees it: it is no neighbour, so it is left out.
+    /// The IPv4 unicast neighbours of `dev`. Empty for a missing link.
     pub fn neigh_list(&self, dev: &str) -> io::Result<Vec<NeighEntry>> {
         let op = format!("listing neighbours of {dev}");
         let Some(idx) = self.link_index(dev).map_err(|e| ctx(&op, e))? else {
@@ -803,7 +801,10 @@ impl Netlink {
         let msgs = self.dump_neighbours(AddressFamily::Inet).map_err(|e| nl_err(&op, e))?;
         Ok(msgs
             .iter()
-            .filter(|m| m.header.ifindex == idx && m.header.state != NeighbourState::Failed)
+            // A FAILED entry is a deleted one something still holds; a
+            // NOARP one the kernel's own for a multicast group it sent to
+            // (IGMP reports to 224.0.0.22): neither is a neighbour.
+            .filter(|m| m.header.ifindex == idx && !matches!(m.header.state, NeighbourState::Failed | NeighbourState::Noarp))
             .filter_map(|m| {
                 let mut mac = None;
                 let mut ip = None;
@@ -814,7 +815,8 @@ impl Netlink {
                         _ => {}
                     }
                 }
-                Some(NeighEntry { ip: ip?, mac, permanent: m.header.state == NeighbourState::Permanent })
+                let ip = ip.filter(|ip| !ip.is_multicast() && !ip.is_broadcast())?;
+                Some(NeighEntry { ip, mac, permanent: m.header.state == NeighbourState::Permanent })
             })
             .collect())
     }
