@@ -412,14 +412,23 @@ fn write_diff(upper: &Path, into: &Path) -> std::io::Result<()> {
         let Ok(rd) = std::fs::read_dir(upper.join(&rel)) else { continue };
         for e in rd.flatten() {
             let r = rel.join(e.file_name());
-            let md = std::fs::symlink_metadata(e.path())?;
+            // A container left running (--leave-running) goes on writing:
+            // a file it removed while we walk is simply not in the diff.
+            let gone = |x: &std::io::Error| x.kind() == std::io::ErrorKind::NotFound;
+            let md = match std::fs::symlink_metadata(e.path()) {
+                Err(x) if gone(&x) => continue,
+                r => r?,
+            };
             let ft = md.file_type();
             // A whiteout is a 0:0 character device.
             if ft.is_char_device() && nix::sys::stat::major(std::os::unix::fs::MetadataExt::rdev(&md)) == 0 && nix::sys::stat::minor(std::os::unix::fs::MetadataExt::rdev(&md)) == 0 {
                 deleted.push(format!("/{}", r.display()));
                 continue;
             }
-            t.append_path_with_name(e.path(), &r)?;
+            match t.append_path_with_name(e.path(), &r) {
+                Err(x) if gone(&x) => continue,
+                r => r?,
+            }
             if ft.is_dir() {
                 if crate::sys::xattr::get(&e.path(), "trusted.overlay.opaque").is_ok_and(|v| v == b"y") {
                     deleted.push(format!("/{}/", r.display()));
