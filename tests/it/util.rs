@@ -574,7 +574,7 @@ impl Drop for Env {
                 let _ = wait_until(Duration::from_secs(2), || std::fs::remove_dir(&d).is_ok() || !d.exists());
             }
         }
-        // 3b. The root's own cgroup goes with its last container.
+        // 3b. The root's own cgroup goes with `system reset`.
         let parent = self.cgroup_parent();
         let left = cgroup_hierarchy_dirs(&parent);
         if !left.is_empty() {
