@@ -188,13 +188,18 @@ pub fn dirs(path: &str) -> Vec<PathBuf> {
     if h.v2 {
         return vec![v2_root().join(path)];
     }
-    let mut v: Vec<PathBuf> = Vec::new();
+    v1_hierarchies(h).into_iter().map(|mp| mp.join(path)).collect()
+}
+
+/// v1: the mount point of each hierarchy holding a controller berth uses,
+/// once each (cpu and cpuacct often share one).
+fn v1_hierarchies(h: &Host) -> Vec<&PathBuf> {
+    let mut v: Vec<&PathBuf> = Vec::new();
     for c in &h.controllers {
-        if let Some((_, mp)) = h.mounts.iter().find(|(x, _)| x == c) {
-            let d = mp.join(path);
-            if !v.contains(&d) {
-                v.push(d);
-            }
+        if let Some((_, mp)) = h.mounts.iter().find(|(x, _)| x == c)
+            && !v.contains(&mp)
+        {
+            v.push(mp);
         }
     }
     v
@@ -217,14 +222,8 @@ pub fn door(path: &str) -> io::Result<Door> {
     let mut hierarchies = Vec::new();
     let h = host();
     if !(crate::rootless::active() && !writable()) && !h.v2 {
-        let mut seen: Vec<&PathBuf> = Vec::new();
-        for c in &h.controllers {
-            if let Some((_, mp)) = h.mounts.iter().find(|(x, _)| x == c)
-                && !seen.contains(&mp)
-            {
-                seen.push(mp);
-                hierarchies.push(open(mp, OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty()).map_err(|x| eio(&format!("opening {}", mp.display()), path, x.into()))?);
-            }
+        for mp in v1_hierarchies(h) {
+            hierarchies.push(open(mp, OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty()).map_err(|x| eio(&format!("opening {}", mp.display()), path, x.into()))?);
         }
     }
     Ok(Door { hierarchies, tasks: Path::new(path.trim_start_matches('/')).join("tasks"), path: path.to_string() })
