@@ -31,6 +31,7 @@ cleanup() {
   "$B" rm -f benchone >/dev/null 2>&1
   "$B" network rm benchsvc >/dev/null 2>&1
   "$B" system check --repair >/dev/null 2>&1
+  "$B" system reset -f >/dev/null 2>&1
   rm -rf "$dir/root" "$dir/run"
 }
 trap cleanup EXIT
