@@ -726,6 +726,16 @@ pub fn check_cgroup_parent(p: &str) -> Result<()> {
 }
 
 pub fn remove_files(paths: &Paths, id: &str) -> Result<()> {
+    if let Some(p) = remove_files_but_reset(paths, id)? {
+        p.finish();
+    }
+    Ok(())
+}
+
+/// `remove_files`, except that a directory kept as a spare comes back to
+/// be reset: the container is gone already, and the caller (a monitor)
+/// lets its client go before that work.
+pub fn remove_files_but_reset(paths: &Paths, id: &str) -> Result<Option<spare::Pending>> {
     crate::network::teardown(paths, id);
     let dir = paths.container_dir(id);
     let merged = dir.join("merged");
@@ -738,11 +748,11 @@ pub fn remove_files(paths: &Paths, id: &str) -> Result<()> {
     let _ = std::fs::remove_dir_all(paths.container_run(id));
     // Reused only when nothing of the container can still reach it: no
     // process left in its cgroup, no overlay that a detach only hid.
-    if emptied && !mounted && spare::give(paths, &dir) {
-        return Ok(());
+    if emptied && !mounted && let Some(p) = spare::set_aside(paths, &dir) {
+        return Ok(Some(p));
     }
     std::fs::remove_dir_all(&dir).or_else(|e| if e.kind() == std::io::ErrorKind::NotFound { Ok(()) } else { Err(e) }).map_err(io_ctx(format!("removing {}", dir.display())))?;
-    Ok(())
+    Ok(None)
 }
 
 pub fn log_path(paths: &Paths, id: &str) -> PathBuf {

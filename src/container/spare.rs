@@ -36,36 +36,67 @@ pub fn take(paths: &Paths, dir: &Path) -> bool {
     let spares = paths.spares();
     let Ok(list) = std::fs::read_dir(&spares) else { return false };
     // Another create may take the same one first: its rename wins, ours
-    // finds nothing and tries the next.
-    list.flatten().any(|e| std::fs::rename(e.path(), dir).is_ok())
+    // finds nothing and tries the next. A name with a dot is still being
+    // reset (`Pending`).
+    list.flatten().filter(|e| !e.file_name().to_string_lossy().starts_with('.')).any(|e| std::fs::rename(e.path(), dir).is_ok())
 }
 
 /// Keeps the removed container's directory `dir` as a spare when there is
-/// room; the caller has made sure no process or mount still uses it. False when it was not kept: the caller deletes
-/// it, and whatever this emptied before giving up is simply gone sooner.
+/// room; the caller has made sure no process or mount still uses it. False
+/// when it was not kept: the caller deletes it, and whatever this emptied
+/// before giving up is simply gone sooner.
 pub fn give(paths: &Paths, dir: &Path) -> bool {
+    set_aside(paths, dir).is_some_and(Pending::finish)
+}
+
+/// A container directory moved out of `containers/` under a name `take`
+/// passes over, still to be reset. The container is gone once it is set
+/// aside; a monitor tells its client so and resets the directory after,
+/// off the path of a `run --rm` that waits for the removal.
+pub struct Pending {
+    at: std::path::PathBuf,
+    to: std::path::PathBuf,
+}
+
+/// Moves `dir` among the spares, not yet to be taken. None when there is
+/// no room (or no rename): the caller deletes `dir`.
+pub fn set_aside(paths: &Paths, dir: &Path) -> Option<Pending> {
     let spares = paths.spares();
     if std::fs::read_dir(&spares).map(|l| l.count() >= MAX).unwrap_or(false) {
-        return false;
+        return None;
     }
-    match reset(dir) {
-        Ok(()) => {}
-        Err(e) => {
-            tracing::debug!("{} not kept as a spare: {e}", dir.display());
-            return false;
-        }
+    // The caller saw no mount on it; a file here means it was never ours.
+    if std::fs::read_dir(dir.join("merged")).ok()?.next().is_some() {
+        tracing::debug!("{} not kept as a spare: merged is not empty", dir.display());
+        return None;
     }
-    let Some(name) = dir.file_name() else { return false };
+    let name = dir.file_name()?.to_string_lossy().into_owned();
     let _ = std::fs::create_dir(&spares);
-    std::fs::rename(dir, spares.join(name)).is_ok()
+    let p = Pending { at: spares.join(format!(".{name}")), to: spares.join(&name) };
+    std::fs::rename(dir, &p.at).ok()?;
+    Some(p)
+}
+
+impl Pending {
+    /// Resets the directory and offers it to `take`; deletes it when it
+    /// cannot be kept. True when kept.
+    pub fn finish(self) -> bool {
+        let kept = match reset(&self.at) {
+            Ok(()) => std::fs::rename(&self.at, &self.to).is_ok(),
+            Err(e) => {
+                tracing::debug!("{} not kept as a spare: {e}", self.at.display());
+                false
+            }
+        };
+        if !kept {
+            let _ = crate::volume::remove_tree(&self.at);
+        }
+        kept
+    }
 }
 
 fn reset(dir: &Path) -> io::Result<()> {
     let me = std::fs::symlink_metadata(dir)?;
-    // The caller saw no mount on it; a file here means it was never ours.
-    if std::fs::read_dir(dir.join("merged"))?.next().is_some() {
-        return Err(io::Error::other("merged is not empty"));
-    }
     for e in std::fs::read_dir(dir)? {
         let e = e?;
         let name = e.file_name();
@@ -177,6 +208,19 @@ mod tests {
         let dir_mode = std::fs::metadata(&new).unwrap().mode() & 0o7777;
         assert_eq!(std::fs::metadata(new.join("upper")).unwrap().mode() & 0o7777, dir_mode);
         assert_eq!(std::fs::metadata(new.join("hosts")).unwrap().mode() & 0o7777, 0o644);
+    }
+
+    #[test]
+    fn a_spare_still_being_reset_is_not_taken() {
+        let t = crate::testutil::TempDir::new("spare");
+        let p = paths(t.path());
+        let old = container(&p, "old");
+        let pending = set_aside(&p, &old).expect("room for a spare");
+        assert!(!old.exists(), "the container's directory is gone once set aside");
+        assert!(!take(&p, &p.container_dir("new")), "not before its reset");
+        assert!(pending.finish());
+        assert!(take(&p, &p.container_dir("new")));
+        assert!(!p.container_dir("new").join("log.jsonl.1").exists());
     }
 
     #[test]

@@ -443,14 +443,21 @@ impl Monitor {
         // happens while they go on.
         self.drop_spent_cgroup();
         if self.autoremove {
-            if let Err(e) = container::remove_files(&self.paths, &self.id) {
+            let spare = container::remove_files_but_reset(&self.paths, &self.id).unwrap_or_else(|e| {
                 tracing::warn!("monitor: removing the container's files: {e}");
-            }
+                None
+            });
             if let Some(f) = forgotten {
                 self.with_store("dropping unused layers", |db, paths, _| {
                     f.files_removed(paths, db);
                     Ok::<_, std::convert::Infallible>(())
                 });
+            }
+            // The container is gone: a `run --rm` waiting for the socket
+            // to close returns while its directory is reset for reuse.
+            self.clients.clear();
+            if let Some(p) = spare {
+                p.finish();
             }
         } else {
             warn_err("removing the attach socket", std::fs::remove_file(self.paths.attach_socket(&self.id)));

@@ -384,7 +384,13 @@ fn overlays_join_containers_across_nodes_and_the_mesh_publishes_services() {
     lab.ok(0, &["rm", "-f", "a2", "d"]);
     lab.ok(1, &["rm", "-f", "b"]);
     lab.ok(2, &["rm", "-f", "c"]);
-    assert!(wait_until(Duration::from_secs(15), || lab.berth(0, &["network", "rm", "onet", "other", "svcnet"]).ok()), "{}", lab.berth(0, &["network", "rm", "onet"]));
+    // Each until it goes: a retry of all three would fail on the first
+    // one removed already, while the service's tasks still hold svcnet.
+    let gone = |n: &str| {
+        let o = lab.berth(0, &["network", "rm", n]);
+        o.ok() || o.stderr.contains("not found")
+    };
+    assert!(wait_until(Duration::from_secs(15), || ["onet", "other", "svcnet"].into_iter().all(gone)), "{}", lab.berth(0, &["network", "ls"]));
     for h in 0..3 {
         assert!(wait_until(Duration::from_secs(10), || !lab.host(h, &["ip", "-br", "link"]).stdout.contains("vx-")), "h{h} keeps VXLAN devices: {}", lab.host(h, &["ip", "-br", "link"]).stdout);
     }
