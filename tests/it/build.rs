@@ -71,6 +71,29 @@ fn course_example_builds_runs_and_rebuilds_from_cache() {
 }
 
 #[test]
+fn a_remembered_file_digest_never_hides_a_change() {
+    // Rebuilds reuse the digests of unchanged context files (by stat);
+    // a file rewritten with the same size and its old mtime still misses.
+    let env = Env::new("a_remembered_file_digest_never_hides_a_change");
+    let d = ctx(&env, "app", "FROM busybox\nCOPY data.txt /data.txt\nCMD [\"cat\", \"/data.txt\"]\n", &[("data.txt", "first\n")]);
+    // Older than two seconds: young files are hashed every time.
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    assert_eq!(build(&env, &d, &["-t", "sums"]).code, 0);
+    let sums = std::fs::read_to_string(env.root.join("build-sums")).unwrap_or_default();
+    assert!(sums.contains("data.txt"), "the digest is remembered: {sums:?}");
+    let o = build(&env, &d, &["-t", "sums"]);
+    assert_eq!(o.stdout.matches("CACHED").count(), 2, "COPY and CMD: {o}");
+    let old = std::fs::metadata(d.join("data.txt")).unwrap().modified().unwrap();
+    std::fs::write(d.join("data.txt"), "other\n").unwrap();
+    std::fs::File::options().write(true).open(d.join("data.txt")).unwrap().set_modified(old).unwrap();
+    let o = build(&env, &d, &["-t", "sums"]);
+    assert_eq!((o.code, o.stdout.matches("CACHED").count()), (0, 0), "{o}");
+    assert_eq!(env.ok(&["run", "--rm", "sums"]), "other");
+    env.ok(&["system", "prune", "-a", "-f"]);
+    assert!(!env.root.join("build-sums").exists(), "prune -a forgets the digests with the build cache");
+}
+
+#[test]
 fn multi_stage_copy_from_target_and_args() {
     let env = Env::new("multi_stage_copy_from_target_and_args");
     let d = ctx(
