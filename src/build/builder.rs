@@ -713,7 +713,7 @@ impl Ctx<'_> {
         let mut h = Sha256::new();
         // The context's file digests are remembered between builds; a
         // stage's root is a fresh mount each time, so it is read in full.
-        let mut sums = from.is_none().then(|| SumCache::load(self.engine.paths().root.join(SUMS_FILE)));
+        let mut sums = from.is_none().then(|| SumCache::load(self.engine.paths().build_sums()));
         for s in &sources {
             hash_tree(&root, s, &mut h, sums.as_mut());
         }
@@ -1062,14 +1062,14 @@ fn hash_tree(root: &Path, p: &Path, h: &mut Sha256, mut sums: Option<&mut SumCac
         let known = sums.as_deref().and_then(|c| c.get(p, &md));
         let sum = match known {
             Some(s) => s,
-            None => match file_sum(p) {
-                Some(s) => {
+            None => match crate::sys::sha256_file(p) {
+                Ok(s) => {
                     if let Some(c) = sums.as_deref_mut() {
                         c.put(p, &md, &s);
                     }
                     s
                 }
-                None => return,
+                Err(_) => return,
             },
         };
         h.update(sum.as_bytes());
@@ -1086,23 +1086,7 @@ fn hash_tree(root: &Path, p: &Path, h: &mut Sha256, mut sums: Option<&mut SumCac
     }
 }
 
-/// The hex SHA-256 of a file's content.
-fn file_sum(p: &Path) -> Option<String> {
-    let mut f = std::fs::File::open(p).ok()?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        match f.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => h.update(&buf[..n]),
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(_) => return None,
-        }
-    }
-    Some(hex::encode(h.finalize()))
-}
-
-/// Digests of the build context's files, kept in ROOT/build-sums from one
+/// Digests of the build context's files, kept in `Paths::build_sums` from one
 /// build to the next under what stat says of each file (device, inode,
 /// size, mtime and ctime), as git's index and BuildKit keep theirs: a
 /// cached rebuild with a 10 MiB COPY then reads no file (8 ms less).
@@ -1114,10 +1098,6 @@ struct SumCache {
     map: HashMap<String, (String, String)>,
     dirty: bool,
 }
-
-/// The file, in the store's root; `system reset` and `system prune -a`
-/// delete it with the build cache.
-pub const SUMS_FILE: &str = "build-sums";
 
 /// Entries kept at most: a few MB of context files' digests.
 const SUMS_MAX: usize = 20_000;

@@ -41,14 +41,6 @@ pub fn take(paths: &Paths, dir: &Path) -> bool {
     list.flatten().filter(|e| !e.file_name().to_string_lossy().starts_with('.')).any(|e| std::fs::rename(e.path(), dir).is_ok())
 }
 
-/// Keeps the removed container's directory `dir` as a spare when there is
-/// room; the caller has made sure no process or mount still uses it. False
-/// when it was not kept: the caller deletes it, and whatever this emptied
-/// before giving up is simply gone sooner.
-pub fn give(paths: &Paths, dir: &Path) -> bool {
-    set_aside(paths, dir).is_some_and(Pending::finish)
-}
-
 /// A container directory moved out of `containers/` under a name `take`
 /// passes over, still to be reset. The container is gone once it is set
 /// aside; a monitor tells its client so and resets the directory after,
@@ -58,8 +50,10 @@ pub struct Pending {
     to: std::path::PathBuf,
 }
 
-/// Moves `dir` among the spares, not yet to be taken. None when there is
-/// no room (or no rename): the caller deletes `dir`.
+/// Moves the removed container's directory `dir` among the spares, not
+/// yet to be taken; the caller has made sure no process or mount still
+/// uses it. None when there is no room (or no rename): the caller deletes
+/// `dir`.
 pub fn set_aside(paths: &Paths, dir: &Path) -> Option<Pending> {
     let spares = paths.spares();
     if std::fs::read_dir(&spares).map(|l| l.count() >= MAX).unwrap_or(false) {
@@ -166,6 +160,10 @@ pub fn clear(paths: &Paths) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn give(paths: &Paths, dir: &Path) -> bool {
+        set_aside(paths, dir).is_some_and(Pending::finish)
+    }
 
     fn paths(t: &Path) -> Paths {
         Paths { root: t.join("root"), run: t.join("run") }

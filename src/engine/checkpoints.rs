@@ -13,10 +13,10 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use sha2::Digest;
 
 use super::{Engine, EngineError, Result, other};
 use crate::container::{Container, RunSpec};
+use crate::sys::sha256_file;
 use crate::runtime::criu::{self, DUMPING, ORDER, RestoreOrder};
 
 /// What a restore needs beyond CRIU's images.
@@ -316,20 +316,6 @@ fn files(d: &Path) -> std::io::Result<Vec<PathBuf>> {
     }
     out.sort();
     Ok(out)
-}
-
-pub(super) fn sha256_file(p: &Path) -> std::io::Result<String> {
-    let mut f = std::fs::File::open(p)?;
-    let mut h = sha2::Sha256::new();
-    let mut buf = vec![0u8; 1 << 16];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    Ok(hex::encode(h.finalize()))
 }
 
 fn pack(d: &Path, to: &Path) -> std::io::Result<()> {

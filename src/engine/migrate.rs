@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use super::checkpoints::sha256_file;
+use crate::sys::sha256_file;
 use super::{Engine, EngineError, Result};
 use crate::cluster::etcd::Etcd;
 use crate::cluster::membership::Membership;

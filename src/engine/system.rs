@@ -259,7 +259,7 @@ impl Engine {
         let _ = db.conn.execute_batch("CREATE TABLE IF NOT EXISTS build_cache(key TEXT PRIMARY KEY, image_id TEXT NOT NULL)");
         r.build_cache = db.conn.execute("DELETE FROM build_cache", []).unwrap_or(0);
         drop(db);
-        let _ = std::fs::remove_file(self.paths.root.join(crate::build::builder::SUMS_FILE));
+        let _ = std::fs::remove_file(self.paths.build_sums());
         crate::sys::cgroup::remove_if_unused(&self.paths.cgroup_parent());
         crate::container::spare::clear(&self.paths);
         // A rootless berth's network namespace and its slirp4netns.
@@ -295,7 +295,7 @@ impl Engine {
             let sql = if all { "DELETE FROM build_cache" } else { "DELETE FROM build_cache WHERE image_id NOT IN (SELECT id FROM images)" };
             p.build_cache = db.conn.execute(sql, []).unwrap_or(0);
             if all {
-                let _ = std::fs::remove_file(self.paths.root.join(crate::build::builder::SUMS_FILE));
+                let _ = std::fs::remove_file(self.paths.build_sums());
             }
         }
         if volumes {

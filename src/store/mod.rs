@@ -70,6 +70,11 @@ impl Paths {
     pub fn spares(&self) -> PathBuf {
         self.root.join("spare")
     }
+    /// The build context's file digests (build::builder's SumCache);
+    /// `system reset` and `system prune -a` delete it with the build cache.
+    pub fn build_sums(&self) -> PathBuf {
+        self.root.join("build-sums")
+    }
     pub fn container_run(&self, id: &str) -> PathBuf {
         self.run.join(&id[..12.min(id.len())])
     }

@@ -34,3 +34,21 @@ pub fn write_in_place(path: &std::path::Path, data: impl AsRef<[u8]>, create: bo
     }
     Ok(())
 }
+
+/// The hex SHA-256 of a file's content (checkpoint manifests, migration
+/// archives, a build's COPY sources).
+pub fn sha256_file(p: &std::path::Path) -> std::io::Result<String> {
+    use sha2::Digest;
+    use std::io::Read;
+    let mut f = std::fs::File::open(p)?;
+    let mut h = sha2::Sha256::new();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(hex::encode(h.finalize()))
+}
