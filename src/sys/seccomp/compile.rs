@@ -18,18 +18,60 @@ const MAX_ARGS: usize = 6;
 /// longest jump in a block (numbers + 6 conditions + return) well under 255.
 const MAX_NAMES_PER_BLOCK: usize = 128;
 
+/// A rule with its action resolved and its syscall names numbered for this
+/// architecture.
+struct Rule {
+    nrs: Vec<u32>,
+    /// One group of ANDed conditions, or (runc) one group per condition;
+    /// the rule matches when any group holds. An empty group always holds.
+    groups: Vec<Vec<LinuxSeccompArg>>,
+    ret: u32,
+}
+
 /// Compiles `profile` into a BPF program for the host architecture.
+///
+/// The program is a binary search on the syscall number: a few compares
+/// on each of the container's syscalls where the rule blocks test every
+/// name in turn. It is shorter too, and the kernel checks and compiles a
+/// filter at about 1.5 us an instruction here, at each container start.
+/// A profile whose search would need jumps longer than BPF allows gets
+/// the plain rule blocks.
 pub fn compile(profile: &LinuxSeccomp) -> Result<Program, SeccompError> {
     let native = NATIVE.ok_or(SeccompError::UnsupportedArch(std::env::consts::ARCH))?;
-
     let default_ret = action_ret(
         profile.default_action(),
         profile.default_errno_ret(),
         || "the default action".to_string(),
     )?;
+    // x32 syscalls share AUDIT_ARCH_X86_64 but are numbered from
+    // 0x40000000; none of our rules name them, so refuse them all.
+    let x32_ret = match profile.default_action() {
+        LinuxSeccompAction::ScmpActErrno => default_ret,
+        _ => libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32,
+    };
+    let mut rules = Vec::new();
+    for rule in profile.syscalls().iter().flatten() {
+        if let Some(r) = prepare(&native, rule)? {
+            rules.push(r);
+        }
+    }
+    // The search repeats a rule's conditions for each syscall it names, so
+    // a profile of argument rules over many names may come out shorter as
+    // blocks: the shorter wins, the search on a tie (it decides sooner).
+    let plain = blocks(&native, &rules, default_ret, x32_ret);
+    let insns = match (search(&native, &rules, default_ret, x32_ret), plain) {
+        (Ok(s), Ok(b)) if s.len() <= b.len() => s,
+        (Ok(s), Err(_)) => s,
+        (_, plain) => plain?,
+    };
+    if insns.len() > MAX_INSNS {
+        return Err(SeccompError::TooLong { len: insns.len() });
+    }
+    Ok(Program(insns))
+}
 
-    let mut asm = Asm::default();
-
+/// Checks the architecture, leaving the syscall number in the accumulator.
+fn prologue(asm: &mut Asm, native: &Native, x32_ret: u32) {
     // Any other ABI (i386 via int 0x80, arm32 compat) would see different
     // syscall numbers, so it must not get past this filter at all.
     asm.load(OFF_ARCH);
@@ -40,38 +82,205 @@ pub fn compile(profile: &LinuxSeccomp) -> Result<Program, SeccompError> {
 
     asm.load(OFF_NR);
     if native.x32_abi {
-        // x32 syscalls share AUDIT_ARCH_X86_64 but are numbered from
-        // 0x40000000; none of our rules name them, so refuse them all.
-        let x32_ret = match profile.default_action() {
-            LinuxSeccompAction::ScmpActErrno => default_ret,
-            _ => libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32,
-        };
         let not_x32 = asm.label();
         asm.jump(libc::BPF_JGE, X32_SYSCALL_BIT, Next, To(not_x32));
         asm.ret(x32_ret);
         asm.bind(not_x32);
     }
-
-    // Whether the accumulator still holds the syscall number.
-    let mut acc_is_nr = true;
-    for rule in profile.syscalls().iter().flatten() {
-        compile_rule(&mut asm, &native, rule, &mut acc_is_nr)?;
-    }
-    asm.ret(default_ret);
-
-    let insns = asm.finish()?;
-    if insns.len() > MAX_INSNS {
-        return Err(SeccompError::TooLong { len: insns.len() });
-    }
-    Ok(Program(insns))
 }
 
-fn compile_rule(
-    asm: &mut Asm,
-    native: &Native,
-    rule: &LinuxSyscall,
-    acc_is_nr: &mut bool,
-) -> Result<(), SeccompError> {
+/// The plain shape: the rule blocks in profile order.
+fn blocks(native: &Native, rules: &[Rule], default_ret: u32, x32_ret: u32) -> Result<Vec<libc::sock_filter>, SeccompError> {
+    let mut asm = Asm::default();
+    prologue(&mut asm, native, x32_ret);
+    // Whether the accumulator still holds the syscall number.
+    let mut acc_is_nr = true;
+    for rule in rules {
+        for chunk in rule.nrs.chunks(MAX_NAMES_PER_BLOCK) {
+            for conds in &rule.groups {
+                emit_block(&mut asm, chunk, conds, rule.ret, &mut acc_is_nr);
+            }
+        }
+    }
+    asm.ret(default_ret);
+    asm.finish()
+}
+
+/// What a range of syscall numbers leads to: an action, or the conditions
+/// (`Chain`, an index into the chains) their rules put on the arguments.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+enum Verdict {
+    Ret(u32),
+    Chain(usize),
+}
+
+/// A rule block: its conditions (none: it always holds) and action.
+type Block<'a> = (&'a [LinuxSeccompArg], u32);
+
+/// The rule blocks that apply to one syscall, in order, up to the first
+/// without conditions; then the action when none matched.
+#[derive(PartialEq)]
+struct Chain<'a> {
+    blocks: Vec<Block<'a>>,
+    tail: u32,
+}
+
+/// The search shape: the prologue, a binary search over the ranges of
+/// syscall numbers that share a verdict, then each action and chain once.
+fn search(native: &Native, rules: &[Rule], default_ret: u32, x32_ret: u32) -> Result<Vec<libc::sock_filter>, SeccompError> {
+    use std::collections::BTreeMap;
+    // Per syscall, its blocks in profile order; true once one always holds.
+    let mut per_nr: BTreeMap<u32, (Vec<Block>, bool)> = BTreeMap::new();
+    for rule in rules {
+        for &nr in &rule.nrs {
+            let (blocks, done) = per_nr.entry(nr).or_default();
+            if *done {
+                continue;
+            }
+            for conds in &rule.groups {
+                blocks.push((conds.as_slice(), rule.ret));
+                if conds.is_empty() {
+                    *done = true;
+                    break;
+                }
+            }
+        }
+    }
+    let mut chains: Vec<Chain> = Vec::new();
+    // (first number, verdict) in ascending order; each runs to the next.
+    let mut ranges: Vec<(u32, Verdict)> = vec![(0, Verdict::Ret(default_ret))];
+    let set = |ranges: &mut Vec<(u32, Verdict)>, from: u32, v: Verdict| match ranges.last_mut() {
+        Some(last) if last.0 == from => last.1 = v,
+        _ => ranges.push((from, v)),
+    };
+    for (nr, (mut blocks, done)) in per_nr {
+        let v = if blocks[0].0.is_empty() {
+            Verdict::Ret(blocks[0].1)
+        } else {
+            let tail = if done { blocks.pop().map_or(default_ret, |b| b.1) } else { default_ret };
+            let chain = Chain { blocks, tail };
+            Verdict::Chain(match chains.iter().position(|c| *c == chain) {
+                Some(i) => i,
+                None => {
+                    chains.push(chain);
+                    chains.len() - 1
+                }
+            })
+        };
+        set(&mut ranges, nr, v);
+        if let Some(next) = nr.checked_add(1) {
+            set(&mut ranges, next, Verdict::Ret(default_ret));
+        }
+    }
+    ranges.dedup_by(|later, earlier| later.1 == earlier.1);
+
+    let mut asm = Asm::default();
+    prologue(&mut asm, native, x32_ret);
+    let mut targets: Vec<(Verdict, Label)> = Vec::new();
+    let mut target = |asm: &mut Asm, v: Verdict| match targets.iter().find(|t| t.0 == v) {
+        Some(t) => t.1,
+        None => {
+            let l = asm.label();
+            targets.push((v, l));
+            l
+        }
+    };
+    if ranges.len() == 1 {
+        let l = target(&mut asm, ranges[0].1);
+        asm.ja(l);
+    } else {
+        split(&mut asm, &ranges, &mut target);
+    }
+    // Actions first: most ranges end in one, and they are short.
+    targets.sort_by_key(|t| matches!(t.0, Verdict::Chain(_)));
+    for (v, label) in targets {
+        asm.bind(label);
+        match v {
+            Verdict::Ret(k) => asm.ret(k),
+            Verdict::Chain(i) => emit_chain(&mut asm, &chains[i]),
+        }
+    }
+    asm.finish()
+}
+
+/// Emits the search over `ranges` (at least two), the syscall number in
+/// the accumulator: every compare halves what is left, and a range decided
+/// jumps to its verdict's label.
+fn split(asm: &mut Asm, ranges: &[(u32, Verdict)], target: &mut impl FnMut(&mut Asm, Verdict) -> Label) {
+    let mid = ranges.len() / 2;
+    let (low, high) = ranges.split_at(mid);
+    let right = if high.len() == 1 { target(asm, high[0].1) } else { asm.label() };
+    let left = if low.len() == 1 { To(target(asm, low[0].1)) } else { Next };
+    asm.jump(libc::BPF_JGE, high[0].0, To(right), left);
+    if low.len() > 1 {
+        split(asm, low, target);
+    }
+    if high.len() > 1 {
+        asm.bind(right);
+        split(asm, high, target);
+    }
+}
+
+/// One syscall's argument rules. Blocks in a row that each test one flag
+/// bit of the same argument for the same action (Docker's `clone` rules:
+/// any namespace flag refuses it) become one `jset` on all those bits.
+fn emit_chain(asm: &mut Asm, chain: &Chain) {
+    let flag = |conds: &[LinuxSeccompArg]| match conds {
+        [c] if c.op() == LinuxSeccompOperator::ScmpCmpMaskedEq
+            && c.value().is_power_of_two()
+            && c.value_two() == Some(c.value()) =>
+        {
+            Some((c.index(), c.value()))
+        }
+        _ => None,
+    };
+    let mut i = 0;
+    while i < chain.blocks.len() {
+        let (conds, ret) = chain.blocks[i];
+        if let Some((index, bit)) = flag(conds) {
+            let mut mask = bit;
+            let mut j = i + 1;
+            while let Some(&(next, next_ret)) = chain.blocks.get(j) {
+                match flag(next) {
+                    Some((ix, b)) if ix == index && next_ret == ret => mask |= b,
+                    _ => break,
+                }
+                j += 1;
+            }
+            if j > i + 1 {
+                let lo_off = OFF_ARGS + 8 * index as u32;
+                let (m_hi, m_lo) = split_word(mask);
+                let parts: Vec<(u32, u32)> = [(lo_off, m_lo), (lo_off + 4, m_hi)].into_iter().filter(|p| p.1 != 0).collect();
+                let (hit, miss) = (asm.label(), asm.label());
+                for (n, (off, m)) in parts.iter().enumerate() {
+                    asm.load(*off);
+                    if n + 1 == parts.len() {
+                        asm.jump(libc::BPF_JSET, *m, Next, To(miss));
+                    } else {
+                        asm.jump(libc::BPF_JSET, *m, To(hit), Next);
+                    }
+                }
+                asm.bind(hit);
+                asm.ret(ret);
+                asm.bind(miss);
+                i = j;
+                continue;
+            }
+        }
+        let miss = asm.label();
+        for cond in conds {
+            emit_condition(asm, cond, miss);
+        }
+        asm.ret(ret);
+        asm.bind(miss);
+        i += 1;
+    }
+    asm.ret(chain.tail);
+}
+
+/// Resolves `rule` for this architecture: None when it names no syscall
+/// this architecture has.
+fn prepare(native: &Native, rule: &LinuxSyscall) -> Result<Option<Rule>, SeccompError> {
     let names = || rule.names().join(", ");
     let ret = action_ret(rule.action(), rule.errno_ret(), names)?;
 
@@ -84,7 +293,7 @@ fn compile_rule(
         }
     }
     if nrs.is_empty() {
-        return Ok(()); // nothing this architecture knows
+        return Ok(None); // nothing this architecture knows
     }
 
     let args: &[LinuxSeccompArg] = rule.args().as_deref().unwrap_or(&[]);
@@ -101,19 +310,12 @@ fn compile_rule(
         repeated |= seen[index];
         seen[index] = true;
     }
-    // One group of ANDed conditions, or (runc) one group per condition.
-    let groups: Vec<&[LinuxSeccompArg]> = if repeated {
-        args.chunks(1).collect()
+    let groups = if repeated {
+        args.chunks(1).map(<[_]>::to_vec).collect()
     } else {
-        vec![args]
+        vec![args.to_vec()]
     };
-
-    for chunk in nrs.chunks(MAX_NAMES_PER_BLOCK) {
-        for conds in &groups {
-            emit_block(asm, chunk, conds, ret, acc_is_nr);
-        }
-    }
-    Ok(())
+    Ok(Some(Rule { nrs, groups, ret }))
 }
 
 /// One rule block: "if nr is one of `nrs` and all `conds` hold, return `ret`".
@@ -151,7 +353,7 @@ fn emit_block(
 fn emit_condition(asm: &mut Asm, cond: &LinuxSeccompArg, fail: Label) {
     let lo_off = OFF_ARGS + 8 * cond.index() as u32; // little-endian: low word first
     let hi_off = lo_off + 4;
-    let (v_hi, v_lo) = split(cond.value());
+    let (v_hi, v_lo) = split_word(cond.value());
     let pass = asm.label();
     use libc::{BPF_JEQ, BPF_JGE, BPF_JGT};
     match cond.op() {
@@ -194,8 +396,8 @@ fn emit_condition(asm: &mut Asm, cond: &LinuxSeccompArg, fail: Label) {
         }
         // As in libseccomp: `value` is the mask, `valueTwo` the expected bits.
         LinuxSeccompOperator::ScmpCmpMaskedEq => {
-            let (m_hi, m_lo) = split(cond.value());
-            let (d_hi, d_lo) = split(cond.value_two().unwrap_or(0));
+            let (m_hi, m_lo) = split_word(cond.value());
+            let (d_hi, d_lo) = split_word(cond.value_two().unwrap_or(0));
             emit_masked_word(asm, hi_off, m_hi, d_hi, fail);
             emit_masked_word(asm, lo_off, m_lo, d_lo, fail);
         }
@@ -224,7 +426,7 @@ fn emit_masked_word(asm: &mut Asm, off: u32, mask: u32, datum: u32, fail: Label)
     }
 }
 
-fn split(v: u64) -> (u32, u32) {
+fn split_word(v: u64) -> (u32, u32) {
     ((v >> 32) as u32, v as u32)
 }
 
@@ -577,6 +779,103 @@ mod tests {
             errno(libc::EPERM)
         );
         assert_eq!(verdict(&prog, "ioctl", [0, 1400, 0, 0, 0, 0]), ALLOW);
+    }
+
+    /// Both shapes of a profile, through `compile`'s own steps.
+    fn both(p: &LinuxSeccomp) -> (Program, Program) {
+        let native = native();
+        let default_ret = action_ret(p.default_action(), p.default_errno_ret(), String::new).unwrap();
+        let x32_ret = match p.default_action() {
+            LinuxSeccompAction::ScmpActErrno => default_ret,
+            _ => libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32,
+        };
+        let rules: Vec<Rule> = p.syscalls().iter().flatten().filter_map(|r| prepare(&native, r).unwrap()).collect();
+        (
+            Program(search(&native, &rules, default_ret, x32_ret).unwrap()),
+            Program(blocks(&native, &rules, default_ret, x32_ret).unwrap()),
+        )
+    }
+
+    /// The search must decide every call as the rule blocks in profile
+    /// order do: random profiles (overlapping names, argument rules before
+    /// and after plain ones, flag tests in a row) against random calls.
+    #[test]
+    fn the_search_decides_as_the_rule_blocks_do() {
+        use LinuxSeccompAction::*;
+        use LinuxSeccompOperator::*;
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut rnd = move |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        let names: Vec<String> = native().syscalls.iter().take(40).map(|(s, _)| s[4..].to_string()).collect();
+        let actions = [ScmpActAllow, ScmpActErrno, ScmpActLog, ScmpActTrap, ScmpActKillProcess];
+        let ops = [ScmpCmpEq, ScmpCmpNe, ScmpCmpLt, ScmpCmpLe, ScmpCmpGt, ScmpCmpGe, ScmpCmpMaskedEq];
+        let values = [0u64, 1, 2, 0x10, 0x2000_0000, 0x1_0000_0000, u64::MAX];
+        for round in 0..300 {
+            let mut rules = Vec::new();
+            for _ in 0..1 + rnd(12) {
+                let picked: Vec<&str> = (0..1 + rnd(6)).map(|_| names[rnd(names.len() as u64) as usize].as_str()).collect();
+                let action = actions[rnd(actions.len() as u64) as usize];
+                let mut args = Vec::new();
+                match rnd(3) {
+                    0 => {}
+                    1 => {
+                        // a flag bit, as Docker's clone rules test
+                        let bit = 1u64 << [0, 3, 17, 31, 33][rnd(5) as usize];
+                        args.push(arg(rnd(2) as usize, ScmpCmpMaskedEq, bit, Some(bit)));
+                    }
+                    _ => {
+                        for _ in 0..1 + rnd(2) {
+                            let v = values[rnd(values.len() as u64) as usize];
+                            args.push(arg(rnd(3) as usize, ops[rnd(ops.len() as u64) as usize], v, Some(values[rnd(7) as usize])));
+                        }
+                    }
+                }
+                let mut r = rule(&picked, action, args);
+                if action == ScmpActErrno {
+                    r.set_errno_ret(Some(1 + rnd(40) as u32));
+                }
+                rules.push(r);
+            }
+            let default = [ScmpActAllow, ScmpActErrno][round % 2];
+            let (search, blocks) = both(&profile(default, rules));
+            let arch = native().audit_arch;
+            for _ in 0..400 {
+                let nr = if rnd(8) == 0 { rnd(1000) as u32 } else { native().syscalls[rnd(42) as usize].1 as u32 };
+                let mut a = [0u64; 6];
+                for x in a.iter_mut().take(3) {
+                    *x = match rnd(3) {
+                        0 => values[rnd(values.len() as u64) as usize],
+                        1 => 1 << rnd(64),
+                        _ => rnd(u64::MAX),
+                    };
+                }
+                let d = data(arch, nr, a);
+                assert_eq!(run(&search, &d), run(&blocks, &d), "round {round}, nr {nr}, args {a:x?}");
+            }
+        }
+    }
+
+    /// Docker's default profile: the shape each container start installs.
+    #[test]
+    fn the_default_profile_is_short() {
+        let p = super::super::docker_default(&[]);
+        let (search, blocks) = both(&p);
+        // 77 against 103 on x86_64: the denied numbers are scattered.
+        assert!(search.len() * 5 < blocks.len() * 4, "{} against {}", search.len(), blocks.len());
+        assert_eq!(compile(&p).unwrap().len(), search.len());
+        for (name, args, want) in [
+            ("mount", [0; 6], errno(libc::EPERM)),
+            ("clone", [libc::CLONE_NEWNET as u64, 0, 0, 0, 0, 0], errno(libc::EPERM)),
+            ("clone", [libc::SIGCHLD as u64, 0, 0, 0, 0, 0], ALLOW),
+            ("clone3", [0; 6], errno(libc::ENOSYS)),
+            ("read", [0; 6], ALLOW),
+        ] {
+            assert_eq!(verdict(&search, name, args), want, "{name}");
+        }
     }
 
     #[test]

@@ -9,14 +9,20 @@
 //!   jeq AUDIT_ARCH_<native>  ; else: ret KILL_PROCESS (no other ABI gets in)
 //!   ld  nr
 //!   jge 0x40000000           ; x86_64 only: x32 ABI -> ret ERRNO
-//!   rule blocks, in profile order; the first block that matches returns
-//!   ret <default action>
+//!   jge N ...                ; a binary search over the ranges of numbers
+//!                            ; that share a verdict, each leaf jumping to
+//!   ret <action> ...         ; its action, or to
+//!   chain ...                ; one syscall's argument rules, in order
 //! ```
 //!
-//! Each rule block tests the syscall number (one `jeq` per name, all jumping
-//! to a shared body), then the argument conditions, then returns the rule's
-//! action. Every jump is forward and stays inside its block, so the 8-bit
-//! offsets of conditional jumps never overflow however long the program is.
+//! A syscall's verdict is what the first rule naming it, in profile order,
+//! decides; a rule with argument conditions sends it to a chain that tests
+//! them, falling through to the next rule's. Every jump is forward. Should a
+//! profile's chains be too long for 8-bit jumps, or the program shorter in
+//! the older shape, the rules are compiled as blocks in profile order
+//! instead: a `jeq` per name, all jumping to a shared body that tests the
+//! conditions and returns the rule's action; those jumps stay inside their
+//! block, so they never overflow however long the program is.
 //!
 //! Semantics follow runc where the OCI spec is silent:
 //! - syscall names unknown on this architecture are skipped (profiles list the
@@ -29,7 +35,7 @@
 //! - `architectures` and `flags` are not used: the filter only admits the
 //!   native ABI, and needs no filter flags.
 //!
-//! The parts: `compile` turns a profile into rule blocks, `asm` resolves their
+//! The parts: `compile` turns a profile into a program, `asm` resolves its
 //! jumps, `syscalls` maps names to this architecture's numbers, and
 //! `docker_profile` is the profile berth applies when the user names none.
 
