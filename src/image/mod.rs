@@ -157,6 +157,17 @@ fn load_image(conn: &rusqlite::Connection, id: &str) -> Result<Option<Image>> {
     Ok(Some(Image { id: id.to_string(), tags, manifest, created, size: size as u64, config, layers }))
 }
 
+/// The health check image `id` (a full id) defines: the one field, taken
+/// out by SQLite, where `resolve` would parse the whole config and look up
+/// its tags. A container's monitor asks at every start.
+pub fn healthcheck(db: &Db, id: &str) -> Result<Option<serde_json::Value>> {
+    let text: Option<Option<String>> = store::get_opt(&db.conn, "SELECT json_extract(config, '$.config.Healthcheck') FROM images WHERE id=?1", [id])?;
+    match text.flatten() {
+        None => Ok(None),
+        Some(t) => Ok(Some(serde_json::from_str(&t).map_err(|e| ImageError::BadConfig(id.to_string(), e))?)),
+    }
+}
+
 /// Finds an image by tag, full or short id (with or without `sha256:`).
 pub fn resolve(db: &Db, name: &str) -> Result<Image> {
     let conn = &db.conn;
@@ -983,6 +994,29 @@ mod tests {
         assert_eq!(v, serde_json::json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": [
             {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": digest('d'), "size": 5, "annotations": {"org.opencontainers.image.ref.name": "busybox:latest"}}
         ]}));
+    }
+
+    /// The monitor's one-field read gives what the whole config says.
+    #[test]
+    fn an_images_health_check_reads_as_resolve_sees_it() {
+        let t = crate::testutil::TempDir::new("imghealth");
+        let paths = Paths { root: t.path().to_path_buf(), run: t.path().join("run") };
+        crate::store::ensure_dirs(&paths).unwrap();
+        let db = Db::open(&paths).unwrap();
+        let check = serde_json::json!({"Test": ["CMD-SHELL", "true"], "Interval": 2000000000u64, "Retries": 3});
+        for (id, hc) in [(digest('e'), Some(check.clone())), (digest('f'), None)] {
+            let mut config = ImageConfig::default();
+            config.config.healthcheck = hc.clone();
+            db.conn
+                .execute(
+                    "INSERT INTO images(id, manifest, created, size, config, layers) VALUES(?1,'{}','',0,?2,'[]')",
+                    rusqlite::params![id, serde_json::to_string(&config).unwrap()],
+                )
+                .unwrap();
+            assert_eq!(healthcheck(&db, &id).unwrap(), hc);
+            assert_eq!(resolve(&db, &id).unwrap().config.config.healthcheck, hc);
+        }
+        assert_eq!(healthcheck(&db, &digest('0')).unwrap(), None);
     }
 
     /// Pulled images keep the registry's manifest, often Docker's.

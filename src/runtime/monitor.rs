@@ -73,6 +73,14 @@ struct Monitor {
     /// The fields above that come from the container's record (restart,
     /// autoremove, health, replica) have been read (`load_record`).
     loaded: bool,
+    /// The record as the exit left it, read in the transaction that wrote
+    /// the exit: the exit's event, the restart decision and `finish` need
+    /// it, and reading it once takes three queries and JSON parses off the
+    /// path to a `run --rm`'s return. Cleared when the container restarts.
+    exited: Option<container::Container>,
+    /// The record as last read (at the first start, then at each exit),
+    /// for events, which take only its name, image and labels.
+    record: Option<container::Container>,
 }
 
 /// The health check's clock and the probe in flight.
@@ -232,7 +240,9 @@ impl Monitor {
     /// Records a container event (`berth events`) from the monitor: starts
     /// and exits happen here, whoever asked for them.
     fn event(&mut self, action: &str, extra: &[(&str, String)]) {
-        if let Some(c) = self.with_store("reading the container for its event", |db, _, id| container::get(db, id)) {
+        if let Some(c) = self.exited.as_ref().or(self.record.as_ref()) {
+            crate::events::container(&self.paths, c, action, extra);
+        } else if let Some(c) = self.with_store("reading the container for its event", |db, _, id| container::get(db, id)) {
             crate::events::container(&self.paths, &c, action, extra);
         }
     }
@@ -287,6 +297,8 @@ impl Monitor {
             fuse_root: None,
             init_pid: 0,
             loaded: false,
+            exited: None,
+            record: None,
             paths,
         };
         // The starter's HELLO (and first RESIZE) come before anything runs,
@@ -366,7 +378,9 @@ impl Monitor {
             }
             // `berth update` may have changed the policy and the limits
             // since: a restart follows the container's record.
-            if let Some(c) = self.with_store("reading the restart policy", |db, _, id| container::get(db, id)) {
+            if let Some(c) = &self.exited {
+                self.restart = c.spec.restart.clone();
+            } else if let Some(c) = self.with_store("reading the restart policy", |db, _, id| container::get(db, id)) {
                 self.restart = c.spec.restart;
             }
             if self.replica {
@@ -388,6 +402,7 @@ impl Monitor {
             }
             self.drop_spent_cgroup();
             restarts += 1;
+            self.exited = None;
             // Docker's back-off: doubling from 100 ms, reset after a run
             // of 10 s or more.
             if started.elapsed() >= Duration::from_secs(10) {
@@ -409,7 +424,10 @@ impl Monitor {
         if let Some(r) = self.fuse_root.take() {
             crate::sys::fuseoverlay::unmount(&r);
         }
-        let me = self.with_store("reading the container", |db, _, id| container::get(db, id));
+        let me = match self.exited.take() {
+            Some(c) => Some(c),
+            None => self.with_store("reading the container", |db, _, id| container::get(db, id)),
+        };
         let code = me.as_ref().map(|c| c.exit_code).unwrap_or(EXIT_ENGINE);
         let mut forgotten = None;
         if self.autoremove {
@@ -486,8 +504,11 @@ impl Monitor {
         let (c, health) = self
             .with_store("reading the container", |db, _, id| {
                 container::get(db, id).map(|c| {
-                    let image = crate::image::resolve(db, &c.image_id).ok();
-                    let health = health::effective(c.spec.health.as_ref(), image.as_ref().and_then(|i| i.config.config.healthcheck.as_ref()));
+                    // Only a check of the container's own with a command
+                    // needs nothing from the image.
+                    let own_test = c.spec.health.as_ref().is_some_and(|h| !h.test.is_empty());
+                    let image = if own_test { None } else { crate::image::healthcheck(db, &c.image_id).ok().flatten() };
+                    let health = health::effective(c.spec.health.as_ref(), image.as_ref());
                     (c, health)
                 })
             })
@@ -496,6 +517,7 @@ impl Monitor {
         self.autoremove = c.spec.rm;
         self.replica = c.spec.labels.contains_key(crate::service::SERVICE_LABEL);
         self.health = health;
+        self.record = Some(c);
         self.loaded = true;
         Ok(())
     }
@@ -885,7 +907,14 @@ impl Monitor {
         tracing::debug!("monitor: init exited, output drained");
         let code = status.map(|s| s.code()).unwrap_or(EXIT_ENGINE);
         let oom = run.cgroup.oom_killed();
-        self.must_store("recording the exit", |db, _, id| container::record_exited(db, id, code, oom, ""));
+        let mut exited = None;
+        self.must_store("recording the exit", |db, _, id| {
+            container::record_exited(db, id, code, oom, "")?;
+            exited = container::get(db, id).ok();
+            Ok::<(), container::ContainerError>(())
+        });
+        self.record.clone_from(&exited);
+        self.exited = exited;
         if oom {
             self.event("oom", &[]);
         }
