@@ -726,7 +726,7 @@ pub fn check_cgroup_parent(p: &str) -> Result<()> {
 }
 
 pub fn remove_files(paths: &Paths, id: &str) -> Result<()> {
-    if let Some(p) = remove_files_but_reset(paths, id)? {
+    if let Some(p) = remove_files_but_reset(paths, id, None)? {
         p.finish();
     }
     Ok(())
@@ -734,8 +734,9 @@ pub fn remove_files(paths: &Paths, id: &str) -> Result<()> {
 
 /// `remove_files`, except that a directory kept as a spare comes back to
 /// be reset: the container is gone already, and the caller (a monitor)
-/// lets its client go before that work.
-pub fn remove_files_but_reset(paths: &Paths, id: &str) -> Result<Option<spare::Pending>> {
+/// lets its client go before that work. `cgroup`: the container's cgroup
+/// path when the caller knows it; else it is read from config.json.
+pub fn remove_files_but_reset(paths: &Paths, id: &str, cgroup: Option<String>) -> Result<Option<spare::Pending>> {
     crate::network::teardown(paths, id);
     let dir = paths.container_dir(id);
     let merged = dir.join("merged");
@@ -743,7 +744,7 @@ pub fn remove_files_but_reset(paths: &Paths, id: &str) -> Result<Option<spare::P
     if mounted {
         let _ = crate::sys::mount::umount_detach(&merged);
     }
-    let cg = crate::sys::cgroup::Cgroup::load(&cgroup_of_files(paths, id));
+    let cg = crate::sys::cgroup::Cgroup::load(&cgroup.unwrap_or_else(|| cgroup_of_files(paths, id)));
     let emptied = !cg.exists() || cg.delete().is_ok();
     let _ = std::fs::remove_dir_all(paths.container_run(id));
     // Reused only when nothing of the container can still reach it: no

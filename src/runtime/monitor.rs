@@ -461,7 +461,7 @@ impl Monitor {
         // happens while they go on.
         self.drop_spent_cgroup();
         if self.autoremove {
-            let spare = container::remove_files_but_reset(&self.paths, &self.id).unwrap_or_else(|e| {
+            let spare = container::remove_files_but_reset(&self.paths, &self.id, Some(self.cgroup_path())).unwrap_or_else(|e| {
                 tracing::warn!("monitor: removing the container's files: {e}");
                 None
             });
@@ -486,6 +486,10 @@ impl Monitor {
 
     fn drop_spent_cgroup(&mut self) {
         if let Some(cg) = self.spent.take() {
+            // Usually empty: init's pid namespace took its processes along.
+            if cg.delete_if_empty().unwrap_or(false) {
+                return;
+            }
             warn_err("killing what is left in the cgroup", cg.kill_all());
             warn_err("removing the cgroup", cg.delete());
             // The root's own parent stays, as docker's does: made and

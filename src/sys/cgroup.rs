@@ -672,6 +672,21 @@ impl Cgroup {
         self.dir_of("memory").and_then(|d| read(&d.join(f)).trim().parse().ok()).unwrap_or(0)
     }
 
+    /// Removes the cgroup if it has no process left, at one try: false
+    /// when one is still there (the kernel says busy). Cheaper than asking
+    /// each hierarchy for its processes first, when they are mostly gone.
+    pub fn delete_if_empty(&self) -> io::Result<bool> {
+        for d in dirs(&self.path) {
+            match std::fs::remove_dir(&d) {
+                Ok(()) => {}
+                Err(x) if x.kind() == io::ErrorKind::NotFound => {}
+                Err(x) if x.raw_os_error() == Some(libc::EBUSY) => return Ok(false),
+                Err(x) => return Err(e(&format!("removing {}", d.display()), &self.path, x)),
+            }
+        }
+        Ok(true)
+    }
+
     /// Removes the cgroup; its processes must be gone.
     pub fn delete(&self) -> io::Result<()> {
         // A freshly killed process may still be leaving: the kernel says
