@@ -72,12 +72,14 @@ CREATE TABLE IF NOT EXISTS ports(
 );";
 
 fn schema(db: &Db) -> Result<()> {
-    db.conn.execute_batch(SCHEMA).map_err(|e| NetworkError::Store(e.into()))?;
-    // Stores made before network labels (and overlays) lack the columns.
-    db.ensure_column("networks", "labels", "TEXT NOT NULL DEFAULT '{}'").map_err(NetworkError::Store)?;
-    db.ensure_column("networks", "driver", "TEXT NOT NULL DEFAULT 'bridge'").map_err(NetworkError::Store)?;
-    db.ensure_column("networks", "vni", "INTEGER NOT NULL DEFAULT 0").map_err(NetworkError::Store)?;
-    db.ensure_column("networks", "mtu", "INTEGER NOT NULL DEFAULT 0").map_err(NetworkError::Store)
+    db.ensure_once(crate::store::Schema::Network, || {
+        db.conn.execute_batch(SCHEMA).map_err(|e| NetworkError::Store(e.into()))?;
+        // Stores made before network labels (and overlays) lack the columns.
+        db.ensure_column("networks", "labels", "TEXT NOT NULL DEFAULT '{}'").map_err(NetworkError::Store)?;
+        db.ensure_column("networks", "driver", "TEXT NOT NULL DEFAULT 'bridge'").map_err(NetworkError::Store)?;
+        db.ensure_column("networks", "vni", "INTEGER NOT NULL DEFAULT 0").map_err(NetworkError::Store)?;
+        db.ensure_column("networks", "mtu", "INTEGER NOT NULL DEFAULT 0").map_err(NetworkError::Store)
+    })
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -399,7 +401,7 @@ pub fn remove(db: &mut Db, key: &str, container_names: impl Fn(&str) -> String) 
 fn impair_schema(db: &Db) -> Result<()> {
     schema(db)?;
     // Stores made before link emulation lack the column.
-    db.ensure_column("endpoints", "impair", "TEXT NOT NULL DEFAULT ''").map_err(NetworkError::Store)
+    db.ensure_once(crate::store::Schema::Impair, || db.ensure_column("endpoints", "impair", "TEXT NOT NULL DEFAULT ''").map_err(NetworkError::Store))
 }
 
 /// Records the impairment of (container, network); `None` clears it.
@@ -629,9 +631,11 @@ pub struct RemoteEndpoint {
 }
 
 fn remote_schema(db: &Db) -> Result<()> {
-    db.conn
-        .execute_batch("CREATE TABLE IF NOT EXISTS remote_endpoints(network_id TEXT NOT NULL, name TEXT NOT NULL, ip TEXT NOT NULL, aliases TEXT NOT NULL DEFAULT '[]', PRIMARY KEY(network_id, name))")
-        .map_err(|e| NetworkError::Store(e.into()))
+    db.ensure_once(crate::store::Schema::Remote, || {
+        db.conn
+            .execute_batch("CREATE TABLE IF NOT EXISTS remote_endpoints(network_id TEXT NOT NULL, name TEXT NOT NULL, ip TEXT NOT NULL, aliases TEXT NOT NULL DEFAULT '[]', PRIMARY KEY(network_id, name))")
+            .map_err(|e| NetworkError::Store(e.into()))
+    })
 }
 
 pub fn remote_endpoints(db: &Db) -> Result<Vec<RemoteEndpoint>> {
@@ -833,6 +837,19 @@ pub fn ports_of(db: &Db, container_id: &str) -> Result<Vec<Published>> {
         .filter_map(|r| r.ok())
         .collect();
     Ok(v)
+}
+
+/// The network tables exist (see `delete_container_rows`).
+pub(crate) fn ensure_schema(db: &Db) -> Result<()> {
+    schema(db)
+}
+
+/// Deletes a container's published ports and endpoints inside the
+/// caller's transaction, which drops the container's row with them.
+pub(crate) fn delete_container_rows(tx: &rusqlite::Transaction, container_id: &str) -> rusqlite::Result<()> {
+    tx.execute("DELETE FROM ports WHERE container_id=?1", [container_id])?;
+    tx.execute("DELETE FROM endpoints WHERE container_id=?1", [container_id])?;
+    Ok(())
 }
 
 pub fn unpublish_all(db: &mut Db, container_id: &str) -> Result<()> {

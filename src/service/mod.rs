@@ -126,7 +126,7 @@ const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS services(
 );";
 
 fn schema(db: &Db) -> Result<()> {
-    db.conn.execute_batch(SCHEMA).map_err(|e| ServiceError::Store(e.into()))
+    db.ensure_once(crate::store::Schema::Service, || db.conn.execute_batch(SCHEMA).map_err(|e| ServiceError::Store(e.into())))
 }
 
 fn row(r: &rusqlite::Row) -> rusqlite::Result<Service> {

@@ -15,11 +15,13 @@ pub const STACK_SERVICE_LABEL: &str = "berth.stack.service";
 pub(crate) const READY_TIMEOUT: Duration = Duration::from_secs(120);
 
 pub(crate) fn schema(db: &Db) -> std::result::Result<(), StoreError> {
-    db.conn.execute_batch("CREATE TABLE IF NOT EXISTS stacks(name TEXT PRIMARY KEY, source TEXT NOT NULL, created TEXT NOT NULL, images TEXT NOT NULL DEFAULT '[]')")?;
-    // Set until a deploy is complete, so a deploy cut short can be told
-    // from a stack and rolled back.
-    db.ensure_column("stacks", "deploying", "INTEGER NOT NULL DEFAULT 0")?;
-    Ok(())
+    db.ensure_once(crate::store::Schema::Stack, || {
+        db.conn.execute_batch("CREATE TABLE IF NOT EXISTS stacks(name TEXT PRIMARY KEY, source TEXT NOT NULL, created TEXT NOT NULL, images TEXT NOT NULL DEFAULT '[]')")?;
+        // Set until a deploy is complete, so a deploy cut short can be told
+        // from a stack and rolled back.
+        db.ensure_column("stacks", "deploying", "INTEGER NOT NULL DEFAULT 0")?;
+        Ok(())
+    })
 }
 
 /// Stacks whose deploy never completed.

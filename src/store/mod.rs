@@ -214,6 +214,19 @@ CREATE TABLE IF NOT EXISTS containers(
 /// A connection to state.db. Cheap to open; each process opens its own.
 pub struct Db {
     pub conn: Connection,
+    /// The `Schema`s this connection has made sure of.
+    ensured: std::cell::Cell<u32>,
+}
+
+/// The tables a part of berth makes on first use (`Db::ensure_once`).
+#[derive(Clone, Copy)]
+pub enum Schema {
+    Network = 1,
+    Impair = 2,
+    Remote = 4,
+    Stack = 8,
+    Service = 16,
+    Volume = 32,
 }
 
 impl Db {
@@ -240,12 +253,26 @@ impl Db {
         if have.is_none() {
             conn.execute_batch(SCHEMA)?;
         }
-        let db = Db { conn };
+        let db = Db { conn, ensured: std::cell::Cell::new(0) };
         if have.is_some() {
             // Stores made before health checks.
             db.ensure_column("containers", "health", "TEXT NOT NULL DEFAULT ''")?;
         }
         Ok(db)
+    }
+
+    /// Runs `make`, which creates `what`'s tables if missing and adds the
+    /// columns older stores lack, once per connection: it is a dozen
+    /// statements to parse, and every query of a network, volume or
+    /// service would otherwise run it (four times in a `run --rm`). No
+    /// version of berth drops these tables.
+    pub fn ensure_once<E>(&self, what: Schema, make: impl FnOnce() -> std::result::Result<(), E>) -> std::result::Result<(), E> {
+        let bit = what as u32;
+        if self.ensured.get() & bit == 0 {
+            make()?;
+            self.ensured.set(self.ensured.get() | bit);
+        }
+        Ok(())
     }
 
     /// Adds a column that stores made by older versions lack. Two processes

@@ -54,7 +54,7 @@ CREATE TABLE IF NOT EXISTS volumes(
 );";
 
 fn schema(db: &Db) -> Result<()> {
-    db.conn.execute_batch(SCHEMA).map_err(|e| VolumeError::Store(e.into()))
+    db.ensure_once(crate::store::Schema::Volume, || db.conn.execute_batch(SCHEMA).map_err(|e| VolumeError::Store(e.into())))
 }
 
 #[derive(Debug, Clone, Serialize)]
