@@ -71,7 +71,8 @@ CREATE TABLE IF NOT EXISTS ports(
     proto TEXT NOT NULL, UNIQUE(host_port, proto)
 );";
 
-fn schema(db: &Db) -> Result<()> {
+/// The network tables exist (once per connection).
+pub(crate) fn schema(db: &Db) -> Result<()> {
     db.ensure_once(crate::store::Schema::Network, || {
         db.conn.execute_batch(SCHEMA).map_err(|e| NetworkError::Store(e.into()))?;
         // Stores made before network labels (and overlays) lack the columns.
@@ -837,11 +838,6 @@ pub fn ports_of(db: &Db, container_id: &str) -> Result<Vec<Published>> {
         .filter_map(|r| r.ok())
         .collect();
     Ok(v)
-}
-
-/// The network tables exist (see `delete_container_rows`).
-pub(crate) fn ensure_schema(db: &Db) -> Result<()> {
-    schema(db)
 }
 
 /// Deletes a container's published ports and endpoints inside the

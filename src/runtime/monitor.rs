@@ -73,14 +73,15 @@ struct Monitor {
     /// The fields above that come from the container's record (restart,
     /// autoremove, health, replica) have been read (`load_record`).
     loaded: bool,
-    /// The record as the exit left it, read in the transaction that wrote
-    /// the exit: the exit's event, the restart decision and `finish` need
-    /// it, and reading it once takes three queries and JSON parses off the
-    /// path to a `run --rm`'s return. Cleared when the container restarts.
-    exited: Option<container::Container>,
-    /// The record as last read (at the first start, then at each exit),
-    /// for events, which take only its name, image and labels.
+    /// The container's record as last read: at the first start, then at
+    /// each exit, in the transaction that writes the exit. Events take its
+    /// name, image and labels.
     record: Option<container::Container>,
+    /// `record` is the one the exit just handled left: the restart
+    /// decision and `finish` use it rather than read it again (three
+    /// queries and JSON parses off the path to a `run --rm`'s return).
+    /// Cleared when the container restarts.
+    record_at_exit: bool,
 }
 
 /// The health check's clock and the probe in flight.
@@ -240,7 +241,7 @@ impl Monitor {
     /// Records a container event (`berth events`) from the monitor: starts
     /// and exits happen here, whoever asked for them.
     fn event(&mut self, action: &str, extra: &[(&str, String)]) {
-        if let Some(c) = self.exited.as_ref().or(self.record.as_ref()) {
+        if let Some(c) = &self.record {
             crate::events::container(&self.paths, c, action, extra);
         } else if let Some(c) = self.with_store("reading the container for its event", |db, _, id| container::get(db, id)) {
             crate::events::container(&self.paths, &c, action, extra);
@@ -297,8 +298,8 @@ impl Monitor {
             fuse_root: None,
             init_pid: 0,
             loaded: false,
-            exited: None,
             record: None,
+            record_at_exit: false,
             paths,
         };
         // The starter's HELLO (and first RESIZE) come before anything runs,
@@ -378,7 +379,7 @@ impl Monitor {
             }
             // `berth update` may have changed the policy and the limits
             // since: a restart follows the container's record.
-            if let Some(c) = &self.exited {
+            if let Some(c) = self.record.as_ref().filter(|_| self.record_at_exit) {
                 self.restart = c.spec.restart.clone();
             } else if let Some(c) = self.with_store("reading the restart policy", |db, _, id| container::get(db, id)) {
                 self.restart = c.spec.restart;
@@ -402,7 +403,7 @@ impl Monitor {
             }
             self.drop_spent_cgroup();
             restarts += 1;
-            self.exited = None;
+            self.record_at_exit = false;
             // Docker's back-off: doubling from 100 ms, reset after a run
             // of 10 s or more.
             if started.elapsed() >= Duration::from_secs(10) {
@@ -424,9 +425,9 @@ impl Monitor {
         if let Some(r) = self.fuse_root.take() {
             crate::sys::fuseoverlay::unmount(&r);
         }
-        let me = match self.exited.take() {
-            Some(c) => Some(c),
-            None => self.with_store("reading the container", |db, _, id| container::get(db, id)),
+        let me = match self.record_at_exit {
+            true => self.record.take(),
+            false => self.with_store("reading the container", |db, _, id| container::get(db, id)),
         };
         let code = me.as_ref().map(|c| c.exit_code).unwrap_or(EXIT_ENGINE);
         let mut forgotten = None;
@@ -917,8 +918,8 @@ impl Monitor {
             exited = container::get(db, id).ok();
             Ok::<(), container::ContainerError>(())
         });
-        self.record.clone_from(&exited);
-        self.exited = exited;
+        self.record_at_exit = exited.is_some();
+        self.record = exited;
         if oom {
             self.event("oom", &[]);
         }

@@ -672,19 +672,28 @@ impl Cgroup {
         self.dir_of("memory").and_then(|d| read(&d.join(f)).trim().parse().ok()).unwrap_or(0)
     }
 
-    /// Removes the cgroup if it has no process left, at one try: false
-    /// when one is still there (the kernel says busy). Cheaper than asking
-    /// each hierarchy for its processes first, when they are mostly gone.
-    pub fn delete_if_empty(&self) -> io::Result<bool> {
+    /// One pass of rmdir over every hierarchy, a missing one counting as
+    /// removed; stops at the first that fails.
+    fn remove_dirs(&self) -> Result<(), (PathBuf, io::Error)> {
         for d in dirs(&self.path) {
             match std::fs::remove_dir(&d) {
                 Ok(()) => {}
                 Err(x) if x.kind() == io::ErrorKind::NotFound => {}
-                Err(x) if x.raw_os_error() == Some(libc::EBUSY) => return Ok(false),
-                Err(x) => return Err(e(&format!("removing {}", d.display()), &self.path, x)),
+                Err(x) => return Err((d, x)),
             }
         }
-        Ok(true)
+        Ok(())
+    }
+
+    /// Removes the cgroup if it has no process left, at one try: false
+    /// when one is still there (the kernel says busy). Cheaper than asking
+    /// each hierarchy for its processes first, when they are mostly gone.
+    pub fn delete_if_empty(&self) -> io::Result<bool> {
+        match self.remove_dirs() {
+            Ok(()) => Ok(true),
+            Err((_, x)) if x.raw_os_error() == Some(libc::EBUSY) => Ok(false),
+            Err((d, x)) => Err(e(&format!("removing {}", d.display()), &self.path, x)),
+        }
     }
 
     /// Removes the cgroup; its processes must be gone.
@@ -692,17 +701,13 @@ impl Cgroup {
         // A freshly killed process may still be leaving: the kernel says
         // busy until it has; retry briefly.
         let deadline = Instant::now() + Duration::from_millis(500);
-        for d in dirs(&self.path) {
-            loop {
-                match std::fs::remove_dir(&d) {
-                    Ok(()) => break,
-                    Err(x) if x.kind() == io::ErrorKind::NotFound => break,
-                    Err(x) if Instant::now() > deadline => return Err(e(&format!("removing {}", d.display()), &self.path, x)),
-                    Err(_) => std::thread::sleep(Duration::from_millis(10)),
-                }
+        loop {
+            match self.remove_dirs() {
+                Ok(()) => return Ok(()),
+                Err((d, x)) if Instant::now() > deadline => return Err(e(&format!("removing {}", d.display()), &self.path, x)),
+                Err(_) => std::thread::sleep(Duration::from_millis(10)),
             }
         }
-        Ok(())
     }
 }
 
