@@ -73,6 +73,7 @@ pub(super) fn run(e: Engine, a: &RunArgs) -> anyhow::Result<i32> {
     if a.image_and_cmd[0].ends_with(".rhai") {
         return crate::script::run_file(e, &a.image_and_cmd[0], &a.image_and_cmd[1..]);
     }
+    e.short_lived();
     let spec = a.to_spec()?;
     let attach = if a.detach { Attach::Detached } else { Attach::Stdio { stdin: a.interactive, tty: a.tty } };
     let (c, o) = e.run(&spec, attach)?;
@@ -92,6 +93,7 @@ pub(super) fn start(e: &Engine, a: &StartArgs) -> anyhow::Result<i32> {
     if let Some(cp) = &a.checkpoint {
         return each(&a.containers, |n| e.start_checkpoint(n, cp).map(|_| n.to_string()));
     }
+    e.short_lived();
     if a.interactive || a.attach {
         let c = e.container(&a.containers[0])?;
         let o = e.start_attached(&c.id, Attach::Stdio { stdin: a.interactive, tty: c.spec.tty })?;

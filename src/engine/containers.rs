@@ -99,7 +99,11 @@ impl Engine {
         // that fails closes the socket, which sends it away.
         let id = store::new_id();
         let mut early = self.spawn_monitor(&id, true).inspect_err(|e| tracing::debug!("run: starting the monitor early: {e}")).ok();
-        let c = self.create_as(spec, Some(&id)).inspect_err(|_| drop(early.take().map(Spawned::into_socket)))?;
+        let c = self.create_as(spec, Some(&id)).inspect_err(|_| {
+            if let Some(m) = early.take() {
+                m.dismiss()
+            }
+        })?;
         tracing::debug!(id = %c.short_id(), "run: created");
         let out = self.start_with(&c.id, attach, early)?;
         let c = self.container(&c.id).unwrap_or(c);
@@ -140,6 +144,10 @@ impl Engine {
         std::os::unix::process::CommandExt::arg0(&mut cmd, crate::sys::exe::HELPER);
         cmd.arg("monitor").arg(id).env("BERTH_ROOT", &self.paths.root).env("BERTH_RUN", &self.paths.run);
         cmd.stdin(std::process::Stdio::null()).stdout(std::process::Stdio::null());
+        let stays = self.short_lived.load(std::sync::atomic::Ordering::Relaxed);
+        if stays {
+            cmd.env(runtime::monitor::STAY_CHILD, "1");
+        }
         if pending {
             cmd.stderr(std::process::Stdio::null()).env(runtime::monitor::PENDING, "1");
         } else {
@@ -156,7 +164,7 @@ impl Engine {
         cmd.env("BERTH_MONITOR_FD", theirs.as_raw_fd().to_string());
         let spawned = cmd.spawn();
         drop(theirs);
-        Ok(Spawned { sock: ours, child: spawned.map_err(other("starting the monitor"))? })
+        Ok(Spawned { sock: ours, child: spawned.map_err(other("starting the monitor"))?, stays })
     }
 
     /// `start_attached` with a monitor `run` may have started already.
@@ -984,14 +992,23 @@ fn writable_for_copy(c: &Container, path: &str) -> Result<()> {
 struct Spawned {
     sock: UnixStream,
     child: std::process::Child,
+    /// The child is the monitor itself, not a first process that forks it.
+    stays: bool,
 }
 
 impl Spawned {
-    /// The socket, once the first process is reaped: it only daemonises,
-    /// so the wait is short. Dropping the socket unused sends the monitor
-    /// away.
+    /// The socket, once a first process that only daemonises is reaped
+    /// (a short wait). A monitor that stays our child is left running.
     fn into_socket(mut self) -> UnixStream {
-        let _ = self.child.wait();
+        if !self.stays {
+            let _ = self.child.wait();
+        }
         self.sock
+    }
+
+    /// Sends the monitor away unused: it exits when its socket closes.
+    fn dismiss(mut self) {
+        drop(self.sock);
+        let _ = self.child.wait();
     }
 }

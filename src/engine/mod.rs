@@ -133,6 +133,9 @@ pub struct Engine {
     db: Mutex<Db>,
     /// docker-style config.json holding registry credentials.
     pub auth_file: PathBuf,
+    /// This process exits soon after the containers it starts (see
+    /// `short_lived`): their monitors may stay its children.
+    short_lived: std::sync::atomic::AtomicBool,
 }
 
 impl Engine {
@@ -145,7 +148,15 @@ impl Engine {
             .map(PathBuf::from)
             .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".berth/config.json")))
             .unwrap_or_else(|| paths.root.join("config.json"));
-        Ok(Engine { paths, db: Mutex::new(db), auth_file })
+        Ok(Engine { paths, db: Mutex::new(db), auth_file, short_lived: Default::default() })
+    }
+
+    /// Says this process ends with the command it runs (the command line's
+    /// `run` and `start`, not a script, the REPL or the API): the monitors
+    /// it starts stay its children rather than daemonise, which saves them
+    /// a fork. A monitor that exits first is a zombie only until we exit.
+    pub fn short_lived(&self) {
+        self.short_lived.store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
     pub(crate) fn db(&self) -> std::sync::MutexGuard<'_, Db> {

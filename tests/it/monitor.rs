@@ -65,3 +65,47 @@ fn berth_without_the_small_binary_runs_its_own_monitor_and_exec_helper() {
     assert_eq!(std::fs::metadata(format!("/proc/{ppid}/exe")).unwrap().len(), std::fs::metadata(&bin).unwrap().len());
     assert!(run(&["rm", "-f", &c]).ok());
 }
+
+/// The children of `pid` (all its threads'), with their state letters.
+fn children(pid: u32) -> Vec<(u32, char)> {
+    let mut out = vec![];
+    for t in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap().flatten() {
+        let list = std::fs::read_to_string(t.path().join("children")).unwrap_or_default();
+        for c in list.split_whitespace().filter_map(|c| c.parse::<u32>().ok()) {
+            let stat = std::fs::read_to_string(format!("/proc/{c}/stat")).unwrap_or_default();
+            let state = stat.rsplit(')').next().and_then(|r| r.split_whitespace().next()).and_then(|s| s.chars().next()).unwrap_or('?');
+            out.push((c, state));
+        }
+    }
+    out
+}
+
+/// The command line's `run` keeps its monitor as a child (no daemonising
+/// fork); a script, which lives on, has its monitors daemonise, so the
+/// containers it ran leave it no zombie and no monitor to wait for.
+#[test]
+fn a_script_keeps_no_monitor_as_its_child_and_a_detached_run_outlives_its_client() {
+    let env = Env::new("mon_child");
+    let c = env.name("d");
+    env.ok(&["run", "-d", "--name", &c, "busybox", "sleep", "100"]);
+    // The client has exited; its monitor goes on, and so does the container.
+    assert_eq!(env.inspect_f(&c, "{{.State.Status}}"), "running");
+    let pid = env.inspect_f(&c, "{{.State.Pid}}");
+    assert!(Path::new(&format!("/proc/{pid}")).exists(), "the container's init {pid} runs after `run -d` returned");
+    env.ok(&["rm", "-f", &c]);
+
+    let script = env.dir.join("three.rhai");
+    std::fs::write(&script, "for i in 0..3 { let r = run_once(\"busybox\", [\"true\"]); if r.code != 0 { throw `run_once: ${r}`; } }\nprint(\"ran\");\nsleep(20000);\n").unwrap();
+    let mut child = env.cmd(&["run", script.to_str().unwrap()]).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    use std::io::BufRead;
+    let got = out.read_line(&mut line).is_ok() && line.trim() == "ran";
+    // Whatever the monitors do after their containers exit has had time.
+    std::thread::sleep(Duration::from_millis(300));
+    let kids = children(child.id());
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(got, "the script ran three containers: {line:?}");
+    assert_eq!(kids, vec![], "the script's children after three run_once (pid, state)");
+}
