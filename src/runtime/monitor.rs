@@ -476,6 +476,13 @@ impl Monitor {
                 tracing::warn!("monitor: removing the container's files: {e}");
                 None
             });
+            // Our stderr is the monitor.log now among the spares: what we
+            // would still say would reach the next container's.
+            if spare.is_some()
+                && let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null")
+            {
+                let _ = proc::dup_onto(null.as_raw_fd(), 2);
+            }
             if let Some(f) = forgotten {
                 self.with_store("dropping unused layers", |db, paths, _| {
                     f.files_removed(paths, db);

@@ -131,6 +131,20 @@ fn a_removed_containers_directory_is_reused_and_keeps_nothing_of_it() {
     assert!(lines[0].contains("No such file"), "nothing of a's layer: {o}");
     assert_eq!(&lines[1..], ["644 0:0", "644 0:0", "755 0:0", "2"], "fresh modes and owners: {o}");
     assert!(!env.ok(&["logs", &b]).contains("said"), "nothing of a's log");
+
+    // An --rm container's monitor, logging at debug, says its last words
+    // after the directory went back among the spares: they must not reach
+    // the next container's monitor.log.
+    let o = env.cmd(&["run", "--rm", "busybox", "true"]).env("BERTH_LOG", "debug").output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(wait_until(Duration::from_secs(10), || std::fs::read_dir(&spares).map(|d| d.flatten().any(|e| !e.file_name().to_string_lossy().starts_with('.'))).unwrap_or(false)), "the --rm container's directory is kept as a spare");
+    // Its monitor has exited (its last line written) by now.
+    sleep_ms(300);
+    let c = env.name("c");
+    env.ok(&["create", "--name", &c, "busybox", "true"]);
+    let id = env.inspect_f(&c, "{{.Id}}");
+    let mlog = env.root.join("containers").join(&id).join("monitor.log");
+    assert_eq!(std::fs::read_to_string(&mlog).unwrap_or_default(), "", "{} holds nothing of the --rm container's monitor", mlog.display());
 }
 
 #[test]
