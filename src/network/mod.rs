@@ -399,7 +399,7 @@ pub fn remove(db: &mut Db, key: &str, container_names: impl Fn(&str) -> String) 
 
 // ---- link emulation settings ----
 
-fn impair_schema(db: &Db) -> Result<()> {
+pub(crate) fn impair_schema(db: &Db) -> Result<()> {
     schema(db)?;
     // Stores made before link emulation lack the column.
     db.ensure_once(crate::store::Schema::Impair, || db.ensure_column("endpoints", "impair", "TEXT NOT NULL DEFAULT ''").map_err(NetworkError::Store))
@@ -631,7 +631,7 @@ pub struct RemoteEndpoint {
     pub aliases: Vec<String>,
 }
 
-fn remote_schema(db: &Db) -> Result<()> {
+pub(crate) fn remote_schema(db: &Db) -> Result<()> {
     db.ensure_once(crate::store::Schema::Remote, || {
         db.conn
             .execute_batch("CREATE TABLE IF NOT EXISTS remote_endpoints(network_id TEXT NOT NULL, name TEXT NOT NULL, ip TEXT NOT NULL, aliases TEXT NOT NULL DEFAULT '[]', PRIMARY KEY(network_id, name))")

@@ -125,7 +125,7 @@ const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS services(
     vip TEXT NOT NULL, created TEXT NOT NULL, draining TEXT NOT NULL DEFAULT '[]'
 );";
 
-fn schema(db: &Db) -> Result<()> {
+pub(crate) fn schema(db: &Db) -> Result<()> {
     db.ensure_once(crate::store::Schema::Service, || db.conn.execute_batch(SCHEMA).map_err(|e| ServiceError::Store(e.into())))
 }
 

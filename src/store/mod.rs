@@ -218,6 +218,13 @@ pub struct Db {
     ensured: std::cell::Cell<u32>,
 }
 
+/// The version of the tables (`PRAGMA user_version`). A store at this
+/// version has every part's tables with every column, and its connections
+/// skip the parts' checks (`ensure_once`): parsing their dozen statements
+/// took a millisecond of each process. Bump it when a part adds a table or
+/// a column, so that stores made before are brought up to date once.
+pub const SCHEMA_VERSION: i64 = 1;
+
 /// The tables a part of berth makes on first use (`Db::ensure_once`).
 #[derive(Clone, Copy)]
 pub enum Schema {
@@ -247,6 +254,10 @@ impl Db {
         conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)?;
         conn.pragma_update(None, "wal_autocheckpoint", 64)?;
         conn.pragma_update(None, "journal_size_limit", 1 << 20)?;
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if version >= SCHEMA_VERSION {
+            return Ok(Db { conn, ensured: std::cell::Cell::new(u32::MAX) });
+        }
         let have: Option<String> = conn
             .query_row("SELECT name FROM sqlite_master WHERE name='containers'", [], |r| r.get(0))
             .optional()?;
@@ -258,7 +269,23 @@ impl Db {
             // Stores made before health checks.
             db.ensure_column("containers", "health", "TEXT NOT NULL DEFAULT ''")?;
         }
+        db.upgrade()?;
         Ok(db)
+    }
+
+    /// Makes every part's tables and columns, then marks the store as at
+    /// `SCHEMA_VERSION`. Two processes may do it at once: each step is
+    /// idempotent.
+    fn upgrade(&self) -> Result<()> {
+        let part = |what: &str, r: std::result::Result<(), String>| r.map_err(|e| StoreError::Io { path: PathBuf::from(format!("making the {what} tables")), source: std::io::Error::other(e) });
+        part("network", crate::network::schema(self).map_err(|e| e.to_string()))?;
+        part("link emulation", crate::network::impair_schema(self).map_err(|e| e.to_string()))?;
+        part("remote endpoint", crate::network::remote_schema(self).map_err(|e| e.to_string()))?;
+        part("stack", crate::service::stack::schema(self).map_err(|e| e.to_string()))?;
+        part("service", crate::service::schema(self).map_err(|e| e.to_string()))?;
+        part("volume", crate::volume::schema(self).map_err(|e| e.to_string()))?;
+        self.conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        Ok(())
     }
 
     /// Runs `make`, which creates `what`'s tables if missing and adds the
@@ -402,6 +429,46 @@ pub fn exec(conn: &Connection, sql: &str, p: impl rusqlite::Params) -> Result<us
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn columns(db: &Db, table: &str) -> Vec<String> {
+        let mut st = db.conn.prepare(&format!("SELECT name FROM pragma_table_info('{table}')")).unwrap();
+        st.query_map([], |r| r.get(0)).unwrap().map(|r| r.unwrap()).collect()
+    }
+
+    /// A store made now, and one made before the parts' tables and their
+    /// newer columns, both end up with every table and column, marked at
+    /// the current version.
+    #[test]
+    fn a_store_old_or_new_opens_with_every_table_at_the_current_version() {
+        let t = crate::testutil::TempDir::new("store-version");
+        let paths = Paths { root: t.0.join("root"), run: t.0.join("run") };
+        std::fs::create_dir_all(&paths.root).unwrap();
+        let check = |db: &Db| {
+            for (table, col) in [("containers", "health"), ("networks", "mtu"), ("endpoints", "impair"), ("ports", "proto"), ("remote_endpoints", "aliases"), ("stacks", "deploying"), ("services", "draining"), ("volumes", "labels")] {
+                assert!(columns(db, table).iter().any(|c| c == col), "{table}.{col} is there: {:?}", columns(db, table));
+            }
+            let v: i64 = db.conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+            assert_eq!(v, SCHEMA_VERSION);
+        };
+        check(&Db::open(&paths).unwrap());
+        // As a store from before the version: base tables only, an old
+        // networks table, no health column, version 0.
+        let old = Connection::open(paths.db()).unwrap();
+        old.execute_batch("DROP TABLE networks; DROP TABLE endpoints; DROP TABLE stacks; DROP TABLE volumes; DROP TABLE services; DROP TABLE remote_endpoints; ALTER TABLE containers DROP COLUMN health; PRAGMA user_version = 0;").unwrap();
+        old.execute_batch("CREATE TABLE networks(id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, subnet TEXT NOT NULL, gateway TEXT NOT NULL, bridge TEXT NOT NULL, created TEXT NOT NULL)").unwrap();
+        drop(old);
+        check(&Db::open(&paths).unwrap());
+        // And a connection to a current store makes sure of nothing again.
+        let db = Db::open(&paths).unwrap();
+        let mut ran = false;
+        db.ensure_once(Schema::Volume, || {
+            ran = true;
+            Ok::<(), ()>(())
+        })
+        .unwrap();
+        assert!(!ran, "a store at the current version has every part's tables");
+    }
+
     #[test]
     fn time_roundtrip() {
         let s = rfc3339(1_700_000_000, 5);

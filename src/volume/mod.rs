@@ -53,7 +53,7 @@ CREATE TABLE IF NOT EXISTS volumes(
     labels TEXT NOT NULL DEFAULT '{}'
 );";
 
-fn schema(db: &Db) -> Result<()> {
+pub(crate) fn schema(db: &Db) -> Result<()> {
     db.ensure_once(crate::store::Schema::Volume, || db.conn.execute_batch(SCHEMA).map_err(|e| VolumeError::Store(e.into())))
 }
 
