@@ -105,8 +105,10 @@ impl Engine {
             }
         })?;
         tracing::debug!(id = %c.short_id(), "run: created");
-        let out = self.start_with(&c.id, attach, early)?;
-        let c = self.container(&c.id).unwrap_or(c);
+        let rm_and_waited = spec.rm && attach != Attach::Detached;
+        let out = self.start_record(&c, attach, early)?;
+        // An --rm container followed to its exit is gone by now.
+        let c = if rm_and_waited { c } else { self.container(&c.id).unwrap_or(c) };
         Ok((c, out))
     }
 
@@ -169,12 +171,17 @@ impl Engine {
 
     /// `start_attached` with a monitor `run` may have started already.
     fn start_with(&self, key: &str, attach: Attach, early: Option<Spawned>) -> Result<Output> {
-        let early = early.map(Spawned::into_socket);
         let c = self.container(key)?;
+        self.start_record(&c, attach, early)
+    }
+
+    /// `start_with` of a container as just read (or just created).
+    fn start_record(&self, c: &Container, attach: Attach, early: Option<Spawned>) -> Result<Output> {
+        let early = early.map(Spawned::into_socket);
         if c.running() {
-            return Err(ContainerError::BadState { name: c.name, state: c.state, what: "it is already running".into() }.into());
+            return Err(ContainerError::BadState { name: c.name.clone(), state: c.state.clone(), what: "it is already running".into() }.into());
         }
-        self.plug_networks(&c)?;
+        self.plug_networks(c)?;
         let mut ours = match early {
             Some(s) => s,
             None => self.spawn_monitor(&c.id, false)?.into_socket(),

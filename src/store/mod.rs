@@ -336,7 +336,10 @@ pub enum Found<T> {
 /// id, then an id prefix (hex only, so `_` or `%` never act as LIKE
 /// wildcards). `select` is `SELECT <columns> FROM <table>`.
 pub fn lookup<T>(conn: &Connection, select: &str, key: &str, row: impl Fn(&rusqlite::Row) -> rusqlite::Result<T>) -> Result<Found<T>> {
-    for w in ["name=?1", "id=?1"] {
+    // A full id first, as docker does (and what the engine itself passes:
+    // one statement instead of two); a name before an id otherwise.
+    let full_id = key.len() == 64 && key.bytes().all(|b| b.is_ascii_hexdigit());
+    for w in if full_id { ["id=?1", "name=?1"] } else { ["name=?1", "id=?1"] } {
         if let Some(x) = conn.query_row(&format!("{select} WHERE {w}"), [key], &row).optional()? {
             return Ok(Found::One(x));
         }

@@ -818,3 +818,21 @@ fn a_full_disk_does_not_take_a_container_or_its_monitor_down() {
     assert!(!log.contains("panicked"), "the monitor did not panic: {log}");
     env.ok(&["rm", &c]);
 }
+
+/// How a key finds a container, as in docker: a full id first, then a
+/// name, then an id prefix; a prefix two ids share is refused.
+#[test]
+fn a_full_id_then_a_name_then_an_id_prefix_finds_a_container() {
+    let env = Env::new("a_full_id_then_a_name");
+    let a = env.name("a");
+    let a_id = env.ok(&["create", "--name", &a, "busybox", "true"]);
+    // A container may take another's full id as its name; the id wins.
+    let b_id = env.ok(&["create", "--name", &a_id, "busybox", "true"]);
+    assert_eq!(env.inspect_f(&a_id, "{{.Id}}"), a_id, "the full id finds a, not the container named after it");
+    // A name that is also an id prefix: the name wins.
+    let prefix = &b_id[..12];
+    let c_id = env.ok(&["create", "--name", prefix, "busybox", "true"]);
+    assert_eq!(env.inspect_f(prefix, "{{.Id}}"), c_id, "the name finds c");
+    assert_eq!(env.inspect_f(&a_id[..12], "{{.Id}}"), a_id, "a prefix finds a");
+    assert_eq!(env.inspect_f(&b_id, "{{.Name}}"), format!("/{a_id}"));
+}
