@@ -170,10 +170,16 @@ pub fn main(paths: Paths, id: &str, first: Option<OwnedFd>) -> i32 {
     // only for a process group leader, which neither a forked nor a spawned
     // monitor is.
     let _ = proc::setsid();
+    // What needs only the id is made while `run` still creates the
+    // container, not on the path from its go to the container's start.
+    let early = Early::make(&paths, id);
     if std::env::var_os(PENDING).is_some() {
         // `run` started us while it makes the container: its first frame
         // says go; a closed socket, that the create failed.
         if !first.as_ref().is_some_and(frame_comes) {
+            if let Ok(e) = early {
+                e.discard(&paths, id);
+            }
             proc::exit_now(0);
         }
         let log = paths.container_dir(id).join("monitor.log");
@@ -187,7 +193,7 @@ pub fn main(paths: Paths, id: &str, first: Option<OwnedFd>) -> i32 {
     super::helper::init_log();
     tracing::debug!("monitor: daemonised");
     let first = first.map(UnixStream::from);
-    match Monitor::new(paths, id, first.as_ref()) {
+    match early.and_then(|e| Monitor::new(paths, id, first.as_ref(), e)) {
         Ok(mut m) => {
             if let Some(f) = first {
                 m.add_client(f, true);
@@ -202,6 +208,38 @@ pub fn main(paths: Paths, id: &str, first: Option<OwnedFd>) -> i32 {
             }
             EXIT_ENGINE
         }
+    }
+}
+
+/// A monitor's signal descriptor, run directory and attach socket, and its
+/// connection to the store: what it can make knowing only the container's
+/// id.
+struct Early {
+    sig: OwnedFd,
+    listener: UnixListener,
+    db: Option<Db>,
+}
+
+impl Early {
+    fn make(paths: &Paths, id: &str) -> Result<Early, String> {
+        let sig = proc::signalfd(&[libc::SIGCHLD, libc::SIGTERM, libc::SIGINT, libc::SIGHUP]).map_err(|e| e.to_string())?;
+        let run = paths.container_run(id);
+        std::fs::create_dir_all(&run).map_err(|e| format!("{}: {e}", run.display()))?;
+        let sock = paths.attach_socket(id);
+        warn_err("removing a stale attach socket", std::fs::remove_file(&sock));
+        let listener = UnixListener::bind(&sock).map_err(|e| format!("{}: {e}", sock.display()))?;
+        listener.set_nonblocking(true).ok();
+        // A store that cannot be opened now is opened (and the reason
+        // logged) when first needed.
+        Ok(Early { sig, listener, db: Db::open(paths).ok() })
+    }
+
+    /// Takes back the socket and run directory of a container never made
+    /// (its create failed); the client may have removed them already.
+    fn discard(self, paths: &Paths, id: &str) {
+        drop(self.listener);
+        let _ = std::fs::remove_file(paths.attach_socket(id));
+        let _ = std::fs::remove_dir(paths.container_run(id));
     }
 }
 
@@ -261,26 +299,24 @@ impl Monitor {
     /// What a start needs comes from the bundle; the container's record
     /// is read by `load_record` while init builds its root (opening the
     /// store and resolving the image's health check take a millisecond).
-    fn new(paths: Paths, id: &str, first: Option<&UnixStream>) -> Result<Monitor, String> {
+    fn new(paths: Paths, id: &str, first: Option<&UnixStream>, early: Early) -> Result<Monitor, String> {
+        let Early { sig, listener, mut db } = early;
         let bundle = paths.container_dir(id);
         let spec = super::load_spec(&bundle).map_err(|e| e.to_string())?;
         let annotation = |k: &str| spec.annotations().as_ref().and_then(|a| a.get(k)).cloned();
         // A bundle written before the annotation existed: from the record.
-        let (interactive, db) = match annotation(container::spec::INTERACTIVE) {
-            Some(v) => (v == "true", None),
+        let interactive = match annotation(container::spec::INTERACTIVE) {
+            Some(v) => v == "true",
             None => {
-                let db = Db::open(&paths).map_err(|e| e.to_string())?;
-                let c = container::get(&db, id).map_err(|e| e.to_string())?;
-                (c.spec.interactive, Some(db))
+                let d = match db.take() {
+                    Some(d) => d,
+                    None => Db::open(&paths).map_err(|e| e.to_string())?,
+                };
+                let c = container::get(&d, id).map_err(|e| e.to_string())?;
+                db = Some(d);
+                c.spec.interactive
             }
         };
-        let sig = proc::signalfd(&[libc::SIGCHLD, libc::SIGTERM, libc::SIGINT, libc::SIGHUP]).map_err(|e| e.to_string())?;
-        let run = paths.container_run(id);
-        std::fs::create_dir_all(&run).map_err(|e| format!("{}: {e}", run.display()))?;
-        let sock = paths.attach_socket(id);
-        warn_err("removing a stale attach socket", std::fs::remove_file(&sock));
-        let listener = UnixListener::bind(&sock).map_err(|e| format!("{}: {e}", sock.display()))?;
-        listener.set_nonblocking(true).ok();
         let log_cfg = container::logfile::LogConfig::from_annotations(spec.annotations().as_ref());
         let log = container::logfile::LogWriter::open(&container::log_path(&paths, id), log_cfg).map_err(|e| e.to_string())?;
         let stop_signal = annotation("berth.stop-signal").and_then(|s| proc::signal_number(&s)).unwrap_or(libc::SIGTERM);
