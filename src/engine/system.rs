@@ -79,7 +79,23 @@ impl Engine {
                 f.repair_error = r.err();
             }
         }
-        Ok(found.into_iter().map(|(f, _)| f).collect())
+        let mut found: Vec<Finding> = found.into_iter().map(|(f, _)| f).collect();
+        // Their leftovers are gone with the repair above; their names go too.
+        if repair && all_roots {
+            let n = crate::store::prune_gone_roots();
+            if n > 0 {
+                found.push(Finding {
+                    kind: "register",
+                    object: format!("{}: {n} entries", crate::store::ROOTS_DIR),
+                    reason: "their roots no longer exist".into(),
+                    repair_error: None,
+                    repaired: true,
+                    other_root: true,
+                    transient: false,
+                });
+            }
+        }
+        Ok(found)
     }
 
     fn apply_fix(&self, fix: &Fix) -> std::result::Result<(), String> {

@@ -386,6 +386,21 @@ fn register_root(paths: &Paths) {
     }
 }
 
+/// Drops the register's entries of roots whose directory is gone (deleted
+/// with `rm -rf`): where /run is no tmpfs they would pile up for good. A
+/// root being made has its directory before its entry. An unregistered tag
+/// reads as gone, as a gone root's did. Returns how many went.
+pub fn prune_gone_roots() -> usize {
+    let mut n = 0;
+    for e in std::fs::read_dir(ROOTS_DIR).into_iter().flatten().flatten() {
+        let Ok(root) = std::fs::read_to_string(e.path()) else { continue };
+        if !root.is_empty() && !Path::new(&root).exists() && std::fs::remove_file(e.path()).is_ok() {
+            n += 1;
+        }
+    }
+    n
+}
+
 /// Whether the root that goes by `tag` still exists: registered, and its
 /// store is there.
 pub fn root_of_tag_exists(tag: &str) -> bool {

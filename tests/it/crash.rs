@@ -313,8 +313,13 @@ fn a_deleted_roots_leftovers_go_with_all_roots() {
     let o = env.berth(&["system", "check", "--all-roots"]);
     assert_eq!(o.code, 1, "{o}");
     assert!(o.stdout.contains(&tag), "{o}");
+    let register = std::path::Path::new("/run/berth-roots");
+    assert!(register.join(&tag).exists(), "the dead root is still registered");
     let o = env.berth(&["system", "check", "--all-roots", "--repair"]);
     assert!(o.ok() && !o.stdout.contains("repair failed"), "{o}");
+    assert!(!register.join(&tag).exists(), "the dead root's register entry goes with its leftovers: {o}");
+    let own_tag = env.nft_table().trim_start_matches("berth_").to_string();
+    assert!(register.join(&own_tag).exists(), "a live root stays registered");
     assert!(!std::process::Command::new("ip").args(["link", "show", &bridge]).output().unwrap().status.success(), "the dead root's bridge is gone");
     assert!(!std::process::Command::new("nft").args(["list", "table", "ip", &table]).output().unwrap().status.success(), "its table is gone");
     assert!(cgroup_hierarchy_dirs(&cgroup).is_empty(), "its cgroups are gone");
