@@ -695,7 +695,6 @@ fn host_resolv_conf() -> String {
 /// addresses are free and the container is gone from every listing;
 /// `remove_files` takes the rest.
 pub fn forget(db: &mut Db, id: &str) -> Result<()> {
-    let _ = crate::network::schema(db);
     // One transaction, not three: a write costs its locks and WAL frames.
     db.write(|tx| {
         let _ = crate::network::delete_container_rows(tx, id);

@@ -8,7 +8,7 @@ use rusqlite::OptionalExtension;
 use super::{Engine, EngineError, Result};
 use crate::container::RestartPolicy;
 use crate::service::compose::{Build, Condition, Plan};
-use crate::service::stack::{schema, valid, StackInfo, READY_TIMEOUT, STACK_LABEL, STACK_SERVICE_LABEL};
+use crate::service::stack::{valid, StackInfo, READY_TIMEOUT, STACK_LABEL, STACK_SERVICE_LABEL};
 use crate::service::{Service, ServiceSpec};
 use crate::store::{self, StoreError};
 
@@ -23,7 +23,6 @@ impl Engine {
         }
         let rows: Vec<(String, String, String)> = {
             let db = self.db();
-            schema(&db)?;
             let mut st = db.conn.prepare("SELECT name, source, created FROM stacks ORDER BY name").map_err(StoreError::from)?;
             st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).map_err(StoreError::from)?.filter_map(|r| r.ok()).collect()
         };
@@ -53,7 +52,6 @@ impl Engine {
         }
         {
             let mut db = self.db();
-            schema(&db)?;
             let now = store::now_rfc3339();
             let added = db.write(|tx| Ok(tx.execute("INSERT OR IGNORE INTO stacks(name, source, created, deploying) VALUES(?1,?2,?3,1)", rusqlite::params![name, source, now])?))?;
             if added == 0 {

@@ -71,16 +71,19 @@ CREATE TABLE IF NOT EXISTS ports(
     proto TEXT NOT NULL, UNIQUE(host_port, proto)
 );";
 
-/// The network tables exist (once per connection).
-pub(crate) fn schema(db: &Db) -> Result<()> {
-    db.ensure_once(crate::store::Schema::Network, || {
-        db.conn.execute_batch(SCHEMA).map_err(|e| NetworkError::Store(e.into()))?;
-        // Stores made before network labels (and overlays) lack the columns.
-        db.ensure_column("networks", "labels", "TEXT NOT NULL DEFAULT '{}'").map_err(NetworkError::Store)?;
-        db.ensure_column("networks", "driver", "TEXT NOT NULL DEFAULT 'bridge'").map_err(NetworkError::Store)?;
-        db.ensure_column("networks", "vni", "INTEGER NOT NULL DEFAULT 0").map_err(NetworkError::Store)?;
-        db.ensure_column("networks", "mtu", "INTEGER NOT NULL DEFAULT 0").map_err(NetworkError::Store)
-    })
+/// Makes the network tables and the columns older stores lack; run by
+/// `Db::open` on a store below `store::SCHEMA_VERSION`.
+pub(crate) fn make_tables(db: &Db) -> std::result::Result<(), StoreError> {
+    db.conn.execute_batch(SCHEMA)?;
+    // Stores made before network labels (and overlays) lack the columns.
+    db.ensure_column("networks", "labels", "TEXT NOT NULL DEFAULT '{}'")?;
+    db.ensure_column("networks", "driver", "TEXT NOT NULL DEFAULT 'bridge'")?;
+    db.ensure_column("networks", "vni", "INTEGER NOT NULL DEFAULT 0")?;
+    db.ensure_column("networks", "mtu", "INTEGER NOT NULL DEFAULT 0")?;
+    // Stores made before link emulation lack the column.
+    db.ensure_column("endpoints", "impair", "TEXT NOT NULL DEFAULT ''")?;
+    db.conn.execute_batch("CREATE TABLE IF NOT EXISTS remote_endpoints(network_id TEXT NOT NULL, name TEXT NOT NULL, ip TEXT NOT NULL, aliases TEXT NOT NULL DEFAULT '[]', PRIMARY KEY(network_id, name))")?;
+    Ok(())
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -142,14 +145,12 @@ fn row(r: &rusqlite::Row) -> rusqlite::Result<Network> {
 }
 
 pub fn list(db: &Db) -> Result<Vec<Network>> {
-    schema(db)?;
     let mut st = db.conn.prepare("SELECT id, name, subnet, gateway, bridge, created, labels, driver, vni, mtu FROM networks ORDER BY name").map_err(StoreError::from)?;
     let v = st.query_map([], row).map_err(StoreError::from)?.filter_map(|r| r.ok()).collect();
     Ok(v)
 }
 
 pub fn get(db: &Db, key: &str) -> Result<Network> {
-    schema(db)?;
     match store::lookup(&db.conn, "SELECT id, name, subnet, gateway, bridge, created, labels, driver, vni, mtu FROM networks", key, row)? {
         store::Found::One(n) => Ok(n),
         _ => Err(NetworkError::NotFound(key.to_string())),
@@ -178,7 +179,6 @@ fn host_lock(paths: &Paths) -> std::io::Result<store::FileLock> {
 pub const DEFAULT: &str = "bridge";
 
 pub fn create(paths: &Paths, db: &mut Db, spec: &NetworkSpec) -> Result<Network> {
-    schema(db)?;
     let name = spec.name.clone();
     let ok = !name.is_empty() && name.as_bytes()[0].is_ascii_alphanumeric() && name.bytes().all(|c| c.is_ascii_alphanumeric() || b"_.-".contains(&c));
     if !ok {
@@ -270,7 +270,6 @@ pub fn make_bridge(paths: &Paths, net: &Network) -> std::io::Result<()> {
 
 /// Drops a network's record (and any endpoints): its bridge is gone.
 pub fn forget(db: &mut Db, id: &str) -> Result<()> {
-    schema(db)?;
     db.write(|tx| {
         tx.execute("DELETE FROM endpoints WHERE network_id=?1", [id])?;
         Ok(tx.execute("DELETE FROM networks WHERE id=?1", [id])?)
@@ -291,7 +290,6 @@ pub fn default_network(paths: &Paths, db: &mut Db) -> Result<Network> {
 }
 
 pub fn endpoints_of_network(db: &Db, net: &Network) -> Result<Vec<(String, Ipv4Addr, Vec<String>)>> {
-    schema(db)?;
     let mut st = db.conn.prepare("SELECT container_id, ip, aliases FROM endpoints WHERE network_id=?1").map_err(StoreError::from)?;
     let v = st
         .query_map([&net.id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))
@@ -303,7 +301,6 @@ pub fn endpoints_of_network(db: &Db, net: &Network) -> Result<Vec<(String, Ipv4A
 }
 
 pub fn endpoints_of_container(db: &Db, container_id: &str) -> Result<Vec<Endpoint>> {
-    schema(db)?;
     let rows: Vec<(String, String, String, i64)> = {
         let mut st = db.conn.prepare("SELECT network_id, ip, aliases, position FROM endpoints WHERE container_id=?1 ORDER BY position").map_err(StoreError::from)?;
         st.query_map([container_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))).map_err(StoreError::from)?.filter_map(|r| r.ok()).collect()
@@ -319,7 +316,6 @@ pub fn endpoints_of_container(db: &Db, container_id: &str) -> Result<Vec<Endpoin
 /// Records an endpoint: a static address checked against the subnet and
 /// the addresses in use, or the next free one.
 pub fn attach(db: &mut Db, container_id: &str, net: &Network, ip: Option<&str>, aliases: &[String]) -> Result<Endpoint> {
-    schema(db)?;
     let ipam = |err| NetworkError::Ipam { net: net.name.clone(), err };
     let subnet = Subnet::parse(&net.subnet).map_err(ipam)?;
     let gateway: Ipv4Addr = net.gateway.parse().unwrap_or(subnet.first_host());
@@ -361,7 +357,6 @@ pub fn attach(db: &mut Db, container_id: &str, net: &Network, ip: Option<&str>, 
 }
 
 pub fn detach(db: &mut Db, container_id: &str, net: &Network) -> Result<()> {
-    schema(db)?;
     let n = db.write(|tx| Ok(tx.execute("DELETE FROM endpoints WHERE container_id=?1 AND network_id=?2", [container_id, &net.id])?))?;
     if n == 0 {
         return Err(NetworkError::NotConnected(container_id[..12.min(container_id.len())].to_string(), net.name.clone()));
@@ -370,7 +365,6 @@ pub fn detach(db: &mut Db, container_id: &str, net: &Network) -> Result<()> {
 }
 
 pub fn detach_all(db: &mut Db, container_id: &str) -> Result<()> {
-    schema(db)?;
     db.write(|tx| Ok(tx.execute("DELETE FROM endpoints WHERE container_id=?1", [container_id])?))?;
     Ok(())
 }
@@ -399,15 +393,9 @@ pub fn remove(db: &mut Db, key: &str, container_names: impl Fn(&str) -> String) 
 
 // ---- link emulation settings ----
 
-pub(crate) fn impair_schema(db: &Db) -> Result<()> {
-    schema(db)?;
-    // Stores made before link emulation lack the column.
-    db.ensure_once(crate::store::Schema::Impair, || db.ensure_column("endpoints", "impair", "TEXT NOT NULL DEFAULT ''").map_err(NetworkError::Store))
-}
 
 /// Records the impairment of (container, network); `None` clears it.
 pub fn set_impair(db: &mut Db, container_id: &str, net: &Network, imp: Option<&impair::Impairment>) -> Result<()> {
-    impair_schema(db)?;
     let text = imp.filter(|i| !i.is_none()).map(|i| serde_json::to_string(i).unwrap()).unwrap_or_default();
     let n = db.write(|tx| Ok(tx.execute("UPDATE endpoints SET impair=?3 WHERE container_id=?1 AND network_id=?2", [container_id, &net.id, &text])?))?;
     if n == 0 {
@@ -418,7 +406,6 @@ pub fn set_impair(db: &mut Db, container_id: &str, net: &Network, imp: Option<&i
 
 /// Every link of the container with its impairment (none where unset).
 pub fn impair_links(db: &Db, container_id: &str) -> Result<Vec<impair::Link>> {
-    impair_schema(db)?;
     let mut st = db
         .conn
         .prepare("SELECT e.position, n.name, n.bridge, e.impair FROM endpoints e JOIN networks n ON n.id = e.network_id WHERE e.container_id=?1 ORDER BY e.position")
@@ -459,7 +446,6 @@ pub fn loss_table(db: &Db) -> Result<Option<String>> {
     if impair::mechanism() != impair::Mechanism::Userspace {
         return Ok(None);
     }
-    impair_schema(db)?;
     let links: Vec<(String, i64, impair::Impairment)> = {
         let mut st = db
             .conn
@@ -606,7 +592,6 @@ pub fn overlay_node(net: &Network, local: Ipv4Addr) -> overlay::OverlayNode {
 /// Records an overlay of the swarm on this node (its devices are the
 /// caller's): `gateway` is this node's own address on it.
 pub fn insert_overlay(db: &mut Db, net: &Network) -> Result<Network> {
-    schema(db)?;
     db.write(|tx| {
         tx.execute(
             "INSERT INTO networks(id, name, subnet, gateway, bridge, created, labels, driver, vni, mtu) VALUES(?1,?2,?3,?4,?5,?6,?7,'overlay',?8,?9)",
@@ -631,16 +616,8 @@ pub struct RemoteEndpoint {
     pub aliases: Vec<String>,
 }
 
-pub(crate) fn remote_schema(db: &Db) -> Result<()> {
-    db.ensure_once(crate::store::Schema::Remote, || {
-        db.conn
-            .execute_batch("CREATE TABLE IF NOT EXISTS remote_endpoints(network_id TEXT NOT NULL, name TEXT NOT NULL, ip TEXT NOT NULL, aliases TEXT NOT NULL DEFAULT '[]', PRIMARY KEY(network_id, name))")
-            .map_err(|e| NetworkError::Store(e.into()))
-    })
-}
 
 pub fn remote_endpoints(db: &Db) -> Result<Vec<RemoteEndpoint>> {
-    remote_schema(db)?;
     let mut st = db.conn.prepare("SELECT network_id, name, ip, aliases FROM remote_endpoints ORDER BY network_id, name").map_err(StoreError::from)?;
     let v = st
         .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?)))
@@ -653,7 +630,6 @@ pub fn remote_endpoints(db: &Db) -> Result<Vec<RemoteEndpoint>> {
 
 /// Replaces the remote names of `network_id`; true when they changed.
 pub fn set_remote_endpoints(db: &mut Db, network_id: &str, mut eps: Vec<RemoteEndpoint>) -> Result<bool> {
-    remote_schema(db)?;
     eps.sort_by(|a, b| a.name.cmp(&b.name));
     let now: Vec<RemoteEndpoint> = remote_endpoints(db)?.into_iter().filter(|r| r.network_id == network_id).collect();
     if now == eps {
@@ -709,7 +685,6 @@ pub fn mesh(db: &Db) -> Result<Vec<Balance>> {
 /// shares with them, by name and alias. `names` maps container id to
 /// (name, hostname).
 pub fn hosts_files(db: &Db, targets: &[String], names: &std::collections::HashMap<String, (String, String)>) -> Result<Vec<(String, String)>> {
-    schema(db)?;
     let rows: Vec<(String, String, String, String, i64)> = {
         let mut st = db.conn.prepare("SELECT container_id, network_id, ip, aliases, position FROM endpoints ORDER BY position").map_err(StoreError::from)?;
         st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))).map_err(StoreError::from)?.filter_map(|r| r.ok()).collect()
@@ -768,7 +743,6 @@ fn made_by(labels: &std::collections::BTreeMap<String, String>) -> String {
 /// Records the container's published ports, choosing free host ports
 /// where none was given.
 pub fn publish(db: &mut Db, container_id: &str, specs: &[ports::PortSpec]) -> Result<Vec<Published>> {
-    schema(db)?;
     if crate::rootless::active() {
         let start = rootless::unprivileged_port_start();
         if let Some(port) = specs.iter().filter_map(|s| s.host_port).find(|p| *p < start) {
@@ -819,7 +793,6 @@ pub fn publish(db: &mut Db, container_id: &str, specs: &[ports::PortSpec]) -> Re
 
 /// Every published port of this root (containers' and services').
 pub fn all_published(db: &Db) -> Result<Vec<Published>> {
-    schema(db)?;
     let mut st = db.conn.prepare("SELECT host_ip, host_port, container_port, proto FROM ports ORDER BY host_port").map_err(StoreError::from)?;
     let v = st
         .query_map([], |r| Ok(Published { host_ip: r.get(0)?, host_port: r.get(1)?, container_port: r.get(2)?, proto: r.get(3)? }))
@@ -830,7 +803,6 @@ pub fn all_published(db: &Db) -> Result<Vec<Published>> {
 }
 
 pub fn ports_of(db: &Db, container_id: &str) -> Result<Vec<Published>> {
-    schema(db)?;
     let mut st = db.conn.prepare("SELECT host_ip, host_port, container_port, proto FROM ports WHERE container_id=?1 ORDER BY container_port").map_err(StoreError::from)?;
     let v = st
         .query_map([container_id], |r| Ok(Published { host_ip: r.get(0)?, host_port: r.get(1)?, container_port: r.get(2)?, proto: r.get(3)? }))
@@ -849,7 +821,6 @@ pub(crate) fn delete_container_rows(tx: &rusqlite::Transaction, container_id: &s
 }
 
 pub fn unpublish_all(db: &mut Db, container_id: &str) -> Result<()> {
-    schema(db)?;
     db.write(|tx| Ok(tx.execute("DELETE FROM ports WHERE container_id=?1", [container_id])?))?;
     Ok(())
 }
@@ -1025,7 +996,6 @@ pub struct Balance {
 /// The table's body from the store and the services' balancing; None when
 /// there is no network.
 pub fn firewall_rules(db: &Db, balancing: Vec<Balance>) -> Result<Option<String>> {
-    schema(db)?;
     let nets = list(db)?;
     if nets.is_empty() {
         return Ok(None);

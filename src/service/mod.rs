@@ -125,8 +125,9 @@ const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS services(
     vip TEXT NOT NULL, created TEXT NOT NULL, draining TEXT NOT NULL DEFAULT '[]'
 );";
 
-pub(crate) fn schema(db: &Db) -> Result<()> {
-    db.ensure_once(crate::store::Schema::Service, || db.conn.execute_batch(SCHEMA).map_err(|e| ServiceError::Store(e.into())))
+/// Makes the services table (see `network::make_tables`).
+pub(crate) fn make_tables(db: &Db) -> std::result::Result<(), StoreError> {
+    Ok(db.conn.execute_batch(SCHEMA)?)
 }
 
 fn row(r: &rusqlite::Row) -> rusqlite::Result<Service> {
@@ -147,14 +148,12 @@ fn row(r: &rusqlite::Row) -> rusqlite::Result<Service> {
 const COLS: &str = "id, name, spec, network_id, vip, created, draining";
 
 pub fn list(db: &Db) -> Result<Vec<Service>> {
-    schema(db)?;
     let mut st = db.conn.prepare(&format!("SELECT {COLS} FROM services ORDER BY name")).map_err(StoreError::from)?;
     let v = st.query_map([], row).map_err(StoreError::from)?.filter_map(|r| r.ok()).collect();
     Ok(v)
 }
 
 pub fn get(db: &Db, key: &str) -> Result<Service> {
-    schema(db)?;
     match store::lookup(&db.conn, &format!("SELECT {COLS} FROM services"), key, row)? {
         store::Found::One(s) => Ok(s),
         store::Found::Many(n) => Err(ServiceError::Invalid { name: key.to_string(), msg: format!("{n} services have ids starting with {key}; give more of the id or the name") }),
@@ -165,7 +164,6 @@ pub fn get(db: &Db, key: &str) -> Result<Service> {
 /// Records a new service (its VIP is allocated by the caller through the
 /// network area, under the owner id returned).
 pub fn insert(db: &mut Db, spec: &ServiceSpec, network_id: &str, vip: Ipv4Addr, id: &str) -> Result<()> {
-    schema(db)?;
     let text = serde_json::to_string(spec).unwrap_or_default();
     let now = store::now_rfc3339();
     db.write(|tx| {

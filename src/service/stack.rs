@@ -14,19 +14,17 @@ pub const STACK_SERVICE_LABEL: &str = "berth.stack.service";
 /// How long a dependency may take to reach its condition.
 pub(crate) const READY_TIMEOUT: Duration = Duration::from_secs(120);
 
-pub(crate) fn schema(db: &Db) -> std::result::Result<(), StoreError> {
-    db.ensure_once(crate::store::Schema::Stack, || {
-        db.conn.execute_batch("CREATE TABLE IF NOT EXISTS stacks(name TEXT PRIMARY KEY, source TEXT NOT NULL, created TEXT NOT NULL, images TEXT NOT NULL DEFAULT '[]')")?;
-        // Set until a deploy is complete, so a deploy cut short can be told
-        // from a stack and rolled back.
-        db.ensure_column("stacks", "deploying", "INTEGER NOT NULL DEFAULT 0")?;
-        Ok(())
-    })
+/// Makes the stacks table (see `network::make_tables`).
+pub(crate) fn make_tables(db: &Db) -> std::result::Result<(), StoreError> {
+    db.conn.execute_batch("CREATE TABLE IF NOT EXISTS stacks(name TEXT PRIMARY KEY, source TEXT NOT NULL, created TEXT NOT NULL, images TEXT NOT NULL DEFAULT '[]')")?;
+    // Set until a deploy is complete, so a deploy cut short can be told
+    // from a stack and rolled back.
+    db.ensure_column("stacks", "deploying", "INTEGER NOT NULL DEFAULT 0")?;
+    Ok(())
 }
 
 /// Stacks whose deploy never completed.
 pub fn deploying(db: &Db) -> std::result::Result<Vec<String>, StoreError> {
-    schema(db)?;
     let mut st = db.conn.prepare("SELECT name FROM stacks WHERE deploying=1")?;
     let v = st.query_map([], |r| r.get(0))?.filter_map(|r| r.ok()).collect();
     Ok(v)

@@ -18,6 +18,9 @@ pub enum StoreError {
     Sql(#[from] rusqlite::Error),
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
+    /// A part's tables could not be made or brought up to date.
+    #[error("state database: making the {part} tables: {source}")]
+    Schema { part: &'static str, source: Box<StoreError> },
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -214,27 +217,14 @@ CREATE TABLE IF NOT EXISTS containers(
 /// A connection to state.db. Cheap to open; each process opens its own.
 pub struct Db {
     pub conn: Connection,
-    /// The `Schema`s this connection has made sure of.
-    ensured: std::cell::Cell<u32>,
 }
 
 /// The version of the tables (`PRAGMA user_version`). A store at this
-/// version has every part's tables with every column, and its connections
-/// skip the parts' checks (`ensure_once`): parsing their dozen statements
-/// took a millisecond of each process. Bump it when a part adds a table or
-/// a column, so that stores made before are brought up to date once.
+/// version has every part's tables with every column, so a connection
+/// checks nothing: parsing the parts' dozen statements took a millisecond
+/// of each process. Bump it when a part adds a table or a column, so that
+/// stores made before are brought up to date once (`Db::upgrade`).
 pub const SCHEMA_VERSION: i64 = 1;
-
-/// The tables a part of berth makes on first use (`Db::ensure_once`).
-#[derive(Clone, Copy)]
-pub enum Schema {
-    Network = 1,
-    Impair = 2,
-    Remote = 4,
-    Stack = 8,
-    Service = 16,
-    Volume = 32,
-}
 
 impl Db {
     pub fn open(paths: &Paths) -> Result<Db> {
@@ -256,7 +246,7 @@ impl Db {
         conn.pragma_update(None, "journal_size_limit", 1 << 20)?;
         let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
         if version >= SCHEMA_VERSION {
-            return Ok(Db { conn, ensured: std::cell::Cell::new(u32::MAX) });
+            return Ok(Db { conn });
         }
         let have: Option<String> = conn
             .query_row("SELECT name FROM sqlite_master WHERE name='containers'", [], |r| r.get(0))
@@ -264,7 +254,7 @@ impl Db {
         if have.is_none() {
             conn.execute_batch(SCHEMA)?;
         }
-        let db = Db { conn, ensured: std::cell::Cell::new(0) };
+        let db = Db { conn };
         if have.is_some() {
             // Stores made before health checks.
             db.ensure_column("containers", "health", "TEXT NOT NULL DEFAULT ''")?;
@@ -277,28 +267,16 @@ impl Db {
     /// `SCHEMA_VERSION`. Two processes may do it at once: each step is
     /// idempotent.
     fn upgrade(&self) -> Result<()> {
-        let part = |what: &str, r: std::result::Result<(), String>| r.map_err(|e| StoreError::Io { path: PathBuf::from(format!("making the {what} tables")), source: std::io::Error::other(e) });
-        part("network", crate::network::schema(self).map_err(|e| e.to_string()))?;
-        part("link emulation", crate::network::impair_schema(self).map_err(|e| e.to_string()))?;
-        part("remote endpoint", crate::network::remote_schema(self).map_err(|e| e.to_string()))?;
-        part("stack", crate::service::stack::schema(self).map_err(|e| e.to_string()))?;
-        part("service", crate::service::schema(self).map_err(|e| e.to_string()))?;
-        part("volume", crate::volume::schema(self).map_err(|e| e.to_string()))?;
-        self.conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
-        Ok(())
-    }
-
-    /// Runs `make`, which creates `what`'s tables if missing and adds the
-    /// columns older stores lack, once per connection: it is a dozen
-    /// statements to parse, and every query of a network, volume or
-    /// service would otherwise run it (four times in a `run --rm`). No
-    /// version of berth drops these tables.
-    pub fn ensure_once<E>(&self, what: Schema, make: impl FnOnce() -> std::result::Result<(), E>) -> std::result::Result<(), E> {
-        let bit = what as u32;
-        if self.ensured.get() & bit == 0 {
-            make()?;
-            self.ensured.set(self.ensured.get() | bit);
+        let parts: [(&'static str, fn(&Db) -> Result<()>); 4] = [
+            ("network", crate::network::make_tables),
+            ("stack", crate::service::stack::make_tables),
+            ("service", crate::service::make_tables),
+            ("volume", crate::volume::make_tables),
+        ];
+        for (part, make) in parts {
+            make(self).map_err(|e| StoreError::Schema { part, source: Box::new(e) })?;
         }
+        self.conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         Ok(())
     }
 
@@ -474,17 +452,19 @@ mod tests {
         let old = Connection::open(paths.db()).unwrap();
         old.execute_batch("DROP TABLE networks; DROP TABLE endpoints; DROP TABLE stacks; DROP TABLE volumes; DROP TABLE services; DROP TABLE remote_endpoints; ALTER TABLE containers DROP COLUMN health; PRAGMA user_version = 0;").unwrap();
         old.execute_batch("CREATE TABLE networks(id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, subnet TEXT NOT NULL, gateway TEXT NOT NULL, bridge TEXT NOT NULL, created TEXT NOT NULL)").unwrap();
+        old.execute("INSERT INTO networks VALUES('n1', 'lab', '10.9.0.0/24', '10.9.0.1', 'br-n1', 'then')", []).unwrap();
         drop(old);
-        check(&Db::open(&paths).unwrap());
-        // And a connection to a current store makes sure of nothing again.
         let db = Db::open(&paths).unwrap();
-        let mut ran = false;
-        db.ensure_once(Schema::Volume, || {
-            ran = true;
-            Ok::<(), ()>(())
-        })
-        .unwrap();
-        assert!(!ran, "a store at the current version has every part's tables");
+        check(&db);
+        // The old rows are kept, with the new columns' defaults.
+        let (name, driver): (String, String) = db.conn.query_row("SELECT name, driver FROM networks WHERE id='n1'", [], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
+        assert_eq!((name.as_str(), driver.as_str()), ("lab", "bridge"));
+        drop(db);
+        // A store at the version is taken as it is: nothing is checked or
+        // made on open (a table dropped behind berth's back stays gone).
+        Connection::open(paths.db()).unwrap().execute_batch("DROP TABLE volumes").unwrap();
+        let db = Db::open(&paths).unwrap();
+        assert!(columns(&db, "volumes").is_empty(), "a current store is not upgraded again");
     }
 
     #[test]

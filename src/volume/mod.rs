@@ -53,8 +53,9 @@ CREATE TABLE IF NOT EXISTS volumes(
     labels TEXT NOT NULL DEFAULT '{}'
 );";
 
-pub(crate) fn schema(db: &Db) -> Result<()> {
-    db.ensure_once(crate::store::Schema::Volume, || db.conn.execute_batch(SCHEMA).map_err(|e| VolumeError::Store(e.into())))
+/// Makes the volumes table (see `network::make_tables`).
+pub(crate) fn make_tables(db: &Db) -> std::result::Result<(), StoreError> {
+    Ok(db.conn.execute_batch(SCHEMA)?)
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -89,7 +90,6 @@ fn row(paths: &Paths, r: &rusqlite::Row) -> rusqlite::Result<Volume> {
 }
 
 pub fn get(paths: &Paths, db: &Db, name: &str) -> Result<Volume> {
-    schema(db)?;
     let v = db
         .conn
         .query_row("SELECT name, created, anonymous, labels FROM volumes WHERE name=?1", [name], |r| row(paths, r))
@@ -99,7 +99,6 @@ pub fn get(paths: &Paths, db: &Db, name: &str) -> Result<Volume> {
 }
 
 pub fn list(paths: &Paths, db: &Db) -> Result<Vec<Volume>> {
-    schema(db)?;
     let mut st = db.conn.prepare("SELECT name, created, anonymous, labels FROM volumes ORDER BY name").map_err(StoreError::from)?;
     let v = st.query_map([], |r| row(paths, r)).and_then(|rows| rows.collect()).map_err(StoreError::from)?;
     Ok(v)
@@ -108,7 +107,6 @@ pub fn list(paths: &Paths, db: &Db) -> Result<Vec<Volume>> {
 /// Creates a volume, or returns the existing one of that name as docker
 /// does (its labels are left as they were). `None` names it with 64 hex.
 pub fn create(paths: &Paths, db: &mut Db, name: Option<&str>, anonymous: bool, labels: &BTreeMap<String, String>) -> Result<Volume> {
-    schema(db)?;
     let name = match name {
         Some(n) => {
             check_name(n)?;
