@@ -226,8 +226,13 @@ impl Early {
         let run = paths.container_run(id);
         std::fs::create_dir_all(&run).map_err(|e| format!("{}: {e}", run.display()))?;
         let sock = paths.attach_socket(id);
-        warn_err("removing a stale attach socket", std::fs::remove_file(&sock));
-        let listener = UnixListener::bind(&sock).map_err(|e| format!("{}: {e}", sock.display()))?;
+        // Its log is not set up yet: a stale socket that cannot be removed
+        // is told with the bind's failure, which it causes.
+        let stale = std::fs::remove_file(&sock).err().filter(|e| e.kind() != std::io::ErrorKind::NotFound);
+        let listener = UnixListener::bind(&sock).map_err(|e| match &stale {
+            Some(s) => format!("{}: {e} (removing the stale socket first: {s})", sock.display()),
+            None => format!("{}: {e}", sock.display()),
+        })?;
         listener.set_nonblocking(true).ok();
         // A store that cannot be opened now is opened (and the reason
         // logged) when first needed.
