@@ -5,8 +5,9 @@
 #
 # ENGINE: berth      bring-up `berth network create NET` + one `berth run
 #                    up.rhai` (run_all of NET_COUNT specs: the engine starts
-#                    them in parallel); teardown `berth run down.rhai` (every
-#                    container removed with force, then the network)
+#                    them in parallel); teardown `berth run down.rhai`
+#                    (remove_all of every container with force, then the
+#                    network)
 #         berth-cli  the same bring-up; teardown `berth rm -f $(berth ps -aq)
 #                    && berth network rm NET`
 #         docker     `docker network create NET` + NET_COUNT `docker run -d

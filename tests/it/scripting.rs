@@ -141,3 +141,48 @@ print("labels ok");
     let o = env.berth(&["run", f.to_str().unwrap()]);
     assert!(o.code == 0 && o.stdout.contains("labels ok"), "{o}");
 }
+
+/// `remove_all` takes a lab down in one call: the named ones and the
+/// handles go, running or not, the rest stay, the survivors' hosts files
+/// forget the removed, and a bad option or a missing name is told.
+#[test]
+fn remove_all_takes_down_what_it_is_given_and_tells_what_it_could_not() {
+    let env = Env::new("remove_all_script");
+    let p = env.name("ra");
+    let f = env.dir.join("remove_all.rhai");
+    std::fs::write(
+        &f,
+        format!(
+            r#"
+network("{p}net");
+let cs = run_all([
+    #{{ image: "busybox", name: "{p}a", network: "{p}net", cmd: ["sleep", "100"] }},
+    #{{ image: "busybox", name: "{p}b", network: "{p}net", cmd: ["sleep", "100"] }},
+    #{{ image: "busybox", name: "{p}c", network: "{p}net", cmd: ["sleep", "100"] }},
+]);
+assert_eq(run("busybox", #{{ name: "{p}d", cmd: ["true"] }}).wait(), 0);
+let bad = "";
+try {{ remove_all(cs, #{{ forse: true }}); }} catch (e) {{ bad = e.to_string(); }}
+assert(bad.contains("unknown option \"forse\""), bad);
+assert_eq(containers(#{{ all: true }}).len(), 4, "a bad option removes nothing");
+try {{ remove_all([cs[0], "{p}b"]); }} catch (e) {{ bad = e.to_string(); }}
+assert(bad.contains("2 of 2 not removed") && bad.contains("rm -f"), bad);
+remove_all([cs[0], "{p}b", "{p}d"], #{{ force: true }});
+let left = containers(#{{ all: true }});
+assert_eq(left.len(), 1);
+assert_eq(left[0].name, "{p}c");
+let hosts = cs[2].exec(["cat", "/etc/hosts"]).stdout;
+assert(!hosts.contains("{p}a") && !hosts.contains("{p}b"), hosts);
+try {{ remove_all(["{p}nosuch", cs[2]], #{{ force: true }}); }} catch (e) {{ bad = e.to_string(); }}
+assert(bad.contains("1 of 2 not removed") && bad.contains("{p}nosuch"), bad);
+assert_eq(containers(#{{ all: true }}).len(), 0, "the others go even when one is missing");
+network("{p}net").remove();
+print("remove_all ok");
+"#
+        ),
+    )
+    .unwrap();
+    let o = env.berth_timeout(&["run", f.to_str().unwrap()], Duration::from_secs(60));
+    assert!(o.code == 0 && o.stdout.contains("remove_all ok"), "{o}");
+    assert_eq!(env.ok(&["ps", "-aq"]), "");
+}
