@@ -903,6 +903,10 @@ fn foreign_tag(paths: &Paths) -> String {
 /// interface of each of this root's rules in it; None when that chain does
 /// not exist. Read as nft's JSON, not by scraping its text.
 pub fn foreign_forward_rules(paths: &Paths) -> Option<(bool, Vec<(u64, String)>)> {
+    // Most hosts have no such chain: asking the kernel spares an nft run.
+    if crate::sys::nft::chain_exists(libc::AF_INET as u8, "filter", "FORWARD") == Some(false) {
+        return None;
+    }
     let out = std::process::Command::new(crate::sys::proc::tool("nft")).args(["-j", "list", "chain", "ip", "filter", "FORWARD"]).stderr(std::process::Stdio::null()).output().ok()?;
     if !out.status.success() {
         return None;
