@@ -98,10 +98,16 @@ impl Engine {
 
     fn scale_locked(&self, id: &str, replicas: u32) -> Result<Service> {
         let mut s = self.service(id)?;
+        let fewer = replicas < s.spec.replicas;
         s.spec.replicas = replicas;
         service::validate(&s.spec)?;
         service::set_spec(&mut self.db(), &s.id, &s.spec)?;
-        self.service_sync(&s)?;
+        // The slots to go leave the balancing before they stop. Growing
+        // takes no replica out, so the balancing is as it was until the new
+        // ones run (an nft run and a hosts rewrite fewer).
+        if fewer {
+            self.service_sync(&s)?;
+        }
         let current = service::replicas(&self.db(), &s.name)?;
         // Slots no longer wanted; a never-started replica (its start failed)
         // and a `.next` an interrupted update left are not replicas either.
