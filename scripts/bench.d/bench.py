@@ -572,7 +572,7 @@ def net_sections(d):
                          f"xargs -P {info.get('par', 8)}")
         elif part == "down":
             lines.append(f"{'':<{TW}} {'':<{NW}} every container removed with force, then the network: berth: a script "
-                         f"(containers(#{{all: true}}) each .remove(#{{force: true}}), network(NAME).remove()); "
+                         f"(remove_all(containers(#{{all: true}}), #{{force: true}}), network(NAME).remove()); "
                          f"berth-cli: `berth rm -f $(berth ps -aq) && berth network rm`; "
                          f"docker: `docker rm -f $(docker ps -aq) && docker network rm`; podman: the same with `rm -f -t 0`")
         else:
