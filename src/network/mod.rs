@@ -393,7 +393,6 @@ pub fn remove(db: &mut Db, key: &str, container_names: impl Fn(&str) -> String) 
 
 // ---- link emulation settings ----
 
-
 /// Records the impairment of (container, network); `None` clears it.
 pub fn set_impair(db: &mut Db, container_id: &str, net: &Network, imp: Option<&impair::Impairment>) -> Result<()> {
     let text = imp.filter(|i| !i.is_none()).map(|i| serde_json::to_string(i).unwrap()).unwrap_or_default();
@@ -615,7 +614,6 @@ pub struct RemoteEndpoint {
     pub ip: Ipv4Addr,
     pub aliases: Vec<String>,
 }
-
 
 pub fn remote_endpoints(db: &Db) -> Result<Vec<RemoteEndpoint>> {
     let mut st = db.conn.prepare("SELECT network_id, name, ip, aliases FROM remote_endpoints ORDER BY network_id, name").map_err(StoreError::from)?;

@@ -1027,7 +1027,7 @@ fn check_prefix(op: &str, prefix: u8) -> io::Result<()> {
 
 /// Reads one whole datagram into `buf`, however large, and returns its
 /// length.
-fn recv_datagram(sock: &Socket, buf: &mut Vec<u8>) -> io::Result<usize> {
+pub(crate) fn recv_datagram(sock: &Socket, buf: &mut Vec<u8>) -> io::Result<usize> {
     // MSG_TRUNC makes a peek into nothing tell the datagram's full size.
     let size = retry(|| {
         let mut nothing: &mut [u8] = &mut [];

@@ -79,21 +79,12 @@ pub fn list_table(family: &str, name: &str) -> Option<String> {
 /// `nft list` is a 6-13 ms process here. None when the kernel could not be
 /// asked (no nf_tables, a seccomp'd sandbox): the caller asks nft instead.
 pub fn chain_exists(af: u8, table: &str, chain: &str) -> Option<bool> {
-    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    use netlink_sys::{protocols::NETLINK_NETFILTER, Socket, SocketAddr};
     const NFNL_SUBSYS_NFTABLES: u16 = 10;
     const NFT_MSG_GETCHAIN: u16 = 4;
+    const NFT_MSG_NEWCHAIN: u16 = 3;
     const NFTA_CHAIN_TABLE: u16 = 1;
     const NFTA_CHAIN_NAME: u16 = 3;
-    // SAFETY: plain socket call; the descriptor is owned at once.
-    let fd = unsafe { libc::socket(libc::AF_NETLINK, libc::SOCK_RAW | libc::SOCK_CLOEXEC, libc::NETLINK_NETFILTER) };
-    if fd < 0 {
-        return None;
-    }
-    // SAFETY: fd is a fresh descriptor that nothing else owns.
-    let sock = unsafe { OwnedFd::from_raw_fd(fd) };
-    let tv = libc::timeval { tv_sec: 2, tv_usec: 0 };
-    // SAFETY: tv outlives the call; the size is its own.
-    unsafe { libc::setsockopt(sock.as_raw_fd(), libc::SOL_SOCKET, libc::SO_RCVTIMEO, (&tv as *const libc::timeval).cast(), std::mem::size_of::<libc::timeval>() as u32) };
     let mut msg = vec![0u8; 16];
     msg.extend_from_slice(&[af, 0, 0, 0]); // nfgenmsg: family, version 0, res_id 0
     for (kind, text) in [(NFTA_CHAIN_TABLE, table), (NFTA_CHAIN_NAME, chain)] {
@@ -109,32 +100,24 @@ pub fn chain_exists(af: u8, table: &str, chain: &str) -> Option<bool> {
     msg[4..6].copy_from_slice(&((NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETCHAIN).to_ne_bytes());
     msg[6..8].copy_from_slice(&(libc::NLM_F_REQUEST as u16).to_ne_bytes());
     msg[8..12].copy_from_slice(&1u32.to_ne_bytes());
-    // SAFETY: a zeroed sockaddr_nl addressed to the kernel (pid 0).
-    let mut to: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
-    to.nl_family = libc::AF_NETLINK as u16;
-    // SAFETY: msg and to are valid for the lengths given.
-    let sent = unsafe { libc::sendto(sock.as_raw_fd(), msg.as_ptr().cast(), msg.len(), 0, (&to as *const libc::sockaddr_nl).cast(), std::mem::size_of::<libc::sockaddr_nl>() as u32) };
-    if sent != msg.len() as isize {
+    // As the route socket in sys::netlink: connected to the kernel, and
+    // read a whole datagram at a time.
+    let sock = Socket::new(NETLINK_NETFILTER).ok()?;
+    sock.connect(&SocketAddr::new(0, 0)).ok()?;
+    if sock.send(&msg, 0).ok()? != msg.len() {
         return None;
     }
-    let mut buf = vec![0u8; 16384];
-    // SAFETY: buf is valid for its length.
-    let n = unsafe { libc::recv(sock.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+    let mut buf = Vec::new();
+    let n = crate::sys::netlink::recv_datagram(&sock, &mut buf).ok()?;
     if n < 16 {
         return None;
     }
     let kind = u16::from_ne_bytes([buf[4], buf[5]]);
     if kind == libc::NLMSG_ERROR as u16 {
-        if n < 20 {
-            return None;
-        }
-        let errno = -i32::from_ne_bytes([buf[16], buf[17], buf[18], buf[19]]);
-        return match errno {
-            libc::ENOENT => Some(false),
-            _ => None,
-        };
+        let errno = -i32::from_ne_bytes(buf.get(16..20)?.try_into().ok()?);
+        return (errno == libc::ENOENT).then_some(false);
     }
-    (kind == (NFNL_SUBSYS_NFTABLES << 8) | 3).then_some(true) // NFT_MSG_NEWCHAIN
+    (kind == (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWCHAIN).then_some(true)
 }
 
 #[cfg(test)]
