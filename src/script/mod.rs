@@ -132,6 +132,19 @@ fn string_map(v: &Dynamic, what: &str) -> RResult<std::collections::BTreeMap<Str
     Ok(m.into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
 }
 
+/// Options that are all true or false: which of `known` `opts` sets, in
+/// `known`'s order. A value that is no bool, or a key not in `known`, is an
+/// error naming `what` (and the known ones).
+pub fn flag_opts<const N: usize>(what: &str, opts: &Map, known: [&str; N]) -> RResult<[bool; N]> {
+    let mut set = [false; N];
+    for (k, v) in opts {
+        let b = v.as_bool().map_err(|_| rerr(format!("{what} option {k} must be true or false")))?;
+        let i = known.iter().position(|n| *n == k.as_str()).ok_or_else(|| rerr(format!("unknown {what} option {:?}; known: {}", k.as_str(), known.join(", "))))?;
+        set[i] = b;
+    }
+    Ok(set)
+}
+
 /// Turns a script's option map into a RunSpec; unknown keys are errors
 /// (a typo must not be silently ignored).
 pub fn run_spec(image: &str, opts: &Map) -> RResult<RunSpec> {

@@ -9,7 +9,7 @@ use super::{doc, Ctx};
 use crate::container::{RestartPolicy, RunSpec};
 use crate::engine::Attach;
 use crate::runtime::exec::ExecOptions;
-use crate::script::{eng, json_to_dynamic, listening, output_map, rerr, run_spec, strings, timeout_of, Container, Created, Image, Kind, RResult};
+use crate::script::{eng, flag_opts, json_to_dynamic, listening, output_map, rerr, run_spec, strings, timeout_of, Container, Created, Image, Kind, RResult};
 
 pub const TYPE: (&str, &str) = ("Container", "a handle to a container; copies refer to the same container and getters read live state");
 
@@ -106,16 +106,7 @@ fn globals(r: &mut rhai::Engine, ctx: &Ctx) {
     let e = ctx.engine.clone();
     let nm = ctx.names.clone();
     let remove_all = move |list: Array, opts: Map| -> RResult<()> {
-        let mut force = false;
-        let mut volumes = false;
-        for (k, v) in &opts {
-            let b = v.as_bool().map_err(|_| rerr(format!("remove_all: option {k} takes true or false, not {v}")))?;
-            match k.as_str() {
-                "force" => force = b,
-                "volumes" => volumes = b,
-                other => return Err(rerr(format!("remove_all: unknown option {other:?}; known: force, volumes"))),
-            }
-        }
+        let [force, volumes] = flag_opts("remove_all", &opts, ["force", "volumes"])?;
         let keys: Vec<String> = list
             .into_iter()
             .map(|d| match d.clone().try_cast::<Container>() {

@@ -3,7 +3,7 @@
 use rhai::{Array, Dynamic, Map};
 
 use super::{doc, Ctx};
-use crate::script::{eng, rerr, strings, RResult};
+use crate::script::{eng, flag_opts, rerr, strings, RResult};
 
 pub fn register(r: &mut rhai::Engine, ctx: &Ctx) {
     // events(#{ since, until, filter: #{ type, event, container, ... } }):
@@ -60,16 +60,7 @@ pub fn register(r: &mut rhai::Engine, ctx: &Ctx) {
     doc("system_info() -> Map", "host and engine facts, as `berth system info` (cgroup_version, cgroup_driver, kernel_version, ...)").func(r, move || -> RResult<Dynamic> { rhai::serde::to_dynamic(e.info().map_err(eng)?) });
     let e = ctx.engine.clone();
     let prune = move |o: Map| -> RResult<Dynamic> {
-        let mut all = false;
-        let mut volumes = false;
-        for (k, v) in &o {
-            let b = v.as_bool().map_err(|_| rerr(format!("prune option {k} must be true or false")))?;
-            match k.as_str() {
-                "all" => all = b,
-                "volumes" => volumes = b,
-                other => return Err(rerr(format!("unknown prune option {other:?}; known: all, volumes"))),
-            }
-        }
+        let [all, volumes] = flag_opts("prune", &o, ["all", "volumes"])?;
         rhai::serde::to_dynamic(e.prune(all, volumes).map_err(eng)?)
     };
     let pr = prune.clone();
@@ -78,16 +69,7 @@ pub fn register(r: &mut rhai::Engine, ctx: &Ctx) {
     d.func(r, prune);
     let e = ctx.engine.clone();
     let check = move |o: Map| -> RResult<Array> {
-        let mut repair = false;
-        let mut all_roots = false;
-        for (k, v) in &o {
-            let b = v.as_bool().map_err(|_| rerr(format!("system_check option {k} must be true or false")))?;
-            match k.as_str() {
-                "repair" => repair = b,
-                "all_roots" => all_roots = b,
-                other => return Err(rerr(format!("unknown system_check option {other:?}; known: repair, all_roots"))),
-            }
-        }
+        let [repair, all_roots] = flag_opts("system_check", &o, ["repair", "all_roots"])?;
         // As the CLI counts them: what is on its way out, and what gone
         // roots left (unless all_roots), are not findings.
         let found = e.check_roots(repair, all_roots).map_err(eng)?;
