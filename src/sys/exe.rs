@@ -51,13 +51,35 @@ pub fn sealed_self() -> io::Result<OwnedFd> {
 
 /// The same for the executable at `path`.
 pub fn sealed(path: &std::path::Path) -> io::Result<OwnedFd> {
-    match readonly_clone(path) {
+    let e = match readonly_clone(path) {
+        Ok(fd) => return Ok(fd),
+        Err(e) => e,
+    };
+    match clone_by_name(path) {
         Ok(fd) => Ok(fd),
-        Err(e) => {
-            tracing::debug!("read-only clone of {}: {e}; using a sealed copy", path.display());
+        Err(e2) => {
+            tracing::debug!("read-only clone of {}: {e}; by its name: {e2}; using a sealed copy", path.display());
             sealed_copy(path)
         }
     }
+}
+
+/// A read-only clone of the file a link such as /proc/self/exe names,
+/// reached by that name in our mount namespace. A process that entered
+/// another mount namespace after its exec (rootless berth enters its
+/// user's) holds its executable on a mount of the namespace it left, which
+/// the kernel refuses to clone (EINVAL); the copy it would fall back to
+/// costs the binary's size in time and memory on every start. The name
+/// may lead elsewhere here: only the same file will do.
+fn clone_by_name(link: &std::path::Path) -> io::Result<OwnedFd> {
+    use std::os::unix::fs::MetadataExt;
+    let target = std::fs::read_link(link)?;
+    let fd = readonly_clone(&target)?;
+    let (ours, theirs) = (nix::sys::stat::fstat(&fd).map_err(io::Error::from)?, std::fs::metadata(link)?);
+    if ours.st_dev != theirs.dev() || ours.st_ino != theirs.ino() {
+        return Err(io::Error::other(format!("{} is another file in this mount namespace", target.display())));
+    }
+    Ok(fd)
 }
 
 /// The name of the small binary that monitors containers and enters them,
@@ -156,6 +178,28 @@ mod tests {
         let p = format!("/proc/self/fd/{}", c.as_raw_fd());
         let w = std::fs::OpenOptions::new().write(true).open(&p).and_then(|mut f| io::Write::write_all(&mut f, b"x"));
         assert!(w.is_err(), "wrote through the sealed copy");
+    }
+
+    /// As rootless berth after it enters its user's namespaces: the
+    /// executable's mount belongs to the namespace it left, yet the
+    /// binary is cloned read-only (sharing the page cache), not copied.
+    #[test]
+    fn a_process_in_another_mount_namespace_still_clones_its_binary() {
+        std::thread::spawn(|| {
+            // Namespaces are per thread: the test's other threads keep theirs.
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS).expect("unshare(CLONE_NEWNS) needs root");
+            assert!(readonly_clone(std::path::Path::new("/proc/self/exe")).is_err(), "the kernel clones a mount of the namespace we left");
+            let fd = sealed_self().unwrap();
+            // SAFETY: plain fcntl on a descriptor we own.
+            let seals = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GET_SEALS) };
+            assert!(seals < 0, "a sealed memfd copy ({seals:#x}), not a clone");
+            let ro = nix::sys::statvfs::fstatvfs(&fd).unwrap().flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY);
+            assert!(ro, "the clone is read-only");
+            let p = format!("/proc/self/fd/{}", fd.as_raw_fd());
+            assert!(std::fs::OpenOptions::new().write(true).open(&p).is_err(), "opened {p} for writing");
+        })
+        .join()
+        .unwrap();
     }
 }
 
