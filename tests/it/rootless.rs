@@ -132,6 +132,12 @@ fn a_user_without_root_runs_containers_in_its_own_namespace() {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     let host_uid = status.lines().find(|l| l.starts_with("Uid:")).unwrap().split_whitespace().nth(1).unwrap().to_string();
     assert_eq!(host_uid, u.uid.to_string(), "{status}");
+    // Its monitor (init's parent) runs from a read-only clone of the
+    // user's berth, not from a copy of it in memory, though berth entered
+    // the user's mount namespace after its exec.
+    let ppid = status.lines().find_map(|l| l.strip_prefix("PPid:")).unwrap().trim().to_string();
+    let exe = std::fs::read_link(format!("/proc/{ppid}/exe")).unwrap();
+    assert!(!exe.to_string_lossy().contains("memfd:"), "the monitor runs from {}", exe.display());
 
     // A volume with the user's files.
     u.ok(&["run", "--rm", "--network", "none", "-v", "data:/d", "busybox", "sh", "-c", "echo hi > /d/f; chown 1000 /d/f"]);
