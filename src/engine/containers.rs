@@ -349,7 +349,8 @@ impl Engine {
             self.control_and_wait(&c, attach::STOP, t as i32, None)?;
             self.container_event(&c, "stop", &[]);
         }
-        self.container(&c.id)
+        // A `--rm` container is gone once stopped: stopped all the same.
+        self.now_or_gone(c)
     }
 
     pub fn kill(&self, key: &str, signal: &str) -> Result<Container> {

@@ -87,6 +87,27 @@ fn run_rm_echo() {
     assert_eq!(env.inspect_f(&n, "{{.State.ExitCode}}"), "0");
 }
 
+/// Stopping a detached `--rm` container succeeds as docker's does, though
+/// the container is gone once it has stopped; from the CLI and a script.
+#[test]
+fn stopping_an_rm_container_succeeds_and_it_is_gone() {
+    let env = Env::new("stop_rm");
+    let n = env.name("s");
+    env.ok(&["run", "-d", "--rm", "--name", &n, "busybox", "sleep", "100"]);
+    let o = env.berth(&["stop", "-t", "1", &n]);
+    assert_eq!((o.code, o.stdout.as_str()), (0, format!("{n}\n").as_str()), "{o}");
+    assert_eq!(env.ok(&["ps", "-aq"]), "", "--rm took it");
+    let f = env.dir.join("stop_rm.rhai");
+    std::fs::write(&f, format!(r#"
+let c = run("busybox", #{{ name: "{n}2", rm: true, cmd: ["sleep", "100"] }});
+c.stop(1);
+assert_eq(containers(#{{ all: true }}).len(), 0, "--rm took it");
+print("stopped");
+"#)).unwrap();
+    let o = env.berth_timeout(&["run", f.to_str().unwrap()], Duration::from_secs(60));
+    assert!(o.code == 0 && o.stdout.contains("stopped"), "{o}");
+}
+
 /// An --rm container's layer goes when it exits, so its root overlay is
 /// "volatile" (no sync of the upper filesystem at unmount); a kept
 /// container's is not, and what it wrote survives a restart.
