@@ -682,6 +682,37 @@ pub fn forget_container(paths: &Paths, db: &mut Db, c: &Container) -> Result<For
     Ok(Forgotten { lossy })
 }
 
+/// A `--rm` container's exit and the end of its record, in one
+/// transaction: the record as it ends (exit code, OOM, finish time set) is
+/// read and dropped with its endpoints and ports. The exit is never
+/// written, since the row goes (one write instead of two on the path to a
+/// `run --rm`'s return). Also says whether it had published ports, which
+/// leave the firewall with it. None when the record is gone already (an
+/// `rm -f` got there first). Its anonymous volumes stay for the caller.
+pub fn exit_and_forget(db: &mut Db, id: &str, code: i32, oom: bool) -> Result<Option<(Container, Forgotten, bool)>> {
+    use rusqlite::OptionalExtension;
+    let lossy = crate::network::has_loss(db, id);
+    let now = store::now_rfc3339();
+    let gone = db.write(|tx| {
+        let Some(c) = tx.query_row(&format!("SELECT {COLS} FROM containers WHERE id=?1"), [id], from_row).optional()? else {
+            return Ok(None);
+        };
+        let ports: bool = tx.query_row("SELECT EXISTS(SELECT 1 FROM ports WHERE container_id=?1)", [id], |r| r.get(0))?;
+        crate::network::delete_container_rows(tx, id)?;
+        tx.execute("DELETE FROM containers WHERE id=?1", [id])?;
+        Ok(Some((c, ports)))
+    })?;
+    Ok(gone.map(|(mut c, ports)| {
+        c.state = "exited".into();
+        c.pid = 0;
+        c.exit_code = code;
+        c.oom_killed = oom;
+        c.finished_at = now;
+        c.error.clear();
+        (c, Forgotten { lossy }, ports)
+    }))
+}
+
 fn host_resolv_conf() -> String {
     std::fs::read_to_string("/etc/resolv.conf")
         .unwrap_or_default()

@@ -82,6 +82,10 @@ struct Monitor {
     /// queries and JSON parses off the path to a `run --rm`'s return).
     /// Cleared when the container restarts.
     record_at_exit: bool,
+    /// A `--rm` container's record was dropped with its exit
+    /// (`container::exit_and_forget`): what `finish` still owes, and
+    /// whether it had published ports.
+    forgotten: Option<(container::Forgotten, bool)>,
 }
 
 /// The health check's clock and the probe in flight.
@@ -351,6 +355,7 @@ impl Monitor {
             loaded: false,
             record: None,
             record_at_exit: false,
+            forgotten: None,
             paths,
         };
         // The starter's HELLO (and first RESIZE) come before anything runs,
@@ -483,10 +488,25 @@ impl Monitor {
         let code = me.as_ref().map(|c| c.exit_code).unwrap_or(EXIT_ENGINE);
         let mut forgotten = None;
         if self.autoremove {
-            let had_ports = self.with_store("reading the published ports", |db, _, id| crate::network::ports_of(db, id)).is_some_and(|p| !p.is_empty());
-            if let Some(me) = &me {
-                forgotten = self.with_store("forgetting the container", |db, paths, _| container::forget_container(paths, db, me));
-            }
+            let had_ports = match self.forgotten.take() {
+                Some((f, ports)) => {
+                    forgotten = Some(f);
+                    if let Some(me) = me.as_ref().filter(|c| c.mounts.iter().any(|m| m.anonymous)) {
+                        self.with_store("removing the anonymous volumes", |db, paths, _| {
+                            container::remove_anonymous_volumes(paths, db, me);
+                            Ok::<_, std::convert::Infallible>(())
+                        });
+                    }
+                    ports
+                }
+                None => {
+                    let had_ports = self.with_store("reading the published ports", |db, _, id| crate::network::ports_of(db, id)).is_some_and(|p| !p.is_empty());
+                    if let Some(me) = &me {
+                        forgotten = self.with_store("forgetting the container", |db, paths, _| container::forget_container(paths, db, me));
+                    }
+                    had_ports
+                }
+            };
             // Its published ports leave the firewall with it.
             if had_ports {
                 self.with_store("removing the published ports", |db, paths, _| crate::firewall::sync(paths, db));
@@ -971,11 +991,26 @@ impl Monitor {
         let code = status.map(|s| s.code()).unwrap_or(EXIT_ENGINE);
         let oom = run.cgroup.oom_killed();
         let mut exited = None;
-        self.must_store("recording the exit", |db, _, id| {
-            container::record_exited(db, id, code, oom, "")?;
-            exited = container::get(db, id).ok();
-            Ok::<(), container::ContainerError>(())
-        });
+        // A `--rm` container that will not start again (no policy, no
+        // checkpoint just taken) goes with its exit: one transaction.
+        let dumped = self.paths.container_run(&self.id).join(crate::runtime::criu::DUMPING).exists();
+        if self.autoremove && matches!(self.restart, RestartPolicy::No) && !dumped {
+            let mut gone = None;
+            self.must_store("recording the exit", |db, _, id| {
+                gone = container::exit_and_forget(db, id, code, oom)?;
+                Ok::<(), container::ContainerError>(())
+            });
+            if let Some((c, f, ports)) = gone {
+                exited = Some(c);
+                self.forgotten = Some((f, ports));
+            }
+        } else {
+            self.must_store("recording the exit", |db, _, id| {
+                container::record_exited(db, id, code, oom, "")?;
+                exited = container::get(db, id).ok();
+                Ok::<(), container::ContainerError>(())
+            });
+        }
         self.record_at_exit = exited.is_some();
         self.record = exited;
         if oom {
