@@ -403,7 +403,18 @@ fn seed_from_image(paths: &Paths, lower: &[String], seed: &[(String, PathBuf)]) 
 /// Creates the container: record (the name is claimed atomically by the
 /// UNIQUE constraint), directories, config.json, hosts files.
 /// `id`: the id to give it (a fresh one when None).
+/// A `--rm` container is removed when it exits, so it cannot restart (the
+/// monitor would start it again with its record gone); docker refuses the
+/// pair too.
+fn rm_conflicts(rm: bool, restart: &RestartPolicy) -> Result<()> {
+    if rm && *restart != RestartPolicy::No {
+        return Err(ContainerError::BadOption(format!("--rm and --restart {} conflict: a --rm container is removed when it exits, so it never restarts; drop one of them", restart.name())));
+    }
+    Ok(())
+}
+
 pub fn create(paths: &Paths, db: &mut Db, spec: &RunSpec, id: Option<&str>) -> Result<Container> {
+    rm_conflicts(spec.rm, &spec.restart)?;
     if let Some(h) = &spec.hostname
         && (h.is_empty() || h.len() > 64)
     {
@@ -612,6 +623,7 @@ pub fn update(paths: &Paths, db: &mut Db, c: &Container, u: &Update) -> Result<C
         spec.pids_limit = Some(p);
     }
     if let Some(r) = &u.restart {
+        rm_conflicts(spec.rm, r)?;
         spec.restart = r.clone();
     }
     let cfg_path = paths.container_dir(&c.id).join("config.json");

@@ -108,6 +108,33 @@ print("stopped");
     assert!(o.code == 0 && o.stdout.contains("stopped"), "{o}");
 }
 
+/// `--rm` with a restart policy is refused, as docker refuses it: the
+/// container would be gone before it could restart. Nothing is made; a
+/// running --rm container cannot be given a policy later either.
+#[test]
+fn rm_and_a_restart_policy_are_refused_together() {
+    let env = Env::new("rm_restart");
+    let n = env.name("r");
+    let o = env.berth(&["run", "--rm", "--restart", "always", "--name", &n, "busybox", "true"]);
+    assert!(o.code == 125 && o.stderr.contains("--rm and --restart always conflict") && o.stderr.contains("drop one"), "{o}");
+    assert_eq!(env.ok(&["ps", "-aq"]), "", "nothing was made");
+    env.ok(&["run", "-d", "--rm", "--name", &n, "busybox", "sleep", "100"]);
+    let o = env.berth(&["update", "--restart", "on-failure:3", &n]);
+    assert!(!o.ok() && o.stderr.contains("--rm and --restart on-failure conflict"), "{o}");
+    assert_eq!(env.inspect_f(&n, "{{.HostConfig.RestartPolicy.Name}}"), "no", "the policy is unchanged");
+    let f = env.dir.join("rm_restart.rhai");
+    std::fs::write(&f, format!(r#"
+let bad = "";
+try {{ run("busybox", #{{ name: "{n}2", rm: true, restart: "unless-stopped", cmd: ["true"] }}); }} catch (e) {{ bad = e.to_string(); }}
+assert(bad.contains("--rm and --restart unless-stopped conflict"), bad);
+assert_eq(containers(#{{ all: true }}).len(), 1, "only the running one");
+print("refused");
+"#)).unwrap();
+    let o = env.berth_timeout(&["run", f.to_str().unwrap()], Duration::from_secs(60));
+    assert!(o.code == 0 && o.stdout.contains("refused"), "{o}");
+    env.ok(&["rm", "-f", &n]);
+}
+
 /// An --rm container's layer goes when it exits, so its root overlay is
 /// "volatile" (no sync of the upper filesystem at unmount); a kept
 /// container's is not, and what it wrote survives a restart.
