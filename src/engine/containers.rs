@@ -335,18 +335,31 @@ impl Engine {
     /// Sends a control frame and waits until the monitor closes the
     /// connection (it has exited) or `timeout` passes.
     pub(super) fn control_and_wait(&self, c: &Container, kind: u8, arg: i32, timeout: Option<Duration>) -> Result<()> {
+        self.control_with(c, kind, &attach::i32_payload(arg), timeout)
+    }
+
+    fn control_with(&self, c: &Container, kind: u8, payload: &[u8], timeout: Option<Duration>) -> Result<()> {
         let Some(mut s) = self.connect(c) else { return Ok(()) };
         attach::write_frame(&mut s, attach::HELLO, &[0]).map_err(other("attach"))?;
-        attach::write_frame(&mut s, kind, &attach::i32_payload(arg)).map_err(other("attach"))?;
+        attach::write_frame(&mut s, kind, payload).map_err(other("attach"))?;
         wait_closed(&mut s, timeout);
         Ok(())
     }
 
     pub fn stop(&self, key: &str, timeout: Option<u64>) -> Result<Container> {
+        self.stop_keeping(key, timeout, false)
+    }
+
+    /// `stop`; `keep`: a `--rm` container stays, exited, for a restart.
+    fn stop_keeping(&self, key: &str, timeout: Option<u64>, keep: bool) -> Result<Container> {
         let c = self.container(key)?;
         let t = timeout.or(c.spec.stop_timeout).unwrap_or(10);
         if c.running() || c.state == "restarting" {
-            self.control_and_wait(&c, attach::STOP, t as i32, None)?;
+            let mut p = attach::i32_payload(t as i32).to_vec();
+            if keep {
+                p.push(attach::STOP_KEEP);
+            }
+            self.control_with(&c, attach::STOP, &p, None)?;
             self.container_event(&c, "stop", &[]);
         }
         // A `--rm` container is gone once stopped: stopped all the same.
@@ -365,8 +378,10 @@ impl Engine {
         self.now_or_gone(c)
     }
 
+    /// Stops and starts again. A `--rm` container is kept through its
+    /// restart, as docker keeps it, and goes at its next exit.
     pub fn restart(&self, key: &str, timeout: Option<u64>) -> Result<Container> {
-        let c = self.stop(key, timeout)?;
+        let c = self.stop_keeping(key, timeout, true)?;
         let c = self.start(&c.id)?;
         self.container_event(&c, "restart", &[]);
         Ok(c)

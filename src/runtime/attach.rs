@@ -8,7 +8,7 @@ use std::io::{self, Read, Write};
 pub const STDIN: u8 = 0;
 pub const STDIN_EOF: u8 = 1;
 pub const RESIZE: u8 = 2; // rows u16, cols u16
-pub const STOP: u8 = 3; // timeout seconds u32
+pub const STOP: u8 = 3; // timeout seconds u32, then optional flags u8 (STOP_KEEP)
 pub const KILL: u8 = 4; // signal u32
 pub const HELLO: u8 = 5; // flags u8: 1 = wants output, 2 = sends stdin
 
@@ -21,6 +21,10 @@ pub const ERROR: u8 = 15; // code i32, then message
 
 pub const WANT_OUTPUT: u8 = 1;
 pub const SENDS_STDIN: u8 = 2;
+/// STOP's flag for a restart: a `--rm` container stays (as an exited one)
+/// for the start that follows. A monitor that predates it reads only the
+/// timeout and stops the container as before.
+pub const STOP_KEEP: u8 = 1;
 
 pub fn frame(kind: u8, payload: &[u8]) -> Vec<u8> {
     let mut v = Vec::with_capacity(5 + payload.len());

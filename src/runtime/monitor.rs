@@ -1128,7 +1128,12 @@ impl Monitor {
                     pty::set_size(m.as_raw_fd(), u16::from_be_bytes([p[0], p[1]]), u16::from_be_bytes([p[2], p[3]]));
                 }
             }
-            attach::STOP => self.request_stop(run, attach::payload_i32(p).max(0) as u32),
+            attach::STOP => {
+                if p.get(4).is_some_and(|f| f & attach::STOP_KEEP != 0) {
+                    self.autoremove = false;
+                }
+                self.request_stop(run, attach::payload_i32(p).max(0) as u32)
+            }
             attach::KILL => {
                 let sig = attach::payload_i32(p);
                 if [libc::SIGKILL, libc::SIGTERM, libc::SIGINT].contains(&sig) {

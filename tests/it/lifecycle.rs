@@ -88,18 +88,28 @@ fn run_rm_echo() {
 }
 
 /// Stopping a detached `--rm` container succeeds as docker's does, though
-/// the container is gone once it has stopped; from the CLI and a script.
+/// the container is gone once it has stopped; a restart keeps it, as
+/// docker's does. From the CLI and a script.
 #[test]
-fn stopping_an_rm_container_succeeds_and_it_is_gone() {
+fn an_rm_container_restarts_kept_and_stops_gone() {
     let env = Env::new("stop_rm");
     let n = env.name("s");
     env.ok(&["run", "-d", "--rm", "--name", &n, "busybox", "sleep", "100"]);
+    let pid = env.inspect_f(&n, "{{.State.Pid}}");
+    let o = env.berth(&["restart", "-t", "1", &n]);
+    assert_eq!((o.code, o.stdout.as_str()), (0, format!("{n}\n").as_str()), "{o}");
+    assert_eq!(env.status(&n), "running", "kept through its restart");
+    assert_ne!(env.inspect_f(&n, "{{.State.Pid}}"), pid, "a new process");
+    assert_eq!(env.inspect_f(&n, "{{.HostConfig.AutoRemove}}"), "true");
     let o = env.berth(&["stop", "-t", "1", &n]);
     assert_eq!((o.code, o.stdout.as_str()), (0, format!("{n}\n").as_str()), "{o}");
     assert_eq!(env.ok(&["ps", "-aq"]), "", "--rm took it");
     let f = env.dir.join("stop_rm.rhai");
     std::fs::write(&f, format!(r#"
-let c = run("busybox", #{{ name: "{n}2", rm: true, cmd: ["sleep", "100"] }});
+// It ends on SIGTERM: restart() waits the default 10 s for a sleep.
+let c = run("busybox", #{{ name: "{n}2", rm: true, cmd: ["sh", "-c", "trap 'exit 0' TERM; sleep 100 & wait"] }});
+c.restart();
+assert_eq(c.state, "running", "kept through its restart");
 c.stop(1);
 assert_eq(containers(#{{ all: true }}).len(), 0, "--rm took it");
 print("stopped");
