@@ -511,6 +511,10 @@ impl Monitor {
             if had_ports {
                 self.with_store("removing the published ports", |db, paths, _| crate::firewall::sync(paths, db));
             }
+            // As docker's events tell an automatic removal.
+            if let Some(me) = me.as_ref().filter(|_| forgotten.is_some()) {
+                crate::events::container(&self.paths, me, "destroy", &[]);
+            }
         } else {
             self.must_store("recording the monitor's end", |db, _, id| container::record_monitor_gone(db, id));
             // A stopped container is off its networks, as in docker: its

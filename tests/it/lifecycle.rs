@@ -75,10 +75,15 @@ fn image_rm_frees_its_blobs() {
 #[test]
 fn run_rm_echo() {
     let env = Env::new("run_rm_echo");
-    let o = env.berth(&["run", "--rm", "busybox", "echo", "hi"]);
+    let r = env.name("rm");
+    let o = env.berth(&["run", "--rm", "--name", &r, "busybox", "echo", "hi"]);
     assert_eq!(o.code, 0, "{o}");
     assert_eq!(o.stdout, "hi\n");
     assert_eq!(env.ok(&["ps", "-aq"]), "", "--rm leaves no container");
+    // Its events end as docker's do for an automatic removal.
+    let o = env.ok(&["events", "--since", "5m", "--until", "now", "--filter", &format!("container={r}")]);
+    let actions: Vec<&str> = o.lines().filter_map(|l| l.split_whitespace().nth(2)).collect();
+    assert_eq!(actions, ["create", "start", "die", "destroy"], "{o}");
     // Without --rm the container stays, exited with code 0.
     let n = env.name("keep");
     let o = env.berth(&["run", "--name", &n, "busybox", "echo", "kept"]);
