@@ -159,12 +159,17 @@ fn attach_to_a_terminal_follows_resizes_and_detaches() {
     t.retype_until("stty size\n", "30 100");
     t.resize(40, 120);
     t.retype_until("stty size\n", "40 120");
-    // docker's detach keys: the CLI leaves (saying so, with status 1 as
-    // against dockerd), the container goes on.
+    // docker's detach keys: the CLI leaves, the container goes on. Whether
+    // the CLI also says "read escape sequence" (status 1) is its own race:
+    // it half-closes, berth ends the stream as the client's input ends, and
+    // under load the CLI finds its input's error and the stream's end ready
+    // at once and picks either (CI saw both).
     t.send("\x10\x11");
     t.wait();
-    assert!(t.transcript().contains("read escape sequence"), "{}", t.transcript());
     assert_eq!(env.status(&c), "running");
+    // The same shell takes the next attach.
+    let mut t = Term::start(&s, &["attach", &c], 30, 100);
+    t.retype_until("echo $((6*8))\n", "48");
 }
 
 #[test]
