@@ -400,9 +400,6 @@ fn seed_from_image(paths: &Paths, lower: &[String], seed: &[(String, PathBuf)]) 
     res
 }
 
-/// Creates the container: record (the name is claimed atomically by the
-/// UNIQUE constraint), directories, config.json, hosts files.
-/// `id`: the id to give it (a fresh one when None).
 /// A `--rm` container is removed when it exits, so it cannot restart (the
 /// monitor would start it again with its record gone); docker refuses the
 /// pair too.
@@ -413,6 +410,9 @@ fn rm_conflicts(rm: bool, restart: &RestartPolicy) -> Result<()> {
     Ok(())
 }
 
+/// Creates the container: record (the name is claimed atomically by the
+/// UNIQUE constraint), directories, config.json, hosts files.
+/// `id`: the id to give it (a fresh one when None).
 pub fn create(paths: &Paths, db: &mut Db, spec: &RunSpec, id: Option<&str>) -> Result<Container> {
     rm_conflicts(spec.rm, &spec.restart)?;
     if let Some(h) = &spec.hostname
