@@ -276,17 +276,6 @@ fn mount_root(m: &oci_spec::runtime::Mount, root: &Path) -> R<()> {
         }
     }
     let data = data.join(",");
-    if volatile
-        && let Some(w) = data.split(',').find_map(|o| o.strip_prefix("workdir="))
-    {
-        // A --rm container kept through a restart mounts its root again.
-        // Its last run ended with an unmount (no host crash, or the
-        // container would be gone), so the upper layer is whole; but the
-        // mark a volatile mount leaves refuses the next mount until it goes.
-        let mark = Path::new(w).join("work/incompat/volatile");
-        let _ = std::fs::remove_file(mark.join("dirty"));
-        let _ = std::fs::remove_dir(&mark);
-    }
     // A kernel before 5.10 refuses "volatile" (EINVAL): mount without it.
     if volatile && mount::mount(Some("overlay"), root, Some("overlay"), MsFlags::empty(), Some(&format!("{data},volatile"))).is_ok() {
         return Ok(());

@@ -527,6 +527,16 @@ impl Monitor {
             if lossy {
                 self.with_store("removing the link emulation", |db, paths, _| crate::network::sync_loss(paths, db));
             }
+            // A --rm container kept for a restart: its root, mounted
+            // volatile, came down with its init, so its upper layer is
+            // whole; the mark that mount leaves would make the kernel
+            // refuse the next one. (After a host crash the mark stays, and
+            // the kernel rightly refuses.)
+            if me.as_ref().is_some_and(|c| c.spec.rm) {
+                let mark = self.paths.container_dir(&self.id).join("work/work/incompat/volatile");
+                let _ = std::fs::remove_file(mark.join("dirty"));
+                warn_err("removing the volatile overlay's mark", std::fs::remove_dir(&mark).or_else(|e| if e.kind() == std::io::ErrorKind::NotFound { Ok(()) } else { Err(e) }));
+            }
         }
         tracing::debug!("monitor: recorded");
         match failed {
