@@ -529,13 +529,13 @@ impl Monitor {
             }
             // A --rm container kept for a restart: its root, mounted
             // volatile, came down with its init, so its upper layer is
-            // whole; the mark that mount leaves would make the kernel
-            // refuse the next one. (After a host crash the mark stays, and
-            // the kernel rightly refuses.)
+            // whole; the mark that mount leaves in the work directory would
+            // make the kernel refuse the next one. That directory is
+            // scratch between mounts: emptied, as a spare's is
+            // (`container::spare`), it takes the mark along. (After a host
+            // crash the mark stays, and the kernel rightly refuses.)
             if me.as_ref().is_some_and(|c| c.spec.rm) {
-                let mark = self.paths.container_dir(&self.id).join("work/work/incompat/volatile");
-                let _ = std::fs::remove_file(mark.join("dirty"));
-                warn_err("removing the volatile overlay's mark", std::fs::remove_dir(&mark).or_else(|e| if e.kind() == std::io::ErrorKind::NotFound { Ok(()) } else { Err(e) }));
+                warn_err("emptying the overlay's work directory", crate::volume::empty_tree(&self.paths.container_dir(&self.id).join("work")));
             }
         }
         tracing::debug!("monitor: recorded");
@@ -1007,8 +1007,8 @@ impl Monitor {
         let mut exited = None;
         // A `--rm` container that will not start again (no policy, no
         // checkpoint just taken) goes with its exit: one transaction.
-        let dumped = self.paths.container_run(&self.id).join(crate::runtime::criu::DUMPING).exists();
-        if self.autoremove && matches!(self.restart, RestartPolicy::No) && !dumped {
+        let dumped = || self.paths.container_run(&self.id).join(crate::runtime::criu::DUMPING).exists();
+        if self.autoremove && matches!(self.restart, RestartPolicy::No) && !dumped() {
             let mut gone = None;
             self.must_store("recording the exit", |db, _, id| {
                 gone = container::exit_and_forget(db, id, code, oom)?;
