@@ -145,7 +145,15 @@ impl Engine {
         // Named for ps and top, not /proc/self/fd/N.
         std::os::unix::process::CommandExt::arg0(&mut cmd, crate::sys::exe::HELPER);
         cmd.arg("monitor").arg(id).env("BERTH_ROOT", &self.paths.root).env("BERTH_RUN", &self.paths.run);
-        cmd.stdin(std::process::Stdio::null()).stdout(std::process::Stdio::null());
+        // The socket goes in as the monitor's stdin, which posix_spawn dups
+        // there in the child alone. An inheritable copy in this process (how
+        // it went before) leaked into the monitors other threads spawned
+        // meanwhile (`run_all`, `service scale`, the API server), and each
+        // kept it for its life. No pre-exec hook either, so std can use
+        // posix_spawn (vfork), which is measurably faster than fork for our
+        // big binary.
+        cmd.stdin(std::process::Stdio::from(std::os::fd::OwnedFd::from(theirs))).stdout(std::process::Stdio::null());
+        cmd.env(runtime::monitor::MONITOR_FD, "0");
         let stays = self.short_lived.load(std::sync::atomic::Ordering::Relaxed);
         if stays {
             cmd.env(runtime::monitor::STAY_CHILD, "1");
@@ -159,13 +167,9 @@ impl Engine {
                 Err(_) => cmd.stderr(std::process::Stdio::null()),
             };
         }
-        // The socket is inherited under its own number, named in the
-        // environment: no pre-exec hook, so std can use posix_spawn (vfork),
-        // which is measurably faster than fork for our big binary.
-        proc::set_cloexec(theirs.as_raw_fd(), false).map_err(other("attach socket"))?;
-        cmd.env("BERTH_MONITOR_FD", theirs.as_raw_fd().to_string());
         let spawned = cmd.spawn();
-        drop(theirs);
+        // (cmd holds the monitor's end until it is dropped)
+        drop(cmd);
         Ok(Spawned { sock: ours, child: spawned.map_err(other("starting the monitor"))?, stays })
     }
 

@@ -1254,13 +1254,31 @@ impl Monitor {
     }
 }
 
+/// Names the descriptor that holds the starter's socket: 0, our stdin,
+/// from a client of this version.
+pub const MONITOR_FD: &str = "BERTH_MONITOR_FD";
+
 /// The starter's socket, whose number the client put in BERTH_MONITOR_FD.
 pub fn inherited_socket() -> Option<OwnedFd> {
-    let fd: RawFd = std::env::var("BERTH_MONITOR_FD").ok()?.parse().ok()?;
+    let fd: RawFd = std::env::var(MONITOR_FD).ok()?.parse().ok()?;
     // fcntl tells whether the fd is open without touching it.
     proc::set_cloexec(fd, true).ok()?;
-    // SAFETY: the fd is open and was placed there for us by the client.
-    Some(unsafe { OwnedFd::from_raw_fd(fd) })
+    if fd > 2 {
+        // SAFETY: the fd is open and was placed there for us by the client.
+        return Some(unsafe { OwnedFd::from_raw_fd(fd) });
+    }
+    // Off stdin, which /dev/null takes: a child we spawn with an inherited
+    // stdin must not hold the starter's socket open.
+    // SAFETY: fcntl on an open descriptor; the new one is ours alone.
+    let moved = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3) };
+    if moved < 0 {
+        return None;
+    }
+    if let Ok(null) = std::fs::File::open("/dev/null") {
+        let _ = proc::dup_onto(null.as_raw_fd(), fd);
+    }
+    // SAFETY: `moved` was just made and nothing else owns it.
+    Some(unsafe { OwnedFd::from_raw_fd(moved) })
 }
 
 /// Logs (at warn, to monitor.log) a step the monitor goes on without. A

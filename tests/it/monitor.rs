@@ -109,3 +109,39 @@ fn a_script_keeps_no_monitor_as_its_child_and_a_detached_run_outlives_its_client
     assert!(got, "the script ran three containers: {line:?}");
     assert_eq!(kids, vec![], "the script's children after three run_once (pid, state)");
 }
+
+/// Containers started side by side (`run_all`, `service scale`) each get a
+/// monitor that holds its own sockets only: a monitor spawned by one thread
+/// used to inherit the starter socket another thread had just made
+/// inheritable for its own monitor, and kept it for its whole life.
+#[test]
+fn monitors_started_side_by_side_hold_only_their_own_sockets() {
+    let env = Env::new("mon_sockets");
+    let p = env.name("s");
+    let script = env.dir.join("side.rhai");
+    std::fs::write(
+        &script,
+        format!("let s = []; for i in 0..6 {{ s.push(#{{ image: \"busybox\", name: `{p}${{i}}`, network: \"none\", cmd: [\"sleep\", \"100\"] }}); }}\nprint(run_all(s).len());\n"),
+    )
+    .unwrap();
+    let o = env.berth_timeout(&["run", script.to_str().unwrap()], Duration::from_secs(60));
+    assert!(o.code == 0 && o.out() == "6", "{o}");
+    let mut held = vec![];
+    for i in 0..6 {
+        let pid = env.inspect_f(&format!("{p}{i}"), "{{.State.Pid}}");
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        let monitor: u32 = stat.rsplit(')').next().unwrap().split_whitespace().nth(1).unwrap().parse().unwrap();
+        let sockets = std::fs::read_dir(format!("/proc/{monitor}/fd"))
+            .unwrap()
+            .flatten()
+            .filter(|f| std::fs::read_link(f.path()).is_ok_and(|l| l.to_string_lossy().starts_with("socket:")))
+            .count();
+        held.push(sockets);
+    }
+    for i in 0..6 {
+        env.ok(&["rm", "-f", &format!("{p}{i}")]);
+    }
+    // Its attach socket's listener: the script that started it has gone,
+    // and with it the other end of its starter's socket.
+    assert!(held.iter().all(|&n| n == 1), "sockets held by each monitor: {held:?}");
+}
