@@ -753,7 +753,7 @@ pub fn cgroup_path(paths: &Paths, parent: Option<&str>, id: &str) -> String {
 }
 
 /// The cgroup a container's files say it has (its row may be gone).
-fn cgroup_of_files(paths: &Paths, id: &str) -> String {
+pub fn cgroup_of_files(paths: &Paths, id: &str) -> String {
     std::fs::read(paths.container_dir(id).join("config.json"))
         .ok()
         .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())

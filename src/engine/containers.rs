@@ -905,9 +905,11 @@ fn hello(sock: &mut UnixStream, flags: u8) -> Result<()> {
     }
 }
 
-/// After EXIT the monitor still removes the cgroup (and, for --rm, the
-/// files); the socket closes when it is done. Waiting for that makes a
-/// returned `run` a finished one, as docker's is.
+/// After EXIT the monitor still removes the cgroup; the socket closes when
+/// it is done. Waiting for that makes a returned `run` a finished one, as
+/// docker's is. An --rm container's monitor closes it once the container
+/// is off its networks (its record went before EXIT): its cgroup and files
+/// go while we return.
 fn wait_monitor_gone(sock: &mut UnixStream) {
     wait_closed(sock, Some(Duration::from_secs(5)));
 }

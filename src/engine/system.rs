@@ -60,8 +60,8 @@ impl Engine {
         let mut ck = Check::new(self)?;
         ck.links()?;
         ck.firewall()?;
-        ck.files();
         let monitored = ck.processes();
+        ck.files(&monitored);
         ck.cgroups(&monitored);
         ck.containers();
         ck.records(&monitored)?;
@@ -550,7 +550,9 @@ impl<'a> Check<'a> {
     }
 
     /// Mounts and directories under the root and the run directory.
-    fn files(&mut self) {
+    /// Mounts and files of containers without a record. `monitored`: a
+    /// live monitor still removes its --rm container's.
+    fn files(&mut self, monitored: &HashSet<String>) {
         let paths = self.paths();
         let ctr_dir = paths.root.join("containers");
         let netns_dir = paths.run.join("netns");
@@ -567,7 +569,7 @@ impl<'a> Check<'a> {
         for dir in [&ctr_dir, &netns_dir] {
             for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
                 let id = e.file_name().to_string_lossy().into_owned();
-                if !self.known(&id) {
+                if !self.known(&id) && !monitored.contains(&id) {
                     let (kind, fix) = if dir == &ctr_dir { ("directory", Fix::RemoveContainerFiles(id)) } else { ("file", Fix::RemoveFile(e.path())) };
                     self.add(kind, e.path().display().to_string(), "its container is gone".into(), fix);
                 }
@@ -600,9 +602,17 @@ impl<'a> Check<'a> {
             } else if !self.known(&words[2]) {
                 // `run` starts a container's monitor while it writes the
                 // record and the directory: a young one without either is
-                // one of those, not a leftover.
-                if words[1] == "monitor" && !self.paths().container_dir(&words[2]).exists() && proc::age(pid).is_some_and(|a| a < std::time::Duration::from_secs(10)) {
-                    continue;
+                // one of those, not a leftover. An --rm container's monitor
+                // removes its cgroup and files after the record: one whose
+                // cgroup holds no process is finishing, and what it is
+                // removing is its own.
+                if words[1] == "monitor" {
+                    let starting = !self.paths().container_dir(&words[2]).exists() && proc::age(pid).is_some_and(|a| a < std::time::Duration::from_secs(10));
+                    let cg = crate::container::cgroup_of_files(self.paths(), &words[2]);
+                    if starting || crate::sys::cgroup::Cgroup::load(&cg).procs().is_empty() {
+                        monitored.insert(words[2].clone());
+                        continue;
+                    }
                 }
                 self.add("process", format!("{pid} ({} {})", words[1], &words[2][..12.min(words[2].len())]), "its container is gone".into(), Fix::Kill(pid));
             } else if words[1] == "monitor" {

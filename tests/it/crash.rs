@@ -40,6 +40,9 @@ const CASES: &[Case] = &[
     // Init killed before the user's command: the container simply exits.
     Case { point: "start.exec", setup: CREATED, op: &["start", "{c}"], left: &[], client_dies: false },
     Case { point: "rm.files", setup: CREATED, op: &["rm", "-f", "{c}"], left: &["container"], client_dies: true },
+    // An --rm container's monitor, killed after its starter returned and
+    // before it removed the container's cgroup and files.
+    Case { point: "rm.finish", setup: &[], op: &["run", "--rm", "--name", "{c}", "busybox", "true"], left: &["cgroup", "directory"], client_dies: false },
     // networks
     Case { point: "network.create", setup: &[], op: &["network", "create", "{n}"], left: &["network", "nftables"], client_dies: true },
     Case { point: "network.rm", setup: &[&["network", "create", "{n}"]], op: &["network", "rm", "-f", "{n}"], left: &["network"], client_dies: true },
@@ -164,6 +167,7 @@ crash_tests! {
     crash_at_start_cgroup => "start.cgroup",
     crash_at_start_exec => "start.exec",
     crash_at_rm_files => "rm.files",
+    crash_at_rm_finish => "rm.finish",
     crash_at_network_create => "network.create",
     crash_at_network_rm => "network.rm",
     crash_at_network_connect => "network.connect",
