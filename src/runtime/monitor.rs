@@ -547,12 +547,19 @@ impl Monitor {
         // happens while they go on.
         if self.autoremove {
             // Its addresses leave the host before its starter goes on: a
-            // run that follows at once may take them. Then nothing of it is
+            // run that follows at once may take them; its link emulation's
+            // rules go with its links. Then nothing of it is
             // left that berth shows or that another container can meet, and
             // a `run --rm` returns (0.4 ms sooner) while its cgroup and
             // files go: `system check` counts those as its monitor's while
             // the monitor lives.
             crate::network::teardown(&self.paths, &self.id);
+            if let Some(f) = forgotten.take() {
+                self.with_store("removing its link emulation", |db, paths, _| {
+                    f.files_removed(paths, db);
+                    Ok::<_, std::convert::Infallible>(())
+                });
+            }
             self.clients.clear();
             crate::fault!("rm.finish");
         }
@@ -568,12 +575,6 @@ impl Monitor {
                 && let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null")
             {
                 let _ = proc::dup_onto(null.as_raw_fd(), 2);
-            }
-            if let Some(f) = forgotten {
-                self.with_store("dropping unused layers", |db, paths, _| {
-                    f.files_removed(paths, db);
-                    Ok::<_, std::convert::Infallible>(())
-                });
             }
             if let Some(p) = spare {
                 p.finish();
