@@ -771,6 +771,7 @@ pub fn check_cgroup_parent(p: &str) -> Result<()> {
 }
 
 pub fn remove_files(paths: &Paths, id: &str) -> Result<()> {
+    crate::network::teardown(paths, id);
     if let Some(p) = remove_files_but_reset(paths, id, None)? {
         p.finish();
     }
@@ -778,11 +779,11 @@ pub fn remove_files(paths: &Paths, id: &str) -> Result<()> {
 }
 
 /// `remove_files`, except that a directory kept as a spare comes back to
-/// be reset: the container is gone already, and the caller (a monitor)
-/// lets its client go before that work. `cgroup`: the container's cgroup
-/// path when the caller knows it; else it is read from config.json.
+/// be reset, and that the container's network namespace is the caller's
+/// to tear down (a monitor does it before it lets its client go).
+/// `cgroup`: the container's cgroup path when the caller knows it; else it
+/// is read from config.json.
 pub fn remove_files_but_reset(paths: &Paths, id: &str, cgroup: Option<String>) -> Result<Option<spare::Pending>> {
-    crate::network::teardown(paths, id);
     let dir = paths.container_dir(id);
     let merged = dir.join("merged");
     let mounted = crate::sys::mount::is_mounted(&merged);

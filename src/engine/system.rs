@@ -550,8 +550,7 @@ impl<'a> Check<'a> {
     }
 
     /// Mounts and directories under the root and the run directory.
-    /// Mounts and files of containers without a record. `monitored`: a
-    /// live monitor still removes its --rm container's.
+    /// `monitored`: a live monitor still removes its --rm container's.
     fn files(&mut self, monitored: &HashSet<String>) {
         let paths = self.paths();
         let ctr_dir = paths.root.join("containers");
